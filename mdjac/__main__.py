@@ -1,0 +1,4 @@
+"""``python -m mdjac``: the same command line as the ``mdjac`` console script."""
+from .cli import main
+
+raise SystemExit(main())

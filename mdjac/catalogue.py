@@ -1,0 +1,310 @@
+"""The catalogue of ready systems: ``load_system(name_or_path)``.
+
+Each system is a declarative JSON file in ``systems/`` (installed as the package data
+``mdjac.systems``) next to its coordinates (PDB or npz). Three engines:
+
+* ``"mindsponge"``: a MindSPONGE Molecule built from residue templates and a parameter set
+  ('AMBER.FF14SB', 'SPCE', 'TIP3P'); the potential is :func:`mdjac.sponge.adapt` of it, and
+  :meth:`System.sponge` gives the MindSPONGE objects for an MD run. MindSPONGE is imported only
+  when the potential or those objects are first asked for.
+* ``"mdjac"``: mdjac terms listed in the file, e.g. ``{"term": "LennardJones", "sigma": [...],
+  "types": "@types", "cutoff": 0.85}``; a string ``"@key"`` stands for the array ``key`` of the
+  coordinates file.
+* ``"article"``: the article's example z = y[index] * x, not a molecule: ``.potential`` is None
+  and ``.function`` maps x (3,) to z (3,) in MindSpore ops.
+
+Fields of every file: ``name``, ``description``, ``engine``, ``coordinates`` (file name, relative
+to the JSON file; not for "article"). mindsponge: ``template``, ``residues`` (list of residue
+names, or ``[name, copies]``), ``forcefield``, ``cutoff`` (nm or null), ``md`` (run settings).
+mdjac: ``atom_types`` (list of {"name", "mass"}), ``terms``.
+"""
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import InputError
+
+DEFAULT_SYSTEM = "alanine-dipeptide"
+ENGINES = ("mindsponge", "mdjac", "article")
+
+
+# ----------------------------------------------------------------------------- where the files are
+def systems_dir():
+    """The folder of the catalogue: the installed package data ``mdjac.systems``, else the clone's ``systems/``."""
+    try:
+        from importlib.resources import files
+        return Path(str(files("mdjac.systems")))
+    except (ModuleNotFoundError, TypeError):
+        return Path(__file__).resolve().parent.parent / "systems"
+
+
+def available_systems():
+    """Sorted names of the catalogue's systems."""
+    return sorted(p.stem for p in systems_dir().glob("*.json"))
+
+
+def _spec_path(name_or_path):
+    """The JSON file for a catalogue name or a path to a system file."""
+    s = os.fspath(name_or_path)
+    if s.endswith(".json") or os.sep in s:
+        p = Path(s)
+        if not p.is_file():
+            raise InputError(f"{s}: no such system file; give a catalogue name ({', '.join(available_systems())}) or a JSON path")
+        return p
+    p = systems_dir() / f"{s}.json"
+    if not p.is_file():
+        raise InputError(f"unknown system {s!r}: available are {', '.join(available_systems())} (or give a path to a system JSON)")
+    return p
+
+
+# ----------------------------------------------------------------------------- coordinates
+def read_pdb(path):
+    """Atoms of a PDB file: (positions (N, 3) nm, names (N,), residue names (N,), box None or (3,) nm)."""
+    xyz, names, resnames, box = [], [], [], None
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("ATOM", "HETATM")):
+                xyz.append([float(line[30:38]), float(line[38:46]), float(line[46:54])])
+                names.append(line[12:16].strip())
+                resnames.append(line[17:20].strip())
+            elif line.startswith("CRYST1"):
+                box = 0.1 * np.array([float(line[6:15]), float(line[15:24]), float(line[24:33])])
+    if not xyz:
+        raise InputError(f"{path} holds no ATOM records: give a PDB file with coordinates")
+    return 0.1 * np.array(xyz), np.array(names), np.array(resnames), box
+
+
+def read_coordinates(path):
+    """dict with 'positions' (N, 3) nm, 'box' None or (3,) nm, 'names' or None, and any other arrays (npz)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: coordinates file missing; the system file names it under 'coordinates'")
+    if path.suffix == ".pdb":
+        x, names, resnames, box = read_pdb(path)
+        return {"positions": x, "box": box, "names": names, "resnames": resnames}
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            out = {k: data[k] for k in data.files}
+        if "positions" not in out:
+            raise InputError(f"{path} has no 'positions' array: store positions (N, 3) in nm under that key")
+        out["box"] = out.get("box")
+        out["names"] = out.get("names")
+        return out
+    raise InputError(f"{path}: unknown coordinates format {path.suffix!r}; use .pdb or .npz")
+
+
+# ----------------------------------------------------------------------------- the system
+@dataclass
+class System:
+    """A ready system.
+
+    name, description: str. positions: (N, 3) nm float64 (article: x (3,)). masses: (N,) amu.
+    box: None or (3,) nm. names: (N,) atom names. spec: the JSON file's contents; path: its file.
+    potential: :class:`mdjac.Potential` (None for the article). function: the article's z(x)
+    (None otherwise). See :meth:`sponge` for the MindSPONGE objects.
+    """
+    name: str
+    description: str
+    positions: np.ndarray
+    masses: Optional[np.ndarray]
+    box: Optional[np.ndarray]
+    names: Optional[np.ndarray]
+    spec: dict = field(repr=False)
+    path: Path = field(repr=False)
+    _potential: object = field(default=None, repr=False)
+    _sponge: tuple = field(default=None, repr=False)
+
+    @property
+    def engine(self):
+        return self.spec["engine"]
+
+    @property
+    def is_mindsponge(self):
+        return self.engine == "mindsponge"
+
+    @property
+    def n_atoms(self):
+        return None if self.engine == "article" else len(self.positions)
+
+    @property
+    def cutoff(self):
+        return self.spec.get("cutoff")
+
+    @property
+    def potential(self):
+        """The mdjac Potential (built on first use; None for the article)."""
+        if self._potential is None and self.engine != "article":
+            if self.is_mindsponge:
+                from .sponge import adapt
+                self._potential = adapt(*self.sponge())
+            else:
+                self._potential = build_terms_potential(self)
+        return self._potential
+
+    @property
+    def function(self):
+        """The article's example as a MindSpore function x (3,) -> y[index] * x (3,); None for molecules."""
+        if self.engine != "article":
+            return None
+        return article_function(self.spec)
+
+    def sponge(self, fresh=False):
+        """(Molecule, ForceField) of MindSPONGE at this system's positions, or None for other engines.
+
+        Cached; ``fresh=True`` builds new ones (an MD run moves the molecule's coordinates).
+        """
+        if not self.is_mindsponge:
+            return None
+        if fresh or self._sponge is None:
+            built = build_sponge(self.spec, self.positions, self.box)
+            if fresh:
+                return built
+            self._sponge = built
+        return self._sponge
+
+
+def load_system(name_or_path=DEFAULT_SYSTEM):
+    """A :class:`System` by catalogue name (see :func:`available_systems`) or by path to a system JSON."""
+    path = _spec_path(name_or_path)
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}): fix the system file") from None
+    engine = spec.get("engine")
+    if engine not in ENGINES:
+        raise InputError(f"{path}: engine {engine!r} unknown; use one of {', '.join(ENGINES)}")
+    name = spec.get("name", path.stem)
+    description = spec.get("description", "")
+    if engine == "article":
+        x = np.asarray(spec["x"], dtype=np.float64)
+        return System(name, description, x, None, None, None, spec, path)
+    coords = read_coordinates(path.parent / spec["coordinates"])
+    x = np.asarray(coords["positions"], dtype=np.float64)
+    box = None if coords["box"] is None else np.asarray(coords["box"], dtype=np.float64).reshape(3)
+    if engine == "mindsponge":
+        names, masses = sponge_names_and_masses(spec)
+    else:
+        names, masses = type_names_and_masses(spec, coords)
+    if len(names) != len(x):
+        raise InputError(f"{path}: the coordinates hold {len(x)} atoms but the residues/types describe {len(names)}")
+    return System(name, description, x, masses, box, names, spec, path)
+
+
+# ----------------------------------------------------------------------------- engine "mdjac"
+def type_names_and_masses(spec, coords):
+    """Names (N,) and masses (N,) amu of an mdjac system from its atom types and the types array."""
+    types = np.asarray(coords.get("types", np.zeros(len(coords["positions"]), np.int64)), dtype=np.int64)
+    table = spec.get("atom_types") or []
+    if not table or types.max() >= len(table):
+        raise InputError("the system's atom_types list does not cover every atom type: give one {name, mass} per type")
+    return (np.array([table[t]["name"] for t in types]), np.array([float(table[t]["mass"]) for t in types]))
+
+
+def build_terms_potential(system):
+    """The Potential of an engine-"mdjac" system: its 'terms' list, '@key' resolved from the coordinates file."""
+    from . import terms
+    from .potential import Potential
+
+    coords = read_coordinates(system.path.parent / system.spec["coordinates"])
+    built = []
+    for entry in system.spec.get("terms", []):
+        entry = dict(entry)
+        kind = entry.pop("term", None)
+        cls = getattr(terms, str(kind), None)
+        if not isinstance(cls, type) or not issubclass(cls, terms.Term):
+            raise InputError(f"{system.path}: unknown term {kind!r}; use a class of mdjac.terms")
+        args = {k: (coords[v[1:]] if isinstance(v, str) and v.startswith("@") else v) for k, v in entry.items()}
+        built.append(cls(**args))
+    return Potential(built, box=system.box, n_atoms=len(system.positions))
+
+
+# ----------------------------------------------------------------------------- engine "article"
+def article_function(spec):
+    """The article's z = y[index] * x as a MindSpore function of x (3,) (float32 or float64 Tensor)."""
+    import mindspore as ms
+    from mindspore import ops
+
+    y = np.asarray(spec["y"], dtype=np.float64)
+    index = np.asarray(spec["index"], dtype=np.int32)
+
+    def z(x):
+        table = ms.Tensor(y.astype(ms.dtype_to_nptype(x.dtype)))
+        return ops.gather(table, ms.Tensor(index), 0).reshape(-1) * x
+    return z
+
+
+# ----------------------------------------------------------------------------- engine "mindsponge"
+def _residue_list(spec):
+    """[(name, copies)] from the spec's 'residues' (names, or [name, copies])."""
+    out = []
+    for item in spec["residues"]:
+        name, copies = (item, 1) if isinstance(item, str) else (item[0], int(item[1]))
+        out.append((name, copies))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _template(name):
+    from mindsponge.data import get_template
+    return get_template(name)
+
+
+def _template_residue(spec, name):
+    tmpl = _template(spec["template"]).get(name)
+    if tmpl is None:
+        raise InputError(f"residue {name!r} is not in MindSPONGE's template {spec['template']!r}: fix 'residues'")
+    return tmpl
+
+
+def sponge_names_and_masses(spec):
+    """Atom names (N,) and masses (N,) amu of a mindsponge system, from MindSPONGE's templates.
+
+    Reads the template YAML through MindSPONGE's loader (which imports mindsponge)."""
+    names, masses = [], []
+    for name, copies in _residue_list(spec):
+        t = _template_residue(spec, name)
+        names += list(t["atom_name"]) * copies
+        masses += list(t["atom_mass"]) * copies
+    return np.array(names), np.array(masses, dtype=np.float64)
+
+
+def _build_residue(spec, name, copies):
+    """A MindSPONGE residue: a template residue, or ``copies`` of one merged into a single residue.
+
+    One merged residue instead of 1,000 small ones: Molecule.build_system is quadratic in residues
+    (1,000 waters took 270 s); the force field is the same (bonds stay within each copy)."""
+    from mindsponge.system import Residue
+    from mindsponge.system.residue.amino import AminoAcid
+
+    t = _template_residue(spec, name)
+    if copies == 1:
+        cls = AminoAcid if spec["template"].startswith("protein") else Residue
+        return cls(name=name, template=_template(spec["template"]))
+    n = len(t["atom_name"])
+    bond = np.asarray(t.get("bond") or np.zeros((0, 2)), dtype=np.int32)
+    bonds = (bond[None] + n * np.arange(copies)[:, None, None]).reshape(-1, 2)
+    tile = lambda key, dtype: np.tile(np.asarray(t[key], dtype=dtype), copies)  # noqa: E731
+    return Residue(name=name, atom_name=tile("atom_name", np.str_), atom_type=tile("atom_type", np.str_),
+                   atom_mass=tile("atom_mass", np.float32), atomic_number=tile("atomic_number", np.int32),
+                   atom_charge=tile("atom_charge", np.float32) if "atom_charge" in t else None, bond=bonds)
+
+
+def build_sponge(spec, positions, box):
+    """(Molecule, ForceField) of MindSPONGE for a mindsponge system spec at ``positions`` (N, 3) nm.
+
+    The force field's cells get the spec's cutoff (nm), as a SimulationCell would set it.
+    """
+    from mindsponge import ForceField, Molecule
+
+    residues = [_build_residue(spec, name, copies) for name, copies in _residue_list(spec)]
+    pbc = None if box is None else np.asarray(box, dtype=np.float32).reshape(1, 3)
+    molecule = Molecule(residue=residues, coordinate=np.asarray(positions, dtype=np.float32)[None], pbc_box=pbc)
+    forcefield = ForceField(molecule, spec["forcefield"])
+    if spec.get("cutoff") is not None:
+        forcefield.set_cutoff(float(spec["cutoff"]))
+    return molecule, forcefield

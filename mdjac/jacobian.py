@@ -1,0 +1,127 @@
+"""The force Jacobian as data.
+
+For N atoms with positions r_i (nm) and forces F_i = -dU/dr_i (kJ mol^-1 nm^-1), the force
+Jacobian is the N x N grid of 3x3 blocks
+
+    J_ij = dF_i / dr_j = -d2U / dr_i dr_j        (kJ mol^-1 nm^-2),
+
+element ``J_ij[a, b] = dF_{i,a} / dr_{j,b}`` with a, b the Cartesian components x, y, z. It is minus
+the Hessian, so ``J_ij = J_ji^T``. For short-ranged force fields most blocks are zero; a
+:class:`ForceJacobian` stores only the blocks of atom pairs that interact, plus every diagonal
+block, as matscipy does for its Hessians.
+
+Index convention. ``atoms`` lists, in ascending order, the atoms whose rows and columns are kept
+(all atoms, or a selection for a partial Jacobian). Block row ``r`` and block column ``c`` count in
+that list: block ``k`` is ``J[atoms[rows[k]], atoms[cols[k]]]``. Flattened, atom ``atoms[r]``,
+component ``a`` is row ``3 r + a`` of :meth:`ForceJacobian.to_bsr`.
+"""
+import numpy as np
+import scipy.sparse
+
+from .errors import InputError
+
+
+class ForceJacobian:
+    """Block-sparse force Jacobian of one frame.
+
+    Attributes
+    ----------
+    n_atoms : int, atoms in the system.
+    atoms : (n,) int64, ascending global indices of the kept rows and columns.
+    rows, cols : (nnz,) int64, block coordinates in ``atoms``; row-major order, unique.
+    blocks : (nnz, 3, 3) float32 or float64, kJ mol^-1 nm^-2.
+    """
+
+    def __init__(self, n_atoms, rows, cols, blocks, atoms=None):
+        self.n_atoms = int(n_atoms)
+        self.atoms = np.arange(self.n_atoms, dtype=np.int64) if atoms is None else np.asarray(atoms, dtype=np.int64)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.cols = np.asarray(cols, dtype=np.int64)
+        self.blocks = np.asarray(blocks)
+        n = len(self.atoms)
+        if self.blocks.shape != (len(self.rows), 3, 3) or self.cols.shape != self.rows.shape:
+            raise InputError(f"blocks {self.blocks.shape}, rows {self.rows.shape} and cols {self.cols.shape} do not match: "
+                             "blocks must be (nnz, 3, 3) with rows and cols (nnz,)")
+        if len(self.rows) and (self.rows.min() < 0 or self.cols.min() < 0 or self.rows.max() >= n or self.cols.max() >= n):
+            raise InputError(f"block indices must lie in 0..{n - 1} (the selected atoms)")
+
+    @property
+    def n(self):
+        """Number of kept atoms (block rows)."""
+        return len(self.atoms)
+
+    @property
+    def nnz_blocks(self):
+        return len(self.rows)
+
+    @property
+    def dtype(self):
+        return self.blocks.dtype
+
+    def indptr(self):
+        """(n + 1,) int64: block-row pointers (CSR over blocks)."""
+        return np.concatenate([[0], np.cumsum(np.bincount(self.rows, minlength=self.n))]).astype(np.int64)
+
+    def to_bsr(self):
+        """``scipy.sparse.bsr_matrix`` of shape (3n, 3n), blocksize (3, 3)."""
+        return scipy.sparse.bsr_matrix((self.blocks, self.cols, self.indptr()), shape=(3 * self.n, 3 * self.n))
+
+    def to_dense(self):
+        """Dense (n, 3, n, 3) array; ``to_dense()[i, a, j, b] = dF_{i,a} / dr_{j,b}``."""
+        out = np.zeros((self.n, 3, self.n, 3), dtype=self.blocks.dtype)
+        out[self.rows, :, self.cols, :] = self.blocks
+        return out
+
+    def diagonal(self):
+        """The diagonal blocks J_ii, shape (n, 3, 3)."""
+        out = np.zeros((self.n, 3, 3), dtype=self.blocks.dtype)
+        on = self.rows == self.cols
+        out[self.rows[on]] = self.blocks[on]
+        return out
+
+    def pattern(self):
+        """(n, n) ``scipy.sparse.csr_matrix`` of booleans: which blocks are stored."""
+        data = np.ones(len(self.rows), dtype=bool)
+        return scipy.sparse.csr_matrix((data, self.cols, self.indptr()), shape=(self.n, self.n))
+
+    def select(self, atoms):
+        """The partial Jacobian on a subset of ``self.atoms`` (global indices), as a new ForceJacobian."""
+        atoms = np.unique(np.asarray(atoms, dtype=np.int64))
+        where = np.searchsorted(self.atoms, atoms)
+        if np.any(where >= self.n) or np.any(self.atoms[np.minimum(where, self.n - 1)] != atoms):
+            raise InputError("the selection names atoms that this Jacobian does not hold")
+        local = np.full(self.n, -1, dtype=np.int64)
+        local[where] = np.arange(len(atoms))
+        keep = (local[self.rows] >= 0) & (local[self.cols] >= 0)
+        return ForceJacobian(self.n_atoms, local[self.rows[keep]], local[self.cols[keep]], self.blocks[keep], atoms)
+
+    @classmethod
+    def from_bsr(cls, bsr, n_atoms=None, atoms=None):
+        """Build from a (3n, 3n) matrix with blocksize (3, 3) (any scipy sparse matrix is converted)."""
+        bsr = scipy.sparse.bsr_matrix(bsr, blocksize=(3, 3))
+        bsr.sort_indices()
+        n = bsr.shape[0] // 3
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(bsr.indptr))
+        return cls(n if n_atoms is None else n_atoms, rows, bsr.indices, np.asarray(bsr.data), atoms)
+
+    def __repr__(self):
+        return (f"ForceJacobian(n_atoms={self.n_atoms}, kept={self.n}, blocks={self.nnz_blocks}, "
+                f"dtype={self.blocks.dtype})")
+
+
+def assemble_blocks(n, rows, cols, blocks, dtype=None):
+    """Sum 3x3 blocks that share a position and sort them row-major, adding every diagonal block.
+
+    n: number of block rows; rows, cols: (K,) int block coordinates, repeats allowed;
+    blocks: (K, 3, 3). Returns (rows, cols, blocks) unique and sorted, diagonal always present.
+    """
+    dtype = blocks.dtype if dtype is None else dtype
+    diag = np.arange(n, dtype=np.int64)
+    rows = np.concatenate([diag, np.asarray(rows, dtype=np.int64)])
+    cols = np.concatenate([diag, np.asarray(cols, dtype=np.int64)])
+    flat = np.concatenate([np.zeros((n, 9), dtype=np.float64), np.asarray(blocks, dtype=np.float64).reshape(-1, 9)])
+    keys, inverse = np.unique(rows * n + cols, return_inverse=True)
+    summed = np.empty((len(keys), 9), dtype=np.float64)
+    for c in range(9):
+        summed[:, c] = np.bincount(inverse, weights=flat[:, c], minlength=len(keys))
+    return keys // n, keys % n, summed.reshape(-1, 3, 3).astype(dtype)

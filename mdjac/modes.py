@@ -1,0 +1,498 @@
+r"""Normal modes from a force Jacobian.
+
+The maths
+=========
+
+A force Jacobian holds the 3x3 blocks J_ij = dF_i/dr_j = -d2U/dr_i dr_j (kJ mol^-1 nm^-2).
+The Hessian is H = -J. With the masses m_i (amu) repeated three times on the diagonal of M, the
+mass-weighted Hessian is
+
+    D = M^{-1/2} H M^{-1/2}        (3n x 3n, symmetric, kJ mol^-1 nm^-2 amu^-1),
+
+and the harmonic equations of motion M x'' = -H x become q'' = -D q in the mass-weighted
+coordinates q = M^{1/2} x. The eigenpairs D v_k = lambda_k v_k are the normal modes: v_k is the
+mass-weighted eigenvector (orthonormal), lambda_k = omega_k^2 its squared angular frequency.
+
+Units. 1 kJ mol^-1 = 1e3 J mol^-1 and 1 amu = 1e-3 kg mol^-1, so
+1 kJ mol^-1 amu^-1 = 1e6 J kg^-1 = 1e6 m^2 s^-2; dividing by 1 nm^2 = 1e-18 m^2 gives
+1 kJ mol^-1 nm^-2 amu^-1 = 1e24 s^-2 = 1 ps^-2 (since the 2019 SI the molar mass constant is
+0.99999999965e-3 kg mol^-1, so this is exact to 4e-10, as in every MD code). Hence, with lambda in those units,
+
+    omega = sqrt(lambda)                       (rad ps^-1),
+    nu    = omega / (2 pi)                     (ps^-1 = THz),
+    nu~   = nu / c = omega / (2 pi c)          (cm^-1), c = 0.0299792458 cm ps^-1.
+
+A negative eigenvalue (a saddle direction) is reported, by the usual convention, as the negative
+number -sqrt(|lambda|) (an "imaginary frequency").
+
+Rigid-body projection. A potential that depends only on relative positions leaves the three
+translations exactly free; an isolated molecule at a stationary point also leaves the three
+rotations (two if it is linear) free. In mass-weighted coordinates these directions are
+
+    translation a:  (t_a)_i = sqrt(m_i) e_a,
+    rotation a:     (R_a)_i = sqrt(m_i) e_a x (r_i - r_com),
+
+for atoms i = 1..n, with r_com the centre of mass. They are orthonormalised (SVD; a direction whose
+singular value is below 1e-6 of the largest is dropped, which is how a linear molecule ends up
+with five and a single atom with three) into the columns of B (3n x r), and with P = I - B B^T the
+analysis is done on P D P restricted to the complement of span(B): the r rigid-body modes are
+**removed**, not reported as zeros, so a projected analysis has 3n - r modes. project='molecule'
+removes translations and rotations, project='periodic' only the translations (a periodic box has
+no rotational freedom), project=None nothing (the rigid-body modes then show up as near-zero
+frequencies, which is itself a check of a Jacobian's invariances).
+
+Solvers. Small systems use dense ``numpy.linalg.eigh`` on Q^T D Q, Q an orthonormal basis of the
+complement of span(B). Large ones use ``scipy.sparse.linalg.eigsh`` on the block-sparse D:
+
+* lowest k: shift-invert about sigma. The operator is A = P D P + s B B^T - sigma I, i.e. the
+  projected matrix with the rigid-body directions moved far up the spectrum (eigenvalue s, above
+  every eigenvalue of D) where shift-invert never finds them. A is D - sigma I plus a rank-2r
+  term, A = (D - sigma I) + U C U^T with U = [B, D B] and C = [[B^T D B + s I, -I], [-I, 0]], so
+  A^{-1} follows from one sparse LU of D - sigma I and the Woodbury identity. The k eigenvalues
+  returned are those nearest sigma, which are the k lowest when no eigenvalue lies further below
+  sigma than the k-th one above it (true near a minimum with the default sigma; pass sigma for
+  saddle points). Lanczos may return an exactly degenerate eigenvalue (the unprojected rigid-body
+  zeros, the floppy modes of an under-constrained network) with too low a multiplicity; project
+  the rigid-body modes out when asking for the lowest ones.
+* highest k: Lanczos on x -> P D P x for the largest algebraic eigenvalues (no inversion).
+
+Everything from the Jacobian onward is accumulated in float64, whatever the Jacobian's dtype.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from mdjac.errors import InputError
+
+#: speed of light in cm ps^-1
+C_CM_PER_PS = 2.99792458e-2
+#: rigid-body directions whose singular value is below this fraction of the largest are dropped
+RIGID_RANK_TOLERANCE = 1e-6
+#: the dense solver is used up to this many degrees of freedom when ``method='auto'``
+DENSE_MAX_DOF = 3000
+PROJECTIONS = (None, "molecule", "periodic")
+
+
+# --------------------------------------------------------------------------------------------
+# unit conversions
+# --------------------------------------------------------------------------------------------
+def eigenvalues_to_wavenumbers(eigenvalues):
+    """Signed wavenumbers (cm^-1) from eigenvalues of D (kJ mol^-1 nm^-2 amu^-1 = ps^-2).
+
+    Negative eigenvalues give negative wavenumbers -sqrt(|lambda|) / (2 pi c).
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    return np.sign(lam) * np.sqrt(np.abs(lam)) / (2.0 * np.pi * C_CM_PER_PS)
+
+
+def wavenumbers_to_eigenvalues(wavenumbers):
+    """Inverse of :func:`eigenvalues_to_wavenumbers`: cm^-1 (signed) -> ps^-2 (signed)."""
+    omega = 2.0 * np.pi * C_CM_PER_PS * np.asarray(wavenumbers, dtype=np.float64)
+    return np.sign(omega) * omega**2
+
+
+# --------------------------------------------------------------------------------------------
+# the result as data
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NormalModes:
+    """Normal modes of one structure, as data (compare ASE's ``VibrationsData``).
+
+    Attributes
+    ----------
+    eigenvalues : (n_modes,) float64, kJ mol^-1 nm^-2 amu^-1 (= ps^-2), ascending.
+    vectors : (n_modes, n, 3) float64, mass-weighted eigenvectors, orthonormal as 3n-vectors.
+    masses : (n,) float64, amu, of the atoms analysed.
+    atoms : (n,) int64, their global indices.
+    projection : None, 'molecule' or 'periodic'; the rigid-body modes it names were removed.
+    n_rigid : int, how many rigid-body directions were removed.
+    """
+
+    eigenvalues: np.ndarray
+    vectors: np.ndarray
+    masses: np.ndarray
+    atoms: np.ndarray
+    projection: str | None = None
+    n_rigid: int = 0
+
+    @property
+    def n_modes(self) -> int:
+        return int(self.eigenvalues.shape[0])
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """(n_modes,) wavenumbers in cm^-1; imaginary ones as negative numbers."""
+        return eigenvalues_to_wavenumbers(self.eigenvalues)
+
+    @property
+    def angular_frequencies(self) -> np.ndarray:
+        """(n_modes,) omega in rad ps^-1, signed like :attr:`frequencies`."""
+        lam = self.eigenvalues
+        return np.sign(lam) * np.sqrt(np.abs(lam))
+
+    @property
+    def frequencies_thz(self) -> np.ndarray:
+        """(n_modes,) nu = omega / 2 pi in THz (ps^-1), signed."""
+        return self.angular_frequencies / (2.0 * np.pi)
+
+    @property
+    def displacements(self) -> np.ndarray:
+        """(n_modes, n, 3) Cartesian displacement directions M^{-1/2} v, each of unit norm."""
+        x = self.vectors / np.sqrt(self.masses)[None, :, None]
+        norms = np.sqrt(np.einsum("kia,kia->k", x, x))
+        return x / norms[:, None, None]
+
+    @property
+    def reduced_masses(self) -> np.ndarray:
+        """(n_modes,) amu: 1 / sum_i |v_ki|^2 / m_i, the mass of the unit Cartesian displacement
+        (Gaussian's "reduced mass"; for a diatomic stretch m1 m2 M / (m1^2 + m2^2), M = m1 + m2)."""
+        return 1.0 / np.einsum("kia,i->k", self.vectors**2, 1.0 / self.masses)
+
+    def table(self, title: str | None = None) -> str:
+        """The modes as a printable table: index, cm^-1, THz, reduced mass (amu)."""
+        lines = [title] if title else []
+        note = f"{self.n_rigid} rigid-body modes removed ({self.projection})" if self.projection \
+            else "no rigid-body projection"
+        lines.append(f"{self.n_modes} modes of {self.atoms.shape[0]} atoms; {note}")
+        lines.append(f"{'mode':>5} {'cm^-1':>12} {'THz':>10} {'mu/amu':>9}")
+        for i, (f, t, mu) in enumerate(zip(self.frequencies, self.frequencies_thz,
+                                          self.reduced_masses)):
+            lines.append(f"{i:>5d} {f:>12.3f} {t:>10.4f} {mu:>9.4f}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# input checking
+# --------------------------------------------------------------------------------------------
+def _jacobian_atoms(jacobian) -> tuple[np.ndarray, int]:
+    """(atoms (n,) int64, n_atoms) of a ForceJacobian."""
+    return np.asarray(jacobian.atoms, dtype=np.int64), int(jacobian.n_atoms)
+
+
+def _per_atom(values, atoms: np.ndarray, n_atoms: int, what: str, shape=()) -> np.ndarray:
+    """Pick the rows of a per-atom array that belong to ``atoms``.
+
+    ``values`` has n_atoms rows (the whole system) or len(atoms) rows (already selected).
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape[1:] != shape or arr.shape[0] not in (n_atoms, atoms.shape[0]):
+        want = f"({n_atoms}{', ' + ', '.join(map(str, shape)) if shape else ''})"
+        raise InputError(f"{what} has shape {arr.shape}; expected {want}, one row per atom")
+    return arr[atoms] if arr.shape[0] == n_atoms and atoms.shape[0] != n_atoms else arr
+
+
+def _checked_masses(masses, atoms, n_atoms) -> np.ndarray:
+    """(n,) float64 amu; raises InputError unless finite and positive."""
+    m = _per_atom(masses, atoms, n_atoms, "masses")
+    if not np.all(np.isfinite(m)) or np.any(m <= 0):
+        raise InputError("masses must be finite and positive (amu); got a value <= 0 or not finite")
+    return m
+
+
+# --------------------------------------------------------------------------------------------
+# the mass-weighted Hessian and the rigid-body basis
+# --------------------------------------------------------------------------------------------
+def mass_weighted_hessian(jacobian, masses: np.ndarray) -> sp.csr_matrix:
+    """D = M^{-1/2} (-J) M^{-1/2}, symmetrised, as (3n, 3n) float64 CSR (kJ mol^-1 nm^-2 amu^-1).
+
+    ``masses`` are the (n,) masses (amu) of the Jacobian's atoms, already checked.
+    """
+    h = -sp.csr_matrix(jacobian.to_bsr(), dtype=np.float64)
+    w = sp.diags(np.repeat(1.0 / np.sqrt(masses), 3))
+    d = (w @ h @ w).tocsr()
+    return ((d + d.T) * 0.5).tocsr()
+
+
+def rigid_body_basis(positions: np.ndarray, masses: np.ndarray, project: str | None) -> np.ndarray:
+    """Orthonormal mass-weighted rigid-body directions B, (3n, r) float64.
+
+    positions (n, 3) nm, masses (n,) amu. project: 'molecule' (translations and rotations about
+    the centre of mass), 'periodic' (translations only) or None (r = 0).
+    """
+    n = masses.shape[0]
+    if project is None:
+        return np.zeros((3 * n, 0))
+    sqm = np.sqrt(masses)
+    eye = np.eye(3)
+    trans = [(sqm[:, None] * eye[a][None, :]).ravel() for a in range(3)]
+    rots = []
+    if project == "molecule":
+        rel = positions - (masses @ positions) / masses.sum()
+        rots = [(sqm[:, None] * np.cross(eye[a][None, :], rel)).ravel() for a in range(3)]
+    u, s, _ = np.linalg.svd(np.stack(trans + rots, axis=1), full_matrices=False)
+    return u[:, s > RIGID_RANK_TOLERANCE * s[0]]
+
+
+def _complement_basis(b: np.ndarray) -> np.ndarray:
+    """Orthonormal basis (3n, 3n - r) of the orthogonal complement of the columns of b."""
+    if b.shape[1] == 0:
+        return np.eye(b.shape[0])
+    q, _ = np.linalg.qr(b, mode="complete")
+    return q[:, b.shape[1]:]
+
+
+# --------------------------------------------------------------------------------------------
+# solvers: each returns (eigenvalues (m,), vectors (3n, m)) ascending
+# --------------------------------------------------------------------------------------------
+def _dense_modes(d: sp.spmatrix, b: np.ndarray):
+    q = _complement_basis(b)
+    dq = d @ q
+    vals, vecs = np.linalg.eigh(q.T @ dq)
+    return vals, q @ vecs
+
+
+def _shift_invert_operator(d: sp.spmatrix, b: np.ndarray, sigma: float, shift: float):
+    """LinearOperator x -> (P D P + shift B B^T - sigma I)^{-1} x, by LU of D - sigma I + Woodbury."""
+    dim = d.shape[0]
+    lu = spla.splu((d - sigma * sp.identity(dim)).tocsc())
+    r = b.shape[1]
+    if r == 0:
+        return spla.LinearOperator((dim, dim), matvec=lu.solve, dtype=np.float64)
+    db = np.asarray(d @ b)
+    u = np.hstack([b, db])
+    core = np.block([[b.T @ db + shift * np.eye(r), -np.eye(r)], [-np.eye(r), np.zeros((r, r))]])
+    y = lu.solve(u)
+    cap = np.linalg.inv(core) + u.T @ y
+    cap_lu = scipy.linalg.lu_factor(cap)
+
+    def solve(x):
+        y0 = lu.solve(np.asarray(x, dtype=np.float64))
+        return y0 - y @ scipy.linalg.lu_solve(cap_lu, u.T @ y0)
+
+    return spla.LinearOperator((dim, dim), matvec=lambda x: solve(x.ravel()), matmat=solve,
+                               dtype=np.float64)
+
+
+def _projected_operator(d: sp.spmatrix, b: np.ndarray):
+    """LinearOperator x -> P D P x with P = I - B B^T."""
+    def proj(x):
+        return x - b @ (b.T @ x)
+
+    return spla.LinearOperator(d.shape, matvec=lambda x: proj(d @ proj(x)), dtype=np.float64)
+
+
+def _sparse_modes(d: sp.spmatrix, b: np.ndarray, k: int, which: str, sigma_cm: float):
+    if which == "highest":
+        vals, vecs = spla.eigsh(_projected_operator(d, b), k=k, which="LA")
+    else:
+        sigma = float(wavenumbers_to_eigenvalues(sigma_cm))
+        bound = float(abs(d).sum(axis=1).max())          # Gershgorin: |lambda| <= bound
+        shift = abs(sigma) + 4.0 * bound + 1.0
+        op = _shift_invert_operator(d, b, sigma, shift)
+        vals, vecs = spla.eigsh(d, k=k, sigma=sigma, which="LM", OPinv=op)
+    order = np.argsort(vals)
+    return vals[order], vecs[:, order]
+
+
+# --------------------------------------------------------------------------------------------
+# the public entry point
+# --------------------------------------------------------------------------------------------
+def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="lowest",
+                 sigma=-10.0, method="auto") -> NormalModes:
+    """Normal modes of a force Jacobian.
+
+    Parameters
+    ----------
+    jacobian : ForceJacobian (anything with ``to_bsr()``, ``atoms``, ``n_atoms``), blocks in
+        kJ mol^-1 nm^-2, for n atoms (all of them or a selection).
+    masses : (n_atoms,) or (n,) amu.
+    positions : (n_atoms, 3) or (n, 3) nm; needed for project='molecule'.
+    project : None, 'molecule' (remove 3 translations + 3 rotations, 2 if linear) or 'periodic'
+        (remove 3 translations). Removed modes are not reported. Needs the full Jacobian.
+    k : number of modes to return (None: all 3n - r).
+    which : 'lowest' or 'highest' (with k).
+    sigma : shift (cm^-1, negative = imaginary) for the sparse lowest-k solver; the modes whose
+        eigenvalues are nearest its eigenvalue are found.
+    method : 'auto' (dense up to DENSE_MAX_DOF degrees of freedom or when k covers nearly all
+        modes, sparse otherwise), 'dense' or 'sparse'.
+
+    Returns
+    -------
+    NormalModes, modes in ascending order of eigenvalue.
+    """
+    if project not in PROJECTIONS:
+        raise InputError(f"project must be one of {PROJECTIONS}; got {project!r}")
+    if which not in ("lowest", "highest"):
+        raise InputError(f"which must be 'lowest' or 'highest'; got {which!r}")
+    if method not in ("auto", "dense", "sparse"):
+        raise InputError(f"method must be 'auto', 'dense' or 'sparse'; got {method!r}")
+    atoms, n_atoms = _jacobian_atoms(jacobian)
+    m = _checked_masses(masses, atoms, n_atoms)
+    if project is not None and atoms.shape[0] != n_atoms:
+        raise InputError(f"rigid-body projection needs the Jacobian of all {n_atoms} atoms; this "
+                         f"one covers {atoms.shape[0]} (pass project=None)")
+    if project == "molecule" and positions is None:
+        raise InputError("project='molecule' needs positions (n_atoms, 3) in nm")
+    x = None if positions is None else _per_atom(positions, atoms, n_atoms, "positions", (3,))
+    b = rigid_body_basis(x, m, project)
+    n_vib = 3 * atoms.shape[0] - b.shape[1]
+    if k is not None and not (isinstance(k, (int, np.integer)) and 1 <= k <= n_vib):
+        raise InputError(f"k must be an integer from 1 to {n_vib}; got {k!r}")
+    d = mass_weighted_hessian(jacobian, m)
+    sparse = method == "sparse" or (method == "auto" and k is not None
+                                    and d.shape[0] > DENSE_MAX_DOF and k < n_vib - 1)
+    if sparse:
+        if k is None or k >= d.shape[0] - 1:
+            raise InputError(f"the sparse solver needs k below {d.shape[0] - 1}; use method='dense'")
+        vals, vecs = _sparse_modes(d, b, k, which, sigma)
+    else:
+        vals, vecs = _dense_modes(d, b)
+        if k is not None:
+            sel = slice(0, k) if which == "lowest" else slice(n_vib - k, n_vib)
+            vals, vecs = vals[sel], vecs[:, sel]
+    return NormalModes(eigenvalues=vals, vectors=vecs.T.reshape(-1, atoms.shape[0], 3),
+                       masses=m, atoms=atoms, projection=project, n_rigid=int(b.shape[1]))
+
+
+# --------------------------------------------------------------------------------------------
+# minimisation and the command line
+# --------------------------------------------------------------------------------------------
+def minimise_energy(potential, positions, box=None, gtol=1e-6, max_steps=200, max_move=0.02):
+    """Local energy minimum, in float64. Returns (positions (N, 3) nm, largest force component).
+
+    positions (N, 3) nm; gtol: stop when the largest force component is below it
+    (kJ mol^-1 nm^-1). Up to DENSE_MAX_DOF degrees of freedom: saddle-free Newton steps with the
+    exact Hessian H = -J from the potential's force Jacobian, dx = V |Lambda|^-1 V^T F over the
+    eigenpairs of H with |lambda| above 1e-9 of the largest (so flat rigid-body directions are left
+    alone), no atom moving more than ``max_move`` nm, halved until the energy does not rise.
+    Quadratic convergence near the minimum: a few Jacobians reach gtol = 1e-6. Larger systems:
+    L-BFGS-B on energy and forces.
+    """
+    x = np.asarray(positions, dtype=np.float64).copy()
+    if x.size > DENSE_MAX_DOF:
+        return _lbfgs(potential, x, box, gtol, max_steps * 100)
+    energy, forces = potential.energy_and_forces(x, box=box)
+    for _ in range(max_steps):
+        if np.abs(forces).max() < gtol:
+            break
+        h = -potential.force_jacobian(x, box=box).to_dense().reshape(x.size, x.size).astype(np.float64)
+        lam, vec = np.linalg.eigh(0.5 * (h + h.T))
+        keep = np.abs(lam) > 1e-9 * np.abs(lam).max()
+        step = (vec[:, keep] @ ((vec[:, keep].T @ forces.ravel()) / np.abs(lam[keep]))).reshape(x.shape)
+        step *= min(1.0, max_move / np.linalg.norm(step, axis=1).max())
+        for _ in range(30):
+            e_new, f_new = potential.energy_and_forces(x + step, box=box)
+            if e_new <= energy + 1e-12 * abs(energy):
+                break
+            step *= 0.5
+        else:
+            break                                   # no descent along the Newton direction
+        x, energy, forces = x + step, e_new, np.asarray(f_new, dtype=np.float64)
+    return x, float(np.abs(forces).max())
+
+
+def _lbfgs(potential, x0, box, gtol, maxiter):
+    """L-BFGS-B on the energy (kJ/mol) and forces; returns (positions, largest force component)."""
+    import scipy.optimize
+
+    def energy_and_gradient(flat):
+        e, f = potential.energy_and_forces(flat.reshape(x0.shape), box=box)
+        return float(e), -np.asarray(f, dtype=np.float64).ravel()
+
+    res = scipy.optimize.minimize(energy_and_gradient, x0.ravel(), jac=True, method="L-BFGS-B",
+                                  options=dict(gtol=gtol, ftol=1e-15, maxiter=maxiter,
+                                               maxfun=2 * maxiter, maxcor=30))
+    x = res.x.reshape(x0.shape)
+    return x, float(np.abs(potential.forces(x, box=box)).max())
+
+
+def default_projection(jacobian, box) -> str | None:
+    """'periodic' in a box, 'molecule' without one, None for a partial Jacobian."""
+    if len(jacobian.atoms) != jacobian.n_atoms:
+        return None
+    return "molecule" if box is None else "periodic"
+
+
+def _file_masses(path):
+    """(N,) amu stored by mdjac's writer in /particles/trajectory/mass, or None."""
+    from mdjac.h5md import GROUP, open_h5
+
+    with open_h5(path) as f:
+        ds = f.get(f"particles/{GROUP}/mass")
+        return None if ds is None else np.asarray(ds[()], dtype=np.float64)
+
+
+def _file_frame(path, frame):
+    """(Frame, system name recorded by the writer or None) of frame ``frame`` of an H5MD file."""
+    from mdjac.h5md import open_trajectory, read_metadata
+
+    with open_trajectory(path) as traj:
+        n = len(traj)
+        if not isinstance(frame, (int, np.integer)) or not -n <= frame < n:
+            raise InputError(f"{path}: frame {frame} is out of range; the file has {n} frames (0..{n - 1})")
+        fr = traj[int(frame)]
+    return fr, read_metadata(path).get("system")
+
+
+def _file_case(path, frame, system):
+    """(jacobian, masses, positions, box, description) of a frame of an mdjac H5MD file, as stored.
+
+    Masses come from the file, else from ``system`` (a name, or the one the file records); the
+    Jacobian from the file, else from that system's potential at the frame's positions.
+    """
+    fr, recorded = _file_frame(path, frame)
+    x = np.asarray(fr.positions, dtype=np.float64)
+    masses, jacobian = _file_masses(path), fr.jacobian
+    if masses is None or jacobian is None:
+        name = system or recorded
+        if name is None:
+            raise InputError(f"{path} stores no masses or no Jacobian and names no system; pass a system")
+        sysobj = _load_system(name) if isinstance(name, str) else name
+        masses = sysobj.masses if masses is None else masses
+        jacobian = sysobj.potential.force_jacobian(x, box=fr.box) if jacobian is None else jacobian
+    return jacobian, masses, x, fr.box, f"{path}, frame {frame} (step {fr.step}, {fr.time:g} ps), as stored"
+
+
+def _system_case(sysobj, minimise, gtol):
+    """(jacobian, masses, positions, box, description) of a catalogue System, minimised first."""
+    if getattr(sysobj, "potential", None) is None:
+        raise InputError(f"system {sysobj.name} has no potential energy (not a molecule); pick a molecular system")
+    x = np.asarray(sysobj.positions, dtype=np.float64)
+    where = f"system {sysobj.name}"
+    if minimise:
+        x, fmax = minimise_energy(sysobj.potential, x, box=sysobj.box, gtol=gtol)
+        where += f", minimised (largest force {fmax:.2g} kJ mol^-1 nm^-1)"
+    return sysobj.potential.force_jacobian(x, box=sysobj.box), sysobj.masses, x, sysobj.box, where
+
+
+def modes_command(source, frame=0, k=None, system=None, minimise=True, project="auto",
+                  gtol=1e-6) -> str:
+    """The text ``mdjac modes`` prints: a table of normal-mode frequencies.
+
+    source : an H5MD file written by mdjac (frame ``frame`` is analysed as it is, with its stored
+        Jacobian, or one computed from ``system`` if it has none), a catalogue system name or
+        file, or a loaded System (minimised first with :func:`minimise_energy` unless ``minimise``
+        is False).
+    k : the k lowest modes only. system : catalogue name for a file's masses or potential (default:
+        the system the file records). project : 'auto' (:func:`default_projection`), None,
+        'molecule' or 'periodic'. gtol : minimiser tolerance, kJ mol^-1 nm^-1.
+    """
+    import os
+    import time
+
+    t0 = time.perf_counter()
+    if not isinstance(source, (str, os.PathLike)):
+        case = _system_case(source, minimise, gtol)
+    elif os.path.isfile(source) and not os.fspath(source).endswith(".json"):
+        case = _file_case(os.fspath(source), frame, system)
+    else:
+        case = _system_case(_load_system(source), minimise, gtol)
+    jacobian, masses, x, box, where = case
+    proj = default_projection(jacobian, box) if project == "auto" else project
+    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k)
+    return nm.table(title=f"normal modes of {where} [{time.perf_counter() - t0:.1f} s]")
+
+
+def _load_system(name):
+    """The catalogue's System for a name or file; unknown names as InputError."""
+    from mdjac.catalogue import load_system
+
+    try:
+        return load_system(name)
+    except (FileNotFoundError, KeyError) as err:
+        raise InputError(f"unknown system {name!r} ({err}); give a name from systems/ or an mdjac file") from None

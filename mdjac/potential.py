@@ -1,0 +1,307 @@
+"""A potential: a sum of terms, evaluated on one frame at a time.
+
+U(x) = sum over terms t, instances m of E_t(q_tm), with q_tm the per-instance coordinates (see
+mdjac.terms). Forces and the force Jacobian follow by the chain rule through the linear map from
+atom positions to q: for a term of relative positions, q_a = x_{index[a]} - x_{index[0]}, i.e.
+q = A x_local with A = [-1 | I] of shape (k-1, k); for a per-atom term A = I. So
+
+    F_local = -A^T dE/dq,        H_local = A^T (d2E/dq2) A,        J = -H,
+
+and the (k x k) grid of 3x3 blocks of H_local is scatter-added at (index[a], index[b]). Only
+dE/dq and d2E/dq2 come from automatic differentiation; A is exact integer bookkeeping.
+
+Strategies for :meth:`Potential.force_jacobian`:
+
+* ``"replicate"`` (default): per-term replication, mdjac.kernel.term_hessians. 3c masked grads per
+  term and chunk, independent of the number of atoms and of the cutoff.
+* ``"colour"``: the whole potential as one opaque energy of all positions; distance-2 colouring of
+  its interaction graph, one masked grad per colour and component.
+* ``"dense"``: the article's identity mask, 3N copies of the system. Small systems, tests.
+
+Instances are processed in chunks of fixed, power-of-two sizes (padded) so that each compiled
+function sees few shapes and compiles once, not per frame.
+"""
+import numpy as np
+
+from . import kernel
+from .errors import InputError
+from .jacobian import ForceJacobian, assemble_blocks
+from .neighbours import neighbour_pairs
+from .space import check_box, check_cutoff, minimum_image
+
+#: Largest number of instances per compiled call; bounds memory, and the shapes compiled.
+CHUNK = 65536
+STRATEGIES = ("replicate", "colour", "dense")
+
+
+class Frame:
+    """One validated configuration: positions (N, 3) float64 nm, box None or (3,) nm, compute dtype.
+
+    Neighbour pairs are searched once per cutoff and shared by every term that asks.
+    """
+
+    def __init__(self, positions, box, dtype):
+        self.positions, self.box, self.dtype = positions, box, dtype
+        self._pairs = {}
+
+    def neighbour_pairs(self, cutoff):
+        if cutoff not in self._pairs:
+            self._pairs[cutoff] = neighbour_pairs(self.positions, cutoff, self.box)
+        return self._pairs[cutoff]
+
+
+def _chunk_sizes(m):
+    """Split M instances into chunks: full CHUNKs, then one power of two >= the rest (>= 64)."""
+    sizes = [CHUNK] * (m // CHUNK)
+    rest = m - CHUNK * len(sizes)
+    if rest:
+        sizes.append(min(CHUNK, max(64, 1 << (rest - 1).bit_length())))
+    return sizes
+
+
+def _chunks(m):
+    """Yield (start, stop, padded size) over M instances."""
+    start = 0
+    for size in _chunk_sizes(m):
+        stop = min(m, start + size)
+        yield start, stop, size
+        start = stop
+
+
+def _pad(a, size):
+    """Pad axis 0 of ``a`` to ``size`` by repeating its first row (a valid instance, weight 0)."""
+    if len(a) == size:
+        return a
+    return np.concatenate([a, np.repeat(a[:1], size - len(a), axis=0)])
+
+
+def _chain_matrix(term):
+    """A (c, k): q = A x_local. Relative terms: q_a = x_{a+1} - x_0; per-atom terms: identity."""
+    k = term.n_body
+    if not term.relative:
+        return np.eye(k)
+    return np.concatenate([-np.ones((k - 1, 1)), np.eye(k - 1)], axis=1)
+
+
+def local_coordinates(term, index, positions, box):
+    """Per-instance coordinates q (M, c, 3) in nm (float64), minimum image applied in numpy."""
+    x = positions[index]
+    if not term.relative:
+        return x
+    return minimum_image(x[:, 1:] - x[:, :1], box)
+
+
+def _scatter_add(n, index, values):
+    """out (n, 3) with out[index[p]] += values[p]; index (P,), values (P, 3)."""
+    return np.stack([np.bincount(index, weights=values[:, a], minlength=n) for a in range(3)], axis=1)
+
+
+class Potential:
+    """A sum of force-field terms, with an optional orthorhombic periodic box.
+
+    terms: list of mdjac.terms.Term. box: None or (3,) edges in nm. n_atoms: inferred from the
+    terms' per-atom tables (or their largest index) if not given.
+
+    Every method takes positions (N, 3) in nm and an optional ``box`` that overrides the
+    potential's for this call (NPT trajectories). float64 positions are computed in float64 end to
+    end; any other dtype in float32.
+    """
+
+    def __init__(self, terms, box=None, n_atoms=None):
+        self.terms = list(terms)
+        if not self.terms:
+            raise InputError("a Potential needs at least one term")
+        sizes = {t.n_atoms for t in self.terms if t.n_atoms is not None}
+        if n_atoms is not None:
+            sizes.add(int(n_atoms))
+        if len(sizes) > 1:
+            raise InputError(f"the terms' per-atom tables describe different numbers of atoms {sorted(sizes)}: "
+                             "give every term tables of the same length N")
+        largest = max(t.max_index for t in self.terms) + 1
+        self.n_atoms = sizes.pop() if sizes else largest
+        if largest > self.n_atoms:
+            raise InputError(f"a term names atom {largest - 1} but the system has {self.n_atoms} atoms: indices count from 0 to N-1")
+        self.box = check_box(box)
+        for t in self.terms:
+            check_cutoff(t.cutoff, self.box)
+
+    def __repr__(self):
+        return f"Potential(n_atoms={self.n_atoms}, terms={self.terms}, box={None if self.box is None else self.box.tolist()})"
+
+    # ------------------------------------------------------------------ frames
+    def frame(self, positions, box=None):
+        """Validate positions (N, 3) nm and the box; return a :class:`Frame`."""
+        x = np.asarray(positions)
+        if x.shape != (self.n_atoms, 3):
+            raise InputError(f"positions have shape {x.shape} but the system has {self.n_atoms} atoms: pass an ({self.n_atoms}, 3) array in nm")
+        if not np.issubdtype(x.dtype, np.number):
+            raise InputError(f"positions have dtype {x.dtype}: pass numbers (nm)")
+        dtype = np.float64 if x.dtype == np.float64 else np.float32
+        x = x.astype(np.float64)
+        if not np.all(np.isfinite(x)):
+            bad = int(np.flatnonzero(~np.all(np.isfinite(x), axis=1))[0])
+            raise InputError(f"positions hold NaN or inf (first at atom {bad}): the frame is corrupt")
+        b = self.box if box is None else check_box(box)
+        if box is not None:
+            for t in self.terms:
+                check_cutoff(t.cutoff, b)
+        return Frame(x, b, dtype)
+
+    def _instances(self, frame, atoms=None):
+        """Yield (term, index (M, k), q (M, c, 3) in the frame's dtype, params) for each term.
+
+        With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
+        """
+        for term in self.terms:
+            index, params = term.instances(frame)
+            if atoms is not None:
+                keep = atoms[index].any(axis=1)
+                index, params = index[keep], tuple(p[keep] for p in params)
+            if len(index) == 0:
+                continue
+            q = local_coordinates(term, index, frame.positions, frame.box).astype(frame.dtype)
+            yield term, index, q, tuple(np.asarray(p, dtype=frame.dtype) for p in params)
+
+    # ------------------------------------------------------------------ energy and forces
+    def energy_and_forces(self, positions, box=None):
+        """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1 in the compute dtype)."""
+        frame = self.frame(positions, box)
+        energy, forces = 0.0, np.zeros((self.n_atoms, 3))
+        for term, index, q, params in self._instances(frame):
+            A = _chain_matrix(term)
+            for start, stop, size in _chunks(len(index)):
+                weights = np.zeros(size, dtype=frame.dtype)
+                weights[: stop - start] = 1
+                e, g = kernel.term_energy_and_gradient(
+                    term.energy, _pad(q[start:stop], size), weights, tuple(_pad(p[start:stop], size) for p in params))
+                energy += e
+                f_local = -np.einsum("ap,mai->mpi", A, g[: stop - start])
+                for p in range(term.n_body):
+                    forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
+        return energy, forces.astype(frame.dtype)
+
+    def energy(self, positions, box=None):
+        """Potential energy, kJ/mol."""
+        return self.energy_and_forces(positions, box)[0]
+
+    def forces(self, positions, box=None):
+        """Forces -dU/dx, (N, 3) kJ mol^-1 nm^-1."""
+        return self.energy_and_forces(positions, box)[1]
+
+    # ------------------------------------------------------------------ Jacobian
+    def force_jacobian(self, positions, atoms=None, strategy="replicate", box=None):
+        """The force Jacobian J_ij = dF_i/dr_j of one frame, as a :class:`ForceJacobian`.
+
+        positions: (N, 3) nm. atoms: None (all) or global indices of the atoms whose rows and
+        columns are wanted (a partial Jacobian; only the instances touching them are evaluated
+        with "replicate"). strategy: "replicate", "colour" or "dense" (see the module docstring).
+        """
+        if strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
+        frame = self.frame(positions, box)
+        selected = self._selection(atoms)
+        if strategy == "replicate":
+            rows, cols, blocks = self._replicated_hessian(frame, selected)
+        else:
+            rows, cols, blocks = self._coloured_hessian(frame, dense=strategy == "dense")
+        keep_atoms = np.arange(self.n_atoms) if selected is None else np.flatnonzero(selected)
+        local = np.full(self.n_atoms, -1, dtype=np.int64)
+        local[keep_atoms] = np.arange(len(keep_atoms))
+        keep = (local[rows] >= 0) & (local[cols] >= 0)
+        r, c, b = assemble_blocks(len(keep_atoms), local[rows[keep]], local[cols[keep]], -blocks[keep], dtype=frame.dtype)
+        return ForceJacobian(self.n_atoms, r, c, b, keep_atoms)
+
+    def _selection(self, atoms):
+        """Boolean mask (N,) of selected atoms, or None for all."""
+        if atoms is None:
+            return None
+        a = np.asarray(atoms)
+        if a.dtype == bool:
+            if a.shape != (self.n_atoms,):
+                raise InputError(f"a boolean atom selection must have {self.n_atoms} entries, got {a.shape}")
+            return a
+        if not np.issubdtype(a.dtype, np.integer) or a.ndim != 1:
+            raise InputError("atoms must be a 1-D list of integer atom indices")
+        if len(a) == 0:
+            raise InputError("the atom selection is empty: give at least one atom index")
+        if a.min() < 0 or a.max() >= self.n_atoms:
+            raise InputError(f"atom selection holds indices outside 0..{self.n_atoms - 1}")
+        mask = np.zeros(self.n_atoms, dtype=bool)
+        mask[a] = True
+        return mask
+
+    def _replicated_hessian(self, frame, selected):
+        """Hessian blocks by per-term replication: (rows, cols, blocks (K, 3, 3)), repeats allowed."""
+        rows, cols, blocks = [], [], []
+        for term, index, q, params in self._instances(frame, selected):
+            A = _chain_matrix(term)
+            k = term.n_body
+            for start, stop, size in _chunks(len(index)):
+                hq = kernel.term_hessians(term.energy, _pad(q[start:stop], size),
+                                          tuple(_pad(p[start:stop], size) for p in params))[: stop - start]
+                hx = np.einsum("ap,maibj,bs->mpsij", A, hq, A, optimize=True)  # (M, k, k, 3, 3)
+                idx = index[start:stop]
+                rows.append(np.repeat(idx, k, axis=1).reshape(-1))
+                cols.append(np.tile(idx, (1, k)).reshape(-1))
+                blocks.append(hx.reshape(-1, 3, 3))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), frame.dtype)
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(blocks)
+
+    # ------------------------------------------------------------------ the potential as one opaque function
+    def interaction_pairs(self, positions, box=None):
+        """(P, 2) int64 atom pairs i < j coupled by some term instance in this frame."""
+        frame = self.frame(positions, box)
+        keys = []
+        for term, index, _, _ in self._instances(frame):
+            for a in range(term.n_body):
+                for b in range(a + 1, term.n_body):
+                    lo, hi = np.minimum(index[:, a], index[:, b]), np.maximum(index[:, a], index[:, b])
+                    keys.append(lo * self.n_atoms + hi)
+        keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        keys = keys[keys // self.n_atoms != keys % self.n_atoms]
+        return np.stack([keys // self.n_atoms, keys % self.n_atoms], axis=1)
+
+    def energy_function(self, positions, box=None):
+        """The frame's energy as one MindSpore function of all positions, for the colouring strategy.
+
+        Returns ``(energy, args)``: ``energy(X, *args)`` maps X (C, N, 3) copies of the positions
+        (nm) to (C,) energies (kJ/mol); ``args`` are the frame's instance lists, constant
+        minimum-image shifts and parameters (ndarrays). They are frozen at this frame, so the
+        function is exact for positions near it (within the neighbour list's validity).
+        """
+        from mindspore import ops
+
+        frame = self.frame(positions, box)
+        layout, args = [], []
+        for term, index, q, params in self._instances(frame):
+            args.append(index.reshape(-1).astype(np.int32))
+            if term.relative:  # the constant minimum-image shift of each displacement
+                raw = frame.positions[index[:, 1:]] - frame.positions[index[:, :1]]
+                args.append((q.astype(np.float64) - raw).astype(frame.dtype))
+            args.extend(params)
+            layout.append((term, index.shape, len(params)))
+
+        def energy(X, *args):
+            total = 0.0
+            at = 0
+            for term, shape, n_params in layout:
+                x = ops.gather(X, args[at], 1).reshape(X.shape[:1] + shape + (3,))
+                at += 1
+                qx = x
+                if term.relative:
+                    qx = x[:, :, 1:] - x[:, :, :1] + args[at]
+                    at += 1
+                total = total + term.energy(qx, *args[at:at + n_params]).sum(-1)
+                at += n_params
+            return total
+        return energy, args
+
+    def _coloured_hessian(self, frame, dense):
+        """Hessian blocks of the whole potential by colouring (or the identity colouring)."""
+        pairs = self.interaction_pairs(frame.positions, frame.box)
+        colours = np.arange(self.n_atoms) if dense else kernel.distance2_colouring(self.n_atoms, pairs)
+        energy, args = self.energy_function(frame.positions, frame.box)
+        gradient = kernel.instance_gradient_of(energy)
+        return kernel.coloured_hessian_blocks(gradient, frame.positions.astype(frame.dtype), pairs, colours, args,
+                                              batched=True, cache=False)

@@ -1,0 +1,406 @@
+"""Force-field terms: each states its energy, and nothing else.
+
+A term is a set of *instances* (one bond, one angle, one pair within the cutoff, one restrained
+atom), each touching ``k`` atoms listed in a row of an (M, k) index array. Its parameters are looked
+up from tables by atom or atom type, the article's form ``y[index] * f(x)``. The energy of every
+instance is written in MindSpore ops as a function of per-instance coordinates ``q``:
+
+* terms of relative positions (``relative = True``) see the displacements
+  ``q[m, a-1] = x[index[m, a]] - x[index[m, 0]]``, a = 1..k-1 (minimum image in a periodic box),
+  so q is (..., M, k-1, 3);
+* per-atom terms (``relative = False``) see the positions themselves, q = x[index], (..., M, k, 3).
+
+``energy(q, *params)`` returns (..., M) energies in kJ/mol and must accept leading copy axes on q
+(MindSpore broadcasting does this for free). The kernel (mdjac.kernel) takes every derivative by
+automatic differentiation; no term writes a force or a Hessian. Hand-derived formulas live in the
+tests, as references.
+
+Conventions (units: nm, kJ/mol, e, rad):
+
+==================  ==========================================================================
+HarmonicBond        E = k/2 (r - r0)^2
+HarmonicAngle       E = k/2 (theta - theta0)^2, theta at the middle atom (i, j, k): angle i-j-k
+PeriodicTorsion     E = k (1 + cos(n phi - phase)), phi the IUPAC dihedral of (i, j, k, l)
+ImproperTorsion     the same form; AMBER order, the central atom third
+LennardJones        E = 4 eps ((sigma/r)^12 - (sigma/r)^6), r < cutoff (truncated, not shifted)
+Coulomb             plain: E = f qi qj / r; 'dsf': damped shifted force (Fennell & Gezelter 2006)
+HarmonicRestraint   E = k/2 |x - x_ref|^2, k by atom type
+ElectricField       E = -q E . x (uniform field, E in kJ mol^-1 nm^-1 e^-1)
+FlatBottomWall      E = k/2 max(0, |x - centre| - radius)^2
+==================  ==========================================================================
+"""
+import math
+
+import numpy as np
+from mindspore import ops
+
+from .errors import InputError
+
+#: Coulomb's constant f = 1 / (4 pi eps0), kJ mol^-1 nm e^-2 (the value GROMACS and MindSPONGE use).
+COULOMB_CONSTANT = 138.935458
+
+
+# ----------------------------------------------------------------------------- input checks
+def _index_array(index, k, what):
+    a = np.asarray(index)
+    if a.size == 0:
+        return np.zeros((0, k), dtype=np.int64)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise InputError(f"{what} must be integer atom indices, got dtype {a.dtype}")
+    a = a.astype(np.int64).reshape(-1, k) if a.ndim == 1 and k == 1 else a.astype(np.int64)
+    if a.ndim != 2 or a.shape[1] != k:
+        raise InputError(f"{what} has shape {np.shape(index)}: expected (M, {k}) atom indices")
+    if a.min() < 0:
+        raise InputError(f"{what} holds a negative atom index ({a.min()}): indices count from 0")
+    return a
+
+
+def _per_instance(value, m, what, shape=()):
+    """Broadcast a scalar or (M, *shape) parameter to (M, *shape) float64, checking it is finite."""
+    v = np.asarray(value, dtype=np.float64)
+    if v.ndim == len(shape):
+        v = np.broadcast_to(v, (m,) + shape)
+    if v.shape != (m,) + shape:
+        raise InputError(f"{what} has shape {v.shape} but there are {m} instances: give one value per instance or a scalar")
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"{what} holds NaN or inf: parameters must be finite")
+    return np.ascontiguousarray(v)
+
+
+def _table_lookup(table, types, what):
+    """``table[types]`` with a clear error for a type outside the table."""
+    table = np.asarray(table, dtype=np.float64)
+    types = np.asarray(types)
+    if not np.issubdtype(types.dtype, np.integer):
+        raise InputError(f"atom types for {what} must be integers, got dtype {types.dtype}")
+    if types.size and (types.min() < 0 or types.max() >= len(table)):
+        raise InputError(f"atom types for {what} run from {types.min()} to {types.max()} but the table has {len(table)} "
+                         "entries: the parameter table and the types do not match")
+    if not np.all(np.isfinite(table)):
+        raise InputError(f"the {what} table holds NaN or inf: parameters must be finite")
+    return table[types]
+
+
+# ----------------------------------------------------------------------------- geometry in MindSpore ops
+def _norm(v):
+    """|v| over the last axis; (..., 3) -> (...)."""
+    return ops.sqrt((v * v).sum(-1))
+
+
+def _dot(u, v):
+    return (u * v).sum(-1)
+
+
+def _cross(u, v):
+    """u x v by slicing (mindspore.numpy.cross has no second derivative); (..., 3)."""
+    ux, uy, uz = u[..., 0], u[..., 1], u[..., 2]
+    vx, vy, vz = v[..., 0], v[..., 1], v[..., 2]
+    return ops.stack([uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx], axis=-1)
+
+
+# ----------------------------------------------------------------------------- base classes
+class Term:
+    """A force-field term.
+
+    Subclasses set ``n_body`` (k, atoms per instance) and ``relative``, and define
+    ``instances(frame)`` -> (index (M, k) int64, params tuple of (M, ...) float64 arrays) and
+    ``energy(q, *params)`` -> (..., M) kJ/mol. ``n_atoms`` is the number of atoms the term's
+    per-atom tables describe (None if it has none); ``max_index`` the largest atom it names.
+    """
+    n_body = 1
+    relative = False
+    n_atoms = None
+    cutoff = None
+
+    @property
+    def max_index(self):
+        return -1
+
+    def instances(self, frame):
+        raise NotImplementedError
+
+    def energy(self, q, *params):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class FixedTerm(Term):
+    """A term whose instances are a fixed list (bonds, angles, torsions, restrained atoms)."""
+
+    def __init__(self, index, params):
+        self.index = index
+        self.params = tuple(params)
+
+    @property
+    def max_index(self):
+        return int(self.index.max()) if len(self.index) else -1
+
+    def instances(self, frame):
+        return self.index, self.params
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self.index)} instances)"
+
+
+# ----------------------------------------------------------------------------- per-atom terms
+class HarmonicRestraint(FixedTerm):
+    """Harmonic position restraint, E_i = k_{type(i)} / 2 |x_i - ref_i|^2.
+
+    k: (T,) kJ mol^-1 nm^-2, indexed by atom type; types: (N,) int; reference: (N, 3) nm.
+    Atoms whose k is 0 are left out. Positions are used as given (no periodic wrap).
+    Analytic Jacobian: J_ii = -k I.
+    """
+    n_body = 1
+
+    def __init__(self, k, types, reference):
+        ref = np.asarray(reference, dtype=np.float64)
+        types = np.asarray(types)
+        if ref.shape != (len(types), 3):
+            raise InputError(f"reference positions have shape {ref.shape} but there are {len(types)} atom types: "
+                             "give (N, 3) positions in nm, one per atom")
+        k_atom = _table_lookup(k, types, "restraint k")
+        atoms = np.flatnonzero(k_atom != 0)
+        self.n_atoms = len(types)
+        super().__init__(atoms[:, None], (k_atom[atoms], _per_instance(ref[atoms], len(atoms), "reference", (3,))))
+
+    def energy(self, q, k, reference):
+        d = q[..., 0, :] - reference
+        return 0.5 * k * _dot(d, d)
+
+
+class ElectricField(FixedTerm):
+    """Uniform external electric field, E_i = -q_i field . x_i.
+
+    charges: (N,) e; field: (3,) kJ mol^-1 nm^-1 e^-1 (1 V/nm = 96.4853 kJ mol^-1 nm^-1 e^-1).
+    Linear in x: its Jacobian is exactly zero.
+    """
+    n_body = 1
+
+    def __init__(self, charges, field):
+        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+        field = np.asarray(field, dtype=np.float64)
+        if field.shape != (3,):
+            raise InputError(f"the field has shape {field.shape}: give its 3 components in kJ mol^-1 nm^-1 e^-1")
+        atoms = np.flatnonzero(charges != 0)
+        self.n_atoms = len(charges)
+        super().__init__(atoms[:, None], (_per_instance(charges[atoms, None] * field, len(atoms), "charges x field", (3,)),))
+
+    def energy(self, q, charge_field):
+        return -_dot(q[..., 0, :], charge_field)
+
+
+class FlatBottomWall(FixedTerm):
+    """Spherical flat-bottom wall, E_i = k/2 max(0, |x_i - centre| - radius)^2.
+
+    atoms: (M,) int; k: kJ mol^-1 nm^-2; centre: (3,) nm; radius: nm (scalars or per atom).
+    Zero inside the sphere; its second derivative jumps at the radius.
+    """
+    n_body = 1
+
+    def __init__(self, atoms, k, centre, radius):
+        index = _index_array(np.asarray(atoms).reshape(-1, 1), 1, "wall atoms")
+        m = len(index)
+        super().__init__(index, (_per_instance(k, m, "wall k"), _per_instance(centre, m, "wall centre", (3,)),
+                                 _per_instance(radius, m, "wall radius")))
+
+    def energy(self, q, k, centre, radius):
+        excess = ops.relu(_norm(q[..., 0, :] - centre) - radius)
+        return 0.5 * k * excess * excess
+
+
+# ----------------------------------------------------------------------------- bonded terms
+class HarmonicBond(FixedTerm):
+    """Harmonic bond, E = k/2 (r - r0)^2.
+
+    pairs: (M, 2) int; k: kJ mol^-1 nm^-2; r0: nm (scalars or (M,)).
+    """
+    n_body = 2
+    relative = True
+
+    def __init__(self, pairs, k, r0):
+        index = _index_array(pairs, 2, "bond pairs")
+        super().__init__(index, (_per_instance(k, len(index), "bond k"), _per_instance(r0, len(index), "bond r0")))
+
+    def energy(self, q, k, r0):
+        dr = _norm(q[..., 0, :]) - r0
+        return 0.5 * k * dr * dr
+
+
+class HarmonicAngle(FixedTerm):
+    """Harmonic angle, E = k/2 (theta - theta0)^2, theta the angle i-j-k at atom j.
+
+    triples: (M, 3) int (i, j, k); k: kJ mol^-1 rad^-2; theta0: rad. theta = atan2(|u x v|, u . v)
+    with u = x_i - x_j, v = x_k - x_j (well conditioned away from 0 and pi).
+    """
+    n_body = 3
+    relative = True
+
+    def __init__(self, triples, k, theta0):
+        index = _index_array(triples, 3, "angle triples")
+        super().__init__(index, (_per_instance(k, len(index), "angle k"), _per_instance(theta0, len(index), "angle theta0")))
+
+    def energy(self, q, k, theta0):
+        u = -q[..., 0, :]                 # x_i - x_j
+        v = q[..., 1, :] - q[..., 0, :]   # x_k - x_j
+        theta = ops.atan2(_norm(_cross(u, v)), _dot(u, v))
+        d = theta - theta0
+        return 0.5 * k * d * d
+
+
+class PeriodicTorsion(FixedTerm):
+    """Periodic (AMBER) torsion, E = k (1 + cos(n phi - phase)).
+
+    quads: (M, 4) int (i, j, k, l); k: kJ/mol; n: periodicity (integer-valued); phase: rad.
+    phi is the IUPAC dihedral: atan2(|b2| b1 . (b2 x b3), (b1 x b2) . (b2 x b3)) with
+    b1 = x_j - x_i, b2 = x_k - x_j, b3 = x_l - x_k. A torsion with several periodicities is
+    several instances on the same four atoms.
+    """
+    n_body = 4
+    relative = True
+
+    def __init__(self, quads, k, n, phase):
+        index = _index_array(quads, 4, "torsion quads")
+        m = len(index)
+        super().__init__(index, (_per_instance(k, m, "torsion k"), _per_instance(n, m, "torsion periodicity"),
+                                 _per_instance(phase, m, "torsion phase")))
+
+    def energy(self, q, k, n, phase):
+        b1 = q[..., 0, :]
+        b2 = q[..., 1, :] - q[..., 0, :]
+        b3 = q[..., 2, :] - q[..., 1, :]
+        n2 = _cross(b2, b3)
+        phi = ops.atan2(_norm(b2) * _dot(b1, n2), _dot(_cross(b1, b2), n2))
+        return k * (1.0 + ops.cos(n * phi - phase))
+
+
+class ImproperTorsion(PeriodicTorsion):
+    """Improper torsion in AMBER's periodic form, E = k (1 + cos(n phi - phase)).
+
+    Same maths as :class:`PeriodicTorsion`; the four atoms come in AMBER's improper order, the
+    central (trigonal) atom third, e.g. (C_alpha, O, C, N) at a peptide carbonyl.
+    """
+
+
+# ----------------------------------------------------------------------------- pair terms
+class PairTerm(Term):
+    """A term over atom pairs: neighbours within a cutoff, or a fixed list (scaled 1-4 pairs).
+
+    cutoff: nm, or None for all pairs (open boundaries only). exclusions: (E, 2) pairs left out
+    (bonded neighbours). pairs: (P, 2) fixed pairs instead of a neighbour search (then no cutoff
+    applies). scale: factor on the energy (0.5 or 1/1.2 for AMBER 1-4 pairs).
+    Subclasses define ``pair_params(i, j)`` -> tuple of (P,) arrays and ``energy``.
+    """
+    n_body = 2
+    relative = True
+
+    def __init__(self, n_atoms, cutoff=None, exclusions=None, pairs=None, scale=1.0):
+        self.n_atoms = int(n_atoms)
+        self.scale = float(scale)
+        self.fixed_pairs = None if pairs is None else _index_array(pairs, 2, "pairs")
+        if self.fixed_pairs is not None and cutoff is not None:
+            raise InputError("give either a cutoff (neighbour search) or an explicit pair list, not both")
+        self.cutoff = None if cutoff is None else float(cutoff)
+        if self.cutoff is not None and not (np.isfinite(self.cutoff) and self.cutoff > 0):
+            raise InputError(f"the cutoff {cutoff} is not a positive length: give it in nm, or None for all pairs")
+        ex = _index_array(exclusions if exclusions is not None else np.zeros((0, 2), np.int64), 2, "exclusions")
+        self._excluded_keys = np.unique(np.minimum(ex[:, 0], ex[:, 1]) * self.n_atoms + np.maximum(ex[:, 0], ex[:, 1]))
+
+    @property
+    def max_index(self):
+        return self.n_atoms - 1
+
+    def candidate_pairs(self, frame):
+        """(P, 2) int64 pairs this term acts on in ``frame``, exclusions removed."""
+        if self.fixed_pairs is not None:
+            return self.fixed_pairs
+        if self.cutoff is None:
+            if frame.box is not None:
+                raise InputError(f"{type(self).__name__} has no cutoff in a periodic box: give a cutoff <= half the box edge")
+            i, j = np.triu_indices(self.n_atoms, k=1)
+            pairs = np.stack([i, j], axis=1).astype(np.int64)
+        else:
+            pairs = frame.neighbour_pairs(self.cutoff)
+        if len(self._excluded_keys):
+            keep = ~np.isin(pairs[:, 0] * self.n_atoms + pairs[:, 1], self._excluded_keys, assume_unique=False)
+            pairs = pairs[keep]
+        return pairs
+
+    def instances(self, frame):
+        pairs = self.candidate_pairs(frame)
+        return pairs, self.pair_params(pairs[:, 0], pairs[:, 1])
+
+    def pair_params(self, i, j):
+        raise NotImplementedError
+
+    def __repr__(self):
+        source = f"pairs={len(self.fixed_pairs)}" if self.fixed_pairs is not None else f"cutoff={self.cutoff}"
+        return f"{type(self).__name__}({source}, scale={self.scale})"
+
+
+class LennardJones(PairTerm):
+    """Lennard-Jones, E = 4 eps ((sigma/r)^12 - (sigma/r)^6), truncated at the cutoff.
+
+    sigma, epsilon: (T,) per atom type (nm, kJ/mol), combined by Lorentz-Berthelot
+    (sigma_ij = (sigma_i + sigma_j)/2, eps_ij = sqrt(eps_i eps_j)); or (T, T) explicit pair
+    tables. types: (N,) int. See :class:`PairTerm` for cutoff, exclusions, pairs and scale.
+    """
+
+    def __init__(self, sigma, epsilon, types, cutoff=None, exclusions=None, pairs=None, scale=1.0):
+        types = np.asarray(types)
+        super().__init__(len(types), cutoff, exclusions, pairs, scale)
+        sigma = np.asarray(sigma, dtype=np.float64)
+        epsilon = np.asarray(epsilon, dtype=np.float64)
+        if sigma.shape != epsilon.shape or sigma.ndim not in (1, 2) or (sigma.ndim == 2 and sigma.shape[0] != sigma.shape[1]):
+            raise InputError(f"sigma {sigma.shape} and epsilon {epsilon.shape} must both be (T,) per type or (T, T) pair tables")
+        if np.any(epsilon < 0) or np.any(sigma < 0):
+            raise InputError("sigma and epsilon must not be negative")
+        if sigma.ndim == 1:
+            sigma = 0.5 * (sigma[:, None] + sigma[None, :])
+            epsilon = np.sqrt(epsilon[:, None] * epsilon[None, :])
+        _table_lookup(sigma, types, "Lennard-Jones sigma")  # checks types against the table
+        self.types, self.sigma_table, self.epsilon_table = types.astype(np.int64), sigma, epsilon
+
+    def pair_params(self, i, j):
+        ti, tj = self.types[i], self.types[j]
+        return self.sigma_table[ti, tj], self.scale * self.epsilon_table[ti, tj]
+
+    def energy(self, q, sigma, epsilon):
+        s2 = sigma * sigma / (q[..., 0, :] * q[..., 0, :]).sum(-1)
+        s6 = s2 * s2 * s2
+        return 4.0 * epsilon * (s6 * s6 - s6)
+
+
+class Coulomb(PairTerm):
+    """Coulomb interaction between point charges.
+
+    charges: (N,) e. method 'plain': E = f qi qj / r. method 'dsf' (needs a cutoff rc): damped
+    shifted force, E = f qi qj [erfc(a r)/r - erfc(a rc)/rc + (erfc(a rc)/rc^2
+    + 2a/sqrt(pi) exp(-a^2 rc^2)/rc)(r - rc)], which with its force goes to zero at rc.
+    alpha (a): nm^-1. f = COULOMB_CONSTANT. See :class:`PairTerm` for the rest.
+    """
+
+    def __init__(self, charges, cutoff=None, exclusions=None, pairs=None, scale=1.0, method="plain", alpha=0.25):
+        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+        super().__init__(len(charges), cutoff, exclusions, pairs, scale)
+        if not np.all(np.isfinite(charges)):
+            raise InputError("charges hold NaN or inf: give finite charges in e")
+        if method not in ("plain", "dsf"):
+            raise InputError(f"unknown Coulomb method {method!r}: use 'plain' or 'dsf'")
+        if method == "dsf" and self.cutoff is None:
+            raise InputError("the damped shifted force Coulomb needs a cutoff (nm)")
+        self.charges, self.method, self.alpha = charges, method, float(alpha)
+        if method == "dsf":
+            a, rc = self.alpha, self.cutoff
+            self._erfc_rc = math.erfc(a * rc) / rc
+            self._slope_rc = math.erfc(a * rc) / rc ** 2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
+
+    def pair_params(self, i, j):
+        return (COULOMB_CONSTANT * self.scale * self.charges[i] * self.charges[j],)
+
+    def energy(self, q, qq):
+        r = _norm(q[..., 0, :])
+        if self.method == "plain":
+            return qq / r
+        return qq * (ops.erfc(self.alpha * r) / r - self._erfc_rc + self._slope_rc * (r - self.cutoff))

@@ -1,0 +1,77 @@
+"""Input trajectories in the common formats, read through MDAnalysis (PDB, XYZ, DCD, XTC, ...).
+
+H5MD files (mdjac's own, standard H5MD and MindSPONGE's WriteH5MD) are read by
+:class:`mdjac.h5md.H5MDTrajectory`; :func:`mdjac.h5md.open_trajectory` picks the reader.
+"""
+import os
+import warnings
+
+import numpy as np
+
+from .errors import InputError
+from .h5md import Frame, FrameSequence
+
+ANGSTROM = 0.1  # nm
+
+
+def mda_reader(path):
+    """An MDAnalysis coordinate reader for ``path``, chosen by its extension.
+
+    The formats read here carry their atom count (PDB, XYZ, GRO) or a header with it (DCD, XTC,
+    TRR), so no topology is needed: the system the command line is given supplies it.
+    """
+    import MDAnalysis  # noqa: F401 - registers the readers
+    from MDAnalysis.coordinates.core import get_reader_for
+    try:
+        reader = get_reader_for(path)
+    except (ValueError, TypeError):
+        ext = os.path.splitext(path)[1] or "(none)"
+        raise InputError(f"{path}: not HDF5 and extension {ext} is no trajectory format MDAnalysis "
+                         "reads; use .h5md, .pdb, .xyz, .dcd, .xtc, ...") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return reader(path)
+    except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for bad files
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: cannot read as {reader.format} ({reason})") from None
+
+
+def box_from_dimensions(dimensions, path, frame):
+    """MDAnalysis unit cell [a, b, c, alpha, beta, gamma] (Angstrom, degrees) -> (3,) nm or None."""
+    if dimensions is None or np.all(np.asarray(dimensions[:3]) <= 1.0):
+        return None  # no cell, or PDB's placeholder CRYST1 of 1 Angstrom
+    if not np.allclose(dimensions[3:], 90.0):
+        raise InputError(f"{path}: frame {frame} has a triclinic cell {list(dimensions)}; "
+                         "mdjac supports orthorhombic boxes only")
+    return np.asarray(dimensions[:3], dtype=np.float64) * ANGSTROM
+
+
+class MDATrajectory(FrameSequence):
+    """Lazy frames of any trajectory MDAnalysis reads; positions and box converted to nm.
+
+    step is the step the file records (XTC, TRR) or else the frame index; time is MDAnalysis's
+    time in ps; forces are read where the format has them (TRR), else None.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.reader = mda_reader(self.path)
+        self.n_atoms = self.reader.n_atoms
+
+    def __len__(self):
+        return self.reader.n_frames
+
+    def _read(self, i):
+        try:
+            ts = self.reader[i]
+        except Exception as err:  # noqa: BLE001
+            raise InputError(f"{self.path}: cannot read frame {i} ({err})") from None
+        # MDAnalysis forces are kJ mol^-1 Angstrom^-1 = 10 kJ mol^-1 nm^-1
+        forces = np.array(ts.forces, dtype=np.float64) / ANGSTROM if ts.has_forces else None
+        return Frame(int(ts.data.get("step", ts.frame)), float(ts.time),
+                     np.array(ts.positions, dtype=np.float64) * ANGSTROM,
+                     box_from_dimensions(ts.dimensions, self.path, i), forces)
+
+    def close(self):
+        self.reader.close()

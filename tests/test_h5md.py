@@ -1,0 +1,399 @@
+"""H5MD files: the writer and reader round trip, the layout, real clients (MDAnalysis, pyh5md,
+plain h5py), input trajectories (MindSPONGE's WriteH5MD, PDB/XYZ/DCD/XTC), and never losing a
+frame (complete frames only, resume, the rollback journal, the single-writer lock)."""
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import scipy.sparse
+
+from mdjac import journal
+from mdjac.errors import InputError
+from mdjac.h5md import (TrajectoryWriter, complete_frames, describe, modify,
+                        open_trajectory, read_metadata)
+from mdjac.jacobian import ForceJacobian
+
+N = 12
+BOX = np.array([1.5, 1.6, 1.7])
+
+
+def random_jacobian(rng, n_atoms, atoms=None, density=0.3, dtype=np.float32):
+    """A random symmetric ForceJacobian (J_ij = J_ji^T), every diagonal block present."""
+    atoms = np.arange(n_atoms) if atoms is None else np.asarray(atoms)
+    n = len(atoms)
+    upper = np.triu(rng.random((n, n)) < density, 1)
+    rows, cols = np.nonzero(upper | upper.T | np.eye(n, dtype=bool))
+    full = rng.normal(size=(n, n, 3, 3))
+    full = full + full.transpose(1, 0, 3, 2)
+    return ForceJacobian(n_atoms, rows, cols, full[rows, cols].astype(dtype), atoms)
+
+
+def random_frames(n_frames, periodic=True, dtype=np.float32, atoms=None, seed=0):
+    """Frames as append() keyword dicts; the Jacobian pattern changes from frame to frame."""
+    rng = np.random.default_rng(seed)
+    return [dict(step=5 * k, time=0.01 * k, positions=rng.random((N, 3)),
+                 box=BOX * (1 + 0.01 * k) if periodic else None,
+                 forces=rng.normal(size=(N, 3)), jacobian=random_jacobian(rng, N, atoms, dtype=dtype))
+            for k in range(n_frames)]
+
+
+def write(path, frames, periodic=True, **options):
+    with TrajectoryWriter(path, N, periodic=periodic, masses=np.full(N, 12.0),
+                          names=[f"C{i}" for i in range(N)], **options) as w:
+        for frame in frames:
+            w.append(**frame)
+
+
+def assert_frame_equal(got, want, dtype=np.float32):
+    assert got.step == want["step"]
+    assert got.time == pytest.approx(want["time"])
+    np.testing.assert_array_equal(got.positions, np.asarray(want["positions"], dtype=dtype))
+    np.testing.assert_array_equal(got.forces, np.asarray(want["forces"], dtype=dtype))
+    if want["box"] is None:
+        assert got.box is None
+    else:
+        np.testing.assert_allclose(got.box, want["box"], rtol=1e-6)
+    jw, jg = want["jacobian"], got.jacobian
+    assert jg.n_atoms == jw.n_atoms
+    np.testing.assert_array_equal(jg.atoms, jw.atoms)
+    np.testing.assert_array_equal(jg.rows, jw.rows)
+    np.testing.assert_array_equal(jg.cols, jw.cols)
+    np.testing.assert_array_equal(jg.blocks, jw.blocks.astype(dtype))
+
+
+# ------------------------------------------------------------------------------------ round trip
+
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_round_trip(tmp_path, periodic, dtype, batch):
+    path = tmp_path / "t.h5md"
+    frames = random_frames(7, periodic, dtype)
+    write(path, frames, periodic=periodic, dtype=dtype, batch=batch)
+    with open_trajectory(path) as traj:
+        assert len(traj) == 7 and traj.n_atoms == N
+        for got, want in zip(traj, frames):
+            assert_frame_equal(got, want, dtype)
+        assert_frame_equal(traj[-1], frames[-1], dtype)
+        assert_frame_equal(traj[-7], frames[0], dtype)
+        view = traj[1:6:2]
+        assert len(view) == 3 and [f.step for f in view] == [5, 15, 25]
+        assert view[-1].step == 25 and traj[::-1][0].step == 30
+        with pytest.raises(IndexError):
+            traj[7]
+        with pytest.raises(IndexError):
+            traj[-8]
+    assert not (tmp_path / "t.h5md.lock").exists()
+    assert not (tmp_path / "t.h5md.journal").exists()
+
+
+def test_partial_jacobian(tmp_path):
+    atoms = np.array([1, 4, 5, 9])
+    frames = random_frames(3, atoms=atoms)
+    write(tmp_path / "p.h5md", frames, jacobian_atoms=atoms)
+    with open_trajectory(tmp_path / "p.h5md") as traj:
+        for got, want in zip(traj, frames):
+            assert_frame_equal(got, want)
+    with pytest.raises(InputError, match="atoms differ"):
+        write(tmp_path / "q.h5md", frames)      # file made for all atoms, frames for a subset
+
+
+def test_bsr_with_h5py_alone(tmp_path):
+    """The snippet of docs/h5md.md: a frame's scipy.sparse.bsr_matrix from h5py and scipy only."""
+    frames = random_frames(4)
+    write(tmp_path / "t.h5md", frames)
+    k = 2
+    with h5py.File(tmp_path / "t.h5md", "r") as f:
+        jac = f["particles/trajectory/force_jacobian"]
+        n = len(jac["atoms"])                        # block rows/columns: atoms jac["atoms"]
+        indptr = jac["indptr"][k]                    # (n + 1,) row pointers of frame k
+        start = jac["offset"][k]                     # where frame k's blocks start
+        stop = start + indptr[-1]
+        indices = jac["indices"][start:stop]         # (nnz,) block columns
+        blocks = jac["blocks"][start:stop]           # (nnz, 3, 3) kJ mol-1 nm-2
+        J = scipy.sparse.bsr_matrix((blocks, indices, indptr), shape=(3 * n, 3 * n))
+    want = frames[k]["jacobian"].to_bsr()
+    assert J.blocksize == (3, 3)
+    np.testing.assert_array_equal(J.toarray(), want.toarray())
+
+
+def test_layout(tmp_path):
+    path = tmp_path / "t.h5md"
+    write(path, random_frames(3), metadata={"system": "argon"})
+    with h5py.File(path, "r") as f:
+        assert list(f["h5md"].attrs["version"]) == [1, 1]
+        assert f["h5md/creator"].attrs["name"] == "mdjac" and "version" in f["h5md/creator"].attrs
+        assert "name" in f["h5md/author"].attrs
+        assert list(f["h5md/modules/units"].attrs["version"]) == [1, 0]
+        g = f["particles/trajectory"]
+        assert list(f["particles"]) == ["trajectory"]
+        assert g["box"].attrs["dimension"] == 3
+        assert [b.decode() if isinstance(b, bytes) else b for b in g["box"].attrs["boundary"]] == ["periodic"] * 3
+        units = {"position/value": "nm", "position/time": "ps", "force/value": "kJ mol-1 nm-1",
+                 "box/edges/value": "nm", "force_jacobian/blocks": "kJ mol-1 nm-2", "mass": "u"}
+        for name, unit in units.items():
+            assert g[name].attrs["unit"] == unit, name
+        for name in ("force", "box/edges", "force_jacobian"):       # one clock, hard links
+            assert g[f"{name}/step"] == g["position/step"] and g[f"{name}/time"] == g["position/time"]
+        for name in ("position/value", "force/value", "force_jacobian/blocks", "force_jacobian/indices"):
+            assert g[name].chunks is not None and g[name].compression == "gzip" and g[name].maxshape[0] is None
+        assert g["position/step"].dtype == np.int64 and g["force_jacobian/indices"].dtype == np.int32
+    assert read_metadata(path) == {"system": "argon"}
+    info = describe(path)
+    assert info["frames"] == 3 and info["n_atoms"] == N and info["steps"] == (0, 10)
+    assert info["blocks_per_frame"][0] >= N and info["jacobian_bytes_per_frame"] > 0
+
+
+# ------------------------------------------------------------------------------------ real clients
+
+def write_pdb(path, n_atoms):
+    """A minimal PDB topology of n_atoms carbon atoms."""
+    with open(path, "w") as f:
+        for i in range(n_atoms):
+            f.write(f"ATOM  {i + 1:5d}  C   MOL A   1    {0:8.3f}{0:8.3f}{0:8.3f}  1.00  0.00           C\n")
+        f.write("END\n")
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_mdanalysis_reads_every_frame(tmp_path, periodic):
+    import MDAnalysis as mda
+    frames = random_frames(5, periodic)
+    write(tmp_path / "t.h5md", frames, periodic=periodic)
+    write_pdb(tmp_path / "top.pdb", N)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = mda.Universe(str(tmp_path / "top.pdb"), str(tmp_path / "t.h5md"))
+    assert u.trajectory.n_frames == 5
+    for ts, want in zip(u.trajectory, frames):
+        np.testing.assert_allclose(ts.positions, 10 * want["positions"], rtol=1e-6, atol=1e-5)   # Angstrom
+        np.testing.assert_allclose(ts.forces, want["forces"] / 10, rtol=1e-6, atol=1e-6)        # kJ/(mol A)
+        assert ts.data["step"] == want["step"] and ts.time == pytest.approx(want["time"])
+        if periodic:
+            np.testing.assert_allclose(ts.dimensions, [*(10 * want["box"]), 90, 90, 90], rtol=1e-6)
+        else:
+            assert ts.dimensions is None
+
+
+def test_pyh5md_reads(tmp_path):
+    import pyh5md
+    frames = random_frames(3)
+    write(tmp_path / "t.h5md", frames)
+    f = pyh5md.File(str(tmp_path / "t.h5md"), "r")
+    try:
+        g = f["particles/trajectory"]
+        position = pyh5md.element(g, "position")
+        assert position.element_type == "TimeElement" and position.value.shape == (3, N, 3)
+        assert list(position.step[:]) == [0, 5, 10]
+        np.testing.assert_allclose(pyh5md.element(g["box"], "edges").value[2], frames[2]["box"], rtol=1e-6)
+        np.testing.assert_allclose(pyh5md.element(g, "force").value[1], frames[1]["forces"], rtol=1e-6)
+    finally:
+        f.close()
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+MINDSPONGE_RUN = textwrap.dedent("""
+    import sys
+    import mindspore as ms
+    ms.set_context(mode=ms.GRAPH_MODE)
+    from mindsponge import Sponge, Molecule, ForceField, DynamicUpdater
+    from mindsponge.callback import WriteH5MD
+    from mindsponge.control import LeapFrog
+    system = Molecule(template='water.spce.yaml')
+    system.reduplicate([0.3, 0, 0])
+    system.set_pbc_box([0.8, 0.8, 0.8])
+    potential = ForceField(system, parameters='SPCE', cutoff=0.35)
+    updater = DynamicUpdater(system, integrator=LeapFrog(system), time_step=1e-3)
+    md = Sponge(system, potential, updater)
+    md.run(10, callbacks=[WriteH5MD(system, sys.argv[1], save_freq=2, write_force=True)])
+""")
+
+
+@pytest.fixture(scope="module")
+def mindsponge_file(tmp_path_factory):
+    """A trajectory written by MindSPONGE 1.0.0rc1's own WriteH5MD callback (two SPC/E waters)."""
+    path = tmp_path_factory.mktemp("sponge") / "sponge.h5md"
+    subprocess.run([sys.executable, "-c", MINDSPONGE_RUN, str(path)], check=True, capture_output=True,
+                   timeout=300)
+    return path
+
+
+def test_reads_mindsponge_writeh5md(mindsponge_file):
+    with h5py.File(mindsponge_file, "r") as f:     # the layout MDAnalysis cannot read
+        assert isinstance(f["particles/trajectory/box/edges"], h5py.Dataset)
+        assert f["h5md/creator"].attrs["name"] == "MindSPONGE"
+        raw = f["particles/trajectory/position/value"][()]
+    with open_trajectory(mindsponge_file, n_atoms=6) as traj:
+        assert len(traj) == 5 and traj.n_atoms == 6
+        assert [fr.step for fr in traj] == [0, 2, 4, 6, 8]
+        np.testing.assert_allclose(traj[-1].box, [0.8, 0.8, 0.8], rtol=1e-6)
+        np.testing.assert_array_equal(traj[3].positions, raw[3])
+        assert traj[2].forces.shape == (6, 3) and traj[2].jacobian is None
+        assert traj[4].time == pytest.approx(0.008)
+
+
+# MDAnalysis writes one CRYST1 before the first MODEL and reads the cell only inside a MODEL, so
+# a multi-model PDB comes back without a box (the command line then uses the system's).
+@pytest.mark.parametrize("ext,tol,has_box", [("pdb", 1e-4, False), ("xyz", 1e-4, False),
+                                             ("dcd", 1e-5, True), ("xtc", 1e-3, True)])
+def test_mdanalysis_formats(tmp_path, ext, tol, has_box):
+    import MDAnalysis as mda
+    rng = np.random.default_rng(3)
+    positions = rng.random((4, N, 3)) * 1.4          # nm
+    path = str(tmp_path / f"t.{ext}")
+    u = mda.Universe.empty(N, trajectory=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mda.Writer(path, n_atoms=N) as w:
+            for x in positions:
+                u.atoms.positions = 10 * x
+                u.dimensions = [15.0, 16.0, 17.0, 90, 90, 90]
+                w.write(u.atoms)
+    with open_trajectory(path, n_atoms=N) as traj:
+        assert len(traj) == 4
+        for frame, x in zip(traj, positions):
+            np.testing.assert_allclose(frame.positions, x, atol=tol)
+            if has_box:
+                np.testing.assert_allclose(frame.box, BOX, atol=1e-4)
+            else:
+                assert frame.box is None
+        assert traj[-1].positions.shape == (N, 3)
+
+
+def test_open_errors(tmp_path):
+    good = tmp_path / "good.h5md"
+    write(good, random_frames(3))
+    truncated = tmp_path / "truncated.h5md"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = tmp_path / "text.h5"
+    text.write_text("not a trajectory\n")
+    empty = tmp_path / "empty.h5"
+    h5py.File(empty, "w").close()
+    cases = {tmp_path / "missing.h5md": "no such file", truncated: "truncated",
+             text: "not HDF5", empty: "no /particles"}
+    for path, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            open_trajectory(path)
+    with pytest.raises(InputError, match="has 12 atoms but the system has 13"):
+        open_trajectory(good, n_atoms=13)
+
+
+# ------------------------------------------------------------------------------------ never lose a frame
+
+def test_existing_output_and_second_writer_refused(tmp_path):
+    path = tmp_path / "t.h5md"
+    write(path, random_frames(2))
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="exists"):
+        write(path, random_frames(2))
+    assert path.read_bytes() == before
+    with TrajectoryWriter(path, N, periodic=True, mode="a"):
+        with pytest.raises(InputError, match="being written by another mdjac"):
+            TrajectoryWriter(path, N, periodic=True, mode="a")
+    assert path.read_bytes() == before
+    with pytest.raises(InputError, match="n_atoms differs"):
+        TrajectoryWriter(path, N + 1, periodic=True, mode="a")
+
+
+def test_frame_checks(tmp_path):
+    frames = random_frames(1)
+    with TrajectoryWriter(tmp_path / "t.h5md", N, periodic=True) as w:
+        bad = [dict(positions=np.zeros((N + 1, 3))), dict(box=None), dict(forces=None), dict(jacobian=None)]
+        for change in bad:
+            with pytest.raises(InputError):
+                w.append(**{**frames[0], **change})
+        assert w.buffer == []
+    with open_trajectory(tmp_path / "t.h5md") as traj:
+        assert len(traj) == 0
+
+
+def test_incomplete_frames_ignored_and_cut_on_resume(tmp_path):
+    path = tmp_path / "t.h5md"
+    frames = random_frames(8)
+    write(path, frames[:5])
+    with h5py.File(path, "a") as f:        # a frame half written: data without its step and time
+        g = f["particles/trajectory"]
+        for name in ("position/value", "force/value", "box/edges/value", "force_jacobian/indptr"):
+            g[name].resize(6, axis=0)
+        g["force_jacobian/blocks"].resize(len(g["force_jacobian/blocks"]) + 10, axis=0)
+        assert complete_frames(g) == 5
+    with open_trajectory(path) as traj:
+        assert len(traj) == 5
+    with TrajectoryWriter(path, N, periodic=True, mode="a", batch=2) as w:
+        assert w.n_frames == 5 and w.last_step == 20
+        for frame in frames[5:]:
+            w.append(**frame)
+    with open_trajectory(path) as traj:
+        assert len(traj) == 8
+        for got, want in zip(traj, frames):
+            assert_frame_equal(got, want)
+    uninterrupted = tmp_path / "u.h5md"
+    write(uninterrupted, frames)
+    assert_same_datasets(path, uninterrupted)
+
+
+KILLED_BATCH = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    from mdjac.h5md import modify
+    with modify(sys.argv[1]) as f:          # a batch killed half-way through
+        g = f["particles/trajectory"]
+        for name in ("force_jacobian/blocks", "force_jacobian/indices", "position/value", "force/value"):
+            ds = g[name]
+            ds.resize(len(ds) + 40, axis=0)
+            ds[-40:] = 7
+            ds[0] = 9                        # committed data overwritten in place
+        f.flush()
+        os._exit(9)
+""")
+
+
+def test_killed_batch_rolls_back(tmp_path):
+    path = tmp_path / "t.h5md"
+    frames = random_frames(4)
+    write(path, frames)
+    before = path.read_bytes()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-c", KILLED_BATCH, str(path)], env=env, capture_output=True)
+    assert done.returncode == 9 and os.path.exists(journal.journal_path(str(path)))
+    assert path.read_bytes() != before
+    with open_trajectory(path) as traj:      # readers see the state before the batch
+        assert len(traj) == 4
+        for got, want in zip(traj, frames):
+            assert_frame_equal(got, want)
+    assert journal.recover(str(path))
+    assert path.read_bytes() == before and not os.path.exists(journal.journal_path(str(path)))
+
+
+def test_exception_in_batch_rolls_back(tmp_path):
+    path = tmp_path / "t.h5md"
+    write(path, random_frames(2))
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        with modify(str(path)) as f:
+            f["particles/trajectory/position/value"].resize(5, axis=0)
+            raise RuntimeError("boom")
+    assert path.read_bytes() == before
+
+
+def assert_same_datasets(a, b):
+    """Every dataset and attribute of two files equal (hard links compared once by name)."""
+    def collect(path):
+        out = {}
+        with h5py.File(path, "r") as f:
+            def visit(name, obj):
+                attrs = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
+                out[name] = (attrs, obj[()] if isinstance(obj, h5py.Dataset) else None)
+            f.visititems(visit)
+        return out
+    da, db = collect(a), collect(b)
+    assert sorted(da) == sorted(db)
+    for name in da:
+        assert da[name][0] == db[name][0], name
+        if da[name][1] is not None:
+            np.testing.assert_array_equal(da[name][1], db[name][1], err_msg=name)
