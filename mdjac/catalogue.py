@@ -229,12 +229,11 @@ def article_function(spec):
     import mindspore as ms
     from mindspore import ops
 
-    y = np.asarray(spec["y"], dtype=np.float64)
-    index = np.asarray(spec["index"], dtype=np.int32)
+    y = ms.Tensor(np.asarray(spec["y"], dtype=np.float64))
+    index = ms.Tensor(np.asarray(spec["index"], dtype=np.int32))
 
     def z(x):
-        table = ms.Tensor(y.astype(ms.dtype_to_nptype(x.dtype)))
-        return ops.gather(table, ms.Tensor(index), 0).reshape(-1) * x
+        return ops.cast(ops.gather(y, index, 0).reshape(-1), x.dtype) * x
     return z
 
 

@@ -108,24 +108,25 @@ def check_output(path, resume, overwrite):
         raise InputError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
 
 
-def frame_box(frame, system):
-    """The box of a frame for the potential: the frame's own (NPT) or the system's; None if
+def frame_box(box, system):
+    """The box for the potential: the frame's own ``box`` (NPT) or else the system's; None if
     the system is not periodic. (3,) nm."""
     if system.box is None:
         return None
-    return np.asarray(system.box if frame.box is None else frame.box, dtype=np.float64)
+    return np.asarray(system.box if box is None else box, dtype=np.float64)
 
 
 def check_frames(frames, system):
     """Read every selected frame once and refuse the run if any has NaN/inf positions or a bad
     box: nothing is written for a trajectory that would fail half-way."""
-    for i, frame in enumerate(frames):
-        if not np.all(np.isfinite(frame.positions)):
-            raise InputError(f"{frames.path}: frame {i} (step {frame.step}) of the selection has "
-                             "NaN or infinite positions; select frames before it with --stop")
-        box = frame_box(frame, system)
+    for i in range(len(frames)):
+        positions, box = frames.coordinates(i)
+        if not np.all(np.isfinite(positions)):
+            raise InputError(f"{frames.path}: frame {frames.indices[i]} has NaN or infinite positions; "
+                             f"select frames before it with --stop {frames.indices[i]}")
+        box = frame_box(box, system)
         if box is not None and not (box.shape == (3,) and np.all(np.isfinite(box)) and np.all(box > 0)):
-            raise InputError(f"{frames.path}: frame {i} (step {frame.step}) has an invalid box {box}")
+            raise InputError(f"{frames.path}: frame {frames.indices[i]} has an invalid box {box}")
 
 
 def run_metadata(args, frames):
@@ -186,7 +187,7 @@ def cmd_compute(args):
             for i in range(done, len(frames)):
                 frame = frames[i]
                 x = np.asarray(frame.positions, dtype=dtype)
-                box = frame_box(frame, system)
+                box = frame_box(frame.box, system)
                 forces = potential.forces(x, box=box)
                 jacobian = potential.force_jacobian(x, box=box)
                 writer.append(frame.step, frame.time, x, box, forces, jacobian)

@@ -19,6 +19,7 @@ import fcntl
 import json
 import operator
 import os
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -91,6 +92,12 @@ class FrameSequence(collections.abc.Sequence):
         for i in range(len(self)):
             yield self._read(i)
 
+    def coordinates(self, index):
+        """(positions (N, 3) nm, box (3,) nm or None) of frame ``index`` alone (no forces or
+        Jacobian read): what a scan of a whole trajectory needs."""
+        frame = self[index]
+        return frame.positions, frame.box
+
     def close(self):
         """Release the file, if any."""
 
@@ -113,6 +120,9 @@ class FrameView(FrameSequence):
 
     def _read(self, i):
         return self.parent._read(self.indices[i])
+
+    def coordinates(self, index):
+        return self.parent.coordinates(self.indices[index])
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,7 +203,7 @@ def complete_frames(g):
     """
     counts = [len(g["position/step"]), len(g["position/time"]) if "time" in g["position"] else np.inf]
     counts += [len(g[name]["value"]) for name in ("position", "force", "velocity") if name in g]
-    if "edges" in g["box"] and isinstance(g["box/edges"], h5py.Group):
+    if "box" in g and isinstance(g["box"].get("edges"), h5py.Group):
         counts.append(len(g["box/edges/value"]))
     n = int(min(counts))
     if JACOBIAN in g:
@@ -288,14 +298,28 @@ class H5MDTrajectory(FrameSequence):
 
     def _read(self, i):
         g = self.group
-        positions = g["position/value"][i]
-        step = int(g["position/step"][i])
-        time = float(g["position/time"][i]) if "time" in g["position"] else float("nan")
-        forces = None if self._force is None else g["force/value"][i] * self._force
-        jacobian = read_jacobian(g[JACOBIAN], i, self.n_atoms) if self.has_jacobian else None
-        if self._length != 1.0:
-            positions = positions * self._length
-        return Frame(step, time, positions, self._box(i), forces, jacobian)
+        with self._reading(i):
+            positions, box = self.coordinates(i)
+            step = int(g["position/step"][i])
+            time = float(g["position/time"][i]) if "time" in g["position"] else float("nan")
+            forces = None if self._force is None else g["force/value"][i] * self._force
+            jacobian = read_jacobian(g[JACOBIAN], i, self.n_atoms) if self.has_jacobian else None
+        return Frame(step, time, positions, box, forces, jacobian)
+
+    def coordinates(self, index):
+        i = range(self._n)[index]
+        with self._reading(i):
+            positions = self.group["position/value"][i]
+            return (positions * self._length if self._length != 1.0 else positions), self._box(i)
+
+    @contextlib.contextmanager
+    def _reading(self, i):
+        """HDF5 read failures (a damaged file) as one-line InputErrors."""
+        try:
+            yield
+        except OSError as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise InputError(f"{self.path}: cannot read frame {i} ({reason}); the file is damaged") from None
 
     def close(self):
         if self.file.id.valid:
@@ -432,7 +456,7 @@ def extents(g, n):
     out = {"position/step": n, "position/time": n, "position/value": n}
     if "force" in g:
         out["force/value"] = n
-    if "edges" in g["box"]:
+    if "box" in g and "edges" in g["box"]:
         out["box/edges/value"] = n
     if JACOBIAN in g:
         jac = g[JACOBIAN]
@@ -653,14 +677,47 @@ def _storage(jac):
     return sum(jac[name].id.get_storage_size() for name in JACOBIAN_DATASETS)
 
 
+def _state(path):
+    """What changes when a writer touches ``path``: the file's and its journal's stat."""
+    def stat(p):
+        try:
+            st = os.stat(p)
+            return st.st_ino, st.st_size, st.st_mtime_ns
+        except FileNotFoundError:
+            return None
+    return stat(path), stat(journal.journal_path(path))
+
+
+def consistent_read(function, path, attempts=50):
+    """``function(path)``, retried while a writer changed the file during the call (reads race
+    with a running writer; a result is kept only if nothing changed while it was read)."""
+    for attempt in range(attempts):
+        before = _state(path)
+        try:
+            result = function(path)
+        except (OSError, KeyError, ValueError):   # InputError is a ValueError
+            if _state(path) == before or attempt == attempts - 1:
+                raise
+            continue
+        if _state(path) == before:
+            return result
+        time.sleep(0.02)
+    raise InputError(f"{path} kept changing while it was read; try again")
+
+
 def describe(path):
-    """What an H5MD file holds, as a dict of plain values.
+    """What an H5MD file holds, as a dict of plain values (consistent even while mdjac writes
+    to the file).
 
     Keys: path, creator, group, n_atoms, frames (complete ones), steps (first, last), times
     (first, last, ps), periodic, forces, file_bytes; if it has Jacobians: jacobian_atoms (kept
     atoms), blocks_per_frame (min, mean, max), jacobian_dtype, jacobian_bytes_per_frame (on disk,
     compressed), bytes_per_frame (whole file / frames).
     """
+    return consistent_read(_describe, os.fspath(path))
+
+
+def _describe(path):
     with open_h5(path) as f:
         name = particle_group_name(f, None)
         g = f["particles"][name]

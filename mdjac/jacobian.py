@@ -114,14 +114,21 @@ def assemble_blocks(n, rows, cols, blocks, dtype=None):
 
     n: number of block rows; rows, cols: (K,) int block coordinates, repeats allowed;
     blocks: (K, 3, 3). Returns (rows, cols, blocks) unique and sorted, diagonal always present.
+    Diagonal blocks are summed by ``bincount``; the rest by one sort and ``add.reduceat``.
     """
     dtype = blocks.dtype if dtype is None else dtype
-    diag = np.arange(n, dtype=np.int64)
-    rows = np.concatenate([diag, np.asarray(rows, dtype=np.int64)])
-    cols = np.concatenate([diag, np.asarray(cols, dtype=np.int64)])
-    flat = np.concatenate([np.zeros((n, 9), dtype=np.float64), np.asarray(blocks, dtype=np.float64).reshape(-1, 9)])
-    keys, inverse = np.unique(rows * n + cols, return_inverse=True)
-    summed = np.empty((len(keys), 9), dtype=np.float64)
-    for c in range(9):
-        summed[:, c] = np.bincount(inverse, weights=flat[:, c], minlength=len(keys))
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    flat = np.asarray(blocks).reshape(-1, 9)
+    on = rows == cols
+    on_rows, on_flat = rows[on], flat[on].astype(np.float64).T.copy()
+    diagonal = np.stack([np.bincount(on_rows, weights=on_flat[c], minlength=n) for c in range(9)], axis=1)
+    off = ~on
+    keys = np.concatenate([np.arange(n, dtype=np.int64) * (n + 1), rows[off] * n + cols[off]])
+    values = np.concatenate([diagonal, flat[off].astype(np.float64)])
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    summed = np.add.reduceat(values, starts, axis=0) if len(starts) < len(keys) else values
+    keys = keys[starts]
     return keys // n, keys % n, summed.reshape(-1, 3, 3).astype(dtype)

@@ -163,6 +163,9 @@ class NormalModes:
         for i, (f, t, mu) in enumerate(zip(self.frequencies, self.frequencies_thz,
                                           self.reduced_masses)):
             lines.append(f"{i:>5d} {f:>12.3f} {t:>10.4f} {mu:>9.4f}")
+        n_imaginary = int(np.sum(self.eigenvalues < 0))
+        if n_imaginary:
+            lines.append(f"{n_imaginary} imaginary modes, shown as negative numbers")
         return "\n".join(lines)
 
 
@@ -179,8 +182,11 @@ def _per_atom(values, atoms: np.ndarray, n_atoms: int, what: str, shape=()) -> n
 
     ``values`` has n_atoms rows (the whole system) or len(atoms) rows (already selected).
     """
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.shape[1:] != shape or arr.shape[0] not in (n_atoms, atoms.shape[0]):
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be numbers, one row per atom") from None
+    if arr.ndim != 1 + len(shape) or arr.shape[1:] != shape or arr.shape[0] not in (n_atoms, atoms.shape[0]):
         want = f"({n_atoms}{', ' + ', '.join(map(str, shape)) if shape else ''})"
         raise InputError(f"{what} has shape {arr.shape}; expected {want}, one row per atom")
     return arr[atoms] if arr.shape[0] == n_atoms and atoms.shape[0] != n_atoms else arr
@@ -203,6 +209,8 @@ def mass_weighted_hessian(jacobian, masses: np.ndarray) -> sp.csr_matrix:
     ``masses`` are the (n,) masses (amu) of the Jacobian's atoms, already checked.
     """
     h = -sp.csr_matrix(jacobian.to_bsr(), dtype=np.float64)
+    if not np.all(np.isfinite(h.data)):
+        raise InputError("the force Jacobian holds NaN or inf; recompute it from finite positions")
     w = sp.diags(np.repeat(1.0 / np.sqrt(masses), 3))
     d = (w @ h @ w).tocsr()
     return ((d + d.T) * 0.5).tocsr()
@@ -240,16 +248,21 @@ def _complement_basis(b: np.ndarray) -> np.ndarray:
 # solvers: each returns (eigenvalues (m,), vectors (3n, m)) ascending
 # --------------------------------------------------------------------------------------------
 def _dense_modes(d: sp.spmatrix, b: np.ndarray):
+    if b.shape[1] == 0:
+        return np.linalg.eigh(d.toarray())
     q = _complement_basis(b)
-    dq = d @ q
-    vals, vecs = np.linalg.eigh(q.T @ dq)
+    vals, vecs = np.linalg.eigh(q.T @ (d @ q))
     return vals, q @ vecs
 
 
 def _shift_invert_operator(d: sp.spmatrix, b: np.ndarray, sigma: float, shift: float):
     """LinearOperator x -> (P D P + shift B B^T - sigma I)^{-1} x, by LU of D - sigma I + Woodbury."""
     dim = d.shape[0]
-    lu = spla.splu((d - sigma * sp.identity(dim)).tocsc())
+    try:
+        lu = spla.splu((d - sigma * sp.identity(dim)).tocsc())
+    except RuntimeError:                       # "Factor is exactly singular"
+        raise InputError(f"the shift sigma is an eigenvalue of the mass-weighted Hessian; "
+                         f"pass another sigma (cm^-1)") from None
     r = b.shape[1]
     if r == 0:
         return spla.LinearOperator((dim, dim), matvec=lu.solve, dtype=np.float64)

@@ -16,11 +16,9 @@ def _canonical(i, j):
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
     lo, hi = np.minimum(i, j), np.maximum(i, j)
-    pairs = np.stack([lo, hi], axis=1)
-    pairs = pairs[lo != hi]
-    if len(pairs) == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    return np.unique(pairs, axis=0)
+    n = int(hi.max()) + 1 if len(hi) else 1
+    keys = np.unique((lo * n + hi)[lo != hi])
+    return np.stack([keys // n, keys % n], axis=1)
 
 
 def neighbour_pairs(positions, cutoff, box=None):

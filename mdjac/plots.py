@@ -24,7 +24,9 @@ its bin.
 Per-atom stiffness. The curvature of the energy when atom i alone moves, summed over the three
 directions: k_i = tr(H_ii) = -tr(J_ii) (kJ mol^-1 nm^-2), the trace of minus the diagonal block of
 the force Jacobian. It is positive where the atom sits in a well, and tracks how tightly each
-atom is held along a trajectory.
+atom is held along a trajectory. Atoms differ by orders of magnitude (a carbon with four bonds, a
+hydrogen with one), so the picture shows the mean <k_i>_t per atom beside the relative change
+100 (k_i(t) / <k_i>_t - 1) %, which is where the dynamics shows.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from mdjac.errors import InputError
 
 FIGSIZE = (6.4, 4.8)
 DPI = 150
+MAX_LABELS = 60
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,8 +149,20 @@ def sparsity_figure(jacobian, max_pixels=800, title=None) -> Figure:
     return fig
 
 
-def stiffness_figure(stiffness, times=None, title="Per-atom stiffness along the trajectory") -> Figure:
-    """Heat map of stiffness (n_frames, n) kJ mol^-1 nm^-2: atoms down, frames (or times, ps) across."""
+def stiffness_deviation(stiffness) -> np.ndarray:
+    """(n_frames, n) percent deviation of each atom's stiffness from its mean over the frames,
+    100 (k_i(t) / <k_i>_t - 1)."""
+    k = np.asarray(stiffness, dtype=np.float64)
+    return 100.0 * (k / k.mean(axis=0) - 1.0)
+
+
+def stiffness_figure(stiffness, times=None, labels=None,
+                     title="Per-atom stiffness along the trajectory") -> Figure:
+    """Per-atom stiffness (n_frames, n) kJ mol^-1 nm^-2 along a trajectory, in two panels that
+    share the atom axis: the mean over the frames (bars, left) and the heat map of each atom's
+    deviation from its mean (:func:`stiffness_deviation`, %, frames or times in ps across).
+
+    labels: (n,) atom names for the rows (drawn when n <= MAX_LABELS)."""
     k = np.asarray(stiffness, dtype=np.float64)
     if k.ndim != 2 or k.size == 0:
         raise InputError(f"stiffness must be (n_frames, n_atoms); got shape {k.shape}")
@@ -160,14 +175,68 @@ def stiffness_figure(stiffness, times=None, title="Per-atom stiffness along the 
             raise InputError(f"times must be ({n_frames},) ps, one per frame; got shape {t.shape}")
         step = (t[-1] - t[0]) / max(n_frames - 1, 1) if n_frames > 1 else 1.0
         x0, x1, xlabel = t[0] - step / 2, t[-1] + step / 2, "time (ps)"
-    fig = Figure(figsize=FIGSIZE)
-    ax = fig.add_subplot()
-    im = ax.imshow(k.T, aspect="auto", cmap="magma", interpolation="nearest",
-                   extent=(x0, x1, n - 0.5, -0.5))
-    fig.colorbar(im, ax=ax, label=r"$k_i = -\mathrm{tr}\,J_{ii}$ (kJ mol$^{-1}$ nm$^{-2}$)")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("atom")
-    ax.set_title(title)
+    deviation = stiffness_deviation(k)
+    limit = max(np.abs(deviation).max(), 1e-12)
+    fig = Figure(figsize=(8.0, max(4.8, min(0.16 * n + 1.5, 9.0)) if n <= MAX_LABELS else 4.8))
+    grid = fig.add_gridspec(1, 3, width_ratios=[1.2, 5.0, 0.2], wspace=0.08)
+    ax_mean = fig.add_subplot(grid[0])
+    ax_map = fig.add_subplot(grid[1], sharey=ax_mean)
+    mean = k.mean(axis=0)
+    power = int(np.floor(np.log10(np.abs(mean).max()))) if np.any(mean != 0) else 0
+    ax_mean.barh(np.arange(n), mean / 10.0**power, height=0.8, color="0.45")
+    ax_mean.set_xlabel(f"mean $k_i$ ($10^{{{power}}}$ kJ mol$^{{-1}}$ nm$^{{-2}}$)", fontsize=8)
+    ax_mean.set_ylabel("atom")
+    im = ax_map.imshow(deviation.T, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                       interpolation="nearest", extent=(x0, x1, n - 0.5, -0.5))
+    fig.colorbar(im, cax=fig.add_subplot(grid[2]),
+                 label=r"$k_i(t)\,/\,\langle k_i \rangle_t - 1$ (%),  $k_i = -\mathrm{tr}\,J_{ii}$")
+    ax_map.set_xlabel(xlabel)
+    ax_map.tick_params(axis="y", labelleft=False)
+    if labels is not None and n <= MAX_LABELS:
+        ax_mean.set_yticks(np.arange(n), [f"{i} {name}" for i, name in enumerate(labels)], fontsize=7)
+    ax_mean.set_ylim(n - 0.5, -0.5)
+    fig.suptitle(title)
+    fig.subplots_adjust(left=0.14, right=0.9, bottom=0.11, top=0.92)
+    return fig
+
+
+def principal_plane(positions, masses) -> np.ndarray:
+    """(3, 2) orthonormal axes of the plane that best fits the positions (mass-weighted)."""
+    x = np.asarray(positions, dtype=np.float64)
+    w = np.asarray(masses, dtype=np.float64)
+    centred = (x - (w @ x) / w.sum()) * np.sqrt(w)[:, None]
+    return np.linalg.svd(centred, full_matrices=False)[2][:2].T
+
+
+def modes_figure(modes, positions, indices=None, names=None, scale=0.15) -> Figure:
+    """One panel per mode: the atoms (circle area ~ mass) and their Cartesian displacements
+    (arrows, unit-norm mode times ``scale`` nm), projected on the molecule's principal plane.
+
+    modes: NormalModes; positions: (n, 3) nm of its atoms; indices: the modes to draw (default:
+    all, at most 6); names: (n,) atom names written next to the atoms.
+    """
+    idx = list(range(min(modes.n_modes, 6))) if indices is None else list(indices)
+    x = np.asarray(positions, dtype=np.float64)
+    if x.shape != (len(modes.masses), 3):
+        raise InputError(f"positions have shape {x.shape}; expected ({len(modes.masses)}, 3) nm, one row per analysed atom")
+    axes2 = principal_plane(x, modes.masses)
+    xy = (x - x.mean(axis=0)) @ axes2
+    fig = Figure(figsize=(3.2 * len(idx), 3.4))
+    for p, k in enumerate(idx):
+        ax = fig.add_subplot(1, len(idx), p + 1)
+        d = scale * modes.displacements[k] @ axes2
+        ax.scatter(xy[:, 0], xy[:, 1], s=40 * np.sqrt(modes.masses), c="0.6", edgecolors="k", zorder=2)
+        ax.quiver(xy[:, 0], xy[:, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy", scale=1,
+                  color="C3", width=0.012, zorder=3)
+        for i, name in enumerate([] if names is None else names):
+            ax.annotate(str(name), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=7)
+        reach = np.abs(np.concatenate([xy, xy + d])).max() * 1.2
+        ax.set_xlim(-reach, reach)
+        ax.set_ylim(-reach, reach)
+        ax.set_aspect("equal")
+        ax.set_title(f"mode {k}: {modes.frequencies[k]:.1f} cm$^{{-1}}$", fontsize=10)
+        ax.set_xlabel("nm (principal plane)")
+    fig.axes[0].set_ylabel("nm")
     fig.tight_layout()
     return fig
 
@@ -200,3 +269,8 @@ def plot_sparsity(jacobian, path, **kw) -> str:
 def plot_stiffness(stiffness, path, times=None, **kw) -> str:
     """PNG heat map of per-atom stiffness (n_frames, n) kJ mol^-1 nm^-2 (see trajectory_stiffness)."""
     return save_png(stiffness_figure(stiffness, times, **kw), path)
+
+
+def plot_modes(modes, positions, path, **kw) -> str:
+    """PNG of normal-mode displacement arrows (see :func:`modes_figure`)."""
+    return save_png(modes_figure(modes, positions, **kw), path)

@@ -96,6 +96,30 @@ def _scatter_add(n, index, values):
     return np.stack([np.bincount(index, weights=values[:, a], minlength=n) for a in range(3)], axis=1)
 
 
+class TermGroup:
+    """Terms that share one instance list, evaluated as one summed energy.
+
+    terms: tuple of Term (same ``n_body`` and ``relative``); param_counts: how many per-instance
+    parameter arrays each term takes. ``energy(q, *params)`` = sum of the terms' energies, each
+    given its own slice of ``params``.
+    """
+
+    def __init__(self, terms, param_counts):
+        self.terms, self.param_counts = terms, param_counts
+        self.n_body, self.relative = terms[0].n_body, terms[0].relative
+
+    def energy(self, q, *params):
+        total = 0.0
+        at = 0
+        for term, n in zip(self.terms, self.param_counts):
+            total = total + term.energy(q, *params[at:at + n])
+            at += n
+        return total
+
+    def __repr__(self):
+        return f"TermGroup({self.terms})"
+
+
 class Potential:
     """A sum of force-field terms, with an optional orthorhombic periodic box.
 
@@ -122,6 +146,7 @@ class Potential:
         if largest > self.n_atoms:
             raise InputError(f"a term names atom {largest - 1} but the system has {self.n_atoms} atoms: indices count from 0 to N-1")
         self.box = check_box(box)
+        self._groups = {}
         for t in self.terms:
             check_cutoff(t.cutoff, self.box)
 
@@ -148,10 +173,13 @@ class Potential:
         return Frame(x, b, dtype)
 
     def _instances(self, frame, atoms=None):
-        """Yield (term, index (M, k), q (M, c, 3) in the frame's dtype, params) for each term.
+        """Yield (group, index (M, k), q (M, c, 3) in the frame's dtype, params) per group of terms.
 
-        With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
+        Terms whose instances coincide in this frame (Lennard-Jones and Coulomb over one neighbour
+        list) form one :class:`TermGroup` and are evaluated as one summed energy, in one compiled
+        call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
         """
+        found = []  # [terms, index, params]
         for term in self.terms:
             index, params = term.instances(frame)
             if atoms is not None:
@@ -159,24 +187,41 @@ class Potential:
                 index, params = index[keep], tuple(p[keep] for p in params)
             if len(index) == 0:
                 continue
-            q = local_coordinates(term, index, frame.positions, frame.box).astype(frame.dtype)
-            yield term, index, q, tuple(np.asarray(p, dtype=frame.dtype) for p in params)
+            same = next((f for f in found if f[0][0].relative == term.relative and f[1].shape == index.shape
+                         and (f[1] is index or np.array_equal(f[1], index))), None)
+            if same is None:
+                found.append([[term], index, list(params), [len(params)]])
+            else:
+                same[0].append(term)
+                same[2].extend(params)
+                same[3].append(len(params))
+        for terms, index, params, counts in found:
+            group = self._group(tuple(terms), tuple(counts))
+            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype)
+            yield group, index, q, tuple(np.asarray(p, dtype=frame.dtype) for p in params)
+
+    def _group(self, terms, param_counts):
+        """The (cached) :class:`TermGroup` of these terms, so its compiled functions are reused."""
+        key = (terms, param_counts)
+        if key not in self._groups:
+            self._groups[key] = TermGroup(terms, param_counts)
+        return self._groups[key]
 
     # ------------------------------------------------------------------ energy and forces
     def energy_and_forces(self, positions, box=None):
         """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1 in the compute dtype)."""
         frame = self.frame(positions, box)
         energy, forces = 0.0, np.zeros((self.n_atoms, 3))
-        for term, index, q, params in self._instances(frame):
-            A = _chain_matrix(term)
+        for group, index, q, params in self._instances(frame):
+            A = _chain_matrix(group)
             for start, stop, size in _chunks(len(index)):
                 weights = np.zeros(size, dtype=frame.dtype)
                 weights[: stop - start] = 1
                 e, g = kernel.term_energy_and_gradient(
-                    term.energy, _pad(q[start:stop], size), weights, tuple(_pad(p[start:stop], size) for p in params))
+                    group.energy, _pad(q[start:stop], size), weights, tuple(_pad(p[start:stop], size) for p in params))
                 energy += e
                 f_local = -np.einsum("ap,mai->mpi", A, g[: stop - start])
-                for p in range(term.n_body):
+                for p in range(group.n_body):
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
         return energy, forces.astype(frame.dtype)
 
@@ -233,17 +278,17 @@ class Potential:
     def _replicated_hessian(self, frame, selected):
         """Hessian blocks by per-term replication: (rows, cols, blocks (K, 3, 3)), repeats allowed."""
         rows, cols, blocks = [], [], []
-        for term, index, q, params in self._instances(frame, selected):
-            A = _chain_matrix(term)
-            k = term.n_body
+        for group, index, q, params in self._instances(frame, selected):
+            A = _chain_matrix(group)
+            k = group.n_body
+            hx = np.empty((len(index), k, k, 3, 3), dtype=frame.dtype)
             for start, stop, size in _chunks(len(index)):
-                hq = kernel.term_hessians(term.energy, _pad(q[start:stop], size),
+                hq = kernel.term_hessians(group.energy, _pad(q[start:stop], size),
                                           tuple(_pad(p[start:stop], size) for p in params))[: stop - start]
-                hx = np.einsum("ap,maibj,bs->mpsij", A, hq, A, optimize=True)  # (M, k, k, 3, 3)
-                idx = index[start:stop]
-                rows.append(np.repeat(idx, k, axis=1).reshape(-1))
-                cols.append(np.tile(idx, (1, k)).reshape(-1))
-                blocks.append(hx.reshape(-1, 3, 3))
+                hx[start:stop] = np.einsum("ap,maibj,bs->mpsij", A, hq, A, optimize=True)
+            rows.append(np.repeat(index, k, axis=1).reshape(-1))
+            cols.append(np.tile(index, (1, k)).reshape(-1))
+            blocks.append(hx.reshape(-1, 3, 3))
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), frame.dtype)
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(blocks)
@@ -253,9 +298,9 @@ class Potential:
         """(P, 2) int64 atom pairs i < j coupled by some term instance in this frame."""
         frame = self.frame(positions, box)
         keys = []
-        for term, index, _, _ in self._instances(frame):
-            for a in range(term.n_body):
-                for b in range(a + 1, term.n_body):
+        for group, index, _, _ in self._instances(frame):
+            for a in range(group.n_body):
+                for b in range(a + 1, group.n_body):
                     lo, hi = np.minimum(index[:, a], index[:, b]), np.maximum(index[:, a], index[:, b])
                     keys.append(lo * self.n_atoms + hi)
         keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
@@ -274,25 +319,25 @@ class Potential:
 
         frame = self.frame(positions, box)
         layout, args = [], []
-        for term, index, q, params in self._instances(frame):
+        for group, index, q, params in self._instances(frame):
             args.append(index.reshape(-1).astype(np.int32))
-            if term.relative:  # the constant minimum-image shift of each displacement
+            if group.relative:  # the constant minimum-image shift of each displacement
                 raw = frame.positions[index[:, 1:]] - frame.positions[index[:, :1]]
                 args.append((q.astype(np.float64) - raw).astype(frame.dtype))
             args.extend(params)
-            layout.append((term, index.shape, len(params)))
+            layout.append((group, index.shape, len(params)))
 
         def energy(X, *args):
             total = 0.0
             at = 0
-            for term, shape, n_params in layout:
+            for group, shape, n_params in layout:
                 x = ops.gather(X, args[at], 1).reshape(X.shape[:1] + shape + (3,))
                 at += 1
                 qx = x
-                if term.relative:
+                if group.relative:
                     qx = x[:, :, 1:] - x[:, :, :1] + args[at]
                     at += 1
-                total = total + term.energy(qx, *args[at:at + n_params]).sum(-1)
+                total = total + group.energy(qx, *args[at:at + n_params]).sum(-1)
                 at += n_params
             return total
         return energy, args

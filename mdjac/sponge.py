@@ -63,16 +63,22 @@ from .neighbours import neighbour_pairs
 from .potential import Potential
 from .space import check_box
 
+#: Largest copies x (atoms + neighbour entries) evaluated at once by the black-box path; above it
+#: the copies of the colouring go one at a time through the same compiled function (memory).
+BATCH_LIMIT = 2_000_000
 #: Extra reach (nm) of the black-box neighbour list beyond the cutoff; pairs are masked at the cutoff.
 SKIN = 0.1
 
 
 # ----------------------------------------------------------------------------- reading MindSPONGE objects
 def _array(value, dtype=np.float64):
-    """A MindSpore Tensor/Parameter (or array-like) as a numpy array of ``dtype``."""
+    """A MindSpore Tensor/Parameter (or array-like) as a new numpy array of ``dtype``.
+
+    Always a copy: ``asnumpy()`` of a Parameter can share memory that the next MD step overwrites.
+    """
     if hasattr(value, "asnumpy"):
         value = value.asnumpy()
-    return np.asarray(value, dtype=dtype)
+    return np.array(value, dtype=dtype, copy=True)
 
 
 def _first_walker(value, dtype=np.float64):
@@ -460,15 +466,23 @@ def sponge_force_jacobian(molecule, forcefield, positions=None, box=None, dtype=
     """The force Jacobian of MindSPONGE's own ForceField cell, by the kernel's colouring strategy.
 
     Independent of :func:`adapt`: the energy is MindSPONGE's cell (:func:`sponge_energy_function`),
-    the copies of the colouring go through its walker axis. Returns a :class:`ForceJacobian` (all atoms).
+    the copies of the colouring go through its walker axis (all at once, or one by one above
+    BATCH_LIMIT). dtype float64 runs MindSPONGE's float32 parameters in float64. Returns a :class:`ForceJacobian` (all atoms).
     """
     energy, pairs = sponge_energy_function(molecule, forcefield, positions, box, dtype)
     x = molecule_positions(molecule)[0] if positions is None else np.asarray(positions)
     n = len(x)
     colours = kernel.distance2_colouring(n, pairs)
+    copies = 3 * (int(colours.max()) + 1)
+    batched = copies * (n + 2 * len(pairs)) <= BATCH_LIMIT
+
+    def one_copy(x):
+        return energy(ops.expand_dims(x, 0))
+
     with differentiable_cross():
-        rows, cols, blocks = kernel.coloured_hessian_blocks(kernel.instance_gradient_of(energy), np.asarray(x, dtype=dtype),
-                                                            pairs, colours, batched=True, cache=False)
+        gradient = kernel.instance_gradient_of(energy if batched else one_copy)
+        rows, cols, blocks = kernel.coloured_hessian_blocks(gradient, np.asarray(x, dtype=dtype),
+                                                            pairs, colours, batched=batched, cache=False)
     r, c, b = assemble_blocks(n, rows, cols, -blocks, dtype=dtype)
     return ForceJacobian(n, r, c, b)
 
@@ -584,8 +598,24 @@ def complete_neighbour_list(molecule, forcefield, cutoff, margin=1.5):
                          use_grids=False)
 
 
+@contextlib.contextmanager
+def graph_mode():
+    """MindSpore's graph mode within the block (MindSPONGE compiles its MD step only there: in
+    PyNative mode a step of alanine dipeptide took 4 s); the previous mode is restored on exit."""
+    import mindspore as ms
+    previous = ms.get_context("mode")
+    ms.set_context(mode=ms.GRAPH_MODE)
+    try:
+        yield
+    finally:
+        ms.set_context(mode=previous)
+
+
 def sponge_md(molecule, forcefield, cutoff=None, temperature=300.0, time_step=1e-3, seed=1):
-    """A MindSPONGE ``Sponge`` for NVT MD (velocity Verlet + Langevin) with a complete neighbour list."""
+    """A MindSPONGE ``Sponge`` for NVT MD (velocity Verlet + Langevin) with a complete neighbour list.
+
+    Build and run it inside :func:`graph_mode`.
+    """
     from mindsponge import DynamicUpdater, SimulationCell, Sponge
     from mindsponge.control import Langevin, VelocityVerlet
     from mindsponge.function import VelocityGenerator
@@ -622,6 +652,12 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5"
     md = sys_.spec.get("md", {})
     temperature = float(md.get("temperature", 300.0) if temperature is None else temperature)
     time_step = float(md.get("time_step", 1e-3) if time_step is None else time_step)
+    with graph_mode():
+        return _run_md(sys_, int(steps), int(every), output, temperature, time_step, dtype, strategy, overwrite,
+                       writer, check)
+
+
+def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy, overwrite, writer, check):
     molecule, forcefield = sys_.sponge(fresh=True)
     potential = adapt(molecule, forcefield)
     engine = sponge_md(molecule, forcefield, sys_.cutoff, temperature, time_step)
@@ -630,23 +666,23 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5"
         from .h5md import TrajectoryWriter
         writer = TrajectoryWriter(output, potential.n_atoms, names=sys_.names, masses=sys_.masses,
                                   periodic=sys_.box is not None, dtype=dtype, overwrite=overwrite,
-                                  metadata={"system": sys_.name, "steps": int(steps), "every": int(every)})
+                                  metadata={"system": sys_.name, "steps": steps, "every": every})
     callback = ForceJacobianCallback(potential, writer, every=every, strategy=strategy, dtype=dtype)
     start = _time.perf_counter()
     try:
-        engine.run(int(steps), callbacks=[callback])
+        engine.run(steps, callbacks=[callback])
     finally:
         if own_writer:
             writer.close()
     wall = _time.perf_counter() - start
     summary = {
         "system": sys_.name, "output": None if not own_writer else str(output), "atoms": potential.n_atoms,
-        "steps": int(steps), "every": int(every), "frames": len(callback.steps), "frame_steps": list(callback.steps),
+        "steps": steps, "every": every, "frames": len(callback.steps), "frame_steps": list(callback.steps),
         "blocks_per_frame": float(np.mean(callback.nnz_blocks)) if callback.nnz_blocks else 0.0,
         "first_jacobian_seconds": callback.jacobian_seconds[0] if callback.jacobian_seconds else float("nan"),
         "seconds_per_jacobian": float(np.mean(callback.jacobian_seconds[1:] or callback.jacobian_seconds or [np.nan])),
         "callback_seconds_per_frame": float(np.mean(callback.seconds[1:] or callback.seconds or [np.nan])),
-        "seconds_per_md_step": (wall - float(np.sum(callback.seconds))) / int(steps),
+        "seconds_per_md_step": (wall - float(np.sum(callback.seconds))) / steps,
         "seconds_per_force": _seconds_per_force(potential, sys_.positions.astype(dtype)),
     }
     if check and own_writer:
