@@ -109,26 +109,36 @@ class ForceJacobian:
                 f"dtype={self.blocks.dtype})")
 
 
-def assemble_blocks(n, rows, cols, blocks, dtype=None):
-    """Sum 3x3 blocks that share a position and sort them row-major, adding every diagonal block.
+def assemble_blocks(n, rows, cols, blocks, diagonal=None, dtype=None):
+    """Sum 3x3 blocks that share a position and sort them row-major, with every diagonal block.
 
-    n: number of block rows; rows, cols: (K,) int block coordinates, repeats allowed;
-    blocks: (K, 3, 3). Returns (rows, cols, blocks) unique and sorted, diagonal always present.
-    Diagonal blocks are summed by ``bincount``; the rest by one sort and ``add.reduceat``.
+    n: number of block rows. rows, cols: (K,) int block coordinates, repeats allowed;
+    blocks: (K, 3, 3). diagonal: optional (n, 3, 3) diagonal blocks already summed (the caller
+    can sum those cheaply with bincount). Returns (rows, cols, blocks) unique, sorted row-major,
+    in ``dtype`` (default: that of ``blocks``). Repeats are added in float64; one sort over the
+    off-diagonal keys.
     """
-    dtype = blocks.dtype if dtype is None else dtype
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    flat = np.asarray(blocks).reshape(-1, 9)
+    blocks = np.asarray(blocks)
+    dtype = blocks.dtype if dtype is None else np.dtype(dtype)
     on = rows == cols
-    on_rows, on_flat = rows[on], flat[on].astype(np.float64).T.copy()
-    diagonal = np.stack([np.bincount(on_rows, weights=on_flat[c], minlength=n) for c in range(9)], axis=1)
-    off = ~on
-    keys = np.concatenate([np.arange(n, dtype=np.int64) * (n + 1), rows[off] * n + cols[off]])
-    values = np.concatenate([diagonal, flat[off].astype(np.float64)])
+    if on.any():  # diagonal blocks among the rest: fold them into ``diagonal``
+        diagonal = np.zeros((n, 3, 3)) if diagonal is None else np.array(diagonal, dtype=np.float64)
+        np.add.at(diagonal, rows[on], blocks[on])
+        rows, cols, blocks = rows[~on], cols[~on], blocks[~on]
+    blocks = blocks.astype(dtype, copy=False)
+    keys = rows * n + cols
     order = np.argsort(keys, kind="stable")
-    keys, values = keys[order], values[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    summed = np.add.reduceat(values, starts, axis=0) if len(starts) < len(keys) else values
-    keys = keys[starts]
-    return keys // n, keys % n, summed.reshape(-1, 3, 3).astype(dtype)
+    keys = keys[order]
+    values = np.asarray(blocks).reshape(-1, 9)[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+    if len(starts) < len(keys):  # repeated positions (e.g. a 1-4 pair that is also in a torsion)
+        values = np.add.reduceat(values.astype(np.float64), starts, axis=0).astype(values.dtype)
+        keys = keys[starts]
+    diag_keys = np.arange(n, dtype=np.int64) * (n + 1)
+    at = np.searchsorted(keys, diag_keys)
+    diag = np.zeros((n, 9), dtype=values.dtype) if diagonal is None else np.asarray(diagonal).reshape(n, 9).astype(values.dtype)
+    keys = np.insert(keys, at, diag_keys)
+    values = np.insert(values, at, diag, axis=0)
+    return keys // n, keys % n, values.reshape(-1, 3, 3)

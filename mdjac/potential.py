@@ -246,15 +246,19 @@ class Potential:
         frame = self.frame(positions, box)
         selected = self._selection(atoms)
         if strategy == "replicate":
-            rows, cols, blocks = self._replicated_hessian(frame, selected)
+            diagonal, rows, cols, blocks = self._replicated_hessian(frame, selected)
         else:
-            rows, cols, blocks = self._coloured_hessian(frame, dense=strategy == "dense")
-        keep_atoms = np.arange(self.n_atoms) if selected is None else np.flatnonzero(selected)
-        local = np.full(self.n_atoms, -1, dtype=np.int64)
-        local[keep_atoms] = np.arange(len(keep_atoms))
-        keep = (local[rows] >= 0) & (local[cols] >= 0)
-        r, c, b = assemble_blocks(len(keep_atoms), local[rows[keep]], local[cols[keep]], -blocks[keep], dtype=frame.dtype)
-        return ForceJacobian(self.n_atoms, r, c, b, keep_atoms)
+            diagonal, rows, cols, blocks = self._coloured_hessian(frame, dense=strategy == "dense")
+        if selected is None:
+            kept = np.arange(self.n_atoms)
+        else:
+            kept = np.flatnonzero(selected)
+            local = np.full(self.n_atoms, -1, dtype=np.int64)
+            local[kept] = np.arange(len(kept))
+            keep = (local[rows] >= 0) & (local[cols] >= 0)
+            rows, cols, blocks, diagonal = local[rows[keep]], local[cols[keep]], blocks[keep], diagonal[kept]
+        r, c, h = assemble_blocks(len(kept), rows, cols, blocks, diagonal)
+        return ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h), kept)
 
     def _selection(self, atoms):
         """Boolean mask (N,) of selected atoms, or None for all."""
@@ -276,7 +280,11 @@ class Potential:
         return mask
 
     def _replicated_hessian(self, frame, selected):
-        """Hessian blocks by per-term replication: (rows, cols, blocks (K, 3, 3)), repeats allowed."""
+        """Hessian by per-term replication, as (diagonal (N, 3, 3) float64, rows, cols, blocks (K, 3, 3)).
+
+        Diagonal blocks are summed here (bincount); off-diagonal blocks are returned with repeats.
+        """
+        diagonal = np.zeros((9, self.n_atoms))
         rows, cols, blocks = [], [], []
         for group, index, q, params in self._instances(frame, selected):
             A = _chain_matrix(group)
@@ -286,12 +294,19 @@ class Potential:
                 hq = kernel.term_hessians(group.energy, _pad(q[start:stop], size),
                                           tuple(_pad(p[start:stop], size) for p in params))[: stop - start]
                 hx[start:stop] = np.einsum("ap,maibj,bs->mpsij", A, hq, A, optimize=True)
-            rows.append(np.repeat(index, k, axis=1).reshape(-1))
-            cols.append(np.tile(index, (1, k)).reshape(-1))
-            blocks.append(hx.reshape(-1, 3, 3))
+            for p in range(k):
+                diag = hx[:, p, p].reshape(-1, 9)
+                for e in range(9):
+                    diagonal[e] += np.bincount(index[:, p], weights=diag[:, e], minlength=self.n_atoms)
+                for s_ in range(k):
+                    if s_ != p:
+                        rows.append(index[:, p])
+                        cols.append(index[:, s_])
+                        blocks.append(hx[:, p, s_])
+        diagonal = diagonal.T.reshape(-1, 3, 3)
         if not rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), frame.dtype)
-        return np.concatenate(rows), np.concatenate(cols), np.concatenate(blocks)
+            return diagonal, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), frame.dtype)
+        return diagonal, np.concatenate(rows), np.concatenate(cols), np.concatenate(blocks)
 
     # ------------------------------------------------------------------ the potential as one opaque function
     def interaction_pairs(self, positions, box=None):
@@ -343,10 +358,15 @@ class Potential:
         return energy, args
 
     def _coloured_hessian(self, frame, dense):
-        """Hessian blocks of the whole potential by colouring (or the identity colouring)."""
+        """Hessian of the whole potential by colouring (or the identity colouring), as
+        (diagonal (N, 3, 3), rows, cols, blocks) like :meth:`_replicated_hessian`."""
         pairs = self.interaction_pairs(frame.positions, frame.box)
         colours = np.arange(self.n_atoms) if dense else kernel.distance2_colouring(self.n_atoms, pairs)
         energy, args = self.energy_function(frame.positions, frame.box)
         gradient = kernel.instance_gradient_of(energy)
-        return kernel.coloured_hessian_blocks(gradient, frame.positions.astype(frame.dtype), pairs, colours, args,
-                                              batched=True, cache=False)
+        rows, cols, blocks = kernel.coloured_hessian_blocks(gradient, frame.positions.astype(frame.dtype), pairs, colours,
+                                                            args, batched=True, cache=False)
+        on = rows == cols
+        diagonal = np.zeros((self.n_atoms, 3, 3))
+        diagonal[rows[on]] = blocks[on]
+        return diagonal, rows[~on], cols[~on], blocks[~on]
