@@ -265,6 +265,8 @@ class Potential:
         if atoms is None:
             return None
         a = np.asarray(atoms)
+        if a.size == 0:
+            raise InputError("the atom selection is empty: give at least one atom index")
         if a.dtype == bool:
             if a.shape != (self.n_atoms,):
                 raise InputError(f"a boolean atom selection must have {self.n_atoms} entries, got {a.shape}")

@@ -305,6 +305,10 @@ class PairTerm(Term):
         if self.cutoff is not None and not (np.isfinite(self.cutoff) and self.cutoff > 0):
             raise InputError(f"the cutoff {cutoff} is not a positive length: give it in nm, or None for all pairs")
         ex = _index_array(exclusions if exclusions is not None else np.zeros((0, 2), np.int64), 2, "exclusions")
+        for what, a in (("exclusions", ex), ("pairs", self.fixed_pairs)):
+            if a is not None and len(a) and a.max() >= self.n_atoms:
+                raise InputError(f"{what} name atom {a.max()} but the per-atom tables describe {self.n_atoms} atoms: "
+                                 "indices count from 0 to N-1")
         self._excluded_keys = np.unique(np.minimum(ex[:, 0], ex[:, 1]) * self.n_atoms + np.maximum(ex[:, 0], ex[:, 1]))
 
     @property
@@ -393,14 +397,19 @@ class Coulomb(PairTerm):
         self.charges, self.method, self.alpha = charges, method, float(alpha)
         if method == "dsf":
             a, rc = self.alpha, self.cutoff
-            self._erfc_rc = math.erfc(a * rc) / rc
-            self._slope_rc = math.erfc(a * rc) / rc ** 2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
+            self._slope = math.erfc(a * rc) / rc ** 2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
+            self._offset = math.erfc(a * rc) / rc + self._slope * rc
 
     def pair_params(self, i, j):
-        return (COULOMB_CONSTANT * self.scale * self.charges[i] * self.charges[j],)
+        qq = COULOMB_CONSTANT * self.scale * self.charges[i] * self.charges[j]
+        if self.method == "plain":
+            return (qq,)
+        # The DSF constants travel as per-pair arrays: Python floats in a compiled graph are float32.
+        return qq, np.full(len(qq), self.alpha), qq * self._slope, qq * self._offset
 
-    def energy(self, q, qq):
+    def energy(self, q, qq, alpha=None, qq_slope=None, qq_offset=None):
+        """plain: qq / r; dsf: qq erfc(alpha r)/r + qq_slope r - qq_offset, the expanded DSF form."""
         r = _norm(q[..., 0, :])
         if self.method == "plain":
             return qq / r
-        return qq * (ops.erfc(self.alpha * r) / r - self._erfc_rc + self._slope_rc * (r - self.cutoff))
+        return qq * ops.erfc(alpha * r) / r + qq_slope * r - qq_offset

@@ -1,0 +1,144 @@
+"""Shared references for the core tests: float64 finite differences and well-conditioned geometries.
+
+Everything here is independent of mdjac's kernel: finite differences only call
+``Potential.energy`` / ``Potential.forces`` (the quantities the Jacobian is the derivative of), and
+the geometry helpers are plain numpy. Helpers are handed to tests through the ``fd`` and ``geometry``
+fixtures so that no test module imports this file by name.
+"""
+import types
+
+import numpy as np
+import pytest
+
+#: Finite-difference step (nm). Central differences in float64: truncation ~ h^2, round-off ~ 1e-16 / h.
+STEP = 1e-5
+
+
+def fd_forces(pot, x, h=STEP, box=None):
+    """-dU/dx by float64 central differences of ``pot.energy``, (N, 3)."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.zeros_like(x)
+    for i in range(x.shape[0]):
+        for a in range(3):
+            xp, xm = x.copy(), x.copy()
+            xp[i, a] += h
+            xm[i, a] -= h
+            out[i, a] = -(pot.energy(xp, box=box) - pot.energy(xm, box=box)) / (2 * h)
+    return out
+
+
+def fd_jacobian(pot, x, h=STEP, columns=None, box=None):
+    """dF_i/dr_j by float64 central differences of ``pot.forces``.
+
+    Returns (N, 3, len(columns), 3): ``out[i, a, c, b] = dF_{i,a} / dr_{columns[c], b}``;
+    ``columns`` defaults to every atom.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    columns = np.arange(x.shape[0]) if columns is None else np.asarray(columns)
+    out = np.zeros((x.shape[0], 3, len(columns), 3))
+    for c, j in enumerate(columns):
+        for b in range(3):
+            xp, xm = x.copy(), x.copy()
+            xp[j, b] += h
+            xm[j, b] -= h
+            out[:, :, c, b] = (np.asarray(pot.forces(xp, box=box), dtype=np.float64)
+                               - np.asarray(pot.forces(xm, box=box), dtype=np.float64)) / (2 * h)
+    return out
+
+
+def rel_err(got, ref):
+    """max |got - ref| / max |ref| (the scale of the reference's largest entry)."""
+    got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    scale = np.max(np.abs(ref))
+    assert scale > 0, "the reference is identically zero: use an absolute comparison"
+    return float(np.max(np.abs(got - ref)) / scale)
+
+
+def sym_err(dense):
+    """Relative asymmetry of a dense (n, 3, n, 3) Jacobian: J_ij vs J_ji^T."""
+    n = dense.shape[0]
+    flat = dense.reshape(3 * n, 3 * n)
+    return float(np.max(np.abs(flat - flat.T)) / np.max(np.abs(flat)))
+
+
+# ----------------------------------------------------------------------------- geometry (plain numpy)
+def unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def angle(xi, xj, xk):
+    """Angle i-j-k at j (rad), by arccos of the normalised dot product."""
+    u, v = unit(xi - xj), unit(xk - xj)
+    return float(np.arccos(np.clip(np.dot(u, v), -1, 1)))
+
+
+def dihedral(xi, xj, xk, xl):
+    """IUPAC dihedral (rad, in (-pi, pi]) by projection onto the plane normal to the j-k axis.
+
+    Deliberately a different construction from mdjac.terms: project b1 = x_i - x_j and
+    b3 = x_l - x_k onto the plane normal to the axis, and measure the signed angle between them
+    (positive clockwise looking from j to k, i.e. right-handed about the j->k axis).
+    """
+    axis = unit(xk - xj)
+    p = (xi - xj) - np.dot(xi - xj, axis) * axis
+    s = (xl - xk) - np.dot(xl - xk, axis) * axis
+    p, s = unit(p), unit(s)
+    cos = np.clip(np.dot(p, s), -1, 1)
+    sign = np.sign(np.dot(np.cross(p, s), axis))
+    return float(sign * np.arccos(cos)) if sign != 0 else float(np.arccos(cos))
+
+
+def chain(rng, n, bond=(0.13, 0.17), theta=(np.radians(85), np.radians(135)), start=None):
+    """A random chain of n atoms: bond lengths, bond angles within the ranges, dihedrals uniform.
+
+    Built atom by atom from internal coordinates (bond, angle, dihedral), so every angle is far from
+    0 and pi and every dihedral is well defined.
+    """
+    x = np.zeros((n, 3))
+    if start is not None:
+        x[0] = start
+    x[1] = x[0] + rng.uniform(*bond) * unit(rng.normal(size=3))
+    for m in range(2, n):
+        b = rng.uniform(*bond)
+        th = rng.uniform(*theta)
+        u = unit(x[m - 2] - x[m - 1])
+        ref = x[m - 3] - x[m - 1] if m >= 3 else rng.normal(size=3)
+        w = unit(ref - np.dot(ref, u) * u)  # perpendicular to the previous bond
+        phi = rng.uniform(-np.pi, np.pi)
+        perp = np.cos(phi) * w + np.sin(phi) * np.cross(u, w)
+        x[m] = x[m - 1] + b * (np.cos(th) * u + np.sin(th) * perp)
+    return x
+
+
+def scattered(rng, n, size, min_dist, box=None, avoid=None, max_tries=100000):
+    """n random points in [0, size)^3 at least ``min_dist`` apart (minimum image if ``box``).
+
+    ``avoid``: optional (r_lo, r_hi) band of pair distances to keep clear of (e.g. around a cutoff).
+    """
+    pts = []
+    for _ in range(max_tries):
+        p = rng.uniform(0, size, 3)
+        ok = True
+        for q in pts:
+            d = p - q
+            if box is not None:
+                d = d - box * np.round(d / box)
+            r = np.linalg.norm(d)
+            if r < min_dist or (avoid is not None and avoid[0] < r < avoid[1]):
+                ok = False
+                break
+        if ok:
+            pts.append(p)
+            if len(pts) == n:
+                return np.array(pts)
+    raise RuntimeError("could not place the points; loosen the constraints")
+
+
+@pytest.fixture(scope="session")
+def fd():
+    return types.SimpleNamespace(forces=fd_forces, jacobian=fd_jacobian, rel_err=rel_err, sym_err=sym_err, STEP=STEP)
+
+
+@pytest.fixture(scope="session")
+def geometry():
+    return types.SimpleNamespace(unit=unit, angle=angle, dihedral=dihedral, chain=chain, scattered=scattered)

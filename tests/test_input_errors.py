@@ -1,0 +1,205 @@
+"""Bad input raises mdjac.errors.InputError (a ValueError), one line, naming the problem.
+
+Every check here happens before anything is compiled, so these tests are cheap.
+"""
+import numpy as np
+import pytest
+
+import mdjac
+from mdjac import terms
+from mdjac.errors import InputError
+
+N = 4
+
+
+def raises(fn, *words):
+    """Call fn, require InputError/ValueError with a one-line message containing every word (case-insensitive)."""
+    with pytest.raises(InputError) as info:
+        fn()
+    assert isinstance(info.value, ValueError)
+    msg = str(info.value)
+    assert "\n" not in msg, f"message is not one line: {msg!r}"
+    for w in words:
+        assert w.lower() in msg.lower(), f"{w!r} not in {msg!r}"
+    return msg
+
+
+@pytest.fixture(scope="module")
+def pot():
+    """A potential whose methods are only called with bad input (nothing is ever compiled)."""
+    return mdjac.Potential([terms.HarmonicBond([[0, 1], [2, 3]], 1000.0, 0.15),
+                            terms.LennardJones([0.3], [0.5], np.zeros(N, int), cutoff=0.9)],
+                           box=[2.0, 2.0, 2.0])
+
+
+GOOD = np.array([[0.1, 0.1, 0.1], [0.25, 0.1, 0.1], [1.0, 1.0, 1.0], [1.15, 1.0, 1.0]])
+
+
+def all_methods(pot):
+    return [pot.energy, pot.forces, pot.energy_and_forces, pot.force_jacobian]
+
+
+# ----------------------------------------------------------------------------- positions
+@pytest.mark.parametrize("shape", [(N + 1, 3), (N, 2), (3 * N,), (1, N, 3)])
+def test_wrong_position_shape(pot, shape):
+    for method in all_methods(pot):
+        raises(lambda: method(np.zeros(shape)), "shape", str(N))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_positions(pot, bad):
+    x = GOOD.copy()
+    x[2, 1] = bad
+    for method in all_methods(pot):
+        msg = raises(lambda: method(x), "NaN or inf")
+        assert "atom 2" in msg
+    raises(lambda: pot.forces(x.astype(np.float32)), "NaN or inf")
+
+
+def test_non_numeric_positions(pot):
+    raises(lambda: pot.energy(np.full((N, 3), "a")), "dtype")
+
+
+# ----------------------------------------------------------------------------- indices
+def test_index_out_of_range():
+    raises(lambda: mdjac.Potential([terms.HarmonicBond([[0, 1], [2, 7]], 1.0, 0.1)], n_atoms=5), "atom 7", "5 atoms")
+    lj = terms.LennardJones([0.3], [0.5], np.zeros(5, int))
+    raises(lambda: mdjac.Potential([lj, terms.HarmonicAngle([[0, 1, 5]], 1.0, 2.0)]), "atom 5", "5 atoms")
+    raises(lambda: mdjac.Potential([lj, terms.FlatBottomWall([9], 1.0, [0, 0, 0], 1.0)]), "atom 9")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: terms.HarmonicBond([[0, -1]], 1.0, 0.1),
+    lambda: terms.HarmonicAngle([[0, 1, -2]], 1.0, 2.0),
+    lambda: terms.PeriodicTorsion([[-1, 0, 1, 2]], 1.0, 1, 0.0),
+    lambda: terms.FlatBottomWall([-3], 1.0, [0, 0, 0], 1.0),
+    lambda: terms.LennardJones([0.3], [0.5], [0, 0, 0], pairs=[[0, -1]]),
+    lambda: terms.Coulomb([1.0, -1.0], exclusions=[[-1, 0]]),
+])
+def test_negative_indices(make):
+    raises(make, "negative")
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: terms.HarmonicBond([0, 1], 1.0, 0.1), ("shape", "(M, 2)")),
+    (lambda: terms.HarmonicAngle([[0, 1]], 1.0, 2.0), ("shape", "(M, 3)")),
+    (lambda: terms.PeriodicTorsion([[0, 1, 2]], 1.0, 1, 0.0), ("shape", "(M, 4)")),
+    (lambda: terms.HarmonicBond([[0.0, 1.5]], 1.0, 0.1), ("integer",)),
+])
+def test_malformed_index_arrays(make, words):
+    raises(make, *words)
+
+
+def test_atom_selection(pot):
+    raises(lambda: pot.force_jacobian(GOOD, atoms=np.array([], dtype=np.int64)), "empty")
+    raises(lambda: pot.force_jacobian(GOOD, atoms=[0, N]), "outside")
+    raises(lambda: pot.force_jacobian(GOOD, atoms=[-1, 2]), "outside")
+    raises(lambda: pot.force_jacobian(GOOD, atoms=[0.5]), "integer")
+    raises(lambda: pot.force_jacobian(GOOD, atoms=np.ones(N + 2, bool)), "boolean", str(N))
+
+
+def test_empty_list_selection_named(pot):
+    raises(lambda: pot.force_jacobian(GOOD, atoms=[]), "empty")
+
+
+def test_unknown_strategy(pot):
+    raises(lambda: pot.force_jacobian(GOOD, strategy="jacrev"), "strategy", "jacrev", "replicate")
+
+
+# ----------------------------------------------------------------------------- boxes and cutoffs
+@pytest.mark.parametrize("box", [[2.0, 0.0, 2.0], [2.0, -1.0, 2.0], [np.nan, 2.0, 2.0], [np.inf, 2, 2]])
+def test_nonpositive_box(box):
+    bond = terms.HarmonicBond([[0, 1]], 1.0, 0.1)
+    raises(lambda: mdjac.Potential([bond], box=box), "box", "positive")
+
+
+def test_bad_box_shapes():
+    bond = terms.HarmonicBond([[0, 1]], 1.0, 0.1)
+    raises(lambda: mdjac.Potential([bond], box=[2.0, 2.0]), "box", "shape")
+    raises(lambda: mdjac.Potential([bond], box=[[2, 0.1, 0], [0, 2, 0], [0, 0, 2]]), "orthorhombic")
+
+
+def test_box_override_checked(pot):
+    raises(lambda: pot.energy(GOOD, box=[2.0, 2.0, -2.0]), "positive")
+    raises(lambda: pot.force_jacobian(GOOD, box=[1.5, 2.0, 2.0]), "cutoff", "half")
+
+
+def test_cutoff_over_half_box():
+    lj = terms.LennardJones([0.3], [0.5], np.zeros(3, int), cutoff=1.1)
+    msg = raises(lambda: mdjac.Potential([lj], box=[3.0, 2.0, 3.0]), "cutoff", "half", "1.1")
+    assert "2.0" in msg
+    dsf = terms.Coulomb([1.0, -1.0, 0.5], cutoff=1.1, method="dsf")
+    raises(lambda: mdjac.Potential([dsf], box=[2.1, 5, 5]), "cutoff", "half")
+
+
+def test_bad_cutoffs():
+    raises(lambda: terms.LennardJones([0.3], [0.5], [0, 0], cutoff=-1.0), "cutoff")
+    raises(lambda: terms.LennardJones([0.3], [0.5], [0, 0], cutoff=0.0), "cutoff")
+    raises(lambda: terms.LennardJones([0.3], [0.5], [0, 0], cutoff=0.5, pairs=[[0, 1]]), "cutoff", "pair list")
+    raises(lambda: terms.Coulomb([1.0, -1.0], method="dsf"), "cutoff")
+    raises(lambda: terms.Coulomb([1.0, -1.0], cutoff=0.5, method="ewald"), "method", "ewald")
+
+
+def test_all_pairs_in_periodic_box():
+    lj = terms.LennardJones([0.3], [0.5], np.zeros(N, int))  # no cutoff
+    pot = mdjac.Potential([lj], box=[3.0, 3.0, 3.0])
+    raises(lambda: pot.energy(GOOD), "cutoff", "periodic")
+
+
+# ----------------------------------------------------------------------------- parameter tables
+def test_types_outside_the_table():
+    raises(lambda: terms.LennardJones([0.3, 0.25], [0.5, 0.2], [0, 1, 2]), "types", "table", "2 entries")
+    raises(lambda: terms.LennardJones([0.3, 0.25], [0.5, 0.2], [0, -1, 1]), "types", "table")
+    raises(lambda: terms.LennardJones(np.full((2, 2), 0.3), np.full((2, 2), 0.5), [0, 1, 3]), "types", "table")
+    raises(lambda: terms.HarmonicRestraint([10.0, 20.0], [0, 1, 2], np.zeros((3, 3))), "types", "table")
+    raises(lambda: terms.LennardJones([0.3], [0.5], [0.0, 0.0]), "integer")
+
+
+def test_sigma_epsilon_shape_mismatch():
+    raises(lambda: terms.LennardJones([0.3, 0.25], [0.5], [0, 1]), "sigma", "epsilon")
+    raises(lambda: terms.LennardJones(np.full((2, 2), 0.3), [0.5, 0.2], [0, 1]), "sigma", "epsilon")
+    raises(lambda: terms.LennardJones(np.full((2, 3), 0.3), np.full((2, 3), 0.5), [0, 1]), "sigma", "epsilon")
+    raises(lambda: terms.LennardJones([0.3, -0.1], [0.5, 0.2], [0, 1]), "negative")
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: terms.HarmonicBond([[0, 1], [1, 2], [2, 3]], [1.0, 2.0], 0.1), ("bond k", "3 instances")),
+    (lambda: terms.HarmonicBond([[0, 1], [1, 2]], 1.0, [0.1, 0.1, 0.1]), ("bond r0", "2 instances")),
+    (lambda: terms.HarmonicAngle([[0, 1, 2]], [1.0, 2.0], 2.0), ("angle k", "1 instances")),
+    (lambda: terms.PeriodicTorsion([[0, 1, 2, 3]], 1.0, [1, 2], 0.0), ("periodicity",)),
+    (lambda: terms.FlatBottomWall([0, 1], 1.0, [[0, 0, 0]] * 3, 1.0), ("wall centre",)),
+    (lambda: terms.HarmonicBond([[0, 1]], np.nan, 0.1), ("NaN",)),
+])
+def test_per_instance_parameters_of_wrong_length(make, words):
+    raises(make, *words)
+
+
+def test_per_atom_tables_of_different_lengths():
+    lj = terms.LennardJones([0.3], [0.5], np.zeros(5, int), cutoff=0.5)
+    coul = terms.Coulomb(np.ones(6), cutoff=0.5)
+    raises(lambda: mdjac.Potential([lj, coul]), "different numbers of atoms", "[5, 6]")
+    raises(lambda: mdjac.Potential([lj], n_atoms=7), "different numbers of atoms")
+
+
+def test_restraint_reference_shape():
+    raises(lambda: terms.HarmonicRestraint([10.0], [0, 0, 0], np.zeros((2, 3))), "reference", "(N, 3)")
+
+
+def test_field_shape_and_charges():
+    raises(lambda: terms.ElectricField([1.0, -1.0], [1.0, 2.0]), "field", "3 components")
+    raises(lambda: terms.Coulomb([1.0, np.nan]), "charges", "NaN")
+
+
+def test_empty_potential():
+    raises(lambda: mdjac.Potential([]), "at least one term")
+
+
+def test_exclusions_out_of_range():
+    raises(lambda: terms.LennardJones([0.3], [0.5], np.zeros(10, int), exclusions=[[0, 15]]), "exclusions")
+
+
+def test_explicit_pairs_out_of_range():
+    def build_and_use():
+        lj = terms.LennardJones([0.3], [0.5], np.zeros(4, int), pairs=[[0, 10]])
+        mdjac.Potential([lj]).energy(GOOD)
+    raises(build_and_use, "10")

@@ -1,0 +1,117 @@
+"""The neighbour list never drops (or invents) a pair: vesin against brute force and cKDTree."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mdjac.neighbours import brute_force_pairs, ckdtree_pairs, neighbour_pairs
+
+
+def all_three(x, cutoff, box):
+    return neighbour_pairs(x, cutoff, box), brute_force_pairs(x, cutoff, box), ckdtree_pairs(x, cutoff, box)
+
+
+def numpy_reference(x, cutoff, box):
+    """The contract written out once more, with explicit loops over images (no minimum-image rounding)."""
+    n = len(x)
+    out = []
+    shifts = [np.zeros(3)] if box is None else [box * np.array(s) for s in np.ndindex(3, 3, 3)]
+    shifts = shifts if box is None else [s - box for s in shifts]  # -1, 0, +1 in each direction
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = x[j] - x[i]
+            if box is not None:
+                d = d - box * np.floor(d / box + 0.5)  # into [-L/2, L/2), then check neighbouring images
+            r = min(np.linalg.norm(d + s) for s in shifts)
+            if r < cutoff:
+                out.append((i, j))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def assert_same(a, b):
+    assert a.dtype == np.int64 and a.shape[1:] == (2,)
+    assert np.all(a[:, 0] < a[:, 1])
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_random_system_matches_references(periodic):
+    rng = np.random.default_rng(21 + periodic)
+    box = np.array([3.0, 2.5, 2.8]) if periodic else None
+    n, cutoff = 300, 1.0
+    # open: a cloud; periodic: atoms spread over [-L, 2L) so many sit outside the primary box
+    x = rng.uniform(0, 3, (n, 3)) if box is None else rng.uniform(-1, 2, (n, 3)) * box
+    nl, bf, kd = all_three(x, cutoff, box)
+    assert len(nl) > 1000
+    assert_same(nl, bf)
+    assert_same(nl, kd)
+    if periodic:  # pairs across the boundary are there
+        raw = np.linalg.norm(x[nl[:, 1]] - x[nl[:, 0]], axis=1)
+        assert np.sum(raw > cutoff) > 100
+
+
+def test_small_systems_match_explicit_images():
+    rng = np.random.default_rng(4)
+    for box in (None, np.array([1.5, 1.2, 1.8])):
+        x = rng.uniform(-1.5, 3, (40, 3))
+        ref = numpy_reference(x, 0.55, box)
+        assert len(ref) > 0
+        assert_same(neighbour_pairs(x, 0.55, box), ref)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_pairs_near_the_cutoff(periodic):
+    """Pairs at cutoff - 1e-9 are kept, at cutoff + 1e-9 dropped, including across the boundary."""
+    cutoff = 0.7
+    box = np.array([2.0, 2.0, 2.0]) if periodic else None
+    eps = 1e-9
+    base = np.array([[0.3, 0.4, 0.5], [1.3, 1.2, 1.0]])
+    if periodic:  # partners reached only through the x boundary
+        partners = [base[0] - np.array([cutoff - eps, 0, 0]) + np.array([2.0, 0, 0]),
+                    base[1] + np.array([0, cutoff + eps, 0]) + np.array([0, -2.0, 0])]
+    else:
+        partners = [base[0] + np.array([cutoff - eps, 0, 0]), base[1] + np.array([0, cutoff + eps, 0])]
+    x = np.concatenate([base, np.array(partners)])
+    nl, bf, kd = all_three(x, cutoff, box)
+    assert_same(nl, np.array([[0, 2]]))
+    assert_same(bf, nl)
+    assert_same(kd, nl)
+
+
+def test_degenerate_sizes():
+    for n in (0, 1):
+        x = np.zeros((n, 3))
+        assert neighbour_pairs(x, 0.5).shape == (0, 2)
+        assert brute_force_pairs(x, 0.5).shape == (0, 2)
+    x = np.array([[0.0, 0, 0], [5.0, 0, 0]])
+    assert neighbour_pairs(x, 0.5).shape == (0, 2)
+    assert ckdtree_pairs(x, 0.5).shape == (0, 2)
+
+
+@st.composite
+def systems(draw):
+    n = draw(st.integers(2, 80))
+    periodic = draw(st.booleans())
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    rng = np.random.default_rng(seed)
+    if periodic:
+        box = np.array([draw(st.floats(1.0, 4.0)) for _ in range(3)])
+        cutoff = draw(st.floats(0.05, 0.5)) * float(box.min())
+        spread = draw(st.sampled_from([1.0, 3.0]))  # 3: atoms up to one box outside on each side
+        x = (rng.uniform(0, 1, (n, 3)) * spread - (spread - 1) / 2) * box
+    else:
+        box = None
+        cutoff = draw(st.floats(0.05, 2.0))
+        x = rng.uniform(-2, 2, (n, 3))
+    if draw(st.booleans()) and n >= 2:  # plant a pair just inside the cutoff
+        d = rng.normal(size=3)
+        x[1] = x[0] + (cutoff * (1 - 1e-7)) * d / np.linalg.norm(d)
+    return x, cutoff, box
+
+
+@settings(max_examples=40, deadline=None)
+@given(systems())
+def test_property_vesin_equals_references(system):
+    x, cutoff, box = system
+    nl, bf, kd = all_three(x, cutoff, box)
+    assert_same(nl, bf)
+    assert_same(nl, kd)
