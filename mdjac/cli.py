@@ -11,7 +11,9 @@ S is a name from systems/ or a system file. Bad input ends with one line on stde
 """
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -45,6 +47,10 @@ def build_parser():
     mode.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--batch", type=int, default=8, help="frames written (and flushed) together [8]")
     p.add_argument("--float64", action="store_true", help="compute and store in float64 (default float32)")
+    p.add_argument("--upper", action="store_true",
+                   help="store only the blocks J_ij with j >= i (J_ji = J_ij^T): half the bytes")
+    p.add_argument("--uncompressed", action="store_true",
+                   help="store the Jacobian blocks without gzip: faster writes, files about 1.3x larger")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
@@ -133,7 +139,7 @@ def run_metadata(args, frames):
     """What --resume checks: the same input, system, selection and precision."""
     return dict(source=os.path.abspath(args.trajectory), system=args.system,
                 frames=[frames.indices.start, frames.indices.stop, frames.indices.step],
-                float64=bool(args.float64))
+                float64=bool(args.float64), upper=bool(args.upper))
 
 
 def check_resumable(path, metadata):
@@ -156,6 +162,8 @@ def cmd_compute(args):
     if os.path.abspath(args.output) == os.path.abspath(args.trajectory):
         raise InputError("the output would replace the input trajectory; give another -o")
     system = load_system(args.system)
+    if system.potential is None:
+        raise InputError(f"system {args.system!r} has no potential (it is not a molecule); pick another")
     n_atoms = len(system.positions)
     traj = open_trajectory(args.trajectory, n_atoms=n_atoms)
     frames = traj[args.start:args.stop:args.step]
@@ -164,15 +172,15 @@ def cmd_compute(args):
                          f"step={args.step} holds no frame of its {len(traj)}")
     check_frames(frames, system)
     metadata = run_metadata(args, frames)
-    resuming = args.resume and os.path.exists(args.output)
-    if resuming:
+    if args.resume and os.path.exists(args.output):
         check_resumable(args.output, metadata)
     dtype = np.float64 if args.float64 else np.float32
     potential = system.potential
     writer = TrajectoryWriter(args.output, n_atoms, names=system.names, masses=system.masses,
                               periodic=system.box is not None, dtype=dtype,
                               mode="a" if args.resume else "w", overwrite=args.overwrite,
-                              batch=args.batch, metadata=metadata)
+                              batch=args.batch, metadata=metadata, compress_blocks=not args.uncompressed,
+                              triangle="upper" if args.upper else "full")
     with writer:
         done = writer.n_frames
         if done > len(frames):
@@ -190,11 +198,20 @@ def cmd_compute(args):
                 box = frame_box(frame.box, system)
                 forces = potential.forces(x, box=box)
                 jacobian = potential.force_jacobian(x, box=box)
+                restore_interrupt()
                 writer.append(frame.step, frame.time, x, box, forces, jacobian)
                 bar.update()
     elapsed = time.perf_counter() - start
     traj.close()
     print(summary(describe(args.output), len(frames) - done, done, elapsed))
+
+
+def restore_interrupt():
+    """Make Ctrl-C raise KeyboardInterrupt again: MindSpore's runtime installs a C-level SIGINT
+    handler that ends the process with SIGTERM, skipping the writer's final flush (the journal
+    keeps the file safe either way, but a clean stop keeps the buffered frames too)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def summary(info, new, resumed, seconds):
@@ -205,7 +222,7 @@ def summary(info, new, resumed, seconds):
         lines.append(f"  {seconds:.2f} s, {new / seconds:.2f} frames/s, {1e3 * seconds / new:.1f} ms per frame")
     if "blocks_per_frame" in info:
         lo, mean, hi = info["blocks_per_frame"]
-        lines.append(f"  Jacobian: {mean:.0f} blocks of 3x3 per frame (min {lo}, max {hi}), "
+        lines.append(f"  Jacobian: {mean:.0f} stored blocks of 3x3 per frame (min {lo}, max {hi}), "
                      f"{info['jacobian_dtype']}, {info['jacobian_bytes_per_frame'] / 1e3:.1f} kB per frame on disk")
     return "\n".join(lines)
 
@@ -227,7 +244,8 @@ def format_info(info):
     lines.append(f"  forces           {'yes' if info['forces'] else 'no'}")
     if "blocks_per_frame" in info:
         lo, mean, hi = info["blocks_per_frame"]
-        lines += [f"  Jacobian         {info['jacobian_atoms']} atoms, {info['jacobian_dtype']}",
+        lines += [f"  Jacobian         {info['jacobian_atoms']} atoms, {info['jacobian_dtype']}, "
+                  f"{'upper triangle stored' if info['triangle'] == 'upper' else 'all blocks stored'}",
                   f"  blocks per frame {mean:.1f} (min {lo}, max {hi})",
                   f"  Jacobian bytes   {info['jacobian_bytes_per_frame']:.0f} per frame on disk"]
     else:

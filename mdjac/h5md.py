@@ -11,7 +11,8 @@ Never lose a frame. Frames are buffered and written in batches; the file is open
 batch is written and closed (hence flushed) afterwards. Within a batch the data go first and the
 shared ``step``/``time`` datasets last, so a frame counts as stored only once every dataset holds
 it. Readers trust only the frames that every dataset holds (:func:`complete_frames`); resuming
-cuts the datasets back to that count and continues.
+cuts the datasets back to that count and continues. Each batch goes through a rollback journal
+(:mod:`mdjac.journal`), so a process killed inside a batch leaves the file as it was before it.
 """
 import collections.abc
 import contextlib
@@ -327,14 +328,32 @@ class H5MDTrajectory(FrameSequence):
 
 
 def read_jacobian(jac, i, n_atoms):
-    """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian."""
+    """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian (an upper triangle mirrored)."""
     from .jacobian import ForceJacobian
     indptr = jac["indptr"][i]
     start = int(jac["offset"][i])
     stop = start + int(indptr[-1])
     cols = jac["indices"][start:stop].astype(np.int64)
     rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-    return ForceJacobian(n_atoms, rows, cols, jac["blocks"][start:stop], atoms=jac["atoms"][()])
+    blocks = jac["blocks"][start:stop]
+    if jac.attrs.get("triangle", "full") == "upper":
+        rows, cols, blocks = mirror_upper(rows, cols, blocks)
+    return ForceJacobian(n_atoms, rows, cols, blocks, atoms=jac["atoms"][()])
+
+
+def upper_triangle(jacobian):
+    """(rows, cols, blocks) of the blocks with col >= row (the rest is their transposes)."""
+    keep = jacobian.cols >= jacobian.rows
+    return jacobian.rows[keep], jacobian.cols[keep], jacobian.blocks[keep]
+
+
+def mirror_upper(rows, cols, blocks):
+    """The full, row-major pattern from an upper triangle: J_ji = J_ij^T."""
+    off = rows != cols
+    rows, cols = np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]])
+    blocks = np.concatenate([blocks, blocks[off].transpose(0, 2, 1)])
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order], blocks[order]
 
 
 def open_trajectory(path, group=None, n_atoms=None):
@@ -377,12 +396,13 @@ def _frame_chunks(shape, itemsize, limit=64):
     return (int(np.clip(CHUNK_BYTES // max(per_frame, 1), 1, limit)),) + tuple(shape)
 
 
-def _resizable(group, name, shape, dtype, unit=None, chunks=None):
-    """An empty dataset of ``shape[1:]`` items, resizable along axis 0, chunked and compressed."""
+def _resizable(group, name, shape, dtype, unit=None, chunks=None, compress=True):
+    """An empty dataset of ``shape[1:]`` items, resizable along axis 0, chunked and (unless
+    ``compress`` is False) compressed."""
     dtype = np.dtype(dtype)
     chunks = chunks or _frame_chunks(shape, dtype.itemsize, limit=4096)
     ds = group.create_dataset(name, shape=(0,) + tuple(shape), maxshape=(None,) + tuple(shape),
-                              dtype=dtype, chunks=chunks, **COMPRESSION)
+                              dtype=dtype, chunks=chunks, **(COMPRESSION if compress else {}))
     if unit is not None:
         ds.attrs["unit"] = unit
     return ds
@@ -409,7 +429,7 @@ def _append(ds, data):
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
-                  metadata):
+                  metadata, compress_blocks=True, triangle="full"):
     """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``."""
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
@@ -435,13 +455,15 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
         jac = g.create_group(JACOBIAN)
         jac.attrs["layout"] = LAYOUT
         jac.attrs["n_atoms"] = np.int64(n_atoms)
+        jac.attrs["triangle"] = triangle
         jac["step"], jac["time"] = position["step"], position["time"]
         jac.create_dataset("atoms", data=np.asarray(jacobian_atoms, dtype=np.int64))
         n = len(jacobian_atoms)
         _resizable(jac, "indptr", (n + 1,), np.int64, chunks=_frame_chunks((n + 1,), 8))
         _resizable(jac, "offset", (), np.int64, chunks=(1024,))
         _resizable(jac, "indices", (), np.int32, chunks=(1 << 16,))
-        _resizable(jac, "blocks", (3, 3), dtype, UNITS["jacobian"], chunks=(1 << 13, 3, 3))
+        _resizable(jac, "blocks", (3, 3), dtype, UNITS["jacobian"], chunks=(1 << 13, 3, 3),
+                   compress=compress_blocks)
     params = f.create_group("parameters")
     if names is not None:
         vmd = params.create_group("vmd_structure")
@@ -520,6 +542,12 @@ class TrajectoryWriter:
         file (or creates it): frames that were not completely written are dropped and appending
         continues after the last complete one (:attr:`n_frames`, :attr:`last_step`).
     overwrite : with mode 'w', replace an existing ``path`` (only once the lock is held).
+    triangle : 'full' stores every block; 'upper' only the blocks J_ij with j >= i (the reader
+        mirrors J_ji = J_ij^T): half the bytes, but the lower blocks read back are the
+        transposes of the upper ones, not the computed ones (they differ by rounding).
+    compress_blocks : gzip the Jacobian blocks (default). Blocks are nearly incompressible
+        floats (about 0.8 of their size) and gzip dominates the write time of large frames;
+        False writes them several times faster.
     batch : frames buffered before the file is opened, appended and closed again.
     metadata : JSON-able dict stored in /parameters/mdjac (the command line keeps its
         arguments there so that --resume can check them).
@@ -530,11 +558,14 @@ class TrajectoryWriter:
 
     def __init__(self, path, n_atoms, names=None, masses=None, periodic=False, forces=True,
                  jacobian_atoms="all", dtype=np.float32, mode="w", batch=16, author="mdjac user",
-                 metadata=None, overwrite=False):
+                 metadata=None, overwrite=False, compress_blocks=True, triangle="full"):
         self.path, self.n_atoms, self.batch = os.fspath(path), int(n_atoms), int(batch)
         self.dtype, self.periodic, self.forces = np.dtype(dtype), bool(periodic), bool(forces)
         if mode not in ("w", "a"):
             raise InputError(f"writer mode must be 'w' or 'a', not {mode!r}")
+        if triangle not in ("full", "upper"):
+            raise InputError(f"triangle must be 'full' or 'upper', not {triangle!r}")
+        self.triangle = triangle
         if mode == "w" and os.path.exists(self.path) and not overwrite:
             raise InputError(f"{self.path} exists; resume it or overwrite it")
         if isinstance(jacobian_atoms, str):
@@ -547,19 +578,20 @@ class TrajectoryWriter:
                 journal.recover(self.path)
                 self.n_frames = self._resume()
             else:
-                self._create(names, masses, author, metadata)
+                self._create(names, masses, author, metadata, compress_blocks, triangle)
                 self.n_frames = 0
         except BaseException:
             self.lock.release()
             raise
 
-    def _create(self, names, masses, author, metadata):
+    def _create(self, names, masses, author, metadata, compress_blocks, triangle):
         """Write the empty layout to a temporary file and rename it over ``path`` (atomic)."""
         tmp = f"{self.path}.tmp"
         try:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
-                              self.jacobian_atoms, names, masses, author, metadata)
+                              self.jacobian_atoms, names, masses, author, metadata, compress_blocks,
+                              triangle)
             if os.path.exists(journal.journal_path(self.path)):
                 os.remove(journal.journal_path(self.path))   # a stale journal of the old file
             os.replace(tmp, self.path)
@@ -576,10 +608,12 @@ class TrajectoryWriter:
                 raise InputError(f"{self.path} is not an mdjac output; cannot resume it")
             found = dict(n_atoms=g["position/value"].shape[1], periodic="edges" in g["box"],
                          forces="force" in g, dtype=g["position/value"].dtype,
-                         jacobian=None if JACOBIAN not in g else g[JACOBIAN]["atoms"][()].tolist())
+                         jacobian=None if JACOBIAN not in g else g[JACOBIAN]["atoms"][()].tolist(),
+                         triangle=g[JACOBIAN].attrs.get("triangle", "full") if JACOBIAN in g else "full")
             wanted = dict(n_atoms=self.n_atoms, periodic=self.periodic, forces=self.forces,
                           dtype=self.dtype, jacobian=None if self.jacobian_atoms is None
-                          else self.jacobian_atoms.tolist())
+                          else self.jacobian_atoms.tolist(),
+                          triangle=self.triangle if self.jacobian_atoms is not None else "full")
             for key in found:
                 if found[key] != wanted[key]:
                     raise InputError(f"{self.path} does not match this run ({key} differs: "
@@ -644,12 +678,16 @@ class TrajectoryWriter:
     def _write_jacobians(self, jac, jacobians):
         """Append blocks and column indices to the flat store, then each frame's row pointers
         and offset (where its blocks start in the store)."""
+        n = len(self.jacobian_atoms)
+        parts = [upper_triangle(j) if self.triangle == "upper" else (j.rows, j.cols, j.blocks)
+                 for j in jacobians]
+        indptr = np.stack([np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+                           for rows, _, _ in parts])
         start = len(jac["blocks"])
-        counts = np.array([j.nnz_blocks for j in jacobians], dtype=np.int64)
-        _append(jac["indices"], np.concatenate([j.cols for j in jacobians]).astype(np.int32))
-        _append(jac["blocks"], np.concatenate([j.blocks for j in jacobians]).astype(self.dtype))
-        _append(jac["indptr"], np.stack([j.indptr() for j in jacobians]))
-        _append(jac["offset"], start + np.concatenate([[0], np.cumsum(counts[:-1])]))
+        _append(jac["indices"], np.concatenate([cols for _, cols, _ in parts]).astype(np.int32))
+        _append(jac["blocks"], np.concatenate([blocks for _, _, blocks in parts]).astype(self.dtype))
+        _append(jac["indptr"], indptr.astype(np.int64))
+        _append(jac["offset"], start + np.concatenate([[0], np.cumsum(indptr[:-1, -1])]))
 
     def close(self):
         """Write what is buffered and release the lock."""
@@ -736,6 +774,7 @@ def _describe(path):
             jac = g[JACOBIAN]
             counts = jac["indptr"][:n, -1] if n else np.zeros(1)
             out.update(jacobian_atoms=len(jac["atoms"]), jacobian_dtype=str(jac["blocks"].dtype),
+                       triangle=str(jac.attrs.get("triangle", "full")),
                        blocks_per_frame=(int(counts.min()), float(counts.mean()), int(counts.max())),
                        jacobian_bytes_per_frame=_storage(jac) / max(n, 1),
                        bytes_per_frame=out["file_bytes"] / max(n, 1))

@@ -103,10 +103,25 @@ def test_partial_jacobian(tmp_path):
         write(tmp_path / "q.h5md", frames)      # file made for all atoms, frames for a subset
 
 
-def test_bsr_with_h5py_alone(tmp_path):
+def test_upper_triangle_round_trip(tmp_path):
+    frames = random_frames(5)               # exactly symmetric blocks: the mirror is lossless
+    write(tmp_path / "u.h5md", frames, triangle="upper")
+    write(tmp_path / "f.h5md", frames)
+    with open_trajectory(tmp_path / "u.h5md") as traj:
+        for got, want in zip(traj, frames):
+            assert_frame_equal(got, want)
+    full, upper = describe(tmp_path / "f.h5md"), describe(tmp_path / "u.h5md")
+    assert upper["triangle"] == "upper" and full["triangle"] == "full"
+    assert upper["blocks_per_frame"][1] == pytest.approx((full["blocks_per_frame"][1] + N) / 2)
+    with pytest.raises(InputError, match="triangle differs"):
+        TrajectoryWriter(tmp_path / "u.h5md", N, periodic=True, mode="a")
+
+
+@pytest.mark.parametrize("triangle", ["full", "upper"])
+def test_bsr_with_h5py_alone(tmp_path, triangle):
     """The snippet of docs/h5md.md: a frame's scipy.sparse.bsr_matrix from h5py and scipy only."""
     frames = random_frames(4)
-    write(tmp_path / "t.h5md", frames)
+    write(tmp_path / "t.h5md", frames, triangle=triangle)
     k = 2
     with h5py.File(tmp_path / "t.h5md", "r") as f:
         jac = f["particles/trajectory/force_jacobian"]
@@ -117,6 +132,10 @@ def test_bsr_with_h5py_alone(tmp_path):
         indices = jac["indices"][start:stop]         # (nnz,) block columns
         blocks = jac["blocks"][start:stop]           # (nnz, 3, 3) kJ mol-1 nm-2
         J = scipy.sparse.bsr_matrix((blocks, indices, indptr), shape=(3 * n, 3 * n))
+        if jac.attrs["triangle"] == "upper":         # only blocks j >= i stored: J_ji = J_ij^T
+            rows = np.repeat(np.arange(n), np.diff(indptr))
+            diagonal = scipy.sparse.block_diag(blocks[rows == indices], format="bsr")
+            J = (J + J.T - diagonal).tobsr(blocksize=(3, 3))
     want = frames[k]["jacobian"].to_bsr()
     assert J.blocksize == (3, 3)
     np.testing.assert_array_equal(J.toarray(), want.toarray())

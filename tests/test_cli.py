@@ -1,0 +1,249 @@
+"""The ``mdjac`` command line: compute, info, run and modes; bad inputs (one line, exit code 2,
+nothing written or destroyed); kill -9 in the middle of compute, then --resume, gives the same
+file as an uninterrupted run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from mdjac.cli import main
+from mdjac.h5md import OutputLock, TrajectoryWriter, describe, open_trajectory
+
+L = 1.6          # box edge, nm
+GRID = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3) * (L / 4)
+N = len(GRID)    # 64 argon-like atoms, Lennard-Jones cut at 0.7 nm
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def write_system(folder):
+    """A tiny periodic Lennard-Jones system file (engine "mdjac")."""
+    np.savez(folder / "tiny.npz", positions=GRID, types=np.zeros(N, int), box=np.full(3, L))
+    spec = {"name": "tiny", "engine": "mdjac", "coordinates": "tiny.npz",
+            "atom_types": [{"name": "Ar", "mass": 39.948}],
+            "terms": [{"term": "LennardJones", "sigma": [0.3405], "epsilon": [0.99774],
+                       "types": "@types", "cutoff": 0.7}]}
+    (folder / "tiny.json").write_text(json.dumps(spec))
+    return str(folder / "tiny.json")
+
+
+def write_input(path, n_frames, n_atoms=N, nan_frame=None, seed=0):
+    """An input H5MD trajectory (positions and box only) of jittered lattice frames."""
+    rng = np.random.default_rng(seed)
+    with TrajectoryWriter(path, n_atoms, periodic=True, forces=False, jacobian_atoms=None,
+                          batch=64) as w:
+        for k in range(n_frames):
+            x = (GRID[:n_atoms] + rng.normal(scale=0.01, size=(n_atoms, 3))) % L
+            if k == nan_frame:
+                x[3, 1] = np.nan
+            w.append(10 * k, 0.01 * k, x, np.full(3, L))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    return dict(folder=folder, system=write_system(folder), traj=write_input(folder / "in.h5md", 6))
+
+
+def run(argv, capsys):
+    """main(argv) -> (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_compute_every_frame(files, tmp_path, capsys):
+    from mdjac.catalogue import load_system
+    out = tmp_path / "out.h5md"
+    code, stdout, _ = run(["compute", files["traj"], "--system", files["system"], "-o", out, "-q"], capsys)
+    assert code == 0 and "6 frames of 64 atoms" in stdout and "blocks of 3x3 per frame" in stdout
+    system = load_system(files["system"])
+    with open_trajectory(files["traj"]) as src, open_trajectory(out) as traj:
+        assert len(traj) == 6
+        for frame, source in zip(traj, src):
+            x = source.positions.astype(np.float32)
+            np.testing.assert_array_equal(frame.positions, x)
+            assert frame.step == source.step
+            want = system.potential.force_jacobian(x, box=source.box)
+            np.testing.assert_allclose(frame.jacobian.to_dense(), want.to_dense(), rtol=1e-6, atol=1e-3)
+            np.testing.assert_allclose(frame.forces, system.potential.forces(x, box=source.box), rtol=1e-5, atol=1e-3)
+    import MDAnalysis as mda
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = mda.Universe(str(out))
+    assert u.trajectory.n_frames == 6 and u.trajectory[5].forces.shape == (N, 3)
+    np.testing.assert_allclose(u.dimensions[:3], 10 * L)
+
+    code, stdout, _ = run(["info", out], capsys)
+    assert code == 0
+    for text in ("atoms            64", "frames           6 complete", "blocks per frame", "per frame on disk"):
+        assert text in stdout
+
+
+def test_selection_and_existing_output(files, tmp_path, capsys):
+    out = tmp_path / "sel.h5md"
+    args = ["compute", files["traj"], "-s", files["system"], "-o", out, "-q"]
+    assert run(args + ["--start", 1, "--stop", 6, "--step", 2], capsys)[0] == 0
+    with open_trajectory(out) as traj:
+        assert [f.step for f in traj] == [10, 30, 50]
+    before = out.read_bytes()
+    code, _, err = run(args, capsys)                   # exists: refused, untouched
+    assert code == 2 and "--overwrite" in err and out.read_bytes() == before
+    code, stdout, _ = run(args + ["--start", 1, "--stop", 6, "--step", 2, "--resume"], capsys)
+    assert code == 0 and "0 computed now" in stdout and out.read_bytes() == before
+    code, _, err = run(args + ["--resume"], capsys)    # resume with another selection: refused
+    assert code == 2 and "resume with the same arguments" in err and out.read_bytes() == before
+    assert run(args + ["--overwrite", "--stop", 2], capsys)[0] == 0
+    with open_trajectory(out) as traj:
+        assert [f.step for f in traj] == [0, 10]
+
+
+def test_upper_and_uncompressed(files, tmp_path, capsys):
+    full, upper = tmp_path / "full.h5md", tmp_path / "upper.h5md"
+    args = ["compute", files["traj"], "-s", files["system"], "-q", "--stop", 3]
+    assert run(args + ["-o", full, "--uncompressed"], capsys)[0] == 0
+    assert run(args + ["-o", upper, "--upper"], capsys)[0] == 0
+    with h5py.File(full, "r") as f:
+        assert f["particles/trajectory/force_jacobian/blocks"].compression is None
+    with open_trajectory(full) as a, open_trajectory(upper) as b:
+        for fa, fb in zip(a, b):
+            np.testing.assert_array_equal(fa.jacobian.rows, fb.jacobian.rows)
+            np.testing.assert_allclose(fb.jacobian.blocks, fa.jacobian.blocks, rtol=1e-5, atol=1e-3)
+    assert describe(upper)["jacobian_bytes_per_frame"] < 0.7 * describe(full)["jacobian_bytes_per_frame"]
+    code, _, err = run(args + ["-o", upper, "--resume"], capsys)     # stored upper, asked full
+    assert code == 2 and "upper=True" in err
+
+
+BAD_INPUTS = ["missing", "not-hdf5", "truncated", "atom-count", "nan", "unknown-system",
+              "unwritable", "batch", "empty-selection", "same-file"]
+
+
+def bad_arguments(case, files, folder):
+    """(trajectory, system, output) of one bad input."""
+    traj, system, out = files["traj"], files["system"], str(folder / "out.h5md")
+    if case == "missing":
+        traj = str(folder / "missing.h5md")
+    elif case == "not-hdf5":
+        traj = str(folder / "notes.h5md")
+        (folder / "notes.h5md").write_text("these are not coordinates\n")
+    elif case == "truncated":
+        traj = str(folder / "cut.h5md")
+        data = open(files["traj"], "rb").read()
+        (folder / "cut.h5md").write_bytes(data[: len(data) * 2 // 3])
+    elif case == "atom-count":
+        traj = write_input(folder / "small.h5md", 2, n_atoms=N - 1)
+    elif case == "nan":
+        traj = write_input(folder / "nan.h5md", 5, nan_frame=3)
+    elif case == "unknown-system":
+        system = "no-such-system"
+    elif case == "unwritable":
+        (folder / "afile").write_text("")
+        out = str(folder / "afile" / "out.h5md")
+    elif case == "same-file":
+        out = traj
+    return traj, system, out
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+@pytest.mark.parametrize("existing", [False, True])
+def test_bad_input(files, tmp_path, capsys, case, existing):
+    traj, system, out = bad_arguments(case, files, tmp_path)
+    extra = {"batch": ["--batch", "0"], "empty-selection": ["--start", 6]}.get(case, [])
+    if existing and case not in ("unwritable", "same-file"):
+        with open(out, "wb") as f:
+            f.write(b"an existing output that must survive")
+        extra = extra + ["--overwrite"]
+    before = sorted(os.listdir(tmp_path))
+    snapshot = open(out, "rb").read() if os.path.exists(out) else None
+    code, stdout, err = run(["compute", traj, "--system", system, "-o", out] + extra, capsys)
+    assert code == 2
+    assert err.startswith("mdjac: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == before                     # nothing written
+    assert (open(out, "rb").read() if os.path.exists(out) else None) == snapshot   # nothing destroyed
+
+
+def test_second_writer_refused(files, tmp_path, capsys):
+    out = tmp_path / "locked.h5md"
+    lock = OutputLock(out)
+    try:
+        code, _, err = run(["compute", files["traj"], "-s", files["system"], "-o", out, "-q"], capsys)
+    finally:
+        lock.release()
+    assert code == 2 and "being written by another mdjac" in err and not out.exists()
+
+
+def test_python_m_mdjac_one_line_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mdjac", "compute", str(tmp_path / "nope.h5md"),
+                           "--system", "argon", "-o", str(tmp_path / "o.h5md")],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"mdjac: error: {tmp_path / 'nope.h5md'}: no such file"]
+    assert not (tmp_path / "o.h5md").exists()
+
+
+def all_datasets(path):
+    """{name: (attributes, data)} of every group and dataset of an HDF5 file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            attrs = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
+            out[name] = (attrs, obj[()] if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(visit)
+    return out
+
+
+def test_kill_and_resume_equals_uninterrupted(files, tmp_path, capsys):
+    traj = write_input(tmp_path / "long.h5md", 120, seed=7)
+    killed, whole = tmp_path / "killed.h5md", tmp_path / "whole.h5md"
+    args = ["compute", traj, "--system", files["system"], "--batch", "1", "-q"]
+    log = open(tmp_path / "stderr.txt", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "mdjac"] + [str(a) for a in args] + ["-o", str(killed)],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if killed.exists() and describe(killed)["frames"] >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, f"mdjac compute ended early ({proc.returncode}): " + open(log.name).read()[-2000:]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = describe(killed)["frames"]
+    assert 3 <= done < 120, f"the run was not killed in the middle ({done} frames)"
+
+    code, stdout, _ = run(args + ["-o", killed, "--resume"], capsys)
+    assert code == 0 and f"{120 - done} computed now, {done} kept from before" in stdout
+    assert run(args + ["-o", whole], capsys)[0] == 0
+    a, b = all_datasets(killed), all_datasets(whole)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name][0] == b[name][0], name
+        if a[name][1] is not None:
+            np.testing.assert_array_equal(a[name][1], b[name][1], err_msg=name)
+    assert not os.path.exists(f"{killed}.journal") and not os.path.exists(f"{killed}.lock")
+
+
+def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "m.h5md"
+    assert run(["compute", files["traj"], "-s", files["system"], "-o", out, "-q", "--stop", 1], capsys)[0] == 0
+    code, stdout, err = run(["modes", out, "--frame", 0, "-k", 4], capsys)
+    assert code == 0 and stdout.strip(), err
+
+    import mdjac.sponge
+    calls = []
+
+    def fake_run_md(system, **options):
+        calls.append((system, options))
+        return {"system": system, "frames": 3}
+    monkeypatch.setattr(mdjac.sponge, "run_md", fake_run_md)
+    code, stdout, _ = run(["run", "--steps", 20, "--every", 10, "-o", tmp_path / "md.h5md"], capsys)
+    assert code == 0 and "frames" in stdout and calls[0][0] == "alanine-dipeptide"
+    assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False)
+    code, _, err = run(["run", "-o", out], capsys)      # exists: refused before any MD
+    assert code == 2 and "--overwrite" in err and len(calls) == 1
