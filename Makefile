@@ -1,5 +1,6 @@
 # Two commands do all the set-up from a fresh clone:
-#   make run    creates .venv (pinned set in requirements.lock), then runs the main job on the default system
+#   make run    creates .venv (pinned set in requirements.lock), then the main job: MindSPONGE MD of the
+#               default system with Jacobians into out/run.h5md (replaced on each run), and a summary
 #   make test   creates .venv if needed, then runs the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -18,7 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/mdjac run
+	mkdir -p out
+	$(VENV)/bin/mdjac run --output out/run.h5md --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q
