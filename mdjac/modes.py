@@ -41,19 +41,24 @@ removes translations and rotations, project='periodic' only the translations (a 
 no rotational freedom), project=None nothing (the rigid-body modes then show up as near-zero
 frequencies, which is itself a check of a Jacobian's invariances).
 
-Solvers. Small systems use dense ``numpy.linalg.eigh`` on Q^T D Q, Q an orthonormal basis of the
-complement of span(B). Large ones use ``scipy.sparse.linalg.eigsh`` on the block-sparse D:
+Solvers. Both work on A = P D P + s B B^T: the projected matrix with the rigid-body directions
+moved to an eigenvalue s above the whole spectrum of D (:func:`rigid_shift`), so that the spectrum
+of A is the 3n - r vibrational eigenvalues plus r copies of s. A differs from D by rank 2r,
 
-* lowest k: shift-invert about sigma. The operator is A = P D P + s B B^T - sigma I, i.e. the
-  projected matrix with the rigid-body directions moved far up the spectrum (eigenvalue s, above
-  every eigenvalue of D) where shift-invert never finds them. A is D - sigma I plus a rank-2r
-  term, A = (D - sigma I) + U C U^T with U = [B, D B] and C = [[B^T D B + s I, -I], [-I, 0]], so
-  A^{-1} follows from one sparse LU of D - sigma I and the Woodbury identity. The k eigenvalues
-  returned are those nearest sigma, which are the k lowest when no eigenvalue lies further below
-  sigma than the k-th one above it (true near a minimum with the default sigma; pass sigma for
-  saddle points). Lanczos may return an exactly degenerate eigenvalue (the unprojected rigid-body
-  zeros, the floppy modes of an under-constrained network) with too low a multiplicity; project
-  the rigid-body modes out when asking for the lowest ones.
+    A = D + U C U^T,   U = [B, D B],   C = [[B^T D B + s I, -I], [-I, 0]].
+
+* all modes (small systems): dense ``numpy.linalg.eigh`` of A, built from D by those rank-r
+  updates, dropping the r eigenpairs at s.
+* lowest k (large systems): ``scipy.sparse.linalg.eigsh`` in shift-invert mode about sigma, with
+  (A - sigma I)^{-1} from one sparse LU of D - sigma I and the Woodbury identity; the eigenvalues s
+  are the farthest from sigma and never found. The k eigenvalues returned are those nearest
+  sigma, which are the k lowest when no eigenvalue lies further below sigma than the k-th one
+  above it (true near a minimum with the default sigma; pass sigma for saddle points). Lanczos
+  may return an exactly degenerate eigenvalue (the unprojected rigid-body zeros, the floppy modes
+  of an under-constrained network) with too low a multiplicity; project the rigid-body modes out
+  when asking for the lowest ones. Cost: the LU stays sparse for chains and short cutoffs but
+  fills in for 3D systems with long ones (1,000 SPC/E waters, 1 nm cutoff: 75 M of the 81 M
+  entries, about a minute on two cores), where it saves little over dense eigh.
 * highest k: Lanczos on x -> P D P x for the largest algebraic eigenvalues (no inversion).
 
 Everything from the Jacobian onward is accumulated in float64, whatever the Jacobian's dtype.
@@ -236,23 +241,25 @@ def rigid_body_basis(positions: np.ndarray, masses: np.ndarray, project: str | N
     return u[:, s > RIGID_RANK_TOLERANCE * s[0]]
 
 
-def _complement_basis(b: np.ndarray) -> np.ndarray:
-    """Orthonormal basis (3n, 3n - r) of the orthogonal complement of the columns of b."""
-    if b.shape[1] == 0:
-        return np.eye(b.shape[0])
-    q, _ = np.linalg.qr(b, mode="complete")
-    return q[:, b.shape[1]:]
+def rigid_shift(d: sp.spmatrix, sigma: float = 0.0) -> float:
+    """An eigenvalue s (ps^-2) above the whole spectrum of D, and far from sigma: |sigma| plus four
+    times the Gershgorin bound max_i sum_j |D_ij| >= |lambda|, plus one."""
+    return abs(sigma) + 4.0 * float(abs(d).sum(axis=1).max()) + 1.0
 
 
 # --------------------------------------------------------------------------------------------
 # solvers: each returns (eigenvalues (m,), vectors (3n, m)) ascending
 # --------------------------------------------------------------------------------------------
 def _dense_modes(d: sp.spmatrix, b: np.ndarray):
-    if b.shape[1] == 0:
-        return np.linalg.eigh(d.toarray())
-    q = _complement_basis(b)
-    vals, vecs = np.linalg.eigh(q.T @ (d @ q))
-    return vals, q @ vecs
+    """All 3n - r eigenpairs: eigh of the dense A = P D P + s B B^T, dropping the r at s.
+    A = D - B (D B)^T - (D B) B^T + B (B^T D B + s I) B^T, by rank-r updates."""
+    a = d.toarray()
+    r = b.shape[1]
+    if r:
+        db = np.asarray(d @ b)
+        a += b @ (b.T @ db + rigid_shift(d) * np.eye(r)) @ b.T - b @ db.T - db @ b.T
+    vals, vecs = np.linalg.eigh(a)
+    return vals[: a.shape[0] - r], vecs[:, : a.shape[0] - r]
 
 
 def _shift_invert_operator(d: sp.spmatrix, b: np.ndarray, sigma: float, shift: float):
@@ -294,9 +301,7 @@ def _sparse_modes(d: sp.spmatrix, b: np.ndarray, k: int, which: str, sigma_cm: f
         vals, vecs = spla.eigsh(_projected_operator(d, b), k=k, which="LA")
     else:
         sigma = float(wavenumbers_to_eigenvalues(sigma_cm))
-        bound = float(abs(d).sum(axis=1).max())          # Gershgorin: |lambda| <= bound
-        shift = abs(sigma) + 4.0 * bound + 1.0
-        op = _shift_invert_operator(d, b, sigma, shift)
+        op = _shift_invert_operator(d, b, sigma, rigid_shift(d, sigma))
         vals, vecs = spla.eigsh(d, k=k, sigma=sigma, which="LM", OPinv=op)
     order = np.argsort(vals)
     return vals[order], vecs[:, order]
@@ -448,6 +453,11 @@ def _file_case(path, frame, system):
     Masses come from the file, else from ``system`` (a name, or the one the file records); the
     Jacobian from the file, else from that system's potential at the frame's positions.
     """
+    from mdjac.h5md import is_hdf5
+
+    if not is_hdf5(path):
+        raise InputError(f"{path} is not an H5MD file; give an mdjac H5MD file or a system name "
+                         f"(run mdjac compute on other trajectories first)")
     fr, recorded = _file_frame(path, frame)
     x = np.asarray(fr.positions, dtype=np.float64)
     masses, jacobian = _file_masses(path), fr.jacobian

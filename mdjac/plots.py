@@ -1,10 +1,18 @@
 r"""Pictures of force Jacobians and normal modes (matplotlib, written as PNG).
 
-Each picture has three layers: a pure function that computes its data from mdjac objects
-(:func:`vdos`, :func:`block_norms`, :func:`atom_stiffness`, :func:`trajectory_stiffness`), a
+Each picture has three layers: pure functions that compute its data from mdjac objects
+(:func:`vdos`, :func:`block_norms`, :func:`binned_max`, :func:`atom_stiffness`,
+:func:`trajectory_stiffness`, :func:`stiffness_deviation`, :func:`principal_plane`), a
 ``*_figure`` function that draws data into a new :class:`matplotlib.figure.Figure` (no pyplot
-state, Agg canvas), and a ``plot_*`` function that takes data and a path, writes the PNG and
-returns the path.
+state, so no backend is touched; PNGs come from the Agg canvas), and a ``plot_*`` function that
+takes data and a path, writes the PNG and returns the path:
+
+==================  =============================================================================
+plot_vdos           vibrational density of states of NormalModes (or wavenumbers)
+plot_sparsity       block pattern of a ForceJacobian, coloured by block norm
+plot_stiffness      per-atom stiffness along a trajectory (from trajectory_stiffness)
+plot_modes          displacement arrows of chosen normal modes on the molecule's principal plane
+==================  =============================================================================
 
 The quantities
 ==============
@@ -142,9 +150,9 @@ def sparsity_figure(jacobian, max_pixels=800, title=None) -> Figure:
     ax.set_xlabel("atom j (column block)")
     ax.set_ylabel("atom i (row block)")
     filled = jacobian.nnz_blocks / float(n * n)
-    binned = "" if image.shape[0] == n else f", {n // image.shape[0]}+ atoms per pixel"
-    ax.set_title(title or f"Force Jacobian blocks: {n} atoms, {jacobian.nnz_blocks} stored "
-                          f"({100 * filled:.3g}%){binned}", fontsize=10)
+    binned = "" if image.shape[0] == n else f", {n / image.shape[0]:.2g} atoms per pixel"
+    ax.set_title(title or f"Force Jacobian blocks of {n:,} atoms\n{jacobian.nnz_blocks:,} stored "
+                          f"({100 * filled:.3g}% of {n:,}$^2$){binned}", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -78,6 +78,7 @@ class Morse(terms.FixedTerm):
         return depth * s * s
 
 
+@pytest.fixture(scope="module")
 def spce_water():
     """One flexible SPC/E water as MindSPONGE ships it (template water.spce.yaml, parameters
     'SPCE'), through mdjac's adapter: (Potential, positions at its minimum (3, 3) nm, randomly
@@ -147,8 +148,8 @@ def test_diatomic_frequency_is_sqrt_k_over_mu(kind):
 # --------------------------------------------------------------------------------------------
 # one flexible SPC/E water
 # --------------------------------------------------------------------------------------------
-def test_water_matches_finite_difference_hessian():
-    pot, x, masses = spce_water()
+def test_water_matches_finite_difference_hessian(spce_water):
+    pot, x, masses = spce_water
     assert np.abs(pot.forces(x)).max() < 1e-8            # built at its minimum
     jac = pot.force_jacobian(x)
     projected = mdjac.normal_modes(jac, masses, positions=x, project="molecule")
@@ -165,8 +166,8 @@ def test_water_matches_finite_difference_hessian():
     assert np.abs(projected.vectors.reshape(3, -1) @ basis).max() < 1e-10
 
 
-def test_water_away_from_minimum_still_matches_finite_differences():
-    pot, x, masses = spce_water()
+def test_water_away_from_minimum_still_matches_finite_differences(spce_water):
+    pot, x, masses = spce_water
     x = x + np.random.default_rng(5).normal(0.0, 0.004, x.shape)
     got = mdjac.normal_modes(pot.force_jacobian(x), masses, positions=x, project="molecule")
     ref = mdjac.normal_modes(fd_jacobian(pot, x), masses, positions=x, project="molecule")
@@ -220,12 +221,15 @@ def test_bad_input_raises_one_line_input_error():
     cases = [dict(masses=masses[:-1]), dict(masses=np.where(np.arange(10) == 3, 0.0, masses)),
              dict(masses=-masses), dict(project="crystal"), dict(k=0), dict(k=31),
              dict(which="middle"), dict(project="molecule", positions=None),
-             dict(positions=x[:5], project="molecule")]
+             dict(positions=x[:5], project="molecule"), dict(masses=3.0), dict(masses=["a"] * 10)]
     for case in cases:
         kwargs = dict(masses=masses, positions=x, project="periodic") | case
         with pytest.raises(InputError) as err:
             mdjac.normal_modes(jac, **kwargs)
         assert "\n" not in str(err.value)
+    broken = ForceJacobian(10, jac.rows, jac.cols, np.where(jac.blocks == 0, np.nan, jac.blocks))
+    with pytest.raises(InputError, match="NaN"):
+        mdjac.normal_modes(broken, masses)
     with pytest.raises(InputError, match="all 10 atoms"):
         mdjac.normal_modes(jac.select([0, 1, 2]), masses, x, project="molecule")
 
@@ -241,9 +245,9 @@ def test_partial_jacobian_takes_masses_of_the_whole_system():
 # --------------------------------------------------------------------------------------------
 # the command line's text, from an mdjac file
 # --------------------------------------------------------------------------------------------
-def test_modes_command_reads_an_mdjac_file(tmp_path):
+def test_modes_command_reads_an_mdjac_file(tmp_path, spce_water):
     from mdjac.h5md import TrajectoryWriter
-    pot, x, masses = spce_water()
+    pot, x, masses = spce_water
     path = tmp_path / "water.h5"
     with TrajectoryWriter(path, 3, names=["OW", "HW1", "HW2"], masses=masses, dtype=np.float64) as w:
         for step in range(2):
@@ -302,3 +306,18 @@ def test_modes_command_minimises_a_system(alanine):
         assert f"{f:.3f}" in text
     with pytest.raises(InputError, match="unknown system"):
         modes.modes_command("no-such-system")
+
+
+def test_both_minimisers_reach_the_same_water_minimum(spce_water, monkeypatch):
+    pot, x, masses = spce_water
+    start = x + np.random.default_rng(9).normal(0.0, 0.01, x.shape)
+    newton, f_newton = modes.minimise_energy(pot, start)
+    monkeypatch.setattr(modes, "DENSE_MAX_DOF", 0)              # force the L-BFGS-B path
+    lbfgs, f_lbfgs = modes.minimise_energy(pot, start, gtol=1e-4)
+    assert f_newton < 1e-6 and f_lbfgs < 1e-3
+    # same internal geometry (bond lengths and angle), whatever the rigid-body motion
+    def internal(y):
+        u, v = y[1] - y[0], y[2] - y[0]
+        return np.linalg.norm(u), np.linalg.norm(v), np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v)
+    assert np.allclose(internal(newton), internal(x), atol=1e-10)
+    assert np.allclose(internal(lbfgs), internal(x), atol=1e-6)

@@ -12,6 +12,12 @@ from mdjac.jacobian import ForceJacobian
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(scope="module")
+def chain_system():
+    """The 8-atom chain of :func:`chain_potential`, built (and compiled) once."""
+    return chain_potential(8)
+
+
 def chain_potential(n=8):
     """A bent chain of n atoms: bonds, angles and Lennard-Jones between non-bonded atoms."""
     bonds = np.stack([np.arange(n - 1), np.arange(1, n)], axis=1)
@@ -59,8 +65,8 @@ def test_vdos_figure_draws_the_broadened_modes(tmp_path):
 # --------------------------------------------------------------------------------------------
 # sparsity pattern
 # --------------------------------------------------------------------------------------------
-def test_sparsity_figure_shows_every_block_norm(tmp_path):
-    pot, x = chain_potential(8)
+def test_sparsity_figure_shows_every_block_norm(tmp_path, chain_system):
+    pot, x = chain_system
     jac = pot.force_jacobian(x)
     dense = jac.to_dense()                                   # (n, 3, n, 3)
     norms = np.sqrt((dense**2).sum(axis=(1, 3)))             # independent of block_norms
@@ -88,19 +94,24 @@ def test_binned_image_keeps_the_largest_norm_per_bin():
 # --------------------------------------------------------------------------------------------
 # per-atom stiffness along a trajectory
 # --------------------------------------------------------------------------------------------
-def test_stiffness_heat_map_holds_minus_the_diagonal_traces(tmp_path):
-    pot, x = chain_potential(8)
+def test_stiffness_heat_map_holds_minus_the_diagonal_traces(tmp_path, chain_system):
+    pot, x = chain_system
     rng = np.random.default_rng(1)
     jacobians = [pot.force_jacobian(x + rng.normal(0, 0.005, x.shape)) for _ in range(5)]
     traces = np.array([[np.trace(j.to_dense()[i, :, i, :]) for i in range(8)] for j in jacobians])
     stiffness = plots.trajectory_stiffness(jacobians)
     assert np.allclose(stiffness, -traces)
-    fig = plots.stiffness_figure(stiffness, times=0.5 * np.arange(5))
-    drawn = np.asarray(fig.axes[0].images[0].get_array())
-    assert np.allclose(drawn, -traces.T)                      # atoms down, frames across
-    assert fig.axes[0].get_xlabel() == "time (ps)"
-    assert "kJ mol" in fig.axes[1].get_ylabel()               # the colour bar carries the unit
-    assert_png(plots.plot_stiffness(stiffness, tmp_path / "k.png"), plots.FIGSIZE)
+    fig = plots.stiffness_figure(stiffness, times=0.5 * np.arange(5), labels=[f"A{i}" for i in range(8)])
+    ax_mean, ax_map = fig.axes[:2]
+    mean = -traces.mean(axis=0)
+    bars = np.array([bar.get_width() for bar in ax_mean.patches])
+    assert np.allclose(bars / bars.max(), mean / mean.max())        # drawn in units of 10^p
+    drawn = np.asarray(ax_map.images[0].get_array())
+    assert np.allclose(drawn, 100 * (traces / traces.mean(axis=0) - 1).T)   # atoms down, frames across
+    assert ax_map.get_xlabel() == "time (ps)"
+    assert "kJ mol" in ax_mean.get_xlabel() and "%" in fig.axes[2].get_ylabel()
+    assert [t.get_text() for t in ax_mean.get_yticklabels()][:2] == ["0 A0", "1 A1"]
+    assert_png(plots.plot_stiffness(stiffness, tmp_path / "k.png"), (8.0, 4.8))
 
 
 def test_plots_refuse_bad_input(tmp_path):
@@ -113,3 +124,23 @@ def test_plots_refuse_bad_input(tmp_path):
         plots.stiffness_figure(np.ones((3, 2)), times=[0.0, 1.0])
     with pytest.raises(InputError, match="width"):
         plots.vdos([1.0], [1.0], width=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# normal-mode arrows
+# --------------------------------------------------------------------------------------------
+def test_mode_arrows_are_the_cartesian_displacements(tmp_path, chain_system):
+    pot, x = chain_system
+    masses = np.array([12.0, 1.0, 14.0, 16.0, 1.0, 12.0, 1.0, 14.0])
+    nm = mdjac.normal_modes(pot.force_jacobian(x), masses, positions=x, project="molecule")
+    fig = plots.modes_figure(nm, x, indices=[0, 4], scale=0.1)
+    plane = plots.principal_plane(x, masses)
+    assert np.allclose(plane.T @ plane, np.eye(2))
+    for ax, k in zip(fig.axes, [0, 4]):
+        # Cartesian direction of mode k: M^-1/2 v, unit norm (independent of NormalModes.displacements)
+        cart = nm.vectors[k] / np.sqrt(masses)[:, None]
+        cart /= np.linalg.norm(cart)
+        arrows = ax.collections[1]
+        assert np.allclose(np.c_[arrows.U, arrows.V], 0.1 * cart @ plane)
+        assert f"{nm.frequencies[k]:.1f}" in ax.get_title()
+    assert_png(plots.plot_modes(nm, x, tmp_path / "m.png", indices=[0, 4]), (6.4, 3.4))
