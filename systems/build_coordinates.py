@@ -60,16 +60,18 @@ def water_lattice(n=10, density=33.37, seed=7):
     return x.reshape(-1, 3), np.full(3, length)
 
 
-def water_box(md_steps=2000):
-    from mdjac.catalogue import build_sponge, load_system
-    from mdjac.sponge import adapt, molecule_positions, sponge_md
-    spec = load_system.__globals__["json"].loads((HERE / "water-box.json").read_text())
+def water_box(md_steps=1000):
+    import json
+    from mdjac.catalogue import build_sponge
+    from mdjac.sponge import adapt, graph_mode, molecule_positions, sponge_md
+    spec = json.loads((HERE / "water-box.json").read_text())
     x, box = water_lattice()
     molecule, forcefield = build_sponge(spec, x, box)
-    x = minimise(adapt(molecule, forcefield), x, box, gtol=50.0, maxiter=300)
+    x = minimise(adapt(molecule, forcefield), x, box, gtol=50.0, maxiter=200)
     molecule, forcefield = build_sponge(spec, x, box)
-    engine = sponge_md(molecule, forcefield, spec["cutoff"], 300.0, 1e-3)
-    engine.run(md_steps)
+    with graph_mode():
+        engine = sponge_md(molecule, forcefield, spec["cutoff"], 300.0, 1e-3)
+        engine.run(md_steps)
     x, _ = molecule_positions(molecule)
     np.savez_compressed(HERE / "water-box.npz", positions=x, box=box)
 
