@@ -4,10 +4,16 @@ The force Jacobian J_ij = dF_i/dr_j = -d2U/dr_i dr_j (3x3 blocks, kJ mol^-1 nm^-
 MindSpore automatic differentiation through the masked-grad kernel (mdjac.kernel); terms state
 only their energies (mdjac.terms). See docs/architecture.md for the map of the package.
 """
-from .errors import InputError
-from .jacobian import ForceJacobian
-from .potential import Potential
-from . import terms
+import os
+
+# MindSpore (and MindSPONGE through it) log deprecation warnings on every import; keep errors only
+# unless the user chose a level (GLOG_v: 0 debug, 1 info, 2 warning, 3 error).
+os.environ.setdefault("GLOG_v", "3")
+
+from .errors import InputError  # noqa: E402
+from .jacobian import ForceJacobian  # noqa: E402
+from .potential import Potential  # noqa: E402
+from . import terms  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["ForceJacobian", "InputError", "Potential", "terms", "load_system", "open_trajectory", "normal_modes",
