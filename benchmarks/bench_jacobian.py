@@ -10,8 +10,9 @@ times, on a frame the potential has not seen (the neighbour search is part of bo
   of columns is timed and extrapolated to 3N columns;
 * Hessian-vector products: 3N compiled HVPs of the whole potential (one per Cartesian
   coordinate); timed on a sample and extrapolated;
-* dense: the article's identity mask over all 3N rows, run where it fits (N = 100; at N = 300
-  its 900 copies of the system ran out of this machine's 24 GB).
+* dense: the article's identity mask over all 3N rows, tried for N <= DENSE_MAX in a process of
+  its own whose address space is capped at DENSE_LIMIT_GB ("no fit" when it fails there; N = 100
+  is impossible at this density with this cutoff: the box would be under twice the cutoff).
 
 Peak memory is the process's maximum resident set size (each N runs in its own process).
 Ratios are what to read: the machine is shared and absolute times vary from run to run.
@@ -27,9 +28,10 @@ import time
 
 import numpy as np
 
-#: The dense article kernel (3N copies of the system) is run up to this N: at N = 300 it was
-#: killed for lack of memory on this 24 GB machine.
-DENSE_MAX = 100
+#: The dense article kernel (3N copies of the system) is tried up to this N, in its own process
+#: with its address space capped at DENSE_LIMIT_GB, so that failing to fit is a row, not a kill.
+DENSE_MAX = 300
+DENSE_LIMIT_GB = 16
 
 
 def liquid(n, density=100.0, cutoff=0.7, seed=0):
@@ -78,33 +80,49 @@ def hvp_seconds(pot, x, samples=6):
 def measure(n):
     """One row of the table for an N-atom liquid (dict)."""
     pot, x = liquid(n)
-    rng = np.random.default_rng(1)
-    frames = [x + rng.normal(scale=1e-3, size=x.shape).astype(np.float32) for _ in range(4)]
     pot.forces(x), pot.force_jacobian(x)  # compile every shape once
-    force = min(_timed(pot.forces, f) for f in frames[:2])
-    jac = min(_timed(pot.force_jacobian, f) for f in frames[2:])
+    force, jac = [], []
+    for _ in range(4):  # interleaved, so that both see the same load; the best of each is kept
+        force.append(_timed(pot.forces, x))
+        jac.append(_timed(pot.force_jacobian, x))
+    force, jac = min(force), min(jac)
     jacobian = pot.force_jacobian(x)
     row = {"n": n, "pairs": int(len(pot.terms[0].candidate_pairs(pot.frame(x)))), "blocks": jacobian.nnz_blocks,
            "force_s": force, "jacobian_s": jac,
            "fd_s": 3 * n * fd_column_seconds(pot, x),
            "hvp_s": 3 * n * hvp_seconds(pot, x)}
-    if n <= DENSE_MAX:
-        row["dense_s"] = best_of(lambda: pot.force_jacobian(x, strategy="dense"), 1)
     row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     return row
 
 
-def fd_column_seconds(pot, x, samples=2, step=1e-3):
-    """Seconds per finite-difference column (two force evaluations at x +- step e_c), sampled."""
+def fd_column_seconds(pot, x, samples=3, step=1e-3):
+    """Seconds per finite-difference column (two force evaluations at x +- step e_c), best of samples."""
     def column(c):
         xp, xm = x.copy(), x.copy()
         xp.flat[c] += step
         xm.flat[c] -= step
         return (pot.forces(xp) - pot.forces(xm)) / (2 * step)
-    t = time.perf_counter()
-    for c in range(samples):
-        column(c)
-    return (time.perf_counter() - t) / samples
+    return min(_timed(column, c) for c in range(samples))
+
+
+def measure_dense(n):
+    """Dense article kernel over force time, in this process (run under an address-space cap)."""
+    resource.setrlimit(resource.RLIMIT_AS, (DENSE_LIMIT_GB * 1024 ** 3,) * 2)
+    pot, x = liquid(n)
+    pot.forces(x)
+    force = best_of(lambda: pot.forces(x), 2)
+    return {"dense_s": best_of(lambda: pot.force_jacobian(x, strategy="dense"), 1), "dense_force_s": force}
+
+
+def _run_child(flag, n):
+    """Run this script with ``flag n`` in a new process; its JSON line, or the reason it failed."""
+    out = subprocess.run([sys.executable, __file__, flag, str(n)], capture_output=True, text=True)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode == 0 and lines:
+        return json.loads(lines[-1]), None
+    why = "killed (out of memory)" if out.returncode in (-9, 137) else \
+        next((ln for ln in reversed(out.stderr.splitlines()) if "Error" in ln or "error" in ln), f"exit code {out.returncode}")
+    return None, why
 
 
 def _timed(fn, arg):
@@ -122,16 +140,26 @@ def print_table(rows):
     print("-" * len(head))
     for r in rows:
         f = r["force_s"]
-        dense = f"{r['dense_s'] / f:9.1f}" if "dense_s" in r else f"{'-':>9}"
+        dense = f"{r['dense_s'] / r['dense_force_s']:9.1f}" if "dense_s" in r else f"{r.get('dense', '-'):>9}"
         print(f"{r['n']:>7} {r['pairs']:>9} {r['blocks']:>10} {f:>10.3f} {r['jacobian_s']:>13.3f} {r['jacobian_s'] / f:>9.2f} "
               f"{r['fd_s'] / f:>9.0f} {r['hvp_s'] / f:>9.0f} {dense} {r['peak_gb']:>14.2f}")
 
 
-def measure_systems():
-    """Rows for the catalogue's MindSPONGE systems: Jacobian time over force time (float32)."""
-    import mdjac
+def measure_systems(steps=20, every=10):
+    """Rows for the catalogue's MindSPONGE systems (float32): Jacobian time over force time, and
+    the ForceJacobianCallback's cost per saved frame in a short MindSPONGE run (``run_md``)."""
+    import os
+    import tempfile
 
-    print(f"{'system':>18} {'N':>6} {'force (s)':>10} {'Jacobian (s)':>13} {'Jacobian/force':>15}")
+    import mdjac
+    from mdjac.sponge import run_md
+
+    head = f"{'system':>18} {'N':>6} {'blocks':>9} {'force (s)':>10} {'Jacobian (s)':>13} {'Jacobian/force':>15} " \
+           f"{'MD step (s)':>12} {'callback/frame (s)':>19} {'of which Jacobian':>18} {'callback/Jacobian':>18}"
+    print("MindSPONGE systems, float32, adapter path; callback measured in a run_md of "
+          f"{steps} steps with a Jacobian every {every}")
+    print(head)
+    print("-" * len(head))
     for name in ("alanine-dipeptide", "water-box"):
         system = mdjac.load_system(name)
         x = system.positions.astype(np.float32)
@@ -139,28 +167,41 @@ def measure_systems():
         pot.forces(x), pot.force_jacobian(x)
         f = best_of(lambda: pot.forces(x), 3)
         j = best_of(lambda: pot.force_jacobian(x), 3)
-        print(f"{name:>18} {len(x):>6} {f:>10.4f} {j:>13.4f} {j / f:>15.2f}")
+        blocks = pot.force_jacobian(x).nnz_blocks
+        with tempfile.TemporaryDirectory() as tmp:
+            run = run_md(name, steps=steps, every=every, output=os.path.join(tmp, "run.h5md"), check=False)
+        cb = run["callback_seconds_per_frame"]
+        print(f"{name:>18} {len(x):>6} {blocks:>9} {f:>10.4f} {j:>13.4f} {j / f:>15.2f} "
+              f"{run['seconds_per_md_step']:>12.4f} {cb:>19.4f} {run['seconds_per_jacobian']:>18.4f} {cb / j:>18.2f}")
+    print("callback/frame: the callback's wall time per saved frame in the MD run (the Jacobian of that "
+          "step plus handing it to the writer); callback/Jacobian: over the Jacobian timed alone above")
 
 
 def main(argv):
     if argv[:1] == ["--one"]:
         print(json.dumps(measure(int(argv[1]))))
         return
+    if argv[:1] == ["--dense"]:
+        print(json.dumps(measure_dense(int(argv[1]))))
+        return
     if argv[:1] == ["--systems"]:
         measure_systems()
         return
-    sizes = [int(a) for a in argv] or [100, 300, 3000, 30000]
     rows = []
-    for n in sizes:  # one process per N, so that peak memory is that N's own
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-        if out.returncode != 0 or not lines:
-            why = "killed (out of memory?)" if out.returncode in (-9, 137) else \
-                next((ln for ln in reversed(out.stderr.splitlines()) if "Error" in ln), f"exit code {out.returncode}")
+    for n in [int(a) for a in argv] or [300, 3000, 30000]:  # one process per N: peak memory is that N's own
+        row, why = _run_child("--one", n)
+        if row is None:
             print(f"N={n} failed: {why}")
             continue
-        rows.append(json.loads(lines[-1]))
+        if n <= DENSE_MAX:
+            dense, why = _run_child("--dense", n)
+            row.update(dense or {"dense": "no fit"})
+            if why:
+                print(f"N={n} dense kernel: {why}")
+        rows.append(row)
     print_table(rows)
+    print(f"dense: the article's identity mask, 3N copies, address space capped at {DENSE_LIMIT_GB} GB; "
+          "FD and HVP: sampled columns, extrapolated to 3N")
 
 
 if __name__ == "__main__":
