@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
+from hdf5_compare import assert_same_datasets
 from mdjac.cli import main
 from mdjac.h5md import OutputLock, TrajectoryWriter, describe, open_trajectory
 
@@ -188,17 +189,6 @@ def test_python_m_mdjac_one_line_error(tmp_path):
     assert not (tmp_path / "o.h5md").exists()
 
 
-def all_datasets(path):
-    """{name: (attributes, data)} of every group and dataset of an HDF5 file."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            attrs = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
-            out[name] = (attrs, obj[()] if isinstance(obj, h5py.Dataset) else None)
-        f.visititems(visit)
-    return out
-
-
 def test_kill_and_resume_equals_uninterrupted(files, tmp_path, capsys):
     traj = write_input(tmp_path / "long.h5md", 120, seed=7)
     killed, whole = tmp_path / "killed.h5md", tmp_path / "whole.h5md"
@@ -220,12 +210,7 @@ def test_kill_and_resume_equals_uninterrupted(files, tmp_path, capsys):
     code, stdout, _ = run(args + ["-o", killed, "--resume"], capsys)
     assert code == 0 and f"{120 - done} computed now, {done} kept from before" in stdout
     assert run(args + ["-o", whole], capsys)[0] == 0
-    a, b = all_datasets(killed), all_datasets(whole)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name][0] == b[name][0], name
-        if a[name][1] is not None:
-            np.testing.assert_array_equal(a[name][1], b[name][1], err_msg=name)
+    assert_same_datasets(killed, whole)
     assert not os.path.exists(f"{killed}.journal") and not os.path.exists(f"{killed}.lock")
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
+from hdf5_compare import assert_same_datasets
 from mdjac import journal
 from mdjac.errors import InputError
 from mdjac.h5md import (TrajectoryWriter, complete_frames, describe, modify,
@@ -400,19 +401,3 @@ def test_exception_in_batch_rolls_back(tmp_path):
     assert path.read_bytes() == before
 
 
-def assert_same_datasets(a, b):
-    """Every dataset and attribute of two files equal (hard links compared once by name)."""
-    def collect(path):
-        out = {}
-        with h5py.File(path, "r") as f:
-            def visit(name, obj):
-                attrs = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
-                out[name] = (attrs, obj[()] if isinstance(obj, h5py.Dataset) else None)
-            f.visititems(visit)
-        return out
-    da, db = collect(a), collect(b)
-    assert sorted(da) == sorted(db)
-    for name in da:
-        assert da[name][0] == db[name][0], name
-        if da[name][1] is not None:
-            np.testing.assert_array_equal(da[name][1], db[name][1], err_msg=name)
