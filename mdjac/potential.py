@@ -179,7 +179,7 @@ class Potential:
         list) form one :class:`TermGroup` and are evaluated as one summed energy, in one compiled
         call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
         """
-        found = []  # [terms, index, params]
+        found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
         for term in self.terms:
             index, params = term.instances(frame)
             if atoms is not None:
