@@ -29,6 +29,7 @@ import numpy as np
 
 from . import journal
 from .errors import InputError
+from .jacobian import ForceJacobian, row_pointers, rows_of
 
 GROUP = "trajectory"
 JACOBIAN = "force_jacobian"
@@ -274,6 +275,7 @@ class H5MDTrajectory(FrameSequence):
                 self._force = None      # forces in a unit we do not know: not read
         self._n = complete_frames(g)
         self.periodic = "edges" in g["box"] if "box" in g else False
+        self.masses = np.asarray(g["mass"][()], dtype=np.float64) if isinstance(g.get("mass"), h5py.Dataset) else None
         self.has_jacobian = JACOBIAN in g
         if self.has_jacobian:
             self.atoms = g[JACOBIAN]["atoms"][()]
@@ -329,12 +331,11 @@ class H5MDTrajectory(FrameSequence):
 
 def read_jacobian(jac, i, n_atoms):
     """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian (an upper triangle mirrored)."""
-    from .jacobian import ForceJacobian
     indptr = jac["indptr"][i]
     start = int(jac["offset"][i])
     stop = start + int(indptr[-1])
     cols = jac["indices"][start:stop].astype(np.int64)
-    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    rows = rows_of(indptr)
     blocks = jac["blocks"][start:stop]
     if jac.attrs.get("triangle", "full") == "upper":
         rows, cols, blocks = mirror_upper(rows, cols, blocks)
@@ -681,8 +682,7 @@ class TrajectoryWriter:
         n = len(self.jacobian_atoms)
         parts = [upper_triangle(j) if self.triangle == "upper" else (j.rows, j.cols, j.blocks)
                  for j in jacobians]
-        indptr = np.stack([np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-                           for rows, _, _ in parts])
+        indptr = np.stack([row_pointers(rows, n) for rows, _, _ in parts])
         start = len(jac["blocks"])
         _append(jac["indices"], np.concatenate([cols for _, cols, _ in parts]).astype(np.int32))
         _append(jac["blocks"], np.concatenate([blocks for _, _, blocks in parts]).astype(self.dtype))

@@ -21,6 +21,16 @@ import scipy.sparse
 from .errors import InputError
 
 
+def row_pointers(rows, n):
+    """(n + 1,) int64 block-row pointers (CSR over blocks) of row-major sorted block rows (nnz,)."""
+    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
+
+
+def rows_of(indptr):
+    """(nnz,) int64 block row of every block, from (n + 1,) block-row pointers."""
+    return np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+
+
 class ForceJacobian:
     """Block-sparse force Jacobian of one frame.
 
@@ -60,7 +70,7 @@ class ForceJacobian:
 
     def indptr(self):
         """(n + 1,) int64: block-row pointers (CSR over blocks)."""
-        return np.concatenate([[0], np.cumsum(np.bincount(self.rows, minlength=self.n))]).astype(np.int64)
+        return row_pointers(self.rows, self.n)
 
     def to_bsr(self):
         """``scipy.sparse.bsr_matrix`` of shape (3n, 3n), blocksize (3, 3)."""
@@ -101,8 +111,7 @@ class ForceJacobian:
         bsr = scipy.sparse.bsr_matrix(bsr, blocksize=(3, 3))
         bsr.sort_indices()
         n = bsr.shape[0] // 3
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(bsr.indptr))
-        return cls(n if n_atoms is None else n_atoms, rows, bsr.indices, np.asarray(bsr.data), atoms)
+        return cls(n if n_atoms is None else n_atoms, rows_of(bsr.indptr), bsr.indices, np.asarray(bsr.data), atoms)
 
     def __repr__(self):
         return (f"ForceJacobian(n_atoms={self.n_atoms}, kept={self.n}, blocks={self.nnz_blocks}, "

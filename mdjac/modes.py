@@ -426,25 +426,16 @@ def default_projection(jacobian, box) -> str | None:
     return "molecule" if box is None else "periodic"
 
 
-def _file_masses(path):
-    """(N,) amu stored by mdjac's writer in /particles/trajectory/mass, or None."""
-    from mdjac.h5md import GROUP, open_h5
-
-    with open_h5(path) as f:
-        ds = f.get(f"particles/{GROUP}/mass")
-        return None if ds is None else np.asarray(ds[()], dtype=np.float64)
-
-
 def _file_frame(path, frame):
-    """(Frame, system name recorded by the writer or None) of frame ``frame`` of an H5MD file."""
+    """(Frame, masses (N,) amu or None, system name recorded by the writer or None) of frame ``frame``."""
     from mdjac.h5md import open_trajectory, read_metadata
 
     with open_trajectory(path) as traj:
         n = len(traj)
         if not isinstance(frame, (int, np.integer)) or not -n <= frame < n:
             raise InputError(f"{path}: frame {frame} is out of range; the file has {n} frames (0..{n - 1})")
-        fr = traj[int(frame)]
-    return fr, read_metadata(path).get("system")
+        fr, masses = traj[int(frame)], traj.masses
+    return fr, masses, read_metadata(path).get("system")
 
 
 def _file_case(path, frame, system):
@@ -458,9 +449,9 @@ def _file_case(path, frame, system):
     if not is_hdf5(path):
         raise InputError(f"{path} is not an H5MD file; give an mdjac H5MD file or a system name "
                          f"(run mdjac compute on other trajectories first)")
-    fr, recorded = _file_frame(path, frame)
+    fr, masses, recorded = _file_frame(path, frame)
     x = np.asarray(fr.positions, dtype=np.float64)
-    masses, jacobian = _file_masses(path), fr.jacobian
+    jacobian = fr.jacobian
     if masses is None or jacobian is None:
         name = system or recorded
         if name is None:

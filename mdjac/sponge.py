@@ -42,7 +42,7 @@ Two independent Jacobian paths:
 Defect worked around: ``mindspore.numpy.cross``, which MindSPONGE's torsion (``AtomTorsions``)
 uses, has no second derivative. While the black-box path compiles, the ``msnp`` name inside
 ``mindsponge.colvar.atoms`` is pointed at a copy of ``mindspore.numpy`` whose ``cross`` is the
-same product written by slicing (:func:`differentiable_cross`); the torsion's maths are
+same product written by slicing (:func:`differentiable_cross`, with mdjac.terms.cross); the torsion's maths are
 MindSPONGE's own, only the primitive differs. Second derivatives run only compiled.
 
 :class:`ForceJacobianCallback` computes, in ``Sponge.run``, the Jacobian of every k-th step
@@ -62,7 +62,7 @@ from .errors import InputError
 from .jacobian import ForceJacobian, assemble_blocks
 from .neighbours import neighbour_pairs
 from .potential import Potential
-from .space import check_box
+from .space import check_box, minimum_image
 
 #: Largest copies x (atoms + neighbour entries) evaluated at once by the black-box path; above it
 #: the copies of the colouring go one at a time through the same compiled function (memory).
@@ -306,18 +306,11 @@ def adapt(molecule, forcefield):
 
 
 # ----------------------------------------------------------------------------- MindSPONGE's own cell as a black box
-def _slicing_cross(u, v):
-    """u x v over the last axis, written by slicing so that it has second derivatives; (..., 3)."""
-    ux, uy, uz = u[..., 0], u[..., 1], u[..., 2]
-    vx, vy, vz = v[..., 0], v[..., 1], v[..., 2]
-    return ops.stack([uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx], axis=-1)
-
-
 _PATCHED_NUMPY = "mdjac._mindspore_numpy_with_differentiable_cross"
 
 
 def _patched_numpy():
-    """A copy of ``mindspore.numpy`` with :func:`_slicing_cross` as ``cross``, registered in
+    """A copy of ``mindspore.numpy`` with :func:`mdjac.terms.cross` (written by slicing) as ``cross``, registered in
     ``sys.modules`` (MindSpore's graph parser resolves module globals by module name)."""
     import sys
     import types
@@ -326,7 +319,7 @@ def _patched_numpy():
     if _PATCHED_NUMPY not in sys.modules:
         patched = types.ModuleType(_PATCHED_NUMPY)
         patched.__dict__.update({k: v for k, v in msnp.__dict__.items() if not k.startswith("__")})
-        patched.cross = _slicing_cross
+        patched.cross = terms.cross
         sys.modules[_PATCHED_NUMPY] = patched
     return sys.modules[_PATCHED_NUMPY]
 
@@ -336,7 +329,7 @@ def differentiable_cross():
     """Within the block, MindSPONGE's colvar modules use a cross product that has a second derivative.
 
     ``mindspore.numpy.cross`` has none; the modules' ``msnp`` global is swapped for a copy of
-    ``mindspore.numpy`` whose ``cross`` is :func:`_slicing_cross`, and restored on exit. Compile
+    ``mindspore.numpy`` whose ``cross`` is :func:`mdjac.terms.cross`, and restored on exit. Compile
     (first call) the functions that need it inside the block.
     """
     import mindspore.numpy as msnp
@@ -580,9 +573,7 @@ def spot_columns(potential, positions, box=None, count=4, margin=1e-3):
     ok = np.ones(n, dtype=bool)
     for rc in {t.cutoff for t in potential.terms if getattr(t, "cutoff", None) is not None}:
         pairs = neighbour_pairs(x, rc + margin, box)
-        d = x[pairs[:, 1]] - x[pairs[:, 0]]
-        if box is not None:
-            d -= box * np.round(d / box)
+        d = minimum_image(x[pairs[:, 1]] - x[pairs[:, 0]], box)
         near = pairs[np.abs(np.sqrt((d * d).sum(1)) - rc) < margin]
         ok[near.reshape(-1)] = False
     candidates = np.flatnonzero(ok)
@@ -647,7 +638,7 @@ def sponge_md(molecule, forcefield, cutoff=None, temperature=300.0, time_step=1e
     return Sponge(sim, optimizer=updater)
 
 
-def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5", temperature=None, time_step=None,
+def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5md", temperature=None, time_step=None,
            dtype=np.float32, strategy="replicate", overwrite=False, writer=None, check=True):
     """The main job: a short MindSPONGE MD run of a catalogue system, Jacobians every ``every`` steps into H5MD.
 

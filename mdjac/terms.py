@@ -91,7 +91,7 @@ def _dot(u, v):
     return (u * v).sum(-1)
 
 
-def _cross(u, v):
+def cross(u, v):
     """u x v by slicing (mindspore.numpy.cross has no second derivative); (..., 3)."""
     ux, uy, uz = u[..., 0], u[..., 1], u[..., 2]
     vx, vy, vz = v[..., 0], v[..., 1], v[..., 2]
@@ -244,7 +244,7 @@ class HarmonicAngle(FixedTerm):
     def energy(self, q, k, theta0):
         u = -q[..., 0, :]                 # x_i - x_j
         v = q[..., 1, :] - q[..., 0, :]   # x_k - x_j
-        theta = ops.atan2(_norm(_cross(u, v)), _dot(u, v))
+        theta = ops.atan2(_norm(cross(u, v)), _dot(u, v))
         d = theta - theta0
         return 0.5 * k * d * d
 
@@ -270,8 +270,8 @@ class PeriodicTorsion(FixedTerm):
         b1 = q[..., 0, :]
         b2 = q[..., 1, :] - q[..., 0, :]
         b3 = q[..., 2, :] - q[..., 1, :]
-        n2 = _cross(b2, b3)
-        phi = ops.atan2(_norm(b2) * _dot(b1, n2), _dot(_cross(b1, b2), n2))
+        n2 = cross(b2, b3)
+        phi = ops.atan2(_norm(b2) * _dot(b1, n2), _dot(cross(b1, b2), n2))
         return k * (1.0 + ops.cos(n * phi - phase))
 
 

@@ -21,6 +21,7 @@ from mdjac.jacobian import ForceJacobian
 
 N = 12
 BOX = np.array([1.5, 1.6, 1.7])
+MASSES = 1.0 + np.arange(N, dtype=np.float64)  # amu, one per atom, all different
 
 
 def random_jacobian(rng, n_atoms, atoms=None, density=0.3, dtype=np.float32):
@@ -44,7 +45,7 @@ def random_frames(n_frames, periodic=True, dtype=np.float32, atoms=None, seed=0)
 
 
 def write(path, frames, periodic=True, **options):
-    with TrajectoryWriter(path, N, periodic=periodic, masses=np.full(N, 12.0),
+    with TrajectoryWriter(path, N, periodic=periodic, masses=MASSES,
                           names=[f"C{i}" for i in range(N)], **options) as w:
         for frame in frames:
             w.append(**frame)
@@ -78,6 +79,7 @@ def test_round_trip(tmp_path, periodic, dtype, batch):
     write(path, frames, periodic=periodic, dtype=dtype, batch=batch)
     with open_trajectory(path) as traj:
         assert len(traj) == 7 and traj.n_atoms == N
+        np.testing.assert_array_equal(traj.masses, MASSES)
         for got, want in zip(traj, frames):
             assert_frame_equal(got, want, dtype)
         assert_frame_equal(traj[-1], frames[-1], dtype)
