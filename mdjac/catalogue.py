@@ -19,6 +19,8 @@ to the JSON file; not for "article"). mindsponge: ``template``, ``residues`` (li
 names, or ``[name, copies]``), ``forcefield``, ``cutoff`` (nm or null), ``md`` (run settings).
 mdjac: ``atom_types`` (list of {"name", "mass"}), ``terms``.
 """
+import difflib
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -31,6 +33,16 @@ from .errors import InputError
 
 DEFAULT_SYSTEM = "alanine-dipeptide"
 ENGINES = ("mindsponge", "mdjac", "article")
+
+#: The fields a system file must have, by engine, and the optional ones; any other field is refused
+#: (a misspelled optional field would otherwise be ignored without a word).
+REQUIRED_FIELDS = {"mindsponge": ("coordinates", "template", "residues", "forcefield"),
+                   "mdjac": ("coordinates", "atom_types", "terms"),
+                   "article": ("x", "y", "index")}
+OPTIONAL_FIELDS = {"mindsponge": ("name", "description", "cutoff", "md"),
+                   "mdjac": ("name", "description"),
+                   "article": ("name", "description")}
+MD_SETTINGS = ("temperature", "time_step")
 
 
 # ----------------------------------------------------------------------------- where the files are
@@ -60,6 +72,105 @@ def _spec_path(name_or_path):
     if not p.is_file():
         raise InputError(f"unknown system {s!r}: available are {', '.join(available_systems())} (or give a path to a system JSON)")
     return p
+
+
+# ----------------------------------------------------------------------------- checking a system file
+def _field_hint(key, known):
+    """' (did you mean 'x'?)' for a near miss of ``key`` among ``known``, else ''."""
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _positive_number(value, what, path):
+    """float(value), refusing anything but a finite number > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (np.isfinite(v) and v > 0):
+        raise InputError(f"{path}: {what} is {value!r}; give a positive number")
+    return v
+
+
+def _finite_array(value, what, path):
+    """``value`` as float64, refusing anything but finite numbers."""
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: {what} is not an array of numbers; fix the system file") from None
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"{path}: {what} hold NaN or inf; give finite numbers")
+    return v
+
+
+def check_spec(spec, path):
+    """The engine of a system file's contents ``spec``, after checking its fields: every required
+    field there, no unknown one, each of the right kind. Raises a one-line InputError naming the
+    file, the field and the fix. Term parameters are checked by the terms themselves when the
+    potential is built (:func:`build_terms_potential`)."""
+    if not isinstance(spec, dict):
+        raise InputError(f"{path}: a system file holds a JSON object {{\"engine\": ..., ...}}, not a {type(spec).__name__}")
+    engine = spec.get("engine")
+    if engine not in ENGINES:
+        raise InputError(f"{path}: engine {engine!r} unknown; use one of {', '.join(ENGINES)}")
+    required, optional = REQUIRED_FIELDS[engine], OPTIONAL_FIELDS[engine]
+    known = ("engine",) + required + optional
+    for key in spec:
+        if key not in known:
+            raise InputError(f"{path}: unknown field {key!r}{_field_hint(key, known)}; "
+                             f"an engine-{engine!r} system has {', '.join(known)}")
+    for key in required:
+        if key not in spec:
+            raise InputError(f"{path}: the field {key!r} is missing; an engine-{engine!r} system needs "
+                             f"{', '.join(required)} (see systems/README.md)")
+    for key in ("coordinates", "template", "forcefield", "name", "description"):
+        if key in spec and not isinstance(spec[key], str):
+            raise InputError(f"{path}: {key!r} is {spec[key]!r}; give a string")
+    if engine == "mindsponge":
+        _check_residues(spec["residues"], path)
+        if spec.get("cutoff") is not None:
+            _positive_number(spec["cutoff"], "the cutoff (nm)", path)
+        md = spec.get("md", {})
+        if not isinstance(md, dict) or set(md) - set(MD_SETTINGS):
+            raise InputError(f"{path}: 'md' is {md!r}; give an object with {' and '.join(MD_SETTINGS)}")
+        for key in md:
+            _positive_number(md[key], f"md {key}", path)
+    elif engine == "mdjac":
+        _check_atom_types(spec["atom_types"], path)
+        _check_term_entries(spec["terms"], path)
+    return engine
+
+
+def _check_residues(residues, path):
+    """'residues': a list of names or [name, copies] pairs."""
+    fix = "give a list of residue names or [name, copies] pairs, e.g. [\"ACE\", \"ALA\", [\"WAT\", 10]]"
+    if not isinstance(residues, list) or not residues:
+        raise InputError(f"{path}: 'residues' is {residues!r}; {fix}")
+    for item in residues:
+        if not (isinstance(item, str) or (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                                          and isinstance(item[1], int) and item[1] > 0)):
+            raise InputError(f"{path}: the residue {item!r} is not a name or a [name, copies] pair; {fix}")
+
+
+def _check_atom_types(table, path):
+    """'atom_types': a list of {"name": str, "mass": amu > 0}."""
+    fix = 'give a list of {"name": ..., "mass": amu} objects, one per atom type'
+    if not isinstance(table, list) or not table:
+        raise InputError(f"{path}: 'atom_types' is {table!r}; {fix}")
+    for t, entry in enumerate(table):
+        if not isinstance(entry, dict) or set(entry) != {"name", "mass"}:
+            raise InputError(f"{path}: atom type {t} is {entry!r}; {fix}")
+        _positive_number(entry["mass"], f"the mass (amu) of atom type {t} ({entry['name']!r})", path)
+
+
+def _check_term_entries(entries, path):
+    """'terms': a list of objects, each with a 'term' naming a class of mdjac.terms (checked on build)."""
+    fix = 'give a list of objects like {"term": "LennardJones", "sigma": [...], ...}'
+    if not isinstance(entries, list) or not entries:
+        raise InputError(f"{path}: 'terms' is {type(entries).__name__} {str(entries)[:40]!r}; {fix}")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("term"), str):
+            raise InputError(f"{path}: the term entry {str(entry)[:40]!r} names no 'term'; {fix}")
 
 
 # ----------------------------------------------------------------------------- coordinates
@@ -176,16 +287,22 @@ def load_system(name_or_path=DEFAULT_SYSTEM):
         spec = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InputError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}): fix the system file") from None
-    engine = spec.get("engine")
-    if engine not in ENGINES:
-        raise InputError(f"{path}: engine {engine!r} unknown; use one of {', '.join(ENGINES)}")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not a text file: give a system JSON") from None
+    engine = check_spec(spec, path)
     name = spec.get("name", path.stem)
     description = spec.get("description", "")
     if engine == "article":
-        x = np.asarray(spec["x"], dtype=np.float64)
+        x = _finite_array(spec["x"], "'x'", path)
+        y, index = _finite_array(spec["y"], "'y'", path), np.asarray(spec["index"])
+        if (x.ndim != 1 or y.ndim != 2 or index.shape != x.shape or not np.issubdtype(index.dtype, np.integer)
+                or index.min() < 0 or index.max() >= len(y)):
+            raise InputError(f"{path}: give x (n,), y (m, 1) and index (n,) integers in 0..m-1")
         return System(name, description, x, None, None, None, spec, path)
     coords = read_coordinates(path.parent / spec["coordinates"])
-    x = np.asarray(coords["positions"], dtype=np.float64)
+    x = _finite_array(coords["positions"], "the coordinates' positions", path)
+    if x.ndim != 2 or x.shape[1] != 3:
+        raise InputError(f"{path}: the coordinates' positions have shape {x.shape}; give (N, 3) in nm")
     box = None if coords["box"] is None else np.asarray(coords["box"], dtype=np.float64).reshape(3)
     if engine == "mindsponge":
         from .sponge.systems import sponge_names_and_masses
@@ -198,22 +315,20 @@ def load_system(name_or_path=DEFAULT_SYSTEM):
 
 
 def resolve_system(system):
-    """``system`` itself if it is a loaded :class:`System`, else :func:`load_system` of the name or
-    path, with a missing file or a missing key in it as a one-line InputError."""
+    """``system`` itself if it is a loaded :class:`System`, else :func:`load_system` of the name or path."""
     if isinstance(system, System):
         return system
-    try:
-        return load_system(system)
-    except (FileNotFoundError, KeyError) as err:
-        raise InputError(f"unknown system {system!r} ({err}); give a name from systems/ or a system file") from None
+    return load_system(system)
 
 
 # ----------------------------------------------------------------------------- engine "mdjac"
 def type_names_and_masses(spec, coords):
     """Names (N,) and masses (N,) amu of an mdjac system from its atom types and the types array."""
-    types = np.asarray(coords.get("types", np.zeros(len(coords["positions"]), np.int64)), dtype=np.int64)
+    types = np.asarray(coords.get("types", np.zeros(len(coords["positions"]), np.int64)))
     table = spec.get("atom_types") or []
-    if not table or types.max() >= len(table):
+    if types.shape != (len(coords["positions"]),) or not np.issubdtype(types.dtype, np.integer):
+        raise InputError(f"the coordinates' 'types' array is {types.dtype} {types.shape}: give one integer type per atom")
+    if not table or types.min() < 0 or types.max() >= len(table):
         raise InputError("the system's atom_types list does not cover every atom type: give one {name, mass} per type")
     return (np.array([table[t]["name"] for t in types]), np.array([float(table[t]["mass"]) for t in types]))
 
@@ -226,14 +341,42 @@ def build_terms_potential(system):
     coords = read_coordinates(system.path.parent / system.spec["coordinates"])
     built = []
     for entry in system.spec.get("terms", []):
-        entry = dict(entry)
-        kind = entry.pop("term", None)
-        cls = getattr(terms, str(kind), None)
-        if not isinstance(cls, type) or not issubclass(cls, terms.Term):
-            raise InputError(f"{system.path}: unknown term {kind!r}; use a class of mdjac.terms")
-        args = {k: (coords[v[1:]] if isinstance(v, str) and v.startswith("@") else v) for k, v in entry.items()}
-        built.append(cls(**args))
-    return Potential(built, box=system.box, n_atoms=len(system.positions))
+        built.append(_build_term(terms, dict(entry), coords, system.path))
+    try:
+        return Potential(built, box=system.box, n_atoms=len(system.positions))
+    except InputError as err:
+        raise InputError(f"{system.path}: {err}") from None
+
+
+def _build_term(terms, entry, coords, path):
+    """One term of a system file from its entry {"term": class name, parameter: value or "@key"}."""
+    kind = entry.pop("term", None)
+    classes = sorted(name for name, obj in vars(terms).items() if isinstance(obj, type) and issubclass(obj, terms.Term)
+                     and obj.__module__ == terms.__name__ and name not in ("Term", "FixedTerm", "PairTerm"))
+    if kind not in classes:
+        raise InputError(f"{path}: unknown term {kind!r}{_field_hint(kind, classes)}; use one of {', '.join(classes)}")
+    cls = getattr(terms, kind)
+    accepted = [n for n in inspect.signature(cls).parameters]
+    required = [n for n, p in inspect.signature(cls).parameters.items() if p.default is inspect.Parameter.empty]
+    for key in entry:
+        if key not in accepted:
+            raise InputError(f"{path}: {kind} has no parameter {key!r}{_field_hint(key, accepted)}; "
+                             f"it takes {', '.join(accepted)}")
+    for key in required:
+        if key not in entry:
+            raise InputError(f"{path}: {kind} lacks its parameter {key!r}; it needs {', '.join(required)}")
+    args = {}
+    for key, value in entry.items():
+        if isinstance(value, str) and value.startswith("@"):
+            if value[1:] not in coords:
+                raise InputError(f"{path}: {kind} {key} refers to {value!r} but the coordinates file has no "
+                                 f"array {value[1:]!r} (it has {', '.join(sorted(k for k in coords if coords[k] is not None))})")
+            value = coords[value[1:]]
+        args[key] = value
+    try:
+        return cls(**args)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
 
 
 # ----------------------------------------------------------------------------- engine "article"

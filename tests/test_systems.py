@@ -119,3 +119,119 @@ def test_importing_mdjac_does_not_import_mindsponge():
     code = ("import sys, mdjac; s = mdjac.load_system('argon'); s.potential; "
             "assert 'mindsponge' not in sys.modules, 'mindsponge imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ----------------------------------------------------------------------------- bad system files (issue 9, defects 5 and 6)
+GOOD_TINY = {"name": "tiny", "engine": "mdjac", "coordinates": "tiny.npz",
+             "atom_types": [{"name": "Ar", "mass": 39.948}],
+             "terms": [{"term": "LennardJones", "sigma": [0.3405], "epsilon": [0.99774], "types": "@types",
+                        "cutoff": 0.5}]}
+
+
+def _spoil(change):
+    spec = json.loads(json.dumps(GOOD_TINY))
+    change(spec)
+    return spec
+
+
+def _term(**kw):
+    return lambda s: s["terms"][0].update(kw)
+
+
+def _drop(key, where=lambda s: s["terms"][0]):
+    return lambda s: where(s).pop(key)
+
+
+BAD_SYSTEM_FILES = {
+    "missing sigma": (_drop("sigma"), ("LennardJones", "sigma")),
+    "misspelled key": (_term(sigmaa=[0.3]), ("sigmaa", "did you mean 'sigma'")),
+    "sigma a word": (_term(sigma="big"), ("LennardJones sigma", "big")),
+    "epsilon NaN": (_term(epsilon=[float("nan")]), ("epsilon", "NaN")),
+    "negative epsilon": (_term(epsilon=[-1.0]), ("LennardJones epsilon", "not >= 0")),
+    "terms an object": (lambda s: s.update(terms=s["terms"][0]), ("'terms'", "list")),
+    "term unknown": (_term(term="LenardJones"), ("LenardJones", "did you mean 'LennardJones'")),
+    "term missing": (_drop("term"), ("names no 'term'",)),
+    "reference to no array": (_term(types="@kinds"), ("@kinds", "no array")),
+    "no coordinates": (_drop("coordinates", where=lambda s: s), ("'coordinates'", "missing")),
+    "misspelled field": (lambda s: s.update(coordinate=s.pop("coordinates")), ("coordinate", "did you mean 'coordinates'")),
+    "negative mass": (lambda s: s["atom_types"][0].update(mass=-39.948), ("mass", "positive")),
+    "zero mass": (lambda s: s["atom_types"][0].update(mass=0), ("mass", "positive")),
+    "mass a word": (lambda s: s["atom_types"][0].update(mass="heavy"), ("mass", "heavy")),
+    "not an object": (lambda s: None, ("JSON object",)),
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """A folder with the tiny system's coordinates and an XYZ trajectory of 2 frames of its 4 atoms."""
+    folder = tmp_path_factory.mktemp("bad_systems")
+    x = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.5, 0.5, 0.5]]) + 0.2
+    np.savez(folder / "tiny.npz", positions=x, types=np.zeros(4, int), box=np.full(3, 1.5))
+    frames = "".join(f"4\nframe {k}\n" + "".join(f"Ar {10 * a:.4f} {10 * b:.4f} {10 * c:.4f}\n" for a, b, c in x)
+                     for k in range(2))
+    (folder / "in.xyz").write_text(frames)
+    return folder
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SYSTEM_FILES))
+def test_bad_system_file_is_one_line_from_the_command_line(case, tiny_folder, capsys):
+    """Each bad system file: exit 2, one line naming the problem, no traceback, no output file."""
+    from mdjac.cli import main
+    change, words = BAD_SYSTEM_FILES[case]
+    spec = [1, 2] if case == "not an object" else _spoil(change)
+    bad = tiny_folder / f"{case.replace(' ', '_')}.json"
+    bad.write_text(json.dumps(spec))
+    out = tiny_folder / f"{case.replace(' ', '_')}.h5md"
+    before = sorted(p.name for p in tiny_folder.iterdir())
+    code = main(["compute", str(tiny_folder / "in.xyz"), "-s", str(bad), "-o", str(out), "-q"])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = (captured.out + captured.err).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mdjac: error:"), lines
+    assert "Traceback" not in captured.err
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+    assert sorted(p.name for p in tiny_folder.iterdir()) == before      # nothing created
+    # the library says the same, as an InputError
+    with pytest.raises(InputError):
+        load_system(bad).potential
+
+
+def test_the_good_tiny_system_computes(tiny_folder, capsys):
+    """The reference for the bad cases above: the same files unspoiled give an output."""
+    from mdjac.cli import main
+    good = tiny_folder / "good.json"
+    good.write_text(json.dumps(GOOD_TINY))
+    code = main(["compute", str(tiny_folder / "in.xyz"), "-s", str(good), "-o", str(tiny_folder / "good.h5md"), "-q"])
+    assert code == 0, capsys.readouterr()
+    assert (tiny_folder / "good.h5md").is_file()
+    (tiny_folder / "good.h5md").unlink()
+    good.unlink()
+
+
+def test_system_file_without_coordinates_is_not_called_unknown(tmp_path):
+    spec = _spoil(_drop("coordinates", where=lambda s: s))
+    (tmp_path / "nocoords.json").write_text(json.dumps(spec))
+    with pytest.raises(InputError) as err:
+        mdjac.catalogue.resolve_system(str(tmp_path / "nocoords.json"))
+    assert "unknown" not in str(err.value) and "'coordinates' is missing" in str(err.value)
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda s: s.pop("template"), ("'template'", "missing")),
+    (lambda s: s.update(residues="ACE"), ("'residues'",)),
+    (lambda s: s.update(cutoff="far"), ("cutoff", "positive")),
+    (lambda s: s.update(md={"temperature": -300.0, "time_step": 0.001}), ("temperature", "positive")),
+    (lambda s: s.update(md={"temprature": 300.0}), ("'md'",)),
+])
+def test_bad_mindsponge_system_file(tmp_path, change, words):
+    spec = json.loads((systems_dir() / "alanine-dipeptide.json").read_text())
+    spec["coordinates"] = str(systems_dir() / spec["coordinates"])
+    change(spec)
+    (tmp_path / "ala.json").write_text(json.dumps(spec))
+    with pytest.raises(InputError) as err:
+        load_system(tmp_path / "ala.json")
+    message = str(err.value)
+    assert "\n" not in message
+    for w in words:
+        assert w in message, (w, message)
