@@ -216,6 +216,7 @@ class System:
 
     name, description: str. positions: (N, 3) nm float64 (article: x (3,)). masses: (N,) amu.
     box: None or (3,) nm. names: (N,) atom names. spec: the JSON file's contents; path: its file.
+    topology: the PDB for MDAnalysis (see :attr:`topology`).
     potential: :class:`mdjac.Potential` (None for the article). function: the article's z(x)
     (None otherwise). See :meth:`sponge` for the MindSPONGE objects.
     """
@@ -256,6 +257,13 @@ class System:
             else:
                 self._potential = build_terms_potential(self)
         return self._potential
+
+    @property
+    def topology(self):
+        """Path of the PDB beside the system file (``NAME.pdb``) that MDAnalysis takes as the topology of
+        this system's output files, ``MDAnalysis.Universe(system.topology, "out.h5md")``; None if there is none."""
+        pdb = self.path.with_suffix(".pdb")
+        return pdb if pdb.is_file() and self.engine != "article" else None
 
     @property
     def function(self):

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,3 +236,67 @@ def test_bad_mindsponge_system_file(tmp_path, change, words):
     assert "\n" not in message
     for w in words:
         assert w in message, (w, message)
+
+
+# ----------------------------------------------------------------------------- topologies for MDAnalysis (issue 9, friction)
+#: The clone's systems/ folder: what the package data ``mdjac.systems`` is built from.
+CLONE_SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
+
+
+def _mdjac_output(system, folder):
+    """An output file of ``system`` as mdjac writes it: 2 jittered frames of its positions, with forces and
+    Jacobians by ``compute_trajectory`` for argon; for the MindSPONGE systems, positions and box by the
+    same writer (building MindSPONGE's force field takes minutes on a loaded machine, and the topology
+    concerns only the atoms). Returns (path, positions (2, N, 3) nm)."""
+    from mdjac.io import open_writer
+    from mdjac.jobs import compute_trajectory
+
+    rng = np.random.default_rng(5)
+    x = system.positions[None] + rng.normal(scale=0.002, size=(2,) + system.positions.shape)
+    if system.box is not None:
+        x %= system.box
+    out = folder / f"{system.name}.h5md"
+    if system.is_mindsponge:
+        with open_writer(out, system.n_atoms, names=system.names, masses=system.masses,
+                         periodic=system.box is not None, forces=False, jacobian_atoms=None) as w:
+            for k in range(2):
+                w.append(k, 0.1 * k, x[k], system.box)
+    else:
+        source = folder / f"{system.name}-in.h5md"
+        with open_writer(source, system.n_atoms, periodic=system.box is not None, forces=False,
+                         jacobian_atoms=None) as w:
+            for k in range(2):
+                w.append(k, 0.1 * k, x[k], system.box)
+        compute_trajectory(str(source), system, str(out), progress=False)
+    return out, x
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED - {"seed-article"}))
+def test_topology_pdb_opens_the_output_in_mdanalysis(name, tmp_path):
+    """MDAnalysis.Universe(NAME.pdb, out.h5md): right atoms, names, residues and every position."""
+    import warnings
+    import MDAnalysis
+
+    system = load_system(CLONE_SYSTEMS / f"{name}.json")
+    assert system.topology == CLONE_SYSTEMS / f"{name}.pdb"
+    out, x = _mdjac_output(system, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = MDAnalysis.Universe(str(system.topology), str(out))
+    assert len(u.atoms) == system.n_atoms
+    assert list(u.atoms.names) == list(system.names)
+    assert u.trajectory.n_frames == 2
+    for ts, want in zip(u.trajectory, x):
+        np.testing.assert_allclose(ts.positions, 10 * want, atol=1e-4)          # Angstrom, float32 storage
+        if system.box is not None:
+            np.testing.assert_allclose(ts.dimensions[:3], 10 * system.box, rtol=1e-6)
+    residues = {"alanine-dipeptide": ["ACE", "ALA", "NME"], "water-box": ["WAT"] * 1000, "argon": ["AR"] * 256}[name]
+    assert list(u.residues.resnames) == residues
+
+
+def test_every_molecular_system_has_a_topology_shipped():
+    """systems/NAME.pdb for every catalogue system with atoms, and *.pdb in the package data."""
+    for spec_path in CLONE_SYSTEMS.glob("*.json"):
+        if json.loads(spec_path.read_text())["engine"] != "article":
+            assert spec_path.with_suffix(".pdb").is_file(), spec_path
+    assert '"*.pdb"' in (CLONE_SYSTEMS.parent / "pyproject.toml").read_text()
