@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, finite_numbers
 
 DEFAULT_SYSTEM = "alanine-dipeptide"
 ENGINES = ("mindsponge", "mdjac", "article")
@@ -92,15 +92,16 @@ def _positive_number(value, what, path):
     return v
 
 
-def _finite_array(value, what, path):
-    """``value`` as float64, refusing anything but finite numbers."""
-    try:
-        v = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: {what} is not an array of numbers; fix the system file") from None
-    if not np.all(np.isfinite(v)):
-        raise InputError(f"{path}: {what} hold NaN or inf; give finite numbers")
-    return v
+def _check_keys(given, known, required, owner):
+    """Refuse a key of ``given`` not in ``known`` (with a near-miss hint) and a missing ``required`` one.
+
+    owner: who has the keys, for the message ('FILE: LennardJones')."""
+    for key in given:
+        if key not in known:
+            raise InputError(f"{owner} has no field {key!r}{_field_hint(key, known)}; it takes {', '.join(known)}")
+    for key in required:
+        if key not in given:
+            raise InputError(f"{owner} lacks its field {key!r}; it needs {', '.join(required)}")
 
 
 def check_spec(spec, path):
@@ -113,16 +114,9 @@ def check_spec(spec, path):
     engine = spec.get("engine")
     if engine not in ENGINES:
         raise InputError(f"{path}: engine {engine!r} unknown; use one of {', '.join(ENGINES)}")
-    required, optional = REQUIRED_FIELDS[engine], OPTIONAL_FIELDS[engine]
-    known = ("engine",) + required + optional
-    for key in spec:
-        if key not in known:
-            raise InputError(f"{path}: unknown field {key!r}{_field_hint(key, known)}; "
-                             f"an engine-{engine!r} system has {', '.join(known)}")
-    for key in required:
-        if key not in spec:
-            raise InputError(f"{path}: the field {key!r} is missing; an engine-{engine!r} system needs "
-                             f"{', '.join(required)} (see systems/README.md)")
+    required = REQUIRED_FIELDS[engine]
+    _check_keys(spec, ("engine",) + required + OPTIONAL_FIELDS[engine], required,
+                f"{path}: an engine-{engine!r} system (see systems/README.md)")
     for key in ("coordinates", "template", "forcefield", "name", "description"):
         if key in spec and not isinstance(spec[key], str):
             raise InputError(f"{path}: {key!r} is {spec[key]!r}; give a string")
@@ -301,14 +295,14 @@ def load_system(name_or_path=DEFAULT_SYSTEM):
     name = spec.get("name", path.stem)
     description = spec.get("description", "")
     if engine == "article":
-        x = _finite_array(spec["x"], "'x'", path)
-        y, index = _finite_array(spec["y"], "'y'", path), np.asarray(spec["index"])
+        x = finite_numbers(spec["x"], f"{path}: 'x'")
+        y, index = finite_numbers(spec["y"], f"{path}: 'y'"), np.asarray(spec["index"])
         if (x.ndim != 1 or y.ndim != 2 or index.shape != x.shape or not np.issubdtype(index.dtype, np.integer)
                 or index.min() < 0 or index.max() >= len(y)):
             raise InputError(f"{path}: give x (n,), y (m, 1) and index (n,) integers in 0..m-1")
         return System(name, description, x, None, None, None, spec, path)
     coords = read_coordinates(path.parent / spec["coordinates"])
-    x = _finite_array(coords["positions"], "the coordinates' positions", path)
+    x = finite_numbers(coords["positions"], f"{path}: the coordinates' positions")
     if x.ndim != 2 or x.shape[1] != 3:
         raise InputError(f"{path}: the coordinates' positions have shape {x.shape}; give (N, 3) in nm")
     box = None if coords["box"] is None else np.asarray(coords["box"], dtype=np.float64).reshape(3)
@@ -364,15 +358,9 @@ def _build_term(terms, entry, coords, path):
     if kind not in classes:
         raise InputError(f"{path}: unknown term {kind!r}{_field_hint(kind, classes)}; use one of {', '.join(classes)}")
     cls = getattr(terms, kind)
-    accepted = [n for n in inspect.signature(cls).parameters]
-    required = [n for n, p in inspect.signature(cls).parameters.items() if p.default is inspect.Parameter.empty]
-    for key in entry:
-        if key not in accepted:
-            raise InputError(f"{path}: {kind} has no parameter {key!r}{_field_hint(key, accepted)}; "
-                             f"it takes {', '.join(accepted)}")
-    for key in required:
-        if key not in entry:
-            raise InputError(f"{path}: {kind} lacks its parameter {key!r}; it needs {', '.join(required)}")
+    parameters = inspect.signature(cls).parameters
+    _check_keys(entry, list(parameters), [n for n, p in parameters.items() if p.default is inspect.Parameter.empty],
+                f"{path}: {kind}")
     args = {}
     for key, value in entry.items():
         if isinstance(value, str) and value.startswith("@"):

@@ -34,7 +34,7 @@ import math
 import numpy as np
 from mindspore import ops
 
-from .errors import InputError
+from .errors import InputError, finite_numbers
 from .neighbours import pair_keys
 
 #: Coulomb's constant f = 1 / (4 pi eps0), kJ mol^-1 nm e^-2 (the value GROMACS and MindSPONGE use).
@@ -58,13 +58,7 @@ def _index_array(index, k, what):
 
 def _parameter(value, what):
     """``value`` as a float64 array, refusing what is not a number and NaN or inf (every term's parameters pass here)."""
-    try:
-        v = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} must be numbers, got {str(value)[:40]!r}: give numbers in the documented units") from None
-    if not np.all(np.isfinite(v)):
-        raise InputError(f"{what} holds NaN or inf: parameters must be finite")
-    return v
+    return finite_numbers(value, what)
 
 
 def _at_least(v, lowest, what, fix, highest=np.inf):
