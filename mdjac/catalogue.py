@@ -16,8 +16,15 @@ Each system is a declarative JSON file in ``systems/`` (installed as the package
 
 Fields of every file: ``name``, ``description``, ``engine``, ``coordinates`` (file name, relative
 to the JSON file; not for "article"). mindsponge: ``template``, ``residues`` (list of residue
-names, or ``[name, copies]``), ``forcefield``, ``cutoff`` (nm or null), ``md`` (run settings).
-mdjac: ``atom_types`` (list of {"name", "mass"}), ``terms``.
+names, or ``[name, copies]``), ``forcefield``, ``cutoff`` (nm or null), ``md`` (run settings:
+``temperature`` K, ``time_step`` ps). mdjac: ``atom_types`` (list of {"name", "mass"}, masses > 0
+amu), ``terms``. article: ``x``, ``y``, ``index``.
+
+A file is checked when it is loaded (:func:`check_spec`): a missing field, an unknown one (with the
+near miss it probably meant), a value of the wrong kind is a one-line InputError naming the file and
+the fix. An "mdjac" system's term entries are checked against the term's parameters, and their
+values by the term itself, when the potential is built. ``NAME.pdb`` beside ``NAME.json`` is the
+system's topology for MDAnalysis (:attr:`System.topology`).
 """
 import difflib
 import inspect
@@ -81,6 +88,12 @@ def _field_hint(key, known):
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _shown(value):
+    """A value as the message shows it: its repr, cut at 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _positive_number(value, what, path):
     """float(value), refusing anything but a finite number > 0."""
     try:
@@ -88,7 +101,7 @@ def _positive_number(value, what, path):
     except (TypeError, ValueError):
         v = float("nan")
     if not (np.isfinite(v) and v > 0):
-        raise InputError(f"{path}: {what} is {value!r}; give a positive number")
+        raise InputError(f"{path}: {what} is {_shown(value)}; give a positive number")
     return v
 
 
@@ -98,10 +111,10 @@ def _check_keys(given, known, required, owner):
     owner: who has the keys, for the message ('FILE: LennardJones')."""
     for key in given:
         if key not in known:
-            raise InputError(f"{owner} has no field {key!r}{_field_hint(key, known)}; it takes {', '.join(known)}")
+            raise InputError(f"{owner} has no key {key!r}{_field_hint(key, known)}; it takes {', '.join(known)}")
     for key in required:
         if key not in given:
-            raise InputError(f"{owner} lacks its field {key!r}; it needs {', '.join(required)}")
+            raise InputError(f"{owner} lacks the key {key!r}; it needs {', '.join(required)}")
 
 
 def check_spec(spec, path):
@@ -113,20 +126,20 @@ def check_spec(spec, path):
         raise InputError(f"{path}: a system file holds a JSON object {{\"engine\": ..., ...}}, not a {type(spec).__name__}")
     engine = spec.get("engine")
     if engine not in ENGINES:
-        raise InputError(f"{path}: engine {engine!r} unknown; use one of {', '.join(ENGINES)}")
+        raise InputError(f"{path}: engine {_shown(engine)} unknown; use one of {', '.join(ENGINES)}")
     required = REQUIRED_FIELDS[engine]
     _check_keys(spec, ("engine",) + required + OPTIONAL_FIELDS[engine], required,
                 f"{path}: an engine-{engine!r} system (see systems/README.md)")
     for key in ("coordinates", "template", "forcefield", "name", "description"):
         if key in spec and not isinstance(spec[key], str):
-            raise InputError(f"{path}: {key!r} is {spec[key]!r}; give a string")
+            raise InputError(f"{path}: {key!r} is {_shown(spec[key])}; give a string")
     if engine == "mindsponge":
         _check_residues(spec["residues"], path)
         if spec.get("cutoff") is not None:
             _positive_number(spec["cutoff"], "the cutoff (nm)", path)
         md = spec.get("md", {})
         if not isinstance(md, dict) or set(md) - set(MD_SETTINGS):
-            raise InputError(f"{path}: 'md' is {md!r}; give an object with {' and '.join(MD_SETTINGS)}")
+            raise InputError(f"{path}: 'md' is {_shown(md)}; give an object with {' and '.join(MD_SETTINGS)}")
         for key in md:
             _positive_number(md[key], f"md {key}", path)
     elif engine == "mdjac":
@@ -139,21 +152,21 @@ def _check_residues(residues, path):
     """'residues': a list of names or [name, copies] pairs."""
     fix = "give a list of residue names or [name, copies] pairs, e.g. [\"ACE\", \"ALA\", [\"WAT\", 10]]"
     if not isinstance(residues, list) or not residues:
-        raise InputError(f"{path}: 'residues' is {residues!r}; {fix}")
+        raise InputError(f"{path}: 'residues' is {_shown(residues)}; {fix}")
     for item in residues:
         if not (isinstance(item, str) or (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
                                           and isinstance(item[1], int) and item[1] > 0)):
-            raise InputError(f"{path}: the residue {item!r} is not a name or a [name, copies] pair; {fix}")
+            raise InputError(f"{path}: the residue {_shown(item)} is not a name or a [name, copies] pair; {fix}")
 
 
 def _check_atom_types(table, path):
     """'atom_types': a list of {"name": str, "mass": amu > 0}."""
     fix = 'give a list of {"name": ..., "mass": amu} objects, one per atom type'
     if not isinstance(table, list) or not table:
-        raise InputError(f"{path}: 'atom_types' is {table!r}; {fix}")
+        raise InputError(f"{path}: 'atom_types' is {_shown(table)}; {fix}")
     for t, entry in enumerate(table):
         if not isinstance(entry, dict) or set(entry) != {"name", "mass"}:
-            raise InputError(f"{path}: atom type {t} is {entry!r}; {fix}")
+            raise InputError(f"{path}: atom type {t} is {_shown(entry)}; {fix}")
         _positive_number(entry["mass"], f"the mass (amu) of atom type {t} ({entry['name']!r})", path)
 
 
@@ -161,10 +174,10 @@ def _check_term_entries(entries, path):
     """'terms': a list of objects, each with a 'term' naming a class of mdjac.terms (checked on build)."""
     fix = 'give a list of objects like {"term": "LennardJones", "sigma": [...], ...}'
     if not isinstance(entries, list) or not entries:
-        raise InputError(f"{path}: 'terms' is {type(entries).__name__} {str(entries)[:40]!r}; {fix}")
+        raise InputError(f"{path}: 'terms' is {type(entries).__name__} {_shown(entries)}; {fix}")
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("term"), str):
-            raise InputError(f"{path}: the term entry {str(entry)[:40]!r} names no 'term'; {fix}")
+            raise InputError(f"{path}: the term entry {_shown(entry)} names no 'term'; {fix}")
 
 
 # ----------------------------------------------------------------------------- coordinates
@@ -356,7 +369,7 @@ def _build_term(terms, entry, coords, path):
     classes = sorted(name for name, obj in vars(terms).items() if isinstance(obj, type) and issubclass(obj, terms.Term)
                      and obj.__module__ == terms.__name__ and name not in ("Term", "FixedTerm", "PairTerm"))
     if kind not in classes:
-        raise InputError(f"{path}: unknown term {kind!r}{_field_hint(kind, classes)}; use one of {', '.join(classes)}")
+        raise InputError(f"{path}: unknown term {_shown(kind)}{_field_hint(kind, classes)}; use one of {', '.join(classes)}")
     cls = getattr(terms, kind)
     parameters = inspect.signature(cls).parameters
     _check_keys(entry, list(parameters), [n for n, p in parameters.items() if p.default is inspect.Parameter.empty],

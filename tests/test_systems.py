@@ -153,7 +153,7 @@ BAD_SYSTEM_FILES = {
     "term unknown": (_term(term="LenardJones"), ("LenardJones", "did you mean 'LennardJones'")),
     "term missing": (_drop("term"), ("names no 'term'",)),
     "reference to no array": (_term(types="@kinds"), ("@kinds", "no array")),
-    "no coordinates": (_drop("coordinates", where=lambda s: s), ("lacks its field 'coordinates'",)),
+    "no coordinates": (_drop("coordinates", where=lambda s: s), ("lacks the key 'coordinates'",)),
     "misspelled field": (lambda s: s.update(coordinate=s.pop("coordinates")), ("coordinate", "did you mean 'coordinates'")),
     "negative mass": (lambda s: s["atom_types"][0].update(mass=-39.948), ("mass", "positive")),
     "zero mass": (lambda s: s["atom_types"][0].update(mass=0), ("mass", "positive")),
@@ -215,11 +215,11 @@ def test_system_file_without_coordinates_is_not_called_unknown(tmp_path):
     (tmp_path / "nocoords.json").write_text(json.dumps(spec))
     with pytest.raises(InputError) as err:
         mdjac.catalogue.resolve_system(str(tmp_path / "nocoords.json"))
-    assert "unknown" not in str(err.value) and "lacks its field 'coordinates'" in str(err.value)
+    assert "unknown" not in str(err.value) and "lacks the key 'coordinates'" in str(err.value)
 
 
 @pytest.mark.parametrize("change,words", [
-    (lambda s: s.pop("template"), ("lacks its field 'template'",)),
+    (lambda s: s.pop("template"), ("lacks the key 'template'",)),
     (lambda s: s.update(residues="ACE"), ("'residues'",)),
     (lambda s: s.update(cutoff="far"), ("cutoff", "positive")),
     (lambda s: s.update(md={"temperature": -300.0, "time_step": 0.001}), ("temperature", "positive")),
