@@ -61,13 +61,22 @@ def _parameter(value, what):
     return finite_numbers(value, what)
 
 
+def _scalar(value, what):
+    """One finite number (a float), refusing arrays of several."""
+    v = _parameter(value, what)
+    if v.size != 1:
+        raise InputError(f"{what} has shape {v.shape}: give one number")
+    return float(v.reshape(()))
+
+
 def _at_least(v, lowest, what, fix, highest=np.inf):
     """``v``, refusing values below ``lowest`` or above ``highest`` (physically impossible) with a message
     naming the parameter (``what``, with the term's name and unit) and the fix."""
-    bad = (v < lowest) | (v > highest)
+    values = np.asarray(v)
+    bad = (values < lowest) | (values > highest)
     if np.any(bad):
         allowed = f">= {lowest:g}" if highest == np.inf else f"in [{lowest:g}, {highest:g}]"
-        raise InputError(f"{what} holds {v[bad].flat[0]:g}, not {allowed}: {fix}")
+        raise InputError(f"{what} holds {values[bad].flat[0]:g}, not {allowed}: {fix}")
     return v
 
 
@@ -332,12 +341,12 @@ class PairTerm(Term):
 
     def __init__(self, n_atoms, cutoff=None, exclusions=None, pairs=None, scale=1.0):
         self.n_atoms = int(n_atoms)
-        self.scale = float(_at_least(_parameter(scale, f"{type(self).__name__} scale"), 0.0, f"{type(self).__name__} scale",
-                                     "the scale multiplies the pair energy (e.g. 0.5 for 1-4 pairs); give it >= 0"))
+        self.scale = _at_least(_scalar(scale, f"{type(self).__name__} scale"), 0.0, f"{type(self).__name__} scale",
+                               "the scale multiplies the pair energy (e.g. 0.5 for 1-4 pairs); give it >= 0")
         self.fixed_pairs = None if pairs is None else _index_array(pairs, 2, "pairs")
         if self.fixed_pairs is not None and cutoff is not None:
             raise InputError("give either a cutoff (neighbour search) or an explicit pair list, not both")
-        self.cutoff = None if cutoff is None else float(_parameter(cutoff, f"{type(self).__name__} cutoff"))
+        self.cutoff = None if cutoff is None else _scalar(cutoff, f"{type(self).__name__} cutoff")
         if self.cutoff is not None and not self.cutoff > 0:
             raise InputError(f"the cutoff {cutoff} is not a positive length: give it in nm, or None for all pairs")
         ex = _index_array(exclusions if exclusions is not None else np.zeros((0, 2), np.int64), 2, "exclusions")
@@ -429,8 +438,8 @@ class Coulomb(PairTerm):
             raise InputError(f"unknown Coulomb method {method!r}: use 'plain' or 'dsf'")
         if method == "dsf" and self.cutoff is None:
             raise InputError("the damped shifted force Coulomb needs a cutoff (nm)")
-        alpha = float(_at_least(_parameter(alpha, "Coulomb alpha"), 0.0, "Coulomb alpha (nm^-1)",
-                                "alpha is the damping's inverse length; give it >= 0 in nm^-1"))
+        alpha = _at_least(_scalar(alpha, "Coulomb alpha"), 0.0, "Coulomb alpha (nm^-1)",
+                          "alpha is the damping's inverse length; give it >= 0 in nm^-1")
         self.charges, self.method, self.alpha = charges, method, alpha
         if method == "dsf":
             a, rc = self.alpha, self.cutoff
@@ -464,7 +473,7 @@ class LongRangeDispersion(Term):
     relative = False
 
     def __init__(self, coefficient, n_atoms):
-        self.coefficient = float(_parameter(coefficient, "LongRangeDispersion coefficient"))
+        self.coefficient = _scalar(coefficient, "LongRangeDispersion coefficient")
         self.n_atoms = int(n_atoms)
 
     @property

@@ -282,3 +282,13 @@ def test_what_real_force_fields_use_is_allowed():
     terms.HarmonicAngle([[0, 1, 2]], 300.0, float(np.float32(np.pi)))
     terms.HarmonicBond([[0, 1]], 0.0, 0.0)
     terms.HarmonicRestraint([0.0, 10.0], [0, 1], np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: TERM_MAKERS["LennardJones"](scale=[1.0, 0.5]), ("LennardJones scale", "one number")),
+    (lambda: TERM_MAKERS["LennardJones"](cutoff=[0.9, 1.0]), ("LennardJones cutoff", "one number")),
+    (lambda: TERM_MAKERS["Coulomb"](alpha=[0.2, 0.3]), ("Coulomb alpha", "one number")),
+    (lambda: TERM_MAKERS["LongRangeDispersion"](coefficient=[1.0, 2.0]), ("coefficient", "one number")),
+])
+def test_scalar_parameters_refuse_arrays(make, words):
+    raises(make, *words)
