@@ -5,25 +5,41 @@ curvature of the energy when atom i alone moves, summed over x, y, z) for every 
 labelled by atom name) and every stored frame (columns, in ps).
 
 The run (300 K, Langevin, 1 fs steps, the force Jacobian every 10 steps) is written by
-mdjac.jobs.run_md to out/alanine-dipeptide-md.h5 and read back with mdjac.open_trajectory:
-the figure is drawn from the Jacobians stored in the H5MD file.
+mdjac.jobs.run_md to out/alanine-dipeptide-md.h5md and read back with mdjac.open_trajectory:
+the figure is drawn from the Jacobians stored in the H5MD file, which MDAnalysis also opens with the
+catalogue's topology, ``MDAnalysis.Universe("systems/alanine-dipeptide.pdb", TRAJECTORY)``.
+It takes about a minute (MindSPONGE's set-up and compilation, then the MD); each stage is announced.
 
 Run from the repository root:  .venv/bin/python examples/stiffness_along_trajectory.py
 """
+import os
+import time
+
 import numpy as np
 
 import mdjac
 from mdjac.analysis import plots
 from mdjac.jobs import run_md
 
-TRAJECTORY = "out/alanine-dipeptide-md.h5"
+TRAJECTORY = "out/alanine-dipeptide-md.h5md"
 OUTPUT = "out/stiffness_alanine_dipeptide.png"
+START = time.perf_counter()
+
+
+def stage(text):
+    """Say what the example is doing now, with the seconds since it started."""
+    print(f"[{time.perf_counter() - START:5.1f} s] {text}", flush=True)
 
 
 def main(steps=1000, every=10):
+    stage("loading alanine dipeptide (imports MindSPONGE)")
     system = mdjac.load_system("alanine-dipeptide")
+    stage(f"MD: {steps} steps at 300 K, the force Jacobian every {every} steps into {TRAJECTORY} "
+          "(builds and compiles MindSPONGE's force field first)")
+    os.makedirs(os.path.dirname(TRAJECTORY), exist_ok=True)
     summary = run_md(system, steps=steps, every=every, output=TRAJECTORY, overwrite=True, check=False)
-    print(f"MD: {summary['frames']} frames, {summary['seconds_per_jacobian'] * 1e3:.1f} ms per Jacobian")
+    stage(f"MD done: {summary['frames']} frames, {summary['seconds_per_jacobian'] * 1e3:.1f} ms per Jacobian; "
+          "reading the stored Jacobians back")
     with mdjac.open_trajectory(TRAJECTORY) as frames:
         stiffness = plots.trajectory_stiffness(frames)          # (n_frames, n_atoms)
         times = np.array([frame.time for frame in frames])

@@ -65,9 +65,10 @@ def build_parser():
     p.add_argument("file")
 
     p = sub.add_parser("run", help="MindSPONGE MD with the force Jacobian every K steps, then a summary")
-    p.add_argument("--system", "-s", default="alanine-dipeptide", help="a name from systems/ or a system file")
-    p.add_argument("--steps", type=int, default=None, help="MD steps")
-    p.add_argument("--every", type=int, default=None, help="Jacobian (and frame) every K steps")
+    p.add_argument("--system", "-s", default="alanine-dipeptide",
+                   help="a name from systems/ (a MindSPONGE one) or a system file [alanine-dipeptide]")
+    p.add_argument("--steps", type=int, default=None, help="MD steps [100]")
+    p.add_argument("--every", type=int, default=None, help="Jacobian (and frame) every K steps [10]")
     p.add_argument("--output", "-o", default=RUN_OUTPUT, help=f"output H5MD file [{RUN_OUTPUT}]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 

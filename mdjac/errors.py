@@ -4,10 +4,24 @@ Every check on user input raises :class:`InputError`, a :class:`ValueError` whos
 line that names the problem and says what to do. The command line prints that line and exits
 non-zero; anything else that escapes is a bug in mdjac, not in the input.
 """
+import numpy as np
 
 
 class InputError(ValueError):
     """Bad input: the message names the problem and the fix, on one line."""
+
+
+def finite_numbers(value, what):
+    """``value`` as a float64 array, refusing anything that is not numbers, and NaN or inf.
+
+    what: the name of the value in the message (with its owner: a term, a file)."""
+    try:
+        v = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be numbers, got {str(value)[:40]!r}: give numbers in the documented units") from None
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"{what} holds NaN or inf: give finite numbers")
+    return v
 
 
 def os_error_reason(err):

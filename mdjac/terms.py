@@ -34,7 +34,7 @@ import math
 import numpy as np
 from mindspore import ops
 
-from .errors import InputError
+from .errors import InputError, finite_numbers
 from .neighbours import pair_keys
 
 #: Coulomb's constant f = 1 / (4 pi eps0), kJ mol^-1 nm e^-2 (the value GROMACS and MindSPONGE use).
@@ -56,30 +56,56 @@ def _index_array(index, k, what):
     return a
 
 
+def _parameter(value, what):
+    """``value`` as a float64 array, refusing what is not a number and NaN or inf (every term's parameters pass here)."""
+    return finite_numbers(value, what)
+
+
+def _scalar(value, what):
+    """One finite number (a float), refusing arrays of several."""
+    v = _parameter(value, what)
+    if v.size != 1:
+        raise InputError(f"{what} has shape {v.shape}: give one number")
+    return float(v.reshape(()))
+
+
+def _at_least(v, lowest, what, fix, highest=np.inf):
+    """``v``, refusing values below ``lowest`` or above ``highest`` (physically impossible) with a message
+    naming the parameter (``what``, with the term's name and unit) and the fix."""
+    values = np.asarray(v)
+    bad = (values < lowest) | (values > highest)
+    if np.any(bad):
+        allowed = f">= {lowest:g}" if highest == np.inf else f"in [{lowest:g}, {highest:g}]"
+        raise InputError(f"{what} holds {values[bad].flat[0]:g}, not {allowed}: {fix}")
+    return v
+
+
 def _per_instance(value, m, what, shape=()):
     """Broadcast a scalar or (M, *shape) parameter to (M, *shape) float64, checking it is finite."""
-    v = np.asarray(value, dtype=np.float64)
+    v = _parameter(value, what)
     if v.ndim == len(shape):
         v = np.broadcast_to(v, (m,) + shape)
     if v.shape != (m,) + shape:
         raise InputError(f"{what} has shape {v.shape} but there are {m} instances: give one value per instance or a scalar")
-    if not np.all(np.isfinite(v)):
-        raise InputError(f"{what} holds NaN or inf: parameters must be finite")
     return np.ascontiguousarray(v)
 
 
 def _table_lookup(table, types, what):
-    """``table[types]`` with a clear error for a type outside the table."""
-    table = np.asarray(table, dtype=np.float64)
+    """``table[types]`` with a clear error for a type outside the table or a table entry that is not finite."""
+    table = _parameter(table, f"the {what} table")
     types = np.asarray(types)
     if not np.issubdtype(types.dtype, np.integer):
         raise InputError(f"atom types for {what} must be integers, got dtype {types.dtype}")
     if types.size and (types.min() < 0 or types.max() >= len(table)):
         raise InputError(f"atom types for {what} run from {types.min()} to {types.max()} but the table has {len(table)} "
                          "entries: the parameter table and the types do not match")
-    if not np.all(np.isfinite(table)):
-        raise InputError(f"the {what} table holds NaN or inf: parameters must be finite")
     return table[types]
+
+
+#: The largest equilibrium angle accepted, rad: pi, with room for pi rounded to float32 (MindSPONGE's tables).
+ANGLE_MAX = math.pi + 1e-6
+
+FORCE_CONSTANT_FIX = "a force constant must not be negative (a negative one pushes atoms apart without bound); give its magnitude"
 
 
 # ----------------------------------------------------------------------------- geometry in MindSpore ops
@@ -132,7 +158,8 @@ class FixedTerm(Term):
 
     def __init__(self, index, params):
         self.index = index
-        self.params = tuple(params)
+        # every parameter array passes the finiteness check, also those of terms added later
+        self.params = tuple(_parameter(p, f"{type(self).__name__} parameters") for p in params)
 
     @property
     def max_index(self):
@@ -156,12 +183,13 @@ class HarmonicRestraint(FixedTerm):
     n_body = 1
 
     def __init__(self, k, types, reference):
-        ref = np.asarray(reference, dtype=np.float64)
+        ref = _parameter(reference, "HarmonicRestraint reference (nm)")
         types = np.asarray(types)
         if ref.shape != (len(types), 3):
             raise InputError(f"reference positions have shape {ref.shape} but there are {len(types)} atom types: "
                              "give (N, 3) positions in nm, one per atom")
-        k_atom = _table_lookup(k, types, "restraint k")
+        k_atom = _at_least(_table_lookup(k, types, "HarmonicRestraint k"), 0.0, "HarmonicRestraint k (kJ mol^-1 nm^-2)",
+                           FORCE_CONSTANT_FIX)
         atoms = np.flatnonzero(k_atom != 0)
         self.n_atoms = len(types)
         super().__init__(atoms[:, None], (k_atom[atoms], _per_instance(ref[atoms], len(atoms), "reference", (3,))))
@@ -180,8 +208,8 @@ class ElectricField(FixedTerm):
     n_body = 1
 
     def __init__(self, charges, field):
-        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
-        field = np.asarray(field, dtype=np.float64)
+        charges = _parameter(charges, "ElectricField charges").reshape(-1)
+        field = _parameter(field, "ElectricField field")
         if field.shape != (3,):
             raise InputError(f"the field has shape {field.shape}: give its 3 components in kJ mol^-1 nm^-1 e^-1")
         atoms = np.flatnonzero(charges != 0)
@@ -203,8 +231,10 @@ class FlatBottomWall(FixedTerm):
     def __init__(self, atoms, k, centre, radius):
         index = _index_array(np.asarray(atoms).reshape(-1, 1), 1, "wall atoms")
         m = len(index)
-        super().__init__(index, (_per_instance(k, m, "wall k"), _per_instance(centre, m, "wall centre", (3,)),
-                                 _per_instance(radius, m, "wall radius")))
+        k = _at_least(_per_instance(k, m, "FlatBottomWall k"), 0.0, "FlatBottomWall k (kJ mol^-1 nm^-2)", FORCE_CONSTANT_FIX)
+        radius = _at_least(_per_instance(radius, m, "FlatBottomWall radius"), 0.0, "FlatBottomWall radius (nm)",
+                           "a radius is a length; give it >= 0 in nm")
+        super().__init__(index, (k, _per_instance(centre, m, "FlatBottomWall centre", (3,)), radius))
 
     def energy(self, q, k, centre, radius):
         excess = ops.relu(_norm(q[..., 0, :] - centre) - radius)
@@ -222,7 +252,11 @@ class HarmonicBond(FixedTerm):
 
     def __init__(self, pairs, k, r0):
         index = _index_array(pairs, 2, "bond pairs")
-        super().__init__(index, (_per_instance(k, len(index), "bond k"), _per_instance(r0, len(index), "bond r0")))
+        m = len(index)
+        k = _at_least(_per_instance(k, m, "HarmonicBond k"), 0.0, "HarmonicBond k (kJ mol^-1 nm^-2)", FORCE_CONSTANT_FIX)
+        r0 = _at_least(_per_instance(r0, m, "HarmonicBond r0"), 0.0, "HarmonicBond r0 (nm)",
+                       "a bond length is a distance; give it >= 0 in nm")
+        super().__init__(index, (k, r0))
 
     def energy(self, q, k, r0):
         dr = _norm(q[..., 0, :]) - r0
@@ -240,7 +274,11 @@ class HarmonicAngle(FixedTerm):
 
     def __init__(self, triples, k, theta0):
         index = _index_array(triples, 3, "angle triples")
-        super().__init__(index, (_per_instance(k, len(index), "angle k"), _per_instance(theta0, len(index), "angle theta0")))
+        m = len(index)
+        k = _at_least(_per_instance(k, m, "HarmonicAngle k"), 0.0, "HarmonicAngle k (kJ mol^-1 rad^-2)", FORCE_CONSTANT_FIX)
+        theta0 = _at_least(_per_instance(theta0, m, "HarmonicAngle theta0"), 0.0, "HarmonicAngle theta0 (rad)",
+                           "an angle i-j-k lies in [0, pi]; give theta0 in radians, not degrees", highest=ANGLE_MAX)
+        super().__init__(index, (k, theta0))
 
     def energy(self, q, k, theta0):
         u = -q[..., 0, :]                 # x_i - x_j
@@ -264,8 +302,13 @@ class PeriodicTorsion(FixedTerm):
     def __init__(self, quads, k, n, phase):
         index = _index_array(quads, 4, "torsion quads")
         m = len(index)
-        super().__init__(index, (_per_instance(k, m, "torsion k"), _per_instance(n, m, "torsion periodicity"),
-                                 _per_instance(phase, m, "torsion phase")))
+        n = _at_least(_per_instance(n, m, f"{type(self).__name__} periodicity"), 0.0,
+                      f"{type(self).__name__} periodicity n", "n counts the minima in a turn; give a whole number >= 0")
+        if np.any(np.abs(n - np.round(n)) > 1e-6):
+            raise InputError(f"{type(self).__name__} periodicity n holds {n[np.abs(n - np.round(n)) > 1e-6][0]:g}: "
+                             "n counts the minima in a turn; give a whole number")
+        super().__init__(index, (_per_instance(k, m, f"{type(self).__name__} k"), n,
+                                 _per_instance(phase, m, f"{type(self).__name__} phase")))
 
     def energy(self, q, k, n, phase):
         b1 = q[..., 0, :]
@@ -298,12 +341,13 @@ class PairTerm(Term):
 
     def __init__(self, n_atoms, cutoff=None, exclusions=None, pairs=None, scale=1.0):
         self.n_atoms = int(n_atoms)
-        self.scale = float(scale)
+        self.scale = _at_least(_scalar(scale, f"{type(self).__name__} scale"), 0.0, f"{type(self).__name__} scale",
+                               "the scale multiplies the pair energy (e.g. 0.5 for 1-4 pairs); give it >= 0")
         self.fixed_pairs = None if pairs is None else _index_array(pairs, 2, "pairs")
         if self.fixed_pairs is not None and cutoff is not None:
             raise InputError("give either a cutoff (neighbour search) or an explicit pair list, not both")
-        self.cutoff = None if cutoff is None else float(cutoff)
-        if self.cutoff is not None and not (np.isfinite(self.cutoff) and self.cutoff > 0):
+        self.cutoff = None if cutoff is None else _scalar(cutoff, f"{type(self).__name__} cutoff")
+        if self.cutoff is not None and not self.cutoff > 0:
             raise InputError(f"the cutoff {cutoff} is not a positive length: give it in nm, or None for all pairs")
         ex = _index_array(exclusions if exclusions is not None else np.zeros((0, 2), np.int64), 2, "exclusions")
         for what, a in (("exclusions", ex), ("pairs", self.fixed_pairs)):
@@ -355,12 +399,13 @@ class LennardJones(PairTerm):
     def __init__(self, sigma, epsilon, types, cutoff=None, exclusions=None, pairs=None, scale=1.0):
         types = np.asarray(types)
         super().__init__(len(types), cutoff, exclusions, pairs, scale)
-        sigma = np.asarray(sigma, dtype=np.float64)
-        epsilon = np.asarray(epsilon, dtype=np.float64)
+        sigma = _parameter(sigma, "LennardJones sigma")
+        epsilon = _parameter(epsilon, "LennardJones epsilon")
         if sigma.shape != epsilon.shape or sigma.ndim not in (1, 2) or (sigma.ndim == 2 and sigma.shape[0] != sigma.shape[1]):
             raise InputError(f"sigma {sigma.shape} and epsilon {epsilon.shape} must both be (T,) per type or (T, T) pair tables")
-        if np.any(epsilon < 0) or np.any(sigma < 0):
-            raise InputError("sigma and epsilon must not be negative")
+        _at_least(sigma, 0.0, "LennardJones sigma (nm)", "sigma is a distance; it must not be negative, give it in nm")
+        _at_least(epsilon, 0.0, "LennardJones epsilon (kJ/mol)",
+                  "epsilon is a well depth; it must not be negative (0 switches the pair off), give it in kJ/mol")
         if sigma.ndim == 1:
             sigma = 0.5 * (sigma[:, None] + sigma[None, :])
             epsilon = np.sqrt(epsilon[:, None] * epsilon[None, :])
@@ -387,15 +432,15 @@ class Coulomb(PairTerm):
     """
 
     def __init__(self, charges, cutoff=None, exclusions=None, pairs=None, scale=1.0, method="plain", alpha=0.25):
-        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+        charges = _parameter(charges, "Coulomb charges (e)").reshape(-1)
         super().__init__(len(charges), cutoff, exclusions, pairs, scale)
-        if not np.all(np.isfinite(charges)):
-            raise InputError("charges hold NaN or inf: give finite charges in e")
         if method not in ("plain", "dsf"):
             raise InputError(f"unknown Coulomb method {method!r}: use 'plain' or 'dsf'")
         if method == "dsf" and self.cutoff is None:
             raise InputError("the damped shifted force Coulomb needs a cutoff (nm)")
-        self.charges, self.method, self.alpha = charges, method, float(alpha)
+        alpha = _at_least(_scalar(alpha, "Coulomb alpha"), 0.0, "Coulomb alpha (nm^-1)",
+                          "alpha is the damping's inverse length; give it >= 0 in nm^-1")
+        self.charges, self.method, self.alpha = charges, method, alpha
         if method == "dsf":
             a, rc = self.alpha, self.cutoff
             self._slope = math.erfc(a * rc) / rc ** 2 + 2 * a / math.sqrt(math.pi) * math.exp(-(a * rc) ** 2) / rc
@@ -428,7 +473,7 @@ class LongRangeDispersion(Term):
     relative = False
 
     def __init__(self, coefficient, n_atoms):
-        self.coefficient = float(coefficient)
+        self.coefficient = _scalar(coefficient, "LongRangeDispersion coefficient")
         self.n_atoms = int(n_atoms)
 
     @property

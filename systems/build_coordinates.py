@@ -62,8 +62,7 @@ def water_lattice(n=10, density=33.37, seed=7):
 
 def water_box(md_steps=1000):
     import json
-    from mdjac.catalogue import build_sponge
-    from mdjac.sponge import adapt, graph_mode, molecule_positions, sponge_md
+    from mdjac.sponge import adapt, build_sponge, graph_mode, molecule_positions, sponge_md
     spec = json.loads((HERE / "water-box.json").read_text())
     x, box = water_lattice()
     molecule, forcefield = build_sponge(spec, x, box)

@@ -203,3 +203,92 @@ def test_explicit_pairs_out_of_range():
         lj = terms.LennardJones([0.3], [0.5], np.zeros(4, int), pairs=[[0, 10]])
         mdjac.Potential([lj]).energy(GOOD)
     raises(build_and_use, "10")
+
+
+# ----------------------------------------------------------------------------- parameter values (issue 9, defect 6)
+#: One maker per term with every parameter given: ``make(**{name: bad})`` builds the term with one parameter spoiled.
+TERM_MAKERS = {
+    "HarmonicBond": (lambda k=1000.0, r0=0.15: terms.HarmonicBond([[0, 1]], k, r0)),
+    "HarmonicAngle": (lambda k=400.0, theta0=1.9: terms.HarmonicAngle([[0, 1, 2]], k, theta0)),
+    "PeriodicTorsion": (lambda k=1.0, n=2, phase=0.0: terms.PeriodicTorsion([[0, 1, 2, 3]], k, n, phase)),
+    "ImproperTorsion": (lambda k=1.0, n=2, phase=np.pi: terms.ImproperTorsion([[0, 1, 2, 3]], k, n, phase)),
+    "LennardJones": (lambda sigma=[0.3], epsilon=[0.5], scale=1.0, cutoff=0.9:
+                     terms.LennardJones(sigma, epsilon, [0, 0, 0], cutoff=cutoff, scale=scale)),
+    "Coulomb": (lambda charges=[1.0, -1.0], alpha=0.25, scale=1.0:
+                terms.Coulomb(charges, cutoff=0.9, method="dsf", alpha=alpha, scale=scale)),
+    "HarmonicRestraint": (lambda k=[100.0], reference=np.zeros((2, 3)): terms.HarmonicRestraint(k, [0, 0], reference)),
+    "ElectricField": (lambda charges=[1.0, -1.0], field=[0.0, 0.0, 1.0]: terms.ElectricField(charges, field)),
+    "FlatBottomWall": (lambda k=100.0, centre=[0.0, 0.0, 0.0], radius=1.0: terms.FlatBottomWall([0, 1], k, centre, radius)),
+    "LongRangeDispersion": (lambda coefficient=-1.0: terms.LongRangeDispersion(coefficient, 4)),
+}
+
+
+def _every_parameter():
+    import inspect
+    for term, make in TERM_MAKERS.items():
+        for name, default in inspect.signature(make).parameters.items():
+            yield term, make, name, default.default
+
+
+def test_every_term_class_has_a_maker():
+    """A term added to mdjac.terms gets its parameters checked here too."""
+    classes = {name for name, obj in vars(terms).items()
+               if isinstance(obj, type) and issubclass(obj, terms.Term) and obj.__module__ == terms.__name__
+               and name not in ("Term", "FixedTerm", "PairTerm")}
+    assert classes == set(TERM_MAKERS)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("term,make,name,good", list(_every_parameter()), ids=lambda v: v if isinstance(v, str) else "")
+def test_nonfinite_parameters_refused_in_every_term(term, make, name, good, bad):
+    make()                                        # the good values build
+    spoiled = np.array(good, dtype=np.float64)
+    spoiled.flat[0] = bad
+    msg = raises(lambda: make(**{name: spoiled if spoiled.ndim else float(spoiled)}), "NaN or inf")
+    assert term in msg
+
+
+@pytest.mark.parametrize("term,make,name,good", list(_every_parameter()), ids=lambda v: v if isinstance(v, str) else "")
+def test_non_numbers_refused_in_every_term(term, make, name, good):
+    msg = raises(lambda: make(**{name: "big"}), "big")
+    assert term in msg
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: TERM_MAKERS["HarmonicBond"](k=-1000.0), ("HarmonicBond k", "-1000", "magnitude")),
+    (lambda: TERM_MAKERS["HarmonicBond"](r0=-0.1), ("HarmonicBond r0", "-0.1", "nm")),
+    (lambda: TERM_MAKERS["HarmonicAngle"](k=-5.0), ("HarmonicAngle k", "-5", "magnitude")),
+    (lambda: TERM_MAKERS["HarmonicAngle"](theta0=109.5), ("HarmonicAngle theta0", "109.5", "radians")),
+    (lambda: TERM_MAKERS["HarmonicAngle"](theta0=-0.5), ("HarmonicAngle theta0", "radians")),
+    (lambda: TERM_MAKERS["PeriodicTorsion"](n=1.5), ("PeriodicTorsion periodicity", "1.5", "whole number")),
+    (lambda: TERM_MAKERS["ImproperTorsion"](n=-2), ("ImproperTorsion periodicity", "whole number")),
+    (lambda: TERM_MAKERS["LennardJones"](epsilon=[-0.5]), ("LennardJones epsilon", "-0.5", "kJ/mol")),
+    (lambda: TERM_MAKERS["LennardJones"](sigma=[-0.3]), ("LennardJones sigma", "-0.3", "nm")),
+    (lambda: TERM_MAKERS["LennardJones"](scale=-0.5), ("LennardJones scale", ">= 0")),
+    (lambda: TERM_MAKERS["Coulomb"](alpha=-1.0), ("Coulomb alpha", "nm^-1")),
+    (lambda: TERM_MAKERS["HarmonicRestraint"](k=[-100.0]), ("HarmonicRestraint k", "-100", "magnitude")),
+    (lambda: TERM_MAKERS["FlatBottomWall"](k=-1.0), ("FlatBottomWall k", "magnitude")),
+    (lambda: TERM_MAKERS["FlatBottomWall"](radius=-1.0), ("FlatBottomWall radius", "nm")),
+])
+def test_impossible_parameters_named_with_the_fix(make, words):
+    raises(make, *words)
+
+
+def test_what_real_force_fields_use_is_allowed():
+    """Negative charges, zero epsilon, torsion k of either sign, pi as float32, zero k: all accepted."""
+    terms.Coulomb([-0.834, 0.417, 0.417])
+    terms.LennardJones([0.3, 0.0], [0.5, 0.0], [0, 1, 1])
+    terms.PeriodicTorsion([[0, 1, 2, 3], [0, 1, 2, 3]], [-2.5, 2.5], [3.0, 1.0], [0.0, np.pi])
+    terms.HarmonicAngle([[0, 1, 2]], 300.0, float(np.float32(np.pi)))
+    terms.HarmonicBond([[0, 1]], 0.0, 0.0)
+    terms.HarmonicRestraint([0.0, 10.0], [0, 1], np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: TERM_MAKERS["LennardJones"](scale=[1.0, 0.5]), ("LennardJones scale", "one number")),
+    (lambda: TERM_MAKERS["LennardJones"](cutoff=[0.9, 1.0]), ("LennardJones cutoff", "one number")),
+    (lambda: TERM_MAKERS["Coulomb"](alpha=[0.2, 0.3]), ("Coulomb alpha", "one number")),
+    (lambda: TERM_MAKERS["LongRangeDispersion"](coefficient=[1.0, 2.0]), ("coefficient", "one number")),
+])
+def test_scalar_parameters_refuse_arrays(make, words):
+    raises(make, *words)

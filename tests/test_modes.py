@@ -315,3 +315,16 @@ def test_both_minimisers_reach_the_same_water_minimum(spce_water, monkeypatch):
         return np.linalg.norm(u), np.linalg.norm(v), np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v)
     assert np.allclose(internal(newton), internal(x), atol=1e-10)
     assert np.allclose(internal(lbfgs), internal(x), atol=1e-6)
+
+
+def test_minimiser_reports_progress_on_stderr(capsys):
+    """progress=True: a bar on stderr with the energy and the largest force; the same minimum as without it."""
+    pot = mdjac.Potential([terms.HarmonicBond([[0, 1], [1, 2]], 3e5, 0.1), terms.HarmonicAngle([[0, 1, 2]], 400.0, 1.9)])
+    start = np.array([[0.0, 0.0, 0.0], [0.11, 0.0, 0.0], [0.14, 0.08, 0.01]])
+    quiet, f_quiet = minimise.minimise_energy(pot, start, progress=False)
+    assert capsys.readouterr().err == ""
+    shown, f_shown = minimise.minimise_energy(pot, start, progress=True)
+    err = capsys.readouterr().err
+    assert "minimising" in err and "max |F|" in err and "step" in err
+    assert np.array_equal(quiet, shown) and f_quiet == f_shown < 1e-6
+    assert np.isclose(np.linalg.norm(shown[1] - shown[0]), 0.1, atol=1e-9)

@@ -145,3 +145,34 @@ def test_mode_arrows_are_the_cartesian_displacements(tmp_path, chain_system):
         assert np.allclose(np.c_[arrows.U, arrows.V], 0.1 * cart @ plane)
         assert f"{nm.frequencies[k]:.1f}" in ax.get_title()
     assert_png(plots.plot_modes(nm, x, tmp_path / "m.png", indices=[0, 4]), (6.4, 3.4))
+
+
+# --------------------------------------------------------------------------------------------
+# issue 9: whole atom ticks, the arrow scale stated
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [3, 8, 22, 37])
+def test_sparsity_ticks_are_whole_atoms(n):
+    """Alanine dipeptide's 22 atoms drew ticks at 2.5, 7.5, ...: every tick must name an atom."""
+    rows, cols = np.arange(n), np.arange(n)
+    jac = ForceJacobian(n, rows, cols, np.ones((n, 3, 3)))
+    fig = plots.sparsity_figure(jac)
+    ax = fig.axes[0]
+    fig.canvas.draw()                       # ticks as drawn
+    for ticks, limits in ((ax.get_xticks(), ax.get_xlim()), (ax.get_yticks(), ax.get_ylim())):
+        lo, hi = sorted(limits)
+        shown = [t for t in ticks if lo <= t <= hi]
+        assert len(shown) >= 2
+        assert all(float(t).is_integer() for t in shown), shown
+
+
+def test_mode_figure_states_its_arrow_scale(chain_system):
+    pot, x = chain_system
+    masses = np.array([12.0, 1.0, 14.0, 16.0, 1.0, 12.0, 1.0, 14.0])
+    nm = mdjac.normal_modes(pot.force_jacobian(x), masses, positions=x, project="molecule")
+    for scale in (0.05, 0.3):
+        fig = plots.modes_figure(nm, x, indices=[0], scale=scale)
+        arrows = fig.axes[0].collections[1]
+        cart = nm.vectors[0] / np.sqrt(masses)[:, None]
+        cart /= np.linalg.norm(cart)
+        assert np.allclose(np.hypot(arrows.U, arrows.V), scale * np.linalg.norm(cart @ plots.principal_plane(x, masses), axis=1))
+        assert f"x {scale:g} nm" in fig._suptitle.get_text()

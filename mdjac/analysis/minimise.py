@@ -9,12 +9,21 @@ with the exact Hessian from the potential's force Jacobian (eigenpairs with |lam
 the largest, the free rigid-body directions, are left out), which converges quadratically; larger
 systems use L-BFGS-B on the energy and forces.
 """
+import sys
+
 import numpy as np
 
 from .modes import DENSE_MAX_DOF
 
 
-def minimise_energy(potential, positions, box=None, gtol=1e-6, max_steps=200, max_move=0.02):
+def _progress_bar(progress, what):
+    """A tqdm bar on stderr counting steps; ``progress`` None: only when stderr is a terminal."""
+    from tqdm import tqdm
+    return tqdm(desc=what, unit=" step", file=sys.stderr, disable=None if progress is None else not progress,
+                dynamic_ncols=True, leave=False)
+
+
+def minimise_energy(potential, positions, box=None, gtol=1e-6, max_steps=200, max_move=0.02, progress=None):
     """Local energy minimum, in float64. Returns (positions (N, 3) nm, largest force component).
 
     positions (N, 3) nm; gtol: stop when the largest force component is below it
@@ -23,13 +32,23 @@ def minimise_energy(potential, positions, box=None, gtol=1e-6, max_steps=200, ma
     eigenpairs of H with |lambda| above 1e-9 of the largest (so flat rigid-body directions are left
     alone), no atom moving more than ``max_move`` nm, halved until the energy does not rise.
     Quadratic convergence near the minimum: a few Jacobians reach gtol = 1e-6. Larger systems:
-    L-BFGS-B on energy and forces.
+    L-BFGS-B on energy and forces. progress: a bar on stderr with the step count, energy and
+    largest force (True, False, or None: only when stderr is a terminal); the first step includes
+    the compilation of the potential.
     """
     x = np.asarray(positions, dtype=np.float64).copy()
-    if x.size > DENSE_MAX_DOF:
-        return _lbfgs(potential, x, box, gtol, max_steps * 100)
+    with _progress_bar(progress, "minimising") as bar:
+        if x.size > DENSE_MAX_DOF:
+            return _lbfgs(potential, x, box, gtol, max_steps * 100, bar)
+        return _newton(potential, x, box, gtol, max_steps, max_move, bar)
+
+
+def _newton(potential, x, box, gtol, max_steps, max_move, bar):
+    """Saddle-free Newton steps (see :func:`minimise_energy`); returns (positions, largest force component)."""
     energy, forces = potential.energy_and_forces(x, box=box)
     for _ in range(max_steps):
+        bar.set_postfix_str(f"E = {energy:.6g} kJ/mol, max |F| = {np.abs(forces).max():.2g} kJ/mol/nm", refresh=False)
+        bar.update()
         if np.abs(forces).max() < gtol:
             break
         h = -potential.force_jacobian(x, box=box).to_dense().reshape(x.size, x.size).astype(np.float64)
@@ -48,12 +67,14 @@ def minimise_energy(potential, positions, box=None, gtol=1e-6, max_steps=200, ma
     return x, float(np.abs(forces).max())
 
 
-def _lbfgs(potential, x0, box, gtol, maxiter):
+def _lbfgs(potential, x0, box, gtol, maxiter, bar):
     """L-BFGS-B on the energy (kJ/mol) and forces; returns (positions, largest force component)."""
     import scipy.optimize
 
     def energy_and_gradient(flat):
         e, f = potential.energy_and_forces(flat.reshape(x0.shape), box=box)
+        bar.set_postfix_str(f"E = {float(e):.6g} kJ/mol, max |F| = {np.abs(f).max():.2g} kJ/mol/nm", refresh=False)
+        bar.update()
         return float(e), -np.asarray(f, dtype=np.float64).ravel()
 
     res = scipy.optimize.minimize(energy_and_gradient, x0.ravel(), jac=True, method="L-BFGS-B",

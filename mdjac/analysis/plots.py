@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import InputError
 
@@ -147,6 +148,8 @@ def sparsity_figure(jacobian, max_pixels=800, title=None):
     fig.colorbar(im, ax=ax, label=r"$\|J_{ij}\|_F$ (kJ mol$^{-1}$ nm$^{-2}$)")
     ax.set_xlabel("atom j (column block)")
     ax.set_ylabel("atom i (row block)")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))          # atoms are whole numbers
     filled = jacobian.nnz_blocks / float(n * n)
     binned = "" if image.shape[0] == n else f", {n / image.shape[0]:.2g} atoms per pixel"
     ax.set_title(title or f"Force Jacobian blocks of {n:,} atoms\n{jacobian.nnz_blocks:,} stored "
@@ -216,7 +219,8 @@ def principal_plane(positions, masses):
 
 def modes_figure(modes, positions, indices=None, names=None, scale=0.15):
     """One panel per mode: the atoms (circle area ~ mass) and their Cartesian displacements
-    (arrows, unit-norm mode times ``scale`` nm), projected on the molecule's principal plane.
+    (arrows, unit-norm mode times ``scale`` nm, as the figure says), projected on the molecule's
+    principal plane.
 
     modes: NormalModes; positions: (n, 3) nm of its atoms; indices: the modes to draw (default:
     all, at most 6); names: (n,) atom names written next to the atoms.
@@ -243,6 +247,8 @@ def modes_figure(modes, positions, indices=None, names=None, scale=0.15):
         ax.set_title(f"mode {k}: {modes.frequencies[k]:.1f} cm$^{{-1}}$", fontsize=10)
         ax.set_xlabel("nm (principal plane)")
     fig.axes[0].set_ylabel("nm")
+    fig.suptitle(f"arrows: Cartesian displacement of unit norm (over all atoms) x {scale:g} nm, drawn to the axes' scale",
+                 fontsize=8)
     fig.tight_layout()
     return fig
 
