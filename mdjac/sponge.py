@@ -215,7 +215,7 @@ def _lj_terms(cell, ctx):
     ctx["lj"] = lennard_jones_types(sigma, epsilon)
     out = [terms.LennardJones(*ctx["lj"], cutoff=ctx["cutoff"], exclusions=ctx["exclusions"])]
     if ctx["cutoff"] is not None and ctx["box"] is not None and cell.mean_c6 is not None:
-        out.append(LongRangeDispersion(float(_array(cell.disp_corr)) * float(_array(cell.mean_c6).reshape(-1)[0]),
+        out.append(terms.LongRangeDispersion(float(_array(cell.disp_corr)) * float(_array(cell.mean_c6).reshape(-1)[0]),
                                        len(sigma)))
     return out
 
@@ -252,36 +252,6 @@ _CELL_READERS = {
     "NonbondPairwiseEnergy": _pair_terms,
 }
 _ORDER = list(_CELL_READERS)
-
-
-class LongRangeDispersion(terms.Term):
-    """MindSPONGE's long-range dispersion correction, E = c / V with V the box volume (nm^3).
-
-    c = -2/3 pi N^2 <C6> / rc^3 (kJ mol^-1 nm^3), as LennardJonesEnergy computes it. It depends on
-    the box only, so its forces and Jacobian are zero; it is here so that energies match.
-    One instance on atom 0 whose energy does not depend on its position.
-    """
-    n_body = 1
-    relative = False
-
-    def __init__(self, coefficient, n_atoms):
-        self.coefficient = float(coefficient)
-        self.n_atoms = int(n_atoms)
-
-    @property
-    def max_index(self):
-        return self.n_atoms - 1
-
-    def instances(self, frame):
-        if frame.box is None:
-            return np.zeros((0, 1), np.int64), (np.zeros(0),)
-        return np.zeros((1, 1), np.int64), (np.array([self.coefficient / float(np.prod(frame.box))]),)
-
-    def energy(self, q, value):
-        return value + 0.0 * q[..., 0, 0]
-
-    def __repr__(self):
-        return f"LongRangeDispersion(c={self.coefficient:.6g})"
 
 
 def adapt(molecule, forcefield):

@@ -1,0 +1,11 @@
+"""OpenMM adapter: any OpenMM System as an mdjac Potential, and a reporter writing Jacobians.
+
+* :func:`adapt` (mdjac/openmm/adapter.py): System -> Potential, force by force;
+* mdjac/openmm/expressions.py: Lepton energy expressions as MindSpore energies;
+* mdjac/openmm/nonbonded.py: NonbondedForce's forms (reaction field, switch, dispersion correction).
+
+OpenMM is imported only when a System is read.
+"""
+from .adapter import adapt, force_terms, masses, periodic_box
+
+__all__ = ["adapt", "force_terms", "masses", "periodic_box"]
