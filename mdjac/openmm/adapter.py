@@ -142,8 +142,8 @@ def _nonbonded(force, n):
         out.append(custom.BondFunction(pairs[live], nonbonded.lennard_jones_coulomb,
                                        (params[live, 1], params[live, 2], f * params[live, 0]), name="NonbondedExceptions"))
     if method == "CutoffPeriodic" and force.getUseDispersionCorrection():
-        switch = _value(force.getSwitchingDistance()) if force.getUseSwitchingFunction() else None
-        out.append(terms.LongRangeDispersion(nonbonded.dispersion_coefficient(sigma, epsilon, cutoff, switch), n))
+        switching = _value(force.getSwitchingDistance()) if force.getUseSwitchingFunction() else None
+        out.append(terms.LongRangeDispersion(nonbonded.dispersion_coefficient(sigma, epsilon, cutoff, switching), n))
     return out
 
 
@@ -151,7 +151,7 @@ def _nonbonded(force, n):
 def _tabulated_functions(force):
     import openmm
     out = {}
-    for k in range(force.getNumTabulatedFunctions()):
+    for k in range(getattr(force, "getNumTabulatedFunctions", lambda: 0)()):
         name, fn = force.getTabulatedFunctionName(k), force.getTabulatedFunction(k)
         if isinstance(fn, openmm.Discrete1DFunction):
             out[name] = Tabulated(name, "discrete", np.array(fn.getFunctionParameters()))
