@@ -7,5 +7,6 @@
 OpenMM is imported only when a System is read.
 """
 from .adapter import adapt, force_terms, masses, periodic_box
+from .reporter import ForceJacobianReporter
 
-__all__ = ["adapt", "force_terms", "masses", "periodic_box"]
+__all__ = ["ForceJacobianReporter", "adapt", "force_terms", "masses", "periodic_box"]
