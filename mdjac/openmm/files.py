@@ -106,14 +106,13 @@ def read_openmm_files(path, coordinates=None):
 
 
 def load_openmm_system(path, coordinates=None):
-    """A catalogue :class:`mdjac.catalogue.System` (engine "openmm") from a force-field file."""
-    from ..catalogue import System
+    """What a catalogue System needs from a force-field file, as a dict: name, description,
+    positions (N, 3) nm, masses (N,) amu, box (3,) nm or None, names (N,), potential (adapted)."""
     from .adapter import adapt
     system, topology, positions, box = read_openmm_files(path, coordinates)
     potential = adapt(system, topology)
     if len(positions) != potential.n_atoms:
         raise InputError(f"{path}: the coordinates hold {len(positions)} atoms but the System has {potential.n_atoms}")
-    names = np.array([a.name for a in topology.atoms()])
-    spec = {"engine": "openmm", "name": Path(path).stem, "cutoff": None, "source": str(path)}
-    return System(Path(path).stem, f"OpenMM System from {Path(path).name}", positions, potential.masses,
-                  potential.box if potential.box is not None else box, names, spec, Path(path), _potential=potential)
+    return dict(name=Path(path).stem, description=f"OpenMM System from {Path(path).name}", positions=positions,
+                masses=potential.masses, box=potential.box if potential.box is not None else box,
+                names=np.array([a.name for a in topology.atoms()]), potential=potential)

@@ -13,15 +13,7 @@ after its last complete frame (restarts): steps already stored are skipped.
 import numpy as np
 
 from ..errors import InputError
-
-
-def _writer_class():
-    try:
-        from ..io.h5md_writer import H5MDWriter
-        return H5MDWriter
-    except ImportError:  # before the package layout of issue 8
-        from ..h5md import TrajectoryWriter
-        return TrajectoryWriter
+from ..io.h5md_writer import H5MDWriter
 
 
 class ForceJacobianReporter:
@@ -59,7 +51,7 @@ class ForceJacobianReporter:
         names = [a.name for a in simulation.topology.atoms()]
         masses = getattr(self.potential, "masses", None)
         jacobian_atoms = "all" if self.atoms is None else np.asarray(self.atoms)
-        self.writer = _writer_class()(self.file, self.potential.n_atoms, names=names, masses=masses,
+        self.writer = H5MDWriter(self.file, self.potential.n_atoms, names=names, masses=masses,
                                       periodic=self.potential.box is not None, forces=True,
                                       jacobian_atoms=jacobian_atoms, dtype=self.dtype, mode="a" if self.append else "w",
                                       **self.writer_options)
