@@ -1,0 +1,65 @@
+"""OpenMM's NonbondedForce without Ewald: Lennard-Jones and Coulomb with its cutoff forms.
+
+For a pair (i, j) at distance r that is not an exception (units nm, kJ/mol, e):
+
+    E = 4 eps_ij ((sigma_ij/r)^12 - (sigma_ij/r)^6) S(r) + f q_i q_j (1/r + k_rf r^2 - c_rf)
+
+with Lorentz-Berthelot sigma_ij = (sigma_i + sigma_j)/2, eps_ij = sqrt(eps_i eps_j),
+f = ONE_4PI_EPS0 = 138.93545764438198 kJ mol^-1 nm e^-2 (OpenMM's value), S the switching function
+(mdjac.custom; 1 without one), and
+
+* NoCutoff: all pairs, k_rf = c_rf = 0 (plain Coulomb);
+* CutoffNonPeriodic, CutoffPeriodic: pairs with r < r_c (minimum image if periodic), the reaction
+  field with dielectric eps_rf: k_rf = r_c^-3 (eps_rf - 1)/(2 eps_rf + 1),
+  c_rf = r_c^-1 3 eps_rf/(2 eps_rf + 1), so that the Coulomb energy is zero at r_c.
+
+Exceptions (1-4 pairs with their own chargeProd, sigma, epsilon; excluded pairs have zero ones)
+replace the pair: E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + f chargeProd / r, no cutoff, no
+reaction field, no switch (as OpenMM's reference platform computes them).
+
+The long-range dispersion correction of CutoffPeriodic (useDispersionCorrection) is OpenMM's
+(NonbondedForceImpl::calcDispersionCorrection; mdjac.terms.dispersion_coefficient): atoms are
+grouped in classes of equal (sigma, epsilon) with counts n_a; with the mixed pair values over class pairs,
+
+    <A> = [sum_a n_a (n_a + 1)/2 A_aa + sum_{a<b} n_a n_b A_ab] / (N (N + 1)/2),
+    E = 8 pi N^2 / V (<eps sigma^12> / (9 r_c^9) - <eps sigma^6> / (3 r_c^3) + <eps I>),
+
+I the integral of ((sigma/r)^12 - (sigma/r)^6)(1 - S(r)) r^2 from r_s to r_c (zero without a
+switch; here by adaptive quadrature). It is the mixed-pair C6 = 4 eps_ij sigma_ij^6 averaged over
+atom pairs; MindSPONGE instead averages each atom's own C6 (see mdjac.sponge.adapter), which for the
+water box's oxygen-only Lennard-Jones comes out 3 times larger.
+"""
+from ..terms import switching_function
+
+#: OpenMM's Coulomb constant 1/(4 pi eps0), kJ mol^-1 nm e^-2 (openmm/reference SimTKOpenMMRealType.h).
+ONE_4PI_EPS0 = 138.93545764438198
+
+
+def lennard_jones_coulomb(variables, params):
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq / r; params (sigma, epsilon, qq = f q_i q_j)."""
+    (r,) = variables
+    sigma, epsilon, qq = params
+    s2 = sigma * sigma / (r * r)
+    s6 = s2 * s2 * s2
+    return 4.0 * epsilon * (s6 * s6 - s6) + qq / r
+
+
+def lennard_jones_reaction_field(variables, params):
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) S(r) + qq (1/r + k_rf r^2 - c_rf).
+
+    params (sigma, epsilon, qq, k_rf, c_rf, switch, switch_end): S switches from ``switch`` to
+    ``switch_end`` (without a switch: switch = r_c, switch_end = r_c + 1, so S = 1 below r_c).
+    """
+    (r,) = variables
+    sigma, epsilon, qq, k_rf, c_rf, switch, switch_end = params
+    s2 = sigma * sigma / (r * r)
+    s6 = s2 * s2 * s2
+    lj = 4.0 * epsilon * (s6 * s6 - s6) * switching_function(r, switch, switch_end)
+    return lj + qq * (1.0 / r + k_rf * r * r - c_rf)
+
+
+def reaction_field_constants(cutoff, dielectric):
+    """(k_rf nm^-3, c_rf nm^-1) of OpenMM's reaction field."""
+    k_rf = cutoff ** -3 * (dielectric - 1.0) / (2.0 * dielectric + 1.0)
+    c_rf = 3.0 * dielectric / ((2.0 * dielectric + 1.0) * cutoff)
+    return k_rf, c_rf
