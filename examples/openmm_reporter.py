@@ -1,7 +1,8 @@
 """A small solvated peptide from OpenMM's own force-field files, simulated a few steps with
-mdjac's ForceJacobianReporter, read back with MDAnalysis.
+mdjac's ForceJacobianReporter, read back with MDAnalysis; the peptide's per-atom stiffness
+along the run is drawn into out/openmm_reporter.png.
 
-    python examples/openmm_reporter.py [out.h5md]
+    python examples/openmm_reporter.py [out/openmm_reporter.h5md]
 
 Alanine dipeptide (mdjac's systems/alanine-dipeptide.pdb) with amber14 and TIP3P, solvated by
 Modeller, reaction-field cutoff 0.8 nm (Ewald/PME are not supported yet), no constraints.
@@ -15,9 +16,11 @@ from openmm import app, unit
 
 import MDAnalysis
 import mdjac
+from mdjac.analysis import plots
 from mdjac.openmm import ForceJacobianReporter
 
-out = sys.argv[1] if len(sys.argv) > 1 else "openmm_reporter.h5md"
+os.makedirs("out", exist_ok=True)
+out = sys.argv[1] if len(sys.argv) > 1 else "out/openmm_reporter.h5md"
 here = os.path.dirname(os.path.abspath(__file__))
 pdb = app.PDBFile(os.path.join(here, "..", "systems", "alanine-dipeptide.pdb"))
 forcefield = app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
@@ -42,3 +45,7 @@ with mdjac.open_trajectory(out) as frames:
     J = frames[-1].jacobian
     print(f"last frame: Jacobian of {len(J.atoms)} atoms, {J.nnz_blocks} nonzero 3x3 blocks, "
           f"|J|max {np.abs(J.blocks).max():.4g} kJ mol^-1 nm^-2")
+    stiffness = plots.trajectory_stiffness(frames)
+    times = [frame.time for frame in frames]
+png = plots.plot_stiffness(stiffness, "out/openmm_reporter.png", times=times)
+print(f"wrote {png}")

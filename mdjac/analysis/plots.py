@@ -203,6 +203,8 @@ def stiffness_figure(stiffness, times=None, labels=None,
     ax_map.tick_params(axis="y", labelleft=False)
     if labels is not None and n <= MAX_LABELS:
         ax_mean.set_yticks(np.arange(n), [f"{i} {name}" for i, name in enumerate(labels)], fontsize=7)
+    else:
+        ax_mean.yaxis.set_major_locator(MaxNLocator(integer=True))    # atoms are whole numbers
     ax_mean.set_ylim(n - 0.5, -0.5)
     fig.suptitle(title)
     fig.subplots_adjust(left=0.14, right=0.9, bottom=0.11, top=0.92)
