@@ -2,6 +2,7 @@
 
     mdjac compute TRAJ --system S -o OUT [--start --stop --step] [--resume | --overwrite]
                                           [--batch N] [--float64] [--strategy S]
+                                          [--workers N | --scheduler ADDRESS] [--shard-frames K]
     mdjac info FILE
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
     mdjac modes FILE|SYSTEM [--frame N] [-k K]
@@ -10,6 +11,7 @@ S is a name from systems/ or a system file. Bad input ends with one line on stde
 ("mdjac: error: ...") and exit code 2, with nothing written and nothing destroyed.
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -57,6 +59,13 @@ def build_parser():
     p.add_argument("--strategy", default="replicate", choices=sorted(STRATEGIES),
                    help="how the Jacobian is computed (see mdjac.Potential.force_jacobian) [replicate]")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="spread the frames over N worker processes on this machine (a Dask LocalCluster)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="spread the frames over a running Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--shard-frames", type=int, default=None,
+                   help="frames per task with --workers/--scheduler [about four tasks per worker]")
 
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
     p.add_argument("file")
@@ -98,12 +107,22 @@ def cmd_compute(args):
     from .io.h5md_reader import describe
     from .jobs import compute_trajectory
 
+    client = None
+    if args.workers is not None or args.scheduler is not None:
+        if args.workers is not None and args.workers < 1:
+            raise InputError(f"--workers {args.workers}: give at least 1 worker")
+        from . import cluster
+        client = (functools.partial(cluster.local_client, args.workers) if args.workers is not None
+                  else functools.partial(cluster.scheduler_client, args.scheduler))
     result = compute_trajectory(args.trajectory, args.system, args.output, start=args.start, stop=args.stop,
                                 step=args.step, resume=args.resume, overwrite=args.overwrite,
                                 dtype=np.float64 if args.float64 else np.float32, batch=args.batch,
                                 compress=not args.uncompressed, triangle="upper" if args.upper else "full",
-                                strategy=args.strategy, progress=not args.quiet)
+                                strategy=args.strategy, progress=not args.quiet, client=client,
+                                shard_frames=args.shard_frames)
     print(summary(describe(args.output), result["computed"], result["kept"], result["seconds"]))
+    if "workers" in result:
+        print(cluster_summary(result))
 
 
 def summary(info, new, resumed, seconds):
@@ -116,6 +135,16 @@ def summary(info, new, resumed, seconds):
         lo, mean, hi = info["blocks_per_frame"]
         lines.append(f"  Jacobian: {mean:.0f} stored blocks of 3x3 per frame (min {lo}, max {hi}), "
                      f"{info['jacobian_dtype']}, {info['jacobian_bytes_per_frame'] / 1e3:.1f} kB per frame on disk")
+    return "\n".join(lines)
+
+
+def cluster_summary(result):
+    """The lines printed after compute on a cluster: workers, shards, compile and join times."""
+    compile_ = result["compile_seconds"]
+    lines = [f"  {result['workers']} workers, {result['shards']} shards; join {result['join_seconds']:.2f} s"]
+    if compile_:
+        lines.append("  first frame (with compilation) per worker process: "
+                     + ", ".join(f"{s:.1f} s" for s in compile_.values()))
     return "\n".join(lines)
 
 

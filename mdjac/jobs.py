@@ -46,6 +46,17 @@ def frame_box(box, system):
     return np.asarray(system.box if box is None else box, dtype=np.float64)
 
 
+def compute_frame(potential, frame, system, dtype, strategy):
+    """One frame's result, as every path computes it (here and on a cluster's workers).
+
+    Returns positions (N, 3) nm in ``dtype``, box (3,) nm or None (:func:`frame_box`), forces
+    (N, 3) kJ mol^-1 nm^-1 and the :class:`~mdjac.ForceJacobian` by ``strategy``.
+    """
+    x = np.asarray(frame.positions, dtype=dtype)
+    box = frame_box(frame.box, system)
+    return x, box, potential.forces(x, box=box), potential.force_jacobian(x, box=box, strategy=strategy)
+
+
 def check_frames(frames, system):
     """Read every selected frame once and refuse the run if any has NaN/inf positions or a bad
     box: nothing is written for a trajectory that would fail half-way."""
@@ -83,7 +94,7 @@ def restore_interrupt():
 
 def compute_trajectory(trajectory, system, output, start=None, stop=None, step=None, resume=False,
                        overwrite=False, dtype=np.float32, batch=8, compress=True, triangle="full",
-                       strategy="replicate", progress=True):
+                       strategy="replicate", progress=True, client=None, shard_frames=None):
     """The force Jacobian (and forces) of every selected frame of ``trajectory`` into ``output``.
 
     trajectory : path of any file :func:`mdjac.io.open_trajectory` reads.
@@ -93,6 +104,11 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
     overwrite : replace an existing output. dtype : float32 or float64, compute and storage.
     batch : frames per journaled write. compress : gzip the blocks. triangle : 'full' or 'upper'.
     strategy : see :meth:`mdjac.Potential.force_jacobian`. progress : a progress bar on stderr.
+    client : None computes here; a ``distributed.Client``, or a callable returning a context
+    manager that yields one (:func:`mdjac.cluster.local_client`, :func:`mdjac.cluster.scheduler_client`;
+    called only after every check passed), spreads the frames over its workers
+    (:func:`mdjac.cluster.compute_on_cluster`): same checks, same :func:`compute_frame`, same file.
+    shard_frames : frames per task on a cluster (default: about four tasks per worker).
 
     Returns a dict: ``output``, ``computed`` (frames computed now), ``kept`` (frames found
     complete from before), ``seconds`` (wall time of the computed frames).
@@ -133,16 +149,18 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
             if done and frames[done - 1].step != writer.last_step:
                 raise InputError(f"{output} ends at step {writer.last_step} but frame {done - 1} of the "
                                  f"selection is step {frames[done - 1].step}; use --overwrite")
+            if client is not None:
+                from .cluster import compute_on_cluster
+                return compute_on_cluster(client, writer, frames, system, compute_frame, metadata, dtype=dtype,
+                                          strategy=strategy, batch=batch, compress=compress, triangle=triangle,
+                                          resume=resume, shard_frames=shard_frames, progress=progress)
             started = time.perf_counter()
             bar = tqdm(total=len(frames), initial=done, unit="frame", desc="jacobians", file=sys.stderr,
                        disable=not progress, dynamic_ncols=True, smoothing=0.1)
             with bar:
                 for i in range(done, len(frames)):
                     frame = frames[i]
-                    x = np.asarray(frame.positions, dtype=dtype)
-                    box = frame_box(frame.box, system)
-                    forces = potential.forces(x, box=box)
-                    jacobian = potential.force_jacobian(x, box=box, strategy=strategy)
+                    x, box, forces, jacobian = compute_frame(potential, frame, system, dtype, strategy)
                     restore_interrupt()
                     writer.append(frame.step, frame.time, x, box, forces, jacobian)
                     bar.update()
