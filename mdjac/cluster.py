@@ -47,6 +47,8 @@ from .io.h5md_writer import H5MDWriter
 
 PLAN = "plan.json"
 THREADS_VARIABLE = "MDJAC_THREADS"
+#: Seconds to wait for a scheduler given by address.
+CONNECT_TIMEOUT = 30.0
 #: Seconds a rerun task waits for the lock of its shard (held by a worker that is still ending).
 LOCK_WAIT = 120.0
 
@@ -82,13 +84,13 @@ def local_client(workers, threads=None):
 
 
 @contextlib.contextmanager
-def scheduler_client(address, timeout=30):
+def scheduler_client(address, timeout=None):
     """A ``distributed.Client`` connected to the running scheduler at ``address``
     (e.g. tcp://host:8786, started with ``dask scheduler``); refused in one line if unreachable."""
     from distributed import Client
 
     try:
-        client = Client(address, timeout=timeout)
+        client = Client(address, timeout=CONNECT_TIMEOUT if timeout is None else timeout)
     except (OSError, TimeoutError, ValueError) as err:
         reason = " ".join(str(err).split()) or type(err).__name__
         raise InputError(f"cannot reach the Dask scheduler at {address} ({reason[:200]}); "
