@@ -20,17 +20,25 @@ import pytest
 from hdf5_compare import assert_same_datasets
 from mdjac import cluster
 from mdjac.cli import main
-from mdjac.io.h5md_reader import describe, read_metadata
+from mdjac.io.h5md_reader import describe
 from mdjac.jobs import compute_trajectory
 from test_cli import ENV, write_input, write_system
 
 RUN_ATTRIBUTE = [("parameters/mdjac", "distributed")]
 
 
+FRAMES = 24
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
+    """The tiny system, an input of FRAMES frames, and its serial output (the reference)."""
     folder = tmp_path_factory.mktemp("cluster")
-    return dict(folder=folder, system=write_system(folder))
+    system = write_system(folder)
+    traj = write_input(folder / "in.h5md", FRAMES, seed=5)
+    serial = folder / "serial.h5md"
+    compute_trajectory(traj, system, str(serial), batch=1, progress=False)
+    return dict(folder=folder, system=system, traj=traj, serial=serial)
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +66,6 @@ def gone_within(pids, seconds):
     for p in left:
         os.kill(p, signal.SIGKILL)
     return left
-
-
-def serial(traj, system, out):
-    compute_trajectory(traj, system, str(out), batch=1, progress=False)
-    return out
 
 
 def assert_same_as_serial(out, reference, workers=2):
@@ -105,28 +108,24 @@ def test_plan_covers_the_frames_in_contiguous_blocks():
 
 
 def test_two_workers_equal_serial(files, client, tmp_path):
-    traj = write_input(tmp_path / "in.h5md", 12, seed=3)
-    reference = serial(traj, files["system"], tmp_path / "serial.h5md")
     out = tmp_path / "two.h5md"
-    result = compute_trajectory(traj, files["system"], str(out), client=client, shard_frames=3, batch=2,
-                                progress=False)
-    assert result["computed"] == 12 and result["kept"] == 0 and result["shards"] == 4
+    result = compute_trajectory(files["traj"], files["system"], str(out), client=client, shard_frames=6,
+                                batch=2, progress=False)
+    assert result["computed"] == FRAMES and result["kept"] == 0 and result["shards"] == 4
     assert sorted(t["index"] for t in result["tasks"]) == [0, 1, 2, 3]
-    assert_same_as_serial(out, reference)
+    assert_same_as_serial(out, files["serial"])
 
 
 def test_worker_killed_mid_task(files, client, tmp_path):
     """SIGKILL the worker running a shard once that shard holds a few frames: Dask reruns the task,
     which continues the shard file; the output is still the serial one."""
-    traj = write_input(tmp_path / "in.h5md", 40, seed=5)
-    reference = serial(traj, files["system"], tmp_path / "serial.h5md")
     out = tmp_path / "killed-worker.h5md"
     outcome = {}
 
     def run():
         try:
-            outcome["result"] = compute_trajectory(traj, files["system"], str(out), client=client,
-                                                   shard_frames=20, batch=1, progress=False)
+            outcome["result"] = compute_trajectory(files["traj"], files["system"], str(out), client=client,
+                                                   shard_frames=12, batch=1, progress=False)
         except BaseException as err:       # reported by the main thread
             outcome["error"] = err
 
@@ -139,7 +138,7 @@ def test_worker_killed_mid_task(files, client, tmp_path):
         for address, keys in client.processing().items():
             for key in keys:
                 k = int(str(key).split("-")[2])
-                if 2 <= stored.get(k, 0) < 18:
+                if 2 <= stored.get(k, 0) < 10:
                     victim = (k, address, stored[k])
         time.sleep(0.02)
     assert victim is not None, "no shard was caught in the middle"
@@ -148,17 +147,15 @@ def test_worker_killed_mid_task(files, client, tmp_path):
     assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
     rerun = [t for t in outcome["result"]["tasks"] if t["index"] == victim[0]]
     assert rerun and rerun[0]["resumed"] >= victim[2] > 0      # the rerun continued the killed shard
-    assert_same_as_serial(out, reference)
+    assert_same_as_serial(out, files["serial"])
 
 
 def test_client_killed_then_resume(files, client, tmp_path):
     """SIGKILL ``mdjac compute --workers 2`` in the middle: its workers end with it; --resume (here
     on the test's cluster) keeps the finished shards, redoes the rest, and gives the serial file."""
-    traj = write_input(tmp_path / "in.h5md", 40, seed=9)
-    reference = serial(traj, files["system"], tmp_path / "serial.h5md")
     out = tmp_path / "killed-client.h5md"
-    argv = [sys.executable, "-m", "mdjac", "compute", traj, "-s", files["system"], "-o", str(out),
-            "--workers", "2", "--batch", "1", "--shard-frames", "5", "-q"]
+    argv = [sys.executable, "-m", "mdjac", "compute", files["traj"], "-s", files["system"], "-o", str(out),
+            "--workers", "2", "--batch", "1", "--shard-frames", "4", "-q"]
     log = open(tmp_path / "stderr.txt", "w+")
     proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=log)
     family, deadline = set(), time.time() + 240
@@ -167,7 +164,7 @@ def test_client_killed_then_resume(files, client, tmp_path):
             family |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
             stored = shard_frames_stored(out)
             joined = describe(out)["frames"] if out.exists() else 0
-            if joined + sum(stored.values()) >= 12:
+            if joined + sum(stored.values()) >= 8:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "mdjac compute ended early: " + open(log.name).read()[-2000:]
@@ -179,12 +176,12 @@ def test_client_killed_then_resume(files, client, tmp_path):
             proc.kill()
     assert not gone_within(family, 30), "the killed client's workers kept running"
     done = describe(out)["frames"] + sum(shard_frames_stored(out).values())
-    assert 0 < done < 40, f"the run was not killed in the middle ({done} frames stored)"
+    assert 0 < done < FRAMES, f"the run was not killed in the middle ({done} frames stored)"
 
-    result = compute_trajectory(traj, files["system"], str(out), resume=True, client=client, batch=1,
+    result = compute_trajectory(files["traj"], files["system"], str(out), resume=True, client=client, batch=1,
                                 progress=False)
-    assert result["kept"] >= 1 and result["kept"] + result["computed"] == 40
-    assert_same_as_serial(out, reference)
+    assert result["kept"] >= 1 and result["kept"] + result["computed"] == FRAMES
+    assert_same_as_serial(out, files["serial"])
 
 
 def test_bad_input_fails_before_any_worker_starts(files, tmp_path, capsys, monkeypatch):
