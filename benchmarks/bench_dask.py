@@ -13,8 +13,9 @@ interleaved over REPEATS rounds (the machine is shared: read the ratios within o
 * wall frames/s: all frames / wall time of compute_trajectory (first frames and join included);
 * join (s): the client's time appending the shards to the output (read, decompress, compress,
   write), and the join's own rate in frames/s; MB/frame: the output's bytes per frame on disk;
-* threads: the OS threads of each worker process after the run (MindSpore's pools included), to
-  show that the thread setting takes effect.
+* threads: per worker process, its OS threads (MindSpore's pools included) and, after the slash,
+  how many of them were busy (over 5% of the run's wall time in CPU): what the thread setting
+  leaves running.
 
 Scaling efficiency = steady frames/s of W workers / (W x that of 1 worker).
 
@@ -41,11 +42,16 @@ def write_input(path, system, frames, seed=0):
     return path
 
 
-def worker_threads(client):
-    """{pid: OS threads} of the client's worker processes."""
+def thread_seconds():
+    """{thread id: CPU seconds} of this process's OS threads."""
     import psutil
 
-    return client.run(lambda: (os.getpid(), psutil.Process().num_threads())).values()
+    return {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+
+
+def busy_threads(before, after, wall, share=0.05):
+    """(OS threads, threads that used more than ``share`` of ``wall`` seconds of CPU in between)."""
+    return len(after), sum(after[k] - before.get(k, 0.0) > share * wall for k in after)
 
 
 def one_run(workers, traj, out):
@@ -58,8 +64,10 @@ def one_run(workers, traj, out):
     with cluster.local_client(workers) as client:
         client.wait_for_workers(workers)
         start = time.perf_counter() - t0
+        before = client.run(thread_seconds)
         result = compute_trajectory(traj, "water-box", out, client=client, overwrite=True, progress=False)
-        threads = sorted(n for _, n in worker_threads(client))
+        after = client.run(thread_seconds)
+        threads = sorted(busy_threads(before[a], after[a], result["seconds"]) for a in after)
     rates, compile_ = [], []
     for pid in {t["worker"] for t in result["tasks"]}:
         seconds = [s for t in result["tasks"] if t["worker"] == pid for s in (t["seconds"][1:] if t["compile"]
@@ -89,14 +97,15 @@ def main(frames=12, repeats=1):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"mdjac compute on a Dask LocalCluster: water-box ({len(system.positions)} atoms), {frames} frames, "
-          f"float32, gzip; {cores} cores, threads per worker = cores / workers")
+          f"float32, gzip; {cores} cores, threads per worker = cores / workers; "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
     head = (f"{'workers':>7} {'start (s)':>9} {'compile per worker (s)':>23} {'steady frames/s':>15} "
             f"{'wall frames/s':>13} {'join (s)':>8} {'join frames/s':>13} {'MB/frame':>8} {'threads':>9}")
     print(head + "\n" + "-" * len(head))
     for r in rows:
         print(f"{r['workers']:>7} {r['start']:>9.1f} {', '.join(f'{c:.1f}' for c in r['compile']):>23} "
               f"{r['steady']:>15.3f} {r['wall']:>13.3f} {r['join']:>8.1f} {r['join_rate']:>13.2f} "
-              f"{r['mb']:>8.1f} {'/'.join(map(str, r['threads'])):>9}")
+              f"{r['mb']:>8.1f} {', '.join(f'{n}/{b}' for n, b in r['threads']):>14}")
     for k in range(0, len(rows), 2):
         one, two = rows[k], rows[k + 1]
         print(f"scaling efficiency (2 workers vs 1): steady {two['steady'] / (2 * one['steady']):.2f}, "

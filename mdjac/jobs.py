@@ -151,6 +151,7 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
                                  f"selection is step {frames[done - 1].step}; use --overwrite")
             if client is not None:
                 from .cluster import compute_on_cluster
+                restore_interrupt()
                 return compute_on_cluster(client, writer, frames, system, compute_frame, metadata, dtype=dtype,
                                           strategy=strategy, batch=batch, compress=compress, triangle=triangle,
                                           resume=resume, shard_frames=shard_frames, progress=progress)
