@@ -287,9 +287,14 @@ def compute_on_cluster(client, writer, frames, system, compute_frame, metadata, 
     from distributed import Client
 
     if not isinstance(client, Client):
-        with client() as own:
-            return compute_on_cluster(own, writer, frames, system, compute_frame, metadata, dtype, strategy,
-                                      batch, compress, triangle, resume, shard_frames, progress)
+        try:
+            with client() as own:
+                return compute_on_cluster(own, writer, frames, system, compute_frame, metadata, dtype,
+                                          strategy, batch, compress, triangle, resume, shard_frames, progress)
+        except InputError:
+            if not resume and writer.n_frames == 0 and not writer.buffer:
+                os.remove(writer.path)       # the empty output this run created (e.g. no scheduler)
+            raise
     from distributed import Queue
     from tqdm import tqdm
 

@@ -211,3 +211,4 @@ def test_unreachable_scheduler_one_line(files, tmp_path, capsys, monkeypatch):
                  "--scheduler", "tcp://127.0.0.1:9", "-q"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot reach the Dask scheduler" in err, err
+    assert not (tmp_path / "o.h5md").exists()
