@@ -195,7 +195,7 @@ def _shard_writer(path, n_atoms, system, job):
             return H5MDWriter(path, n_atoms, names=system.names, masses=system.masses,
                               periodic=system.box is not None, dtype=job["dtype"], mode="a",
                               batch=job["batch"], metadata=job["metadata"],
-                              compress_blocks=job["compress"], triangle=job["triangle"])
+                              compress_blocks=job["compress"], triangle=job["triangle"], times=job["times"])
         except InputError as err:
             if "being written by another" not in str(err) or time.monotonic() > deadline:
                 raise
@@ -272,13 +272,16 @@ def record_run(path, run):
 # the client's loop
 # --------------------------------------------------------------------------------------------
 
-def compute_on_cluster(client, writer, frames, system, compute_frame, metadata, dtype, strategy, batch,
-                       compress, triangle, resume=False, shard_frames=None, progress=True):
-    """The frames of ``frames`` that ``writer``'s output lacks, computed by the workers of
-    ``client`` (a Client, or a callable returning a context manager that yields one) and joined
-    into the output. Called by :func:`mdjac.jobs.compute_trajectory` after its checks, with the
-    output's open ``writer``, the selected ``frames``, the resolved ``system``, the per-frame
-    function ``compute_frame`` and the run's ``metadata``; ``resume`` keeps a previous plan's shards.
+def compute_on_cluster(client, plan, output, open_output, compute_frame, strategy, batch, compress, triangle,
+                       resume=False, shard_frames=None, progress=True, interrupt=None):
+    """The selected frames that the output lacks, computed by the workers of ``client`` (a Client,
+    or a callable returning a context manager that yields one) and joined into the output.
+
+    Called by :func:`mdjac.jobs.compute_trajectory` after every check, with its ``plan`` (frames,
+    system, dtype, metadata, done: frames the output holds), the ``output`` path, ``open_output`` (returns the output's
+    checked writer; called when the first shard is ready, so a run that fails before touches
+    nothing), the per-frame function ``compute_frame``; ``resume`` keeps a previous plan's shards;
+    ``interrupt``: the caller's DeferredInterrupt, checked between polls.
 
     Returns the dict of compute_trajectory, plus ``workers`` (worker processes seen),
     ``shards``, ``tasks`` (each task's dict from :func:`compute_shard`), ``compile_seconds``
@@ -287,21 +290,16 @@ def compute_on_cluster(client, writer, frames, system, compute_frame, metadata, 
     from distributed import Client
 
     if not isinstance(client, Client):
-        try:
-            with client() as own:
-                return compute_on_cluster(own, writer, frames, system, compute_frame, metadata, dtype,
-                                          strategy, batch, compress, triangle, resume, shard_frames, progress)
-        except InputError:
-            if not resume and writer.n_frames == 0 and not writer.buffer:
-                os.remove(writer.path)       # the empty output this run created (e.g. no scheduler)
-            raise
+        with client() as own:
+            return compute_on_cluster(own, plan, output, open_output, compute_frame, strategy, batch, compress, triangle,
+                                      resume, shard_frames, progress, interrupt)
     from distributed import Queue
     from tqdm import tqdm
 
+    frames, system, dtype, metadata, done = (plan[k] for k in ("frames", "system", "dtype", "metadata", "done"))
     client.wait_for_workers(1)
     workers = len(client.nthreads())
-    folder = shard_folder(writer.path)
-    done = writer.n_frames
+    folder = shard_folder(output)
     shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, resume)
     first = next((k for k, (a, b) in enumerate(shards) if b > done), len(shards))
     count = {k: stored_frames(shard_path(folder, k)) for k in range(first, len(shards))}
@@ -316,12 +314,12 @@ def compute_on_cluster(client, writer, frames, system, compute_frame, metadata, 
     job = dict(trajectory=os.path.abspath(frames.path), selection=(frames.indices.start, frames.indices.stop,
                frames.indices.step), system=str(system.path), compute_frame=compute_frame, dtype=np.dtype(dtype),
                strategy=strategy, batch=int(batch), compress=bool(compress), triangle=triangle,
-               metadata=metadata, queue=queue_name)
+               metadata=metadata, times=frames.has_times, queue=queue_name)
     started = time.perf_counter()
     futures = {k: client.submit(compute_shard, job, k, a, b, shard_path(folder, k), pure=False,
                                 key=f"mdjac-shard-{k}-{queue_name[-12:]}")
                for k, (a, b) in enumerate(shards) if k >= first and count[k] < b - a}
-    tasks, join_seconds, next_join = [], 0.0, first
+    tasks, join_seconds, next_join, writer = [], 0.0, first, None
     bar = tqdm(total=len(frames), initial=kept, unit="frame", desc="jacobians", file=sys.stderr,
                disable=not progress, dynamic_ncols=True, smoothing=0.1)
     try:
@@ -338,17 +336,25 @@ def compute_on_cluster(client, writer, frames, system, compute_frame, metadata, 
                     bar.update(finished() - bar.n)
                 while next_join < len(shards) and next_join not in futures:
                     t0 = time.perf_counter()
+                    writer = writer or open_output()
                     join_shard(writer, *shards[next_join], shard_path(folder, next_join))
                     join_seconds += time.perf_counter() - t0
                     next_join += 1
+                if interrupt is not None:
+                    interrupt.check()
                 if next_join < len(shards):
                     time.sleep(0.1)
+        seconds = time.perf_counter() - started
+        shutil.rmtree(folder, ignore_errors=True)
+        if writer is not None:
+            writer.flush()
+            record_run(writer.path, dict(workers=workers, shards=len(shards),
+                                         scheduler=str(client.scheduler.address)))
     finally:
         client.cancel(list(futures.values()))
-    seconds = time.perf_counter() - started
-    shutil.rmtree(folder, ignore_errors=True)
-    if first < len(shards):
-        record_run(writer.path, dict(workers=workers, shards=len(shards), scheduler=str(client.scheduler.address)))
+        if writer is not None:
+            writer.close()
     compile_seconds = {t["worker"]: t["seconds"][0] for t in tasks if t["compile"]}
-    return dict(output=writer.path, computed=len(frames) - kept, kept=kept, seconds=seconds, workers=workers,
-                shards=len(shards), tasks=tasks, compile_seconds=compile_seconds, join_seconds=join_seconds)
+    return dict(output=os.fspath(output), computed=len(frames) - kept, kept=kept, seconds=seconds, workers=workers,
+                shards=len(shards), tasks=tasks, compile_seconds=compile_seconds, join_seconds=join_seconds,
+                first_seconds=max(compile_seconds.values(), default=None))
