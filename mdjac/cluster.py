@@ -1,9 +1,10 @@
 """``mdjac compute`` on a Dask cluster: the shard plan, the worker task and the join.
 
-:func:`mdjac.jobs.compute_trajectory` runs every check, opens the output's writer (so the output
-is created, replaced or resumed exactly as in a serial run) and, given a client, hands the frames
-still missing to :func:`compute_on_cluster` with its own per-frame function
-(:func:`mdjac.jobs.compute_frame`), so both paths compute a frame the same way.
+:func:`mdjac.jobs.compute_trajectory` runs every check (nothing is touched before) and, given a
+client, hands the frames still missing to :func:`compute_on_cluster` with its own per-frame function
+(:func:`mdjac.jobs.frame_forces_and_jacobian`), so both paths compute a frame the same way, and
+with the function that opens the output's writer (created, replaced or resumed exactly as in a
+serial run), called once the first shard is ready to be joined.
 
 The plan. The F selected frames, of which the output already holds the first D, are split into
 S contiguous blocks (shards) [a_k, b_k), D = a_0 < b_0 = a_1 < ... < b_{S-1} = F, about four per
