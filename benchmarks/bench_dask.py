@@ -100,7 +100,7 @@ def main(frames=12, repeats=1):
           f"float32, gzip; {cores} cores, threads per worker = cores / workers; "
           f"load average at the end {os.getloadavg()[0]:.1f}")
     head = (f"{'workers':>7} {'start (s)':>9} {'compile per worker (s)':>23} {'steady frames/s':>15} "
-            f"{'wall frames/s':>13} {'join (s)':>8} {'join frames/s':>13} {'MB/frame':>8} {'threads':>9}")
+            f"{'wall frames/s':>13} {'join (s)':>8} {'join frames/s':>13} {'MB/frame':>8} {'threads/busy':>14}")
     print(head + "\n" + "-" * len(head))
     for r in rows:
         print(f"{r['workers']:>7} {r['start']:>9.1f} {', '.join(f'{c:.1f}' for c in r['compile']):>23} "
