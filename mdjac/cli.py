@@ -2,6 +2,7 @@
 
     mdjac compute TRAJ --system S -o OUT [--start --stop --step] [--resume | --overwrite]
                                           [--batch N] [--float64] [--strategy S]
+                                          [--workers N | --scheduler ADDRESS] [--shard-frames K]
     mdjac info FILE
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
     mdjac modes FILE|SYSTEM [--frame N] [-k K]
@@ -10,6 +11,7 @@ S is a name from systems/ or a system file. Bad input ends with one line on stde
 ("mdjac: error: ...") and exit code 2, with nothing written and nothing destroyed.
 """
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -60,6 +62,13 @@ def build_parser():
     p.add_argument("--strategy", default="replicate", choices=sorted(STRATEGIES),
                    help="how the Jacobian is computed (see mdjac.Potential.force_jacobian) [replicate]")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="spread the frames over N worker processes on this machine (a Dask LocalCluster)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="spread the frames over a running Dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--shard-frames", type=int, default=None,
+                   help="frames per task with --workers/--scheduler [about four tasks per worker]")
 
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
     p.add_argument("file")
@@ -155,11 +164,19 @@ def cmd_compute(args):
     from .io.h5md_reader import describe
     from .jobs import compute_trajectory
 
+    client = None
+    if args.workers is not None or args.scheduler is not None:
+        if args.workers is not None and args.workers < 1:
+            raise InputError(f"--workers {args.workers}: give at least 1 worker")
+        from . import cluster
+        client = (functools.partial(cluster.local_client, args.workers) if args.workers is not None
+                  else functools.partial(cluster.scheduler_client, args.scheduler))
     result = compute_trajectory(args.trajectory, args.system, args.output, start=args.start, stop=args.stop,
                                 step=args.step, resume=args.resume, overwrite=args.overwrite,
                                 dtype="float64" if args.float64 else "float32", batch=args.batch,
                                 compress=not args.uncompressed, triangle="upper" if args.upper else "full",
-                                strategy=args.strategy, progress=not args.quiet)
+                                strategy=args.strategy, progress=not args.quiet, client=client,
+                                shard_frames=args.shard_frames)
     print(summary(describe(args.output), result))
 
 
@@ -169,7 +186,12 @@ def summary(info, result):
     new, resumed, seconds, first = result["computed"], result["kept"], result["seconds"], result["first_seconds"]
     lines = [f"mdjac compute: {info['path']}: {info['frames']} frames of {info['n_atoms']} atoms "
              f"({new} computed now" + (f", {resumed} kept from before)" if resumed else ")")]
-    if new:
+    if new and "workers" in result:
+        lines += [f"  {seconds:.2f} s, {new / seconds:.2f} frames/s on {result['workers']} workers "
+                  f"({result['shards']} shards; join {result['join_seconds']:.2f} s)",
+                  "  first frame (with compilation) per worker process: "
+                  + ", ".join(f"{s:.1f} s" for s in result["compile_seconds"].values())]
+    elif new:
         line = f"  {seconds:.2f} s; first frame {first:.2f} s (with compilation)"
         if new > 1:
             rest = (seconds - first) / (new - 1)

@@ -140,7 +140,7 @@ def check_stored_frames(output, frames, done, dtype):
 
 def compute_trajectory(trajectory, system, output, start=None, stop=None, step=None, resume=False,
                        overwrite=False, dtype=np.float32, batch=8, compress=True, triangle="full",
-                       strategy="replicate", progress=True):
+                       strategy="replicate", progress=True, client=None, shard_frames=None):
     """The force Jacobian (and forces) of every selected frame of ``trajectory`` into ``output``.
 
     trajectory : path of any file :func:`mdjac.io.open_trajectory` reads.
@@ -150,6 +150,12 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
     overwrite : replace an existing output. dtype : float32 or float64, compute and storage.
     batch : frames per journaled write. compress : gzip the blocks. triangle : 'full' or 'upper'.
     strategy : see :meth:`mdjac.Potential.force_jacobian`. progress : a progress bar on stderr.
+    client : None computes here; a ``distributed.Client``, or a callable returning a context
+    manager that yields one (:func:`mdjac.cluster.local_client`, :func:`mdjac.cluster.scheduler_client`;
+    called only after every check passed), spreads the frames over its workers
+    (:func:`mdjac.cluster.compute_on_cluster`): same checks, same :func:`frame_forces_and_jacobian`,
+    same output file (opened by :func:`_open_output` once the first shard is done).
+    shard_frames : frames per task on a cluster (default: about four tasks per worker).
 
     Nothing is created, truncated or replaced before every check has passed and the first frame
     has been computed; an existing output is replaced atomically. Ctrl-C stops at the next frame
@@ -162,6 +168,13 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
     with DeferredInterrupt() as interrupt:
         plan = _plan_compute(trajectory, system, output, start, stop, step, resume, overwrite, dtype, batch, triangle)
         interrupt.check()
+        if client is not None:
+            from .cluster import compute_on_cluster
+            with plan["traj"]:
+                return compute_on_cluster(
+                    client, plan, output, lambda: _open_output(plan, output, resume, overwrite, batch, compress, triangle),
+                    frame_forces_and_jacobian, strategy=strategy, batch=batch, compress=compress, triangle=triangle,
+                    resume=resume, shard_frames=shard_frames, progress=progress, interrupt=interrupt)
         return _run_compute(plan, output, resume, overwrite, batch, compress, triangle, strategy, progress, interrupt)
 
 
@@ -228,6 +241,27 @@ def frame_forces_and_jacobian(potential, frame, system, dtype, strategy):
     return x, box, potential.forces(x, box=box), potential.force_jacobian(x, box=box, strategy=strategy)
 
 
+def _open_output(plan, output, resume, overwrite, batch, compress, triangle):
+    """The output's writer (created, replaced or resumed), checked to hold the ``done`` frames the
+    plan found and to end at the selection's frame before them."""
+    frames, system, dtype, done = (plan[k] for k in ("frames", "system", "dtype", "done"))
+    writer = open_writer(output, len(system.positions), names=system.names, masses=system.masses,
+                         periodic=system.box is not None, dtype=dtype, mode="a" if resume else "w",
+                         overwrite=overwrite, batch=batch, metadata=plan["metadata"],
+                         compress_blocks=compress, triangle=triangle, times=frames.has_times)
+    try:
+        if writer.n_frames != done:
+            raise InputError(f"{output} changed while mdjac was starting (it holds {writer.n_frames} "
+                             f"frames, not {done}); is another program writing it?")
+        if done and frames[done - 1].step != writer.last_step:
+            raise InputError(f"{output} ends at step {writer.last_step} but frame {done - 1} of the "
+                             f"selection is step {frames[done - 1].step}; use --overwrite")
+    except BaseException:
+        writer.close()
+        raise
+    return writer
+
+
 def _run_compute(plan, output, resume, overwrite, batch, compress, triangle, strategy, progress, interrupt):
     from tqdm import tqdm
 
@@ -244,17 +278,7 @@ def _run_compute(plan, output, resume, overwrite, batch, compress, triangle, str
         if not frames.has_times and progress:
             print(f"mdjac compute: {frames.path} records no times; the output stores steps only "
                   "(no time dataset, as H5MD 1.1 allows)", file=sys.stderr)
-        writer = open_writer(output, len(system.positions), names=system.names, masses=system.masses,
-                             periodic=system.box is not None, dtype=dtype, mode="a" if resume else "w",
-                             overwrite=overwrite, batch=batch, metadata=plan["metadata"],
-                             compress_blocks=compress, triangle=triangle, times=frames.has_times)
-        with writer:
-            if writer.n_frames != done:
-                raise InputError(f"{output} changed while mdjac was starting (it holds {writer.n_frames} "
-                                 f"frames, not {done}); is another program writing it?")
-            if done and frames[done - 1].step != writer.last_step:
-                raise InputError(f"{output} ends at step {writer.last_step} but frame {done - 1} of the "
-                                 f"selection is step {frames[done - 1].step}; use --overwrite")
+        with _open_output(plan, output, resume, overwrite, batch, compress, triangle) as writer:
             bar = tqdm(total=len(frames), initial=done, unit="frame", desc="jacobians", file=sys.stderr,
                        disable=not progress, dynamic_ncols=True, smoothing=0.1)
             with bar:

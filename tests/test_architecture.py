@@ -17,7 +17,7 @@ LAYERS = {
     "errors": 0, "version": 0, "space": 0, "neighbours": 0, "kernel": 0, "jacobian": 0, "terms": 0, "numerical": 0, "custom": 0,
     "potential": 1,
     "catalogue": 2, "sponge": 2, "openmm": 2, "io": 2,
-    "jobs": 3, "analysis": 3,
+    "jobs": 3, "cluster": 3, "analysis": 3,
     "cli": 4, "__main__": 5, "__init__": 5,
 }
 

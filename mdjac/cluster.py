@@ -1,0 +1,361 @@
+"""``mdjac compute`` on a Dask cluster: the shard plan, the worker task and the join.
+
+:func:`mdjac.jobs.compute_trajectory` runs every check (nothing is touched before) and, given a
+client, hands the frames still missing to :func:`compute_on_cluster` with its own per-frame function
+(:func:`mdjac.jobs.frame_forces_and_jacobian`), so both paths compute a frame the same way, and
+with the function that opens the output's writer (created, replaced or resumed exactly as in a
+serial run), called once the first shard is ready to be joined.
+
+The plan. The F selected frames, of which the output already holds the first D, are split into
+S contiguous blocks (shards) [a_k, b_k), D = a_0 < b_0 = a_1 < ... < b_{S-1} = F, about four per
+worker unless ``shard_frames`` is given. The plan is stored as ``<output>.shards/plan.json``
+(with the run's metadata, which a resume must match) before any task starts.
+
+The task (:func:`compute_shard`, one per shard, on any worker). It opens the input trajectory
+itself (a shared file system: no frame travels through the scheduler), computes frames a_k..b_k-1
+and writes them with :class:`~mdjac.io.h5md_writer.H5MDWriter` into
+``<output>.shards/shard-<k>.h5md``: journaled and resumable, so a task rerun after its worker
+died (Dask reruns it) continues after the frames its shard already holds. It reports each frame to
+a ``distributed.Queue`` for the one progress bar, and returns its timings.
+
+The join (:func:`join_shard`, on the client, in frame order while the other shards still run).
+Shard k is appended to the output through the output's own writer as soon as shards 0..k are
+complete, then its file is deleted; after the last one the folder is removed. A resume first joins
+what is finished, then submits the rest; a shard file already holding b_k - a_k frames is not
+recomputed, a partial one is continued. The output's datasets equal a serial run's; the one
+attribute that differs is ``/parameters/mdjac`` ``distributed`` (JSON: workers, shards,
+scheduler), written only by this path (docs/h5md.md).
+
+Threads: a worker computes one task at a time; MindSpore's CPU kernels use ``MDJAC_THREADS``
+threads in it (its share of the cores, set by :func:`local_client`; unset: MindSpore's default).
+"""
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+
+import numpy as np
+
+from .catalogue import resolve_system
+from .errors import InputError
+from .io import open_trajectory
+from .io.h5md_layout import modify
+from .io.h5md_writer import H5MDWriter
+
+PLAN = "plan.json"
+THREADS_VARIABLE = "MDJAC_THREADS"
+#: Seconds to wait for a scheduler given by address.
+CONNECT_TIMEOUT = 30.0
+#: Seconds a rerun task waits for the lock of its shard (held by a worker that is still ending).
+LOCK_WAIT = 120.0
+
+
+# --------------------------------------------------------------------------------------------
+# clusters
+# --------------------------------------------------------------------------------------------
+
+def thread_share(workers, cores=None):
+    """Threads per worker process: its share of ``cores`` (default: the cores this process may
+    use), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if cores is None else int(cores)
+    return max(1, cores // max(1, int(workers)))
+
+
+@contextlib.contextmanager
+def local_client(workers, threads=None):
+    """A ``distributed.Client`` on a LocalCluster of ``workers`` processes on this machine, each
+    running one task at a time with ``threads`` threads (default :func:`thread_share`) for
+    MindSpore's kernels and OpenMP/BLAS. The cluster is shut down on exit."""
+    from distributed import Client, LocalCluster
+
+    workers = int(workers)
+    if workers < 1:
+        raise InputError(f"--workers {workers}: give at least 1 worker")
+    threads = thread_share(workers) if threads is None else int(threads)
+    env = {THREADS_VARIABLE: str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "OPENBLAS_NUM_THREADS": str(threads), "GLOG_v": os.environ.get("GLOG_v", "3")}
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=env,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        with Client(cluster) as client:
+            yield client
+
+
+@contextlib.contextmanager
+def scheduler_client(address, timeout=None):
+    """A ``distributed.Client`` connected to the running scheduler at ``address``
+    (e.g. tcp://host:8786, started with ``dask scheduler``); refused in one line if unreachable."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT if timeout is None else timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InputError(f"cannot reach the Dask scheduler at {address} ({reason[:200]}); "
+                         "start one with `dask scheduler` or check --scheduler") from None
+    with client:
+        yield client
+
+
+def limit_threads(threads):
+    """Set MindSpore's CPU kernel threads of this process to ``threads`` (once per process: MindSpore
+    refuses a second setting). Returns the number set, or None if left at MindSpore's default."""
+    if not threads:
+        return None
+    from mindspore._c_expression import RuntimeConf
+    from mindspore.device_context.cpu.op_tuning import threads_num
+
+    if not RuntimeConf.get_instance().is_op_threads_num_configured():
+        threads_num(int(threads))
+    return int(threads)
+
+
+# --------------------------------------------------------------------------------------------
+# the plan
+# --------------------------------------------------------------------------------------------
+
+def shard_folder(output):
+    """The folder of ``output``'s shard files: ``<output>.shards`` beside it."""
+    return f"{os.path.abspath(output)}.shards"
+
+
+def shard_path(folder, index):
+    return os.path.join(folder, f"shard-{index:06d}.h5md")
+
+
+def plan_shards(first, total, workers, shard_frames=None):
+    """Contiguous blocks [a, b) covering selection positions first..total-1: blocks of
+    ``shard_frames`` frames, or else about four blocks per worker (for balance and small reruns),
+    sizes differing by at most one. Returns a list of (a, b)."""
+    remaining = total - first
+    if remaining <= 0:
+        return []
+    if shard_frames is not None:
+        if int(shard_frames) < 1:
+            raise InputError("--shard-frames must be at least 1")
+        count = -(-remaining // int(shard_frames))
+    else:
+        count = min(remaining, 4 * max(1, workers))
+    edges = first + (np.arange(count + 1) * remaining) // count
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def load_or_make_plan(folder, metadata, first, total, workers, shard_frames, resume):
+    """The shards of this run: those of ``folder``'s plan when resuming one made with the same
+    metadata, else a new plan (an old folder is removed first). Returns a list of (a, b)."""
+    path = os.path.join(folder, PLAN)
+    wanted = json.loads(json.dumps(metadata))
+    if resume and os.path.isfile(path):
+        with open(path) as f:
+            stored = json.load(f)
+        if stored.get("metadata") != wanted:
+            raise InputError(f"{folder} holds shards of another run; resume with the same arguments "
+                             "or use --overwrite")
+        return [tuple(s) for s in stored["shards"]]
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    shards = plan_shards(first, total, workers, shard_frames)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"metadata": wanted, "shards": shards}, f)
+    os.replace(path + ".tmp", path)
+    return shards
+
+
+def stored_frames(path):
+    """Complete frames in a shard file (0 if there is none)."""
+    if not os.path.exists(path):
+        return 0
+    with open_trajectory(path) as shard:
+        return len(shard)
+
+
+# --------------------------------------------------------------------------------------------
+# the worker task
+# --------------------------------------------------------------------------------------------
+
+#: Per worker process: the systems it has built (compiled once per process) and its frame count.
+_PROCESS = {"systems": {}, "frames": 0}
+
+
+def _system(path):
+    if path not in _PROCESS["systems"]:
+        _PROCESS["systems"][path] = resolve_system(path)
+    return _PROCESS["systems"][path]
+
+
+def _shard_writer(path, n_atoms, system, job):
+    """The shard's writer (mode 'a': continues what a killed attempt left), waiting for the lock of
+    an attempt whose worker is still ending."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return H5MDWriter(path, n_atoms, names=system.names, masses=system.masses,
+                              periodic=system.box is not None, dtype=job["dtype"], mode="a",
+                              batch=job["batch"], metadata=job["metadata"],
+                              compress_blocks=job["compress"], triangle=job["triangle"], times=job["times"])
+        except InputError as err:
+            if "being written by another" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def compute_shard(job, index, a, b, path):
+    """Worker task: frames a..b-1 of the selection into the shard file ``path``.
+
+    job : dict of the run (trajectory, selection range, system file, frame function, dtype,
+    strategy, batch, compress, triangle, metadata, progress queue name).
+    Returns a dict: index, worker (pid), threads, resumed (frames found in the shard), computed,
+    seconds (per computed frame), compile (True if the first of them was this process's first).
+    """
+    from distributed import Queue
+
+    threads = limit_threads(os.environ.get(THREADS_VARIABLE))
+    system = _system(job["system"])
+    potential = system.potential
+    queue = Queue(job["queue"]) if job["queue"] else None
+    first_of_process = _PROCESS["frames"] == 0
+    seconds = []
+    with open_trajectory(job["trajectory"], n_atoms=len(system.positions)) as traj:
+        start, stop, step = job["selection"]
+        frames = traj[start:stop:step]
+        with _shard_writer(path, len(system.positions), system, job) as writer:
+            resumed = writer.n_frames
+            if queue is not None:
+                queue.put((index, resumed))
+            for i in range(a + resumed, b):
+                frame = frames[i]
+                t0 = time.perf_counter()
+                x, box, forces, jacobian = job["compute_frame"](potential, frame, system, job["dtype"],
+                                                                job["strategy"])
+                writer.append(frame.step, frame.time, x, box, forces, jacobian)
+                seconds.append(time.perf_counter() - t0)
+                _PROCESS["frames"] += 1
+                if queue is not None:
+                    queue.put((index, i + 1 - a))
+    return dict(index=index, worker=os.getpid(), threads=threads, resumed=resumed, computed=len(seconds),
+                seconds=seconds, compile=bool(first_of_process and seconds))
+
+
+# --------------------------------------------------------------------------------------------
+# the join
+# --------------------------------------------------------------------------------------------
+
+def join_shard(writer, a, b, path):
+    """Append the frames of the complete shard file ``path`` (selection positions a..b-1) that
+    ``writer``'s output does not hold yet, then delete the file. Returns the frames appended."""
+    held = writer.n_frames + len(writer.buffer)
+    if held < a:
+        raise InputError(f"{writer.path} holds {held} frames but the next shard starts at frame {a}; "
+                         "use --overwrite")
+    if held < b:
+        with open_trajectory(path) as shard:
+            if len(shard) != b - a:
+                raise RuntimeError(f"{path} holds {len(shard)} frames, not {b - a}")
+            for frame in shard[held - a:]:
+                writer.append(frame.step, frame.time, frame.positions, frame.box, frame.forces, frame.jacobian)
+        writer.flush()
+    if os.path.exists(path):
+        os.remove(path)
+    return max(0, b - held)
+
+
+def record_run(path, run):
+    """Write the attribute that describes this distributed run (``distributed`` on /parameters/mdjac)."""
+    with modify(path) as f:
+        f["parameters/mdjac"].attrs["distributed"] = json.dumps(run, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the client's loop
+# --------------------------------------------------------------------------------------------
+
+def compute_on_cluster(client, plan, output, open_output, compute_frame, strategy, batch, compress, triangle,
+                       resume=False, shard_frames=None, progress=True, interrupt=None):
+    """The selected frames that the output lacks, computed by the workers of ``client`` (a Client,
+    or a callable returning a context manager that yields one) and joined into the output.
+
+    Called by :func:`mdjac.jobs.compute_trajectory` after every check, with its ``plan`` (frames,
+    system, dtype, metadata, done: frames the output holds), the ``output`` path, ``open_output`` (returns the output's
+    checked writer; called when the first shard is ready, so a run that fails before touches
+    nothing), the per-frame function ``compute_frame``; ``resume`` keeps a previous plan's shards;
+    ``interrupt``: the caller's DeferredInterrupt, checked between polls.
+
+    Returns the dict of compute_trajectory, plus ``workers`` (worker processes seen),
+    ``shards``, ``tasks`` (each task's dict from :func:`compute_shard`), ``compile_seconds``
+    ({worker pid: seconds of its first frame}), ``join_seconds``.
+    """
+    from distributed import Client
+
+    if not isinstance(client, Client):
+        with client() as own:
+            return compute_on_cluster(own, plan, output, open_output, compute_frame, strategy, batch, compress, triangle,
+                                      resume, shard_frames, progress, interrupt)
+    from distributed import Queue
+    from tqdm import tqdm
+
+    frames, system, dtype, metadata, done = (plan[k] for k in ("frames", "system", "dtype", "metadata", "done"))
+    client.wait_for_workers(1)
+    workers = len(client.nthreads())
+    folder = shard_folder(output)
+    shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, resume)
+    first = next((k for k, (a, b) in enumerate(shards) if b > done), len(shards))
+    count = {k: stored_frames(shard_path(folder, k)) for k in range(first, len(shards))}
+
+    def finished():
+        """Frames of the selection done: in the output, or in a shard beyond the output's end."""
+        return done + sum(max(0, shards[k][0] + n - max(done, shards[k][0])) for k, n in count.items())
+
+    kept = finished()
+    queue_name = f"mdjac-progress-{uuid.uuid4().hex}"
+    queue = Queue(queue_name, client=client)
+    job = dict(trajectory=os.path.abspath(frames.path), selection=(frames.indices.start, frames.indices.stop,
+               frames.indices.step), system=str(system.path), compute_frame=compute_frame, dtype=np.dtype(dtype),
+               strategy=strategy, batch=int(batch), compress=bool(compress), triangle=triangle,
+               metadata=metadata, times=frames.has_times, queue=queue_name)
+    started = time.perf_counter()
+    futures = {k: client.submit(compute_shard, job, k, a, b, shard_path(folder, k), pure=False,
+                                key=f"mdjac-shard-{k}-{queue_name[-12:]}")
+               for k, (a, b) in enumerate(shards) if k >= first and count[k] < b - a}
+    tasks, join_seconds, next_join, writer = [], 0.0, first, None
+    bar = tqdm(total=len(frames), initial=kept, unit="frame", desc="jacobians", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True, smoothing=0.1)
+    try:
+        with bar:
+            while next_join < len(shards):
+                for k, n in queue.get(batch=True):
+                    count[k] = max(count[k], n)
+                for k, future in list(futures.items()):
+                    if future.done():
+                        tasks.append(future.result())      # a task's error is raised here
+                        count[k] = shards[k][1] - shards[k][0]
+                        del futures[k]
+                if finished() > bar.n:
+                    bar.update(finished() - bar.n)
+                while next_join < len(shards) and next_join not in futures:
+                    t0 = time.perf_counter()
+                    writer = writer or open_output()
+                    join_shard(writer, *shards[next_join], shard_path(folder, next_join))
+                    join_seconds += time.perf_counter() - t0
+                    next_join += 1
+                if interrupt is not None:
+                    interrupt.check()
+                if next_join < len(shards):
+                    time.sleep(0.1)
+        seconds = time.perf_counter() - started
+        shutil.rmtree(folder, ignore_errors=True)
+        if writer is not None:
+            writer.flush()
+            record_run(writer.path, dict(workers=workers, shards=len(shards),
+                                         scheduler=str(client.scheduler.address)))
+    finally:
+        client.cancel(list(futures.values()))
+        if writer is not None:
+            writer.close()
+    compile_seconds = {t["worker"]: t["seconds"][0] for t in tasks if t["compile"]}
+    return dict(output=os.fspath(output), computed=len(frames) - kept, kept=kept, seconds=seconds, workers=workers,
+                shards=len(shards), tasks=tasks, compile_seconds=compile_seconds, join_seconds=join_seconds,
+                first_seconds=max(compile_seconds.values(), default=None))

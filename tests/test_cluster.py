@@ -1,0 +1,214 @@
+"""``mdjac compute`` on Dask (mdjac/cluster.py) against the serial run of the same frames.
+
+A LocalCluster of 2 worker processes on a tiny periodic Lennard-Jones system: the output of a
+distributed run, of one whose worker is killed with SIGKILL in the middle of a task, and of one
+whose client is killed and then resumed, each equal dataset for dataset (and attribute for
+attribute, but the one that records the distributed run) to a serial ``compute_trajectory`` of
+the same frames; bad input fails before any worker starts. No cluster process outlives a test.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from hdf5_compare import assert_same_datasets
+from mdjac import cluster
+from mdjac.cli import main
+from mdjac.io.h5md_reader import describe
+from mdjac.jobs import compute_trajectory
+from test_cli import ENV, write_input, write_system
+
+RUN_ATTRIBUTE = [("parameters/mdjac", "distributed")]
+
+
+FRAMES = 24
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The tiny system, an input of FRAMES frames, and its serial output (the reference)."""
+    folder = tmp_path_factory.mktemp("cluster")
+    system = write_system(folder)
+    traj = write_input(folder / "in.h5md", FRAMES, seed=5)
+    serial = folder / "serial.h5md"
+    compute_trajectory(traj, system, str(serial), batch=1, progress=False)
+    return dict(folder=folder, system=system, traj=traj, serial=serial)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A LocalCluster of 2 worker processes (1 thread each), shut down after the module; then no
+    worker process may be left."""
+    with cluster.local_client(2, threads=1) as c:
+        c.wait_for_workers(2)
+        seen = set(c.run(os.getpid).values())
+        yield c
+        seen |= set(c.run(os.getpid).values())
+    assert not gone_within(seen, 30), f"worker processes left running: {alive(seen)}"
+
+
+def alive(pids):
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def gone_within(pids, seconds):
+    """The pids still alive after waiting up to ``seconds`` for them to end (then killed)."""
+    deadline = time.time() + seconds
+    while alive(pids) and time.time() < deadline:
+        time.sleep(0.2)
+    left = alive(pids)
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    return left
+
+
+def assert_same_as_serial(out, reference, workers=2):
+    """Equal to the serial file but for the attribute that records the distributed run."""
+    assert_same_datasets(out, reference, ignore=RUN_ATTRIBUTE)
+    run = json.loads(read_metadata_attribute(out))
+    assert run["workers"] == workers and run["shards"] >= 1
+    for leftover in (".shards", ".lock", ".journal"):
+        assert not os.path.exists(f"{out}{leftover}"), leftover
+
+
+def read_metadata_attribute(path):
+    import h5py
+    with h5py.File(path, "r") as f:
+        return f["parameters/mdjac"].attrs["distributed"]
+
+
+def shard_frames_stored(out):
+    """{shard index: complete frames} of the shard files of ``out`` now."""
+    folder = cluster.shard_folder(out)
+    found = {}
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.startswith("shard-") and name.endswith(".h5md"):
+            try:
+                found[int(name[6:12])] = cluster.stored_frames(os.path.join(folder, name))
+            except Exception:      # created but not yet renamed into place, or just joined and deleted
+                pass
+    return found
+
+
+def test_plan_covers_the_frames_in_contiguous_blocks():
+    assert cluster.plan_shards(0, 10, 2) == [(0, 1), (1, 2), (2, 3), (3, 5), (5, 6), (6, 7), (7, 8), (8, 10)]
+    for first, total, workers, size in [(0, 10, 2, None), (3, 40, 2, 7), (0, 5, 4, None), (9, 10, 3, 4)]:
+        shards = cluster.plan_shards(first, total, workers, size)
+        assert shards[0][0] == first and shards[-1][1] == total
+        assert all(a < b for a, b in shards) and all(s[1] == t[0] for s, t in zip(shards, shards[1:]))
+        if size:
+            assert max(b - a for a, b in shards) <= size
+    assert cluster.plan_shards(10, 10, 2) == []
+
+
+def test_two_workers_equal_serial(files, client, tmp_path):
+    out = tmp_path / "two.h5md"
+    result = compute_trajectory(files["traj"], files["system"], str(out), client=client, shard_frames=6,
+                                batch=2, progress=False)
+    assert result["computed"] == FRAMES and result["kept"] == 0 and result["shards"] == 4
+    assert sorted(t["index"] for t in result["tasks"]) == [0, 1, 2, 3]
+    assert_same_as_serial(out, files["serial"])
+
+
+def test_worker_killed_mid_task(files, client, tmp_path):
+    """SIGKILL the worker running a shard once that shard holds a few frames: Dask reruns the task,
+    which continues the shard file; the output is still the serial one."""
+    out = tmp_path / "killed-worker.h5md"
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = compute_trajectory(files["traj"], files["system"], str(out), client=client,
+                                                   shard_frames=12, batch=1, progress=False)
+        except BaseException as err:       # reported by the main thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    pids = client.run(os.getpid)
+    victim, deadline = None, time.time() + 180
+    while victim is None and time.time() < deadline and thread.is_alive():
+        stored = shard_frames_stored(out)
+        for address, keys in client.processing().items():
+            for key in keys:
+                k = int(str(key).split("-")[2])
+                if 2 <= stored.get(k, 0) < 10:
+                    victim = (k, address, stored[k])
+        time.sleep(0.02)
+    assert victim is not None, "no shard was caught in the middle"
+    os.kill(pids[victim[1]], signal.SIGKILL)
+    thread.join(300)
+    assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
+    rerun = [t for t in outcome["result"]["tasks"] if t["index"] == victim[0]]
+    assert rerun and rerun[0]["resumed"] >= victim[2] > 0      # the rerun continued the killed shard
+    assert_same_as_serial(out, files["serial"])
+
+
+def test_client_killed_then_resume(files, client, tmp_path):
+    """SIGKILL ``mdjac compute --workers 2`` in the middle: its workers end with it; --resume (here
+    on the test's cluster) keeps the finished shards, redoes the rest, and gives the serial file."""
+    out = tmp_path / "killed-client.h5md"
+    argv = [sys.executable, "-m", "mdjac", "compute", files["traj"], "-s", files["system"], "-o", str(out),
+            "--workers", "2", "--batch", "1", "--shard-frames", "4", "-q"]
+    log = open(tmp_path / "stderr.txt", "w+")
+    proc = subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=log)
+    family, deadline = set(), time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            family |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+            stored = shard_frames_stored(out)
+            joined = describe(out)["frames"] if out.exists() else 0
+            if joined + sum(stored.values()) >= 8:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "mdjac compute ended early: " + open(log.name).read()[-2000:]
+        family |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not gone_within(family, 30), "the killed client's workers kept running"
+    done = describe(out)["frames"] + sum(shard_frames_stored(out).values())
+    assert 0 < done < FRAMES, f"the run was not killed in the middle ({done} frames stored)"
+
+    result = compute_trajectory(files["traj"], files["system"], str(out), resume=True, client=client, batch=1,
+                                progress=False)
+    assert result["kept"] >= 1 and result["kept"] + result["computed"] == FRAMES
+    assert_same_as_serial(out, files["serial"])
+
+
+def test_bad_input_fails_before_any_worker_starts(files, tmp_path, capsys, monkeypatch):
+    import distributed
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started for bad input")
+
+    monkeypatch.setattr(distributed, "LocalCluster", no_cluster)
+    monkeypatch.setattr(distributed, "Client", no_cluster)
+    traj = write_input(tmp_path / "nan.h5md", 6, nan_frame=4)
+    before = sorted(os.listdir(tmp_path))
+    for extra in (["--workers", "2"], ["--scheduler", "tcp://127.0.0.1:9"]):
+        code = main(["compute", traj, "-s", files["system"], "-o", str(tmp_path / "out.h5md")] + extra)
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("mdjac: error: ") and err.count("\n") == 1, err
+        assert "frame 4 has NaN" in err
+        assert sorted(os.listdir(tmp_path)) == before
+    code = main(["compute", traj, "-s", files["system"], "-o", str(tmp_path / "o.h5md"), "--workers", "0"])
+    assert code == 2 and "--workers 0" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_one_line(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2.0)
+    traj = write_input(tmp_path / "in.h5md", 2)
+    code = main(["compute", traj, "-s", files["system"], "-o", str(tmp_path / "o.h5md"),
+                 "--scheduler", "tcp://127.0.0.1:9", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "cannot reach the Dask scheduler" in err, err
+    assert not (tmp_path / "o.h5md").exists()
