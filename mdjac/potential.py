@@ -18,6 +18,22 @@ Strategies for :meth:`Potential.force_jacobian`:
   its interaction graph, one masked grad per colour and component.
 * ``"dense"``: the article's identity mask, 3N copies of the system. Small systems, tests.
 
+Radial pair terms (Lennard-Jones, Coulomb: energies phi(r) of the distance r = |d| alone, d =
+x_j - x_i) take a shorter road in "replicate" and in the forces: AD gives phi'(r) and phi''(r)
+(mdjac.kernel.radial_derivatives), and the chain rule through r gives, with u = d / r,
+
+    dE/dx_j = -dE/dx_i = phi' u,        h = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T),
+    H_ii = H_jj = h,   H_ij = H_ji = -h,
+
+built in numpy (bookkeeping like A; every derivative of the energy still comes from AD). The
+blocks are computed where they are stored: the pattern (both (i, j) and (j, i) of every pair, and
+the diagonal) is laid out row-major first by a counting sort (mdjac.jacobian.symmetric_pattern),
+then d, phi', phi'' and the block of every stored pair are computed in that order (h is even in
+d, so J_ji = J_ij = h), and the diagonal block is minus the sum of its row's off-diagonal blocks
+(translation invariance), a segment sum. No array of blocks is sorted or permuted. Other terms'
+blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into that pattern, their diagonal
+blocks (and per-atom terms') by bincount.
+
 Instances are processed in chunks of fixed, power-of-two sizes (padded) so that each compiled
 function sees few shapes and compiles once, not per frame.
 """
@@ -25,12 +41,14 @@ import numpy as np
 
 from . import kernel
 from .errors import InputError
-from .jacobian import ForceJacobian, assemble_blocks
+from .jacobian import ForceJacobian, add_symmetric_blocks, assemble_blocks, rows_of, symmetric_pattern, upper_blocks
 from .neighbours import neighbour_pairs
 from .space import check_box, check_cutoff, minimum_image
 
 #: Largest number of instances per compiled call; bounds memory, and the shapes compiled.
 CHUNK = 65536
+#: The same for the radial route, whose compiled calls work on (M,) distances.
+RADIAL_CHUNK = 1 << 18
 STRATEGIES = ("replicate", "colour", "dense")
 
 
@@ -50,19 +68,19 @@ class Frame:
         return self._pairs[cutoff]
 
 
-def _chunk_sizes(m):
-    """Split M instances into chunks: full CHUNKs, then one power of two >= the rest (>= 64)."""
-    sizes = [CHUNK] * (m // CHUNK)
-    rest = m - CHUNK * len(sizes)
+def _chunk_sizes(m, chunk=CHUNK):
+    """Split M instances into chunks: full ``chunk``s, then one power of two >= the rest (>= 64)."""
+    sizes = [chunk] * (m // chunk)
+    rest = m - chunk * len(sizes)
     if rest:
-        sizes.append(min(CHUNK, max(64, 1 << (rest - 1).bit_length())))
+        sizes.append(min(chunk, max(64, 1 << (rest - 1).bit_length())))
     return sizes
 
 
-def _chunks(m):
+def _chunks(m, chunk=CHUNK):
     """Yield (start, stop, padded size) over M instances."""
     start = 0
-    for size in _chunk_sizes(m):
+    for size in _chunk_sizes(m, chunk):
         stop = min(m, start + size)
         yield start, stop, size
         start = stop
@@ -91,6 +109,45 @@ def local_coordinates(term, index, positions, box):
     return minimum_image(x[:, 1:] - x[:, :1], box)
 
 
+def radial_hessian_blocks(group, q, params):
+    """Per pair, h (M, 3, 3) = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T), in q's dtype.
+
+    q: (M, 1, 3) displacements d = x_j - x_i (nm); params: tuple of (M,) arrays. phi' and phi''
+    come from AD of ``group.radial_energy`` (mdjac.kernel.radial_derivatives).
+    """
+    d = q[:, 0, :]
+    r = np.sqrt(np.einsum("mi,mi->m", d, d))
+    dphi, d2phi = np.empty_like(r), np.empty_like(r)
+    for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
+        d1, d2 = kernel.radial_derivatives(group.radial_energy, _pad(r[start:stop], size),
+                                           tuple(_pad(p[start:stop], size) for p in params))
+        dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
+    b = dphi / r                      # phi'/r
+    u = d / r[:, None]
+    au = (d2phi - b)[:, None] * u     # (phi'' - phi'/r) u
+    h = au[:, :, None] * u[:, None, :]
+    for a in range(3):
+        h[:, a, a] += b
+    return h
+
+
+def _component_displacement(frame, c, rows, cols, dtype):
+    """Component c of the minimum-image displacements x_cols - x_rows, (K,) in ``dtype`` (computed in float64)."""
+    x = np.ascontiguousarray(frame.positions[:, c])
+    d = x[cols]
+    d -= x[rows]
+    if frame.box is not None:
+        L = frame.box[c]
+        d -= L * np.round(d / L)
+    return d.astype(dtype, copy=False)
+
+
+def _restrict(local, rows, cols, blocks):
+    """Blocks between kept atoms only, renumbered by ``local`` (N,) (-1: not kept); order kept."""
+    keep = (local[rows] >= 0) & (local[cols] >= 0)
+    return local[rows[keep]], local[cols[keep]], blocks[keep]
+
+
 def _scatter_add(n, index, values):
     """out (n, 3) with out[index[p]] += values[p]; index (P,), values (P, 3)."""
     return np.stack([np.bincount(index, weights=values[:, a], minlength=n) for a in range(3)], axis=1)
@@ -107,6 +164,7 @@ class TermGroup:
     def __init__(self, terms, param_counts):
         self.terms, self.param_counts = terms, param_counts
         self.n_body, self.relative = terms[0].n_body, terms[0].relative
+        self.radial = all(t.radial for t in terms)
 
     def energy(self, q, *params):
         total = 0.0
@@ -115,6 +173,20 @@ class TermGroup:
             total = total + term.energy(q, *params[at:at + n])
             at += n
         return total
+
+    def radial_energy(self, r, *params):
+        """Pair energies (M,) of distances r (M,) nm, for groups of radial terms (as :meth:`energy`,
+        term by term; MindSpore's graph compiler takes no ``getattr`` by name)."""
+        total = 0.0
+        at = 0
+        for term, n in zip(self.terms, self.param_counts):
+            total = total + term.radial_energy(r, *params[at:at + n])
+            at += n
+        return total
+
+    def pair_params(self, i, j):
+        """Every term's parameters of the atom pairs (i, j) (radial groups), as one tuple of (M,) arrays."""
+        return tuple(p for t in self.terms for p in t.pair_params(i, j))
 
     def __repr__(self):
         return f"TermGroup({self.terms})"
@@ -129,7 +201,11 @@ class Potential:
     Every method takes positions (N, 3) in nm and an optional ``box`` that overrides the
     potential's for this call (NPT trajectories). float64 positions are computed in float64 end to
     end; any other dtype in float32.
+
+    ``radial``: take the radial route for pair terms (see the module docstring); False sends
+    them through the general per-term replication (tests compare the two).
     """
+    radial = True
 
     def __init__(self, terms, box=None, n_atoms=None):
         self.terms = list(terms)
@@ -172,12 +248,13 @@ class Potential:
                 check_cutoff(t.cutoff, b)
         return Frame(x, b, dtype)
 
-    def _instances(self, frame, atoms=None):
+    def _instances(self, frame, atoms=None, coordinates=True):
         """Yield (group, index (M, k), q (M, c, 3) in the frame's dtype, params) per group of terms.
 
         Terms whose instances coincide in this frame (Lennard-Jones and Coulomb over one neighbour
         list) form one :class:`TermGroup` and are evaluated as one summed energy, in one compiled
         call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
+        With ``coordinates=False``, q is None (the caller computes what it needs).
         """
         found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
         for term in self.terms:
@@ -197,7 +274,7 @@ class Potential:
                 same[3].append(len(params))
         for terms, index, params, counts in found:
             group = self._group(tuple(terms), tuple(counts))
-            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype)
+            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype) if coordinates else None
             yield group, index, q, tuple(np.asarray(p, dtype=frame.dtype) for p in params)
 
     def _group(self, terms, param_counts):
@@ -213,6 +290,9 @@ class Potential:
         frame = self.frame(positions, box)
         energy, forces = 0.0, np.zeros((self.n_atoms, 3))
         for group, index, q, params in self._instances(frame):
+            if group.radial and self.radial:
+                energy += self._radial_forces(group, index, q, params, forces)
+                continue
             A = _chain_matrix(group)
             for start, stop, size in _chunks(len(index)):
                 weights = np.zeros(size, dtype=frame.dtype)
@@ -224,6 +304,24 @@ class Potential:
                 for p in range(group.n_body):
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
         return energy, forces.astype(frame.dtype)
+
+    def _radial_forces(self, group, index, q, params, forces):
+        """Add a radial pair group's forces to ``forces`` (N, 3) float64; return its energy (kJ/mol)."""
+        d = q[:, 0, :]
+        r = np.sqrt(np.einsum("mi,mi->m", d, d))
+        energy, dphi = 0.0, np.empty_like(r)
+        for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
+            weights = np.zeros(size, dtype=r.dtype)
+            weights[: stop - start] = 1
+            e, g = kernel.term_energy_and_gradient(group.radial_energy, _pad(r[start:stop], size), weights,
+                                                   tuple(_pad(p[start:stop], size) for p in params))
+            energy += e
+            dphi[start:stop] = g[: stop - start]
+        f = (dphi / r)[:, None] * d          # force on i; minus it on j
+        for a in range(3):
+            forces[:, a] += np.bincount(index[:, 0], weights=f[:, a], minlength=self.n_atoms)
+            forces[:, a] -= np.bincount(index[:, 1], weights=f[:, a], minlength=self.n_atoms)
+        return energy
 
     def energy(self, positions, box=None):
         """Potential energy, kJ/mol."""
@@ -245,18 +343,19 @@ class Potential:
             raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
         frame = self.frame(positions, box)
         selected = self._selection(atoms)
-        if strategy == "replicate":
-            diagonal, rows, cols, blocks = self._replicated_hessian(frame, selected)
-        else:
-            diagonal, rows, cols, blocks = self._coloured_hessian(frame, dense=strategy == "dense")
-        if selected is None:
-            kept = np.arange(self.n_atoms)
-        else:
-            kept = np.flatnonzero(selected)
+        kept = np.arange(self.n_atoms) if selected is None else np.flatnonzero(selected)
+        local = None
+        if selected is not None:
             local = np.full(self.n_atoms, -1, dtype=np.int64)
             local[kept] = np.arange(len(kept))
-            keep = (local[rows] >= 0) & (local[cols] >= 0)
-            rows, cols, blocks, diagonal = local[rows[keep]], local[cols[keep]], blocks[keep], diagonal[kept]
+        if strategy == "replicate":
+            r, c, j = self._replicated_jacobian(frame, selected)
+            if local is not None:
+                r, c, j = _restrict(local, r, c, j)
+            return ForceJacobian(self.n_atoms, r, c, j, kept)
+        diagonal, rows, cols, blocks = self._coloured_hessian(frame, dense=strategy == "dense")
+        if local is not None:
+            (rows, cols, blocks), diagonal = _restrict(local, rows, cols, blocks), diagonal[kept]
         r, c, h = assemble_blocks(len(kept), rows, cols, blocks, diagonal)
         return ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h), kept)
 
@@ -281,14 +380,31 @@ class Potential:
         mask[a] = True
         return mask
 
-    def _replicated_hessian(self, frame, selected):
-        """Hessian by per-term replication, as (diagonal (N, 3, 3) float64, rows, cols, blocks (K, 3, 3)).
+    def _replicated_jacobian(self, frame, selected):
+        """Force Jacobian by per-term replication: (rows, cols, blocks (K, 3, 3)) over all N atoms,
+        row-major, unique, every diagonal block, in the frame's dtype.
 
-        Diagonal blocks are summed here (bincount); off-diagonal blocks are returned with repeats.
+        The radial pair group with the most pairs sets the pattern (:meth:`_radial_rows`); every
+        other group's off-diagonal blocks are added into it (inserted where missing), its diagonal
+        blocks summed by bincount.
         """
-        diagonal = np.zeros((9, self.n_atoms))
-        rows, cols, blocks = [], [], []
-        for group, index, q, params in self._instances(frame, selected):
+        n = self.n_atoms
+        found = list(self._instances(frame, selected, coordinates=False))
+        radial = [f for f in found if f[0].radial and self.radial]
+        base = max(radial, key=lambda f: len(f[1]), default=None)
+        hdiag = np.zeros((9, n))        # Hessian diagonal of the groups other than the base
+        extras = []                     # (rows, cols, Hessian blocks), each atom pair once
+        for group, index, _, params in found:
+            if base is not None and group is base[0] and index is base[1]:
+                continue
+            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype)
+            if group.radial and self.radial:
+                h = radial_hessian_blocks(group, q, params)
+                for p in range(2):
+                    for e in range(9):
+                        hdiag[e] += np.bincount(index[:, p], weights=h.reshape(-1, 9)[:, e], minlength=n)
+                extras.append((index[:, 0], index[:, 1], np.negative(h, out=h)))
+                continue
             A = _chain_matrix(group)
             k = group.n_body
             hx = np.empty((len(index), k, k, 3, 3), dtype=frame.dtype)
@@ -299,16 +415,64 @@ class Potential:
             for p in range(k):
                 diag = hx[:, p, p].reshape(-1, 9)
                 for e in range(9):
-                    diagonal[e] += np.bincount(index[:, p], weights=diag[:, e], minlength=self.n_atoms)
-                for s_ in range(k):
-                    if s_ != p:
-                        rows.append(index[:, p])
-                        cols.append(index[:, s_])
-                        blocks.append(hx[:, p, s_])
-        diagonal = diagonal.T.reshape(-1, 3, 3)
-        if not rows:
-            return diagonal, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), frame.dtype)
-        return diagonal, np.concatenate(rows), np.concatenate(cols), np.concatenate(blocks)
+                    hdiag[e] += np.bincount(index[:, p], weights=diag[:, e], minlength=n)
+                for s_ in range(p + 1, k):
+                    extras.append((index[:, p], index[:, s_], hx[:, p, s_]))
+        if base is None:
+            rows = cols = np.arange(n, dtype=np.int64)
+            blocks = np.zeros((n, 3, 3), dtype=frame.dtype)
+            rowsum = np.zeros((n, 9))
+        else:
+            rows, cols, blocks, rowsum = self._radial_rows(base[0], base[1], frame)
+        blocks.reshape(-1, 9)[rows == cols] = -(rowsum + hdiag.T)
+        if extras:
+            keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
+            rows, cols, blocks = add_symmetric_blocks(n, rows, cols, blocks, keys, -upper)
+        return rows, cols, blocks
+
+    def _radial_rows(self, group, index, frame):
+        """The Jacobian blocks of a radial pair group, straight in row-major order.
+
+        index: (M, 2) the group's pairs. Every block (i, j), (j, i) and (i, i) of the pattern
+        (:func:`mdjac.jacobian.symmetric_pattern`) is computed where it is stored: J_ij = h(d_ij)
+        with d_ij = x_j - x_i (h is even in d, so J_ji = J_ij), phi' and phi'' by AD at each
+        stored block, so no block is moved after it is made. Returns (rows, cols, blocks (K, 3, 3)
+        with zero diagonal blocks, rowsum (N, 9) float64: the sum of each row's off-diagonal
+        blocks, which is minus the group's diagonal block by translation invariance).
+        """
+        n, dtype = self.n_atoms, frame.dtype
+        indptr, cols = symmetric_pattern(n, index)
+        rows = rows_of(indptr)
+        d = [_component_displacement(frame, c, rows, cols, dtype) for c in range(3)]  # 3 x (K,)
+        on = rows == cols
+        r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        r[on] = 1                        # a stand-in distance: diagonal blocks are set apart
+        params = tuple(np.asarray(p, dtype=dtype) for p in group.pair_params(rows, cols))
+        dphi, d2phi = np.empty_like(r), np.empty_like(r)
+        for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
+            d1, d2 = kernel.radial_derivatives(group.radial_energy, _pad(r[start:stop], size),
+                                               tuple(_pad(p[start:stop], size) for p in params))
+            dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
+        b = np.divide(dphi, r, out=dphi)     # phi'/r
+        a = np.subtract(d2phi, b, out=d2phi)  # phi'' - phi'/r
+        a[on] = 0
+        b[on] = 0
+        u = [np.divide(dc, r, out=dc) for dc in d]
+        au = [a * uc for uc in u]
+        blocks = np.empty((len(r), 3, 3), dtype=dtype)
+        flat = blocks.reshape(-1, 9)
+        rowsum = np.empty((n, 9))
+        for c in range(3):
+            for e in range(c, 3):
+                v = au[c] * u[e]
+                if e == c:
+                    v += b
+                flat[:, 3 * c + e] = v
+                rowsum[:, 3 * c + e] = np.add.reduceat(v, indptr[:-1], dtype=np.float64)
+                if e != c:
+                    flat[:, 3 * e + c] = v
+                    rowsum[:, 3 * e + c] = rowsum[:, 3 * c + e]
+        return rows, cols, blocks, rowsum
 
     # ------------------------------------------------------------------ the potential as one opaque function
     def interaction_pairs(self, positions, box=None):
