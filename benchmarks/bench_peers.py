@@ -25,7 +25,12 @@ over all rounds, compile time apart (cold call minus the fastest warm call), the
 resident memory, and agreement with mdjac's float64 result: max |dJ| / max |J| over the matrix,
 and the worst block's |dJ_b| / |J_b| (Frobenius norms, over blocks with |J_b| > 1e-6 max |J|).
 
-Run: .venv/bin/python benchmarks/bench_peers.py [--rounds 5] [--calls 2] [N ...]   (default 300 3000 30000)
+With ``--baseline DIR`` (a checkout of an earlier mdjac, e.g. ``git worktree add DIR COMMIT``), the
+rows "base ..." run that mdjac in the same rounds, so a change is measured before and after in
+one interleaved run.
+
+Run: .venv/bin/python benchmarks/bench_peers.py [--rounds 5] [--calls 2] [--baseline DIR] [N ...]
+     (default N: 300 3000 30000)
 """
 import json
 import os
@@ -54,6 +59,12 @@ TASKS = [
     ("jax force f64", "peers", "float64", "forces"),
 ]
 DENSE_MAX = 300
+#: With --baseline: the earlier mdjac's rows, run from that directory.
+BASELINE_TASKS = [
+    ("base f32", "baseline", "float32", "jacobian"),
+    ("base f64", "baseline", "float64", "jacobian"),
+    ("base force f32", "baseline", "float32", "forces"),
+]
 
 
 def liquid_positions(n, seed=0):
@@ -156,12 +167,12 @@ def matscipy_program(x, box, dtype, what):
     return jacobian
 
 
-PROGRAMS = {"mdjac": mdjac_program, "jax": jax_program, "matscipy": matscipy_program}
+PROGRAMS = {"mdjac": mdjac_program, "base": mdjac_program, "jax": jax_program, "matscipy": matscipy_program}
 
 
 def worker(task, positions_file, output_file, calls):
     """Run one task in this process: a cold call, ``calls`` warm calls; print a JSON line."""
-    name, _, dtype, what = next(t for t in TASKS if t[0] == task)
+    name, _, dtype, what = next(t for t in TASKS + BASELINE_TASKS if t[0] == task)
     data = np.load(positions_file)
     program = PROGRAMS[name.split()[0]](data["x"], float(data["box"]), dtype, what)
     t = time.perf_counter()
@@ -226,12 +237,13 @@ def agreement(result, reference, n):
 
 
 # ----------------------------------------------------------------------------- the driver
-def run_task(task, positions_file, output_file, calls):
-    env_name = next(t[1] for t in TASKS if t[0] == task)
-    python = sys.executable if env_name == "project" else PEERS_PYTHON
+def run_task(task, positions_file, output_file, calls, baseline=None):
+    env_name = next(t[1] for t in TASKS + BASELINE_TASKS if t[0] == task)
+    python = PEERS_PYTHON if env_name == "peers" else sys.executable
     env = dict(os.environ, GLOG_v="3")
-    if env_name == "project":
-        env["PYTHONPATH"] = os.path.join(HERE, "..") + os.pathsep + env.get("PYTHONPATH", "")
+    if env_name in ("project", "baseline"):
+        root = baseline if env_name == "baseline" else os.path.join(HERE, "..")
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     else:
         env.pop("PYTHONPATH", None)
         env["JAX_PLATFORMS"] = "cpu"
@@ -248,13 +260,15 @@ def main(argv):
     if argv[:1] == ["--worker"]:
         worker(argv[1], argv[2], argv[3] or None, int(argv[4]))
         return
-    rounds, calls, ns = 5, 2, []
+    rounds, calls, ns, baseline = 5, 2, [], None
     it = iter(argv)
     for a in it:
         if a == "--rounds":
             rounds = int(next(it))
         elif a == "--calls":
             calls = int(next(it))
+        elif a == "--baseline":
+            baseline = os.path.abspath(next(it))
         else:
             ns.append(int(a))
     ns = ns or [300, 3000, 30000]
@@ -266,12 +280,12 @@ def main(argv):
             x, box = liquid_positions(n)
             positions_file = os.path.join(tmp, f"positions_{n}.npz")
             np.savez(positions_file, x=x, box=box)
-            tasks = [t[0] for t in TASKS if t[3] != "dense" or n <= DENSE_MAX]
+            tasks = [t[0] for t in TASKS + (BASELINE_TASKS if baseline else []) if t[3] != "dense" or n <= DENSE_MAX]
             seen = {t: {"warm": [], "cold": [], "rss": []} for t in tasks}
             for k in range(rounds):
                 for task in tasks[k % len(tasks):] + tasks[:k % len(tasks)]:  # a different order each round
                     output = os.path.join(tmp, f"{task.replace(' ', '_')}_{n}.npz") if k == 0 else None
-                    r = run_task(task, positions_file, output, calls)
+                    r = run_task(task, positions_file, output, calls, baseline)
                     if "error" in r:
                         seen[task]["error"] = r["error"]
                         continue
@@ -292,7 +306,7 @@ def main(argv):
                     continue
                 row.update(min=min(s["warm"]), median=float(np.median(s["warm"])),
                            compile=float(np.median(s["cold"])) - min(s["warm"]), rss=max(s["rss"]))
-                what = next(t[3] for t in TASKS if t[0] == task)
+                what = next(t[3] for t in TASKS + BASELINE_TASKS if t[0] == task)
                 ref = references.get("forces" if what == "forces" else "jacobian")
                 path = os.path.join(tmp, f"{task.replace(' ', '_')}_{n}.npz")
                 if ref is not None and os.path.exists(path):
@@ -321,7 +335,8 @@ def print_table(rows, rounds, calls):
     for n in sorted({r["n"] for r in rows}):
         parts = []
         for a, b in (("mdjac f32", "jax f32"), ("mdjac f64", "jax f64"), ("mdjac f64", "matscipy f64"),
-                     ("mdjac force f32", "jax force f32"), ("mdjac force f64", "jax force f64")):
+                     ("mdjac force f32", "jax force f32"), ("mdjac force f64", "jax force f64"),
+                     ("mdjac f32", "base f32"), ("mdjac f64", "base f64"), ("mdjac f32", "mdjac force f32")):
             if (n, a) in by and (n, b) in by:
                 parts.append(f"{a}/{b} {by[n, a]['median'] / by[n, b]['median']:.2f}")
         if parts:

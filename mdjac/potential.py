@@ -42,29 +42,35 @@ import numpy as np
 from . import kernel
 from .errors import InputError
 from .jacobian import ForceJacobian, add_symmetric_blocks, assemble_blocks, rows_of, symmetric_pattern, upper_blocks
-from .neighbours import neighbour_pairs
+from .neighbours import VerletList
 from .space import check_box, check_cutoff, minimum_image
 
 #: Largest number of instances per compiled call; bounds memory, and the shapes compiled.
 CHUNK = 65536
 #: The same for the radial route, whose compiled calls work on (M,) distances.
-RADIAL_CHUNK = 1 << 18
+RADIAL_CHUNK = 1 << 20
+#: Verlet skin (nm) of the neighbour lists a potential keeps across frames.
+SKIN = 0.1
 STRATEGIES = ("replicate", "colour", "dense")
 
 
 class Frame:
     """One validated configuration: positions (N, 3) float64 nm, box None or (3,) nm, compute dtype.
 
-    Neighbour pairs are searched once per cutoff and shared by every term that asks.
+    Neighbour pairs are found once per cutoff and shared by every term that asks, from the
+    potential's Verlet lists (``verlet``: cutoff -> mdjac.neighbours.VerletList, kept across frames).
     """
 
-    def __init__(self, positions, box, dtype):
+    def __init__(self, positions, box, dtype, verlet=None):
         self.positions, self.box, self.dtype = positions, box, dtype
+        self._verlet = {} if verlet is None else verlet
         self._pairs = {}
 
     def neighbour_pairs(self, cutoff):
         if cutoff not in self._pairs:
-            self._pairs[cutoff] = neighbour_pairs(self.positions, cutoff, self.box)
+            if cutoff not in self._verlet:
+                self._verlet[cutoff] = VerletList(cutoff, SKIN)
+            self._pairs[cutoff] = self._verlet[cutoff].pairs(self.positions, self.box)
         return self._pairs[cutoff]
 
 
@@ -223,6 +229,7 @@ class Potential:
             raise InputError(f"a term names atom {largest - 1} but the system has {self.n_atoms} atoms: indices count from 0 to N-1")
         self.box = check_box(box)
         self._groups = {}
+        self._verlet = {}
         for t in self.terms:
             check_cutoff(t.cutoff, self.box)
 
@@ -246,7 +253,7 @@ class Potential:
         if box is not None:
             for t in self.terms:
                 check_cutoff(t.cutoff, b)
-        return Frame(x, b, dtype)
+        return Frame(x, b, dtype, self._verlet)
 
     def _instances(self, frame, atoms=None, coordinates=True):
         """Yield (group, index (M, k), q (M, c, 3) in the frame's dtype, params) per group of terms.
@@ -289,10 +296,11 @@ class Potential:
         """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1 in the compute dtype)."""
         frame = self.frame(positions, box)
         energy, forces = 0.0, np.zeros((self.n_atoms, 3))
-        for group, index, q, params in self._instances(frame):
+        for group, index, _, params in self._instances(frame, coordinates=False):
             if group.radial and self.radial:
-                energy += self._radial_forces(group, index, q, params, forces)
+                energy += self._radial_forces(group, index, frame, params, forces)
                 continue
+            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype)
             A = _chain_matrix(group)
             for start, stop, size in _chunks(len(index)):
                 weights = np.zeros(size, dtype=frame.dtype)
@@ -305,10 +313,11 @@ class Potential:
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
         return energy, forces.astype(frame.dtype)
 
-    def _radial_forces(self, group, index, q, params, forces):
+    def _radial_forces(self, group, index, frame, params, forces):
         """Add a radial pair group's forces to ``forces`` (N, 3) float64; return its energy (kJ/mol)."""
-        d = q[:, 0, :]
-        r = np.sqrt(np.einsum("mi,mi->m", d, d))
+        i, j = np.ascontiguousarray(index[:, 0]), np.ascontiguousarray(index[:, 1])
+        d = [_component_displacement(frame, c, i, j, frame.dtype) for c in range(3)]
+        r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
         energy, dphi = 0.0, np.empty_like(r)
         for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
             weights = np.zeros(size, dtype=r.dtype)
@@ -317,10 +326,11 @@ class Potential:
                                                    tuple(_pad(p[start:stop], size) for p in params))
             energy += e
             dphi[start:stop] = g[: stop - start]
-        f = (dphi / r)[:, None] * d          # force on i; minus it on j
+        w = np.divide(dphi, r, out=dphi)
         for a in range(3):
-            forces[:, a] += np.bincount(index[:, 0], weights=f[:, a], minlength=self.n_atoms)
-            forces[:, a] -= np.bincount(index[:, 1], weights=f[:, a], minlength=self.n_atoms)
+            f = w * d[a]                     # force on i; minus it on j
+            forces[:, a] += np.bincount(i, weights=f, minlength=self.n_atoms)
+            forces[:, a] -= np.bincount(j, weights=f, minlength=self.n_atoms)
         return energy
 
     def energy(self, positions, box=None):
