@@ -35,14 +35,14 @@ blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into that pattern, 
 blocks (and per-atom terms') by bincount.
 
 Instances are processed in chunks of fixed, power-of-two sizes (padded) so that each compiled
-function sees few shapes and compiles once, not per frame.
+function sees few shapes and compiles once, not per config.
 """
 import numpy as np
 
 from . import kernel
 from .errors import InputError
 from .jacobian import ForceJacobian, add_symmetric_blocks, assemble_blocks, rows_of, symmetric_pattern, upper_blocks
-from .neighbours import VerletList
+from .neighbours import VerletList, pair_keys, pairs_of_keys
 from .space import check_box, check_cutoff, minimum_image
 
 #: Largest number of instances per compiled call; bounds memory, and the shapes compiled.
@@ -51,14 +51,14 @@ CHUNK = 65536
 RADIAL_CHUNK = 1 << 20
 #: Verlet skin (nm) of the neighbour lists a potential keeps across frames.
 SKIN = 0.1
-STRATEGIES = ("replicate", "colour", "dense")
 
 
-class Frame:
+class Configuration:
     """One validated configuration: positions (N, 3) float64 nm, box None or (3,) nm, compute dtype.
 
-    Neighbour pairs are found once per cutoff and shared by every term that asks, from the
-    potential's Verlet lists (``verlet``: cutoff -> mdjac.neighbours.VerletList, kept across frames).
+    What terms see (``Term.instances(config)``). Neighbour pairs are found once per cutoff and
+    shared by every term that asks, from the potential's Verlet lists (``verlet``: cutoff ->
+    mdjac.neighbours.VerletList, kept across configurations).
     """
 
     def __init__(self, positions, box, dtype, verlet=None):
@@ -67,6 +67,7 @@ class Frame:
         self._pairs = {}
 
     def neighbour_pairs(self, cutoff):
+        """(P, 2) int64 pairs i < j closer than ``cutoff`` (nm), minimum image; cached per cutoff."""
         if cutoff not in self._pairs:
             if cutoff not in self._verlet:
                 self._verlet[cutoff] = VerletList(cutoff, SKIN)
@@ -137,21 +138,15 @@ def radial_hessian_blocks(group, q, params):
     return h
 
 
-def _component_displacement(frame, c, rows, cols, dtype):
+def _component_displacement(config, c, rows, cols, dtype):
     """Component c of the minimum-image displacements x_cols - x_rows, (K,) in ``dtype`` (computed in float64)."""
-    x = np.ascontiguousarray(frame.positions[:, c])
+    x = np.ascontiguousarray(config.positions[:, c])
     d = x[cols]
     d -= x[rows]
-    if frame.box is not None:
-        L = frame.box[c]
+    if config.box is not None:
+        L = config.box[c]
         d -= L * np.round(d / L)
     return d.astype(dtype, copy=False)
-
-
-def _restrict(local, rows, cols, blocks):
-    """Blocks between kept atoms only, renumbered by ``local`` (N,) (-1: not kept); order kept."""
-    keep = (local[rows] >= 0) & (local[cols] >= 0)
-    return local[rows[keep]], local[cols[keep]], blocks[keep]
 
 
 def _scatter_add(n, index, values):
@@ -236,9 +231,9 @@ class Potential:
     def __repr__(self):
         return f"Potential(n_atoms={self.n_atoms}, terms={self.terms}, box={None if self.box is None else self.box.tolist()})"
 
-    # ------------------------------------------------------------------ frames
-    def frame(self, positions, box=None):
-        """Validate positions (N, 3) nm and the box; return a :class:`Frame`."""
+    # ------------------------------------------------------------------ configurations
+    def configuration(self, positions, box=None):
+        """Validate positions (N, 3) nm and the box (None: the potential's); return a :class:`Configuration`."""
         x = np.asarray(positions)
         if x.shape != (self.n_atoms, 3):
             raise InputError(f"positions have shape {x.shape} but the system has {self.n_atoms} atoms: pass an ({self.n_atoms}, 3) array in nm")
@@ -253,19 +248,19 @@ class Potential:
         if box is not None:
             for t in self.terms:
                 check_cutoff(t.cutoff, b)
-        return Frame(x, b, dtype, self._verlet)
+        return Configuration(x, b, dtype, self._verlet)
 
-    def _instances(self, frame, atoms=None, coordinates=True):
-        """Yield (group, index (M, k), q (M, c, 3) in the frame's dtype, params) per group of terms.
+    def _instances(self, config, atoms=None, coordinates=True):
+        """Yield (group, index (M, k), q (M, c, 3) in the configuration's dtype, params) per group of terms.
 
-        Terms whose instances coincide in this frame (Lennard-Jones and Coulomb over one neighbour
+        Terms whose instances coincide in this configuration (Lennard-Jones and Coulomb over one neighbour
         list) form one :class:`TermGroup` and are evaluated as one summed energy, in one compiled
         call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
         With ``coordinates=False``, q is None (the caller computes what it needs).
         """
         found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
         for term in self.terms:
-            index, params = term.instances(frame)
+            index, params = term.instances(config)
             if atoms is not None:
                 keep = atoms[index].any(axis=1)
                 index, params = index[keep], tuple(p[keep] for p in params)
@@ -281,8 +276,8 @@ class Potential:
                 same[3].append(len(params))
         for terms, index, params, counts in found:
             group = self._group(tuple(terms), tuple(counts))
-            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype) if coordinates else None
-            yield group, index, q, tuple(np.asarray(p, dtype=frame.dtype) for p in params)
+            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype) if coordinates else None
+            yield group, index, q, tuple(np.asarray(p, dtype=config.dtype) for p in params)
 
     def _group(self, terms, param_counts):
         """The (cached) :class:`TermGroup` of these terms, so its compiled functions are reused."""
@@ -294,16 +289,16 @@ class Potential:
     # ------------------------------------------------------------------ energy and forces
     def energy_and_forces(self, positions, box=None):
         """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1 in the compute dtype)."""
-        frame = self.frame(positions, box)
+        config = self.configuration(positions, box)
         energy, forces = 0.0, np.zeros((self.n_atoms, 3))
-        for group, index, _, params in self._instances(frame, coordinates=False):
+        for group, index, _, params in self._instances(config, coordinates=False):
             if group.radial and self.radial:
-                energy += self._radial_forces(group, index, frame, params, forces)
+                energy += self._radial_forces(group, index, config, params, forces)
                 continue
-            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype)
+            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
             A = _chain_matrix(group)
             for start, stop, size in _chunks(len(index)):
-                weights = np.zeros(size, dtype=frame.dtype)
+                weights = np.zeros(size, dtype=config.dtype)
                 weights[: stop - start] = 1
                 e, g = kernel.term_energy_and_gradient(
                     group.energy, _pad(q[start:stop], size), weights, tuple(_pad(p[start:stop], size) for p in params))
@@ -311,12 +306,12 @@ class Potential:
                 f_local = -np.einsum("ap,mai->mpi", A, g[: stop - start])
                 for p in range(group.n_body):
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
-        return energy, forces.astype(frame.dtype)
+        return energy, forces.astype(config.dtype)
 
-    def _radial_forces(self, group, index, frame, params, forces):
+    def _radial_forces(self, group, index, config, params, forces):
         """Add a radial pair group's forces to ``forces`` (N, 3) float64; return its energy (kJ/mol)."""
         i, j = np.ascontiguousarray(index[:, 0]), np.ascontiguousarray(index[:, 1])
-        d = [_component_displacement(frame, c, i, j, frame.dtype) for c in range(3)]
+        d = [_component_displacement(config, c, i, j, config.dtype) for c in range(3)]
         r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
         energy, dphi = 0.0, np.empty_like(r)
         for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
@@ -351,23 +346,11 @@ class Potential:
         """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
-        frame = self.frame(positions, box)
+        config = self.configuration(positions, box)
         selected = self._selection(atoms)
-        kept = np.arange(self.n_atoms) if selected is None else np.flatnonzero(selected)
-        local = None
-        if selected is not None:
-            local = np.full(self.n_atoms, -1, dtype=np.int64)
-            local[kept] = np.arange(len(kept))
-        if strategy == "replicate":
-            r, c, j = self._replicated_jacobian(frame, selected)
-            if local is not None:
-                r, c, j = _restrict(local, r, c, j)
-            return ForceJacobian(self.n_atoms, r, c, j, kept)
-        diagonal, rows, cols, blocks = self._coloured_hessian(frame, dense=strategy == "dense")
-        if local is not None:
-            (rows, cols, blocks), diagonal = _restrict(local, rows, cols, blocks), diagonal[kept]
-        r, c, h = assemble_blocks(len(kept), rows, cols, blocks, diagonal)
-        return ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h), kept)
+        rows, cols, blocks = STRATEGIES[strategy](self, config, selected)
+        jacobian = ForceJacobian(self.n_atoms, rows, cols, blocks)
+        return jacobian if selected is None else jacobian.select(np.flatnonzero(selected))
 
     def _selection(self, atoms):
         """Boolean mask (N,) of selected atoms, or None for all."""
@@ -390,16 +373,16 @@ class Potential:
         mask[a] = True
         return mask
 
-    def _replicated_jacobian(self, frame, selected):
+    def _replicated_jacobian(self, config, selected):
         """Force Jacobian by per-term replication: (rows, cols, blocks (K, 3, 3)) over all N atoms,
-        row-major, unique, every diagonal block, in the frame's dtype.
+        row-major, unique, every diagonal block, in the configuration's dtype.
 
         The radial pair group with the most pairs sets the pattern (:meth:`_radial_rows`); every
         other group's off-diagonal blocks are added into it (inserted where missing), its diagonal
         blocks summed by bincount.
         """
         n = self.n_atoms
-        found = list(self._instances(frame, selected, coordinates=False))
+        found = list(self._instances(config, selected, coordinates=False))
         radial = [f for f in found if f[0].radial and self.radial]
         base = max(radial, key=lambda f: len(f[1]), default=None)
         hdiag = np.zeros((9, n))        # Hessian diagonal of the groups other than the base
@@ -407,7 +390,7 @@ class Potential:
         for group, index, _, params in found:
             if base is not None and group is base[0] and index is base[1]:
                 continue
-            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype)
+            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
             if group.radial and self.radial:
                 h = radial_hessian_blocks(group, q, params)
                 for p in range(2):
@@ -417,7 +400,7 @@ class Potential:
                 continue
             A = _chain_matrix(group)
             k = group.n_body
-            hx = np.empty((len(index), k, k, 3, 3), dtype=frame.dtype)
+            hx = np.empty((len(index), k, k, 3, 3), dtype=config.dtype)
             for start, stop, size in _chunks(len(index)):
                 hq = kernel.term_hessians(group.energy, _pad(q[start:stop], size),
                                           tuple(_pad(p[start:stop], size) for p in params))[: stop - start]
@@ -430,17 +413,17 @@ class Potential:
                     extras.append((index[:, p], index[:, s_], hx[:, p, s_]))
         if base is None:
             rows = cols = np.arange(n, dtype=np.int64)
-            blocks = np.zeros((n, 3, 3), dtype=frame.dtype)
+            blocks = np.zeros((n, 3, 3), dtype=config.dtype)
             rowsum = np.zeros((n, 9))
         else:
-            rows, cols, blocks, rowsum = self._radial_rows(base[0], base[1], frame)
+            rows, cols, blocks, rowsum = self._radial_rows(base[0], base[1], config)
         blocks.reshape(-1, 9)[rows == cols] = -(rowsum + hdiag.T)
         if extras:
             keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
             rows, cols, blocks = add_symmetric_blocks(n, rows, cols, blocks, keys, -upper)
         return rows, cols, blocks
 
-    def _radial_rows(self, group, index, frame):
+    def _radial_rows(self, group, index, config):
         """The Jacobian blocks of a radial pair group, straight in row-major order.
 
         index: (M, 2) the group's pairs. Every block (i, j), (j, i) and (i, i) of the pattern
@@ -450,10 +433,10 @@ class Potential:
         with zero diagonal blocks, rowsum (N, 9) float64: the sum of each row's off-diagonal
         blocks, which is minus the group's diagonal block by translation invariance).
         """
-        n, dtype = self.n_atoms, frame.dtype
+        n, dtype = self.n_atoms, config.dtype
         indptr, cols = symmetric_pattern(n, index)
         rows = rows_of(indptr)
-        d = [_component_displacement(frame, c, rows, cols, dtype) for c in range(3)]  # 3 x (K,)
+        d = [_component_displacement(config, c, rows, cols, dtype) for c in range(3)]  # 3 x (K,)
         on = rows == cols
         r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
         r[on] = 1                        # a stand-in distance: diagonal blocks are set apart
@@ -486,35 +469,38 @@ class Potential:
 
     # ------------------------------------------------------------------ the potential as one opaque function
     def interaction_pairs(self, positions, box=None):
-        """(P, 2) int64 atom pairs i < j coupled by some term instance in this frame."""
-        frame = self.frame(positions, box)
+        """(P, 2) int64 atom pairs i < j coupled by some term instance in this config."""
+        return self._interaction_pairs(self.configuration(positions, box))
+
+    def _interaction_pairs(self, config):
         keys = []
-        for group, index, _, _ in self._instances(frame):
+        for group, index, _, _ in self._instances(config):
             for a in range(group.n_body):
                 for b in range(a + 1, group.n_body):
-                    lo, hi = np.minimum(index[:, a], index[:, b]), np.maximum(index[:, a], index[:, b])
-                    keys.append(lo * self.n_atoms + hi)
+                    keys.append(pair_keys(index[:, a], index[:, b], self.n_atoms))
         keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-        keys = keys[keys // self.n_atoms != keys % self.n_atoms]
-        return np.stack([keys // self.n_atoms, keys % self.n_atoms], axis=1)
+        pairs = pairs_of_keys(keys, self.n_atoms)
+        return pairs[pairs[:, 0] != pairs[:, 1]]
 
     def energy_function(self, positions, box=None):
-        """The frame's energy as one MindSpore function of all positions, for the colouring strategy.
+        """The config's energy as one MindSpore function of all positions, for the colouring strategy.
 
         Returns ``(energy, args)``: ``energy(X, *args)`` maps X (C, N, 3) copies of the positions
-        (nm) to (C,) energies (kJ/mol); ``args`` are the frame's instance lists, constant
-        minimum-image shifts and parameters (ndarrays). They are frozen at this frame, so the
+        (nm) to (C,) energies (kJ/mol); ``args`` are the config's instance lists, constant
+        minimum-image shifts and parameters (ndarrays). They are frozen at this config, so the
         function is exact for positions near it (within the neighbour list's validity).
         """
+        return self._energy_function(self.configuration(positions, box))
+
+    def _energy_function(self, config):
         from mindspore import ops
 
-        frame = self.frame(positions, box)
         layout, args = [], []
-        for group, index, q, params in self._instances(frame):
+        for group, index, q, params in self._instances(config):
             args.append(index.reshape(-1).astype(np.int32))
             if group.relative:  # the constant minimum-image shift of each displacement
-                raw = frame.positions[index[:, 1:]] - frame.positions[index[:, :1]]
-                args.append((q.astype(np.float64) - raw).astype(frame.dtype))
+                raw = config.positions[index[:, 1:]] - config.positions[index[:, :1]]
+                args.append((q.astype(np.float64) - raw).astype(config.dtype))
             args.extend(params)
             layout.append((group, index.shape, len(params)))
 
@@ -533,16 +519,30 @@ class Potential:
             return total
         return energy, args
 
-    def _coloured_hessian(self, frame, dense):
-        """Hessian of the whole potential by colouring (or the identity colouring), as
-        (diagonal (N, 3, 3), rows, cols, blocks) like :meth:`_replicated_hessian`."""
-        pairs = self.interaction_pairs(frame.positions, frame.box)
+    def _coloured_jacobian(self, config, selected=None, dense=False):
+        """Force Jacobian of the whole potential by colouring (or the identity colouring), as
+        (rows, cols, blocks) like :meth:`_replicated_jacobian`. The whole Jacobian is computed;
+        ``selected`` is cut out of it by the caller."""
+        pairs = self._interaction_pairs(config)
         colours = np.arange(self.n_atoms) if dense else kernel.distance2_colouring(self.n_atoms, pairs)
-        energy, args = self.energy_function(frame.positions, frame.box)
+        energy, args = self._energy_function(config)
         gradient = kernel.instance_gradient_of(energy)
-        rows, cols, blocks = kernel.coloured_hessian_blocks(gradient, frame.positions.astype(frame.dtype), pairs, colours,
+        rows, cols, blocks = kernel.coloured_hessian_blocks(gradient, config.positions.astype(config.dtype), pairs, colours,
                                                             args, batched=True, cache=False)
-        on = rows == cols
-        diagonal = np.zeros((self.n_atoms, 3, 3))
-        diagonal[rows[on]] = blocks[on]
-        return diagonal, rows[~on], cols[~on], blocks[~on]
+        r, c, h = assemble_blocks(self.n_atoms, rows, cols, blocks)
+        return r, c, np.negative(h, out=h)
+
+    def _dense_jacobian(self, config, selected=None):
+        """The article's identity mask: :meth:`_coloured_jacobian` with one colour per atom."""
+        return self._coloured_jacobian(config, selected, dense=True)
+
+
+#: Strategies of :meth:`Potential.force_jacobian`: name -> method(potential, config, selected)
+#: returning (rows, cols, blocks (K, 3, 3)) of the force Jacobian over all N atoms, row-major,
+#: unique, every diagonal block. Adding a strategy is one method and one line here (the command
+#: line's --strategy lists these names).
+STRATEGIES = {
+    "replicate": Potential._replicated_jacobian,
+    "colour": Potential._coloured_jacobian,
+    "dense": Potential._dense_jacobian,
+}
