@@ -31,7 +31,7 @@ With ``--baseline DIR`` (a checkout of an earlier mdjac, e.g. ``git worktree add
 rows "base ..." run that mdjac in the same rounds, so a change is measured before and after in
 one interleaved run.
 
-Run: .venv/bin/python benchmarks/bench_peers.py [--rounds 5] [--calls 2] [--baseline DIR] [N ...]
+Run: .venv/bin/python benchmarks/bench_peers.py [--rounds 5] [--calls 2] [--baseline DIR] [--only T,T,...] [N ...]
      (default N: 300 3000 30000)
 """
 import json
@@ -263,7 +263,7 @@ def main(argv):
     if argv[:1] == ["--worker"]:
         worker(argv[1], argv[2], argv[3] or None, int(argv[4]))
         return
-    rounds, calls, ns, baseline = 5, 2, [], None
+    rounds, calls, ns, baseline, only = 5, 2, [], None, None
     it = iter(argv)
     for a in it:
         if a == "--rounds":
@@ -272,6 +272,8 @@ def main(argv):
             calls = int(next(it))
         elif a == "--baseline":
             baseline = os.path.abspath(next(it))
+        elif a == "--only":
+            only = next(it).split(",")
         else:
             ns.append(int(a))
     ns = ns or [300, 3000, 30000]
@@ -284,6 +286,7 @@ def main(argv):
             positions_file = os.path.join(tmp, f"positions_{n}.npz")
             np.savez(positions_file, x=x, box=box)
             tasks = [t[0] for t in TASKS + (BASELINE_TASKS if baseline else []) if t[3] != "dense" or n <= DENSE_MAX]
+            tasks = [t for t in tasks if only is None or t in only]
             seen = {t: {"warm": [], "cold": [], "rss": []} for t in tasks}
             for k in range(rounds):
                 for task in tasks[k % len(tasks):] + tasks[:k % len(tasks)]:  # a different order each round
