@@ -35,7 +35,7 @@ blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into that pattern, 
 blocks (and per-atom terms') by bincount.
 
 Instances are processed in chunks of fixed, power-of-two sizes (padded) so that each compiled
-function sees few shapes and compiles once, not per config.
+function sees few shapes and compiles once, not per frame.
 """
 import numpy as np
 
@@ -469,7 +469,7 @@ class Potential:
 
     # ------------------------------------------------------------------ the potential as one opaque function
     def interaction_pairs(self, positions, box=None):
-        """(P, 2) int64 atom pairs i < j coupled by some term instance in this config."""
+        """(P, 2) int64 atom pairs i < j coupled by some term instance in this frame."""
         return self._interaction_pairs(self.configuration(positions, box))
 
     def _interaction_pairs(self, config):
