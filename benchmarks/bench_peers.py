@@ -44,6 +44,8 @@ import time
 
 import numpy as np
 
+from bench_jacobian import jittered_lattice
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS_PYTHON = os.path.join(HERE, "..", ".venv-peers", "bin", "python")
 DENSITY, CUTOFF, SIGMA, EPSILON = 100.0, 0.7, 0.2, 0.6
@@ -70,13 +72,8 @@ BASELINE_TASKS = [
 
 
 def liquid_positions(n, seed=0):
-    """(positions (n, 3) float64 nm, box edge nm) of a jittered lattice at DENSITY atoms/nm^3."""
-    rng = np.random.default_rng(seed)
-    edge = (n / DENSITY) ** (1 / 3)
-    m = int(np.ceil(n ** (1 / 3)))
-    grid = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    sites = grid[rng.choice(len(grid), n, replace=False)]
-    x = (sites + 0.5) * (edge / m) + rng.normal(scale=0.02, size=(n, 3))
+    """(positions (n, 3) float64 nm, box edge nm) of a jittered lattice at DENSITY atoms/nm^3, in the box."""
+    x, edge = jittered_lattice(n, DENSITY, seed)
     return x % edge, edge
 
 
