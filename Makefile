@@ -2,12 +2,13 @@
 #   make run    creates .venv (pinned set in requirements.lock), then the main job: MindSPONGE MD of the
 #               default system with Jacobians into out/run.h5md (replaced on each run), and a summary
 #   make test   creates .venv if needed, then runs the test suite
+#   make bench-peers  mdjac against JAX and matscipy (their own .venv-peers, made by make peers-env)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench env clean
+.PHONY: run test bench env clean peers-env bench-peers
 
 env: $(STAMP)
 
@@ -28,5 +29,19 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_jacobian.py
 
+# The peers (JAX, matscipy) need numpy 2, which .venv cannot hold: a venv of their own.
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+peers-env: $(PEERS_STAMP)
+
+$(PEERS_STAMP): benchmarks/requirements-peers.lock
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.lock
+	touch $(PEERS_STAMP)
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(PY) benchmarks/bench_peers.py
+
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(PEERS_VENV) out

@@ -34,17 +34,23 @@ DENSE_MAX = 300
 DENSE_LIMIT_GB = 16
 
 
-def liquid(n, density=100.0, cutoff=0.7, seed=0):
-    """Potential and float32 positions of an N-atom two-type liquid at ``density`` atoms/nm^3."""
-    import mdjac
-    from mdjac import terms
-
+def jittered_lattice(n, density, seed=0):
+    """(positions (n, 3) float64 nm, box edge nm): n sites of a cubic lattice at ``density``
+    atoms/nm^3, chosen at random and jittered by 0.02 nm (not wrapped into the box)."""
     rng = np.random.default_rng(seed)
     edge = (n / density) ** (1 / 3)
     m = int(np.ceil(n ** (1 / 3)))
     grid = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 3)
     sites = grid[rng.choice(len(grid), n, replace=False)]
-    x = (sites + 0.5) * (edge / m) + rng.normal(scale=0.02, size=(n, 3))
+    return (sites + 0.5) * (edge / m) + rng.normal(scale=0.02, size=(n, 3)), edge
+
+
+def liquid(n, density=100.0, cutoff=0.7, seed=0):
+    """Potential and float32 positions of an N-atom two-type liquid at ``density`` atoms/nm^3."""
+    import mdjac
+    from mdjac import terms
+
+    x, edge = jittered_lattice(n, density, seed)
     types = np.arange(n) % 2
     charges = np.where(types == 0, 0.4, -0.4)
     pot = mdjac.Potential([terms.LennardJones([0.2, 0.18], [0.6, 0.4], types, cutoff=cutoff),

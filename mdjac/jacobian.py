@@ -151,3 +151,72 @@ def assemble_blocks(n, rows, cols, blocks, diagonal=None, dtype=None):
     keys = np.insert(keys, at, diag_keys)
     values = np.insert(values, at, diag, axis=0)
     return keys // n, keys % n, values.reshape(-1, 3, 3)
+
+
+
+
+def symmetric_pattern(n, pairs):
+    """Row-major block pattern of a symmetric matrix: both (i, j) and (j, i) of every pair, and every
+    diagonal block.
+
+    n: block rows; pairs: (P, 2) int, i != j, unique as unordered pairs. Returns (indptr (n + 1,)
+    int64, cols (2P + n,) int64), columns ascending within each row. A counting sort by row
+    (scipy's COO to CSR), which keeps the order of entries within a row: given pairs i < j in
+    row-major order (a neighbour list), the entries go in as the transposes, the diagonal, then
+    the pairs, and every row comes out sorted with no sort at all; otherwise each row is sorted.
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    diag = np.arange(n, dtype=np.int64)
+    rows = np.concatenate([pairs[:, 1], diag, pairs[:, 0]])
+    cols = np.concatenate([pairs[:, 0], diag, pairs[:, 1]])
+    m = scipy.sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    m.sort_indices()  # a check only, when the pairs came in row-major order
+    if m.nnz != len(rows):
+        raise ValueError("symmetric_pattern: repeated pairs")
+    return m.indptr.astype(np.int64), m.indices.astype(np.int64)
+
+
+def upper_blocks(n, rows, cols, blocks):
+    """Off-diagonal blocks of a symmetric block matrix moved to the upper triangle and summed.
+
+    rows, cols: (K,) int, rows != cols; blocks: (K, 3, 3), each unordered pair's contribution
+    once in either orientation (a (j, i) block stands for the transpose of its (i, j) block),
+    repeats allowed. Returns (keys (U,) int64 = i n + j with i < j, sorted unique; blocks (U, 3, 3)
+    float64, summed).
+    """
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    blocks = np.asarray(blocks, dtype=np.float64)
+    flip = rows > cols
+    blocks = np.where(flip[:, None, None], blocks.transpose(0, 2, 1), blocks)
+    keys = np.where(flip, cols * n + rows, rows * n + cols)
+    order = np.argsort(keys, kind="stable")
+    keys, blocks = keys[order], blocks.reshape(-1, 9)[order]
+    if not len(keys):
+        return keys, blocks.reshape(-1, 3, 3)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[starts], np.add.reduceat(blocks, starts, axis=0).reshape(-1, 3, 3)
+
+
+def add_symmetric_blocks(n, rows, cols, blocks, keys, extra):
+    """Add blocks of a symmetric matrix into a row-major pattern, inserting the missing ones.
+
+    rows, cols, blocks: (K,), (K,), (K, 3, 3) unique, sorted row-major (a pattern of both
+    triangles). keys, extra: from :func:`upper_blocks`; each adds ``extra`` at (i, j) and its
+    transpose at (j, i). Returns (rows, cols, blocks) in the same order and dtype.
+    """
+    if not len(keys):
+        return rows, cols, blocks
+    i, j = keys // n, keys % n
+    both_keys = np.concatenate([keys, j * n + i])
+    both = np.concatenate([extra, extra.transpose(0, 2, 1)]).astype(blocks.dtype)
+    order = np.argsort(both_keys)
+    both_keys, both = both_keys[order], both[order]
+    ours = rows * n + cols
+    at = np.searchsorted(ours, both_keys)
+    hit = at < len(ours)
+    hit[hit] = ours[at[hit]] == both_keys[hit]
+    blocks = blocks.copy() if not blocks.flags.writeable else blocks
+    blocks[at[hit]] += both[hit]
+    new = ~hit
+    return (np.insert(rows, at[new], both_keys[new] // n), np.insert(cols, at[new], both_keys[new] % n),
+            np.insert(blocks, at[new], both[new], axis=0))

@@ -24,7 +24,12 @@ of the colouring:
 * colouring (:func:`coloured_hessian_blocks`): f is the gradient of an opaque energy E(x) of all
   N atoms; atoms that share no neighbour in the interaction graph (a distance-2 colouring,
   :func:`distance2_colouring`) share a copy; 3 x colours copies;
-* dense: the identity colouring of atoms (3N copies), the article's mask; a reference for tests.
+* dense: the identity colouring of atoms (3N copies), the article's mask; a reference for tests;
+* radial (:func:`radial_derivatives`): for pair energies phi(r) of the distance alone, f is the
+  gradient of sum_m phi_m(r_m) with respect to the distances r (M,). Its Jacobian is diagonal
+  (instance m depends on r_m only), so one colour holds every row: a single masked grad (the mask
+  all ones) returns phi''(r_m) for every pair at once, next to phi'(r_m). The 3x3 blocks follow
+  by the chain rule through r = |d| (mdjac.potential), exact bookkeeping like the chain matrix.
 
 Second derivatives run only compiled: every function here goes through ``mindspore.jit``
 (PyNative grad-of-grad is wrong or raises on this MindSpore). Inputs are float32 or float64 and
@@ -80,8 +85,18 @@ def _build_energy_and_gradient(energy):
     return ms.jit(energy_and_gradient)
 
 
+def _build_radial_derivatives(energy):
+    """jit: (r, *params) -> (dphi/dr, d2phi/dr2), both (M,), of per-pair energies phi(r) (M,)."""
+    first = instance_gradient_of(energy)
+
+    def derivatives(r, *params):
+        return first(r, *params), instance_gradient_of(first)(r, *params)
+    return ms.jit(derivatives)
+
+
 _BUILDERS = {
     "masked_grad": _build_masked_grad,
+    "radial_derivatives": _build_radial_derivatives,
     "energy_and_gradient": _build_energy_and_gradient,
 }
 
@@ -140,6 +155,18 @@ def term_energy_and_gradient(energy, q, weights, params):
     fn = _compiled(energy, "energy_and_gradient")
     e, g = fn(_tensor(q), _tensor(weights, q.dtype), *[_tensor(p) for p in params])
     return float(e.asnumpy()), g.asnumpy()
+
+
+def radial_derivatives(energy, r, params):
+    """phi'(r) and phi''(r) of per-pair energies of the distance alone, by AD (compiled).
+
+    energy: MindSpore function (r, *params) -> (M,) kJ/mol, instance m depending on r[m] only.
+    r: (M,) nm (float32 or float64); params: tuple of (M,) arrays.
+    Returns (dphi (M,) kJ mol^-1 nm^-1, d2phi (M,) kJ mol^-1 nm^-2), in r's dtype.
+    """
+    fn = _compiled(energy, "radial_derivatives")
+    d1, d2 = fn(_tensor(r), *[_tensor(p) for p in params])
+    return d1.asnumpy(), d2.asnumpy()
 
 
 def distance2_colouring(n, pairs):

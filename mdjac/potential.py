@@ -18,6 +18,22 @@ Strategies for :meth:`Potential.force_jacobian`:
   its interaction graph, one masked grad per colour and component.
 * ``"dense"``: the article's identity mask, 3N copies of the system. Small systems, tests.
 
+Radial pair terms (Lennard-Jones, Coulomb: energies phi(r) of the distance r = |d| alone, d =
+x_j - x_i) take a shorter road in "replicate" and in the forces: AD gives phi'(r) and phi''(r)
+(mdjac.kernel.radial_derivatives), and the chain rule through r gives, with u = d / r,
+
+    dE/dx_j = -dE/dx_i = phi' u,        h = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T),
+    H_ii = H_jj = h,   H_ij = H_ji = -h,
+
+built in numpy (bookkeeping like A; every derivative of the energy still comes from AD). The
+blocks are computed where they are stored: the pattern (both (i, j) and (j, i) of every pair, and
+the diagonal) is laid out row-major first by a counting sort (mdjac.jacobian.symmetric_pattern),
+then d, phi', phi'' and the block of every stored pair are computed in that order (h is even in
+d, so J_ji = J_ij = h), and the diagonal block is minus the sum of its row's off-diagonal blocks
+(translation invariance), a segment sum. No array of blocks is sorted or permuted. Other terms'
+blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into that pattern, their diagonal
+blocks (and per-atom terms') by bincount.
+
 Instances are processed in chunks of fixed, power-of-two sizes (padded) so that each compiled
 function sees few shapes and compiles once, not per frame.
 """
@@ -25,45 +41,53 @@ import numpy as np
 
 from . import kernel
 from .errors import InputError
-from .jacobian import ForceJacobian, assemble_blocks
-from .neighbours import neighbour_pairs, pair_keys, pairs_of_keys
+from .jacobian import ForceJacobian, add_symmetric_blocks, assemble_blocks, rows_of, symmetric_pattern, upper_blocks
+from .neighbours import VerletList, pair_keys, pairs_of_keys
 from .space import check_box, check_cutoff, minimum_image
 
 #: Largest number of instances per compiled call; bounds memory, and the shapes compiled.
 CHUNK = 65536
+#: The same for the radial route, whose compiled calls work on (M,) distances.
+RADIAL_CHUNK = 1 << 20
+#: Verlet skin (nm) of the neighbour lists a potential keeps across frames.
+SKIN = 0.1
 
 
 class Configuration:
     """One validated configuration: positions (N, 3) float64 nm, box None or (3,) nm, compute dtype.
 
-    What terms see (``Term.instances(config)``). Neighbour pairs are searched once per cutoff and
-    shared by every term that asks.
+    What terms see (``Term.instances(config)``). Neighbour pairs are found once per cutoff and
+    shared by every term that asks, from the potential's Verlet lists (``verlet``: cutoff ->
+    mdjac.neighbours.VerletList, kept across configurations).
     """
 
-    def __init__(self, positions, box, dtype):
+    def __init__(self, positions, box, dtype, verlet=None):
         self.positions, self.box, self.dtype = positions, box, dtype
+        self._verlet = {} if verlet is None else verlet
         self._pairs = {}
 
     def neighbour_pairs(self, cutoff):
         """(P, 2) int64 pairs i < j closer than ``cutoff`` (nm), minimum image; cached per cutoff."""
         if cutoff not in self._pairs:
-            self._pairs[cutoff] = neighbour_pairs(self.positions, cutoff, self.box)
+            if cutoff not in self._verlet:
+                self._verlet[cutoff] = VerletList(cutoff, SKIN)
+            self._pairs[cutoff] = self._verlet[cutoff].pairs(self.positions, self.box)
         return self._pairs[cutoff]
 
 
-def _chunk_sizes(m):
-    """Split M instances into chunks: full CHUNKs, then one power of two >= the rest (>= 64)."""
-    sizes = [CHUNK] * (m // CHUNK)
-    rest = m - CHUNK * len(sizes)
+def _chunk_sizes(m, chunk=CHUNK):
+    """Split M instances into chunks: full ``chunk``s, then one power of two >= the rest (>= 64)."""
+    sizes = [chunk] * (m // chunk)
+    rest = m - chunk * len(sizes)
     if rest:
-        sizes.append(min(CHUNK, max(64, 1 << (rest - 1).bit_length())))
+        sizes.append(min(chunk, max(64, 1 << (rest - 1).bit_length())))
     return sizes
 
 
-def _chunks(m):
+def _chunks(m, chunk=CHUNK):
     """Yield (start, stop, padded size) over M instances."""
     start = 0
-    for size in _chunk_sizes(m):
+    for size in _chunk_sizes(m, chunk):
         stop = min(m, start + size)
         yield start, stop, size
         start = stop
@@ -92,6 +116,39 @@ def local_coordinates(term, index, positions, box):
     return minimum_image(x[:, 1:] - x[:, :1], box)
 
 
+def radial_hessian_blocks(group, q, params):
+    """Per pair, h (M, 3, 3) = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T), in q's dtype.
+
+    q: (M, 1, 3) displacements d = x_j - x_i (nm); params: tuple of (M,) arrays. phi' and phi''
+    come from AD of ``group.radial_energy`` (mdjac.kernel.radial_derivatives).
+    """
+    d = q[:, 0, :]
+    r = np.sqrt(np.einsum("mi,mi->m", d, d))
+    dphi, d2phi = np.empty_like(r), np.empty_like(r)
+    for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
+        d1, d2 = kernel.radial_derivatives(group.radial_energy, _pad(r[start:stop], size),
+                                           tuple(_pad(p[start:stop], size) for p in params))
+        dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
+    b = dphi / r                      # phi'/r
+    u = d / r[:, None]
+    au = (d2phi - b)[:, None] * u     # (phi'' - phi'/r) u
+    h = au[:, :, None] * u[:, None, :]
+    for a in range(3):
+        h[:, a, a] += b
+    return h
+
+
+def _component_displacement(config, c, rows, cols, dtype):
+    """Component c of the minimum-image displacements x_cols - x_rows, (K,) in ``dtype`` (computed in float64)."""
+    x = np.ascontiguousarray(config.positions[:, c])
+    d = x[cols]
+    d -= x[rows]
+    if config.box is not None:
+        L = config.box[c]
+        d -= L * np.round(d / L)
+    return d.astype(dtype, copy=False)
+
+
 def _scatter_add(n, index, values):
     """out (n, 3) with out[index[p]] += values[p]; index (P,), values (P, 3)."""
     return np.stack([np.bincount(index, weights=values[:, a], minlength=n) for a in range(3)], axis=1)
@@ -108,6 +165,7 @@ class TermGroup:
     def __init__(self, terms, param_counts):
         self.terms, self.param_counts = terms, param_counts
         self.n_body, self.relative = terms[0].n_body, terms[0].relative
+        self.radial = all(t.radial for t in terms)
 
     def energy(self, q, *params):
         total = 0.0
@@ -116,6 +174,20 @@ class TermGroup:
             total = total + term.energy(q, *params[at:at + n])
             at += n
         return total
+
+    def radial_energy(self, r, *params):
+        """Pair energies (M,) of distances r (M,) nm, for groups of radial terms (as :meth:`energy`,
+        term by term; MindSpore's graph compiler takes no ``getattr`` by name)."""
+        total = 0.0
+        at = 0
+        for term, n in zip(self.terms, self.param_counts):
+            total = total + term.radial_energy(r, *params[at:at + n])
+            at += n
+        return total
+
+    def pair_params(self, i, j):
+        """Every term's parameters of the atom pairs (i, j) (radial groups), as one tuple of (M,) arrays."""
+        return tuple(p for t in self.terms for p in t.pair_params(i, j))
 
     def __repr__(self):
         return f"TermGroup({self.terms})"
@@ -130,7 +202,11 @@ class Potential:
     Every method takes positions (N, 3) in nm and an optional ``box`` that overrides the
     potential's for this call (NPT trajectories). float64 positions are computed in float64 end to
     end; any other dtype in float32.
+
+    ``radial``: take the radial route for pair terms (see the module docstring); False sends
+    them through the general per-term replication (tests compare the two).
     """
+    radial = True
 
     def __init__(self, terms, box=None, n_atoms=None):
         self.terms = list(terms)
@@ -148,6 +224,7 @@ class Potential:
             raise InputError(f"a term names atom {largest - 1} but the system has {self.n_atoms} atoms: indices count from 0 to N-1")
         self.box = check_box(box)
         self._groups = {}
+        self._verlet = {}
         for t in self.terms:
             check_cutoff(t.cutoff, self.box)
 
@@ -171,14 +248,15 @@ class Potential:
         if box is not None:
             for t in self.terms:
                 check_cutoff(t.cutoff, b)
-        return Configuration(x, b, dtype)
+        return Configuration(x, b, dtype, self._verlet)
 
-    def _instances(self, config, atoms=None):
+    def _instances(self, config, atoms=None, coordinates=True):
         """Yield (group, index (M, k), q (M, c, 3) in the configuration's dtype, params) per group of terms.
 
         Terms whose instances coincide in this configuration (Lennard-Jones and Coulomb over one neighbour
         list) form one :class:`TermGroup` and are evaluated as one summed energy, in one compiled
         call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
+        With ``coordinates=False``, q is None (the caller computes what it needs).
         """
         found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
         for term in self.terms:
@@ -198,7 +276,7 @@ class Potential:
                 same[3].append(len(params))
         for terms, index, params, counts in found:
             group = self._group(tuple(terms), tuple(counts))
-            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
+            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype) if coordinates else None
             yield group, index, q, tuple(np.asarray(p, dtype=config.dtype) for p in params)
 
     def _group(self, terms, param_counts):
@@ -213,7 +291,11 @@ class Potential:
         """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1 in the compute dtype)."""
         config = self.configuration(positions, box)
         energy, forces = 0.0, np.zeros((self.n_atoms, 3))
-        for group, index, q, params in self._instances(config):
+        for group, index, _, params in self._instances(config, coordinates=False):
+            if group.radial and self.radial:
+                energy += self._radial_forces(group, index, config, params, forces)
+                continue
+            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
             A = _chain_matrix(group)
             for start, stop, size in _chunks(len(index)):
                 weights = np.zeros(size, dtype=config.dtype)
@@ -225,6 +307,26 @@ class Potential:
                 for p in range(group.n_body):
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
         return energy, forces.astype(config.dtype)
+
+    def _radial_forces(self, group, index, config, params, forces):
+        """Add a radial pair group's forces to ``forces`` (N, 3) float64; return its energy (kJ/mol)."""
+        i, j = np.ascontiguousarray(index[:, 0]), np.ascontiguousarray(index[:, 1])
+        d = [_component_displacement(config, c, i, j, config.dtype) for c in range(3)]
+        r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        energy, dphi = 0.0, np.empty_like(r)
+        for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
+            weights = np.zeros(size, dtype=r.dtype)
+            weights[: stop - start] = 1
+            e, g = kernel.term_energy_and_gradient(group.radial_energy, _pad(r[start:stop], size), weights,
+                                                   tuple(_pad(p[start:stop], size) for p in params))
+            energy += e
+            dphi[start:stop] = g[: stop - start]
+        w = np.divide(dphi, r, out=dphi)
+        for a in range(3):
+            f = w * d[a]                     # force on i; minus it on j
+            forces[:, a] += np.bincount(i, weights=f, minlength=self.n_atoms)
+            forces[:, a] -= np.bincount(j, weights=f, minlength=self.n_atoms)
+        return energy
 
     def energy(self, positions, box=None):
         """Potential energy, kJ/mol."""
@@ -246,9 +348,8 @@ class Potential:
             raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
         config = self.configuration(positions, box)
         selected = self._selection(atoms)
-        diagonal, rows, cols, blocks = STRATEGIES[strategy](self, config, selected)
-        r, c, h = assemble_blocks(self.n_atoms, rows, cols, blocks, diagonal)
-        jacobian = ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h))
+        rows, cols, blocks = STRATEGIES[strategy](self, config, selected)
+        jacobian = ForceJacobian(self.n_atoms, rows, cols, blocks)
         return jacobian if selected is None else jacobian.select(np.flatnonzero(selected))
 
     def _selection(self, atoms):
@@ -264,20 +365,39 @@ class Potential:
             return a
         if not np.issubdtype(a.dtype, np.integer) or a.ndim != 1:
             raise InputError("atoms must be a 1-D list of integer atom indices")
+        if len(a) == 0:
+            raise InputError("the atom selection is empty: give at least one atom index")
         if a.min() < 0 or a.max() >= self.n_atoms:
             raise InputError(f"atom selection holds indices outside 0..{self.n_atoms - 1}")
         mask = np.zeros(self.n_atoms, dtype=bool)
         mask[a] = True
         return mask
 
-    def _replicated_hessian(self, config, selected):
-        """Hessian by per-term replication, as (diagonal (N, 3, 3) float64, rows, cols, blocks (K, 3, 3)).
+    def _replicated_jacobian(self, config, selected):
+        """Force Jacobian by per-term replication: (rows, cols, blocks (K, 3, 3)) over all N atoms,
+        row-major, unique, every diagonal block, in the configuration's dtype.
 
-        Diagonal blocks are summed here (bincount); off-diagonal blocks are returned with repeats.
+        The radial pair group with the most pairs sets the pattern (:meth:`_radial_rows`); every
+        other group's off-diagonal blocks are added into it (inserted where missing), its diagonal
+        blocks summed by bincount.
         """
-        diagonal = np.zeros((9, self.n_atoms))
-        rows, cols, blocks = [], [], []
-        for group, index, q, params in self._instances(config, selected):
+        n = self.n_atoms
+        found = list(self._instances(config, selected, coordinates=False))
+        radial = [f for f in found if f[0].radial and self.radial]
+        base = max(radial, key=lambda f: len(f[1]), default=None)
+        hdiag = np.zeros((9, n))        # Hessian diagonal of the groups other than the base
+        extras = []                     # (rows, cols, Hessian blocks), each atom pair once
+        for group, index, _, params in found:
+            if base is not None and group is base[0] and index is base[1]:
+                continue
+            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
+            if group.radial and self.radial:
+                h = radial_hessian_blocks(group, q, params)
+                for p in range(2):
+                    for e in range(9):
+                        hdiag[e] += np.bincount(index[:, p], weights=h.reshape(-1, 9)[:, e], minlength=n)
+                extras.append((index[:, 0], index[:, 1], np.negative(h, out=h)))
+                continue
             A = _chain_matrix(group)
             k = group.n_body
             hx = np.empty((len(index), k, k, 3, 3), dtype=config.dtype)
@@ -288,16 +408,64 @@ class Potential:
             for p in range(k):
                 diag = hx[:, p, p].reshape(-1, 9)
                 for e in range(9):
-                    diagonal[e] += np.bincount(index[:, p], weights=diag[:, e], minlength=self.n_atoms)
-                for s_ in range(k):
-                    if s_ != p:
-                        rows.append(index[:, p])
-                        cols.append(index[:, s_])
-                        blocks.append(hx[:, p, s_])
-        diagonal = diagonal.T.reshape(-1, 3, 3)
-        if not rows:
-            return diagonal, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), config.dtype)
-        return diagonal, np.concatenate(rows), np.concatenate(cols), np.concatenate(blocks)
+                    hdiag[e] += np.bincount(index[:, p], weights=diag[:, e], minlength=n)
+                for s_ in range(p + 1, k):
+                    extras.append((index[:, p], index[:, s_], hx[:, p, s_]))
+        if base is None:
+            rows = cols = np.arange(n, dtype=np.int64)
+            blocks = np.zeros((n, 3, 3), dtype=config.dtype)
+            rowsum = np.zeros((n, 9))
+        else:
+            rows, cols, blocks, rowsum = self._radial_rows(base[0], base[1], config)
+        blocks.reshape(-1, 9)[rows == cols] = -(rowsum + hdiag.T)
+        if extras:
+            keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
+            rows, cols, blocks = add_symmetric_blocks(n, rows, cols, blocks, keys, -upper)
+        return rows, cols, blocks
+
+    def _radial_rows(self, group, index, config):
+        """The Jacobian blocks of a radial pair group, straight in row-major order.
+
+        index: (M, 2) the group's pairs. Every block (i, j), (j, i) and (i, i) of the pattern
+        (:func:`mdjac.jacobian.symmetric_pattern`) is computed where it is stored: J_ij = h(d_ij)
+        with d_ij = x_j - x_i (h is even in d, so J_ji = J_ij), phi' and phi'' by AD at each
+        stored block, so no block is moved after it is made. Returns (rows, cols, blocks (K, 3, 3)
+        with zero diagonal blocks, rowsum (N, 9) float64: the sum of each row's off-diagonal
+        blocks, which is minus the group's diagonal block by translation invariance).
+        """
+        n, dtype = self.n_atoms, config.dtype
+        indptr, cols = symmetric_pattern(n, index)
+        rows = rows_of(indptr)
+        d = [_component_displacement(config, c, rows, cols, dtype) for c in range(3)]  # 3 x (K,)
+        on = rows == cols
+        r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        r[on] = 1                        # a stand-in distance: diagonal blocks are set apart
+        params = tuple(np.asarray(p, dtype=dtype) for p in group.pair_params(rows, cols))
+        dphi, d2phi = np.empty_like(r), np.empty_like(r)
+        for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
+            d1, d2 = kernel.radial_derivatives(group.radial_energy, _pad(r[start:stop], size),
+                                               tuple(_pad(p[start:stop], size) for p in params))
+            dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
+        b = np.divide(dphi, r, out=dphi)     # phi'/r
+        a = np.subtract(d2phi, b, out=d2phi)  # phi'' - phi'/r
+        a[on] = 0
+        b[on] = 0
+        u = [np.divide(dc, r, out=dc) for dc in d]
+        au = [a * uc for uc in u]
+        blocks = np.empty((len(r), 3, 3), dtype=dtype)
+        flat = blocks.reshape(-1, 9)
+        rowsum = np.empty((n, 9))
+        for c in range(3):
+            for e in range(c, 3):
+                v = au[c] * u[e]
+                if e == c:
+                    v += b
+                flat[:, 3 * c + e] = v
+                rowsum[:, 3 * c + e] = np.add.reduceat(v, indptr[:-1], dtype=np.float64)
+                if e != c:
+                    flat[:, 3 * e + c] = v
+                    rowsum[:, 3 * e + c] = rowsum[:, 3 * c + e]
+        return rows, cols, blocks, rowsum
 
     # ------------------------------------------------------------------ the potential as one opaque function
     def interaction_pairs(self, positions, box=None):
@@ -351,31 +519,30 @@ class Potential:
             return total
         return energy, args
 
-    def _coloured_hessian(self, config, selected=None, dense=False):
-        """Hessian of the whole potential by colouring (or the identity colouring), as
-        (diagonal (N, 3, 3), rows, cols, blocks) like :meth:`_replicated_hessian`. The whole
-        Hessian is computed; ``selected`` is cut out of it by the caller."""
+    def _coloured_jacobian(self, config, selected=None, dense=False):
+        """Force Jacobian of the whole potential by colouring (or the identity colouring), as
+        (rows, cols, blocks) like :meth:`_replicated_jacobian`. The whole Jacobian is computed;
+        ``selected`` is cut out of it by the caller."""
         pairs = self._interaction_pairs(config)
         colours = np.arange(self.n_atoms) if dense else kernel.distance2_colouring(self.n_atoms, pairs)
         energy, args = self._energy_function(config)
         gradient = kernel.instance_gradient_of(energy)
         rows, cols, blocks = kernel.coloured_hessian_blocks(gradient, config.positions.astype(config.dtype), pairs, colours,
                                                             args, batched=True, cache=False)
-        on = rows == cols
-        diagonal = np.zeros((self.n_atoms, 3, 3))
-        diagonal[rows[on]] = blocks[on]
-        return diagonal, rows[~on], cols[~on], blocks[~on]
+        r, c, h = assemble_blocks(self.n_atoms, rows, cols, blocks)
+        return r, c, np.negative(h, out=h)
 
-    def _dense_hessian(self, config, selected=None):
-        """The article's identity mask: :meth:`_coloured_hessian` with one colour per atom."""
-        return self._coloured_hessian(config, selected, dense=True)
+    def _dense_jacobian(self, config, selected=None):
+        """The article's identity mask: :meth:`_coloured_jacobian` with one colour per atom."""
+        return self._coloured_jacobian(config, selected, dense=True)
 
 
 #: Strategies of :meth:`Potential.force_jacobian`: name -> method(potential, config, selected)
-#: returning (diagonal (N, 3, 3), rows, cols, blocks) of the Hessian. Adding a strategy is one
-#: method and one line here (the command line's --strategy lists these names).
+#: returning (rows, cols, blocks (K, 3, 3)) of the force Jacobian over all N atoms, row-major,
+#: unique, every diagonal block. Adding a strategy is one method and one line here (the command
+#: line's --strategy lists these names).
 STRATEGIES = {
-    "replicate": Potential._replicated_hessian,
-    "colour": Potential._coloured_hessian,
-    "dense": Potential._dense_hessian,
+    "replicate": Potential._replicated_jacobian,
+    "colour": Potential._coloured_jacobian,
+    "dense": Potential._dense_jacobian,
 }

@@ -49,4 +49,7 @@ def minimum_image(d, box):
     """Wrap displacements ``d`` (..., 3) nm into the minimum image of ``box``; ``box`` None leaves them."""
     if box is None:
         return d
-    return d - box * np.round(d / box)
+    shift = d / box
+    np.round(shift, out=shift)
+    shift *= box
+    return np.subtract(d, shift, out=shift)

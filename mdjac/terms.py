@@ -11,8 +11,11 @@ instance is written in MindSpore ops as a function of per-instance coordinates `
 * per-atom terms (``relative = False``) see the positions themselves, q = x[index], (..., M, k, 3).
 
 ``energy(q, *params)`` returns (..., M) energies in kJ/mol and must accept leading copy axes on q
-(MindSpore broadcasting does this for free). The kernel (mdjac.kernel) takes every derivative by
-automatic differentiation; no term writes a force or a Hessian. Hand-derived formulas live in the
+(MindSpore broadcasting does this for free). Pair terms (``radial = True``) state their energy as a
+function of the distance alone, ``radial_energy(r, *params)`` -> (..., M) with r (..., M) in nm;
+their ``energy(q)`` is that of r = |q|. The potential can then ask AD for phi'(r) and phi''(r)
+only (mdjac.kernel.radial_derivatives) and build the 3x3 blocks by the chain rule through r.
+The kernel (mdjac.kernel) takes every derivative by automatic differentiation; no term writes a force or a Hessian. Hand-derived formulas live in the
 tests, as references.
 
 Conventions (units: nm, kJ/mol, e, rad):
@@ -163,9 +166,11 @@ class Term:
     ``instances(config)`` -> (index (M, k) int64, params tuple of (M, ...) float64 arrays) and
     ``energy(q, *params)`` -> (..., M) kJ/mol. ``n_atoms`` is the number of atoms the term's
     per-atom tables describe (None if it has none); ``max_index`` the largest atom it names.
+    ``radial``: a pair term whose energy is ``radial_energy(r, *params)`` of the distance alone.
     """
     n_body = 1
     relative = False
+    radial = False
     n_atoms = None
     cutoff = None
 
@@ -356,10 +361,12 @@ class PairTerm(Term):
     cutoff: nm, or None for all pairs (open boundaries only). exclusions: (E, 2) pairs left out
     (bonded neighbours). pairs: (P, 2) fixed pairs instead of a neighbour search (then no cutoff
     applies). scale: factor on the energy (0.5 or 1/1.2 for AMBER 1-4 pairs).
-    Subclasses define ``pair_params(i, j)`` -> tuple of (P,) arrays and ``energy``.
+    Subclasses define ``pair_params(i, j)`` -> tuple of (P,) arrays and ``radial_energy(r, *params)``
+    -> (..., P) kJ/mol of the distances r (..., P) nm.
     """
     n_body = 2
     relative = True
+    radial = True
 
     def __init__(self, n_atoms, cutoff=None, exclusions=None, pairs=None, scale=1.0):
         self.n_atoms = int(n_atoms)
@@ -405,6 +412,12 @@ class PairTerm(Term):
     def pair_params(self, i, j):
         raise NotImplementedError
 
+    def energy(self, q, *params):
+        return self.radial_energy(_norm(q[..., 0, :]), *params)
+
+    def radial_energy(self, r, *params):
+        raise NotImplementedError
+
     def __repr__(self):
         source = f"pairs={len(self.fixed_pairs)}" if self.fixed_pairs is not None else f"cutoff={self.cutoff}"
         return f"{type(self).__name__}({source}, scale={self.scale})"
@@ -438,8 +451,8 @@ class LennardJones(PairTerm):
         ti, tj = self.types[i], self.types[j]
         return self.sigma_table[ti, tj], self.scale * self.epsilon_table[ti, tj]
 
-    def energy(self, q, sigma, epsilon):
-        s2 = sigma * sigma / (q[..., 0, :] * q[..., 0, :]).sum(-1)
+    def radial_energy(self, r, sigma, epsilon):
+        s2 = sigma * sigma / (r * r)
         s6 = s2 * s2 * s2
         return 4.0 * epsilon * (s6 * s6 - s6)
 
@@ -475,9 +488,8 @@ class Coulomb(PairTerm):
         # The DSF constants travel as per-pair arrays: Python floats in a compiled graph are float32.
         return qq, np.full(len(qq), self.alpha), qq * self._slope, qq * self._offset
 
-    def energy(self, q, qq, alpha=None, qq_slope=None, qq_offset=None):
+    def radial_energy(self, r, qq, alpha=None, qq_slope=None, qq_offset=None):
         """plain: qq / r; dsf: qq erfc(alpha r)/r + qq_slope r - qq_offset, the expanded DSF form."""
-        r = _norm(q[..., 0, :])
         if self.method == "plain":
             return qq / r
         return qq * ops.erfc(alpha * r) / r + qq_slope * r - qq_offset

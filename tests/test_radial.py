@@ -1,0 +1,141 @@
+"""The fast paths of issue 10 against the general ones and against independent references.
+
+* the radial route for pair terms (phi', phi'' by AD of the energy of r, blocks built in their
+  stored order) against the general per-term replication (``Potential.radial = False``) for every
+  pair term of test_terms, in float64 and float32, and against float64 finite differences on a
+  periodic liquid and on a system with every kind of term (bonded blocks inserted into the pair
+  pattern, 1-4 pairs, per-atom terms on the diagonal), whole and partial;
+* ``kernel.radial_derivatives`` against the closed-form phi', phi'' of Lennard-Jones;
+* ``symmetric_pattern`` / ``add_symmetric_blocks`` against ``assemble_blocks`` (a full sort);
+* ``VerletList`` against brute force along a random walk, periodic and open.
+"""
+import numpy as np
+import pytest
+
+import mdjac
+from mdjac import kernel, terms
+from mdjac.jacobian import add_symmetric_blocks, assemble_blocks, symmetric_pattern, upper_blocks
+from mdjac.neighbours import VerletList, brute_force_pairs
+from test_potential import mixed_system
+from test_terms import CASES
+
+PAIR_CASES = [name for name in CASES if name.startswith(("LennardJones", "Coulomb"))]
+
+
+def both_routes(pot, x, **kw):
+    """(radial route, general route) results: Jacobian, energy, forces."""
+    out = []
+    for radial in (True, False):
+        pot.radial = radial
+        e, f = pot.energy_and_forces(x)
+        out.append((pot.force_jacobian(x, **kw), e, f))
+    pot.radial = True
+    return out
+
+
+@pytest.mark.parametrize("name", PAIR_CASES)
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_radial_route_equals_general_route(name, dtype, tol, geometry, fd):
+    case = CASES[name](np.random.default_rng(PAIR_CASES.index(name) + 7), geometry)
+    assert all(t.radial for t in case.pot.terms)
+    (J, e, f), (J0, e0, f0) = both_routes(case.pot, case.x.astype(dtype))
+    assert J.dtype == dtype and f.dtype == dtype
+    np.testing.assert_array_equal(J.rows, J0.rows)
+    np.testing.assert_array_equal(J.cols, J0.cols)
+    assert fd.rel_err(J.blocks, J0.blocks) <= tol
+    assert fd.rel_err(f, f0) <= tol
+    assert e == pytest.approx(e0, rel=tol)
+
+
+def liquid(n=160, density=60.0, cutoff=0.55, seed=3):
+    """A periodic two-type LJ + DSF liquid (jittered lattice): positions float64, Potential."""
+    rng = np.random.default_rng(seed)
+    edge = (n / density) ** (1 / 3)
+    m = int(np.ceil(n ** (1 / 3)))
+    grid = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    x = (grid[rng.choice(len(grid), n, replace=False)] + 0.5) * (edge / m) + rng.normal(scale=0.02, size=(n, 3))
+    types = np.arange(n) % 2
+    pot = mdjac.Potential([terms.LennardJones([0.25, 0.2], [0.6, 0.4], types, cutoff=cutoff),
+                           terms.Coulomb(np.where(types == 0, 0.4, -0.4), cutoff=cutoff, method="dsf", alpha=2.0)],
+                          box=[edge] * 3)
+    return pot, x
+
+
+def test_periodic_liquid_against_finite_differences(fd):
+    pot, x = liquid()
+    J = pot.force_jacobian(x)
+    cols = np.array([0, 17, 101, 159])
+    ref = fd.jacobian(pot, x, columns=cols)
+    assert fd.rel_err(J.to_dense()[:, :, cols, :], ref) <= 1e-6
+    (J1, _, f1), (J0, _, f0) = both_routes(pot, x)
+    assert fd.rel_err(J1.blocks, J0.blocks) <= 1e-12 and fd.rel_err(f1, f0) <= 1e-12
+    # translation invariance, which the diagonal is built from, holds for the whole matrix
+    assert np.abs(J.to_dense().sum(axis=2)).max() <= 1e-9 * np.abs(J.blocks).max()
+
+
+def test_every_kind_of_term_against_general_route_and_finite_differences(geometry, fd):
+    pot, x = mixed_system(geometry)
+    (J, e, f), (J0, e0, f0) = both_routes(pot, x)
+    np.testing.assert_array_equal(J.rows, J0.rows)
+    np.testing.assert_array_equal(J.cols, J0.cols)
+    assert fd.rel_err(J.blocks, J0.blocks) <= 1e-12
+    assert fd.rel_err(f, f0) <= 1e-12 and e == pytest.approx(e0, rel=1e-12)
+    assert fd.rel_err(J.to_dense(), fd.jacobian(pot, x)) <= 1e-6
+    sel = [1, 4, 5, 9, 11]
+    (Js, _, _), (Js0, _, _) = both_routes(pot, x, atoms=sel)
+    np.testing.assert_array_equal(Js.rows, Js0.rows)
+    assert fd.rel_err(Js.blocks, Js0.blocks) <= 1e-12
+    assert fd.rel_err(Js.to_dense(), J.to_dense()[np.ix_(sel, range(3), sel, range(3))]) <= 1e-12
+
+
+def test_radial_derivatives_match_closed_form():
+    r = np.linspace(0.22, 0.9, 257)
+    sigma, eps = np.full_like(r, 0.25), np.full_like(r, 0.7)
+    lj = terms.LennardJones([0.25], [0.7], [0, 0])
+    d1, d2 = kernel.radial_derivatives(lj.radial_energy, r, (sigma, eps))
+    s6 = (sigma / r) ** 6
+    np.testing.assert_allclose(d1, 4 * eps * (-12 * s6 * s6 + 6 * s6) / r, rtol=1e-12)
+    np.testing.assert_allclose(d2, 4 * eps * (156 * s6 * s6 - 42 * s6) / r ** 2, rtol=1e-12)
+
+
+def test_symmetric_assembly_equals_full_sort():
+    rng = np.random.default_rng(5)
+    n = 40
+    keys = np.unique(rng.integers(0, n * n, 300))
+    pairs = np.stack([keys // n, keys % n], 1)
+    pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+    for given in (pairs, pairs[rng.permutation(len(pairs))][:, ::-1]):  # row-major, or any order and orientation
+        indptr, cols = symmetric_pattern(n, given)
+        rows = np.repeat(np.arange(n), np.diff(indptr))
+        r, c, _ = assemble_blocks(n, np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]], np.zeros((2 * len(pairs), 3, 3)))
+        np.testing.assert_array_equal(rows, r)
+        np.testing.assert_array_equal(cols, c)
+    blocks = rng.normal(size=(len(rows), 3, 3))
+    er, ec = rng.integers(0, n, 80), rng.integers(0, n, 80)
+    er, ec = er[er != ec], ec[er != ec]
+    eb = rng.normal(size=(len(er), 3, 3))
+    R, C, B = add_symmetric_blocks(n, rows, cols, blocks.copy(), *upper_blocks(n, er, ec, eb))
+    ref = assemble_blocks(n, np.r_[rows, er, ec], np.r_[cols, ec, er], np.concatenate([blocks, eb, eb.transpose(0, 2, 1)]))
+    np.testing.assert_array_equal(R, ref[0])
+    np.testing.assert_array_equal(C, ref[1])
+    np.testing.assert_allclose(B, ref[2], rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4])])
+def test_verlet_list_equals_brute_force_along_a_walk(box):
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 2.0, (300, 3))
+    verlet = VerletList(0.6, skin=0.1)
+    for _ in range(30):
+        x = x + rng.normal(scale=0.012, size=x.shape)
+        np.testing.assert_array_equal(verlet.pairs(x, box), brute_force_pairs(x, 0.6, box))
+    assert 1 < verlet.builds < 30  # kept for some frames, rebuilt when atoms moved too far
+
+
+def test_verlet_skin_is_cut_to_half_the_box():
+    rng = np.random.default_rng(2)
+    box = np.array([1.3, 1.3, 1.3])
+    x = rng.uniform(0, 1.3, (120, 3))
+    verlet = VerletList(0.6, skin=0.2)  # 0.6 + 0.2 > 0.65: the skin shrinks to 0.05
+    np.testing.assert_array_equal(verlet.pairs(x, box), brute_force_pairs(x, 0.6, box))
+    assert verlet._skin == pytest.approx(0.05)
