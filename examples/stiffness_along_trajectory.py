@@ -8,7 +8,8 @@ The run (300 K, Langevin, 1 fs steps, the force Jacobian every 10 steps) is writ
 mdjac.jobs.run_md to out/alanine-dipeptide-md.h5md and read back with mdjac.open_trajectory:
 the figure is drawn from the Jacobians stored in the H5MD file, which MDAnalysis also opens with the
 catalogue's topology, ``MDAnalysis.Universe("systems/alanine-dipeptide.pdb", TRAJECTORY)``.
-It takes about a minute (MindSPONGE's set-up and compilation, then the MD); each stage is announced.
+It takes about a minute (MindSPONGE's set-up and compilation, then the MD); each stage is announced,
+and the MD shows a progress bar.
 
 Run from the repository root:  .venv/bin/python examples/stiffness_along_trajectory.py
 """
@@ -37,7 +38,7 @@ def main(steps=1000, every=10):
     stage(f"MD: {steps} steps at 300 K, the force Jacobian every {every} steps into {TRAJECTORY} "
           "(builds and compiles MindSPONGE's force field first)")
     os.makedirs(os.path.dirname(TRAJECTORY), exist_ok=True)
-    summary = run_md(system, steps=steps, every=every, output=TRAJECTORY, overwrite=True, check=False)
+    summary = run_md(system, steps=steps, every=every, output=TRAJECTORY, overwrite=True, check=False, progress=True)
     stage(f"MD done: {summary['frames']} frames, {summary['seconds_per_jacobian'] * 1e3:.1f} ms per Jacobian; "
           "reading the stored Jacobians back")
     with mdjac.open_trajectory(TRAJECTORY) as frames:

@@ -3,8 +3,11 @@
 Every check on user input raises :class:`InputError`, a :class:`ValueError` whose message is one
 line that names the problem and says what to do. The command line prints that line and exits
 non-zero; anything else that escapes is a bug in mdjac, not in the input.
+
+This module imports nothing at load: the command line imports it before it blocks Ctrl-C, and a
+library loaded earlier (numpy starts its BLAS threads on import) would start threads that still
+take SIGINT (see mdjac.cli.hold_interrupts).
 """
-import numpy as np
 
 
 class InputError(ValueError):
@@ -15,6 +18,7 @@ def finite_numbers(value, what):
     """``value`` as a float64 array, refusing anything that is not numbers, and NaN or inf.
 
     what: the name of the value in the message (with its owner: a term, a file)."""
+    import numpy as np
     try:
         v = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

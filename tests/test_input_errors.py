@@ -292,3 +292,12 @@ def test_what_real_force_fields_use_is_allowed():
 ])
 def test_scalar_parameters_refuse_arrays(make, words):
     raises(make, *words)
+
+
+def test_the_command_line_loads_no_numpy_before_it_blocks_ctrl_c():
+    """mdjac.errors is imported by mdjac.cli at start; numpy there would start BLAS threads before
+    Ctrl-C is blocked, and a SIGINT landing in one of them ends the process through MindSpore's handler."""
+    import subprocess
+    import sys
+    code = "import sys, mdjac.cli, mdjac.errors; assert 'numpy' not in sys.modules, 'numpy imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
