@@ -18,6 +18,13 @@ Strategies for :meth:`Potential.force_jacobian`:
   its interaction graph, one masked grad per colour and component.
 * ``"dense"``: the article's identity mask, 3N copies of the system. Small systems, tests.
 
+Long-range terms (``term.long_range`` True: the reciprocal sum of an Ewald sum, mdjac.ewald) are
+not instance lists: they give their energy and forces, the block-diagonal part of their Hessian
+and a low-rank part of the Jacobian themselves (all by AD), and with "replicate" the result is a
+ForceJacobian with a long-range part (mdjac.jacobian). With "colour" and "dense" they enter the
+one opaque energy like any other term (every pair of atoms then interacts), which makes "dense"
+the independent check of the structured result.
+
 Instances are processed in chunks of fixed, power-of-two sizes (padded) so that each compiled
 function sees few shapes and compiles once, not per frame.
 """
@@ -135,6 +142,11 @@ class Potential:
         self.terms = list(terms)
         if not self.terms:
             raise InputError("a Potential needs at least one term")
+        self.long_range_terms = [t for t in self.terms if getattr(t, "long_range", False)]
+        self.short_range_terms = [t for t in self.terms if not getattr(t, "long_range", False)]
+        if len(self.long_range_terms) > 1:
+            raise InputError(f"the potential has {len(self.long_range_terms)} long-range (reciprocal-space) terms: "
+                             "give one, with all the charges")
         sizes = {t.n_atoms for t in self.terms if t.n_atoms is not None}
         if n_atoms is not None:
             sizes.add(int(n_atoms))
@@ -170,6 +182,8 @@ class Potential:
         if box is not None:
             for t in self.terms:
                 check_cutoff(t.cutoff, b)
+        if self.long_range_terms and b is None:
+            raise InputError("the potential has an Ewald reciprocal sum but no periodic box: give the box edges in nm")
         return Frame(x, b, dtype)
 
     def _instances(self, frame, atoms=None):
@@ -180,7 +194,7 @@ class Potential:
         call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
         """
         found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
-        for term in self.terms:
+        for term in self.short_range_terms:
             index, params = term.instances(frame)
             if atoms is not None:
                 keep = atoms[index].any(axis=1)
@@ -223,6 +237,10 @@ class Potential:
                 f_local = -np.einsum("ap,mai->mpi", A, g[: stop - start])
                 for p in range(group.n_body):
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
+        for term in self.long_range_terms:
+            e, f = term.energy_and_forces(frame)
+            energy += e
+            forces += f
         return energy, forces.astype(frame.dtype)
 
     def energy(self, positions, box=None):
@@ -240,6 +258,8 @@ class Potential:
         positions: (N, 3) nm. atoms: None (all) or global indices of the atoms whose rows and
         columns are wanted (a partial Jacobian; only the instances touching them are evaluated
         with "replicate"). strategy: "replicate", "colour" or "dense" (see the module docstring).
+        With a long-range term and "replicate", the result carries its low-rank part
+        (``long_range``) on the kept atoms; "colour" and "dense" hold everything in the blocks.
         """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
@@ -257,8 +277,13 @@ class Potential:
             local[kept] = np.arange(len(kept))
             keep = (local[rows] >= 0) & (local[cols] >= 0)
             rows, cols, blocks, diagonal = local[rows[keep]], local[cols[keep]], blocks[keep], diagonal[kept]
+        long_range = None
+        if strategy == "replicate" and self.long_range_terms:
+            term = self.long_range_terms[0]
+            diagonal = diagonal + term.hessian_diagonal(frame, kept)
+            long_range = term.jacobian_part(frame, kept)
         r, c, h = assemble_blocks(len(kept), rows, cols, blocks, diagonal)
-        return ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h), kept)
+        return ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h), kept, long_range)
 
     def _selection(self, atoms):
         """Boolean mask (N,) of selected atoms, or None for all."""
@@ -314,6 +339,9 @@ class Potential:
     def interaction_pairs(self, positions, box=None):
         """(P, 2) int64 atom pairs i < j coupled by some term instance in this frame."""
         frame = self.frame(positions, box)
+        if self.long_range_terms:  # a reciprocal sum couples every pair
+            i, j = np.triu_indices(self.n_atoms, k=1)
+            return np.stack([i, j], axis=1).astype(np.int64)
         keys = []
         for group, index, _, _ in self._instances(frame):
             for a in range(group.n_body):
@@ -343,11 +371,19 @@ class Potential:
                 args.append((q.astype(np.float64) - raw).astype(frame.dtype))
             args.extend(params)
             layout.append((group, index.shape, len(params)))
+        for term in self.long_range_terms:
+            lr_energy, lr_args = term.energy_function(frame)
+            args.extend(lr_args)
+            layout.append((lr_energy, None, len(lr_args)))
 
         def energy(X, *args):
             total = 0.0
             at = 0
             for group, shape, n_params in layout:
+                if shape is None:  # a long-range term: a function of all positions
+                    total = total + group(X, *args[at:at + n_params])
+                    at += n_params
+                    continue
                 x = ops.gather(X, args[at], 1).reshape(X.shape[:1] + shape + (3,))
                 at += 1
                 qx = x
