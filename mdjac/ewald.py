@@ -3,11 +3,12 @@ r"""Ewald electrostatics: parameters, wave vectors, the reciprocal sum and its l
 The Ewald sum of point charges q_i (e) in an orthorhombic box of edges L (nm), volume V, splits
 the periodic Coulomb energy with a screening parameter alpha (nm^-1) into
 
-    E = E_dir + E_excl + E_rec + E_self,
+    E = E_dir + E_excl + E_rec + E_self + E_net,
     E_dir  = f sum_{i<j, r_ij < rc, not excluded} q_i q_j erfc(alpha r_ij) / r_ij          (terms.Coulomb, method 'ewald')
     E_excl = -f sum_{excluded i<j} q_i q_j erf(alpha r_ij) / r_ij                          (terms.EwaldExclusion)
     E_rec  = sum_k w_k (C_k^2 + S_k^2),   C_k = sum_j q_j cos(k.r_j),  S_k = sum_j q_j sin(k.r_j)
     E_self = -f alpha / sqrt(pi) sum_i q_i^2                                                 (a constant)
+    E_net  = -pi f Q^2 / (2 V alpha^2),  Q = sum_i q_i   (neutralising background; constant in a fixed box)
 
 with f the Coulomb constant, k = 2 pi (n_x / L_x, n_y / L_y, n_z / L_z) over the half space of
 integer triples with |n_a| < kmax_a (n_x > 0, or n_x = 0 and n_y > 0, or n_x = n_y = 0 and n_z > 0:
@@ -16,7 +17,7 @@ each +-k pair once, k = 0 left out), and
     w_k = (4 pi f / V) exp(-|k|^2 / (4 alpha^2)) / |k|^2.
 
 This is exactly OpenMM's Ewald method (NonbondedForce.Ewald, ReferenceLJCoulombIxn): the same
-half space, weights and self term. Its parameters come from an error tolerance delta the way
+half space, weights, self term and, for a system with net charge, the same background term. Its parameters come from an error tolerance delta the way
 OpenMM chooses them (NonbondedForceImpl::calcEwaldParameters):
 
     alpha = sqrt(-ln(2 delta)) / rc,
@@ -206,7 +207,7 @@ class EwaldReciprocal:
     :data:`OPENMM_COULOMB_CONSTANT` to match OpenMM to 1e-9). The k vectors and weights follow the
     box of each frame (NPT); the wave numbers are fixed.
 
-    Energy: E_rec + E_self (module docstring). Not an instance term: the Potential asks it for
+    Energy: E_rec + E_self + E_net (module docstring). Not an instance term: the Potential asks it for
     ``energy_and_forces(config)``, ``hessian_diagonal(config, atoms)`` and
     ``jacobian_part(config, atoms)``, and for the dense check ``energy_function(config)``.
     """
@@ -249,18 +250,23 @@ class EwaldReciprocal:
         return k, reciprocal_weights(k, self.alpha, box, self.coulomb_constant)
 
     def energy_and_forces(self, config):
-        """(E_rec + E_self kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) by AD of E_rec, chunked over k."""
+        """(E_rec + E_self + E_net kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) by AD of E_rec, chunked over k."""
         kvectors, weights = self.kvectors_and_weights(config.box)
         dtype = config.dtype
         x = config.positions.astype(dtype)
-        energy, gradient = 0.0, np.zeros((self.n_atoms, 3))
+        energy, gradient = self.constant_energy(config.box), np.zeros((self.n_atoms, 3))
         charges = self.charges.astype(dtype)
         for _, _, k, w in _k_chunks(kvectors, weights, self.n_atoms):
             e, g = kernel.term_energy_and_gradient(reciprocal_energy, x, np.ones((), dtype),
                                                    (charges, k.astype(dtype), w.astype(dtype)))
             energy += e
             gradient += g
-        return energy + self.self_energy, -gradient
+        return energy, -gradient
+
+    def constant_energy(self, box):
+        """E_self + E_net (kJ/mol): the self term and the net charge's background term in a box (3,) nm."""
+        total = float(self.charges.sum())
+        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * float(np.prod(box)) * self.alpha ** 2)
 
     def hessian_diagonal(self, config, atoms):
         """Block-diagonal part B_ii (n, 3, 3) of the reciprocal Hessian for atoms (n,) (kJ mol^-1 nm^-2).
