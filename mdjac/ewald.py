@@ -375,19 +375,21 @@ class ReciprocalJacobian:
         """(n, 3, 3) diagonal blocks of the low-rank part: -sum_k 2 w_k (g_k[i] g_k[i]^T + h_k[i] h_k[i]^T)."""
         out = np.zeros((self.n, 3, 3))
         for w, g, h in self.chunks():
-            out -= 2.0 * (np.einsum("k,kia,kib->iab", w, g, g) + np.einsum("k,kia,kib->iab", w, h, h))
+            for f in (g, h):
+                ft = f.transpose(1, 2, 0)                       # (n, 3, Kc)
+                out -= 2.0 * np.matmul(ft * w, ft.transpose(0, 2, 1))
         return out
 
     def matvec(self, v):
         """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back."""
         v = np.asarray(v, dtype=np.float64)
         shape = v.shape
-        V = v.reshape(self.n, 3, -1)
+        V = v.reshape(3 * self.n, -1)
         out = np.zeros_like(V)
         for w, g, h in self.chunks():
             for f in (g, h):
-                fv = np.einsum("kia,iam->km", f, V)
-                out -= 2.0 * np.einsum("kia,km->iam", f, w[:, None] * fv)
+                f = f.reshape(len(w), 3 * self.n)               # rows: the 3n-vectors g_k (or h_k)
+                out -= 2.0 * (f.T @ (w[:, None] * (f @ V)))
         return out.reshape(shape)
 
     def dense(self):
