@@ -1,7 +1,8 @@
 """Memory and time of the structured (sparse + low-rank) Ewald Jacobian, against a dense Hessian.
 
-Systems (SPC/E charges, intramolecular pairs excluded, OpenMM's Ewald parameters at tolerance
-5e-4 with a 1.0 nm cutoff, float64):
+Systems: flexible SPC/E water (Ewald electrostatics with OpenMM's parameters at tolerance 5e-4
+and a 1.0 nm cutoff, intramolecular pairs excluded; Lennard-Jones between oxygens within the
+cutoff; harmonic O-H bonds and H-O-H angles), float64:
 
 * ``water-box``: the catalogue's 1,000 waters (3,000 atoms, 3.106 nm box);
 * ``water-30k``: 10,000 waters (30,000 atoms) on a jittered lattice at the same density
@@ -59,13 +60,20 @@ def water_system(name):
 
 def measure(name):
     import mdjac
-    from mdjac import ewald
+    from mdjac import ewald, terms
 
     x, box = water_system(name)
     n_waters = len(x) // 3
     charges = np.tile(SPCE_CHARGES, n_waters)
     exclusions = np.array([[3 * w + a, 3 * w + b] for w in range(n_waters) for a, b in ((0, 1), (0, 2), (1, 2))])
-    pot = mdjac.Potential(ewald.ewald_terms(charges, CUTOFF, box, exclusions=exclusions, tolerance=TOLERANCE), box=box)
+    oxygen = np.arange(n_waters) * 3
+    water_terms = [terms.LennardJones([0.316557, 0.1], [0.650194, 0.0], np.tile([0, 1, 1], n_waters), cutoff=CUTOFF,
+                                      exclusions=exclusions),
+                   terms.HarmonicBond(np.concatenate([np.stack([oxygen, oxygen + 1], 1), np.stack([oxygen, oxygen + 2], 1)]),
+                                      k=345000.0, r0=0.1),
+                   terms.HarmonicAngle(np.stack([oxygen + 1, oxygen, oxygen + 2], 1), k=383.0, theta0=np.radians(109.47))]
+    pot = mdjac.Potential(water_terms + ewald.ewald_terms(charges, CUTOFF, box, exclusions=exclusions, tolerance=TOLERANCE),
+                          box=box)
     rec = pot.long_range_terms[0]
     row = dict(system=name, atoms=len(x), K=len(rec.numbers), kmax=int(rec.kmax[0]))
     pot.energy_and_forces(x)                       # compile the force path
