@@ -92,7 +92,7 @@ def measure(n):
     fd_column = fd_column_seconds(pot, x)
     force = min(force, fd_column / 2)
     jacobian = pot.force_jacobian(x)
-    row = {"n": n, "pairs": int(len(pot.terms[0].candidate_pairs(pot.frame(x)))), "blocks": jacobian.nnz_blocks,
+    row = {"n": n, "pairs": int(len(pot.terms[0].candidate_pairs(pot.configuration(x)))), "blocks": jacobian.nnz_blocks,
            "force_s": force, "jacobian_s": jac, "fd_s": 3 * n * fd_column, "hvp_s": 3 * n * hvp_seconds(pot, x)}
     row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     return row
@@ -100,11 +100,10 @@ def measure(n):
 
 def fd_column_seconds(pot, x, samples=3, step=1e-3):
     """Seconds per finite-difference column (two force evaluations at x +- step e_c), best of samples."""
+    from mdjac import numerical
+
     def column(c):
-        xp, xm = x.copy(), x.copy()
-        xp.flat[c] += step
-        xm.flat[c] -= step
-        return (pot.forces(xp) - pot.forces(xm)) / (2 * step)
+        return numerical.central_difference_columns(pot.forces, x, [c], h=step)
     return min(_timed(column, c) for c in range(samples))
 
 
@@ -155,8 +154,8 @@ def measure_systems(steps=60, every=10):
     import tempfile
 
     import mdjac
-    from mdjac.h5md import describe
-    from mdjac.sponge import run_md
+    from mdjac.io.h5md_reader import describe
+    from mdjac.jobs import run_md
 
     head = f"{'system':>18} {'N':>6} {'blocks':>9} {'force (s)':>10} {'Jacobian (s)':>13} {'Jacobian/force':>15} " \
            f"{'MD step (s)':>12} {'callback/frame (s)':>19} {'of which Jacobian':>18} {'callback/Jacobian':>18} " \

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import mdjac
-from mdjac import plots
+from mdjac.analysis import plots
 
 
 def main(name="water-box"):

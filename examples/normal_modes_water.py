@@ -9,7 +9,8 @@ Run from the repository root:  .venv/bin/python examples/normal_modes_water.py
 import numpy as np
 
 import mdjac
-from mdjac import modes, plots
+from mdjac import numerical
+from mdjac.analysis import minimise, plots
 
 OUTPUT = "out/normal_modes_water.png"
 
@@ -29,18 +30,13 @@ def spce_water():
 def finite_difference_jacobian(potential, x, h=1e-5):
     """float64 central differences of the forces, as a ForceJacobian (the reference)."""
     n = len(x)
-    dense = np.zeros((n, 3, n, 3))
-    for j in range(n):
-        for b in range(3):
-            step = np.zeros_like(x)
-            step[j, b] = h
-            dense[:, :, j, b] = (potential.forces(x + step) - potential.forces(x - step)) / (2 * h)
+    dense = numerical.central_difference_jacobian(potential.forces, x, h=h)
     return mdjac.ForceJacobian.from_bsr(dense.reshape(3 * n, 3 * n))
 
 
 def main():
     potential, x, masses, names = spce_water()
-    x, fmax = modes.minimise_energy(potential, x, gtol=1e-9)
+    x, fmax = minimise.minimise_energy(potential, x, gtol=1e-9)
     exact = mdjac.normal_modes(potential.force_jacobian(x), masses, positions=x, project="molecule")
     fd = mdjac.normal_modes(finite_difference_jacobian(potential, x), masses, positions=x, project="molecule")
     print(exact.table(title=f"SPC/E water at its minimum (largest force {fmax:.1e} kJ/mol/nm), exact Jacobian"))

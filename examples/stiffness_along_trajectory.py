@@ -5,7 +5,7 @@ curvature of the energy when atom i alone moves, summed over x, y, z) for every 
 labelled by atom name) and every stored frame (columns, in ps).
 
 The run (300 K, Langevin, 1 fs steps, the force Jacobian every 10 steps) is written by
-mdjac.sponge.run_md to out/alanine-dipeptide-md.h5 and read back with mdjac.open_trajectory:
+mdjac.jobs.run_md to out/alanine-dipeptide-md.h5 and read back with mdjac.open_trajectory:
 the figure is drawn from the Jacobians stored in the H5MD file.
 
 Run from the repository root:  .venv/bin/python examples/stiffness_along_trajectory.py
@@ -13,8 +13,8 @@ Run from the repository root:  .venv/bin/python examples/stiffness_along_traject
 import numpy as np
 
 import mdjac
-from mdjac import plots
-from mdjac.sponge import run_md
+from mdjac.analysis import plots
+from mdjac.jobs import run_md
 
 TRAJECTORY = "out/alanine-dipeptide-md.h5"
 OUTPUT = "out/stiffness_alanine_dipeptide.png"

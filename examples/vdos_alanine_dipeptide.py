@@ -2,7 +2,7 @@
 
 Makes: out/vdos_alanine_dipeptide.png (Gaussian-broadened density of states, 10 cm^-1, with the
 60 vibrations as ticks) and prints the frequency table. The structure is first minimised with
-saddle-free Newton steps on the exact Jacobian (mdjac.modes.minimise_energy); the six rigid-body
+saddle-free Newton steps on the exact Jacobian (mdjac.analysis.minimise); the six rigid-body
 modes are projected out.
 
 Run from the repository root:  .venv/bin/python examples/vdos_alanine_dipeptide.py
@@ -10,14 +10,14 @@ Run from the repository root:  .venv/bin/python examples/vdos_alanine_dipeptide.
 import numpy as np
 
 import mdjac
-from mdjac import modes, plots
+from mdjac.analysis import minimise, plots
 
 OUTPUT = "out/vdos_alanine_dipeptide.png"
 
 
 def main():
     system = mdjac.load_system("alanine-dipeptide")
-    x, fmax = modes.minimise_energy(system.potential, system.positions)
+    x, fmax = minimise.minimise_energy(system.potential, system.positions)
     jacobian = system.potential.force_jacobian(x)                  # float64 positions: float64 Jacobian
     nm = mdjac.normal_modes(jacobian, system.masses, positions=x, project="molecule")
     print(nm.table(title=f"alanine dipeptide, minimised (largest force {fmax:.1e} kJ/mol/nm)"))

@@ -3,7 +3,11 @@
 The force Jacobian J_ij = dF_i/dr_j = -d2U/dr_i dr_j (3x3 blocks, kJ mol^-1 nm^-2) comes from
 MindSpore automatic differentiation through the masked-grad kernel (mdjac.kernel); terms state
 only their energies (mdjac.terms). See docs/architecture.md for the map of the package.
+
+Importing mdjac is light: MindSpore (about 2 s) is imported when a Potential or a term is first
+used, so ``mdjac --help``, ``mdjac info`` and argument errors never wait for it.
 """
+import importlib
 import os
 
 # MindSpore (and MindSPONGE through it) log deprecation warnings on every import; keep errors only
@@ -11,24 +15,25 @@ import os
 os.environ.setdefault("GLOG_v", "3")
 
 from .errors import InputError  # noqa: E402
-from .jacobian import ForceJacobian  # noqa: E402
-from .potential import Potential  # noqa: E402
-from . import terms  # noqa: E402
+from .version import __version__  # noqa: E402
 
-__version__ = "0.1.0"
-__all__ = ["ForceJacobian", "InputError", "Potential", "terms", "load_system", "open_trajectory", "normal_modes",
-           "__version__"]
+#: Public names -> the module that defines them, imported on first use.
+_PUBLIC = {
+    "ForceJacobian": "jacobian",
+    "Potential": "potential",
+    "load_system": "catalogue",
+    "open_trajectory": "io",
+    "open_writer": "io",
+    "compute_trajectory": "jobs",
+    "run_md": "jobs",
+    "normal_modes": "analysis.modes",
+}
+__all__ = sorted(_PUBLIC) + ["InputError", "terms", "__version__"]
 
 
 def __getattr__(name):
-    """Lazy entry points, so that importing mdjac stays light (no MindSPONGE, h5py or matplotlib)."""
-    if name == "load_system":
-        from .catalogue import load_system
-        return load_system
-    if name == "open_trajectory":
-        from .h5md import open_trajectory
-        return open_trajectory
-    if name == "normal_modes":
-        from .modes import normal_modes
-        return normal_modes
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    if name == "terms":
+        return importlib.import_module(".terms", __name__)
     raise AttributeError(f"module 'mdjac' has no attribute {name!r}")

@@ -4,7 +4,8 @@ Each system is a declarative JSON file in ``systems/`` (installed as the package
 ``mdjac.systems``) next to its coordinates (PDB or npz). Three engines:
 
 * ``"mindsponge"``: a MindSPONGE Molecule built from residue templates and a parameter set
-  ('AMBER.FF14SB', 'SPCE', 'TIP3P'); the potential is :func:`mdjac.sponge.adapt` of it, and
+  ('AMBER.FF14SB', 'SPCE', 'TIP3P') by :mod:`mdjac.sponge.systems`; the potential is
+  :func:`mdjac.sponge.adapt` of it, and
   :meth:`System.sponge` gives the MindSPONGE objects for an MD run. MindSPONGE is imported only
   when the potential or those objects are first asked for.
 * ``"mdjac"``: mdjac terms listed in the file, e.g. ``{"term": "LennardJones", "sigma": [...],
@@ -18,7 +19,6 @@ to the JSON file; not for "article"). mindsponge: ``template``, ``residues`` (li
 names, or ``[name, copies]``), ``forcefield``, ``cutoff`` (nm or null), ``md`` (run settings).
 mdjac: ``atom_types`` (list of {"name", "mass"}), ``terms``.
 """
-import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -140,7 +140,7 @@ class System:
         """The mdjac Potential (built on first use; None for the article)."""
         if self._potential is None and self.engine != "article":
             if self.is_mindsponge:
-                from .sponge import adapt
+                from .sponge.adapter import adapt
                 self._potential = adapt(*self.sponge())
             else:
                 self._potential = build_terms_potential(self)
@@ -161,6 +161,7 @@ class System:
         if not self.is_mindsponge:
             return None
         if fresh or self._sponge is None:
+            from .sponge.systems import build_sponge
             built = build_sponge(self.spec, self.positions, self.box)
             if fresh:
                 return built
@@ -187,12 +188,24 @@ def load_system(name_or_path=DEFAULT_SYSTEM):
     x = np.asarray(coords["positions"], dtype=np.float64)
     box = None if coords["box"] is None else np.asarray(coords["box"], dtype=np.float64).reshape(3)
     if engine == "mindsponge":
+        from .sponge.systems import sponge_names_and_masses
         names, masses = sponge_names_and_masses(spec)
     else:
         names, masses = type_names_and_masses(spec, coords)
     if len(names) != len(x):
         raise InputError(f"{path}: the coordinates hold {len(x)} atoms but the residues/types describe {len(names)}")
     return System(name, description, x, masses, box, names, spec, path)
+
+
+def resolve_system(system):
+    """``system`` itself if it is a loaded :class:`System`, else :func:`load_system` of the name or
+    path, with a missing file or a missing key in it as a one-line InputError."""
+    if isinstance(system, System):
+        return system
+    try:
+        return load_system(system)
+    except (FileNotFoundError, KeyError) as err:
+        raise InputError(f"unknown system {system!r} ({err}); give a name from systems/ or a system file") from None
 
 
 # ----------------------------------------------------------------------------- engine "mdjac"
@@ -235,75 +248,3 @@ def article_function(spec):
     def z(x):
         return ops.cast(ops.gather(y, index, 0).reshape(-1), x.dtype) * x
     return z
-
-
-# ----------------------------------------------------------------------------- engine "mindsponge"
-def _residue_list(spec):
-    """[(name, copies)] from the spec's 'residues' (names, or [name, copies])."""
-    out = []
-    for item in spec["residues"]:
-        name, copies = (item, 1) if isinstance(item, str) else (item[0], int(item[1]))
-        out.append((name, copies))
-    return out
-
-
-@functools.lru_cache(maxsize=None)
-def _template(name):
-    from mindsponge.data import get_template
-    return get_template(name)
-
-
-def _template_residue(spec, name):
-    tmpl = _template(spec["template"]).get(name)
-    if tmpl is None:
-        raise InputError(f"residue {name!r} is not in MindSPONGE's template {spec['template']!r}: fix 'residues'")
-    return tmpl
-
-
-def sponge_names_and_masses(spec):
-    """Atom names (N,) and masses (N,) amu of a mindsponge system, from MindSPONGE's templates.
-
-    Reads the template YAML through MindSPONGE's loader (which imports mindsponge)."""
-    names, masses = [], []
-    for name, copies in _residue_list(spec):
-        t = _template_residue(spec, name)
-        names += list(t["atom_name"]) * copies
-        masses += list(t["atom_mass"]) * copies
-    return np.array(names), np.array(masses, dtype=np.float64)
-
-
-def _build_residue(spec, name, copies):
-    """A MindSPONGE residue: a template residue, or ``copies`` of one merged into a single residue.
-
-    One merged residue instead of 1,000 small ones: Molecule.build_system is quadratic in residues
-    (1,000 waters took 270 s); the force field is the same (bonds stay within each copy)."""
-    from mindsponge.system import Residue
-    from mindsponge.system.residue.amino import AminoAcid
-
-    t = _template_residue(spec, name)
-    if copies == 1:
-        cls = AminoAcid if spec["template"].startswith("protein") else Residue
-        return cls(name=name, template=_template(spec["template"]))
-    n = len(t["atom_name"])
-    bond = np.asarray(t.get("bond") or np.zeros((0, 2)), dtype=np.int32)
-    bonds = (bond[None] + n * np.arange(copies)[:, None, None]).reshape(-1, 2)
-    tile = lambda key, dtype: np.tile(np.asarray(t[key], dtype=dtype), copies)  # noqa: E731
-    return Residue(name=name, atom_name=tile("atom_name", np.str_), atom_type=tile("atom_type", np.str_),
-                   atom_mass=tile("atom_mass", np.float32), atomic_number=tile("atomic_number", np.int32),
-                   atom_charge=tile("atom_charge", np.float32) if "atom_charge" in t else None, bond=bonds)
-
-
-def build_sponge(spec, positions, box):
-    """(Molecule, ForceField) of MindSPONGE for a mindsponge system spec at ``positions`` (N, 3) nm.
-
-    The force field's cells get the spec's cutoff (nm), as a SimulationCell would set it.
-    """
-    from mindsponge import ForceField, Molecule
-
-    residues = [_build_residue(spec, name, copies) for name, copies in _residue_list(spec)]
-    pbc = None if box is None else np.asarray(box, dtype=np.float32).reshape(1, 3)
-    molecule = Molecule(residue=residues, coordinate=np.asarray(positions, dtype=np.float32)[None], pbc_box=pbc)
-    forcefield = ForceField(molecule, spec["forcefield"])
-    if spec.get("cutoff") is not None:
-        forcefield.set_cutoff(float(spec["cutoff"]))
-    return molecule, forcefield

@@ -1,7 +1,7 @@
 """The ``mdjac`` command line.
 
     mdjac compute TRAJ --system S -o OUT [--start --stop --step] [--resume | --overwrite]
-                                          [--batch N] [--float64]
+                                          [--batch N] [--float64] [--strategy S]
     mdjac info FILE
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
     mdjac modes FILE|SYSTEM [--frame N] [-k K]
@@ -11,14 +11,17 @@ S is a name from systems/ or a system file. Bad input ends with one line on stde
 """
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
 
 import numpy as np
 
+from .catalogue import resolve_system
 from .errors import InputError
+
+#: The strategies of Potential.force_jacobian (mdjac.potential.STRATEGIES), named here so that
+#: --help does not import MindSpore; a test checks that the two lists agree.
+STRATEGIES = ("colour", "dense", "replicate")
 
 EXIT_INPUT, EXIT_INTERRUPTED = 2, 130
 
@@ -51,6 +54,8 @@ def build_parser():
                    help="store only the blocks J_ij with j >= i (J_ji = J_ij^T): half the bytes")
     p.add_argument("--uncompressed", action="store_true",
                    help="store the Jacobian blocks without gzip: faster writes, files about 1.3x larger")
+    p.add_argument("--strategy", default="replicate", choices=sorted(STRATEGIES),
+                   help="how the Jacobian is computed (see mdjac.Potential.force_jacobian) [replicate]")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
@@ -89,129 +94,16 @@ def main(argv=None):
 # compute
 # --------------------------------------------------------------------------------------------
 
-def load_system(name):
-    """The catalogue's System for a name or a file, unknown names as InputError."""
-    from .catalogue import load_system as load
-    try:
-        return load(name)
-    except InputError:
-        raise
-    except (FileNotFoundError, KeyError) as err:
-        raise InputError(f"unknown system {name!r} ({err}); give a name from systems/ or a system file") from None
-
-
-def check_output(path, resume, overwrite):
-    """Refuse an output that exists (without --resume/--overwrite) or cannot be written."""
-    path = os.path.abspath(path)
-    if os.path.isdir(path):
-        raise InputError(f"output {path} is a directory; give a file name")
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise InputError(f"cannot write {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise InputError(f"cannot write {path}: permission denied")
-    if os.path.exists(path) and not (resume or overwrite):
-        raise InputError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
-
-
-def frame_box(box, system):
-    """The box for the potential: the frame's own ``box`` (NPT) or else the system's; None if
-    the system is not periodic. (3,) nm."""
-    if system.box is None:
-        return None
-    return np.asarray(system.box if box is None else box, dtype=np.float64)
-
-
-def check_frames(frames, system):
-    """Read every selected frame once and refuse the run if any has NaN/inf positions or a bad
-    box: nothing is written for a trajectory that would fail half-way."""
-    for i in range(len(frames)):
-        positions, box = frames.coordinates(i)
-        if not np.all(np.isfinite(positions)):
-            raise InputError(f"{frames.path}: frame {frames.indices[i]} has NaN or infinite positions; "
-                             f"select frames before it with --stop {frames.indices[i]}")
-        box = frame_box(box, system)
-        if box is not None and not (box.shape == (3,) and np.all(np.isfinite(box)) and np.all(box > 0)):
-            raise InputError(f"{frames.path}: frame {frames.indices[i]} has an invalid box {box}")
-
-
-def run_metadata(args, frames):
-    """What --resume checks: the same input, system, selection and precision."""
-    return dict(source=os.path.abspath(args.trajectory), system=args.system,
-                frames=[frames.indices.start, frames.indices.stop, frames.indices.step],
-                float64=bool(args.float64), upper=bool(args.upper))
-
-
-def check_resumable(path, metadata):
-    """Refuse to resume an output made from another input, system, selection or precision."""
-    from .h5md import read_metadata
-    stored = read_metadata(path)
-    for key, value in metadata.items():
-        if stored.get(key) != value:
-            raise InputError(f"{path} was made with {key}={stored.get(key)!r}, not {value!r}; "
-                             "resume with the same arguments or use --overwrite")
-
-
 def cmd_compute(args):
-    from tqdm import tqdm
-    from .h5md import TrajectoryWriter, describe, open_trajectory
+    from .io.h5md_reader import describe
+    from .jobs import compute_trajectory
 
-    if args.batch < 1:
-        raise InputError("--batch must be at least 1")
-    check_output(args.output, args.resume, args.overwrite)
-    if os.path.abspath(args.output) == os.path.abspath(args.trajectory):
-        raise InputError("the output would replace the input trajectory; give another -o")
-    system = load_system(args.system)
-    if system.potential is None:
-        raise InputError(f"system {args.system!r} has no potential (it is not a molecule); pick another")
-    n_atoms = len(system.positions)
-    traj = open_trajectory(args.trajectory, n_atoms=n_atoms)
-    frames = traj[args.start:args.stop:args.step]
-    if not len(frames):
-        raise InputError(f"{args.trajectory}: the selection start={args.start} stop={args.stop} "
-                         f"step={args.step} holds no frame of its {len(traj)}")
-    check_frames(frames, system)
-    metadata = run_metadata(args, frames)
-    if args.resume and os.path.exists(args.output):
-        check_resumable(args.output, metadata)
-    dtype = np.float64 if args.float64 else np.float32
-    potential = system.potential
-    writer = TrajectoryWriter(args.output, n_atoms, names=system.names, masses=system.masses,
-                              periodic=system.box is not None, dtype=dtype,
-                              mode="a" if args.resume else "w", overwrite=args.overwrite,
-                              batch=args.batch, metadata=metadata, compress_blocks=not args.uncompressed,
-                              triangle="upper" if args.upper else "full")
-    with writer:
-        done = writer.n_frames
-        if done > len(frames):
-            raise InputError(f"{args.output} holds {done} frames, more than the {len(frames)} selected")
-        if done and frames[done - 1].step != writer.last_step:
-            raise InputError(f"{args.output} ends at step {writer.last_step} but frame {done - 1} of the "
-                             f"selection is step {frames[done - 1].step}; use --overwrite")
-        start = time.perf_counter()
-        bar = tqdm(total=len(frames), initial=done, unit="frame", desc="jacobians", file=sys.stderr,
-                   disable=args.quiet, dynamic_ncols=True, smoothing=0.1)
-        with bar:
-            for i in range(done, len(frames)):
-                frame = frames[i]
-                x = np.asarray(frame.positions, dtype=dtype)
-                box = frame_box(frame.box, system)
-                forces = potential.forces(x, box=box)
-                jacobian = potential.force_jacobian(x, box=box)
-                restore_interrupt()
-                writer.append(frame.step, frame.time, x, box, forces, jacobian)
-                bar.update()
-    elapsed = time.perf_counter() - start
-    traj.close()
-    print(summary(describe(args.output), len(frames) - done, done, elapsed))
-
-
-def restore_interrupt():
-    """Make Ctrl-C raise KeyboardInterrupt again: MindSpore's runtime installs a C-level SIGINT
-    handler that ends the process with SIGTERM, skipping the writer's final flush (the journal
-    keeps the file safe either way, but a clean stop keeps the buffered frames too)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    result = compute_trajectory(args.trajectory, args.system, args.output, start=args.start, stop=args.stop,
+                                step=args.step, resume=args.resume, overwrite=args.overwrite,
+                                dtype=np.float64 if args.float64 else np.float32, batch=args.batch,
+                                compress=not args.uncompressed, triangle="upper" if args.upper else "full",
+                                strategy=args.strategy, progress=not args.quiet)
+    print(summary(describe(args.output), result["computed"], result["kept"], result["seconds"]))
 
 
 def summary(info, new, resumed, seconds):
@@ -232,7 +124,7 @@ def summary(info, new, resumed, seconds):
 # --------------------------------------------------------------------------------------------
 
 def format_info(info):
-    """Lines of ``mdjac info`` from :func:`mdjac.h5md.describe`."""
+    """Lines of ``mdjac info`` from :func:`mdjac.io.h5md_reader.describe`."""
     lines = [f"{info['path']}  (H5MD, written by {info['creator']}, particles group '{info['group']}')",
              f"  atoms            {info['n_atoms']}",
              f"  frames           {info['frames']} complete"]
@@ -256,7 +148,9 @@ def format_info(info):
 
 
 def cmd_info(args):
-    from .h5md import describe, is_hdf5, open_trajectory
+    from .io import open_trajectory
+    from .io.h5md_layout import is_hdf5
+    from .io.h5md_reader import describe
     if not os.path.isfile(args.file):
         raise InputError(f"{args.file}: no such file")
     if is_hdf5(args.file):
@@ -268,7 +162,7 @@ def cmd_info(args):
 
 
 def cmd_run(args):
-    from .sponge import run_md
+    from .jobs import check_output, run_md
     if args.output is not None:
         check_output(args.output, False, args.overwrite)
     options = {k: v for k, v in dict(steps=args.steps, every=args.every, output=args.output).items()
@@ -285,8 +179,83 @@ def format_summary(result):
 
 
 def cmd_modes(args):
-    from .modes import modes_command
-    print(modes_command(args.source, frame=args.frame, k=args.k, system=args.system))
+    print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system))
+
+
+def _file_frame(path, frame):
+    """(Frame, masses (N,) amu or None, system name recorded by the writer or None) of frame ``frame``."""
+    from .io import open_trajectory
+    from .io.h5md_reader import read_metadata
+
+    with open_trajectory(path) as traj:
+        n = len(traj)
+        if not isinstance(frame, (int, np.integer)) or not -n <= frame < n:
+            raise InputError(f"{path}: frame {frame} is out of range; the file has {n} frames (0..{n - 1})")
+        fr, masses = traj[int(frame)], traj.masses
+    return fr, masses, read_metadata(path).get("system")
+
+
+def _file_case(path, frame, system):
+    """(jacobian, masses, positions, box, description) of a frame of an mdjac H5MD file, as stored.
+
+    Masses come from the file, else from ``system`` (a name, or the one the file records); the
+    Jacobian from the file, else from that system's potential at the frame's positions.
+    """
+    from .io.h5md_layout import is_hdf5
+
+    if not is_hdf5(path):
+        raise InputError(f"{path} is not an H5MD file; give an mdjac H5MD file or a system name "
+                         f"(run mdjac compute on other trajectories first)")
+    fr, masses, recorded = _file_frame(path, frame)
+    x = np.asarray(fr.positions, dtype=np.float64)
+    jacobian = fr.jacobian
+    if masses is None or jacobian is None:
+        name = system or recorded
+        if name is None:
+            raise InputError(f"{path} stores no masses or no Jacobian and names no system; pass a system")
+        sysobj = resolve_system(name)
+        masses = sysobj.masses if masses is None else masses
+        jacobian = sysobj.potential.force_jacobian(x, box=fr.box) if jacobian is None else jacobian
+    return jacobian, masses, x, fr.box, f"{path}, frame {frame} (step {fr.step}, {fr.time:g} ps), as stored"
+
+
+def _system_case(sysobj, minimise, gtol):
+    """(jacobian, masses, positions, box, description) of a catalogue System, minimised first."""
+    if getattr(sysobj, "potential", None) is None:
+        raise InputError(f"system {sysobj.name} has no potential energy (not a molecule); pick a molecular system")
+    x = np.asarray(sysobj.positions, dtype=np.float64)
+    where = f"system {sysobj.name}"
+    if minimise:
+        from .analysis.minimise import minimise_energy
+        x, fmax = minimise_energy(sysobj.potential, x, box=sysobj.box, gtol=gtol)
+        where += f", minimised (largest force {fmax:.2g} kJ mol^-1 nm^-1)"
+    return sysobj.potential.force_jacobian(x, box=sysobj.box), sysobj.masses, x, sysobj.box, where
+
+
+def modes_text(source, frame=0, k=None, system=None, minimise=True, project="auto", gtol=1e-6):
+    """The text ``mdjac modes`` prints: a table of normal-mode frequencies.
+
+    source : an H5MD file written by mdjac (frame ``frame`` is analysed as it is, with its stored
+        Jacobian, or one computed from ``system`` if it has none), a catalogue system name or
+        file, or a loaded System (minimised first with mdjac.analysis.minimise unless ``minimise``
+        is False).
+    k : the k lowest modes only. system : catalogue name for a file's masses or potential (default:
+        the system the file records). project : 'auto' (:func:`default_projection`), None,
+        'molecule' or 'periodic'. gtol : minimiser tolerance, kJ mol^-1 nm^-1.
+    """
+    from .analysis.modes import default_projection, normal_modes
+
+    t0 = time.perf_counter()
+    if not isinstance(source, (str, os.PathLike)):
+        case = _system_case(source, minimise, gtol)
+    elif os.path.isfile(source) and not os.fspath(source).endswith(".json"):
+        case = _file_case(os.fspath(source), frame, system)
+    else:
+        case = _system_case(resolve_system(source), minimise, gtol)
+    jacobian, masses, x, box, where = case
+    proj = default_projection(jacobian, box) if project == "auto" else project
+    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k)
+    return nm.table(title=f"normal modes of {where} [{time.perf_counter() - t0:.1f} s]")
 
 
 COMMANDS = {"compute": cmd_compute, "info": cmd_info, "run": cmd_run, "modes": cmd_modes}

@@ -1,7 +1,7 @@
 """The kernel: whole Jacobians from masked ``grad`` calls.
 
 MindSpore's ``grad`` of a vector function f: R^n -> R^m returns the sum of the rows of its
-Jacobian, not the Jacobian. The article behind mdjac (docs in ``../shared/design/method.md``)
+Jacobian, not the Jacobian. The article behind mdjac (reproduced by ``examples/seed_article.py``)
 makes it return the Jacobian anyway: evaluate f on C stacked copies of x, multiply the outputs of
 copy c by a 0/1 mask that keeps only the rows "coloured" c, sum, and take one ``grad`` with
 respect to the stacked copies. Row c of the result is
@@ -35,10 +35,12 @@ import mindspore as ms
 import scipy.sparse
 
 _COMPILED = {}
+_INSTANCE_GRADIENTS = {}
 
 
 def _compiled(fn, kind, cache=True):
-    """The compiled function of ``kind`` built on ``fn``, made once per (fn, kind) if ``cache``."""
+    """The compiled (``mindspore.jit``) function of ``kind`` built on ``fn``, made once per
+    (fn, kind) if ``cache``."""
     if not cache:
         return _BUILDERS[kind](fn)
     key = (fn, kind)
@@ -80,9 +82,16 @@ def _build_energy_and_gradient(energy):
 
 _BUILDERS = {
     "masked_grad": _build_masked_grad,
-    "instance_gradient": instance_gradient_of,
     "energy_and_gradient": _build_energy_and_gradient,
 }
+
+
+def _instance_gradient(energy):
+    """:func:`instance_gradient_of` ``energy``, the same function object for the same energy, so
+    that the masked grad compiled on it is found in the cache on the next call."""
+    if energy not in _INSTANCE_GRADIENTS:
+        _INSTANCE_GRADIENTS[energy] = instance_gradient_of(energy)
+    return _INSTANCE_GRADIENTS[energy]
 
 
 def _tensor(a, dtype=None):
@@ -122,7 +131,7 @@ def term_hessians(energy, q, params):
     """
     m, c, _ = q.shape
     colours = np.broadcast_to((3 * np.arange(c)[:, None] + np.arange(3)[None, :]), (m, c, 3))
-    R = row_compressed_jacobian(_compiled(energy, "instance_gradient"), q, colours, 3 * c, params)
+    R = row_compressed_jacobian(_instance_gradient(energy), q, colours, 3 * c, params)
     return R.reshape(c, 3, m, c, 3).transpose(2, 0, 1, 3, 4)
 
 

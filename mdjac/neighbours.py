@@ -11,14 +11,28 @@ from scipy.spatial import cKDTree
 from .space import minimum_image
 
 
+def pair_keys(i, j, n):
+    """One int64 key per unordered pair: min(i, j) * n + max(i, j), for atoms 0..n-1.
+
+    Keys sort pairs row-major (by the smaller index, then the larger) and make set operations on
+    pair lists (exclusions, uniqueness) one-dimensional. :func:`pairs_of_keys` inverts it.
+    """
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    return np.minimum(i, j) * n + np.maximum(i, j)
+
+
+def pairs_of_keys(keys, n):
+    """(P, 2) int64 pairs (i, j), i <= j, of keys made by :func:`pair_keys` with the same ``n``."""
+    keys = np.asarray(keys, dtype=np.int64)
+    return np.stack([keys // n, keys % n], axis=1)
+
+
 def _canonical(i, j):
     """Pairs as a sorted, unique (P, 2) int64 array with i < j."""
-    i = np.asarray(i, dtype=np.int64)
-    j = np.asarray(j, dtype=np.int64)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    n = int(hi.max()) + 1 if len(hi) else 1
-    keys = np.unique((lo * n + hi)[lo != hi])
-    return np.stack([keys // n, keys % n], axis=1)
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    n = int(max(i.max(), j.max())) + 1 if len(i) else 1
+    keep = i != j
+    return pairs_of_keys(np.unique(pair_keys(i[keep], j[keep], n)), n)
 
 
 def neighbour_pairs(positions, cutoff, box=None):

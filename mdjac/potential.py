@@ -33,18 +33,18 @@ import numpy as np
 from . import kernel
 from .errors import InputError
 from .jacobian import ForceJacobian, assemble_blocks
-from .neighbours import neighbour_pairs
+from .neighbours import neighbour_pairs, pair_keys, pairs_of_keys
 from .space import check_box, check_cutoff, minimum_image
 
 #: Largest number of instances per compiled call; bounds memory, and the shapes compiled.
 CHUNK = 65536
-STRATEGIES = ("replicate", "colour", "dense")
 
 
-class Frame:
+class Configuration:
     """One validated configuration: positions (N, 3) float64 nm, box None or (3,) nm, compute dtype.
 
-    Neighbour pairs are searched once per cutoff and shared by every term that asks.
+    What terms see (``Term.instances(config)``). Neighbour pairs are searched once per cutoff and
+    shared by every term that asks.
     """
 
     def __init__(self, positions, box, dtype):
@@ -52,6 +52,7 @@ class Frame:
         self._pairs = {}
 
     def neighbour_pairs(self, cutoff):
+        """(P, 2) int64 pairs i < j closer than ``cutoff`` (nm), minimum image; cached per cutoff."""
         if cutoff not in self._pairs:
             self._pairs[cutoff] = neighbour_pairs(self.positions, cutoff, self.box)
         return self._pairs[cutoff]
@@ -165,9 +166,9 @@ class Potential:
     def __repr__(self):
         return f"Potential(n_atoms={self.n_atoms}, terms={self.terms}, box={None if self.box is None else self.box.tolist()})"
 
-    # ------------------------------------------------------------------ frames
-    def frame(self, positions, box=None):
-        """Validate positions (N, 3) nm and the box; return a :class:`Frame`."""
+    # ------------------------------------------------------------------ configurations
+    def configuration(self, positions, box=None):
+        """Validate positions (N, 3) nm and the box (None: the potential's); return a :class:`Configuration`."""
         x = np.asarray(positions)
         if x.shape != (self.n_atoms, 3):
             raise InputError(f"positions have shape {x.shape} but the system has {self.n_atoms} atoms: pass an ({self.n_atoms}, 3) array in nm")
@@ -184,18 +185,18 @@ class Potential:
                 check_cutoff(t.cutoff, b)
         if self.long_range_terms and b is None:
             raise InputError("the potential has an Ewald reciprocal sum but no periodic box: give the box edges in nm")
-        return Frame(x, b, dtype)
+        return Configuration(x, b, dtype)
 
-    def _instances(self, frame, atoms=None):
-        """Yield (group, index (M, k), q (M, c, 3) in the frame's dtype, params) per group of terms.
+    def _instances(self, config, atoms=None):
+        """Yield (group, index (M, k), q (M, c, 3) in the configuration's dtype, params) per group of terms.
 
-        Terms whose instances coincide in this frame (Lennard-Jones and Coulomb over one neighbour
+        Terms whose instances coincide in this configuration (Lennard-Jones and Coulomb over one neighbour
         list) form one :class:`TermGroup` and are evaluated as one summed energy, in one compiled
         call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
         """
         found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
         for term in self.short_range_terms:
-            index, params = term.instances(frame)
+            index, params = term.instances(config)
             if atoms is not None:
                 keep = atoms[index].any(axis=1)
                 index, params = index[keep], tuple(p[keep] for p in params)
@@ -211,8 +212,8 @@ class Potential:
                 same[3].append(len(params))
         for terms, index, params, counts in found:
             group = self._group(tuple(terms), tuple(counts))
-            q = local_coordinates(group, index, frame.positions, frame.box).astype(frame.dtype)
-            yield group, index, q, tuple(np.asarray(p, dtype=frame.dtype) for p in params)
+            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
+            yield group, index, q, tuple(np.asarray(p, dtype=config.dtype) for p in params)
 
     def _group(self, terms, param_counts):
         """The (cached) :class:`TermGroup` of these terms, so its compiled functions are reused."""
@@ -224,12 +225,12 @@ class Potential:
     # ------------------------------------------------------------------ energy and forces
     def energy_and_forces(self, positions, box=None):
         """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1 in the compute dtype)."""
-        frame = self.frame(positions, box)
+        config = self.configuration(positions, box)
         energy, forces = 0.0, np.zeros((self.n_atoms, 3))
-        for group, index, q, params in self._instances(frame):
+        for group, index, q, params in self._instances(config):
             A = _chain_matrix(group)
             for start, stop, size in _chunks(len(index)):
-                weights = np.zeros(size, dtype=frame.dtype)
+                weights = np.zeros(size, dtype=config.dtype)
                 weights[: stop - start] = 1
                 e, g = kernel.term_energy_and_gradient(
                     group.energy, _pad(q[start:stop], size), weights, tuple(_pad(p[start:stop], size) for p in params))
@@ -238,10 +239,10 @@ class Potential:
                 for p in range(group.n_body):
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
         for term in self.long_range_terms:
-            e, f = term.energy_and_forces(frame)
+            e, f = term.energy_and_forces(config)
             energy += e
             forces += f
-        return energy, forces.astype(frame.dtype)
+        return energy, forces.astype(config.dtype)
 
     def energy(self, positions, box=None):
         """Potential energy, kJ/mol."""
@@ -259,31 +260,24 @@ class Potential:
         columns are wanted (a partial Jacobian; only the instances touching them are evaluated
         with "replicate"). strategy: "replicate", "colour" or "dense" (see the module docstring).
         With a long-range term and "replicate", the result carries its low-rank part
-        (``long_range``) on the kept atoms; "colour" and "dense" hold everything in the blocks.
+        (``long_range``; the block diagonal is computed for the selected atoms only); "colour"
+        and "dense" hold everything in the blocks.
         """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
-        frame = self.frame(positions, box)
+        config = self.configuration(positions, box)
         selected = self._selection(atoms)
-        if strategy == "replicate":
-            diagonal, rows, cols, blocks = self._replicated_hessian(frame, selected)
-        else:
-            diagonal, rows, cols, blocks = self._coloured_hessian(frame, dense=strategy == "dense")
-        if selected is None:
-            kept = np.arange(self.n_atoms)
-        else:
-            kept = np.flatnonzero(selected)
-            local = np.full(self.n_atoms, -1, dtype=np.int64)
-            local[kept] = np.arange(len(kept))
-            keep = (local[rows] >= 0) & (local[cols] >= 0)
-            rows, cols, blocks, diagonal = local[rows[keep]], local[cols[keep]], blocks[keep], diagonal[kept]
+        diagonal, rows, cols, blocks = STRATEGIES[strategy](self, config, selected)
         long_range = None
         if strategy == "replicate" and self.long_range_terms:
             term = self.long_range_terms[0]
-            diagonal = diagonal + term.hessian_diagonal(frame, kept)
-            long_range = term.jacobian_part(frame, kept)
-        r, c, h = assemble_blocks(len(kept), rows, cols, blocks, diagonal)
-        return ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h), kept, long_range)
+            kept = np.arange(self.n_atoms) if selected is None else np.flatnonzero(selected)
+            diagonal = np.array(diagonal, dtype=np.float64)
+            diagonal[kept] += term.hessian_diagonal(config, kept)
+            long_range = term.jacobian_part(config, np.arange(self.n_atoms))   # data only: select() slices it
+        r, c, h = assemble_blocks(self.n_atoms, rows, cols, blocks, diagonal)
+        jacobian = ForceJacobian(self.n_atoms, r, c, np.negative(h, out=h), long_range=long_range)
+        return jacobian if selected is None else jacobian.select(np.flatnonzero(selected))
 
     def _selection(self, atoms):
         """Boolean mask (N,) of selected atoms, or None for all."""
@@ -298,25 +292,23 @@ class Potential:
             return a
         if not np.issubdtype(a.dtype, np.integer) or a.ndim != 1:
             raise InputError("atoms must be a 1-D list of integer atom indices")
-        if len(a) == 0:
-            raise InputError("the atom selection is empty: give at least one atom index")
         if a.min() < 0 or a.max() >= self.n_atoms:
             raise InputError(f"atom selection holds indices outside 0..{self.n_atoms - 1}")
         mask = np.zeros(self.n_atoms, dtype=bool)
         mask[a] = True
         return mask
 
-    def _replicated_hessian(self, frame, selected):
+    def _replicated_hessian(self, config, selected):
         """Hessian by per-term replication, as (diagonal (N, 3, 3) float64, rows, cols, blocks (K, 3, 3)).
 
         Diagonal blocks are summed here (bincount); off-diagonal blocks are returned with repeats.
         """
         diagonal = np.zeros((9, self.n_atoms))
         rows, cols, blocks = [], [], []
-        for group, index, q, params in self._instances(frame, selected):
+        for group, index, q, params in self._instances(config, selected):
             A = _chain_matrix(group)
             k = group.n_body
-            hx = np.empty((len(index), k, k, 3, 3), dtype=frame.dtype)
+            hx = np.empty((len(index), k, k, 3, 3), dtype=config.dtype)
             for start, stop, size in _chunks(len(index)):
                 hq = kernel.term_hessians(group.energy, _pad(q[start:stop], size),
                                           tuple(_pad(p[start:stop], size) for p in params))[: stop - start]
@@ -332,47 +324,49 @@ class Potential:
                         blocks.append(hx[:, p, s_])
         diagonal = diagonal.T.reshape(-1, 3, 3)
         if not rows:
-            return diagonal, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), frame.dtype)
+            return diagonal, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3, 3), config.dtype)
         return diagonal, np.concatenate(rows), np.concatenate(cols), np.concatenate(blocks)
 
     # ------------------------------------------------------------------ the potential as one opaque function
     def interaction_pairs(self, positions, box=None):
         """(P, 2) int64 atom pairs i < j coupled by some term instance in this frame."""
-        frame = self.frame(positions, box)
+        return self._interaction_pairs(self.configuration(positions, box))
+
+    def _interaction_pairs(self, config):
         if self.long_range_terms:  # a reciprocal sum couples every pair
-            i, j = np.triu_indices(self.n_atoms, k=1)
-            return np.stack([i, j], axis=1).astype(np.int64)
+            return np.stack(np.triu_indices(self.n_atoms, k=1), axis=1).astype(np.int64)
         keys = []
-        for group, index, _, _ in self._instances(frame):
+        for group, index, _, _ in self._instances(config):
             for a in range(group.n_body):
                 for b in range(a + 1, group.n_body):
-                    lo, hi = np.minimum(index[:, a], index[:, b]), np.maximum(index[:, a], index[:, b])
-                    keys.append(lo * self.n_atoms + hi)
+                    keys.append(pair_keys(index[:, a], index[:, b], self.n_atoms))
         keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
-        keys = keys[keys // self.n_atoms != keys % self.n_atoms]
-        return np.stack([keys // self.n_atoms, keys % self.n_atoms], axis=1)
+        pairs = pairs_of_keys(keys, self.n_atoms)
+        return pairs[pairs[:, 0] != pairs[:, 1]]
 
     def energy_function(self, positions, box=None):
-        """The frame's energy as one MindSpore function of all positions, for the colouring strategy.
+        """The config's energy as one MindSpore function of all positions, for the colouring strategy.
 
         Returns ``(energy, args)``: ``energy(X, *args)`` maps X (C, N, 3) copies of the positions
-        (nm) to (C,) energies (kJ/mol); ``args`` are the frame's instance lists, constant
-        minimum-image shifts and parameters (ndarrays). They are frozen at this frame, so the
+        (nm) to (C,) energies (kJ/mol); ``args`` are the config's instance lists, constant
+        minimum-image shifts and parameters (ndarrays). They are frozen at this config, so the
         function is exact for positions near it (within the neighbour list's validity).
         """
+        return self._energy_function(self.configuration(positions, box))
+
+    def _energy_function(self, config):
         from mindspore import ops
 
-        frame = self.frame(positions, box)
         layout, args = [], []
-        for group, index, q, params in self._instances(frame):
+        for group, index, q, params in self._instances(config):
             args.append(index.reshape(-1).astype(np.int32))
             if group.relative:  # the constant minimum-image shift of each displacement
-                raw = frame.positions[index[:, 1:]] - frame.positions[index[:, :1]]
-                args.append((q.astype(np.float64) - raw).astype(frame.dtype))
+                raw = config.positions[index[:, 1:]] - config.positions[index[:, :1]]
+                args.append((q.astype(np.float64) - raw).astype(config.dtype))
             args.extend(params)
             layout.append((group, index.shape, len(params)))
         for term in self.long_range_terms:
-            lr_energy, lr_args = term.energy_function(frame)
+            lr_energy, lr_args = term.energy_function(config)
             args.extend(lr_args)
             layout.append((lr_energy, None, len(lr_args)))
 
@@ -395,16 +389,31 @@ class Potential:
             return total
         return energy, args
 
-    def _coloured_hessian(self, frame, dense):
+    def _coloured_hessian(self, config, selected=None, dense=False):
         """Hessian of the whole potential by colouring (or the identity colouring), as
-        (diagonal (N, 3, 3), rows, cols, blocks) like :meth:`_replicated_hessian`."""
-        pairs = self.interaction_pairs(frame.positions, frame.box)
+        (diagonal (N, 3, 3), rows, cols, blocks) like :meth:`_replicated_hessian`. The whole
+        Hessian is computed; ``selected`` is cut out of it by the caller."""
+        pairs = self._interaction_pairs(config)
         colours = np.arange(self.n_atoms) if dense else kernel.distance2_colouring(self.n_atoms, pairs)
-        energy, args = self.energy_function(frame.positions, frame.box)
+        energy, args = self._energy_function(config)
         gradient = kernel.instance_gradient_of(energy)
-        rows, cols, blocks = kernel.coloured_hessian_blocks(gradient, frame.positions.astype(frame.dtype), pairs, colours,
+        rows, cols, blocks = kernel.coloured_hessian_blocks(gradient, config.positions.astype(config.dtype), pairs, colours,
                                                             args, batched=True, cache=False)
         on = rows == cols
         diagonal = np.zeros((self.n_atoms, 3, 3))
         diagonal[rows[on]] = blocks[on]
         return diagonal, rows[~on], cols[~on], blocks[~on]
+
+    def _dense_hessian(self, config, selected=None):
+        """The article's identity mask: :meth:`_coloured_hessian` with one colour per atom."""
+        return self._coloured_hessian(config, selected, dense=True)
+
+
+#: Strategies of :meth:`Potential.force_jacobian`: name -> method(potential, config, selected)
+#: returning (diagonal (N, 3, 3), rows, cols, blocks) of the Hessian. Adding a strategy is one
+#: method and one line here (the command line's --strategy lists these names).
+STRATEGIES = {
+    "replicate": Potential._replicated_hessian,
+    "colour": Potential._coloured_hessian,
+    "dense": Potential._dense_hessian,
+}

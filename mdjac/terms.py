@@ -37,6 +37,7 @@ import numpy as np
 from mindspore import ops
 
 from .errors import InputError
+from .neighbours import pair_keys
 
 #: Coulomb's constant f = 1 / (4 pi eps0), kJ mol^-1 nm e^-2 (the value GROMACS and MindSPONGE use).
 COULOMB_CONSTANT = 138.935458
@@ -105,7 +106,7 @@ class Term:
     """A force-field term.
 
     Subclasses set ``n_body`` (k, atoms per instance) and ``relative``, and define
-    ``instances(frame)`` -> (index (M, k) int64, params tuple of (M, ...) float64 arrays) and
+    ``instances(config)`` -> (index (M, k) int64, params tuple of (M, ...) float64 arrays) and
     ``energy(q, *params)`` -> (..., M) kJ/mol. ``n_atoms`` is the number of atoms the term's
     per-atom tables describe (None if it has none); ``max_index`` the largest atom it names.
     """
@@ -118,7 +119,7 @@ class Term:
     def max_index(self):
         return -1
 
-    def instances(self, frame):
+    def instances(self, config):
         raise NotImplementedError
 
     def energy(self, q, *params):
@@ -139,7 +140,7 @@ class FixedTerm(Term):
     def max_index(self):
         return int(self.index.max()) if len(self.index) else -1
 
-    def instances(self, frame):
+    def instances(self, config):
         return self.index, self.params
 
     def __repr__(self):
@@ -311,30 +312,30 @@ class PairTerm(Term):
             if a is not None and len(a) and a.max() >= self.n_atoms:
                 raise InputError(f"{what} name atom {a.max()} but the per-atom tables describe {self.n_atoms} atoms: "
                                  "indices count from 0 to N-1")
-        self._excluded_keys = np.unique(np.minimum(ex[:, 0], ex[:, 1]) * self.n_atoms + np.maximum(ex[:, 0], ex[:, 1]))
+        self._excluded_keys = np.unique(pair_keys(ex[:, 0], ex[:, 1], self.n_atoms))
 
     @property
     def max_index(self):
         return self.n_atoms - 1
 
-    def candidate_pairs(self, frame):
-        """(P, 2) int64 pairs this term acts on in ``frame``, exclusions removed."""
+    def candidate_pairs(self, config):
+        """(P, 2) int64 pairs this term acts on in ``config`` (a potential.Configuration), exclusions removed."""
         if self.fixed_pairs is not None:
             return self.fixed_pairs
         if self.cutoff is None:
-            if frame.box is not None:
+            if config.box is not None:
                 raise InputError(f"{type(self).__name__} has no cutoff in a periodic box: give a cutoff <= half the box edge")
             i, j = np.triu_indices(self.n_atoms, k=1)
             pairs = np.stack([i, j], axis=1).astype(np.int64)
         else:
-            pairs = frame.neighbour_pairs(self.cutoff)
+            pairs = config.neighbour_pairs(self.cutoff)
         if len(self._excluded_keys):
-            keep = ~np.isin(pairs[:, 0] * self.n_atoms + pairs[:, 1], self._excluded_keys, assume_unique=False)
+            keep = ~np.isin(pair_keys(pairs[:, 0], pairs[:, 1], self.n_atoms), self._excluded_keys)
             pairs = pairs[keep]
         return pairs
 
-    def instances(self, frame):
-        pairs = self.candidate_pairs(frame)
+    def instances(self, config):
+        pairs = self.candidate_pairs(config)
         return pairs, self.pair_params(pairs[:, 0], pairs[:, 1])
 
     def pair_params(self, i, j):
@@ -458,3 +459,34 @@ class EwaldExclusion(PairTerm):
     def energy(self, q, qq, alpha):
         r = _norm(q[..., 0, :])
         return -qq * ops.erf(alpha * r) / r
+
+
+# ----------------------------------------------------------------------------- box terms
+class LongRangeDispersion(Term):
+    """Long-range dispersion correction of a truncated Lennard-Jones, E = c / V, V the box volume (nm^3).
+
+    c (kJ mol^-1 nm^3) is the caller's, e.g. MindSPONGE's -2/3 pi N^2 <C6> / rc^3 (mdjac.sponge.adapt).
+    E depends on the box only, so its forces and Jacobian are zero; the term is there so that
+    energies match. One instance (on atom 0) in a periodic box, none without one.
+    """
+    n_body = 1
+    relative = False
+
+    def __init__(self, coefficient, n_atoms):
+        self.coefficient = float(coefficient)
+        self.n_atoms = int(n_atoms)
+
+    @property
+    def max_index(self):
+        return self.n_atoms - 1
+
+    def instances(self, config):
+        if config.box is None:
+            return np.zeros((0, 1), np.int64), (np.zeros(0),)
+        return np.zeros((1, 1), np.int64), (np.array([self.coefficient / float(np.prod(config.box))]),)
+
+    def energy(self, q, value):
+        return ops.broadcast_to(value, q.shape[:-2])   # (..., M): constant in q
+
+    def __repr__(self):
+        return f"LongRangeDispersion(c={self.coefficient:.6g})"

@@ -1,6 +1,6 @@
 """Shared references for the core tests: float64 finite differences and well-conditioned geometries.
 
-Everything here is independent of mdjac's kernel: finite differences only call
+Everything here is independent of mdjac's kernel: finite differences (mdjac.numerical) only call
 ``Potential.energy`` / ``Potential.forces`` (the quantities the Jacobian is the derivative of), and
 the geometry helpers are plain numpy. Helpers are handed to tests through the ``fd`` and ``geometry``
 fixtures so that no test module imports this file by name.
@@ -10,21 +10,15 @@ import types
 import numpy as np
 import pytest
 
+from mdjac import numerical
+
 #: Finite-difference step (nm). Central differences in float64: truncation ~ h^2, round-off ~ 1e-16 / h.
-STEP = 1e-5
+STEP = numerical.STEP
 
 
 def fd_forces(pot, x, h=STEP, box=None):
     """-dU/dx by float64 central differences of ``pot.energy``, (N, 3)."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.zeros_like(x)
-    for i in range(x.shape[0]):
-        for a in range(3):
-            xp, xm = x.copy(), x.copy()
-            xp[i, a] += h
-            xm[i, a] -= h
-            out[i, a] = -(pot.energy(xp, box=box) - pot.energy(xm, box=box)) / (2 * h)
-    return out
+    return numerical.central_difference_forces(lambda y: pot.energy(y, box=box), x, h)
 
 
 def fd_jacobian(pot, x, h=STEP, columns=None, box=None):
@@ -33,25 +27,10 @@ def fd_jacobian(pot, x, h=STEP, columns=None, box=None):
     Returns (N, 3, len(columns), 3): ``out[i, a, c, b] = dF_{i,a} / dr_{columns[c], b}``;
     ``columns`` defaults to every atom.
     """
-    x = np.asarray(x, dtype=np.float64)
-    columns = np.arange(x.shape[0]) if columns is None else np.asarray(columns)
-    out = np.zeros((x.shape[0], 3, len(columns), 3))
-    for c, j in enumerate(columns):
-        for b in range(3):
-            xp, xm = x.copy(), x.copy()
-            xp[j, b] += h
-            xm[j, b] -= h
-            out[:, :, c, b] = (np.asarray(pot.forces(xp, box=box), dtype=np.float64)
-                               - np.asarray(pot.forces(xm, box=box), dtype=np.float64)) / (2 * h)
-    return out
+    return numerical.central_difference_jacobian(lambda y: pot.forces(y, box=box), x, columns, h)
 
 
-def rel_err(got, ref):
-    """max |got - ref| / max |ref| (the scale of the reference's largest entry)."""
-    got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    scale = np.max(np.abs(ref))
-    assert scale > 0, "the reference is identically zero: use an absolute comparison"
-    return float(np.max(np.abs(got - ref)) / scale)
+rel_err = numerical.relative_error
 
 
 def sym_err(dense):

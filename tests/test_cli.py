@@ -15,7 +15,9 @@ import pytest
 
 from hdf5_compare import assert_same_datasets
 from mdjac.cli import main
-from mdjac.h5md import OutputLock, TrajectoryWriter, describe, open_trajectory
+from mdjac.io import open_trajectory
+from mdjac.io.h5md_reader import describe
+from mdjac.io.h5md_writer import H5MDWriter as TrajectoryWriter, OutputLock
 
 L = 1.6          # box edge, nm
 GRID = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3) * (L / 4)
@@ -214,19 +216,27 @@ def test_kill_and_resume_equals_uninterrupted(files, tmp_path, capsys):
     assert not os.path.exists(f"{killed}.journal") and not os.path.exists(f"{killed}.lock")
 
 
+def test_strategy_choices_are_the_potentials():
+    """--strategy offers exactly the strategies of Potential.force_jacobian (listed twice so that
+    --help need not import MindSpore)."""
+    from mdjac import cli
+    from mdjac.potential import STRATEGIES
+    assert sorted(cli.STRATEGIES) == sorted(STRATEGIES)
+
+
 def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     out = tmp_path / "m.h5md"
     assert run(["compute", files["traj"], "-s", files["system"], "-o", out, "-q", "--stop", 1], capsys)[0] == 0
     code, stdout, err = run(["modes", out, "--frame", 0, "-k", 4], capsys)
     assert code == 0 and stdout.strip(), err
 
-    import mdjac.sponge
+    import mdjac.jobs
     calls = []
 
     def fake_run_md(system, **options):
         calls.append((system, options))
         return {"system": system, "frames": 3}
-    monkeypatch.setattr(mdjac.sponge, "run_md", fake_run_md)
+    monkeypatch.setattr(mdjac.jobs, "run_md", fake_run_md)
     code, stdout, _ = run(["run", "--steps", 20, "--every", 10, "-o", tmp_path / "md.h5md"], capsys)
     assert code == 0 and "frames" in stdout and calls[0][0] == "alanine-dipeptide"
     assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False)

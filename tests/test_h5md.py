@@ -13,10 +13,11 @@ import pytest
 import scipy.sparse
 
 from hdf5_compare import assert_same_datasets
-from mdjac import journal
+from mdjac.io import journal, open_trajectory, open_writer
 from mdjac.errors import InputError
-from mdjac.h5md import (TrajectoryWriter, complete_frames, describe, modify,
-                        open_trajectory, read_metadata)
+from mdjac.io.h5md_layout import complete_frames, modify
+from mdjac.io.h5md_reader import describe, read_metadata
+from mdjac.io.h5md_writer import H5MDWriter as TrajectoryWriter
 from mdjac.jacobian import ForceJacobian
 
 N = 12
@@ -362,7 +363,7 @@ def test_incomplete_frames_ignored_and_cut_on_resume(tmp_path):
 KILLED_BATCH = textwrap.dedent("""
     import os, sys
     import numpy as np
-    from mdjac.h5md import modify
+    from mdjac.io.h5md_layout import modify
     with modify(sys.argv[1]) as f:          # a batch killed half-way through
         g = f["particles/trajectory"]
         for name in ("force_jacobian/blocks", "force_jacobian/indices", "position/value", "force/value"):
@@ -402,4 +403,18 @@ def test_exception_in_batch_rolls_back(tmp_path):
             raise RuntimeError("boom")
     assert path.read_bytes() == before
 
+
+def test_open_writer_picks_h5md_and_reads_back(tmp_path):
+    """The writer registry gives the H5MD writer for .h5md (and for an unknown extension); what it
+    writes is what the reader registry reads back."""
+    from mdjac.io.h5md_writer import H5MDWriter
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(N, 3))
+    for name in ("a.h5md", "b.traj"):
+        with open_writer(tmp_path / name, N, forces=False, jacobian_atoms=None, dtype=np.float64) as w:
+            assert isinstance(w, H5MDWriter)
+            w.append(7, 0.5, x)
+        with open_trajectory(tmp_path / name) as traj:
+            assert len(traj) == 1 and traj[0].step == 7
+            np.testing.assert_array_equal(traj[0].positions, x)
 

@@ -11,7 +11,8 @@ from mindspore import ops
 from scipy.spatial import cKDTree
 
 import mdjac
-from mdjac import modes, terms
+from mdjac import cli, numerical, terms
+from mdjac.analysis import minimise, modes
 from mdjac.errors import InputError
 from mdjac.jacobian import ForceJacobian, assemble_blocks
 
@@ -29,14 +30,7 @@ def wavenumber_si(k, mu):
 def fd_jacobian(potential, x, h=1e-5):
     """Central differences of the forces, float64: ForceJacobian of all atoms."""
     n = len(x)
-    dense = np.zeros((n, 3, n, 3))
-    for j in range(n):
-        for b in range(3):
-            xp, xm = x.copy(), x.copy()
-            xp[j, b] += h
-            xm[j, b] -= h
-            dense[:, :, j, b] = (potential.forces(xp) - potential.forces(xm)) / (2 * h)
-    return ForceJacobian.from_bsr(dense.reshape(3 * n, 3 * n))
+    return ForceJacobian.from_bsr(numerical.central_difference_jacobian(potential.forces, x, h=h).reshape(3 * n, 3 * n))
 
 
 def random_rotation(seed):
@@ -88,7 +82,7 @@ def spce_water():
     molecule = Molecule(template="water.spce.yaml")
     pot = adapt(molecule, ForceField(molecule, parameters="SPCE"))
     x0 = np.asarray(molecule.coordinate.asnumpy()[0], dtype=np.float64)
-    x, _ = modes.minimise_energy(pot, x0 @ random_rotation(3).T + 0.3, gtol=1e-9)
+    x, _ = minimise.minimise_energy(pot, x0 @ random_rotation(3).T + 0.3, gtol=1e-9)
     return pot, x, np.asarray(molecule.atom_mass.asnumpy()[0], dtype=np.float64)
 
 
@@ -246,20 +240,20 @@ def test_partial_jacobian_takes_masses_of_the_whole_system():
 # the command line's text, from an mdjac file
 # --------------------------------------------------------------------------------------------
 def test_modes_command_reads_an_mdjac_file(tmp_path, spce_water):
-    from mdjac.h5md import TrajectoryWriter
+    from mdjac.io.h5md_writer import H5MDWriter as TrajectoryWriter
     pot, x, masses = spce_water
     path = tmp_path / "water.h5"
     with TrajectoryWriter(path, 3, names=["OW", "HW1", "HW2"], masses=masses, dtype=np.float64) as w:
         for step in range(2):
             xs = x + 0.001 * step
             w.append(step, 0.1 * step, xs, None, pot.forces(xs), pot.force_jacobian(xs))
-    text = modes.modes_command(str(path), frame=1)
+    text = cli.modes_text(str(path), frame=1)
     expected = mdjac.normal_modes(pot.force_jacobian(x), masses, x, project="molecule")
     for f in expected.frequencies:
         assert f"{f:.3f}" in text
     assert "6 rigid-body modes removed" in text
     with pytest.raises(InputError, match="out of range"):
-        modes.modes_command(str(path), frame=2)
+        cli.modes_text(str(path), frame=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,7 +264,7 @@ def alanine():
     """(System, minimised positions, largest remaining force, Jacobian there)."""
     from mdjac.catalogue import load_system
     system = load_system("alanine-dipeptide")
-    x, fmax = modes.minimise_energy(system.potential, system.positions)
+    x, fmax = minimise.minimise_energy(system.potential, system.positions)
     return system, x, fmax, system.potential.force_jacobian(x)
 
 
@@ -299,21 +293,21 @@ def test_alanine_dipeptide_sparse_lowest_20_equal_dense(alanine):
 
 def test_modes_command_minimises_a_system(alanine):
     system, x, _, jac = alanine
-    text = modes.modes_command(system, k=5)
+    text = cli.modes_text(system, k=5)
     expected = mdjac.normal_modes(jac, system.masses, positions=x, project="molecule", k=5)
     assert "minimised" in text and "6 rigid-body modes removed (molecule)" in text
     for f in expected.frequencies:
         assert f"{f:.3f}" in text
     with pytest.raises(InputError, match="unknown system"):
-        modes.modes_command("no-such-system")
+        cli.modes_text("no-such-system")
 
 
 def test_both_minimisers_reach_the_same_water_minimum(spce_water, monkeypatch):
     pot, x, masses = spce_water
     start = x + np.random.default_rng(9).normal(0.0, 0.01, x.shape)
-    newton, f_newton = modes.minimise_energy(pot, start)
+    newton, f_newton = minimise.minimise_energy(pot, start)
     monkeypatch.setattr(modes, "DENSE_MAX_DOF", 0)              # force the L-BFGS-B path
-    lbfgs, f_lbfgs = modes.minimise_energy(pot, start, gtol=1e-4)
+    lbfgs, f_lbfgs = minimise.minimise_energy(pot, start, gtol=1e-4)
     assert f_newton < 1e-6 and f_lbfgs < 1e-3
     # same internal geometry (bond lengths and angle), whatever the rigid-body motion
     def internal(y):

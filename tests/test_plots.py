@@ -5,7 +5,8 @@ import pytest
 from matplotlib.image import imread
 
 import mdjac
-from mdjac import plots, terms
+from mdjac import terms
+from mdjac.analysis import plots
 from mdjac.errors import InputError
 from mdjac.jacobian import ForceJacobian
 

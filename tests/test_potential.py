@@ -12,7 +12,6 @@ from mdjac import terms
 from mdjac.jacobian import ForceJacobian
 
 STRATEGY_TOL = 1e-9
-MEASURED = {}
 
 
 # ----------------------------------------------------------------------------- a small mixed system
@@ -88,7 +87,6 @@ def test_result_contract(mixed):
 def test_strategies_agree(mixed, fd, other):
     a, b = mixed["replicate"].to_dense(), mixed[other].to_dense()
     err = fd.rel_err(b, a)
-    MEASURED[f"replicate vs {other}"] = err
     print(f"\nreplicate vs {other}: {err:.2e}")
     assert err <= STRATEGY_TOL
 
@@ -103,7 +101,6 @@ def test_mixed_system_against_finite_differences(mixed, fd):
     ref = fd.jacobian(pot, x, columns=cols)
     got = mixed["replicate"].to_dense()[:, :, cols, :]
     err = fd.rel_err(got, ref)
-    MEASURED["mixed FD"] = err
     print(f"\nmixed system vs FD (5 columns): {err:.2e}")
     assert err <= 1e-6
     assert fd.sym_err(mixed["replicate"].to_dense()) <= 1e-12
@@ -133,7 +130,6 @@ def test_float32_agrees_with_float64(mixed, fd):
     e64, f64 = pot.energy_and_forces(x)
     assert f32.dtype == np.float32
     ferr = fd.rel_err(f32, f64)
-    MEASURED["float32 vs float64 J"] = err
     print(f"\nfloat32 vs float64: J {err:.2e}, forces {ferr:.2e}, energy {abs(e32 - e64) / abs(e64):.2e}")
     assert err <= 1e-5
     assert ferr <= 1e-5
@@ -222,7 +218,6 @@ def test_periodic_matches_numpy_minimum_image(periodic, fd):
     assert e == pytest.approx(E_ref, rel=1e-11)
     assert fd.rel_err(f, F_ref) <= 1e-11
     err = fd.rel_err(periodic["J"].to_dense(), J_ref)
-    MEASURED["periodic vs numpy"] = err
     assert err <= 1e-11
 
 
@@ -231,7 +226,6 @@ def test_periodic_against_finite_differences(periodic, fd):
     assert fd.rel_err(pot.forces(x), fd.forces(pot, x)) <= 1e-6
     cols = np.array([0, 1, 5, 12, 19])
     err = fd.rel_err(periodic["J"].to_dense()[:, :, cols, :], fd.jacobian(pot, x, columns=cols))
-    MEASURED["periodic FD"] = err
     print(f"\nperiodic vs FD: {err:.2e}")
     assert err <= 1e-6
 
@@ -266,7 +260,6 @@ def test_periodic_strategies_agree(periodic, fd):
     pot, x = periodic["pot"], periodic["x"]
     Jc = pot.force_jacobian(x, strategy="colour").to_dense()
     err = fd.rel_err(Jc, periodic["J"].to_dense())
-    MEASURED["periodic replicate vs colour"] = err
     assert err <= STRATEGY_TOL
 
 

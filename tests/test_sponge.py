@@ -12,7 +12,8 @@ import pytest
 
 from mdjac import InputError
 from mdjac.catalogue import load_system, systems_dir
-from mdjac.h5md import open_trajectory
+from mdjac.io import open_trajectory
+from mdjac.jobs import run_md
 from mdjac import sponge
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -108,7 +109,7 @@ def test_water_parity(small_water):
 
 def test_tip3p_water_parity(small_water):
     """The same waters with MindSPONGE's TIP3P template and parameters."""
-    from mdjac.catalogue import build_sponge
+    from mdjac.sponge.systems import build_sponge
     system = small_water[0]
     spec = dict(system.spec, template="water.tip3p.yaml", forcefield="TIP3P")
     molecule, forcefield = build_sponge(spec, system.positions, system.box)
@@ -131,7 +132,7 @@ def test_refuses_pme(ala, monkeypatch):
 
 
 def test_periodic_without_cutoff_is_refused(small_water):
-    from mdjac.catalogue import build_sponge
+    from mdjac.sponge.systems import build_sponge
     system, _, _, _ = small_water
     molecule, forcefield = build_sponge(dict(system.spec, cutoff=None), system.positions, system.box)
     with pytest.raises(InputError, match="cutoff"):
@@ -162,7 +163,7 @@ def test_jacobian_paths_water(small_water, fd):
 def test_md_run_writes_the_jacobian_of_each_stored_step(ala, tmp_path):
     system, _, _, potential = ala
     path = tmp_path / "ala.h5"
-    summary = sponge.run_md(system, steps=12, every=4, output=path)
+    summary = run_md(system, steps=12, every=4, output=path)
     assert summary["frames"] == 3 and summary["frame_steps"] == [0, 4, 8]
     assert summary["fd_max_relative_error"] <= 1e-4          # float32 Jacobian vs float64 differences
     dt = system.spec["md"]["time_step"]
@@ -177,9 +178,9 @@ def test_md_run_writes_the_jacobian_of_each_stored_step(ala, tmp_path):
             # step 0 is the minimised structure, where float32 round-off is ~1e-4 of its forces)
             assert rel(frame.forces, potential.forces(frame.positions)) <= 1e-3
     with pytest.raises(InputError):
-        sponge.run_md(system, steps=2, every=1, output=path)                      # exists
+        run_md(system, steps=2, every=1, output=path)                      # exists
     with pytest.raises(InputError):
-        sponge.run_md("argon", steps=2, every=1, output=tmp_path / "x.h5")        # not MindSPONGE
+        run_md("argon", steps=2, every=1, output=tmp_path / "x.h5")        # not MindSPONGE
 
 
 class FakeWriter:
@@ -193,7 +194,7 @@ class FakeWriter:
 def test_callback_on_periodic_water_with_any_writer(small_water):
     system, _, _, potential = small_water
     writer = FakeWriter()
-    summary = sponge.run_md(system, steps=5, every=2, writer=writer, check=False)
+    summary = run_md(system, steps=5, every=2, writer=writer, check=False)
     assert summary["frame_steps"] == [0, 2, 4] == [f[0] for f in writer.frames]
     for step, time, x, box, forces, jac in writer.frames:
         assert box is not None and np.allclose(box, system.box)

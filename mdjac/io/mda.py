@@ -1,15 +1,15 @@
 """Input trajectories in the common formats, read through MDAnalysis (PDB, XYZ, DCD, XTC, ...).
 
 H5MD files (mdjac's own, standard H5MD and MindSPONGE's WriteH5MD) are read by
-:class:`mdjac.h5md.H5MDTrajectory`; :func:`mdjac.h5md.open_trajectory` picks the reader.
+:class:`mdjac.io.h5md_reader.H5MDTrajectory`; :func:`mdjac.io.open_trajectory` picks the reader.
 """
 import os
 import warnings
 
 import numpy as np
 
-from .errors import InputError
-from .h5md import Frame, FrameSequence
+from ..errors import InputError, os_error_reason
+from .frames import Frame, FrameSequence
 
 ANGSTROM = 0.1  # nm
 
@@ -33,7 +33,7 @@ def mda_reader(path):
             warnings.simplefilter("ignore")
             return reader(path)
     except Exception as err:  # noqa: BLE001 - MDAnalysis raises many types for bad files
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = os_error_reason(err)
         raise InputError(f"{path}: cannot read as {reader.format} ({reason})") from None
 
 

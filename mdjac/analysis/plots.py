@@ -36,8 +36,6 @@ atom is held along a trajectory. Atoms differ by orders of magnitude (a carbon w
 hydrogen with one), so the picture shows the mean <k_i>_t per atom beside the relative change
 100 (k_i(t) / <k_i>_t - 1) %, which is where the dynamics shows.
 """
-from __future__ import annotations
-
 import os
 
 import numpy as np
@@ -45,7 +43,7 @@ import scipy.sparse as sp
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from mdjac.errors import InputError
+from ..errors import InputError
 
 FIGSIZE = (6.4, 4.8)
 DPI = 150
@@ -55,7 +53,7 @@ MAX_LABELS = 60
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
-def _frequencies(modes_or_frequencies) -> np.ndarray:
+def _frequencies(modes_or_frequencies):
     """(m,) cm^-1 from a NormalModes or an array of wavenumbers."""
     f = getattr(modes_or_frequencies, "frequencies", modes_or_frequencies)
     f = np.asarray(f, dtype=np.float64).reshape(-1)
@@ -64,7 +62,7 @@ def _frequencies(modes_or_frequencies) -> np.ndarray:
     return f
 
 
-def vdos(frequencies, grid, width=10.0) -> np.ndarray:
+def vdos(frequencies, grid, width=10.0):
     """Gaussian-broadened density of states g(grid), (G,) modes per cm^-1.
 
     frequencies: (m,) cm^-1 (or NormalModes); grid: (G,) cm^-1; width: Gaussian sigma, cm^-1.
@@ -76,19 +74,19 @@ def vdos(frequencies, grid, width=10.0) -> np.ndarray:
     return np.exp(-0.5 * z * z).sum(axis=1) / (width * np.sqrt(2.0 * np.pi))
 
 
-def block_norms(jacobian) -> sp.csr_matrix:
+def block_norms(jacobian):
     """(n, n) CSR of the Frobenius norms ||J_ij||_F of the stored blocks, kJ mol^-1 nm^-2."""
     norms = np.sqrt((np.asarray(jacobian.blocks, dtype=np.float64) ** 2).sum(axis=(1, 2)))
     n = len(jacobian.atoms)
     return sp.csr_matrix((norms, (jacobian.rows, jacobian.cols)), shape=(n, n))
 
 
-def atom_stiffness(jacobian) -> np.ndarray:
+def atom_stiffness(jacobian):
     """(n,) per-atom stiffness k_i = -tr(J_ii), kJ mol^-1 nm^-2."""
     return -np.trace(np.asarray(jacobian.diagonal(), dtype=np.float64), axis1=1, axis2=2)
 
 
-def trajectory_stiffness(jacobians) -> np.ndarray:
+def trajectory_stiffness(jacobians):
     """(n_frames, n) per-atom stiffness along a sequence of ForceJacobians (or frames with
     ``.jacobian``), kJ mol^-1 nm^-2."""
     rows = []
@@ -102,7 +100,7 @@ def trajectory_stiffness(jacobians) -> np.ndarray:
     return np.stack(rows)
 
 
-def binned_max(rows, cols, values, n, max_pixels) -> np.ndarray:
+def binned_max(rows, cols, values, n, max_pixels):
     """(p, p) image, p = min(n, max_pixels): the largest value per bin of the n x n grid, NaN where
     no entry falls. rows, cols (nnz,) int in 0..n-1; values (nnz,) float."""
     p = min(n, int(max_pixels))
@@ -115,7 +113,7 @@ def binned_max(rows, cols, values, n, max_pixels) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
-def vdos_figure(frequencies, width=10.0, title="Vibrational density of states") -> Figure:
+def vdos_figure(frequencies, width=10.0, title="Vibrational density of states"):
     """Broadened density of states (line) over the individual modes (ticks along the axis)."""
     f = _frequencies(frequencies)
     pad = 5.0 * width
@@ -134,7 +132,7 @@ def vdos_figure(frequencies, width=10.0, title="Vibrational density of states") 
     return fig
 
 
-def sparsity_figure(jacobian, max_pixels=800, title=None) -> Figure:
+def sparsity_figure(jacobian, max_pixels=800, title=None):
     """Block pattern of a ForceJacobian, each stored block coloured by log10 ||J_ij||_F."""
     norms = block_norms(jacobian).tocoo()
     n = norms.shape[0]
@@ -157,7 +155,7 @@ def sparsity_figure(jacobian, max_pixels=800, title=None) -> Figure:
     return fig
 
 
-def stiffness_deviation(stiffness) -> np.ndarray:
+def stiffness_deviation(stiffness):
     """(n_frames, n) percent deviation of each atom's stiffness from its mean over the frames,
     100 (k_i(t) / <k_i>_t - 1)."""
     k = np.asarray(stiffness, dtype=np.float64)
@@ -165,7 +163,7 @@ def stiffness_deviation(stiffness) -> np.ndarray:
 
 
 def stiffness_figure(stiffness, times=None, labels=None,
-                     title="Per-atom stiffness along the trajectory") -> Figure:
+                     title="Per-atom stiffness along the trajectory"):
     """Per-atom stiffness (n_frames, n) kJ mol^-1 nm^-2 along a trajectory, in two panels that
     share the atom axis: the mean over the frames (bars, left) and the heat map of each atom's
     deviation from its mean (:func:`stiffness_deviation`, %, frames or times in ps across).
@@ -208,7 +206,7 @@ def stiffness_figure(stiffness, times=None, labels=None,
     return fig
 
 
-def principal_plane(positions, masses) -> np.ndarray:
+def principal_plane(positions, masses):
     """(3, 2) orthonormal axes of the plane that best fits the positions (mass-weighted)."""
     x = np.asarray(positions, dtype=np.float64)
     w = np.asarray(masses, dtype=np.float64)
@@ -216,7 +214,7 @@ def principal_plane(positions, masses) -> np.ndarray:
     return np.linalg.svd(centred, full_matrices=False)[2][:2].T
 
 
-def modes_figure(modes, positions, indices=None, names=None, scale=0.15) -> Figure:
+def modes_figure(modes, positions, indices=None, names=None, scale=0.15):
     """One panel per mode: the atoms (circle area ~ mass) and their Cartesian displacements
     (arrows, unit-norm mode times ``scale`` nm), projected on the molecule's principal plane.
 
@@ -252,7 +250,7 @@ def modes_figure(modes, positions, indices=None, names=None, scale=0.15) -> Figu
 # --------------------------------------------------------------------------------------------
 # to PNG
 # --------------------------------------------------------------------------------------------
-def save_png(fig: Figure, path) -> str:
+def save_png(fig, path):
     """Write ``fig`` to ``path`` (PNG, DPI dots per inch), creating its folder; returns the path."""
     path = os.fspath(path)
     if not path.lower().endswith(".png"):
@@ -264,21 +262,21 @@ def save_png(fig: Figure, path) -> str:
     return path
 
 
-def plot_vdos(frequencies, path, width=10.0, **kw) -> str:
+def plot_vdos(frequencies, path, width=10.0, **kw):
     """PNG of the vibrational density of states of ``frequencies`` (cm^-1 or NormalModes)."""
     return save_png(vdos_figure(frequencies, width, **kw), path)
 
 
-def plot_sparsity(jacobian, path, **kw) -> str:
+def plot_sparsity(jacobian, path, **kw):
     """PNG of a ForceJacobian's block pattern coloured by block norm."""
     return save_png(sparsity_figure(jacobian, **kw), path)
 
 
-def plot_stiffness(stiffness, path, times=None, **kw) -> str:
+def plot_stiffness(stiffness, path, times=None, **kw):
     """PNG heat map of per-atom stiffness (n_frames, n) kJ mol^-1 nm^-2 (see trajectory_stiffness)."""
     return save_png(stiffness_figure(stiffness, times, **kw), path)
 
 
-def plot_modes(modes, positions, path, **kw) -> str:
+def plot_modes(modes, positions, path, **kw):
     """PNG of normal-mode displacement arrows (see :func:`modes_figure`)."""
     return save_png(modes_figure(modes, positions, **kw), path)

@@ -69,16 +69,15 @@ of A is the 3n - r vibrational eigenvalues plus r copies of s. A differs from D 
 
 Everything from the Jacobian onward is accumulated in float64, whatever the Jacobian's dtype.
 """
-from __future__ import annotations
-
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from mdjac.errors import InputError
+from ..errors import InputError
 
 #: speed of light in cm ps^-1
 C_CM_PER_PS = 2.99792458e-2
@@ -128,43 +127,43 @@ class NormalModes:
     vectors: np.ndarray
     masses: np.ndarray
     atoms: np.ndarray
-    projection: str | None = None
+    projection: Optional[str] = None
     n_rigid: int = 0
 
     @property
-    def n_modes(self) -> int:
+    def n_modes(self):
         return int(self.eigenvalues.shape[0])
 
     @property
-    def frequencies(self) -> np.ndarray:
+    def frequencies(self):
         """(n_modes,) wavenumbers in cm^-1; imaginary ones as negative numbers."""
         return eigenvalues_to_wavenumbers(self.eigenvalues)
 
     @property
-    def angular_frequencies(self) -> np.ndarray:
+    def angular_frequencies(self):
         """(n_modes,) omega in rad ps^-1, signed like :attr:`frequencies`."""
         lam = self.eigenvalues
         return np.sign(lam) * np.sqrt(np.abs(lam))
 
     @property
-    def frequencies_thz(self) -> np.ndarray:
+    def frequencies_thz(self):
         """(n_modes,) nu = omega / 2 pi in THz (ps^-1), signed."""
         return self.angular_frequencies / (2.0 * np.pi)
 
     @property
-    def displacements(self) -> np.ndarray:
+    def displacements(self):
         """(n_modes, n, 3) Cartesian displacement directions M^{-1/2} v, each of unit norm."""
         x = self.vectors / np.sqrt(self.masses)[None, :, None]
         norms = np.sqrt(np.einsum("kia,kia->k", x, x))
         return x / norms[:, None, None]
 
     @property
-    def reduced_masses(self) -> np.ndarray:
+    def reduced_masses(self):
         """(n_modes,) amu: 1 / sum_i |v_ki|^2 / m_i, the mass of the unit Cartesian displacement
         (Gaussian's "reduced mass"; for a diatomic stretch m1 m2 M / (m1^2 + m2^2), M = m1 + m2)."""
         return 1.0 / np.einsum("kia,i->k", self.vectors**2, 1.0 / self.masses)
 
-    def table(self, title: str | None = None) -> str:
+    def table(self, title=None):
         """The modes as a printable table: index, cm^-1, THz, reduced mass (amu)."""
         lines = [title] if title else []
         note = f"{self.n_rigid} rigid-body modes removed ({self.projection})" if self.projection \
@@ -183,12 +182,12 @@ class NormalModes:
 # --------------------------------------------------------------------------------------------
 # input checking
 # --------------------------------------------------------------------------------------------
-def _jacobian_atoms(jacobian) -> tuple[np.ndarray, int]:
+def _jacobian_atoms(jacobian):
     """(atoms (n,) int64, n_atoms) of a ForceJacobian."""
     return np.asarray(jacobian.atoms, dtype=np.int64), int(jacobian.n_atoms)
 
 
-def _per_atom(values, atoms: np.ndarray, n_atoms: int, what: str, shape=()) -> np.ndarray:
+def _per_atom(values, atoms, n_atoms, what, shape=()):
     """Pick the rows of a per-atom array that belong to ``atoms``.
 
     ``values`` has n_atoms rows (the whole system) or len(atoms) rows (already selected).
@@ -203,7 +202,7 @@ def _per_atom(values, atoms: np.ndarray, n_atoms: int, what: str, shape=()) -> n
     return arr[atoms] if arr.shape[0] == n_atoms and atoms.shape[0] != n_atoms else arr
 
 
-def _checked_masses(masses, atoms, n_atoms) -> np.ndarray:
+def _checked_masses(masses, atoms, n_atoms):
     """(n,) float64 amu; raises InputError unless finite and positive."""
     m = _per_atom(masses, atoms, n_atoms, "masses")
     if not np.all(np.isfinite(m)) or np.any(m <= 0):
@@ -214,7 +213,7 @@ def _checked_masses(masses, atoms, n_atoms) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # the mass-weighted Hessian and the rigid-body basis
 # --------------------------------------------------------------------------------------------
-def mass_weighted_hessian(jacobian, masses: np.ndarray) -> sp.csr_matrix:
+def mass_weighted_hessian(jacobian, masses):
     """D = M^{-1/2} (-J) M^{-1/2}, symmetrised, as (3n, 3n) float64 CSR (kJ mol^-1 nm^-2 amu^-1).
 
     ``masses`` are the (n,) masses (amu) of the Jacobian's atoms, already checked.
@@ -227,7 +226,7 @@ def mass_weighted_hessian(jacobian, masses: np.ndarray) -> sp.csr_matrix:
     return ((d + d.T) * 0.5).tocsr()
 
 
-def rigid_body_basis(positions: np.ndarray, masses: np.ndarray, project: str | None) -> np.ndarray:
+def rigid_body_basis(positions, masses, project):
     """Orthonormal mass-weighted rigid-body directions B, (3n, r) float64.
 
     positions (n, 3) nm, masses (n,) amu. project: 'molecule' (translations and rotations about
@@ -247,7 +246,7 @@ def rigid_body_basis(positions: np.ndarray, masses: np.ndarray, project: str | N
     return u[:, s > RIGID_RANK_TOLERANCE * s[0]]
 
 
-def rigid_shift(d: sp.spmatrix, sigma: float = 0.0) -> float:
+def rigid_shift(d, sigma=0.0):
     """An eigenvalue s (ps^-2) above the whole spectrum of D, and far from sigma: |sigma| plus four
     times the Gershgorin bound max_i sum_j |D_ij| >= |lambda|, plus one."""
     return abs(sigma) + 4.0 * float(abs(d).sum(axis=1).max()) + 1.0
@@ -256,7 +255,7 @@ def rigid_shift(d: sp.spmatrix, sigma: float = 0.0) -> float:
 # --------------------------------------------------------------------------------------------
 # solvers: each returns (eigenvalues (m,), vectors (3n, m)) ascending
 # --------------------------------------------------------------------------------------------
-def _dense_modes(d, b: np.ndarray):
+def _dense_modes(d, b):
     """All 3n - r eigenpairs: eigh of the dense A = P D P + s B B^T, dropping the r at s.
     A = D - B (D B)^T - (D B) B^T + B (B^T D B + s I) B^T, by rank-r updates. d: sparse or ndarray."""
     a = d.toarray() if sp.issparse(d) else np.array(d, dtype=np.float64)
@@ -268,14 +267,14 @@ def _dense_modes(d, b: np.ndarray):
     return vals[: a.shape[0] - r], vecs[:, : a.shape[0] - r]
 
 
-def _shift_invert_operator(d: sp.spmatrix, b: np.ndarray, sigma: float, shift: float):
+def _shift_invert_operator(d, b, sigma, shift):
     """LinearOperator x -> (P D P + shift B B^T - sigma I)^{-1} x, by LU of D - sigma I + Woodbury."""
     dim = d.shape[0]
     try:
         lu = spla.splu((d - sigma * sp.identity(dim)).tocsc())
     except RuntimeError:                       # "Factor is exactly singular"
-        raise InputError(f"the shift sigma is an eigenvalue of the mass-weighted Hessian; "
-                         f"pass another sigma (cm^-1)") from None
+        raise InputError("the shift sigma is an eigenvalue of the mass-weighted Hessian; "
+                         "pass another sigma (cm^-1)") from None
     r = b.shape[1]
     if r == 0:
         return spla.LinearOperator((dim, dim), matvec=lu.solve, dtype=np.float64)
@@ -294,7 +293,7 @@ def _shift_invert_operator(d: sp.spmatrix, b: np.ndarray, sigma: float, shift: f
                                dtype=np.float64)
 
 
-def _projected_operator(d: sp.spmatrix, b: np.ndarray):
+def _projected_operator(d, b):
     """LinearOperator x -> P D P x with P = I - B B^T."""
     def proj(x):
         return x - b @ (b.T @ x)
@@ -302,7 +301,7 @@ def _projected_operator(d: sp.spmatrix, b: np.ndarray):
     return spla.LinearOperator(d.shape, matvec=lambda x: proj(d @ proj(x)), dtype=np.float64)
 
 
-def _sparse_modes(d: sp.spmatrix, b: np.ndarray, k: int, which: str, sigma_cm: float):
+def _sparse_modes(d, b, k, which, sigma_cm):
     if which == "highest":
         vals, vecs = spla.eigsh(_projected_operator(d, b), k=k, which="LA")
     else:
@@ -313,7 +312,7 @@ def _sparse_modes(d: sp.spmatrix, b: np.ndarray, k: int, which: str, sigma_cm: f
     return vals[order], vecs[:, order]
 
 
-def mass_weighted_operator(jacobian, masses: np.ndarray) -> spla.LinearOperator:
+def mass_weighted_operator(jacobian, masses):
     """x -> D x = M^{-1/2} (-J) M^{-1/2} x from the Jacobian's matvec (long-range part included)."""
     w = np.repeat(1.0 / np.sqrt(masses), 3)
 
@@ -325,7 +324,7 @@ def mass_weighted_operator(jacobian, masses: np.ndarray) -> spla.LinearOperator:
     return spla.LinearOperator((w.shape[0], w.shape[0]), matvec=apply, matmat=apply, dtype=np.float64)
 
 
-def _lanczos_modes(d: spla.LinearOperator, b: np.ndarray, k: int, which: str):
+def _lanczos_modes(d, b, k, which):
     """k eigenpairs of A = P D P + s B B^T by Lanczos (no inversion), for an operator D."""
     def proj(x):
         return x - b @ (b.T @ x)
@@ -349,7 +348,7 @@ def _lanczos_modes(d: spla.LinearOperator, b: np.ndarray, k: int, which: str):
 # the public entry point
 # --------------------------------------------------------------------------------------------
 def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="lowest",
-                 sigma=-10.0, method="auto") -> NormalModes:
+                 sigma=-10.0, method="auto"):
     """Normal modes of a force Jacobian.
 
     Parameters
@@ -420,146 +419,8 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
                        masses=m, atoms=atoms, projection=project, n_rigid=int(b.shape[1]))
 
 
-# --------------------------------------------------------------------------------------------
-# minimisation and the command line
-# --------------------------------------------------------------------------------------------
-def minimise_energy(potential, positions, box=None, gtol=1e-6, max_steps=200, max_move=0.02):
-    """Local energy minimum, in float64. Returns (positions (N, 3) nm, largest force component).
-
-    positions (N, 3) nm; gtol: stop when the largest force component is below it
-    (kJ mol^-1 nm^-1). Up to DENSE_MAX_DOF degrees of freedom: saddle-free Newton steps with the
-    exact Hessian H = -J from the potential's force Jacobian, dx = V |Lambda|^-1 V^T F over the
-    eigenpairs of H with |lambda| above 1e-9 of the largest (so flat rigid-body directions are left
-    alone), no atom moving more than ``max_move`` nm, halved until the energy does not rise.
-    Quadratic convergence near the minimum: a few Jacobians reach gtol = 1e-6. Larger systems:
-    L-BFGS-B on energy and forces.
-    """
-    x = np.asarray(positions, dtype=np.float64).copy()
-    if x.size > DENSE_MAX_DOF:
-        return _lbfgs(potential, x, box, gtol, max_steps * 100)
-    energy, forces = potential.energy_and_forces(x, box=box)
-    for _ in range(max_steps):
-        if np.abs(forces).max() < gtol:
-            break
-        h = -potential.force_jacobian(x, box=box).to_dense().reshape(x.size, x.size).astype(np.float64)
-        lam, vec = np.linalg.eigh(0.5 * (h + h.T))
-        keep = np.abs(lam) > 1e-9 * np.abs(lam).max()
-        step = (vec[:, keep] @ ((vec[:, keep].T @ forces.ravel()) / np.abs(lam[keep]))).reshape(x.shape)
-        step *= min(1.0, max_move / np.linalg.norm(step, axis=1).max())
-        for _ in range(30):
-            e_new, f_new = potential.energy_and_forces(x + step, box=box)
-            if e_new <= energy + 1e-12 * abs(energy):
-                break
-            step *= 0.5
-        else:
-            break                                   # no descent along the Newton direction
-        x, energy, forces = x + step, e_new, np.asarray(f_new, dtype=np.float64)
-    return x, float(np.abs(forces).max())
-
-
-def _lbfgs(potential, x0, box, gtol, maxiter):
-    """L-BFGS-B on the energy (kJ/mol) and forces; returns (positions, largest force component)."""
-    import scipy.optimize
-
-    def energy_and_gradient(flat):
-        e, f = potential.energy_and_forces(flat.reshape(x0.shape), box=box)
-        return float(e), -np.asarray(f, dtype=np.float64).ravel()
-
-    res = scipy.optimize.minimize(energy_and_gradient, x0.ravel(), jac=True, method="L-BFGS-B",
-                                  options=dict(gtol=gtol, ftol=1e-15, maxiter=maxiter,
-                                               maxfun=2 * maxiter, maxcor=30))
-    x = res.x.reshape(x0.shape)
-    return x, float(np.abs(potential.forces(x, box=box)).max())
-
-
-def default_projection(jacobian, box) -> str | None:
+def default_projection(jacobian, box):
     """'periodic' in a box, 'molecule' without one, None for a partial Jacobian."""
     if len(jacobian.atoms) != jacobian.n_atoms:
         return None
     return "molecule" if box is None else "periodic"
-
-
-def _file_frame(path, frame):
-    """(Frame, masses (N,) amu or None, system name recorded by the writer or None) of frame ``frame``."""
-    from mdjac.h5md import open_trajectory, read_metadata
-
-    with open_trajectory(path) as traj:
-        n = len(traj)
-        if not isinstance(frame, (int, np.integer)) or not -n <= frame < n:
-            raise InputError(f"{path}: frame {frame} is out of range; the file has {n} frames (0..{n - 1})")
-        fr, masses = traj[int(frame)], traj.masses
-    return fr, masses, read_metadata(path).get("system")
-
-
-def _file_case(path, frame, system):
-    """(jacobian, masses, positions, box, description) of a frame of an mdjac H5MD file, as stored.
-
-    Masses come from the file, else from ``system`` (a name, or the one the file records); the
-    Jacobian from the file, else from that system's potential at the frame's positions.
-    """
-    from mdjac.h5md import is_hdf5
-
-    if not is_hdf5(path):
-        raise InputError(f"{path} is not an H5MD file; give an mdjac H5MD file or a system name "
-                         f"(run mdjac compute on other trajectories first)")
-    fr, masses, recorded = _file_frame(path, frame)
-    x = np.asarray(fr.positions, dtype=np.float64)
-    jacobian = fr.jacobian
-    if masses is None or jacobian is None:
-        name = system or recorded
-        if name is None:
-            raise InputError(f"{path} stores no masses or no Jacobian and names no system; pass a system")
-        sysobj = _load_system(name) if isinstance(name, str) else name
-        masses = sysobj.masses if masses is None else masses
-        jacobian = sysobj.potential.force_jacobian(x, box=fr.box) if jacobian is None else jacobian
-    return jacobian, masses, x, fr.box, f"{path}, frame {frame} (step {fr.step}, {fr.time:g} ps), as stored"
-
-
-def _system_case(sysobj, minimise, gtol):
-    """(jacobian, masses, positions, box, description) of a catalogue System, minimised first."""
-    if getattr(sysobj, "potential", None) is None:
-        raise InputError(f"system {sysobj.name} has no potential energy (not a molecule); pick a molecular system")
-    x = np.asarray(sysobj.positions, dtype=np.float64)
-    where = f"system {sysobj.name}"
-    if minimise:
-        x, fmax = minimise_energy(sysobj.potential, x, box=sysobj.box, gtol=gtol)
-        where += f", minimised (largest force {fmax:.2g} kJ mol^-1 nm^-1)"
-    return sysobj.potential.force_jacobian(x, box=sysobj.box), sysobj.masses, x, sysobj.box, where
-
-
-def modes_command(source, frame=0, k=None, system=None, minimise=True, project="auto",
-                  gtol=1e-6) -> str:
-    """The text ``mdjac modes`` prints: a table of normal-mode frequencies.
-
-    source : an H5MD file written by mdjac (frame ``frame`` is analysed as it is, with its stored
-        Jacobian, or one computed from ``system`` if it has none), a catalogue system name or
-        file, or a loaded System (minimised first with :func:`minimise_energy` unless ``minimise``
-        is False).
-    k : the k lowest modes only. system : catalogue name for a file's masses or potential (default:
-        the system the file records). project : 'auto' (:func:`default_projection`), None,
-        'molecule' or 'periodic'. gtol : minimiser tolerance, kJ mol^-1 nm^-1.
-    """
-    import os
-    import time
-
-    t0 = time.perf_counter()
-    if not isinstance(source, (str, os.PathLike)):
-        case = _system_case(source, minimise, gtol)
-    elif os.path.isfile(source) and not os.fspath(source).endswith(".json"):
-        case = _file_case(os.fspath(source), frame, system)
-    else:
-        case = _system_case(_load_system(source), minimise, gtol)
-    jacobian, masses, x, box, where = case
-    proj = default_projection(jacobian, box) if project == "auto" else project
-    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k)
-    return nm.table(title=f"normal modes of {where} [{time.perf_counter() - t0:.1f} s]")
-
-
-def _load_system(name):
-    """The catalogue's System for a name or file; unknown names as InputError."""
-    from mdjac.catalogue import load_system
-
-    try:
-        return load_system(name)
-    except (FileNotFoundError, KeyError) as err:
-        raise InputError(f"unknown system {name!r} ({err}); give a name from systems/ or an mdjac file") from None

@@ -1,0 +1,77 @@
+"""Trajectory files in and out: readers and writers found by format.
+
+Reader protocol: a reader is a :class:`~mdjac.io.frames.FrameSequence` (``len``, indexing,
+slicing, iteration over :class:`~mdjac.io.frames.Frame`, ``n_atoms``, ``path``, ``close``).
+:func:`open_trajectory` asks each registered format in turn whether it reads a file
+(``READERS``: name -> (matches(path), open(path, group))), first match wins.
+
+Writer protocol: ``append(step, time, positions, box, forces, jacobian)`` buffers a frame
+(positions (N, 3) nm, box (3,) nm or None, forces (N, 3) kJ mol^-1 nm^-1, jacobian a
+ForceJacobian); ``n_frames`` and ``last_step`` say what the file holds; ``close()`` (or the end of
+a ``with`` block) writes what is buffered. :func:`open_writer` picks the writer by the output's
+extension (``WRITERS``), H5MD for any other.
+
+To add a format: a module here with its reader and/or writer, and one line in each table.
+"""
+import os
+
+from ..errors import InputError
+
+
+def _is_hdf5(path):
+    from .h5md_layout import is_hdf5
+    return is_hdf5(path)
+
+
+def _open_h5md(path, group):
+    from .h5md_reader import H5MDTrajectory
+    return H5MDTrajectory(path, group)
+
+
+def _open_mdanalysis(path, group):
+    from .mda import MDATrajectory
+    return MDATrajectory(path)
+
+
+def _h5md_writer(path, n_atoms, **options):
+    from .h5md_writer import H5MDWriter
+    return H5MDWriter(path, n_atoms, **options)
+
+
+#: Input formats, in the order they are tried: name -> (matches(path) -> bool, open(path, group)).
+READERS = {
+    "h5md": (_is_hdf5, _open_h5md),
+    "mdanalysis": (lambda path: True, _open_mdanalysis),   # PDB, XYZ, DCD, XTC, ... by extension
+}
+#: Output formats by file extension: extension -> writer(path, n_atoms, **options).
+WRITERS = {".h5md": _h5md_writer, ".h5": _h5md_writer, ".hdf5": _h5md_writer}
+DEFAULT_WRITER = _h5md_writer
+
+
+def open_trajectory(path, group=None, n_atoms=None):
+    """Frames of a trajectory file, lazily: a FrameSequence of Frame (mdjac's units).
+
+    HDF5 files are read as H5MD (mdjac's output with its Jacobians, standard H5MD, MindSPONGE's
+    WriteH5MD); anything else (PDB, XYZ, DCD, XTC, ...) through MDAnalysis. ``group``: the H5MD
+    particles group (default 'trajectory', else the first). ``n_atoms``, if given, is checked.
+    Raises InputError for a missing, unreadable or mismatched file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    opener = next(open_ for matches, open_ in READERS.values() if matches(path))
+    traj = opener(path, group)
+    if n_atoms is not None and traj.n_atoms != n_atoms:
+        traj.close()
+        raise InputError(f"{path} has {traj.n_atoms} atoms but the system has {n_atoms}; "
+                         "pick the system this trajectory was run with")
+    return traj
+
+
+def open_writer(path, n_atoms, **options):
+    """A writer for ``path`` chosen by its extension (H5MD for any extension not in WRITERS).
+
+    options: the writer's own (for H5MD: see :class:`mdjac.io.h5md_writer.H5MDWriter`).
+    """
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    return WRITERS.get(ext, DEFAULT_WRITER)(path, n_atoms, **options)

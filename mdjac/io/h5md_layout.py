@@ -1,0 +1,109 @@
+"""The H5MD layout of an mdjac file: its names, units and the rules its reader and writer share.
+
+The tree (documented with a stand-alone h5py snippet in ``docs/h5md.md``): an H5MD 1.1 file whose
+``/particles/trajectory`` group holds ``position``, ``box/edges`` (periodic systems) and ``force``
+as time-dependent elements, all sharing one ``step`` and one ``time`` dataset through hard links,
+and next to them ``force_jacobian``: every frame's 3x3 blocks as a block-sparse row (BSR) matrix,
+stored as one flat, resizable store of blocks and column indices plus per-frame row pointers and
+offsets (layout name ``mdjac-bsr-1``).
+
+Never lose a frame. The writer stores a frame's data first and the shared ``step``/``time``
+datasets last, so a frame counts as stored only once every dataset holds it
+(:func:`complete_frames`); every batch goes through a rollback journal (:mod:`mdjac.io.journal`),
+so a process killed inside a batch leaves the file as it was before it, and readers of a file
+with a pending journal see it as it was before that batch (:func:`open_h5`).
+"""
+import contextlib
+import os
+
+import h5py
+import numpy as np
+
+from . import journal
+from ..errors import InputError, os_error_reason
+
+GROUP = "trajectory"
+JACOBIAN = "force_jacobian"
+LAYOUT = "mdjac-bsr-1"
+UNITS = {"length": "nm", "time": "ps", "force": "kJ mol-1 nm-1", "jacobian": "kJ mol-1 nm-2",
+         "mass": "u"}
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_hdf5(path):
+    """True if the file starts with the HDF5 signature (userblocks are not supported)."""
+    with open(path, "rb") as f:
+        return f.read(8) == HDF5_SIGNATURE
+
+
+def open_h5(path, mode="r"):
+    """h5py.File for reading (or ``mode`` 'w-' to create), with HDF5's failures (truncated,
+    corrupt, not HDF5) as one-line InputErrors. A file with a pending journal (a batch being
+    written, or a killed writer's) is read as it was before that batch."""
+    if mode == "r" and not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        if mode != "r":   # new files keep their free-space map, so a batch reuses what the last freed
+            return h5py.File(path, mode, locking=False, fs_strategy="fsm", fs_persist=True, fs_threshold=1)
+        pending = journal.read_journal(path)
+        if pending is not None:
+            return h5py.File(journal.CommittedView(path, pending), "r")
+        return h5py.File(path, "r")
+    except OSError as err:
+        reason = os_error_reason(err)
+        if "truncated" in reason:
+            reason = "the file is truncated"
+        elif "signature" in reason or "not an HDF5" in reason.lower():
+            reason = "not an HDF5 file"
+        raise InputError(f"{path}: cannot open as HDF5 ({reason}); is it a complete H5MD file?") from None
+
+
+@contextlib.contextmanager
+def modify(path):
+    """An h5py.File open for modification through a rollback journal (mdjac.io.journal): either
+    everything done inside the block reaches the file, or (killed, or an exception) nothing."""
+    jf = journal.JournaledFile(path)
+    try:
+        with h5py.File(jf, "r+") as f:
+            yield f
+    except BaseException:
+        jf.abandon()
+        journal.recover(path)
+        raise
+    jf.commit()
+
+
+def complete_frames(g):
+    """Number of frames that every dataset of particle group ``g`` holds completely.
+
+    A frame is complete when its step and time, every element's value and (if present) its
+    Jacobian row pointers, offset and the blocks those point to are all stored: the writer stores
+    them in the reverse order, step and time last.
+    """
+    counts = [len(g["position/step"]), len(g["position/time"]) if "time" in g["position"] else np.inf]
+    counts += [len(g[name]["value"]) for name in ("position", "force", "velocity") if name in g]
+    if "box" in g and isinstance(g["box"].get("edges"), h5py.Group):
+        counts.append(len(g["box/edges/value"]))
+    n = int(min(counts))
+    if JACOBIAN in g:
+        jac = g[JACOBIAN]
+        n = min(n, len(jac["indptr"]), len(jac["offset"]))
+        stored = min(len(jac["indices"]), len(jac["blocks"]))
+        while n and int(jac["offset"][n - 1]) + int(jac["indptr"][n - 1, -1]) > stored:
+            n -= 1
+    return n
+
+
+def upper_triangle(jacobian):
+    """(rows, cols, blocks) of the blocks with col >= row (the rest is their transposes)."""
+    keep = jacobian.cols >= jacobian.rows
+    return jacobian.rows[keep], jacobian.cols[keep], jacobian.blocks[keep]
+
+
+def mirror_upper(rows, cols, blocks):
+    """The full, row-major pattern from an upper triangle: J_ji = J_ij^T."""
+    off = rows != cols
+    rows, cols = np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]])
+    blocks = np.concatenate([blocks, blocks[off].transpose(0, 2, 1)])
+    order = np.lexsort((cols, rows))
+    return rows[order], cols[order], blocks[order]

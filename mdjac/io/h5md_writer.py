@@ -1,0 +1,338 @@
+"""Writing H5MD files with forces and force Jacobians (the layout: :mod:`mdjac.io.h5md_layout`).
+
+Frames are buffered and written in batches; the file is opened only while a batch is written and
+closed (hence flushed) afterwards. Within a batch the data go first and the shared ``step``/``time``
+datasets last, and the whole batch goes through the rollback journal. Resuming cuts the datasets
+back to the complete frames and continues. One writer per file (:class:`OutputLock`).
+"""
+import fcntl
+import json
+import os
+
+import h5py
+import numpy as np
+
+from . import journal
+from ..errors import InputError
+from ..jacobian import row_pointers
+from ..version import __version__
+from .h5md_layout import GROUP, JACOBIAN, LAYOUT, UNITS, complete_frames, modify, open_h5, upper_triangle
+
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}  # level 1: 4x faster than 4, same ratio on blocks
+CHUNK_BYTES = 1 << 18
+
+
+def _frame_chunks(shape, itemsize, limit=64):
+    """Chunk shape for a (frames, *shape) dataset: whole frames, about CHUNK_BYTES per chunk."""
+    per_frame = int(np.prod(shape, dtype=np.int64)) * itemsize
+    return (int(np.clip(CHUNK_BYTES // max(per_frame, 1), 1, limit)),) + tuple(shape)
+
+
+def _resizable(group, name, shape, dtype, unit=None, chunks=None, compress=True):
+    """An empty dataset of ``shape[1:]`` items, resizable along axis 0, chunked and (unless
+    ``compress`` is False) compressed."""
+    dtype = np.dtype(dtype)
+    chunks = chunks or _frame_chunks(shape, dtype.itemsize, limit=4096)
+    ds = group.create_dataset(name, shape=(0,) + tuple(shape), maxshape=(None,) + tuple(shape),
+                              dtype=dtype, chunks=chunks, **(COMPRESSION if compress else {}))
+    if unit is not None:
+        ds.attrs["unit"] = unit
+    return ds
+
+
+def _element(group, name, shape, dtype, unit, clock=None):
+    """A time-dependent H5MD element: value (frames, *shape); step and time shared with
+    ``clock`` (hard links) or created here."""
+    el = group.create_group(name)
+    if clock is None:
+        _resizable(el, "step", (), np.int64, chunks=(1024,))
+        _resizable(el, "time", (), np.float64, UNITS["time"], chunks=(1024,))
+    else:
+        el["step"], el["time"] = clock["step"], clock["time"]
+    _resizable(el, "value", shape, dtype, unit, chunks=_frame_chunks(shape, np.dtype(dtype).itemsize))
+    return el
+
+
+def _append(ds, data):
+    """Append ``data`` (k, ...) along axis 0 of resizable dataset ``ds``."""
+    n = len(ds)
+    ds.resize(n + len(data), axis=0)
+    ds[n:] = data
+
+
+def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
+                  metadata, compress_blocks=True, triangle="full"):
+    """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``."""
+    h5md = f.create_group("h5md")
+    h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
+    h5md.create_group("author").attrs["name"] = author
+    creator = h5md.create_group("creator")
+    creator.attrs["name"], creator.attrs["version"] = "mdjac", __version__
+    units = h5md.create_group("modules/units")
+    units.attrs["version"] = np.array([1, 0], dtype=np.int32)
+    units.attrs["system"] = "SI"
+
+    g = f.create_group(f"particles/{GROUP}")
+    position = _element(g, "position", (n_atoms, 3), dtype, UNITS["length"])
+    box = g.create_group("box")
+    box.attrs["dimension"] = np.int32(3)
+    box.attrs["boundary"] = np.array(["periodic" if periodic else "none"] * 3, dtype=h5py.string_dtype())
+    if periodic:
+        _element(box, "edges", (3,), dtype, UNITS["length"], clock=position)
+    if forces:
+        _element(g, "force", (n_atoms, 3), dtype, UNITS["force"], clock=position)
+    if masses is not None:
+        g.create_dataset("mass", data=np.asarray(masses, dtype=np.float64)).attrs["unit"] = UNITS["mass"]
+    if jacobian_atoms is not None:
+        jac = g.create_group(JACOBIAN)
+        jac.attrs["layout"] = LAYOUT
+        jac.attrs["n_atoms"] = np.int64(n_atoms)
+        jac.attrs["triangle"] = triangle
+        jac["step"], jac["time"] = position["step"], position["time"]
+        jac.create_dataset("atoms", data=np.asarray(jacobian_atoms, dtype=np.int64))
+        n = len(jacobian_atoms)
+        _resizable(jac, "indptr", (n + 1,), np.int64, chunks=_frame_chunks((n + 1,), 8))
+        _resizable(jac, "offset", (), np.int64, chunks=(1024,))
+        _resizable(jac, "indices", (), np.int32, chunks=(1 << 16,))
+        _resizable(jac, "blocks", (3, 3), dtype, UNITS["jacobian"], chunks=(1 << 13, 3, 3),
+                   compress=compress_blocks)
+    params = f.create_group("parameters")
+    if names is not None:
+        vmd = params.create_group("vmd_structure")
+        vmd.create_dataset("name", data=np.array([str(s).encode("ascii", "replace") for s in names]))
+        vmd.create_dataset("indexOfSpecies", data=np.arange(n_atoms, dtype=np.int32))
+    params.create_group("mdjac").attrs["metadata"] = json.dumps(metadata or {}, sort_keys=True)
+
+
+def extents(g, n):
+    """{dataset name: length} of every resizable dataset of particle group ``g`` holding exactly
+    its first ``n`` frames (the Jacobian store: the blocks those frames use)."""
+    out = {"position/step": n, "position/time": n, "position/value": n}
+    if "force" in g:
+        out["force/value"] = n
+    if "box" in g and "edges" in g["box"]:
+        out["box/edges/value"] = n
+    if JACOBIAN in g:
+        jac = g[JACOBIAN]
+        end = int(jac["offset"][n - 1] + jac["indptr"][n - 1, -1]) if n else 0
+        out.update({f"{JACOBIAN}/indptr": n, f"{JACOBIAN}/offset": n,
+                    f"{JACOBIAN}/indices": end, f"{JACOBIAN}/blocks": end})
+    return out
+
+
+def truncate(g, n):
+    """Cut every dataset of particle group ``g`` back to its first ``n`` frames."""
+    for name, size in extents(g, n).items():
+        g[name].resize(size, axis=0)
+
+
+class OutputLock:
+    """Exclusive advisory lock on ``<path>.lock`` (fcntl.flock), held while a writer lives.
+
+    The kernel releases it when the process dies, so a killed run never blocks its resume.
+    """
+
+    def __init__(self, path):
+        self.path = f"{path}.lock"
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise InputError(f"cannot write next to {path}: {err.strerror}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(self.fd)
+            raise InputError(f"{path} is being written by another mdjac (pid {owner}); "
+                             "wait for it to finish or write elsewhere") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+
+class H5MDWriter:
+    """Append frames with their forces and force Jacobians to an H5MD file (docs/h5md.md).
+
+    Parameters
+    ----------
+    path : output file.
+    n_atoms : int, atoms per frame.
+    names : N atom names or None; masses : (N,) amu or None (written once).
+    periodic : bool, whether frames carry a box (time-dependent edges, nm).
+    forces : bool, whether frames carry forces (kJ mol^-1 nm^-1).
+    jacobian_atoms : (n,) int, the atoms (global indices) whose Jacobian every frame carries
+        (``ForceJacobian.atoms``); "all" for all atoms, None for no Jacobian.
+    dtype : float32 or float64, the stored precision of positions, box, forces and blocks.
+    mode : 'w' creates (refused if ``path`` exists unless ``overwrite``), 'a' resumes an mdjac
+        file (or creates it): frames that were not completely written are dropped and appending
+        continues after the last complete one (:attr:`n_frames`, :attr:`last_step`).
+    overwrite : with mode 'w', replace an existing ``path`` (only once the lock is held).
+    triangle : 'full' stores every block; 'upper' only the blocks J_ij with j >= i (the reader
+        mirrors J_ji = J_ij^T): half the bytes, but the lower blocks read back are the
+        transposes of the upper ones, not the computed ones (they differ by rounding).
+    compress_blocks : gzip the Jacobian blocks (default). Blocks are nearly incompressible
+        floats (about 0.8 of their size) and gzip dominates the write time of large frames;
+        False writes them several times faster.
+    batch : frames buffered before the file is opened, appended and closed again.
+    metadata : JSON-able dict stored in /parameters/mdjac (the command line keeps its
+        arguments there so that --resume can check them).
+
+    A second writer on the same path is refused (:class:`OutputLock`). Use as a context
+    manager, or call :meth:`close`: buffered frames are written on exit, also on an exception.
+    """
+
+    def __init__(self, path, n_atoms, names=None, masses=None, periodic=False, forces=True,
+                 jacobian_atoms="all", dtype=np.float32, mode="w", batch=16, author="mdjac user",
+                 metadata=None, overwrite=False, compress_blocks=True, triangle="full"):
+        self.path, self.n_atoms, self.batch = os.fspath(path), int(n_atoms), int(batch)
+        self.dtype, self.periodic, self.forces = np.dtype(dtype), bool(periodic), bool(forces)
+        if mode not in ("w", "a"):
+            raise InputError(f"writer mode must be 'w' or 'a', not {mode!r}")
+        if triangle not in ("full", "upper"):
+            raise InputError(f"triangle must be 'full' or 'upper', not {triangle!r}")
+        self.triangle = triangle
+        if mode == "w" and os.path.exists(self.path) and not overwrite:
+            raise InputError(f"{self.path} exists; resume it or overwrite it")
+        if isinstance(jacobian_atoms, str):
+            jacobian_atoms = np.arange(self.n_atoms)
+        self.jacobian_atoms = None if jacobian_atoms is None else np.asarray(jacobian_atoms, dtype=np.int64)
+        self.lock = OutputLock(self.path)
+        self.buffer, self.last_step = [], None
+        try:
+            if mode == "a" and os.path.exists(self.path):
+                journal.recover(self.path)
+                self.n_frames = self._resume()
+            else:
+                self._create(names, masses, author, metadata, compress_blocks, triangle)
+                self.n_frames = 0
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _create(self, names, masses, author, metadata, compress_blocks, triangle):
+        """Write the empty layout to a temporary file and rename it over ``path`` (atomic)."""
+        tmp = f"{self.path}.tmp"
+        try:
+            with open_h5(tmp, "w") as f:
+                create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
+                              self.jacobian_atoms, names, masses, author, metadata, compress_blocks,
+                              triangle)
+            if os.path.exists(journal.journal_path(self.path)):
+                os.remove(journal.journal_path(self.path))   # a stale journal of the old file
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def _resume(self):
+        """Check the existing file against this writer; cut it to its complete frames (the
+        file is not touched if it holds nothing more)."""
+        with open_h5(self.path) as f:
+            g = f.get(f"particles/{GROUP}")
+            if g is None or not isinstance(g.get("position"), h5py.Group) or "box" not in g:
+                raise InputError(f"{self.path} is not an mdjac output; cannot resume it")
+            found = dict(n_atoms=g["position/value"].shape[1], periodic="edges" in g["box"],
+                         forces="force" in g, dtype=g["position/value"].dtype,
+                         jacobian=None if JACOBIAN not in g else g[JACOBIAN]["atoms"][()].tolist(),
+                         triangle=g[JACOBIAN].attrs.get("triangle", "full") if JACOBIAN in g else "full")
+            wanted = dict(n_atoms=self.n_atoms, periodic=self.periodic, forces=self.forces,
+                          dtype=self.dtype, jacobian=None if self.jacobian_atoms is None
+                          else self.jacobian_atoms.tolist(),
+                          triangle=self.triangle if self.jacobian_atoms is not None else "full")
+            for key in found:
+                if found[key] != wanted[key]:
+                    raise InputError(f"{self.path} does not match this run ({key} differs: "
+                                     f"{found[key]} in the file); cannot resume it")
+            n = complete_frames(g)
+            ragged = any(len(g[name]) != size for name, size in extents(g, n).items())
+            self.last_step = int(g["position/step"][n - 1]) if n else None
+        if ragged:
+            with modify(self.path) as f:
+                truncate(f[f"particles/{GROUP}"], n)
+        return n
+
+    def append(self, step, time, positions, box=None, forces=None, jacobian=None):
+        """Buffer one frame; the batch is written when full.
+
+        step : int.  time : ps.  positions : (N, 3) nm.  box : (3,) nm (periodic) or None.
+        forces : (N, 3) kJ mol^-1 nm^-1.  jacobian : ForceJacobian over ``jacobian_atoms``.
+        """
+        self.buffer.append(self._check(step, time, positions, box, forces, jacobian))
+        if len(self.buffer) >= self.batch:
+            self.flush()
+
+    def _check(self, step, time, positions, box, forces, jacobian):
+        """Validate one frame and return it as a tuple of numpy arrays."""
+        positions = np.asarray(positions)
+        if positions.shape != (self.n_atoms, 3):
+            raise InputError(f"positions have shape {positions.shape}, expected ({self.n_atoms}, 3)")
+        if (box is None) == self.periodic:
+            raise InputError("this file is periodic: every frame needs a box" if self.periodic
+                             else "this file is not periodic: frames take box=None")
+        if (forces is None) == self.forces:
+            raise InputError("this file stores forces: every frame needs them" if self.forces
+                             else "this file was created without forces")
+        if (jacobian is None) != (self.jacobian_atoms is None):
+            raise InputError("every frame needs a ForceJacobian" if jacobian is None
+                             else "this file was created without Jacobians")
+        if jacobian is not None:
+            if jacobian.n_atoms != self.n_atoms or not np.array_equal(jacobian.atoms, self.jacobian_atoms):
+                raise InputError("the Jacobian's atoms differ from the file's (jacobian_atoms)")
+        return (int(step), float(time), positions, box, forces, jacobian)
+
+    def flush(self):
+        """Write the buffered frames: Jacobians, forces, box, positions, then step and time."""
+        if not self.buffer:
+            return
+        steps, times, positions, boxes, forces, jacobians = zip(*self.buffer)
+        with modify(self.path) as f:
+            g = f[f"particles/{GROUP}"]
+            if self.jacobian_atoms is not None:
+                self._write_jacobians(g[JACOBIAN], jacobians)
+            if self.forces:
+                _append(g["force/value"], np.asarray(forces, dtype=self.dtype))
+            if self.periodic:
+                _append(g["box/edges/value"], np.asarray(boxes, dtype=self.dtype))
+            _append(g["position/value"], np.asarray(positions, dtype=self.dtype))
+            _append(g["position/time"], np.asarray(times, dtype=np.float64))
+            _append(g["position/step"], np.asarray(steps, dtype=np.int64))
+        self.n_frames += len(self.buffer)
+        self.last_step = steps[-1]
+        self.buffer = []
+
+    def _write_jacobians(self, jac, jacobians):
+        """Append blocks and column indices to the flat store, then each frame's row pointers
+        and offset (where its blocks start in the store)."""
+        n = len(self.jacobian_atoms)
+        parts = [upper_triangle(j) if self.triangle == "upper" else (j.rows, j.cols, j.blocks)
+                 for j in jacobians]
+        indptr = np.stack([row_pointers(rows, n) for rows, _, _ in parts])
+        start = len(jac["blocks"])
+        _append(jac["indices"], np.concatenate([cols for _, cols, _ in parts]).astype(np.int32))
+        _append(jac["blocks"], np.concatenate([blocks for _, _, blocks in parts]).astype(self.dtype))
+        _append(jac["indptr"], indptr.astype(np.int64))
+        _append(jac["offset"], start + np.concatenate([[0], np.cumsum(indptr[:-1, -1])]))
+
+    def close(self):
+        """Write what is buffered and release the lock."""
+        try:
+            self.flush()
+        finally:
+            self.lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+#: The name this writer had before the io package; kept because scripts use it.
+TrajectoryWriter = H5MDWriter

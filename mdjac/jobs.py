@@ -1,0 +1,245 @@
+"""The jobs: whole trajectories of Jacobians, as library functions the command line calls.
+
+* :func:`compute_trajectory` (``mdjac compute``): the force Jacobian of every selected frame of a
+  trajectory file into an H5MD output, resumable. Every check on the input runs before the
+  output is touched.
+* :func:`run_md` (``mdjac run``): a MindSPONGE MD run of a catalogue system with the Jacobian every
+  k steps (:class:`mdjac.sponge.ForceJacobianCallback`), then a finite-difference spot check.
+"""
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import numerical
+from .catalogue import System, resolve_system
+from .errors import InputError
+from .io import open_trajectory, open_writer
+
+
+# --------------------------------------------------------------------------------------------
+# checks shared by the jobs
+# --------------------------------------------------------------------------------------------
+
+def check_output(path, resume, overwrite):
+    """Refuse an output that exists (without resume/overwrite) or cannot be written."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise InputError(f"output {path} is a directory; give a file name")
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise InputError(f"cannot write {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InputError(f"cannot write {path}: permission denied")
+    if os.path.exists(path) and not (resume or overwrite):
+        raise InputError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
+
+
+def frame_box(box, system):
+    """The box for the potential: the frame's own ``box`` (NPT) or else the system's; None if
+    the system is not periodic. (3,) nm."""
+    if system.box is None:
+        return None
+    return np.asarray(system.box if box is None else box, dtype=np.float64)
+
+
+def check_frames(frames, system):
+    """Read every selected frame once and refuse the run if any has NaN/inf positions or a bad
+    box: nothing is written for a trajectory that would fail half-way."""
+    for i in range(len(frames)):
+        positions, box = frames.coordinates(i)
+        if not np.all(np.isfinite(positions)):
+            raise InputError(f"{frames.path}: frame {frames.indices[i]} has NaN or infinite positions; "
+                             f"select frames before it with --stop {frames.indices[i]}")
+        box = frame_box(box, system)
+        if box is not None and not (box.shape == (3,) and np.all(np.isfinite(box)) and np.all(box > 0)):
+            raise InputError(f"{frames.path}: frame {frames.indices[i]} has an invalid box {box}")
+
+
+def check_resumable(path, metadata):
+    """Refuse to resume an output made from another input, system, selection or precision."""
+    from .io.h5md_reader import read_metadata
+    stored = read_metadata(path)
+    for key, value in metadata.items():
+        if stored.get(key) != value:
+            raise InputError(f"{path} was made with {key}={stored.get(key)!r}, not {value!r}; "
+                             "resume with the same arguments or use --overwrite")
+
+
+def restore_interrupt():
+    """Make Ctrl-C raise KeyboardInterrupt again: MindSpore's runtime installs a C-level SIGINT
+    handler that ends the process with SIGTERM, skipping the writer's final flush (the journal
+    keeps the file safe either way, but a clean stop keeps the buffered frames too)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# --------------------------------------------------------------------------------------------
+# mdjac compute
+# --------------------------------------------------------------------------------------------
+
+def compute_trajectory(trajectory, system, output, start=None, stop=None, step=None, resume=False,
+                       overwrite=False, dtype=np.float32, batch=8, compress=True, triangle="full",
+                       strategy="replicate", progress=True):
+    """The force Jacobian (and forces) of every selected frame of ``trajectory`` into ``output``.
+
+    trajectory : path of any file :func:`mdjac.io.open_trajectory` reads.
+    system : catalogue name, system file, or a loaded System (its potential, masses and box).
+    output : H5MD path. start, stop, step : the frames, with Python slice semantics.
+    resume : continue an interrupted output (checked to be of the same input and arguments);
+    overwrite : replace an existing output. dtype : float32 or float64, compute and storage.
+    batch : frames per journaled write. compress : gzip the blocks. triangle : 'full' or 'upper'.
+    strategy : see :meth:`mdjac.Potential.force_jacobian`. progress : a progress bar on stderr.
+
+    Returns a dict: ``output``, ``computed`` (frames computed now), ``kept`` (frames found
+    complete from before), ``seconds`` (wall time of the computed frames).
+    """
+    from tqdm import tqdm
+
+    if int(batch) < 1:
+        raise InputError("--batch must be at least 1")
+    check_output(output, resume, overwrite)
+    if os.path.abspath(output) == os.path.abspath(trajectory):
+        raise InputError("the output would replace the input trajectory; give another -o")
+    label = system.name if isinstance(system, System) else os.fspath(system)
+    system = resolve_system(system)
+    if system.potential is None:
+        raise InputError(f"system {system.name!r} has no potential (it is not a molecule); pick another")
+    n_atoms = len(system.positions)
+    dtype = np.dtype(dtype)
+    with open_trajectory(trajectory, n_atoms=n_atoms) as traj:
+        frames = traj[start:stop:step]
+        if not len(frames):
+            raise InputError(f"{trajectory}: the selection start={start} stop={stop} "
+                             f"step={step} holds no frame of its {len(traj)}")
+        check_frames(frames, system)
+        metadata = dict(source=os.path.abspath(trajectory), system=label,
+                        frames=[frames.indices.start, frames.indices.stop, frames.indices.step],
+                        float64=dtype == np.float64, upper=triangle == "upper")
+        if resume and os.path.exists(output):
+            check_resumable(output, metadata)
+        potential = system.potential
+        writer = open_writer(output, n_atoms, names=system.names, masses=system.masses,
+                             periodic=system.box is not None, dtype=dtype, mode="a" if resume else "w",
+                             overwrite=overwrite, batch=batch, metadata=metadata,
+                             compress_blocks=compress, triangle=triangle)
+        with writer:
+            done = writer.n_frames
+            if done > len(frames):
+                raise InputError(f"{output} holds {done} frames, more than the {len(frames)} selected")
+            if done and frames[done - 1].step != writer.last_step:
+                raise InputError(f"{output} ends at step {writer.last_step} but frame {done - 1} of the "
+                                 f"selection is step {frames[done - 1].step}; use --overwrite")
+            started = time.perf_counter()
+            bar = tqdm(total=len(frames), initial=done, unit="frame", desc="jacobians", file=sys.stderr,
+                       disable=not progress, dynamic_ncols=True, smoothing=0.1)
+            with bar:
+                for i in range(done, len(frames)):
+                    frame = frames[i]
+                    x = np.asarray(frame.positions, dtype=dtype)
+                    box = frame_box(frame.box, system)
+                    forces = potential.forces(x, box=box)
+                    jacobian = potential.force_jacobian(x, box=box, strategy=strategy)
+                    restore_interrupt()
+                    writer.append(frame.step, frame.time, x, box, forces, jacobian)
+                    bar.update()
+    return dict(output=os.fspath(output), computed=len(frames) - done, kept=done,
+                seconds=time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------
+# mdjac run
+# --------------------------------------------------------------------------------------------
+
+def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5md", temperature=None, time_step=None,
+           dtype=np.float32, strategy="replicate", overwrite=False, writer=None, check=True):
+    """The main job: a short MindSPONGE MD run of a catalogue system, Jacobians every ``every`` steps into H5MD.
+
+    system: catalogue name, path or :class:`mdjac.catalogue.System` (engine "mindsponge").
+    steps: MD steps; every: steps between Jacobians; output: H5MD path (refused if it exists
+    unless ``overwrite``); temperature (K) and time_step (ps) default to the system's 'md' settings.
+    writer: a writer object instead of the H5MD file (then ``output`` is ignored). check: the
+    finite-difference spot check of the first frame (float64 central differences of the forces).
+
+    Returns a summary dict: frames, steps of the frames, atoms, blocks per frame, seconds per
+    Jacobian (mean after the first frame; the first with compilation), seconds per force
+    evaluation of the adapted potential, MindSPONGE's wall seconds per MD step (its compilation
+    included, the callback's time excluded), the callback's seconds per frame (Jacobian and
+    buffering), the seconds per frame of writing what was still buffered at the end, and the spot
+    check's columns and max relative error.
+    """
+    from .sponge.engine import graph_mode
+
+    sys_ = resolve_system(system)
+    if not sys_.is_mindsponge:
+        raise InputError(f"system {sys_.name!r} is not a MindSPONGE system: run_md needs one of engine 'mindsponge'")
+    if int(steps) < 1 or int(every) < 1:
+        raise InputError(f"steps={steps}, every={every}: both must be positive")
+    if writer is None and os.path.exists(output) and not overwrite:
+        raise InputError(f"{output} exists: choose another output or pass overwrite=True")
+    md = sys_.spec.get("md", {})
+    temperature = float(md.get("temperature", 300.0) if temperature is None else temperature)
+    time_step = float(md.get("time_step", 1e-3) if time_step is None else time_step)
+    with graph_mode():
+        return _run_md(sys_, int(steps), int(every), output, temperature, time_step, dtype, strategy, overwrite,
+                       writer, check)
+
+
+def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy, overwrite, writer, check):
+    from .sponge.callback import ForceJacobianCallback
+    from .sponge.engine import sponge_md
+
+    molecule, forcefield = sys_.sponge(fresh=True)
+    potential = sys_.potential        # = adapt(molecule, forcefield); shared, so compiled once per System
+    engine = sponge_md(molecule, forcefield, sys_.cutoff, temperature, time_step)
+    own_writer = writer is None
+    if own_writer:
+        writer = open_writer(output, potential.n_atoms, names=sys_.names, masses=sys_.masses,
+                             periodic=sys_.box is not None, dtype=dtype, overwrite=overwrite,
+                             metadata={"system": sys_.name, "steps": steps, "every": every})
+    callback = ForceJacobianCallback(potential, writer, every=every, strategy=strategy, dtype=dtype)
+    start = time.perf_counter()
+    try:
+        engine.run(steps, callbacks=[callback])
+    finally:
+        closing = time.perf_counter()
+        if own_writer:
+            writer.close()          # writes the frames still buffered
+        done = time.perf_counter()
+    wall = closing - start
+    summary = {
+        "system": sys_.name, "output": None if not own_writer else str(output), "atoms": potential.n_atoms,
+        "steps": steps, "every": every, "frames": len(callback.steps), "frame_steps": list(callback.steps),
+        "blocks_per_frame": float(np.mean(callback.nnz_blocks)) if callback.nnz_blocks else 0.0,
+        "first_jacobian_seconds": callback.jacobian_seconds[0] if callback.jacobian_seconds else float("nan"),
+        "seconds_per_jacobian": float(np.mean(callback.jacobian_seconds[1:] or callback.jacobian_seconds or [np.nan])),
+        "callback_seconds_per_frame": float(np.mean(callback.seconds[1:] or callback.seconds or [np.nan])),
+        "write_seconds_per_frame": (done - closing) / max(1, len(callback.steps)),
+        "seconds_per_md_step": (wall - float(np.sum(callback.seconds))) / steps,
+        "seconds_per_force": _seconds_per_force(potential, sys_.positions.astype(dtype)),
+    }
+    if check and own_writer:
+        summary.update(_spot_check(potential, output))
+    return summary
+
+
+def _seconds_per_force(potential, positions, repeats=3):
+    """Wall seconds of one energy-and-forces evaluation of the adapted potential (compiled)."""
+    potential.energy_and_forces(positions)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        potential.energy_and_forces(positions)
+    return (time.perf_counter() - start) / repeats
+
+
+def _spot_check(potential, path, count=4):
+    """The first stored frame's Jacobian against float64 central differences of the forces."""
+    with open_trajectory(path) as traj:
+        frame = traj[0]
+    x = np.asarray(frame.positions, dtype=np.float64)
+    columns = numerical.spot_columns(potential, x, frame.box, count)
+    reference = numerical.central_difference_columns(lambda y: potential.forces(y, box=frame.box), x, columns)
+    return {"fd_columns": columns, "fd_max_relative_error": numerical.column_relative_error(frame.jacobian, reference, columns)}
