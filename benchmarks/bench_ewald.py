@@ -93,7 +93,7 @@ def measure(name):
     lr = J.long_range
     cached = 0 if lr._cache is None else sum(g.nbytes + h.nbytes for _, g, h in lr._cache)
     row["sparse_mb"] = (J.blocks.nbytes + J.rows.nbytes + J.cols.nbytes) / 1e6
-    row["rebuild_kb"] = lr.nbytes / 1e3
+    row["rebuild_kb"] = lr.nbytes / 1e3          # charges, kmax, alpha, box, constant (positions are the frame's)
     row["factors_mb"] = cached / 1e6
     row["dense_gb"] = 8.0 * (3 * len(x)) ** 2 / 1e9
     if len(x) <= MODES_MAX_ATOMS:
@@ -133,7 +133,7 @@ def print_table(rows):
               f"{r['factors_mb']:>6.0f}MB {r['peak_gb']:>7.1f}GB {r['dense_gb']:>7.1f}GB")
     print("Jacobian: force_jacobian (short-range blocks + reciprocal block diagonal, by AD); diagonal: with the "
           "low-rank part (builds its AD factors); matvec: one J v; 10 modes: Lanczos on the matvec (mv = matvecs); "
-          "sparse: stored blocks; rebuild: k vectors, weights, charges, positions; factors: cached g_k, h_k; "
+          "sparse: stored blocks; rebuild: what H5MD keeps besides positions (charges, kmax, alpha, box, constant); factors: cached g_k, h_k; "
           "dense H: 8 (3N)^2 bytes.")
     for r in rows:
         if "lowest_cm" in r:

@@ -291,8 +291,8 @@ class EwaldReciprocal:
 
     def jacobian_part(self, config, atoms):
         """The low-rank part of the force Jacobian on atoms (n,) (global indices), as a :class:`ReciprocalJacobian`."""
-        kvectors, weights = self.kvectors_and_weights(config.box)
-        return ReciprocalJacobian(config.positions[atoms], self.charges[atoms], kvectors, weights, config.dtype)
+        return ReciprocalJacobian(config.positions[atoms], self.charges[atoms], self.kmax, self.alpha, config.box,
+                                  self.coulomb_constant, config.dtype)
 
     def energy_function(self, config):
         """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks)."""
@@ -305,21 +305,27 @@ class EwaldReciprocal:
 class ReciprocalJacobian:
     """The low-rank part of a reciprocal sum's force Jacobian on n atoms: -sum_k 2 w_k (g_k g_k^T + h_k h_k^T).
 
-    Held as what rebuilds it: positions (n, 3) nm and charges (n,) e of the atoms, k vectors
-    (K, 3) nm^-1 and weights (K,) kJ mol^-1 e^-2. The factors g_k, h_k (K, n, 3) come from AD
-    (:meth:`factors`); they are kept when they take at most ``cache_bytes`` (default 1 GB),
-    otherwise rebuilt chunk by chunk at each use. dtype: the compute dtype (float32 or float64).
+    Held as what rebuilds it: positions (n, 3) nm and charges (n,) e of the atoms, and the sum's
+    recipe: kmax (3,), alpha (nm^-1), the box (3,) nm and the Coulomb constant, from which the
+    k vectors (K, 3) nm^-1 and weights (K,) kJ mol^-1 e^-2 follow exactly as
+    :class:`EwaldReciprocal` computes them (what an H5MD file stores: docs/h5md.md). The factors
+    g_k, h_k (K, n, 3) come from AD (:meth:`factors`); they are kept when they take at most
+    ``cache_bytes`` (default 1 GB), otherwise rebuilt chunk by chunk at each use. dtype: the
+    compute dtype (float32 or float64).
     """
 
-    def __init__(self, positions, charges, kvectors, weights, dtype=np.float64, cache_bytes=1 << 30):
+    def __init__(self, positions, charges, kmax, alpha, box, coulomb_constant, dtype=np.float64, cache_bytes=1 << 30):
         self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
         self.charges = np.asarray(charges, dtype=np.float64).reshape(-1)
-        self.kvectors = np.asarray(kvectors, dtype=np.float64).reshape(-1, 3)
-        self.weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if len(self.charges) != len(self.positions):
+            raise InputError(f"the long-range part needs one charge per position ({len(self.charges)} vs {len(self.positions)})")
+        self.kmax, self.alpha = np.asarray(kmax, dtype=np.int64).reshape(-1), float(alpha)
+        self.box, self.coulomb_constant = check_box(box), float(coulomb_constant)
+        if self.box is None:
+            raise InputError("the long-range part needs the periodic box (3 edges in nm)")
+        self.kvectors = wave_vectors(wave_numbers(self.kmax), self.box)
+        self.weights = reciprocal_weights(self.kvectors, self.alpha, self.box, self.coulomb_constant)
         self.dtype = np.dtype(dtype)
-        if len(self.charges) != len(self.positions) or len(self.weights) != len(self.kvectors):
-            raise InputError(f"the long-range part needs one charge per position ({len(self.charges)} vs {len(self.positions)}) "
-                             f"and one weight per k vector ({len(self.weights)} vs {len(self.kvectors)})")
         self.cache_bytes = cache_bytes
         self._cache = None
 
@@ -334,8 +340,8 @@ class ReciprocalJacobian:
 
     @property
     def nbytes(self):
-        """Bytes of the data that rebuilds this part (positions, charges, k vectors, weights)."""
-        return self.positions.nbytes + self.charges.nbytes + self.kvectors.nbytes + self.weights.nbytes
+        """Bytes of the data that rebuilds this part besides the positions: charges, kmax, alpha, box, constant."""
+        return self.charges.nbytes + self.kmax.nbytes + 8 * 5
 
     def __repr__(self):
         return f"ReciprocalJacobian(n={self.n}, K={len(self.kvectors)}, dtype={self.dtype})"
@@ -404,8 +410,8 @@ class ReciprocalJacobian:
     def select(self, where):
         """The part on a subset: rows and columns of local atoms ``where`` (m,) int."""
         where = np.asarray(where, dtype=np.int64)
-        return ReciprocalJacobian(self.positions[where], self.charges[where], self.kvectors, self.weights, self.dtype,
-                                  self.cache_bytes)
+        return ReciprocalJacobian(self.positions[where], self.charges[where], self.kmax, self.alpha, self.box,
+                                  self.coulomb_constant, self.dtype, self.cache_bytes)
 
 
 # ----------------------------------------------------------------------------- the whole sum as terms
