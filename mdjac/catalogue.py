@@ -11,6 +11,8 @@ Each system is a declarative JSON file in ``systems/`` (installed as the package
 * ``"mdjac"``: mdjac terms listed in the file, e.g. ``{"term": "LennardJones", "sigma": [...],
   "types": "@types", "cutoff": 0.85}``; a string ``"@key"`` stands for the array ``key`` of the
   coordinates file.
+* ``"openmm"``: not a JSON file but a force-field file read by OpenMM (System XML, prmtop, top,
+  psf): :func:`mdjac.openmm.files.load_openmm_system`, the potential :func:`mdjac.openmm.adapt`.
 * ``"article"``: the article's example z = y[index] * x, not a molecule: ``.potential`` is None
   and ``.function`` maps x (3,) to z (3,) in MindSpore ops.
 
@@ -169,8 +171,22 @@ class System:
         return self._sponge
 
 
+#: force-field files read through OpenMM (mdjac.openmm.files), by suffix
+OPENMM_SUFFIXES = (".xml", ".prmtop", ".parm7", ".top", ".psf")
+
+
 def load_system(name_or_path=DEFAULT_SYSTEM):
-    """A :class:`System` by catalogue name (see :func:`available_systems`) or by path to a system JSON."""
+    """A :class:`System` by catalogue name (see :func:`available_systems`), by path to a system JSON,
+    or by path to a force-field file OpenMM reads (System XML + PDB, AMBER prmtop + inpcrd, GROMACS
+    top + gro, CHARMM psf + parameters + crd; see mdjac.openmm.files)."""
+    if Path(os.fspath(name_or_path)).suffix.lower() in OPENMM_SUFFIXES:
+        if not Path(os.fspath(name_or_path)).is_file():
+            raise InputError(f"{name_or_path}: no such file")
+        from .openmm.files import load_openmm_system
+        got = load_openmm_system(name_or_path)
+        spec = {"engine": "openmm", "name": got["name"], "cutoff": None, "source": os.fspath(name_or_path)}
+        return System(got["name"], got["description"], got["positions"], got["masses"], got["box"], got["names"],
+                      spec, Path(name_or_path), _potential=got["potential"])
     path = _spec_path(name_or_path)
     try:
         spec = json.loads(path.read_text())

@@ -101,6 +101,33 @@ def cross(u, v):
     return ops.stack([uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx], axis=-1)
 
 
+def distance(q):
+    """|x_j - x_i| of a 2-atom instance; q (..., M, 1, 3) -> (..., M) nm."""
+    return _norm(q[..., 0, :])
+
+
+def bond_angle(q):
+    """The angle i-j-k at atom j of a 3-atom instance; q (..., M, 2, 3) -> (..., M) rad in [0, pi].
+
+    atan2(|u x v|, u . v) with u = x_i - x_j, v = x_k - x_j (well conditioned away from 0 and pi).
+    """
+    u = -q[..., 0, :]
+    v = q[..., 1, :] - q[..., 0, :]
+    return ops.atan2(_norm(cross(u, v)), _dot(u, v))
+
+
+def dihedral(q):
+    """The IUPAC dihedral of a 4-atom instance (i, j, k, l); q (..., M, 3, 3) -> (..., M) rad in (-pi, pi].
+
+    atan2(|b2| b1 . (b2 x b3), (b1 x b2) . (b2 x b3)) with b1 = x_j - x_i, b2 = x_k - x_j, b3 = x_l - x_k.
+    """
+    b1 = q[..., 0, :]
+    b2 = q[..., 1, :] - q[..., 0, :]
+    b3 = q[..., 2, :] - q[..., 1, :]
+    n2 = cross(b2, b3)
+    return ops.atan2(_norm(b2) * _dot(b1, n2), _dot(cross(b1, b2), n2))
+
+
 # ----------------------------------------------------------------------------- base classes
 class Term:
     """A force-field term.
@@ -227,7 +254,7 @@ class HarmonicBond(FixedTerm):
         super().__init__(index, (_per_instance(k, len(index), "bond k"), _per_instance(r0, len(index), "bond r0")))
 
     def energy(self, q, k, r0):
-        dr = _norm(q[..., 0, :]) - r0
+        dr = distance(q) - r0
         return 0.5 * k * dr * dr
 
 
@@ -245,10 +272,7 @@ class HarmonicAngle(FixedTerm):
         super().__init__(index, (_per_instance(k, len(index), "angle k"), _per_instance(theta0, len(index), "angle theta0")))
 
     def energy(self, q, k, theta0):
-        u = -q[..., 0, :]                 # x_i - x_j
-        v = q[..., 1, :] - q[..., 0, :]   # x_k - x_j
-        theta = ops.atan2(_norm(cross(u, v)), _dot(u, v))
-        d = theta - theta0
+        d = bond_angle(q) - theta0
         return 0.5 * k * d * d
 
 
@@ -270,12 +294,7 @@ class PeriodicTorsion(FixedTerm):
                                  _per_instance(phase, m, "torsion phase")))
 
     def energy(self, q, k, n, phase):
-        b1 = q[..., 0, :]
-        b2 = q[..., 1, :] - q[..., 0, :]
-        b3 = q[..., 2, :] - q[..., 1, :]
-        n2 = cross(b2, b3)
-        phi = ops.atan2(_norm(b2) * _dot(b1, n2), _dot(cross(b1, b2), n2))
-        return k * (1.0 + ops.cos(n * phi - phase))
+        return k * (1.0 + ops.cos(n * dihedral(q) - phase))
 
 
 class ImproperTorsion(PeriodicTorsion):
@@ -465,7 +484,8 @@ class EwaldExclusion(PairTerm):
 class LongRangeDispersion(Term):
     """Long-range dispersion correction of a truncated Lennard-Jones, E = c / V, V the box volume (nm^3).
 
-    c (kJ mol^-1 nm^3) is the caller's, e.g. MindSPONGE's -2/3 pi N^2 <C6> / rc^3 (mdjac.sponge.adapt).
+    c (kJ mol^-1 nm^3) is the caller's, e.g. MindSPONGE's -2/3 pi N^2 <C6> / rc^3 (mdjac.sponge.adapt) or
+    OpenMM's (mdjac.openmm.nonbonded.dispersion_coefficient).
     E depends on the box only, so its forces and Jacobian are zero; the term is there so that
     energies match. One instance (on atom 0) in a periodic box, none without one.
     """

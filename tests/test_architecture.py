@@ -14,9 +14,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "mdjac"
 
 #: Layer of each room (docs/architecture.md): a module may import only from its own layer or lower ones.
 LAYERS = {
-    "errors": 0, "version": 0, "space": 0, "neighbours": 0, "kernel": 0, "jacobian": 0, "terms": 0, "numerical": 0, "ewald": 0,
+    "errors": 0, "version": 0, "space": 0, "neighbours": 0, "kernel": 0, "jacobian": 0, "terms": 0, "numerical": 0, "ewald": 0, "custom": 0,
     "potential": 1,
-    "catalogue": 2, "sponge": 2, "io": 2,
+    "catalogue": 2, "sponge": 2, "openmm": 2, "io": 2,
     "jobs": 3, "analysis": 3,
     "cli": 4, "__main__": 5, "__init__": 5,
 }

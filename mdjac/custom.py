@@ -1,0 +1,139 @@
+"""Terms whose energy is a given function of one internal coordinate (custom force fields).
+
+Each term here pairs a geometry with an energy function written in MindSpore ops:
+
+==================  =====  ==================================================================
+term                k      variables the function sees (each (..., M))
+==================  =====  ==================================================================
+BondFunction        2      (r,) the distance |x_j - x_i|, nm
+AngleFunction       3      (theta,) the angle i-j-k at j, rad in [0, pi]
+TorsionFunction     4      (phi,) the IUPAC dihedral of (i, j, k, l), rad in (-pi, pi]
+PositionFunction    1      (x, y, z) the atom's position as given (no wrap), nm
+PairFunction        2      (r,) over neighbour pairs within a cutoff (or all pairs), exclusions removed
+==================  =====  ==================================================================
+
+``function(variables, params)`` -> (..., M) energies in kJ/mol, where ``params`` is the tuple of
+per-instance parameter arrays (M,) the term was given (for pairs: computed per pair by
+``pair_parameters(i, j)``). Every number the function needs that is not an exact small integer
+must travel in ``params``: a Python float inside a compiled MindSpore graph is float32.
+
+A pair function may be switched off smoothly between ``switch`` (r_s) and the cutoff (r_c):
+E(r) S(r) with S = 1 - 10 t^3 + 15 t^4 - 6 t^5, t = (r - r_s)/(r_c - r_s) for r_s < r < r_c and
+S = 1 below r_s (OpenMM's and CHARMM's switch). The derivatives all come from automatic
+differentiation of these energies.
+"""
+import numpy as np
+from mindspore import ops
+
+from .errors import InputError
+from .terms import FixedTerm, PairTerm, _index_array, _per_instance, bond_angle, dihedral, distance
+
+
+def switching_function(r, switch, cutoff):
+    """S(r) in MindSpore ops: 1 below ``switch``, the quintic 1 - 10t^3 + 15t^4 - 6t^5 above it.
+
+    r, switch, cutoff: (..., M) nm (switch < cutoff). The polynomial branch is evaluated
+    everywhere and is finite, so no NaN reaches the gradient of the unused branch.
+    """
+    t = (r - switch) / (cutoff - switch)
+    smooth = 1.0 + t * t * t * (-10.0 + t * (15.0 - 6.0 * t))
+    return ops.select(r > switch, smooth, ops.ones_like(r))
+
+
+def switching_function_numpy(r, switch, cutoff):
+    """Reference S(r) in numpy (same conventions as :func:`switching_function`)."""
+    t = np.clip((np.asarray(r) - switch) / (cutoff - switch), 0.0, 1.0)
+    return 1.0 + t ** 3 * (-10.0 + t * (15.0 - 6.0 * t))
+
+
+class _FunctionTerm(FixedTerm):
+    """A fixed list of instances with an energy function of one geometric variable."""
+
+    def __init__(self, index, function, params, name=None):
+        index = _index_array(index, self.n_body, f"{type(self).__name__} atoms")
+        super().__init__(index, tuple(_per_instance(p, len(index), f"{type(self).__name__} parameter") for p in params))
+        self.function = function
+        self.name = name or type(self).__name__
+
+    def variables(self, q):
+        raise NotImplementedError
+
+    def energy(self, q, *params):
+        return self.function(self.variables(q), params)
+
+    def __repr__(self):
+        return f"{self.name}({len(self.index)} instances)"
+
+
+class BondFunction(_FunctionTerm):
+    """E = function((r,), params) per atom pair; pairs (M, 2) int."""
+    n_body = 2
+    relative = True
+
+    def variables(self, q):
+        return (distance(q),)
+
+
+class AngleFunction(_FunctionTerm):
+    """E = function((theta,), params) per triple (i, j, k), theta the angle at j; triples (M, 3) int."""
+    n_body = 3
+    relative = True
+
+    def variables(self, q):
+        return (bond_angle(q),)
+
+
+class TorsionFunction(_FunctionTerm):
+    """E = function((phi,), params) per quadruple, phi the IUPAC dihedral; quads (M, 4) int."""
+    n_body = 4
+    relative = True
+
+    def variables(self, q):
+        return (dihedral(q),)
+
+
+class PositionFunction(_FunctionTerm):
+    """E = function((x, y, z), params) per atom, positions as given; atoms (M,) or (M, 1) int."""
+    n_body = 1
+    relative = False
+
+    def __init__(self, atoms, function, params, name=None):
+        super().__init__(np.asarray(atoms).reshape(-1, 1), function, params, name)
+
+    def variables(self, q):
+        x = q[..., 0, :]
+        return (x[..., 0], x[..., 1], x[..., 2])
+
+
+class PairFunction(PairTerm):
+    """E = function((r,), params) S(r) over atom pairs (neighbours within the cutoff, or all pairs).
+
+    n_atoms: N. function: see the module docstring. pair_parameters: (i (P,), j (P,)) -> tuple
+    of (P,) float64 arrays, the parameters of each pair (combined from per-atom values, looked up
+    in tables, ...). cutoff, exclusions: see :class:`mdjac.terms.PairTerm`. switch: None or the
+    distance (nm, below the cutoff) where the switching function starts.
+    """
+
+    def __init__(self, n_atoms, function, pair_parameters, cutoff=None, exclusions=None, switch=None, name=None):
+        super().__init__(n_atoms, cutoff, exclusions)
+        if switch is not None and (self.cutoff is None or not 0 <= float(switch) < self.cutoff):
+            raise InputError(f"the switching distance {switch} nm must lie in [0, cutoff) and needs a cutoff")
+        self.function, self.pair_parameters = function, pair_parameters
+        self.switch = None if switch is None else float(switch)
+        self.name = name or "PairFunction"
+
+    def pair_params(self, i, j):
+        params = tuple(np.asarray(p, dtype=np.float64) for p in self.pair_parameters(i, j))
+        if self.switch is None:
+            return params
+        # switch and cutoff travel as per-pair float64 arrays (Python floats in a graph are float32)
+        return params + (np.full(len(i), self.switch), np.full(len(i), self.cutoff))
+
+    def energy(self, q, *params):
+        r = distance(q)
+        if self.switch is None:
+            return self.function((r,), params)
+        return self.function((r,), params[:-2]) * switching_function(r, params[-2], params[-1])
+
+    def __repr__(self):
+        return f"{self.name}(cutoff={self.cutoff}, switch={self.switch})"

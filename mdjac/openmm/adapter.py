@@ -1,0 +1,293 @@
+"""An OpenMM ``System`` as an mdjac ``Potential``: ``adapt(system)``.
+
+Each OpenMM force becomes mdjac terms stating the same energy (units: nm, kJ/mol, rad, e, amu;
+OpenMM's own, read in float64 from the System):
+
+=========================  ===================================================================
+OpenMM force               mdjac terms
+=========================  ===================================================================
+HarmonicBondForce          terms.HarmonicBond, E = k/2 (r - r0)^2
+HarmonicAngleForce         terms.HarmonicAngle, E = k/2 (theta - theta0)^2
+PeriodicTorsionForce       terms.PeriodicTorsion, E = k (1 + cos(n phi - phase))
+NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field, switch) over
+                           non-exception pairs; custom.BondFunction over the exceptions;
+                           terms.LongRangeDispersion (see mdjac.openmm.nonbonded)
+CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
+-Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
+CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
+                           parameters of both atoms, exclusions, cutoff, switch
+CMMotionRemover            nothing (it changes velocities, not the potential)
+=========================  ===================================================================
+
+Ewald, PME and LJPME, virtual sites, and any other force are refused with an InputError naming
+them: mdjac never returns a partial potential. Constraints are not part of the potential: the
+Jacobian is that of the unconstrained potential, said once in a warning.
+
+Periodicity: mdjac applies the minimum image to every displacement when the System is periodic
+(OpenMM does it for nonbonded pairs only); the two agree whenever each molecule's bonded
+displacements are shorter than half the box, as for whole molecules.
+"""
+import warnings
+
+import numpy as np
+
+from .. import custom, terms
+from ..errors import InputError
+from ..potential import Potential
+from . import nonbonded
+from .expressions import Expression, Tabulated
+
+IGNORED = ("CMMotionRemover",)
+
+
+def _value(q):
+    """A float in OpenMM's MD units (nm, kJ/mol, ps, e, amu, rad) from a Quantity or a number."""
+    from openmm import unit
+    if unit.is_quantity(q):
+        return float(q.value_in_unit_system(unit.md_unit_system))
+    return float(q)
+
+
+def periodic_box(system):
+    """(3,) box edges in nm of a periodic System (orthorhombic only), or None."""
+    if not system.usesPeriodicBoundaryConditions():
+        return None
+    vectors = np.array([[_value(c) for c in v] for v in system.getDefaultPeriodicBoxVectors()])
+    if np.any(vectors[~np.eye(3, dtype=bool)] != 0):
+        raise InputError("the System's periodic box is triclinic: mdjac supports rectangular boxes only")
+    return np.diag(vectors).copy()
+
+
+def masses(system):
+    """(N,) particle masses in amu."""
+    return np.array([_value(system.getParticleMass(i)) for i in range(system.getNumParticles())])
+
+
+# ----------------------------------------------------------------------------- standard forces
+def _harmonic_bonds(force, n):
+    rows = [force.getBondParameters(i) for i in range(force.getNumBonds())]
+    if not rows:
+        return []
+    pairs = np.array([r[:2] for r in rows], dtype=np.int64)
+    return [terms.HarmonicBond(pairs, [_value(r[3]) for r in rows], [_value(r[2]) for r in rows])]
+
+
+def _harmonic_angles(force, n):
+    rows = [force.getAngleParameters(i) for i in range(force.getNumAngles())]
+    if not rows:
+        return []
+    triples = np.array([r[:3] for r in rows], dtype=np.int64)
+    return [terms.HarmonicAngle(triples, [_value(r[4]) for r in rows], [_value(r[3]) for r in rows])]
+
+
+def _periodic_torsions(force, n):
+    rows = [force.getTorsionParameters(i) for i in range(force.getNumTorsions())]
+    if not rows:
+        return []
+    quads = np.array([r[:4] for r in rows], dtype=np.int64)
+    return [terms.PeriodicTorsion(quads, [_value(r[6]) for r in rows], [float(r[4]) for r in rows],
+                                  [_value(r[5]) for r in rows])]
+
+
+# ----------------------------------------------------------------------------- NonbondedForce
+_NONBONDED_METHODS = {0: "NoCutoff", 1: "CutoffNonPeriodic", 2: "CutoffPeriodic", 3: "Ewald", 4: "PME", 5: "LJPME"}
+
+
+def _global_defaults(force):
+    return {force.getGlobalParameterName(i): float(force.getGlobalParameterDefaultValue(i))
+            for i in range(force.getNumGlobalParameters())}
+
+
+def _nonbonded(force, n):
+    method = _NONBONDED_METHODS[force.getNonbondedMethod()]
+    if method in ("Ewald", "PME", "LJPME"):
+        raise InputError(f"NonbondedForce with {method} is not supported yet: use NoCutoff, CutoffNonPeriodic or "
+                         "CutoffPeriodic (reaction field)")
+    table = np.array([[_value(v) for v in force.getParticleParameters(i)] for i in range(force.getNumParticles())])
+    charge, sigma, epsilon = table.T.copy()
+    globals_ = _global_defaults(force)
+    for k in range(force.getNumParticleParameterOffsets()):
+        name, i, dq, ds, de = force.getParticleParameterOffset(k)
+        charge[i] += globals_[name] * dq
+        sigma[i] += globals_[name] * ds
+        epsilon[i] += globals_[name] * de
+    exceptions = [force.getExceptionParameters(k) for k in range(force.getNumExceptions())]
+    pairs = np.array([e[:2] for e in exceptions], dtype=np.int64).reshape(-1, 2)
+    params = np.array([[_value(v) for v in e[2:]] for e in exceptions]).reshape(-1, 3)  # chargeProd, sigma, epsilon
+    for k in range(force.getNumExceptionParameterOffsets()):
+        name, e, dq, ds, de = force.getExceptionParameterOffset(k)
+        params[e] += globals_[name] * np.array([dq, ds, de])
+    f = nonbonded.ONE_4PI_EPS0
+    cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
+    out = []
+    if method == "NoCutoff":
+        def pair_parameters(i, j):
+            return 0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j]
+        function = nonbonded.lennard_jones_coulomb
+    else:
+        k_rf, c_rf = nonbonded.reaction_field_constants(cutoff, float(force.getReactionFieldDielectric()))
+        if force.getUseSwitchingFunction():
+            switch, switch_end = _value(force.getSwitchingDistance()), cutoff
+        else:
+            switch, switch_end = cutoff, cutoff + 1.0
+
+        def pair_parameters(i, j):
+            m = len(i)
+            return (0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j],
+                    np.full(m, k_rf), np.full(m, c_rf), np.full(m, switch), np.full(m, switch_end))
+        function = nonbonded.lennard_jones_reaction_field
+    out.append(custom.PairFunction(n, function, pair_parameters, cutoff=cutoff, exclusions=pairs, name="Nonbonded"))
+    live = (params[:, 0] != 0) | (params[:, 2] != 0)
+    if live.any():
+        out.append(custom.BondFunction(pairs[live], nonbonded.lennard_jones_coulomb,
+                                       (params[live, 1], params[live, 2], f * params[live, 0]), name="NonbondedExceptions"))
+    if method == "CutoffPeriodic" and force.getUseDispersionCorrection():
+        switching = _value(force.getSwitchingDistance()) if force.getUseSwitchingFunction() else None
+        out.append(terms.LongRangeDispersion(nonbonded.dispersion_coefficient(sigma, epsilon, cutoff, switching), n))
+    return out
+
+
+# ----------------------------------------------------------------------------- custom forces
+def _tabulated_functions(force):
+    import openmm
+    out = {}
+    for k in range(getattr(force, "getNumTabulatedFunctions", lambda: 0)()):
+        name, fn = force.getTabulatedFunctionName(k), force.getTabulatedFunction(k)
+        if isinstance(fn, openmm.Discrete1DFunction):
+            out[name] = Tabulated(name, "discrete", np.array(fn.getFunctionParameters()))
+        elif isinstance(fn, openmm.Discrete2DFunction):
+            nx, ny, values = fn.getFunctionParameters()
+            out[name] = Tabulated(name, "discrete", np.array(values).reshape(ny, nx).T)
+        elif isinstance(fn, openmm.Discrete3DFunction):
+            nx, ny, nz, values = fn.getFunctionParameters()
+            out[name] = Tabulated(name, "discrete", np.array(values).reshape(nz, ny, nx).transpose(2, 1, 0))
+        elif isinstance(fn, openmm.Continuous1DFunction):
+            values, lo, hi = fn.getFunctionParameters()
+            out[name] = Tabulated(name, "spline", np.array(values), float(lo), float(hi), bool(fn.getPeriodic()))
+        else:
+            raise InputError(f"{type(force).__name__} uses the tabulated function {name} ({type(fn).__name__}), "
+                             "which mdjac does not support")
+    return out
+
+
+def _per_instance_values(force, names, rows):
+    """{parameter name: (M,) float64} from per-instance parameter tuples, plus the global defaults."""
+    values = _global_defaults(force)
+    table = np.array([[float(v) for v in r] for r in rows], dtype=np.float64).reshape(len(rows), len(names))
+    for k, name in enumerate(names):
+        values[name] = table[:, k]
+    return values
+
+
+def _custom_fixed(force, n, term_class, count, get, n_atoms_per, names_of, coordinates):
+    """The term of a CustomBond/Angle/Torsion/ExternalForce: (atoms, parameters) rows -> term_class."""
+    expression = Expression(force.getEnergyFunction(), coordinates, _tabulated_functions(force))
+    rows = [get(i) for i in range(count)]
+    if not rows:
+        return []
+    index = np.array([r[:n_atoms_per] for r in rows], dtype=np.int64).reshape(-1, n_atoms_per)
+    names = [names_of(k) for k in range(len(rows[0][n_atoms_per]))]
+    values = _per_instance_values(force, names, [r[n_atoms_per] for r in rows])
+    return [term_class(index, expression.function, expression.slots(values, len(rows)), name=type(force).__name__)]
+
+
+def _custom_bonds(force, n):
+    return _custom_fixed(force, n, custom.BondFunction, force.getNumBonds(), force.getBondParameters, 2,
+                         force.getPerBondParameterName, ("r",))
+
+
+def _custom_angles(force, n):
+    return _custom_fixed(force, n, custom.AngleFunction, force.getNumAngles(), force.getAngleParameters, 3,
+                         force.getPerAngleParameterName, ("theta",))
+
+
+def _custom_torsions(force, n):
+    return _custom_fixed(force, n, custom.TorsionFunction, force.getNumTorsions(), force.getTorsionParameters, 4,
+                         force.getPerTorsionParameterName, ("theta",))
+
+
+def _custom_external(force, n):
+    return _custom_fixed(force, n, custom.PositionFunction, force.getNumParticles(), force.getParticleParameters, 1,
+                         force.getPerParticleParameterName, ("x", "y", "z"))
+
+
+def _custom_nonbonded(force, n):
+    name = type(force).__name__
+    if force.getNumInteractionGroups():
+        raise InputError(f"{name} with interaction groups is not supported by mdjac")
+    if force.getNumComputedValues():
+        raise InputError(f"{name} with computed values is not supported by mdjac")
+    method = {0: "NoCutoff", 1: "CutoffNonPeriodic", 2: "CutoffPeriodic"}[force.getNonbondedMethod()]
+    cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
+    if method == "CutoffPeriodic" and force.getUseLongRangeCorrection():
+        raise InputError(f"{name} with a long-range correction is not supported by mdjac yet: "
+                         "call setUseLongRangeCorrection(False) or use NonbondedForce")
+    expression = Expression(force.getEnergyFunction(), ("r",), _tabulated_functions(force))
+    names = [force.getPerParticleParameterName(k) for k in range(force.getNumPerParticleParameters())]
+    table = np.array([[float(v) for v in force.getParticleParameters(i)] for i in range(force.getNumParticles())],
+                     dtype=np.float64).reshape(force.getNumParticles(), len(names))
+    globals_ = _global_defaults(force)
+
+    def pair_parameters(i, j):
+        values = dict(globals_)
+        for k, p in enumerate(names):
+            values[p + "1"], values[p + "2"] = table[i, k], table[j, k]
+        return expression.slots(values, len(i))
+    exclusions = np.array([force.getExclusionParticles(k) for k in range(force.getNumExclusions())], dtype=np.int64).reshape(-1, 2)
+    switch = _value(force.getSwitchingDistance()) if (cutoff is not None and force.getUseSwitchingFunction()) else None
+    return [custom.PairFunction(n, expression.function, pair_parameters, cutoff=cutoff, exclusions=exclusions,
+                                switch=switch, name=name)]
+
+
+READERS = {
+    "HarmonicBondForce": _harmonic_bonds,
+    "HarmonicAngleForce": _harmonic_angles,
+    "PeriodicTorsionForce": _periodic_torsions,
+    "NonbondedForce": _nonbonded,
+    "CustomBondForce": _custom_bonds,
+    "CustomAngleForce": _custom_angles,
+    "CustomTorsionForce": _custom_torsions,
+    "CustomExternalForce": _custom_external,
+    "CustomNonbondedForce": _custom_nonbonded,
+}
+
+
+def force_terms(system):
+    """[(force index, force class name, [terms])] for every force of the System that has a potential.
+
+    Raises InputError for virtual sites and any force mdjac cannot state exactly.
+    """
+    n = system.getNumParticles()
+    virtual = [i for i in range(n) if system.isVirtualSite(i)]
+    if virtual:
+        raise InputError(f"the System has {len(virtual)} virtual sites (first: particle {virtual[0]}): mdjac does not "
+                         "support virtual sites")
+    out = []
+    for index, force in enumerate(system.getForces()):
+        name = type(force).__name__
+        if name in IGNORED:
+            continue
+        if name not in READERS:
+            raise InputError(f"the System has a {name}, which mdjac cannot state exactly: remove it or use a "
+                             f"supported force ({', '.join(READERS)})")
+        out.append((index, name, READERS[name](force, n)))
+    return out
+
+
+def adapt(system, topology=None):
+    """The mdjac Potential of exactly an OpenMM System's potential energy.
+
+    system: openmm.System. topology: openmm.app.Topology (optional; its box is used if the System
+    has none set but is periodic). Returns :class:`mdjac.Potential` with the System's box (nm, or
+    None) and ``masses`` (N,) amu. Warns once if the System has constraints.
+    """
+    if system.getNumConstraints():
+        warnings.warn(f"the System has {system.getNumConstraints()} constraints: mdjac's Jacobian is that of the "
+                      "unconstrained potential", stacklevel=2)
+    box = periodic_box(system)
+    found = [t for _, _, ts in force_terms(system) for t in ts]
+    if not found:
+        raise InputError("the System has no force with a potential energy: nothing to differentiate")
+    potential = Potential(found, box=box, n_atoms=system.getNumParticles())
+    potential.masses = masses(system)
+    return potential

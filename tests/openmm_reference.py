@@ -1,0 +1,98 @@
+"""OpenMM as the independent reference for the adapter's tests: energies, forces and central
+differences of OpenMM's forces (Reference platform, double precision)."""
+import os
+
+import numpy as np
+import pytest
+
+openmm = pytest.importorskip("openmm")
+from openmm import app, unit  # noqa: E402
+
+import mdjac  # noqa: E402
+from mdjac.openmm import force_terms  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(openmm.__file__), "app", "data")
+PEPTIDE_PDB = os.path.join(os.path.dirname(__file__), "..", "systems", "alanine-dipeptide.pdb")
+
+
+def reference_context(system, positions):
+    """A Reference-platform Context (always double precision), each force in its own group (group = force index, < 32)."""
+    for k, force in enumerate(system.getForces()):
+        force.setForceGroup(k)
+    context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(positions)
+    return context
+
+
+def openmm_energy_forces(context, groups, positions=None):
+    """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) of the force groups."""
+    if positions is not None:
+        context.setPositions(positions)
+    state = context.getState(getEnergy=True, getForces=True, groups=set(groups))
+    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+            state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+
+
+def fd_jacobian_columns(context, groups, positions, atoms, h=1e-5):
+    """Central differences of OpenMM's forces: (N, 3, len(atoms), 3) = dF_i / dx_j for j in atoms."""
+    x = np.array(positions, dtype=np.float64)
+    out = np.zeros((len(x), 3, len(atoms), 3))
+    for c, j in enumerate(atoms):
+        for b in range(3):
+            xp, xm = x.copy(), x.copy()
+            xp[j, b] += h
+            xm[j, b] -= h
+            fp = openmm_energy_forces(context, groups, xp)[1]
+            fm = openmm_energy_forces(context, groups, xm)[1]
+            out[:, :, c, b] = (fp - fm) / (2 * h)
+    context.setPositions(x)
+    return out
+
+
+def parity_by_force(system, positions, box=None, jacobian_atoms=(), report=None):
+    """Compare every force group of the System with the mdjac terms of that force.
+
+    Returns {force name: (energy rel error, force rel error, jacobian rel error or None)}.
+    """
+    x = np.array(positions, dtype=np.float64)
+    context = reference_context(system, x)
+    out = {}
+    for index, name, terms in force_terms(system):
+        e_ref, f_ref = openmm_energy_forces(context, {index})
+        potential = mdjac.Potential(terms, box=box, n_atoms=system.getNumParticles())
+        e, f = potential.energy_and_forces(x)
+        e_err = abs(e - e_ref) / max(abs(e_ref), 1e-12)
+        f_err = float(np.abs(f - f_ref).max() / max(np.abs(f_ref).max(), 1e-12))
+        j_err = None
+        if len(jacobian_atoms):
+            J = potential.force_jacobian(x).to_dense()  # (N, 3, N, 3)
+            ref = fd_jacobian_columns(context, {index}, x, list(jacobian_atoms))
+            got = J[:, :, list(jacobian_atoms), :]
+            j_err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
+        out[f"{name}#{index}"] = (e_err, f_err, j_err)
+        if report is not None:
+            report(f"{name:22s} E {e_ref: .10g}  rel dE {e_err:.1e}  rel dF {f_err:.1e}  rel dJ {j_err if j_err is None else f'{j_err:.1e}'}")
+    return out
+
+
+def peptide():
+    """Alanine dipeptide (mdjac's PDB): (topology, positions nm (N, 3))."""
+    pdb = app.PDBFile(PEPTIDE_PDB)
+    return pdb.topology, np.array(pdb.positions.value_in_unit(unit.nanometer))
+
+
+def villin():
+    """The villin headpiece of OpenMM's test.pdb, without water and ions: (topology, positions nm)."""
+    pdb = app.PDBFile(os.path.join(DATA, "test.pdb"))
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.deleteWater()
+    modeller.delete([r for r in modeller.topology.residues() if r.name == "Cl"])
+    return modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer))
+
+
+def solvated(forcefield, topology, positions, padding, model="tip3p"):
+    """Modeller.addSolvent: (topology, positions nm, box (3,) nm)."""
+    modeller = app.Modeller(topology, positions * unit.nanometer)
+    modeller.addSolvent(forcefield, model=model, padding=padding * unit.nanometer)
+    box = np.diag(np.array(modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)))
+    return modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), box
