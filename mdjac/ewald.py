@@ -82,11 +82,12 @@ def _find_kmax(width, alpha, tolerance, guess=10):
     return n
 
 
-def ewald_parameters(tolerance, cutoff, box):
+def ewald_parameters(tolerance, cutoff, box, alpha=None):
     """alpha (nm^-1) and kmax (3,) int as OpenMM chooses them for its Ewald method.
 
     tolerance: OpenMM's ewaldErrorTolerance (default 5e-4); cutoff: direct-space cutoff, nm;
-    box: (3,) edges, nm.
+    box: (3,) edges, nm. alpha: None (OpenMM's choice), or a given alpha (nm^-1, e.g. a PME
+    force's own) for which kmax is chosen at the tolerance.
     """
     tolerance, cutoff = float(tolerance), float(cutoff)
     if not (0 < tolerance < 0.5):
@@ -96,7 +97,11 @@ def ewald_parameters(tolerance, cutoff, box):
     box = check_box(box)
     if box is None:
         raise InputError("Ewald electrostatics need a periodic box: give the box edges in nm")
-    alpha = math.sqrt(-math.log(2.0 * tolerance)) / cutoff
+    if alpha is None:
+        alpha = math.sqrt(-math.log(2.0 * tolerance)) / cutoff
+    alpha = float(alpha)
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise InputError(f"the Ewald alpha {alpha} is not a positive number (nm^-1)")
     kmax = np.array([_find_kmax(float(L), alpha, tolerance) for L in box], dtype=np.int64)
     return alpha, kmax + (kmax % 2 == 0)
 
