@@ -352,3 +352,21 @@ def test_h5md_stores_what_rebuilds_the_long_range_part(small, tmp_path):
     jlr_v = -2 * ((g * (w * (g * kv).sum(0))) @ k + (h * (w * (h * kv).sum(0))) @ k)
     J1 = pot.force_jacobian(frames[1], box=boxes[1])
     assert rel(J1.long_range.matvec(v), jlr_v) < 1e-12
+
+
+def test_mdjac_modes_reads_the_whole_jacobian_from_a_file(small, tmp_path, capsys):
+    """``mdjac modes`` on an H5MD file with a long-range part: the lowest modes of the whole
+    Jacobian (rebuilt from the file), equal to those of the dense strategy's Jacobian."""
+    from mdjac.cli import main
+    from mdjac.io.h5md_writer import H5MDWriter
+
+    pot, x = small
+    masses = np.tile([15.9994, 1.008, 1.008], len(x) // 3)
+    path = tmp_path / "modes.h5md"
+    with H5MDWriter(path, len(x), masses=masses, periodic=True, dtype=np.float64) as writer:
+        writer.append(0, 0.0, x, box=pot.box, forces=pot.forces(x), jacobian=pot.force_jacobian(x))
+    assert main(["modes", str(path), "-k", "4"]) == 0
+    table = capsys.readouterr().out
+    printed = [float(line.split()[1]) for line in table.splitlines()[3:7]]
+    ref = mdjac.normal_modes(pot.force_jacobian(x, strategy="dense"), masses, positions=x, project="periodic", k=4)
+    assert np.allclose(printed, ref.frequencies, atol=2e-3)
