@@ -143,7 +143,7 @@ class System:
         if self._potential is None and self.engine != "article":
             if self.is_mindsponge:
                 from .sponge.adapter import adapt
-                self._potential = adapt(*self.sponge())
+                self._potential = adapt(*self.sponge(), box=self.box)   # the box in float64 from the coordinates file
             else:
                 self._potential = build_terms_potential(self)
         return self._potential

@@ -19,31 +19,14 @@ must travel in ``params``: a Python float inside a compiled MindSpore graph is f
 
 A pair function may be switched off smoothly between ``switch`` (r_s) and the cutoff (r_c):
 E(r) S(r) with S = 1 - 10 t^3 + 15 t^4 - 6 t^5, t = (r - r_s)/(r_c - r_s) for r_s < r < r_c and
-S = 1 below r_s (OpenMM's and CHARMM's switch). The derivatives all come from automatic
+S = 1 below r_s (OpenMM's and CHARMM's switch; mdjac.terms.switching_function). The derivatives all come from automatic
 differentiation of these energies.
 """
 import numpy as np
 from mindspore import ops
 
 from .errors import InputError
-from .terms import FixedTerm, PairTerm, _index_array, _per_instance, bond_angle, dihedral, distance
-
-
-def switching_function(r, switch, cutoff):
-    """S(r) in MindSpore ops: 1 below ``switch``, the quintic 1 - 10t^3 + 15t^4 - 6t^5 above it.
-
-    r, switch, cutoff: (..., M) nm (switch < cutoff). The polynomial branch is evaluated
-    everywhere and is finite, so no NaN reaches the gradient of the unused branch.
-    """
-    t = (r - switch) / (cutoff - switch)
-    smooth = 1.0 + t * t * t * (-10.0 + t * (15.0 - 6.0 * t))
-    return ops.select(r > switch, smooth, ops.ones_like(r))
-
-
-def switching_function_numpy(r, switch, cutoff):
-    """Reference S(r) in numpy (same conventions as :func:`switching_function`)."""
-    t = np.clip((np.asarray(r) - switch) / (cutoff - switch), 0.0, 1.0)
-    return 1.0 + t ** 3 * (-10.0 + t * (15.0 - 6.0 * t))
+from .terms import FixedTerm, PairTerm, _index_array, _per_instance, bond_angle, dihedral, distance, switching_function
 
 
 class _FunctionTerm(FixedTerm):

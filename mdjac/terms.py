@@ -29,9 +29,12 @@ EwaldExclusion      E = -f qi qj erf(alpha r) / r over excluded pairs (the Ewald
 HarmonicRestraint   E = k/2 |x - x_ref|^2, k by atom type
 ElectricField       E = -q E . x (uniform field, E in kJ mol^-1 nm^-1 e^-1)
 FlatBottomWall      E = k/2 max(0, |x - centre| - radius)^2
+CMAPTorsion         E = f(phi, psi), bicubic patches of a periodic map (CHARMM CMAP, ff19SB)
+LongRangeDispersion E = c / V (box volume V); c from :func:`dispersion_coefficient` or the caller
 ==================  ==========================================================================
 """
 import math
+
 
 import numpy as np
 from mindspore import ops
@@ -480,12 +483,72 @@ class EwaldExclusion(PairTerm):
         return -qq * ops.erf(alpha * r) / r
 
 
+def switching_function(r, switch, cutoff):
+    """S(r) in MindSpore ops: 1 below ``switch``, the quintic 1 - 10t^3 + 15t^4 - 6t^5 above it.
+
+    r, switch, cutoff: (..., M) nm (switch < cutoff). The polynomial branch is evaluated
+    everywhere and is finite, so no NaN reaches the gradient of the unused branch.
+    """
+    t = (r - switch) / (cutoff - switch)
+    smooth = 1.0 + t * t * t * (-10.0 + t * (15.0 - 6.0 * t))
+    return ops.select(r > switch, smooth, ops.ones_like(r))
+
+
+def switching_function_numpy(r, switch, cutoff):
+    """Reference S(r) in numpy (same conventions as :func:`switching_function`)."""
+    t = np.clip((np.asarray(r) - switch) / (cutoff - switch), 0.0, 1.0)
+    return 1.0 + t ** 3 * (-10.0 + t * (15.0 - 6.0 * t))
+
+
+def _switch_integral(sigma, switch, cutoff):
+    """int_{r_s}^{r_c} ((sigma/r)^12 - (sigma/r)^6) (1 - S(r)) r^2 dr, nm^3 (adaptive quadrature)."""
+    import scipy.integrate
+
+    def integrand(r):
+        s6 = (sigma / r) ** 6
+        return (s6 * s6 - s6) * (1.0 - switching_function_numpy(r, switch, cutoff)) * r * r
+    value, _ = scipy.integrate.quad(integrand, switch, cutoff, epsabs=0.0, epsrel=1e-13, limit=200)
+    return value
+
+
+def dispersion_coefficient(sigma, epsilon, cutoff, switch=None):
+    """The long-range dispersion coefficient c (kJ mol^-1 nm^3) of a truncated (or switched)
+    Lennard-Jones, E = c / V, as OpenMM computes it (NonbondedForceImpl::calcDispersionCorrection).
+
+    sigma, epsilon: (N,) per atom (nm, kJ/mol), Lorentz-Berthelot; cutoff, switch: nm. Atoms are
+    grouped in classes of equal (sigma, epsilon) with counts n_a; over class pairs, with the mixed
+    values, <A> = [sum_a n_a (n_a + 1)/2 A_aa + sum_{a<b} n_a n_b A_ab] / (N (N + 1)/2) and
+    c = 8 pi N^2 (<eps sigma^12> / (9 r_c^9) - <eps sigma^6> / (3 r_c^3) + <eps I>), I the
+    integral of ((sigma/r)^12 - (sigma/r)^6)(1 - S(r)) r^2 from the switch to the cutoff (zero
+    without a switch; adaptive quadrature here). This averages the mixed pair C6 over atom pairs;
+    MindSPONGE averages each atom's own C6 instead (see mdjac.sponge.adapter).
+    """
+    sigma, epsilon = np.asarray(sigma, dtype=np.float64), np.asarray(epsilon, dtype=np.float64)
+    n = len(sigma)
+    classes, counts = np.unique(np.stack([sigma, epsilon], axis=1), axis=0, return_counts=True)
+    counts = counts.astype(np.float64)
+    s = 0.5 * (classes[:, 0, None] + classes[None, :, 0])
+    e = np.sqrt(classes[:, 1, None] * classes[None, :, 1])
+    weight = np.outer(counts, counts)
+    np.fill_diagonal(weight, counts * (counts + 1) / 2)
+    weight = np.triu(weight)
+    s6 = s ** 6
+    sum1 = (weight * e * s6 * s6).sum()
+    sum2 = (weight * e * s6).sum()
+    sum3 = 0.0
+    if switch is not None:
+        for a, b in zip(*np.nonzero(weight * e)):
+            sum3 += weight[a, b] * e[a, b] * _switch_integral(s[a, b], switch, cutoff)
+    pairs = n * (n + 1) / 2
+    return 8.0 * n * n * math.pi * (sum1 / pairs / (9.0 * cutoff ** 9) - sum2 / pairs / (3.0 * cutoff ** 3) + sum3 / pairs)
+
+
 # ----------------------------------------------------------------------------- box terms
 class LongRangeDispersion(Term):
     """Long-range dispersion correction of a truncated Lennard-Jones, E = c / V, V the box volume (nm^3).
 
     c (kJ mol^-1 nm^3) is the caller's, e.g. MindSPONGE's -2/3 pi N^2 <C6> / rc^3 (mdjac.sponge.adapt) or
-    OpenMM's (mdjac.openmm.nonbonded.dispersion_coefficient).
+    OpenMM's (dispersion_coefficient).
     E depends on the box only, so its forces and Jacobian are zero; the term is there so that
     energies match. One instance (on atom 0) in a periodic box, none without one.
     """
@@ -510,3 +573,120 @@ class LongRangeDispersion(Term):
 
     def __repr__(self):
         return f"LongRangeDispersion(c={self.coefficient:.6g})"
+
+
+# ----------------------------------------------------------------------------- correction maps
+def bicubic_patches(grid):
+    """Bicubic patches of a periodic energy map, as OpenMM and CHARMM build CMAP.
+
+    grid: (S, S) kJ/mol, grid[a, b] the energy at angles (a, b) * 2 pi / S. The derivatives at the
+    nodes, dE/dA, dE/dB and d2E/dA dB, are those of periodic cubic splines through the nodes (along
+    A; along B; along A of dE/dB). Returns (S, S, 4, 4) coefficients c of each patch (a, b):
+    E = sum_kl c[a, b, k, l] u^k v^l, u, v in [0, 1) the fractions of the patch along A and B.
+    """
+    import scipy.interpolate
+
+    grid = np.asarray(grid, dtype=np.float64)
+    s = len(grid)
+    nodes = np.arange(s + 1) * (2 * np.pi / s)
+
+    def derivative_along_first(values):
+        closed = np.concatenate([values, values[:1]], axis=0)
+        return scipy.interpolate.CubicSpline(nodes, closed, axis=0, bc_type="periodic").c[2]
+
+    d_a = derivative_along_first(grid)
+    d_b = derivative_along_first(grid.T).T
+    d_ab = derivative_along_first(d_b)
+    delta = 2 * np.pi / s
+    # the 16 conditions at the patch corners (0,0) (1,0) (0,1) (1,1): value, d/du, d/dv, d2/dudv
+    corners = [(0, 0), (1, 0), (0, 1), (1, 1)]
+    powers = [(k, l) for k in range(4) for l in range(4)]
+    rows = []
+    for du, dv in [(0, 0), (1, 0), (0, 1), (1, 1)]:
+        for u, v in corners:
+            row = []
+            for k, l in powers:
+                ck = k if du else 1
+                cl = l if dv else 1
+                pk, pl = k - du, l - dv
+                row.append(0.0 if pk < 0 or pl < 0 else ck * cl * (u ** pk) * (v ** pl))
+            rows.append(row)
+    inverse = np.linalg.inv(np.array(rows))
+    a = np.arange(s)[:, None]
+    b = np.arange(s)[None, :]
+    na, nb = (a + 1) % s, (b + 1) % s
+    rhs = []
+    for values, scale in [(grid, 1.0), (d_a, delta), (d_b, delta), (d_ab, delta * delta)]:
+        for ia, ib in [(a, b), (na, b), (a, nb), (na, nb)]:
+            rhs.append(scale * values[ia + 0 * ib, ib + 0 * ia])
+    rhs = np.stack(rhs, axis=-1)                       # (S, S, 16)
+    return (rhs @ inverse.T).reshape(s, s, 4, 4)
+
+
+def _dihedral_numpy(b1, b2, b3):
+    """The IUPAC dihedral (rad, (-pi, pi]) of bond vectors (M, 3), as :func:`dihedral` computes it."""
+    n2 = np.cross(b2, b3)
+    return np.arctan2(np.linalg.norm(b2, axis=-1) * np.einsum("mi,mi->m", b1, n2),
+                      np.einsum("mi,mi->m", np.cross(b1, b2), n2))
+
+
+class CMAPTorsion(Term):
+    """Correction map of two torsions, E = f(phi, psi) by bicubic patches (CHARMM CMAP, ff19SB).
+
+    index: (M, 8) int, the atoms of the first torsion (i, j, k, l) then of the second; maps: list
+    of (S, S) energy grids (kJ/mol), grid[a, b] at (phi, psi) = (a, b) 2 pi / S with angles taken in
+    [0, 2 pi); map_of: (M,) int, the map of each instance. The patch of each instance is chosen at
+    the configuration's angles (like a neighbour list: within a patch the energy is one polynomial,
+    so its derivatives are exact there); its 16 coefficients and the patch origin are the instance's
+    parameters: E = sum_kl c_kl u^k v^l, u = (phi - phi_0)/delta, v = (psi - psi_0)/delta.
+    """
+    n_body = 8
+    relative = True
+
+    def __init__(self, index, maps, map_of):
+        self.index = _index_array(index, 8, "CMAP atoms")
+        self.patches = [bicubic_patches(m) for m in maps]
+        self.map_of = np.asarray(map_of, dtype=np.int64).reshape(-1)
+        if len(self.map_of) != len(self.index) or (len(self.map_of) and not 0 <= self.map_of.min() <= self.map_of.max() < len(maps)):
+            raise InputError("CMAP: give one map number (0..len(maps)-1) per torsion pair")
+
+    @property
+    def max_index(self):
+        return int(self.index.max()) if len(self.index) else -1
+
+    def instances(self, config):
+        from .space import minimum_image
+        x = config.positions[self.index]
+        d = minimum_image(x[:, 1:] - x[:, :1], config.box)                  # (M, 7, 3), as the potential makes q
+        phi = _dihedral_numpy(d[:, 0], d[:, 1] - d[:, 0], d[:, 2] - d[:, 1])
+        psi = _dihedral_numpy(d[:, 4] - d[:, 3], d[:, 5] - d[:, 4], d[:, 6] - d[:, 5])
+        m = len(self.index)
+        coefficients = np.zeros((m, 16))
+        origins = np.zeros((m, 2))
+        delta = np.zeros(m)
+        for k, patches in enumerate(self.patches):
+            sel = self.map_of == k
+            s = len(patches)
+            step = 2 * np.pi / s
+            wrapped = [np.where(a < 0, a + 2 * np.pi, a) for a in (phi[sel], psi[sel])]
+            cells = [np.minimum((w / step).astype(np.int64), s - 1) for w in wrapped]
+            coefficients[sel] = patches[cells[0], cells[1]].reshape(-1, 16)
+            for axis, (angle, cell) in enumerate(zip((phi[sel], psi[sel]), cells)):
+                origins[sel, axis] = cell * step - np.where(angle < 0, 2 * np.pi, 0.0)
+            delta[sel] = step
+        return self.index, (coefficients, origins[:, 0], origins[:, 1], delta)
+
+    def energy(self, q, coefficients, phi0, psi0, delta):
+        phi = dihedral(q[..., 0:3, :])
+        psi = dihedral(q[..., 4:7, :] - q[..., 3:4, :])
+        u = (phi - phi0) / delta
+        v = (psi - psi0) / delta
+        total = 0.0
+        for k in (3, 2, 1, 0):
+            row = ((coefficients[..., 4 * k + 3] * v + coefficients[..., 4 * k + 2]) * v
+                   + coefficients[..., 4 * k + 1]) * v + coefficients[..., 4 * k]
+            total = total * u + row
+        return total
+
+    def __repr__(self):
+        return f"CMAPTorsion({len(self.index)} instances, {len(self.patches)} maps)"

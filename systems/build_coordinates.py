@@ -3,7 +3,7 @@
 * alanine-dipeptide.pdb: the extended ACE-ALA-NME geometry of AMBER's LEaP (atom names of
   MindSPONGE's protein0.yaml template), minimised in ff14SB (L-BFGS on the adapted potential,
   float64, to a force below 1 kJ/mol/nm).
-* water-box.npz: 1,000 SPC/E waters on a 10x10x10 cubic lattice at 0.997 g/cm3, random
+* water-box.npz: 1,000 SPC/E waters on a 10x10x10 cubic lattice at 0.997 g/cm3 (edge 3.10609 nm; 0.998 g/cm3 with masses 1.008 and 15.999), random
   orientations (seed 7), minimised, then MindSPONGE NVT MD at 300 K (1 fs steps).
 * argon.npz: a 4x4x4 fcc crystal (a = 0.5256 nm) with Gaussian displacements of 0.005 nm (seed 3).
 

@@ -52,6 +52,8 @@ def fd_jacobian_columns(context, groups, positions, atoms, h=1e-5):
 def parity_by_force(system, positions, box=None, jacobian_atoms=(), report=None):
     """Compare every force group of the System with the mdjac terms of that force.
 
+    jacobian_atoms: atoms whose Jacobian columns are compared with central differences of OpenMM's
+    forces (with, for each force, the first and last atom of its first listed instance).
     Returns {force name: (energy rel error, force rel error, jacobian rel error or None)}.
     """
     x = np.array(positions, dtype=np.float64)
@@ -65,9 +67,12 @@ def parity_by_force(system, positions, box=None, jacobian_atoms=(), report=None)
         f_err = float(np.abs(f - f_ref).max() / max(np.abs(f_ref).max(), 1e-12))
         j_err = None
         if len(jacobian_atoms):
+            # the given columns, and those of the first atoms of the force's first listed instance
+            listed = [t.index[0, [0, -1]] for t in terms if getattr(t, "index", None) is not None and len(t.index)]
+            atoms = sorted(set(int(a) for a in jacobian_atoms) | (set(int(a) for a in listed[0]) if listed else set()))
             J = potential.force_jacobian(x).to_dense()  # (N, 3, N, 3)
-            ref = fd_jacobian_columns(context, {index}, x, list(jacobian_atoms))
-            got = J[:, :, list(jacobian_atoms), :]
+            ref = fd_jacobian_columns(context, {index}, x, atoms)
+            got = J[:, :, atoms, :]
             j_err = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-12))
         out[f"{name}#{index}"] = (e_err, f_err, j_err)
         if report is not None:

@@ -58,11 +58,18 @@ def test_spce_water_box_whole_potential():
 def test_charmm36_villin_in_vacuum():
     topology, x = villin()
     system = app.ForceField("charmm36.xml").createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None)
-    cmap = [k for k, f in enumerate(system.getForces()) if type(f).__name__ == "CMAPTorsionForce"]
-    with pytest.raises(mdjac.InputError, match="CMAPTorsionForce"):
-        adapt(system)
-    system.removeForce(cmap[0])  # CMAP is not stated yet: every other force of CHARMM36 is
-    assert_parity(parity_by_force(system, x, jacobian_atoms=[10, 200], report=print))
+    results = parity_by_force(system, x, jacobian_atoms=[10, 200, 205], report=print)
+    assert {name.split("#")[0] for name in results} >= {"CMAPTorsionForce", "CustomTorsionForce", "CustomNonbondedForce",
+                                                         "CustomBondForce"}
+    assert_parity(results)
+
+
+def test_amber19_villin_with_cmap_in_vacuum():
+    topology, x = villin()
+    system = app.ForceField("amber19-all.xml").createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None)
+    results = parity_by_force(system, x, jacobian_atoms=[4, 20, 205], report=print)
+    assert "CMAPTorsionForce" in {name.split("#")[0] for name in results}
+    assert_parity(results)
 
 
 def test_amber14_peptide_in_tip3p_with_ewald(amber14):

@@ -98,13 +98,47 @@ def test_alanine_terms(ala):
     r_scale, r6_scale, r12_scale = get_forcefield("AMBER.FF14SB")[0]["nb_pair_energy"]["parameters"]["?"]
     scales = {type(t).__name__: t.scale for t in potential.terms if getattr(t, "fixed_pairs", None) is not None}
     assert scales == pytest.approx({"Coulomb": r_scale, "LennardJones": r6_scale}, rel=1e-6)
+    assert scales["Coulomb"] == r_scale        # float64 from the source's decimals, not float32's 0.8333333134651184
     assert r6_scale == r12_scale
 
 
 def test_water_parity(small_water):
-    system, molecule, forcefield, potential = small_water
-    check_parity(*small_water)
+    """Parity with MindSPONGE's energy, its own dispersion correction included."""
+    system, molecule, forcefield, _ = small_water
+    potential = sponge.adapt(molecule, forcefield, dispersion="mindsponge")
+    check_parity(system, molecule, forcefield, potential)
     assert potential.box is not None and any(type(t).__name__ == "LongRangeDispersion" for t in potential.terms)
+
+
+def test_water_dispersion_correction_is_openmms_and_a_third_of_mindsponges(small_water):
+    """The default correction equals OpenMM's for the same Lennard-Jones (an independent program),
+    and MindSPONGE's is 3 times larger (it averages each atom's own C6, not the pair C6)."""
+    openmm = pytest.importorskip("openmm")
+    system, molecule, forcefield, default = small_water
+    own = sponge.adapt(molecule, forcefield, dispersion="mindsponge")
+    correction = {p: [t for t in pot.terms if type(t).__name__ == "LongRangeDispersion"][0].coefficient
+                  for p, pot in (("pairs", default), ("mindsponge", own))}
+    lj = [t for t in default.terms if type(t).__name__ == "LennardJones" and t.fixed_pairs is None][0]
+    sigma, epsilon = np.diag(lj.sigma_table)[lj.types], np.diag(lj.epsilon_table)[lj.types]
+    omm = openmm.System()
+    nb = openmm.NonbondedForce()
+    for s_, e_ in zip(sigma, epsilon):
+        omm.addParticle(1.0)
+        nb.addParticle(0.0, float(s_), float(e_))
+    nb.setNonbondedMethod(openmm.NonbondedForce.CutoffPeriodic)
+    nb.setCutoffDistance(system.spec["cutoff"])
+    omm.addForce(nb)
+    omm.setDefaultPeriodicBoxVectors(*(openmm.Vec3(*row) for row in np.diag(system.box)))
+    energies = []
+    for use in (True, False):
+        nb.setUseDispersionCorrection(use)
+        context = openmm.Context(omm, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(system.positions)
+        energies.append(context.getState(getEnergy=True).getPotentialEnergy()._value)
+    volume = float(np.prod(system.box))
+    assert correction["pairs"] / volume == pytest.approx(energies[0] - energies[1], rel=1e-9)
+    # 3 up to OpenMM's N(N+1)/2 pair counting (64 waters: 2.97) and its small r^-12 part
+    assert correction["mindsponge"] / correction["pairs"] == pytest.approx(3.0, rel=2e-2)
 
 
 def test_tip3p_water_parity(small_water):
@@ -119,7 +153,7 @@ def test_tip3p_water_parity(small_water):
 def test_catalogue_water_box_parity():
     system = load_system("water-box")
     molecule, forcefield = system.sponge()
-    check_parity(system, molecule, forcefield, system.potential)
+    check_parity(system, molecule, forcefield, sponge.adapt(molecule, forcefield, dispersion="mindsponge"))
 
 
 def test_refuses_pme(ala, monkeypatch):

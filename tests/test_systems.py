@@ -82,6 +82,9 @@ def test_water_box_size():
     assert len(s.positions) == 3000 and list(s.names[:3]) == ["O", "H1", "H2"]
     density = s.masses.sum() * 1.66053907e-27 / np.prod(s.box * 1e-9)   # kg/m^3
     assert 950 < density < 1050
+    # the documented edge is the coordinates file's, and the potential keeps it in float64
+    assert f"{s.box[0]:.5f} nm" in s.description
+    assert s.potential.box.tolist() == s.box.tolist()
 
 
 def test_argon_energy_against_all_pairs():

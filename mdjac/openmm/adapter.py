@@ -9,6 +9,7 @@ OpenMM force               mdjac terms
 HarmonicBondForce          terms.HarmonicBond, E = k/2 (r - r0)^2
 HarmonicAngleForce         terms.HarmonicAngle, E = k/2 (theta - theta0)^2
 PeriodicTorsionForce       terms.PeriodicTorsion, E = k (1 + cos(n phi - phase))
+CMAPTorsionForce           terms.CMAPTorsion, bicubic patches of the map (as OpenMM builds them)
 NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / Ewald direct
                            space, switch) over non-exception pairs; custom.BondFunction over the
                            exceptions; terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
@@ -91,6 +92,18 @@ def _periodic_torsions(force, n):
                                   [_value(r[5]) for r in rows])]
 
 
+def _cmap_torsions(force, n):
+    maps = []
+    for k in range(force.getNumMaps()):
+        size, energy = force.getMapParameters(k)
+        values = np.array([_value(e) for e in energy], dtype=np.float64)
+        maps.append(values.reshape(size, size).T)        # OpenMM: energy[a + size*b], a the first angle
+    rows = [force.getTorsionParameters(i) for i in range(force.getNumTorsions())]
+    if not rows:
+        return []
+    return [terms.CMAPTorsion(np.array([r[1:9] for r in rows], dtype=np.int64), maps, [r[0] for r in rows])]
+
+
 # ----------------------------------------------------------------------------- NonbondedForce
 _NONBONDED_METHODS = {0: "NoCutoff", 1: "CutoffNonPeriodic", 2: "CutoffPeriodic", 3: "Ewald", 4: "PME", 5: "LJPME"}
 
@@ -162,7 +175,7 @@ def _nonbonded(force, n, box=None):
         out.append(ewald.EwaldReciprocal(charge, alpha=alpha, kmax=kmax, coulomb_constant=f))
     if method in ("CutoffPeriodic", "Ewald", "PME") and force.getUseDispersionCorrection():
         switching = _value(force.getSwitchingDistance()) if force.getUseSwitchingFunction() else None
-        out.append(terms.LongRangeDispersion(nonbonded.dispersion_coefficient(sigma, epsilon, cutoff, switching), n))
+        out.append(terms.LongRangeDispersion(terms.dispersion_coefficient(sigma, epsilon, cutoff, switching), n))
     return out
 
 
@@ -262,6 +275,7 @@ READERS = {
     "HarmonicBondForce": _harmonic_bonds,
     "HarmonicAngleForce": _harmonic_angles,
     "PeriodicTorsionForce": _periodic_torsions,
+    "CMAPTorsionForce": _cmap_torsions,
     "NonbondedForce": _nonbonded,
     "CustomBondForce": _custom_bonds,
     "CustomAngleForce": _custom_angles,

@@ -18,7 +18,8 @@ CoulombEnergy            no cutoff: f qi qj / r over the neighbour list;      Co
 LennardJonesEnergy       4 eps ((s/r)^12 - (s/r)^6), Lorentz-Berthelot,       LennardJones
                          truncated where the neighbour mask says r >= rc;
                          + long-range correction -2/3 pi N^2 <C6> / (rc^3 V)  LongRangeDispersion
-                         when periodic (a function of the volume only)
+                         when periodic (a function of the volume only),       (see below)
+                         <C6> the mean of each atom's own 4 eps sigma^6
 NonbondPairwiseEnergy    1-4 pairs: r_scale f qi qj / r                       Coulomb(pairs, scale)
                          + 4 eps (r12_scale (s/r)^12 - r6_scale (s/r)^6)      LennardJones(pairs,
                          (ff14SB: 1/1.2 and 1/2, 1/2)                         scale)
@@ -30,6 +31,15 @@ pairs); the 1-4 pairs come back, scaled, through NonbondPairwiseEnergy, whose pa
 torsions' end atoms that are not also 1-2 or 1-3. The adapter reads every parameter from the
 built cells (never from the YAML files), so what it returns is the force field MindSPONGE
 evaluates. Coulomb's constant differs in the 9th digit (138.935458 here, 138.9354576 there).
+
+The long-range dispersion correction is the one thing adapt does not copy by default. For a
+truncated Lennard-Jones the missing energy is (N^2 / 2V) <C6_ij>_pairs (-4 pi / (3 rc^3)) (plus
+the r^-12 part), the mixed pair C6_ij averaged over atom pairs, as OpenMM computes it
+(mdjac.terms.dispersion_coefficient). MindSPONGE averages each atom's own C6_ii over atoms
+instead: with only the oxygens carrying Lennard-Jones (SPC/E, TIP3P) that mean is C6_OO/3 where
+the pair mean is C6_OO/9, so its correction is 3.0 times too large (-549 kJ/mol against -183 for
+the 1,000-water box). ``adapt(..., dispersion="mindsponge")`` reproduces MindSPONGE's value, for
+parity tests with it.
 """
 import math
 
@@ -45,10 +55,18 @@ def _array(value, dtype=np.float64):
     """A MindSpore Tensor/Parameter (or array-like) as a new numpy array of ``dtype``.
 
     Always a copy: ``asnumpy()`` of a Parameter can share memory that the next MD step overwrites.
+    float32 values asked for in float64 are taken back to their source's decimals: each becomes the
+    shortest decimal that rounds to it in float32 (MindSPONGE stores its YAML parameters, written
+    with at most 7 significant digits, in float32: 0.8333333 is stored as 0.8333333134651184 and
+    read back here as 0.8333333), so float64 computations do not carry float32 round-off.
     """
     if hasattr(value, "asnumpy"):
         value = value.asnumpy()
-    return np.array(value, dtype=dtype, copy=True)
+    a = np.array(value, copy=True)
+    if a.dtype == np.float32 and np.dtype(dtype) == np.float64:
+        return np.array([float(np.format_float_scientific(v, unique=True)) for v in a.reshape(-1)],
+                        dtype=np.float64).reshape(a.shape)
+    return a.astype(dtype, copy=False)
 
 
 def _first_walker(value, dtype=np.float64):
@@ -184,8 +202,11 @@ def _lj_terms(cell, ctx):
     ctx["lj"] = lennard_jones_types(sigma, epsilon)
     out = [terms.LennardJones(*ctx["lj"], cutoff=ctx["cutoff"], exclusions=ctx["exclusions"])]
     if ctx["cutoff"] is not None and ctx["box"] is not None and cell.mean_c6 is not None:
-        out.append(terms.LongRangeDispersion(float(_array(cell.disp_corr)) * float(_array(cell.mean_c6).reshape(-1)[0]),
-                                       len(sigma)))
+        if ctx["dispersion"] == "mindsponge":
+            coefficient = float(_array(cell.disp_corr)) * float(_array(cell.mean_c6).reshape(-1)[0])
+        else:
+            coefficient = terms.dispersion_coefficient(sigma, epsilon, ctx["cutoff"])
+        out.append(terms.LongRangeDispersion(coefficient, len(sigma)))
     return out
 
 
@@ -223,18 +244,36 @@ _CELL_READERS = {
 _ORDER = list(_CELL_READERS)
 
 
-def adapt(molecule, forcefield):
+DISPERSION = ("pairs", "mindsponge")
+
+
+def adapt(molecule, forcefield, dispersion="pairs", box=None):
     """The mdjac Potential equal to a MindSPONGE Molecule with its ForceField.
 
     molecule: mindsponge Molecule (one walker, nm); forcefield: mindsponge ForceField built on it
     (periodic systems: with its cutoff set, ``forcefield.set_cutoff(rc)`` or by a SimulationCell).
-    Returns :class:`mdjac.Potential` with the molecule's box. Raises InputError for PME, unknown
+    dispersion: the long-range dispersion correction of a periodic system: "pairs" (default) the
+    mixed pair C6 averaged over atom pairs, as OpenMM computes it (mdjac.terms.dispersion_coefficient);
+    "mindsponge" MindSPONGE's own value, which averages each atom's own C6 (for parity with it:
+    3.0 times too large for the SPC/E water box, whose hydrogens have no Lennard-Jones).
+    box: (3,) nm, the box in float64 from its source (the catalogue's coordinates file); default the
+    molecule's, which MindSPONGE keeps in float32 (3.1060941219 for the water box's 3.1060940222).
+    Returns :class:`mdjac.Potential` with that box. Raises InputError for PME, unknown
     energy cells, per-pair 1-4 scales, or a periodic system without a cutoff.
     """
+    if dispersion not in DISPERSION:
+        raise InputError(f"unknown dispersion correction {dispersion!r}: use one of {', '.join(DISPERSION)}")
     cells = check_forcefield(molecule, forcefield)
-    x, box = molecule_positions(molecule)
+    x, molecule_box = molecule_positions(molecule)
+    if box is None or molecule_box is None:
+        box = molecule_box
+    else:
+        box = np.asarray(box, dtype=np.float64).reshape(3)
+        if not np.allclose(box, molecule_box, rtol=1e-6, atol=0):
+            raise InputError(f"the box {box.tolist()} nm is not the molecule's {molecule_box.tolist()}: give the same box")
     n = len(x)
     ctx = {"box": box, "cutoff": forcefield_cutoff(forcefield, box), "exclusions": exclusion_pairs(forcefield, n),
+           "dispersion": dispersion,
            "charges": None if molecule.atom_charge is None else _first_walker(molecule.atom_charge)}
     if ctx["charges"] is None:
         ctx["charges"] = np.zeros(n)
