@@ -134,6 +134,10 @@ def _nonbonded(force, n, box=None):
         params[e] += globals_[name] * np.array([dq, ds, de])
     f = nonbonded.ONE_4PI_EPS0
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
+    if cutoff is not None and force.getUseSwitchingFunction():   # the Lennard-Jones switch (none: S = 1 below r_c)
+        switch, switch_end = _value(force.getSwitchingDistance()), cutoff
+    else:
+        switch, switch_end = cutoff, None if cutoff is None else cutoff + 1.0
     out = []
     if method == "NoCutoff":
         def pair_parameters(i, j):
@@ -143,10 +147,6 @@ def _nonbonded(force, n, box=None):
         tolerance = float(force.getEwaldErrorTolerance())
         given = _value(force.getPMEParameters()[0]) if method == "PME" else 0.0
         alpha, kmax = ewald.ewald_parameters(tolerance, cutoff, box, alpha=given or None)
-        if force.getUseSwitchingFunction():
-            switch, switch_end = _value(force.getSwitchingDistance()), cutoff
-        else:
-            switch, switch_end = cutoff, cutoff + 1.0
 
         def pair_parameters(i, j):
             m = len(i)
@@ -155,10 +155,6 @@ def _nonbonded(force, n, box=None):
         function = nonbonded.lennard_jones_ewald
     else:
         k_rf, c_rf = nonbonded.reaction_field_constants(cutoff, float(force.getReactionFieldDielectric()))
-        if force.getUseSwitchingFunction():
-            switch, switch_end = _value(force.getSwitchingDistance()), cutoff
-        else:
-            switch, switch_end = cutoff, cutoff + 1.0
 
         def pair_parameters(i, j):
             m = len(i)
