@@ -365,6 +365,8 @@ def test_mdjac_modes_reads_the_whole_jacobian_from_a_file(small, tmp_path, capsy
     path = tmp_path / "modes.h5md"
     with H5MDWriter(path, len(x), masses=masses, periodic=True, dtype=np.float64) as writer:
         writer.append(0, 0.0, x, box=pot.box, forces=pot.forces(x), jacobian=pot.force_jacobian(x))
+    assert main(["info", str(path)]) == 0
+    assert "long range       Ewald reciprocal sum (kmax [5, 5, 5]" in capsys.readouterr().out
     assert main(["modes", str(path), "-k", "4"]) == 0
     table = capsys.readouterr().out
     printed = [float(line.split()[1]) for line in table.splitlines()[3:7]]

@@ -273,4 +273,7 @@ def _describe(path):
                        blocks_per_frame=(int(counts.min()), float(counts.mean()), int(counts.max())),
                        jacobian_bytes_per_frame=_storage(jac) / max(n, 1),
                        bytes_per_frame=out["file_bytes"] / max(n, 1))
+            if LONG_RANGE in jac:
+                lr = jac[LONG_RANGE]
+                out.update(long_range=dict(kmax=lr.attrs["kmax"].tolist(), alpha=float(lr.attrs["alpha"])))
         return out
