@@ -362,14 +362,15 @@ class ReciprocalJacobian:
         return g.astype(np.float64), h.astype(np.float64)
 
     def chunks(self):
-        """Yield (weights (Kc,), g (Kc, n, 3), h (Kc, n, 3)) over all k vectors (padding has weight 0)."""
+        """Yield (weights (Kc,), g (Kc, n, 3), h (Kc, n, 3)) over all k vectors, chunk by chunk."""
         if self._cache is not None:
             yield from self._cache
             return
         keep = 2 * 3 * 8 * self.n * len(self.kvectors) <= self.cache_bytes
         done = []
-        for _, _, k, w in _k_chunks(self.kvectors, self.weights, self.n):
-            g, h = self._factor_chunk(k)
+        for start, stop, k, w in _k_chunks(self.kvectors, self.weights, self.n):
+            g, h = self._factor_chunk(k)              # compiled at the padded size; the padding is dropped
+            w, g, h = w[: stop - start], g[: stop - start], h[: stop - start]
             if keep:
                 done.append((w, g, h))
             yield w, g, h

@@ -74,6 +74,7 @@ class ForceJacobian:
         if long_range is not None and long_range.n != n:
             raise InputError(f"the long-range part describes {long_range.n} atoms but the Jacobian keeps {n}")
         self.long_range = long_range
+        self._bsr64 = None          # the float64 BSR matrix matvec uses, built on first use
 
     @property
     def n(self):
@@ -135,8 +136,10 @@ class ForceJacobian:
         if v.shape not in ((self.n, 3), (3 * self.n,)) and not (v.ndim == 2 and v.shape[0] == 3 * self.n):
             raise InputError(f"the vector has shape {v.shape}: give ({self.n}, 3), ({3 * self.n},) or ({3 * self.n}, m)")
         flat = v.reshape(3 * self.n, -1)
-        out = scipy.sparse.bsr_matrix((self.blocks.astype(np.float64), self.cols, self.indptr()),
-                                      shape=(3 * self.n, 3 * self.n)) @ flat
+        if self._bsr64 is None:      # kept: Krylov solvers call matvec hundreds of times
+            self._bsr64 = scipy.sparse.bsr_matrix((self.blocks.astype(np.float64), self.cols, self.indptr()),
+                                                  shape=(3 * self.n, 3 * self.n))
+        out = self._bsr64 @ flat
         if self.long_range is not None:
             out += self.long_range.matvec(flat)
         return out.reshape(v.shape)
