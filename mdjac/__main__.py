@@ -1,4 +1,4 @@
 """``python -m mdjac``: the same command line as the ``mdjac`` console script."""
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

@@ -11,19 +11,21 @@ S is a name from systems/ or a system file. Bad input ends with one line on stde
 """
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 
-import numpy as np
-
-from .catalogue import resolve_system
 from .errors import InputError
+from .version import __version__
 
 #: The strategies of Potential.force_jacobian (mdjac.potential.STRATEGIES), named here so that
 #: --help does not import MindSpore; a test checks that the two lists agree.
 STRATEGIES = ("colour", "dense", "replicate")
 
 EXIT_INPUT, EXIT_INTERRUPTED = 2, 130
+#: Where ``mdjac run`` writes unless told (mdjac.jobs.run_md's default).
+RUN_OUTPUT = "mdjac-md.h5md"
 
 
 class Parser(argparse.ArgumentParser):
@@ -36,6 +38,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser():
     parser = Parser(prog="mdjac", description="Exact block-sparse force Jacobians of MD potentials, in H5MD files.")
+    parser.add_argument("--version", action="version", version=f"mdjac {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("compute", help="compute the force Jacobian of every selected frame of a trajectory")
@@ -65,7 +68,7 @@ def build_parser():
     p.add_argument("--system", "-s", default="alanine-dipeptide", help="a name from systems/ or a system file")
     p.add_argument("--steps", type=int, default=None, help="MD steps")
     p.add_argument("--every", type=int, default=None, help="Jacobian (and frame) every K steps")
-    p.add_argument("--output", "-o", default=None, help="output H5MD file")
+    p.add_argument("--output", "-o", default=RUN_OUTPUT, help=f"output H5MD file [{RUN_OUTPUT}]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     p = sub.add_parser("modes", help="normal modes of a frame of an mdjac file, or of a system")
@@ -78,16 +81,69 @@ def build_parser():
 
 def main(argv=None):
     """Run the command line; returns the exit code (0, 2 for bad input, 130 when interrupted)."""
+    args = None
+    previous = hold_interrupts()
     try:
         args = build_parser().parse_args(argv)
+        if args.command not in DEFERS_INTERRUPTS:
+            release_interrupts()
         return COMMANDS[args.command](args) or 0
     except InputError as err:
         print(f"mdjac: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("mdjac: interrupted; the frames written so far are complete (continue with --resume)",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted(args)
+    except ImportError as err:   # Ctrl-C while a library loads surfaces as its ImportError
+        if isinstance(err.__cause__ or err.__context__, KeyboardInterrupt):
+            return interrupted(args)
+        raise
+    finally:
+        if previous is not None:                 # as it was (main() is also called in-process, by tests)
+            signal.signal(signal.SIGINT, previous[0])
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous[1])
+
+
+def run():
+    """The ``mdjac`` program: :func:`main`, then exit with its code.
+
+    After a write that failed half-way (a full disk), HDF5 may hold objects that crash the
+    interpreter when it frees them at exit; the file has been put back by then, so the process
+    ends without that clean-up (output flushed first) and the exit code stays what main said.
+    """
+    code = main()
+    layout = sys.modules.get("mdjac.io.h5md_layout")
+    if layout is not None and layout.ABANDONED_BATCHES:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def hold_interrupts():
+    """Block SIGINT in the main thread before any library starts threads of its own; returns
+    (previous handler, previous mask) to restore, or None outside the main thread.
+
+    Threads inherit the mask of the thread that starts them, so numpy's, MindSpore's and tqdm's
+    never receive Ctrl-C; the main thread takes it where a job checks for it
+    (:class:`mdjac.jobs.DeferredInterrupt`), or at once for commands that write nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def release_interrupts():
+    """Let Ctrl-C reach the main thread again, as KeyboardInterrupt (commands that write nothing)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def interrupted(args):
+    """The line printed after Ctrl-C, and the exit code 130."""
+    hint = " (continue with --resume)" if getattr(args, "command", None) == "compute" else ""
+    print(f"mdjac: interrupted; the frames written so far are complete{hint}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,18 +156,24 @@ def cmd_compute(args):
 
     result = compute_trajectory(args.trajectory, args.system, args.output, start=args.start, stop=args.stop,
                                 step=args.step, resume=args.resume, overwrite=args.overwrite,
-                                dtype=np.float64 if args.float64 else np.float32, batch=args.batch,
+                                dtype="float64" if args.float64 else "float32", batch=args.batch,
                                 compress=not args.uncompressed, triangle="upper" if args.upper else "full",
                                 strategy=args.strategy, progress=not args.quiet)
-    print(summary(describe(args.output), result["computed"], result["kept"], result["seconds"]))
+    print(summary(describe(args.output), result))
 
 
-def summary(info, new, resumed, seconds):
-    """The lines printed after compute."""
+def summary(info, result):
+    """The lines printed after compute: what the file holds, and the time per frame with the first
+    frame (which pays for compilation) apart from the rest."""
+    new, resumed, seconds, first = result["computed"], result["kept"], result["seconds"], result["first_seconds"]
     lines = [f"mdjac compute: {info['path']}: {info['frames']} frames of {info['n_atoms']} atoms "
              f"({new} computed now" + (f", {resumed} kept from before)" if resumed else ")")]
     if new:
-        lines.append(f"  {seconds:.2f} s, {new / seconds:.2f} frames/s, {1e3 * seconds / new:.1f} ms per frame")
+        line = f"  {seconds:.2f} s; first frame {first:.2f} s (with compilation)"
+        if new > 1:
+            rest = (seconds - first) / (new - 1)
+            line += f", then {1e3 * rest:.1f} ms per frame ({1 / rest:.2f} frames/s)"
+        lines.append(line)
     if "blocks_per_frame" in info:
         lo, mean, hi = info["blocks_per_frame"]
         lines.append(f"  Jacobian: {mean:.0f} stored blocks of 3x3 per frame (min {lo}, max {hi}), "
@@ -167,19 +229,40 @@ def cmd_info(args):
 
 def cmd_run(args):
     from .jobs import check_output, run_md
-    if args.output is not None:
-        check_output(args.output, False, args.overwrite)
+    check_output(args.output, False, args.overwrite, resumable=False)
     options = {k: v for k, v in dict(steps=args.steps, every=args.every, output=args.output).items()
                if v is not None}
-    print(format_summary(run_md(args.system, overwrite=args.overwrite, **options)))
+    print(format_summary(run_md(args.system, overwrite=args.overwrite, progress=True, **options)))
+
+
+#: What the less obvious entries of run_md's summary mean, printed beside them.
+SUMMARY_NOTES = {
+    "fd_columns": "coordinates 3j+b of the first frame checked against finite differences",
+    "fd_max_relative_error": "their largest error, relative to the column's largest entry",
+    "first_jacobian_seconds": "with compilation",
+    "seconds_per_md_step": "MindSPONGE's own step, callbacks excluded",
+    "write_seconds_per_frame": "writing the frames still buffered at the end",
+}
 
 
 def format_summary(result):
-    """A summary dict (or anything else) as aligned lines."""
+    """A summary dict (or anything else) as aligned lines: numbers to 4 significant digits, long
+    lists shortened, a note beside the entries that need one."""
     if not isinstance(result, dict):
         return str(result)
+
+    def text(value):
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, (list, tuple)) and len(value) > 8:
+            return f"[{', '.join(map(str, value[:4]))}, ..., {', '.join(map(str, value[-2:]))}] ({len(value)})"
+        return str(value)
     width = max((len(str(k)) for k in result), default=0)
-    return "\n".join(f"{str(k).ljust(width)}  {v}" for k, v in result.items())
+    lines = []
+    for k, v in result.items():
+        note = f"   ({SUMMARY_NOTES[k]})" if k in SUMMARY_NOTES else ""
+        lines.append(f"{str(k).ljust(width)}  {text(v)}{note}")
+    return "\n".join(lines)
 
 
 def cmd_modes(args):
@@ -193,7 +276,7 @@ def _file_frame(path, frame):
 
     with open_trajectory(path) as traj:
         n = len(traj)
-        if not isinstance(frame, (int, np.integer)) or not -n <= frame < n:
+        if not isinstance(frame, int) or not -n <= frame < n:
             raise InputError(f"{path}: frame {frame} is out of range; the file has {n} frames (0..{n - 1})")
         fr, masses = traj[int(frame)], traj.masses
     return fr, masses, read_metadata(path).get("system")
@@ -205,6 +288,8 @@ def _file_case(path, frame, system):
     Masses come from the file, else from ``system`` (a name, or the one the file records); the
     Jacobian from the file, else from that system's potential at the frame's positions.
     """
+    import numpy as np
+    from .catalogue import resolve_system
     from .io.h5md_layout import is_hdf5
 
     if not is_hdf5(path):
@@ -213,11 +298,17 @@ def _file_case(path, frame, system):
     fr, masses, recorded = _file_frame(path, frame)
     x = np.asarray(fr.positions, dtype=np.float64)
     jacobian = fr.jacobian
+    sysobj = None
+    if system is not None:
+        sysobj = resolve_system(system)
+        if sysobj.n_atoms != len(x):
+            raise InputError(f"{path} holds {len(x)} atoms but system {sysobj.name} has {sysobj.n_atoms}; "
+                             "give the system the file was computed with")
     if masses is None or jacobian is None:
         name = system or recorded
         if name is None:
             raise InputError(f"{path} stores no masses or no Jacobian and names no system; pass a system")
-        sysobj = resolve_system(name)
+        sysobj = sysobj or resolve_system(name)
         masses = sysobj.masses if masses is None else masses
         jacobian = sysobj.potential.force_jacobian(x, box=fr.box) if jacobian is None else jacobian
     return jacobian, masses, x, fr.box, f"{path}, frame {frame} (step {fr.step}, {fr.time:g} ps), as stored"
@@ -225,6 +316,7 @@ def _file_case(path, frame, system):
 
 def _system_case(sysobj, minimise, gtol):
     """(jacobian, masses, positions, box, description) of a catalogue System, minimised first."""
+    import numpy as np
     if getattr(sysobj, "potential", None) is None:
         raise InputError(f"system {sysobj.name} has no potential energy (not a molecule); pick a molecular system")
     x = np.asarray(sysobj.positions, dtype=np.float64)
@@ -248,6 +340,7 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
         'molecule' or 'periodic'. gtol : minimiser tolerance, kJ mol^-1 nm^-1.
     """
     from .analysis.modes import default_projection, normal_modes
+    from .catalogue import resolve_system
 
     t0 = time.perf_counter()
     if not isinstance(source, (str, os.PathLike)):
@@ -263,3 +356,5 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
 
 
 COMMANDS = {"compute": cmd_compute, "info": cmd_info, "run": cmd_run, "modes": cmd_modes}
+#: Commands that write files: they take Ctrl-C only between frames (mdjac.jobs.DeferredInterrupt).
+DEFERS_INTERRUPTS = ("compute", "run")

@@ -24,8 +24,9 @@ from .io import open_trajectory, open_writer
 # checks shared by the jobs
 # --------------------------------------------------------------------------------------------
 
-def check_output(path, resume, overwrite):
-    """Refuse an output that exists (without resume/overwrite) or cannot be written."""
+def check_output(path, resume, overwrite, resumable=True):
+    """Refuse an output that exists (without resume/overwrite) or cannot be written.
+    ``resumable``: whether the command has --resume (the message offers only what exists)."""
     path = os.path.abspath(path)
     if os.path.isdir(path):
         raise InputError(f"output {path} is a directory; give a file name")
@@ -35,7 +36,8 @@ def check_output(path, resume, overwrite):
     if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise InputError(f"cannot write {path}: permission denied")
     if os.path.exists(path) and not (resume or overwrite):
-        raise InputError(f"{path} exists; pass --resume to continue it or --overwrite to replace it")
+        raise InputError(f"{path} exists; pass --resume to continue it or --overwrite to replace it" if resumable
+                         else f"{path} exists; pass --overwrite to replace it, or give another output with -o")
 
 
 def frame_box(box, system):
@@ -47,8 +49,9 @@ def frame_box(box, system):
 
 
 def check_frames(frames, system):
-    """Read every selected frame once and refuse the run if any has NaN/inf positions or a bad
-    box: nothing is written for a trajectory that would fail half-way."""
+    """Read every selected frame once and refuse the run if any has NaN/inf positions, a bad box
+    or a box too small for the potential's cutoffs: nothing is written for a trajectory that
+    would fail half-way."""
     for i in range(len(frames)):
         positions, box = frames.coordinates(i)
         if not np.all(np.isfinite(positions)):
@@ -57,6 +60,10 @@ def check_frames(frames, system):
         box = frame_box(box, system)
         if box is not None and not (box.shape == (3,) and np.all(np.isfinite(box)) and np.all(box > 0)):
             raise InputError(f"{frames.path}: frame {frames.indices[i]} has an invalid box {box}")
+        try:
+            system.potential.configuration(positions, box)     # the box against every cutoff
+        except InputError as err:
+            raise InputError(f"{frames.path}: frame {frames.indices[i]}: {err}") from None
 
 
 def check_resumable(path, metadata):
@@ -69,12 +76,62 @@ def check_resumable(path, metadata):
                              "resume with the same arguments or use --overwrite")
 
 
-def restore_interrupt():
-    """Make Ctrl-C raise KeyboardInterrupt again: MindSpore's runtime installs a C-level SIGINT
-    handler that ends the process with SIGTERM, skipping the writer's final flush (the journal
-    keeps the file safe either way, but a clean stop keeps the buffered frames too)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+class DeferredInterrupt:
+    """Ctrl-C (SIGINT) held back until a safe point between frames.
+
+    A SIGINT that lands inside MindSpore ends the process through MindSpore's own C handler; one
+    that lands inside h5py raises KeyboardInterrupt in the middle of a write, which HDF5 can
+    swallow, leaving frames of zeros that the file calls complete. So while the guard is active,
+    SIGINT is blocked in this thread and in every thread started after (MindSpore's and tqdm's
+    inherit the mask), and :meth:`check`, called where stopping is safe, installs Python's handler,
+    lets a pending SIGINT through and raises KeyboardInterrupt there. A Ctrl-C is then answered
+    within one frame. Outside the main thread (where signals cannot be handled) it does nothing.
+    """
+
+    def __init__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        self.requested = False
+
+    def _flag(self, signum, frame):
+        self.requested = True
+
+    def __enter__(self):
+        if self.active:
+            self._handler = signal.getsignal(signal.SIGINT)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def check(self):
+        """Raise KeyboardInterrupt if Ctrl-C was pressed since the last check."""
+        if self.active:
+            signal.signal(signal.SIGINT, self._flag)       # MindSpore may have put its own in place
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})   # a pending SIGINT lands here
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.signal(signal.SIGINT, self._handler if self._handler is not None else signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def same_file(a, b):
+    """True if paths ``a`` and ``b`` name the same file (through links too), existing or not."""
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_stored_frames(output, frames, done, dtype):
+    """Refuse to resume when the ``done`` frames stored in ``output`` are not the input's first
+    ``done`` selected frames (the input changed at the same path): positions must be equal."""
+    with open_trajectory(output) as stored:
+        for i in range(done):
+            want = np.asarray(frames.coordinates(i)[0], dtype=dtype)
+            if not np.array_equal(stored.coordinates(i)[0], want):
+                raise InputError(f"{output}: stored frame {i} differs from frame {frames.indices[i]} of the input "
+                                 f"(the input changed since); start again with --overwrite")
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,29 +145,42 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
 
     trajectory : path of any file :func:`mdjac.io.open_trajectory` reads.
     system : catalogue name, system file, or a loaded System (its potential, masses and box).
-    output : H5MD path. start, stop, step : the frames, with Python slice semantics.
+    output : H5MD path. start, stop, step : the frames, with Python slice semantics (step > 0).
     resume : continue an interrupted output (checked to be of the same input and arguments);
     overwrite : replace an existing output. dtype : float32 or float64, compute and storage.
     batch : frames per journaled write. compress : gzip the blocks. triangle : 'full' or 'upper'.
     strategy : see :meth:`mdjac.Potential.force_jacobian`. progress : a progress bar on stderr.
 
-    Returns a dict: ``output``, ``computed`` (frames computed now), ``kept`` (frames found
-    complete from before), ``seconds`` (wall time of the computed frames).
-    """
-    from tqdm import tqdm
+    Nothing is created, truncated or replaced before every check has passed and the first frame
+    has been computed; an existing output is replaced atomically. Ctrl-C stops at the next frame
+    with every computed frame written (:class:`DeferredInterrupt`), raising KeyboardInterrupt.
 
+    Returns a dict: ``output``, ``computed`` (frames computed now), ``kept`` (frames found
+    complete from before), ``seconds`` (wall time of the computed frames), ``first_seconds``
+    (of the first of them, with compilation; None if none was computed).
+    """
+    with DeferredInterrupt() as interrupt:
+        plan = _plan_compute(trajectory, system, output, start, stop, step, resume, overwrite, dtype, batch, triangle)
+        interrupt.check()
+        return _run_compute(plan, output, resume, overwrite, batch, compress, triangle, strategy, progress, interrupt)
+
+
+def _plan_compute(trajectory, system, output, start, stop, step, resume, overwrite, dtype, batch, triangle):
+    """Every check of :func:`compute_trajectory` that needs no computation; the frames to do."""
     if int(batch) < 1:
         raise InputError("--batch must be at least 1")
+    if step is not None and int(step) < 1:
+        raise InputError(f"--step {step}: give a positive step (frames are computed in the order of the input)")
     check_output(output, resume, overwrite)
-    if os.path.abspath(output) == os.path.abspath(trajectory):
+    if same_file(output, trajectory):
         raise InputError("the output would replace the input trajectory; give another -o")
     label = system.name if isinstance(system, System) else os.fspath(system)
     system = resolve_system(system)
     if system.potential is None:
         raise InputError(f"system {system.name!r} has no potential (it is not a molecule); pick another")
-    n_atoms = len(system.positions)
-    dtype = np.dtype(dtype)
-    with open_trajectory(trajectory, n_atoms=n_atoms) as traj:
+    potential, dtype = system.potential, np.dtype(dtype)
+    traj = open_trajectory(trajectory, n_atoms=len(system.positions))
+    try:
         frames = traj[start:stop:step]
         if not len(frames):
             raise InputError(f"{trajectory}: the selection start={start} stop={stop} "
@@ -119,35 +189,84 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
         metadata = dict(source=os.path.abspath(trajectory), system=label,
                         frames=[frames.indices.start, frames.indices.stop, frames.indices.step],
                         float64=dtype == np.float64, upper=triangle == "upper")
+        done = 0
         if resume and os.path.exists(output):
             check_resumable(output, metadata)
-        potential = system.potential
-        writer = open_writer(output, n_atoms, names=system.names, masses=system.masses,
-                             periodic=system.box is not None, dtype=dtype, mode="a" if resume else "w",
-                             overwrite=overwrite, batch=batch, metadata=metadata,
-                             compress_blocks=compress, triangle=triangle)
-        with writer:
-            done = writer.n_frames
+            done = _stored_frames(output)
             if done > len(frames):
                 raise InputError(f"{output} holds {done} frames, more than the {len(frames)} selected")
+            check_stored_frames(output, frames, done, dtype)
+    except BaseException:
+        traj.close()
+        raise
+    return dict(traj=traj, frames=frames, system=system, potential=potential, dtype=dtype, metadata=metadata,
+                done=done)
+
+
+def _stored_frames(output):
+    """Complete frames of an existing output (0 for a file that is not one mdjac can resume)."""
+    from .io.h5md_reader import describe
+    try:
+        return describe(output)["frames"]
+    except InputError:
+        return 0
+
+
+def expected_size(n_frames, n_atoms, nnz_blocks, dtype, who):
+    """One line: the bytes a run will write, from its first frame (uncompressed: an upper bound)."""
+    per_frame = nnz_blocks * (9 * np.dtype(dtype).itemsize + 4) + 2 * 3 * n_atoms * np.dtype(dtype).itemsize
+    total = n_frames * per_frame
+    unit, scale = ("GB", 1e9) if total >= 1e9 else ("MB", 1e6)
+    return (f"{who}: {n_frames} frames of {nnz_blocks} Jacobian blocks: up to {total / scale:.1f} {unit} "
+            f"({per_frame / 1e6:.2f} MB per frame before compression)")
+
+
+def frame_forces_and_jacobian(potential, frame, system, dtype, strategy):
+    """(positions (N, 3) in ``dtype``, box (3,) nm or None, forces (N, 3), ForceJacobian) of one frame."""
+    x = np.asarray(frame.positions, dtype=dtype)
+    box = frame_box(frame.box, system)
+    return x, box, potential.forces(x, box=box), potential.force_jacobian(x, box=box, strategy=strategy)
+
+
+def _run_compute(plan, output, resume, overwrite, batch, compress, triangle, strategy, progress, interrupt):
+    from tqdm import tqdm
+
+    frames, system, potential, dtype, done = (plan[k] for k in ("frames", "system", "potential", "dtype", "done"))
+    with plan["traj"]:
+        first, first_seconds, started = None, None, time.perf_counter()
+        if done < len(frames):      # computed before the output is touched: a failing potential destroys nothing
+            first = frame_forces_and_jacobian(potential, frames[done], system, dtype, strategy)
+            first_seconds = time.perf_counter() - started
+            if progress:
+                print(expected_size(len(frames) - done, len(system.positions), first[3].nnz_blocks, dtype,
+                                    "mdjac compute"), file=sys.stderr)
+            interrupt.check()
+        if not frames.has_times and progress:
+            print(f"mdjac compute: {frames.path} records no times; the output stores steps only "
+                  "(no time dataset, as H5MD 1.1 allows)", file=sys.stderr)
+        writer = open_writer(output, len(system.positions), names=system.names, masses=system.masses,
+                             periodic=system.box is not None, dtype=dtype, mode="a" if resume else "w",
+                             overwrite=overwrite, batch=batch, metadata=plan["metadata"],
+                             compress_blocks=compress, triangle=triangle, times=frames.has_times)
+        with writer:
+            if writer.n_frames != done:
+                raise InputError(f"{output} changed while mdjac was starting (it holds {writer.n_frames} "
+                                 f"frames, not {done}); is another program writing it?")
             if done and frames[done - 1].step != writer.last_step:
                 raise InputError(f"{output} ends at step {writer.last_step} but frame {done - 1} of the "
                                  f"selection is step {frames[done - 1].step}; use --overwrite")
-            started = time.perf_counter()
             bar = tqdm(total=len(frames), initial=done, unit="frame", desc="jacobians", file=sys.stderr,
                        disable=not progress, dynamic_ncols=True, smoothing=0.1)
             with bar:
                 for i in range(done, len(frames)):
                     frame = frames[i]
-                    x = np.asarray(frame.positions, dtype=dtype)
-                    box = frame_box(frame.box, system)
-                    forces = potential.forces(x, box=box)
-                    jacobian = potential.force_jacobian(x, box=box, strategy=strategy)
-                    restore_interrupt()
+                    x, box, forces, jacobian = first if i == done else \
+                        frame_forces_and_jacobian(potential, frame, system, dtype, strategy)
                     writer.append(frame.step, frame.time, x, box, forces, jacobian)
                     bar.update()
+                    interrupt.check()
     return dict(output=os.fspath(output), computed=len(frames) - done, kept=done,
-                seconds=time.perf_counter() - started)
+                seconds=time.perf_counter() - started, first_seconds=first_seconds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,7 +274,7 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
 # --------------------------------------------------------------------------------------------
 
 def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5md", temperature=None, time_step=None,
-           dtype=np.float32, strategy="replicate", overwrite=False, writer=None, check=True):
+           dtype=np.float32, strategy="replicate", overwrite=False, writer=None, check=True, progress=False):
     """The main job: a short MindSPONGE MD run of a catalogue system, Jacobians every ``every`` steps into H5MD.
 
     system: catalogue name, path or :class:`mdjac.catalogue.System` (engine "mindsponge").
@@ -163,6 +282,7 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
     unless ``overwrite``); temperature (K) and time_step (ps) default to the system's 'md' settings.
     writer: a writer object instead of the H5MD file (then ``output`` is ignored). check: the
     finite-difference spot check of the first frame (float64 central differences of the forces).
+    progress: a progress bar over the MD steps on stderr, and the expected output size.
 
     Returns a summary dict: frames, steps of the frames, atoms, blocks per frame, seconds per
     Jacobian (mean after the first frame; the first with compilation), seconds per force
@@ -178,18 +298,19 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
         raise InputError(f"system {sys_.name!r} is not a MindSPONGE system: run_md needs one of engine 'mindsponge'")
     if int(steps) < 1 or int(every) < 1:
         raise InputError(f"steps={steps}, every={every}: both must be positive")
-    if writer is None and os.path.exists(output) and not overwrite:
-        raise InputError(f"{output} exists: choose another output or pass overwrite=True")
+    if writer is None:
+        check_output(output, False, overwrite, resumable=False)
     md = sys_.spec.get("md", {})
     temperature = float(md.get("temperature", 300.0) if temperature is None else temperature)
     time_step = float(md.get("time_step", 1e-3) if time_step is None else time_step)
-    with graph_mode():
+    with DeferredInterrupt() as interrupt, graph_mode():
         return _run_md(sys_, int(steps), int(every), output, temperature, time_step, dtype, strategy, overwrite,
-                       writer, check)
+                       writer, check, interrupt, progress)
 
 
-def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy, overwrite, writer, check):
-    from .sponge.callback import ForceJacobianCallback
+def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy, overwrite, writer, check,
+            interrupt, progress):
+    from .sponge.callback import ForceJacobianCallback, StepProgress
     from .sponge.engine import sponge_md
 
     molecule, forcefield = sys_.sponge(fresh=True)
@@ -200,10 +321,22 @@ def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy,
         writer = open_writer(output, potential.n_atoms, names=sys_.names, masses=sys_.masses,
                              periodic=sys_.box is not None, dtype=dtype, overwrite=overwrite,
                              metadata={"system": sys_.name, "steps": steps, "every": every})
-    callback = ForceJacobianCallback(potential, writer, every=every, strategy=strategy, dtype=dtype)
+    from tqdm import tqdm
+    n_frames = len(range(0, steps, every))
+    bar = tqdm(total=steps, unit="step", desc="MD + jacobians", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+
+    def after_frame():
+        if len(callback.steps) == 1:
+            bar.write(expected_size(n_frames, potential.n_atoms, callback.nnz_blocks[0], dtype, "mdjac run"))
+        interrupt.check()
+
+    callback = ForceJacobianCallback(potential, writer, every=every, strategy=strategy, dtype=dtype,
+                                     after_frame=after_frame)
     start = time.perf_counter()
     try:
-        engine.run(steps, callbacks=[callback])
+        with bar:
+            engine.run(steps, callbacks=[callback, StepProgress(bar)])
     finally:
         closing = time.perf_counter()
         if own_writer:

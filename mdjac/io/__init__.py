@@ -57,6 +57,8 @@ def open_trajectory(path, group=None, n_atoms=None):
     Raises InputError for a missing, unreadable or mismatched file.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a directory; give a trajectory file")
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
     opener = next(open_ for matches, open_ in READERS.values() if matches(path))

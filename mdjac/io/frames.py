@@ -35,6 +35,8 @@ class FrameSequence(collections.abc.Sequence):
 
     n_atoms = None
     path = None
+    #: False when the file records no physical times (each Frame.time is then NaN).
+    has_times = True
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -70,7 +72,7 @@ class FrameView(FrameSequence):
 
     def __init__(self, parent, indices):
         self.parent, self.indices = parent, indices
-        self.n_atoms, self.path = parent.n_atoms, parent.path
+        self.n_atoms, self.path, self.has_times = parent.n_atoms, parent.path, parent.has_times
 
     def __len__(self):
         return len(self.indices)

@@ -16,7 +16,11 @@ so a process killed inside a batch leaves the file as it was before it, and read
 with a pending journal see it as it was before that batch (:func:`open_h5`).
 """
 import contextlib
+import gc
+import io
 import os
+import sys
+import traceback
 
 import h5py
 import numpy as np
@@ -33,6 +37,10 @@ LONG_RANGE_KIND = "ewald-reciprocal-1"
 UNITS = {"length": "nm", "time": "ps", "force": "kJ mol-1 nm-1", "jacobian": "kJ mol-1 nm-2",
          "mass": "u"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Batches undone after an error in this process. HDF5 can be left holding objects of a file whose
+#: writes failed (a full disk), which crash the process when freed at exit: the command line ends
+#: such a process without that clean-up (mdjac.cli.run), once the file is recovered.
+ABANDONED_BATCHES = 0
 
 
 def is_hdf5(path):
@@ -66,16 +74,41 @@ def open_h5(path, mode="r"):
 @contextlib.contextmanager
 def modify(path):
     """An h5py.File open for modification through a rollback journal (mdjac.io.journal): either
-    everything done inside the block reaches the file, or (killed, or an exception) nothing."""
+    everything done inside the block reaches the file, or (killed, or an exception such as a
+    full disk) nothing."""
     jf = journal.JournaledFile(path)
-    try:
-        with h5py.File(jf, "r+") as f:
+    f = None
+    hook, failed, printed = sys.unraisablehook, [], io.StringIO()
+    sys.unraisablehook = failed.append   # h5py reports writes that fail while it releases objects here,
+    try:                                 # and prints their tracebacks: the writer reports one line
+        with contextlib.redirect_stderr(printed):
+            f = h5py.File(jf, "r+")
             yield f
-    except BaseException:
+            f.close()
+        if failed:
+            raise failed[0].exc_value
+    except BaseException as err:
+        global ABANDONED_BATCHES
+        ABANDONED_BATCHES += 1
         jf.abandon()
+        if f is not None:
+            _close_quietly(f)
+        traceback.clear_frames(err.__traceback__)    # release the batch's HDF5 objects now, while
+        gc.collect()                                 # the abandoned file takes their last writes
         journal.recover(path)
         raise
+    finally:
+        sys.unraisablehook = hook
+    sys.stderr.write(printed.getvalue())             # anything else said during a good batch
     jf.commit()
+
+
+def _close_quietly(f):
+    """Close an h5py.File whose writes failed, keeping HDF5's complaints to itself."""
+    try:
+        f.close()
+    except Exception:  # noqa: BLE001 - the batch is being undone; nothing of it is kept
+        pass
 
 
 def complete_frames(g):

@@ -104,6 +104,7 @@ class H5MDTrajectory(FrameSequence):
             except InputError:
                 self._force = None      # forces in a unit we do not know: not read
         self._n = complete_frames(g)
+        self.has_times = "time" in g["position"]
         self.periodic = "edges" in g["box"] if "box" in g else False
         self.masses = np.asarray(g["mass"][()], dtype=np.float64) if isinstance(g.get("mass"), h5py.Dataset) else None
         self.has_jacobian = JACOBIAN in g

@@ -8,12 +8,13 @@ back to the complete frames and continues. One writer per file (:class:`OutputLo
 import fcntl
 import json
 import os
+import shutil
 
 import h5py
 import numpy as np
 
 from . import journal
-from ..errors import InputError
+from ..errors import InputError, os_error_reason
 from ..jacobian import row_pointers
 from ..version import __version__
 from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_KIND, UNITS, complete_frames, long_range_recipe,
@@ -41,15 +42,19 @@ def _resizable(group, name, shape, dtype, unit=None, chunks=None, compress=True)
     return ds
 
 
-def _element(group, name, shape, dtype, unit, clock=None):
-    """A time-dependent H5MD element: value (frames, *shape); step and time shared with
+def _element(group, name, shape, dtype, unit, clock=None, times=True):
+    """A time-dependent H5MD element: value (frames, *shape); step and time (unless not
+    ``times``: H5MD 1.1 lets a trajectory without physical times leave it out) shared with
     ``clock`` (hard links) or created here."""
     el = group.create_group(name)
     if clock is None:
         _resizable(el, "step", (), np.int64, chunks=(1024,))
-        _resizable(el, "time", (), np.float64, UNITS["time"], chunks=(1024,))
+        if times:
+            _resizable(el, "time", (), np.float64, UNITS["time"], chunks=(1024,))
     else:
-        el["step"], el["time"] = clock["step"], clock["time"]
+        for clock_name in ("step", "time"):
+            if clock_name in clock:
+                el[clock_name] = clock[clock_name]
     _resizable(el, "value", shape, dtype, unit, chunks=_frame_chunks(shape, np.dtype(dtype).itemsize))
     return el
 
@@ -62,7 +67,7 @@ def _append(ds, data):
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
-                  metadata, compress_blocks=True, triangle="full"):
+                  metadata, compress_blocks=True, triangle="full", times=True):
     """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``."""
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
@@ -74,7 +79,7 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
     units.attrs["system"] = "SI"
 
     g = f.create_group(f"particles/{GROUP}")
-    position = _element(g, "position", (n_atoms, 3), dtype, UNITS["length"])
+    position = _element(g, "position", (n_atoms, 3), dtype, UNITS["length"], times=times)
     box = g.create_group("box")
     box.attrs["dimension"] = np.int32(3)
     box.attrs["boundary"] = np.array(["periodic" if periodic else "none"] * 3, dtype=h5py.string_dtype())
@@ -89,7 +94,9 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
         jac.attrs["layout"] = LAYOUT
         jac.attrs["n_atoms"] = np.int64(n_atoms)
         jac.attrs["triangle"] = triangle
-        jac["step"], jac["time"] = position["step"], position["time"]
+        for clock_name in ("step", "time"):
+            if clock_name in position:
+                jac[clock_name] = position[clock_name]
         jac.create_dataset("atoms", data=np.asarray(jacobian_atoms, dtype=np.int64))
         n = len(jacobian_atoms)
         _resizable(jac, "indptr", (n + 1,), np.int64, chunks=_frame_chunks((n + 1,), 8))
@@ -108,7 +115,9 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
 def extents(g, n):
     """{dataset name: length} of every resizable dataset of particle group ``g`` holding exactly
     its first ``n`` frames (the Jacobian store: the blocks those frames use)."""
-    out = {"position/step": n, "position/time": n, "position/value": n}
+    out = {"position/step": n, "position/value": n}
+    if "time" in g["position"]:
+        out["position/time"] = n
     if "force" in g:
         out["force/value"] = n
     if "box" in g and "edges" in g["box"]:
@@ -171,6 +180,8 @@ class H5MDWriter:
     jacobian_atoms : (n,) int, the atoms (global indices) whose Jacobian every frame carries
         (``ForceJacobian.atoms``); "all" for all atoms, None for no Jacobian.
     dtype : float32 or float64, the stored precision of positions, box, forces and blocks.
+    times : False for frames without physical times (PDB, XYZ inputs): the file then has no
+        ``time`` datasets, as H5MD 1.1 allows, rather than invented ones.
     mode : 'w' creates (refused if ``path`` exists unless ``overwrite``), 'a' resumes an mdjac
         file (or creates it): frames that were not completely written are dropped and appending
         continues after the last complete one (:attr:`n_frames`, :attr:`last_step`).
@@ -191,8 +202,9 @@ class H5MDWriter:
 
     def __init__(self, path, n_atoms, names=None, masses=None, periodic=False, forces=True,
                  jacobian_atoms="all", dtype=np.float32, mode="w", batch=16, author="mdjac user",
-                 metadata=None, overwrite=False, compress_blocks=True, triangle="full"):
+                 metadata=None, overwrite=False, compress_blocks=True, triangle="full", times=True):
         self.path, self.n_atoms, self.batch = os.fspath(path), int(n_atoms), int(batch)
+        self.times = bool(times)
         self.dtype, self.periodic, self.forces = np.dtype(dtype), bool(periodic), bool(forces)
         if mode not in ("w", "a"):
             raise InputError(f"writer mode must be 'w' or 'a', not {mode!r}")
@@ -225,7 +237,7 @@ class H5MDWriter:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
                               self.jacobian_atoms, names, masses, author, metadata, compress_blocks,
-                              triangle)
+                              triangle, self.times)
             if os.path.exists(journal.journal_path(self.path)):
                 os.remove(journal.journal_path(self.path))   # a stale journal of the old file
             os.replace(tmp, self.path)
@@ -243,11 +255,13 @@ class H5MDWriter:
             found = dict(n_atoms=g["position/value"].shape[1], periodic="edges" in g["box"],
                          forces="force" in g, dtype=g["position/value"].dtype,
                          jacobian=None if JACOBIAN not in g else g[JACOBIAN]["atoms"][()].tolist(),
-                         triangle=g[JACOBIAN].attrs.get("triangle", "full") if JACOBIAN in g else "full")
+                         triangle=g[JACOBIAN].attrs.get("triangle", "full") if JACOBIAN in g else "full",
+                         times="time" in g["position"])
             wanted = dict(n_atoms=self.n_atoms, periodic=self.periodic, forces=self.forces,
                           dtype=self.dtype, jacobian=None if self.jacobian_atoms is None
                           else self.jacobian_atoms.tolist(),
-                          triangle=self.triangle if self.jacobian_atoms is not None else "full")
+                          triangle=self.triangle if self.jacobian_atoms is not None else "full",
+                          times=self.times)
             for key in found:
                 if found[key] != wanted[key]:
                     raise InputError(f"{self.path} does not match this run ({key} differs: "
@@ -315,6 +329,31 @@ class H5MDWriter:
         if not self.buffer:
             return
         steps, times, positions, boxes, forces, jacobians = zip(*self.buffer)
+        self._check_room(positions, forces, jacobians)
+        try:
+            self._write_batch(steps, times, positions, boxes, forces, jacobians)
+        except OSError as err:      # a full disk, a quota: the batch was undone by the journal
+            self.buffer = []
+            raise InputError(f"cannot write {self.path} ({os_error_reason(err)}); the {self.n_frames} frames "
+                             "stored before are complete: make room and continue with --resume") from None
+        self.n_frames += len(self.buffer)
+        self.last_step = steps[-1]
+        self.buffer = []
+
+    def _check_room(self, positions, forces, jacobians):
+        """Refuse a batch that may not fit on the disk (its uncompressed size, plus room for the
+        journal's pre-images): HDF5 is not asked to write into a full disk when that can be seen."""
+        need = sum(np.asarray(a).nbytes for a in positions) * (2 if self.forces else 1) + (1 << 20)
+        need += sum(j.nnz_blocks * (9 * self.dtype.itemsize + 4) for j in jacobians if j is not None)
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
+        if free < need:
+            self.buffer = []
+            raise InputError(f"cannot write {self.path}: {free / 1e6:.1f} MB free on its disk, a batch needs up "
+                             f"to {need / 1e6:.1f} MB; the {self.n_frames} frames stored before are complete: "
+                             "make room and continue with --resume")
+
+    def _write_batch(self, steps, times, positions, boxes, forces, jacobians):
+        """One journaled batch: Jacobians, forces, box, positions, then step and time."""
         with modify(self.path) as f:
             g = f[f"particles/{GROUP}"]
             if self.jacobian_atoms is not None:
@@ -324,11 +363,9 @@ class H5MDWriter:
             if self.periodic:
                 _append(g["box/edges/value"], np.asarray(boxes, dtype=self.dtype))
             _append(g["position/value"], np.asarray(positions, dtype=self.dtype))
-            _append(g["position/time"], np.asarray(times, dtype=np.float64))
+            if self.times:
+                _append(g["position/time"], np.asarray(times, dtype=np.float64))
             _append(g["position/step"], np.asarray(steps, dtype=np.int64))
-        self.n_frames += len(self.buffer)
-        self.last_step = steps[-1]
-        self.buffer = []
 
     def _write_jacobians(self, jac, jacobians):
         """Append blocks and column indices to the flat store, then each frame's row pointers

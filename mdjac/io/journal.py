@@ -78,6 +78,7 @@ class JournaledFile(io.RawIOBase):
 
     def __init__(self, path):
         self.path = path
+        self.abandoned = False
         self.f = open(path, "r+b")
         self.committed = os.fstat(self.f.fileno()).st_size
         self.journal = open(journal_path(path), "xb", buffering=0)
@@ -93,31 +94,39 @@ class JournaledFile(io.RawIOBase):
         self.journal.write(RECORD.pack(start, len(pre)) + pre)
 
     def write(self, data):
+        if self.abandoned:      # HDF5 cleaning up after a failed batch: the file is recovered, not touched
+            return len(data)
         pos = self.f.tell()
         if pos < self.committed:
             self._save(pos, min(pos + len(data), self.committed))
         return self.f.write(data)
 
     def truncate(self, size=None):
+        if self.abandoned:
+            return size
         size = self.f.tell() if size is None else size
         if size < self.committed:
             self._save(size, self.committed)
         return self.f.truncate(size)
 
     def readinto(self, buffer):
+        if self.abandoned:
+            buffer[:] = bytes(len(buffer))
+            return len(buffer)
         return self.f.readinto(buffer)
 
     def read(self, n=-1):
-        return self.f.read(n)
+        return bytes(max(n, 0)) if self.abandoned else self.f.read(n)
 
     def seek(self, pos, whence=0):
-        return self.f.seek(pos, whence)
+        return pos if self.abandoned else self.f.seek(pos, whence)
 
     def tell(self):
-        return self.f.tell()
+        return 0 if self.abandoned else self.f.tell()
 
     def flush(self):
-        self.f.flush()
+        if not self.abandoned:
+            self.f.flush()
 
     def readable(self):
         return True
@@ -135,9 +144,16 @@ class JournaledFile(io.RawIOBase):
         os.remove(journal_path(self.path))
 
     def abandon(self):
-        """Close without committing (after an error): the journal stays for :func:`recover`."""
-        self.f.close()
-        self.journal.close()
+        """Close without committing (after an error, e.g. a full disk): the journal stays for
+        :func:`recover`. Never raises; from now on the object is a null device (writes dropped,
+        reads zeros), so that HDF5 objects released later cannot touch the file that
+        :func:`recover` puts back, nor fail on a closed one."""
+        self.abandoned = True
+        for f in (self.f, self.journal):
+            try:
+                f.close()            # a buffered write that fails here is undone by recover
+            except OSError:
+                pass
 
 
 class CommittedView(io.RawIOBase):

@@ -20,7 +20,8 @@ class ForceJacobianCallback(Callback):
     ``append(step, time, positions, box, forces, jacobian)`` (:func:`mdjac.io.open_writer`);
     every: steps between frames (step 0 included); atoms: None or the atoms of a partial Jacobian;
     strategy: see :meth:`mdjac.Potential.force_jacobian`; dtype: precision of the Jacobian
-    (float32, MindSPONGE's own, or float64).
+    (float32, MindSPONGE's own, or float64); after_frame: None or a function called after each
+    frame is handed to the writer (``mdjac run`` stops there on Ctrl-C: mdjac.jobs.DeferredInterrupt).
 
     In ``Sponge.run`` step s begins with the positions of step s; the step computes their forces
     and then moves the atoms. So the positions and box are taken at ``step_begin`` and the forces
@@ -29,7 +30,8 @@ class ForceJacobianCallback(Callback):
     wall time of every frame, the first one with compilation).
     """
 
-    def __init__(self, potential, writer, every=1, atoms=None, strategy="replicate", dtype=np.float32):
+    def __init__(self, potential, writer, every=1, atoms=None, strategy="replicate", dtype=np.float32,
+                 after_frame=None):
         super().__init__()
         every = int(every)
         if every < 1:
@@ -41,6 +43,7 @@ class ForceJacobianCallback(Callback):
         self.potential, self.writer, self.every = potential, writer, every
         self.atoms, self.strategy, self.dtype = atoms, strategy, np.dtype(dtype)
         self.steps, self.seconds, self.jacobian_seconds, self.nnz_blocks = [], [], [], []
+        self.after_frame = after_frame
         self._pending = None
 
     def step_begin(self, run_context):
@@ -66,3 +69,16 @@ class ForceJacobianCallback(Callback):
         self.steps.append(step)
         self.nnz_blocks.append(jac.nnz_blocks)
         self.seconds.append(time.perf_counter() - start)
+        if self.after_frame is not None:
+            self.after_frame()
+
+
+class StepProgress(Callback):
+    """MindSPONGE callback: advance a tqdm bar by one at the end of every MD step."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def step_end(self, run_context):
+        self.bar.update()
