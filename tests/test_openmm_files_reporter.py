@@ -85,3 +85,77 @@ def test_reporter_writes_frames_read_back_by_mdanalysis_and_resumes(tmp_path):
             want = potential.force_jacobian(frame.positions).to_dense()
             got = frame.jacobian.to_dense()
             assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+
+
+SPCE_TOP = """[ defaults ]
+; nbfunc comb-rule gen-pairs fudgeLJ fudgeQQ
+  1       2         yes       0.5     0.8333
+
+[ atomtypes ]
+; name  at.num  mass     charge  ptype  sigma    epsilon
+  OW    8       15.9994  0.0     A      0.316557 0.650194
+  HW    1       1.008    0.0     A      0.0      0.0
+
+[ moleculetype ]
+SOL  2
+
+[ atoms ]
+  1  OW  1  SOL  OW   1  -0.8476  15.9994
+  2  HW  1  SOL  HW1  1   0.4238   1.008
+  3  HW  1  SOL  HW2  1   0.4238   1.008
+
+[ bonds ]
+  1  2  1  0.1  345000.0
+  1  3  1  0.1  345000.0
+
+[ angles ]
+  2  1  3  1  109.47  383.0
+
+[ system ]
+two flexible SPC/E waters
+
+[ molecules ]
+SOL  2
+"""
+
+SPCE_GRO = """two waters
+    6
+    1SOL     OW    1   1.000   1.000   1.000
+    1SOL    HW1    2   1.100   1.000   1.000
+    1SOL    HW2    3   0.967   1.094   1.000
+    2SOL     OW    4   1.300   1.250   1.100
+    2SOL    HW1    5   1.390   1.290   1.110
+    2SOL    HW2    6   1.250   1.330   1.060
+   3.00000   3.00000   3.00000
+"""
+
+
+def test_gromacs_top_and_gro_through_load_system(tmp_path):
+    """A hand-written GROMACS topology: load_system's potential against an independent numpy sum
+    (harmonic bonds and angle, Lennard-Jones O-O and reaction-field Coulomb between the waters)."""
+    (tmp_path / "water.top").write_text(SPCE_TOP)
+    (tmp_path / "water.gro").write_text(SPCE_GRO)
+    loaded = mdjac.load_system(str(tmp_path / "water.top"))
+    x = loaded.positions
+    assert loaded.engine == "openmm" and np.allclose(loaded.box, 3.0)
+    energy = 0.0
+    for w in (0, 3):
+        for h in (1, 2):
+            energy += 0.5 * 345000.0 * (np.linalg.norm(x[w + h] - x[w]) - 0.1) ** 2
+        u, v = x[w + 1] - x[w], x[w + 2] - x[w]
+        theta = np.arccos(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+        energy += 0.5 * 383.0 * (theta - np.deg2rad(109.47)) ** 2
+    rc, eps_rf = 0.9, 78.3    # files.py's periodic cutoff and OpenMM's default reaction-field dielectric
+    k_rf, c_rf = rc ** -3 * (eps_rf - 1) / (2 * eps_rf + 1), 3 * eps_rf / ((2 * eps_rf + 1) * rc)
+    q = [-0.8476, 0.4238, 0.4238]
+    for a in range(3):
+        for b in range(3):
+            r = np.linalg.norm(x[3 + b] - x[a])
+            energy += 138.93545764438198 * q[a] * q[b] * (1 / r + k_rf * r * r - c_rf)
+    r = np.linalg.norm(x[3] - x[0])
+    energy += 4 * 0.650194 * ((0.316557 / r) ** 12 - (0.316557 / r) ** 6)
+    # OpenMM's dispersion correction over the N(N+1)/2 class pairs: 2 oxygens of 6 atoms
+    s6 = 0.316557 ** 6
+    dispersion = 8 * 6 ** 2 * np.pi * (3 / 21) * 0.650194 * (s6 * s6 / (9 * rc ** 9) - s6 / (3 * rc ** 3))
+    energy += dispersion / 27.0
+    assert loaded.potential.energy(x) == pytest.approx(energy, rel=1e-9)

@@ -147,7 +147,7 @@ def test_tip3p_water_parity(small_water):
     system = small_water[0]
     spec = dict(system.spec, template="water.tip3p.yaml", forcefield="TIP3P")
     molecule, forcefield = build_sponge(spec, system.positions, system.box)
-    check_parity(system, molecule, forcefield, sponge.adapt(molecule, forcefield))
+    check_parity(system, molecule, forcefield, sponge.adapt(molecule, forcefield, dispersion="mindsponge"))
 
 
 def test_catalogue_water_box_parity():
