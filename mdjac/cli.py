@@ -225,6 +225,10 @@ def format_info(info):
                   f"{'upper triangle stored' if info['triangle'] == 'upper' else 'all blocks stored'}",
                   f"  blocks per frame {mean:.1f} (min {lo}, max {hi})",
                   f"  Jacobian bytes   {info['jacobian_bytes_per_frame']:.0f} per frame on disk"]
+        if "long_range" in info:
+            lr = info["long_range"]
+            lines.append(f"  long range       Ewald reciprocal sum (kmax {lr['kmax']}, alpha {lr['alpha']:.6g} nm^-1), "
+                         "rebuilt from each frame's positions and box")
     else:
         lines.append("  Jacobian         none")
     lines.append(f"  file bytes       {info['file_bytes']}"

@@ -23,7 +23,6 @@ S = 1 below r_s (OpenMM's and CHARMM's switch; mdjac.terms.switching_function). 
 differentiation of these energies.
 """
 import numpy as np
-from mindspore import ops
 
 from .errors import InputError
 from .terms import FixedTerm, PairTerm, _index_array, _per_instance, bond_angle, dihedral, distance, switching_function
@@ -112,8 +111,8 @@ class PairFunction(PairTerm):
         # switch and cutoff travel as per-pair float64 arrays (Python floats in a graph are float32)
         return params + (np.full(len(i), self.switch), np.full(len(i), self.cutoff))
 
-    def energy(self, q, *params):
-        r = distance(q)
+    def radial_energy(self, r, *params):
+        """The energy as a function of the distance r (..., M) nm: the radial route of pair terms."""
         if self.switch is None:
             return self.function((r,), params)
         return self.function((r,), params[:-2]) * switching_function(r, params[-2], params[-1])

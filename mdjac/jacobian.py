@@ -14,11 +14,26 @@ Index convention. ``atoms`` lists, in ascending order, the atoms whose rows and 
 (all atoms, or a selection for a partial Jacobian). Block row ``r`` and block column ``c`` count in
 that list: block ``k`` is ``J[atoms[rows[k]], atoms[cols[k]]]``. Flattened, atom ``atoms[r]``,
 component ``a`` is row ``3 r + a`` of :meth:`ForceJacobian.to_bsr`.
+
+A long-range part. A potential with an Ewald reciprocal sum couples every pair of atoms, but
+only through a low-rank matrix (mdjac.ewald): J = J_sr + J_lr with J_sr block-sparse (the
+stored blocks, which then hold every short-range term and the reciprocal sum's block-diagonal
+part) and J_lr = -sum_k 2 w_k (g_k g_k^T + h_k h_k^T) held as the data that rebuilds it
+(``long_range``, an mdjac.ewald.ReciprocalJacobian on the same atoms). :meth:`ForceJacobian.diagonal`,
+:meth:`~ForceJacobian.matvec`, :meth:`~ForceJacobian.as_linear_operator`,
+:meth:`~ForceJacobian.to_dense` and :meth:`~ForceJacobian.select` include it;
+:meth:`~ForceJacobian.to_bsr` includes it as dense blocks up to :data:`LONG_RANGE_BSR_MAX_ATOMS`
+atoms and refuses above, unless asked for the short-range part (``short_range_only=True``). The
+stored ``rows``, ``cols``, ``blocks`` and :meth:`~ForceJacobian.pattern` are the short-range part.
+Without a long-range part (``long_range`` None) a ForceJacobian is exactly the block-sparse matrix.
 """
 import numpy as np
 import scipy.sparse
 
 from .errors import InputError
+
+#: to_bsr() includes a long-range part as dense blocks up to this many atoms (a 290 MB matrix in float64).
+LONG_RANGE_BSR_MAX_ATOMS = 2000
 
 
 def row_pointers(rows, n):
@@ -39,10 +54,12 @@ class ForceJacobian:
     n_atoms : int, atoms in the system.
     atoms : (n,) int64, ascending global indices of the kept rows and columns.
     rows, cols : (nnz,) int64, block coordinates in ``atoms``; row-major order, unique.
-    blocks : (nnz, 3, 3) float32 or float64, kJ mol^-1 nm^-2.
+    blocks : (nnz, 3, 3) float32 or float64, kJ mol^-1 nm^-2 (the short-range part if there is a long-range one).
+    long_range : None, or the low-rank long-range part on the same atoms (mdjac.ewald.ReciprocalJacobian:
+        ``n``, ``diagonal()``, ``matvec(v)``, ``dense()``, ``select(where)``).
     """
 
-    def __init__(self, n_atoms, rows, cols, blocks, atoms=None):
+    def __init__(self, n_atoms, rows, cols, blocks, atoms=None, long_range=None):
         self.n_atoms = int(n_atoms)
         self.atoms = np.arange(self.n_atoms, dtype=np.int64) if atoms is None else np.asarray(atoms, dtype=np.int64)
         self.rows = np.asarray(rows, dtype=np.int64)
@@ -54,6 +71,10 @@ class ForceJacobian:
                              "blocks must be (nnz, 3, 3) with rows and cols (nnz,)")
         if len(self.rows) and (self.rows.min() < 0 or self.cols.min() < 0 or self.rows.max() >= n or self.cols.max() >= n):
             raise InputError(f"block indices must lie in 0..{n - 1} (the selected atoms)")
+        if long_range is not None and long_range.n != n:
+            raise InputError(f"the long-range part describes {long_range.n} atoms but the Jacobian keeps {n}")
+        self.long_range = long_range
+        self._bsr64 = None          # the float64 BSR matrix matvec uses, built on first use
 
     @property
     def n(self):
@@ -72,22 +93,63 @@ class ForceJacobian:
         """(n + 1,) int64: block-row pointers (CSR over blocks)."""
         return row_pointers(self.rows, self.n)
 
-    def to_bsr(self):
-        """``scipy.sparse.bsr_matrix`` of shape (3n, 3n), blocksize (3, 3)."""
-        return scipy.sparse.bsr_matrix((self.blocks, self.cols, self.indptr()), shape=(3 * self.n, 3 * self.n))
+    def short_range(self):
+        """The block-sparse part alone (this Jacobian without its long-range part), as a ForceJacobian."""
+        return ForceJacobian(self.n_atoms, self.rows, self.cols, self.blocks, self.atoms)
+
+    def to_bsr(self, short_range_only=False):
+        """``scipy.sparse.bsr_matrix`` of shape (3n, 3n), blocksize (3, 3).
+
+        With a long-range part: the whole Jacobian with every block present (dense within the BSR)
+        up to :data:`LONG_RANGE_BSR_MAX_ATOMS` atoms, an InputError above; ``short_range_only=True``
+        gives the block-sparse short-range part alone.
+        """
+        if self.long_range is None or short_range_only:
+            return scipy.sparse.bsr_matrix((self.blocks, self.cols, self.indptr()), shape=(3 * self.n, 3 * self.n))
+        if self.n > LONG_RANGE_BSR_MAX_ATOMS:
+            raise InputError(f"this Jacobian has a long-range (Ewald) part that couples all {self.n} atoms: as BSR it would be "
+                             f"dense ({9 * self.n ** 2 * 8 / 1e9:.1f} GB); use to_bsr(short_range_only=True) for the short-range "
+                             "part, or matvec() / as_linear_operator() / diagonal() for the whole")
+        dense = self.to_dense().reshape(3 * self.n, 3 * self.n)
+        return scipy.sparse.bsr_matrix(dense, blocksize=(3, 3))
 
     def to_dense(self):
-        """Dense (n, 3, n, 3) array; ``to_dense()[i, a, j, b] = dF_{i,a} / dr_{j,b}``."""
+        """Dense (n, 3, n, 3) array; ``to_dense()[i, a, j, b] = dF_{i,a} / dr_{j,b}`` (long-range part included)."""
         out = np.zeros((self.n, 3, self.n, 3), dtype=self.blocks.dtype)
         out[self.rows, :, self.cols, :] = self.blocks
+        if self.long_range is not None:
+            out += self.long_range.dense().astype(out.dtype)
         return out
 
     def diagonal(self):
-        """The diagonal blocks J_ii, shape (n, 3, 3)."""
+        """The diagonal blocks J_ii, shape (n, 3, 3) (long-range part included)."""
         out = np.zeros((self.n, 3, 3), dtype=self.blocks.dtype)
         on = self.rows == self.cols
         out[self.rows[on]] = self.blocks[on]
+        if self.long_range is not None:
+            out += self.long_range.diagonal().astype(out.dtype)
         return out
+
+    def matvec(self, v):
+        """J v in float64 for v (n, 3), (3n,) or (3n, m); same shape back (long-range part included)."""
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape not in ((self.n, 3), (3 * self.n,)) and not (v.ndim == 2 and v.shape[0] == 3 * self.n):
+            raise InputError(f"the vector has shape {v.shape}: give ({self.n}, 3), ({3 * self.n},) or ({3 * self.n}, m)")
+        flat = v.reshape(3 * self.n, -1)
+        if self._bsr64 is None:      # kept: Krylov solvers call matvec hundreds of times
+            self._bsr64 = scipy.sparse.bsr_matrix((self.blocks.astype(np.float64), self.cols, self.indptr()),
+                                                  shape=(3 * self.n, 3 * self.n))
+        out = self._bsr64 @ flat
+        if self.long_range is not None:
+            out += self.long_range.matvec(flat)
+        return out.reshape(v.shape)
+
+    def as_linear_operator(self):
+        """``scipy.sparse.linalg.LinearOperator`` (3n, 3n), float64: x -> J x (for eigsh and other Krylov solvers)."""
+        import scipy.sparse.linalg
+
+        return scipy.sparse.linalg.LinearOperator((3 * self.n, 3 * self.n), matvec=self.matvec, matmat=self.matvec,
+                                                  rmatvec=self.matvec, dtype=np.float64)
 
     def pattern(self):
         """(n, n) ``scipy.sparse.csr_matrix`` of booleans: which blocks are stored."""
@@ -103,7 +165,8 @@ class ForceJacobian:
         local = np.full(self.n, -1, dtype=np.int64)
         local[where] = np.arange(len(atoms))
         keep = (local[self.rows] >= 0) & (local[self.cols] >= 0)
-        return ForceJacobian(self.n_atoms, local[self.rows[keep]], local[self.cols[keep]], self.blocks[keep], atoms)
+        long_range = None if self.long_range is None else self.long_range.select(where)
+        return ForceJacobian(self.n_atoms, local[self.rows[keep]], local[self.cols[keep]], self.blocks[keep], atoms, long_range)
 
     @classmethod
     def from_bsr(cls, bsr, n_atoms=None, atoms=None):
@@ -114,8 +177,9 @@ class ForceJacobian:
         return cls(n if n_atoms is None else n_atoms, rows_of(bsr.indptr), bsr.indices, np.asarray(bsr.data), atoms)
 
     def __repr__(self):
+        extra = "" if self.long_range is None else f", long_range={self.long_range!r}"
         return (f"ForceJacobian(n_atoms={self.n_atoms}, kept={self.n}, blocks={self.nnz_blocks}, "
-                f"dtype={self.blocks.dtype})")
+                f"dtype={self.blocks.dtype}{extra})")
 
 
 def assemble_blocks(n, rows, cols, blocks, diagonal=None, dtype=None):

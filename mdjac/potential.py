@@ -34,6 +34,13 @@ d, so J_ji = J_ij = h), and the diagonal block is minus the sum of its row's off
 blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into that pattern, their diagonal
 blocks (and per-atom terms') by bincount.
 
+Long-range terms (``term.long_range`` True: the reciprocal sum of an Ewald sum, mdjac.ewald) are
+not instance lists: they give their energy and forces, the block-diagonal part of their Hessian
+and a low-rank part of the Jacobian themselves (all by AD), and with "replicate" the result is a
+ForceJacobian with a long-range part (mdjac.jacobian). With "colour" and "dense" they enter the
+one opaque energy like any other term (every pair of atoms then interacts), which makes "dense"
+the independent check of the structured result.
+
 Instances are processed in chunks of fixed, power-of-two sizes (padded) so that each compiled
 function sees few shapes and compiles once, not per frame.
 """
@@ -212,6 +219,11 @@ class Potential:
         self.terms = list(terms)
         if not self.terms:
             raise InputError("a Potential needs at least one term")
+        self.long_range_terms = [t for t in self.terms if getattr(t, "long_range", False)]
+        self.short_range_terms = [t for t in self.terms if not getattr(t, "long_range", False)]
+        if len(self.long_range_terms) > 1:
+            raise InputError(f"the potential has {len(self.long_range_terms)} long-range (reciprocal-space) terms: "
+                             "give one, with all the charges")
         sizes = {t.n_atoms for t in self.terms if t.n_atoms is not None}
         if n_atoms is not None:
             sizes.add(int(n_atoms))
@@ -248,6 +260,8 @@ class Potential:
         if box is not None:
             for t in self.terms:
                 check_cutoff(t.cutoff, b)
+        if self.long_range_terms and b is None:
+            raise InputError("the potential has an Ewald reciprocal sum but no periodic box: give the box edges in nm")
         return Configuration(x, b, dtype, self._verlet)
 
     def _instances(self, config, atoms=None, coordinates=True):
@@ -259,7 +273,7 @@ class Potential:
         With ``coordinates=False``, q is None (the caller computes what it needs).
         """
         found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
-        for term in self.terms:
+        for term in self.short_range_terms:
             index, params = term.instances(config)
             if atoms is not None:
                 keep = atoms[index].any(axis=1)
@@ -306,6 +320,10 @@ class Potential:
                 f_local = -np.einsum("ap,mai->mpi", A, g[: stop - start])
                 for p in range(group.n_body):
                     forces += _scatter_add(self.n_atoms, index[start:stop, p], f_local[:, p])
+        for term in self.long_range_terms:
+            e, f = term.energy_and_forces(config)
+            energy += e
+            forces += f
         return energy, forces.astype(config.dtype)
 
     def _radial_forces(self, group, index, config, params, forces):
@@ -343,13 +361,23 @@ class Potential:
         positions: (N, 3) nm. atoms: None (all) or global indices of the atoms whose rows and
         columns are wanted (a partial Jacobian; only the instances touching them are evaluated
         with "replicate"). strategy: "replicate", "colour" or "dense" (see the module docstring).
+        With a long-range term and "replicate", the result carries its low-rank part
+        (``long_range``; the block diagonal is computed for the selected atoms only); "colour"
+        and "dense" hold everything in the blocks.
         """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
         config = self.configuration(positions, box)
         selected = self._selection(atoms)
         rows, cols, blocks = STRATEGIES[strategy](self, config, selected)
-        jacobian = ForceJacobian(self.n_atoms, rows, cols, blocks)
+        long_range = None
+        if strategy == "replicate" and self.long_range_terms:
+            term = self.long_range_terms[0]
+            kept = np.arange(self.n_atoms) if selected is None else np.flatnonzero(selected)
+            diagonal = np.flatnonzero(rows == cols)          # one per atom, in atom order
+            blocks[diagonal[kept]] -= term.hessian_diagonal(config, kept).astype(blocks.dtype)   # J = -H
+            long_range = term.jacobian_part(config, np.arange(self.n_atoms))   # data only: select() slices it
+        jacobian = ForceJacobian(self.n_atoms, rows, cols, blocks, long_range=long_range)
         return jacobian if selected is None else jacobian.select(np.flatnonzero(selected))
 
     def _selection(self, atoms):
@@ -473,6 +501,8 @@ class Potential:
         return self._interaction_pairs(self.configuration(positions, box))
 
     def _interaction_pairs(self, config):
+        if self.long_range_terms:  # a reciprocal sum couples every pair
+            return np.stack(np.triu_indices(self.n_atoms, k=1), axis=1).astype(np.int64)
         keys = []
         for group, index, _, _ in self._instances(config):
             for a in range(group.n_body):
@@ -503,11 +533,19 @@ class Potential:
                 args.append((q.astype(np.float64) - raw).astype(config.dtype))
             args.extend(params)
             layout.append((group, index.shape, len(params)))
+        for term in self.long_range_terms:
+            lr_energy, lr_args = term.energy_function(config)
+            args.extend(lr_args)
+            layout.append((lr_energy, None, len(lr_args)))
 
         def energy(X, *args):
             total = 0.0
             at = 0
             for group, shape, n_params in layout:
+                if shape is None:  # a long-range term: a function of all positions
+                    total = total + group(X, *args[at:at + n_params])
+                    at += n_params
+                    continue
                 x = ops.gather(X, args[at], 1).reshape(X.shape[:1] + shape + (3,))
                 at += 1
                 qx = x

@@ -26,7 +26,9 @@ HarmonicAngle       E = k/2 (theta - theta0)^2, theta at the middle atom (i, j, 
 PeriodicTorsion     E = k (1 + cos(n phi - phase)), phi the IUPAC dihedral of (i, j, k, l)
 ImproperTorsion     the same form; AMBER order, the central atom third
 LennardJones        E = 4 eps ((sigma/r)^12 - (sigma/r)^6), r < cutoff (truncated, not shifted)
-Coulomb             plain: E = f qi qj / r; 'dsf': damped shifted force (Fennell & Gezelter 2006)
+Coulomb             plain: E = f qi qj / r; 'dsf': damped shifted force (Fennell & Gezelter 2006);
+                    'ewald': f qi qj erfc(alpha r) / r, the direct space of an Ewald sum (mdjac.ewald)
+EwaldExclusion      E = -f qi qj erf(alpha r) / r over excluded pairs (the Ewald sum's correction)
 HarmonicRestraint   E = k/2 |x - x_ref|^2, k by atom type
 ElectricField       E = -q E . x (uniform field, E in kJ mol^-1 nm^-1 e^-1)
 FlatBottomWall      E = k/2 max(0, |x - centre| - radius)^2
@@ -463,18 +465,30 @@ class Coulomb(PairTerm):
     charges: (N,) e. method 'plain': E = f qi qj / r. method 'dsf' (needs a cutoff rc): damped
     shifted force, E = f qi qj [erfc(a r)/r - erfc(a rc)/rc + (erfc(a rc)/rc^2
     + 2a/sqrt(pi) exp(-a^2 rc^2)/rc)(r - rc)], which with its force goes to zero at rc.
-    alpha (a): nm^-1. f = COULOMB_CONSTANT. See :class:`PairTerm` for the rest.
+    method 'ewald' (needs a cutoff): the direct-space part of an Ewald sum, E = f qi qj
+    erfc(a r)/r (see mdjac.ewald for the rest of the sum). alpha (a): nm^-1.
+    f = ``coulomb_constant`` (default COULOMB_CONSTANT; mdjac.ewald.OPENMM_COULOMB_CONSTANT is
+    OpenMM's). charge_products: with ``pairs``, (P,) e^2 per pair in place of qi qj (OpenMM's
+    exceptions, whose chargeProd is given per pair; ``scale`` still applies). See :class:`PairTerm`
+    for the rest.
     """
 
-    def __init__(self, charges, cutoff=None, exclusions=None, pairs=None, scale=1.0, method="plain", alpha=0.25):
+    def __init__(self, charges, cutoff=None, exclusions=None, pairs=None, scale=1.0, method="plain", alpha=0.25,
+                 charge_products=None, coulomb_constant=COULOMB_CONSTANT):
         charges = _parameter(charges, "Coulomb charges (e)").reshape(-1)
         super().__init__(len(charges), cutoff, exclusions, pairs, scale)
-        if method not in ("plain", "dsf"):
-            raise InputError(f"unknown Coulomb method {method!r}: use 'plain' or 'dsf'")
-        if method == "dsf" and self.cutoff is None:
-            raise InputError("the damped shifted force Coulomb needs a cutoff (nm)")
+        if method not in ("plain", "dsf", "ewald"):
+            raise InputError(f"unknown Coulomb method {method!r}: use 'plain', 'dsf' or 'ewald'")
+        if method in ("dsf", "ewald") and self.cutoff is None:
+            raise InputError(f"the {method} Coulomb needs a cutoff (nm)")
         alpha = _at_least(_scalar(alpha, "Coulomb alpha"), 0.0, "Coulomb alpha (nm^-1)",
                           "alpha is the damping's inverse length; give it >= 0 in nm^-1")
+        if charge_products is not None:
+            if self.fixed_pairs is None:
+                raise InputError("charge_products are per pair: give them with an explicit pairs= list")
+            charge_products = _per_instance(charge_products, len(self.fixed_pairs), "charge products")
+        self.charge_products = charge_products
+        self.coulomb_constant = _scalar(coulomb_constant, "Coulomb constant (kJ mol^-1 nm e^-2)")
         self.charges, self.method, self.alpha = charges, method, alpha
         if method == "dsf":
             a, rc = self.alpha, self.cutoff
@@ -482,17 +496,49 @@ class Coulomb(PairTerm):
             self._offset = math.erfc(a * rc) / rc + self._slope * rc
 
     def pair_params(self, i, j):
-        qq = COULOMB_CONSTANT * self.scale * self.charges[i] * self.charges[j]
+        products = self.charges[i] * self.charges[j] if self.charge_products is None else self.charge_products
+        qq = self.coulomb_constant * self.scale * products
         if self.method == "plain":
             return (qq,)
-        # The DSF constants travel as per-pair arrays: Python floats in a compiled graph are float32.
+        # The constants travel as per-pair arrays: Python floats in a compiled graph are float32.
+        if self.method == "ewald":
+            return qq, np.full(len(qq), self.alpha)
         return qq, np.full(len(qq), self.alpha), qq * self._slope, qq * self._offset
 
     def radial_energy(self, r, qq, alpha=None, qq_slope=None, qq_offset=None):
-        """plain: qq / r; dsf: qq erfc(alpha r)/r + qq_slope r - qq_offset, the expanded DSF form."""
+        """plain: qq / r; ewald: qq erfc(alpha r)/r; dsf: qq erfc(alpha r)/r + qq_slope r - qq_offset, the expanded DSF form."""
         if self.method == "plain":
             return qq / r
+        if self.method == "ewald":
+            return qq * ops.erfc(alpha * r) / r
         return qq * ops.erfc(alpha * r) / r + qq_slope * r - qq_offset
+
+
+class EwaldExclusion(PairTerm):
+    """The exclusion correction of an Ewald sum, E = -f qi qj erf(alpha r)/r over fixed pairs.
+
+    The reciprocal sum (mdjac.ewald.EwaldReciprocal) includes every pair; this removes its share
+    for the pairs the direct space leaves out: excluded pairs and scaled 1-4 pairs (with the full
+    charges, as OpenMM does). charges: (N,) e; pairs: (P, 2); alpha: nm^-1; coulomb_constant:
+    kJ mol^-1 nm e^-2. Minimum image in a box, as for every pair term.
+    """
+
+    def __init__(self, charges, pairs, alpha, coulomb_constant=COULOMB_CONSTANT):
+        charges = _parameter(charges, "Ewald exclusion charges (e)").reshape(-1)
+        if pairs is None:
+            raise InputError("the Ewald exclusion correction needs the excluded pairs (pairs=)")
+        super().__init__(len(charges), None, None, pairs, 1.0)
+        alpha = _at_least(_scalar(alpha, "Ewald alpha"), 0.0, "Ewald alpha (nm^-1)",
+                          "alpha is the splitting's inverse length; give it >= 0 in nm^-1")
+        self.charges, self.alpha = charges, alpha
+        self.coulomb_constant = _scalar(coulomb_constant, "Coulomb constant (kJ mol^-1 nm e^-2)")
+
+    def pair_params(self, i, j):
+        qq = self.coulomb_constant * self.charges[i] * self.charges[j]
+        return qq, np.full(len(qq), self.alpha)
+
+    def radial_energy(self, r, qq, alpha):
+        return -qq * ops.erf(alpha * r) / r
 
 
 def switching_function(r, switch, cutoff):

@@ -4,7 +4,7 @@ differences of OpenMM's forces to 1e-6 relative."""
 import numpy as np
 import pytest
 
-from openmm_reference import app, parity_by_force, peptide, solvated, unit, villin
+from openmm_reference import app, openmm, parity_by_force, peptide, solvated, unit, villin
 
 import mdjac
 from mdjac.openmm import adapt
@@ -72,9 +72,34 @@ def test_amber19_villin_with_cmap_in_vacuum():
     assert_parity(results)
 
 
-def test_ewald_and_pme_are_refused_by_name(amber14):
+def test_amber14_peptide_in_tip3p_with_ewald(amber14):
+    """NonbondedForce.Ewald (scaled 1-4 exceptions, TIP3P, switch): energies and forces to 1e-9 of
+    OpenMM's, force group by force group, the Jacobian (with its long-range part) against central
+    differences of OpenMM's forces."""
     topology, x, box = solvated(amber14, *peptide(), padding=0.9)
-    for method in ("PME", "Ewald"):
-        system = amber14.createSystem(topology, nonbondedMethod=getattr(app, method), nonbondedCutoff=0.8 * unit.nanometer)
-        with pytest.raises(mdjac.InputError, match=method):
-            adapt(system)
+    system = amber14.createSystem(topology, nonbondedMethod=app.Ewald, nonbondedCutoff=0.8 * unit.nanometer,
+                                  constraints=None, rigidWater=False, switchDistance=0.7 * unit.nanometer)
+    assert_parity(parity_by_force(system, x, box=box, jacobian_atoms=[3, 40, 300], report=print))
+    potential = adapt(system)
+    assert potential.force_jacobian(x, atoms=[0, 1, 2]).long_range is not None
+
+
+def test_pme_is_the_ewald_sum_it_approximates(amber14):
+    """PME is stated as the Ewald sum at the force's tolerance: mdjac's energy equals OpenMM's Ewald
+    at that tolerance to 1e-9, and OpenMM's PME to within PME's own error."""
+    topology, x, box = solvated(amber14, *peptide(), padding=0.9)
+    systems = {method: amber14.createSystem(topology, nonbondedMethod=getattr(app, method),
+                                            nonbondedCutoff=0.8 * unit.nanometer, constraints=None, rigidWater=False,
+                                            ewaldErrorTolerance=1e-5)
+               for method in ("PME", "Ewald")}
+    energies = {}
+    for method, system in systems.items():
+        context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+        context.setPositions(x)
+        energies[method] = context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    e = adapt(systems["PME"]).energy(x)
+    assert abs(e - energies["Ewald"]) / abs(energies["Ewald"]) < 1e-9
+    assert abs(e - energies["PME"]) / abs(energies["PME"]) < 1e-5
+    lj_pme = amber14.createSystem(topology, nonbondedMethod=app.LJPME, nonbondedCutoff=0.8 * unit.nanometer)
+    with pytest.raises(mdjac.InputError, match="LJPME"):
+        adapt(lj_pme)

@@ -60,6 +60,12 @@ of A is the 3n - r vibrational eigenvalues plus r copies of s. A differs from D 
   fills in for 3D systems with long ones (1,000 SPC/E waters, 1 nm cutoff: 75 M of the 81 M
   entries, about a minute on two cores), where it saves little over dense eigh.
 * highest k: Lanczos on x -> P D P x for the largest algebraic eigenvalues (no inversion).
+* a Jacobian with a long-range (Ewald) part couples every pair of atoms through a low-rank term,
+  so D is never formed as a sparse matrix: all modes (small systems) by dense eigh of its
+  ``to_dense()``; the lowest (or highest) k by Lanczos on the operator x -> A x built from the
+  Jacobian's matvec (no inversion: the smallest algebraic eigenvalues, ``sigma`` unused; s from
+  a few Lanczos steps for the largest eigenvalue of D). Convergence takes a few hundred to a few
+  thousand matvecs for the lowest modes of a liquid, whose spectrum is dense at its low end.
 
 Everything from the Jacobian onward is accumulated in float64, whatever the Jacobian's dtype.
 """
@@ -251,8 +257,8 @@ def rigid_shift(d, sigma=0.0):
 # --------------------------------------------------------------------------------------------
 def _dense_modes(d, b):
     """All 3n - r eigenpairs: eigh of the dense A = P D P + s B B^T, dropping the r at s.
-    A = D - B (D B)^T - (D B) B^T + B (B^T D B + s I) B^T, by rank-r updates."""
-    a = d.toarray()
+    A = D - B (D B)^T - (D B) B^T + B (B^T D B + s I) B^T, by rank-r updates. d: sparse or ndarray."""
+    a = d.toarray() if sp.issparse(d) else np.array(d, dtype=np.float64)
     r = b.shape[1]
     if r:
         db = np.asarray(d @ b)
@@ -306,6 +312,38 @@ def _sparse_modes(d, b, k, which, sigma_cm):
     return vals[order], vecs[:, order]
 
 
+def mass_weighted_operator(jacobian, masses):
+    """x -> D x = M^{-1/2} (-J) M^{-1/2} x from the Jacobian's matvec (long-range part included)."""
+    w = np.repeat(1.0 / np.sqrt(masses), 3)
+
+    def apply(x):
+        x = np.asarray(x, dtype=np.float64)
+        wx = w[:, None] * x.reshape(w.shape[0], -1)
+        return (-w[:, None] * jacobian.matvec(wx)).reshape(x.shape)
+
+    return spla.LinearOperator((w.shape[0], w.shape[0]), matvec=apply, matmat=apply, dtype=np.float64)
+
+
+def _lanczos_modes(d, b, k, which):
+    """k eigenpairs of A = P D P + s B B^T by Lanczos (no inversion), for an operator D."""
+    def proj(x):
+        return x - b @ (b.T @ x)
+
+    shift = 0.0
+    if which == "lowest" and b.shape[1]:
+        top = spla.eigsh(d, k=1, which="LA", tol=1e-3, return_eigenvectors=False)[0]
+        shift = 2.0 * abs(float(top)) + 1.0
+
+    def apply(x):
+        x = np.asarray(x, dtype=np.float64)
+        return proj(d @ proj(x)) + shift * (b @ (b.T @ x))
+
+    op = spla.LinearOperator(d.shape, matvec=apply, matmat=apply, dtype=np.float64)
+    vals, vecs = spla.eigsh(op, k=k, which="SA" if which == "lowest" else "LA", ncv=max(2 * k + 1, 40))
+    order = np.argsort(vals)
+    return vals[order], vecs[:, order]
+
+
 # --------------------------------------------------------------------------------------------
 # the public entry point
 # --------------------------------------------------------------------------------------------
@@ -316,7 +354,8 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
     Parameters
     ----------
     jacobian : ForceJacobian (anything with ``to_bsr()``, ``atoms``, ``n_atoms``), blocks in
-        kJ mol^-1 nm^-2, for n atoms (all of them or a selection).
+        kJ mol^-1 nm^-2, for n atoms (all of them or a selection); one with a long-range part
+        (Ewald) is solved dense or by Lanczos on its matvec (module docstring).
     masses : (n_atoms,) or (n,) amu.
     positions : (n_atoms, 3) or (n, 3) nm; needed for project='molecule'.
     project : None, 'molecule' (remove 3 translations + 3 rotations, 2 if linear) or 'periodic'
@@ -350,9 +389,23 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
     n_vib = 3 * atoms.shape[0] - b.shape[1]
     if k is not None and not (isinstance(k, (int, np.integer)) and 1 <= k <= n_vib):
         raise InputError(f"k must be an integer from 1 to {n_vib}; got {k!r}")
+    dim = 3 * atoms.shape[0]
+    sparse = method == "sparse" or (method == "auto" and k is not None and dim > DENSE_MAX_DOF and k < n_vib - 1)
+    if getattr(jacobian, "long_range", None) is not None:    # low rank couples everything: dense or Lanczos
+        if sparse:
+            if k is None or k >= dim - 1:
+                raise InputError(f"the Lanczos solver needs k below {dim - 1}; use method='dense'")
+            vals, vecs = _lanczos_modes(mass_weighted_operator(jacobian, m), b, k, which)
+        else:
+            w = np.repeat(1.0 / np.sqrt(m), 3)
+            d = -np.asarray(jacobian.to_dense(), dtype=np.float64).reshape(dim, dim) * w[:, None] * w[None, :]
+            vals, vecs = _dense_modes(0.5 * (d + d.T), b)
+            if k is not None:
+                sel = slice(0, k) if which == "lowest" else slice(n_vib - k, n_vib)
+                vals, vecs = vals[sel], vecs[:, sel]
+        return NormalModes(eigenvalues=vals, vectors=vecs.T.reshape(-1, atoms.shape[0], 3),
+                           masses=m, atoms=atoms, projection=project, n_rigid=int(b.shape[1]))
     d = mass_weighted_hessian(jacobian, m)
-    sparse = method == "sparse" or (method == "auto" and k is not None
-                                    and d.shape[0] > DENSE_MAX_DOF and k < n_vib - 1)
     if sparse:
         if k is None or k >= d.shape[0] - 1:
             raise InputError(f"the sparse solver needs k below {d.shape[0] - 1}; use method='dense'")

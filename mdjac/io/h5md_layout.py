@@ -5,7 +5,9 @@ The tree (documented with a stand-alone h5py snippet in ``docs/h5md.md``): an H5
 as time-dependent elements, all sharing one ``step`` and one ``time`` dataset through hard links,
 and next to them ``force_jacobian``: every frame's 3x3 blocks as a block-sparse row (BSR) matrix,
 stored as one flat, resizable store of blocks and column indices plus per-frame row pointers and
-offsets (layout name ``mdjac-bsr-1``).
+offsets (layout name ``mdjac-bsr-1``). A Jacobian with a long-range (Ewald) part also stores, once
+per file, what rebuilds that part from each frame's positions and box (``force_jacobian/long_range``:
+kmax, alpha, the Coulomb constant and the kept atoms' charges; :func:`long_range_recipe`).
 
 Never lose a frame. The writer stores a frame's data first and the shared ``step``/``time``
 datasets last, so a frame counts as stored only once every dataset holds it
@@ -29,6 +31,9 @@ from ..errors import InputError, os_error_reason
 GROUP = "trajectory"
 JACOBIAN = "force_jacobian"
 LAYOUT = "mdjac-bsr-1"
+#: subgroup of ``force_jacobian`` holding what rebuilds an Ewald reciprocal sum's low-rank part
+LONG_RANGE = "long_range"
+LONG_RANGE_KIND = "ewald-reciprocal-1"
 UNITS = {"length": "nm", "time": "ps", "force": "kJ mol-1 nm-1", "jacobian": "kJ mol-1 nm-2",
          "mass": "u"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -125,6 +130,17 @@ def complete_frames(g):
         while n and int(jac["offset"][n - 1]) + int(jac["indptr"][n - 1, -1]) > stored:
             n -= 1
     return n
+
+
+def long_range_recipe(part):
+    """(kmax (3,) int64, alpha nm^-1, coulomb_constant, charges (n,) e) of a long-range part: what the file keeps."""
+    return part.kmax, part.alpha, part.coulomb_constant, part.charges
+
+
+def same_recipe(a, b):
+    """True if two long-range recipes (:func:`long_range_recipe`) are identical."""
+    return (np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2] and a[3].shape == b[3].shape
+            and np.array_equal(a[3], b[3]))
 
 
 def upper_triangle(jacobian):

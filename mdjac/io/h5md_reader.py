@@ -16,7 +16,7 @@ from . import journal
 from ..errors import InputError, os_error_reason
 from ..jacobian import ForceJacobian, rows_of
 from .frames import Frame, FrameSequence
-from .h5md_layout import GROUP, JACOBIAN, complete_frames, mirror_upper, open_h5
+from .h5md_layout import GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_KIND, complete_frames, mirror_upper, open_h5
 
 # H5MD unit strings of input files, as factors to mdjac's units (nm; kJ mol^-1 nm^-1).
 LENGTH_FACTORS = {"nm": 1.0, "Angstrom": 0.1, "angstrom": 0.1, "A": 0.1, "pm": 1e-3, "um": 1e3}
@@ -68,6 +68,7 @@ class H5MDTrajectory(FrameSequence):
                     \\-- [atoms] (n_kept,) int64
                     \\-- [indptr] (n, n_kept + 1) int64, [offset] (n,) int64
                     \\-- [indices] (total,) int32, [blocks] (total, 3, 3)  +-- unit kJ mol-1 nm-2
+                    \\-- (long_range)  optional: +-- kind, kmax, alpha, coulomb_constant; [charges] (n_kept,)
          \\-- (observables), (parameters)   ignored
 
     Only complete frames count (:func:`complete_frames`). The file stays open until
@@ -136,7 +137,7 @@ class H5MDTrajectory(FrameSequence):
             step = int(g["position/step"][i])
             time = float(g["position/time"][i]) if "time" in g["position"] else float("nan")
             forces = None if self._force is None else g["force/value"][i] * self._force
-            jacobian = read_jacobian(g[JACOBIAN], i, self.n_atoms) if self.has_jacobian else None
+            jacobian = read_jacobian(g[JACOBIAN], i, self.n_atoms, positions, box) if self.has_jacobian else None
         return Frame(step, time, positions, box, forces, jacobian)
 
     def coordinates(self, index):
@@ -159,8 +160,12 @@ class H5MDTrajectory(FrameSequence):
             self.file.close()
 
 
-def read_jacobian(jac, i, n_atoms):
-    """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian (an upper triangle mirrored)."""
+def read_jacobian(jac, i, n_atoms, positions=None, box=None):
+    """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian (an upper triangle mirrored).
+
+    A group with a ``long_range`` subgroup gives the whole Jacobian: its low-rank Ewald part is
+    rebuilt from the frame's ``positions`` (N, 3) nm and ``box`` (3,) nm (mdjac.ewald.ReciprocalJacobian).
+    """
     indptr = jac["indptr"][i]
     start = int(jac["offset"][i])
     stop = start + int(indptr[-1])
@@ -169,7 +174,26 @@ def read_jacobian(jac, i, n_atoms):
     blocks = jac["blocks"][start:stop]
     if jac.attrs.get("triangle", "full") == "upper":
         rows, cols, blocks = mirror_upper(rows, cols, blocks)
-    return ForceJacobian(n_atoms, rows, cols, blocks, atoms=jac["atoms"][()])
+    atoms = jac["atoms"][()]
+    return ForceJacobian(n_atoms, rows, cols, blocks, atoms=atoms, long_range=_long_range(jac, atoms, positions, box))
+
+
+def _long_range(jac, atoms, positions, box):
+    """The Jacobian's long-range part rebuilt from the file's recipe, or None if it has none."""
+    if LONG_RANGE not in jac:
+        return None
+    from ..ewald import ReciprocalJacobian
+
+    lr = jac[LONG_RANGE]
+    kind = lr.attrs.get("kind", "")
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind != LONG_RANGE_KIND:
+        raise InputError(f"{jac.file.filename}: long-range Jacobian part of kind {kind!r}; this mdjac reads {LONG_RANGE_KIND!r}")
+    if positions is None or box is None:
+        raise InputError(f"{jac.file.filename}: the Jacobian's long-range part needs the frame's positions and box")
+    dtype = np.float64 if jac["blocks"].dtype == np.float64 else np.float32
+    return ReciprocalJacobian(np.asarray(positions, dtype=np.float64)[atoms], lr["charges"][()], lr.attrs["kmax"][()],
+                              float(lr.attrs["alpha"]), box, float(lr.attrs["coulomb_constant"]), dtype)
 
 
 def read_metadata(path):
@@ -250,4 +274,7 @@ def _describe(path):
                        blocks_per_frame=(int(counts.min()), float(counts.mean()), int(counts.max())),
                        jacobian_bytes_per_frame=_storage(jac) / max(n, 1),
                        bytes_per_frame=out["file_bytes"] / max(n, 1))
+            if LONG_RANGE in jac:
+                lr = jac[LONG_RANGE]
+                out.update(long_range=dict(kmax=lr.attrs["kmax"].tolist(), alpha=float(lr.attrs["alpha"])))
         return out

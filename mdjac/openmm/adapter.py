@@ -10,9 +10,11 @@ HarmonicBondForce          terms.HarmonicBond, E = k/2 (r - r0)^2
 HarmonicAngleForce         terms.HarmonicAngle, E = k/2 (theta - theta0)^2
 PeriodicTorsionForce       terms.PeriodicTorsion, E = k (1 + cos(n phi - phase))
 CMAPTorsionForce           terms.CMAPTorsion, bicubic patches of the map (as OpenMM builds them)
-NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field, switch) over
-                           non-exception pairs; custom.BondFunction over the exceptions;
-                           terms.LongRangeDispersion (see mdjac.openmm.nonbonded)
+NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / Ewald direct
+                           space, switch) over non-exception pairs; custom.BondFunction over the
+                           exceptions; terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
+                           with Ewald or PME also terms.EwaldExclusion over every exception
+                           pair and ewald.EwaldReciprocal (OpenMM's alpha and k grid: mdjac.ewald)
 CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
 -Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
 CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
@@ -20,8 +22,8 @@ CustomNonbondedForce       custom.PairFunction of the expression with the per-pa
 CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 
-Ewald, PME and LJPME, virtual sites, and any other force are refused with an InputError naming
-them: mdjac never returns a partial potential. Constraints are not part of the potential: the
+LJPME, virtual sites, and any other force are refused with an InputError naming them: mdjac never
+returns a partial potential. PME is stated as the Ewald sum it approximates (mdjac.openmm.nonbonded). Constraints are not part of the potential: the
 Jacobian is that of the unconstrained potential, said once in a warning.
 
 Periodicity: mdjac applies the minimum image to every displacement when the System is periodic
@@ -32,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from .. import custom, terms
+from .. import custom, ewald, terms
 from ..errors import InputError
 from ..potential import Potential
 from . import nonbonded
@@ -111,11 +113,11 @@ def _global_defaults(force):
             for i in range(force.getNumGlobalParameters())}
 
 
-def _nonbonded(force, n):
+def _nonbonded(force, n, box=None):
     method = _NONBONDED_METHODS[force.getNonbondedMethod()]
-    if method in ("Ewald", "PME", "LJPME"):
-        raise InputError(f"NonbondedForce with {method} is not supported yet: use NoCutoff, CutoffNonPeriodic or "
-                         "CutoffPeriodic (reaction field)")
+    if method == "LJPME":
+        raise InputError("NonbondedForce with LJPME is not supported: use PME, Ewald, CutoffPeriodic, CutoffNonPeriodic "
+                         "or NoCutoff")
     table = np.array([[_value(v) for v in force.getParticleParameters(i)] for i in range(force.getNumParticles())])
     charge, sigma, epsilon = table.T.copy()
     globals_ = _global_defaults(force)
@@ -132,17 +134,27 @@ def _nonbonded(force, n):
         params[e] += globals_[name] * np.array([dq, ds, de])
     f = nonbonded.ONE_4PI_EPS0
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
+    if cutoff is not None and force.getUseSwitchingFunction():   # the Lennard-Jones switch (none: S = 1 below r_c)
+        switch, switch_end = _value(force.getSwitchingDistance()), cutoff
+    else:
+        switch, switch_end = cutoff, None if cutoff is None else cutoff + 1.0
     out = []
     if method == "NoCutoff":
         def pair_parameters(i, j):
             return 0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j]
         function = nonbonded.lennard_jones_coulomb
+    elif method in ("Ewald", "PME"):
+        tolerance = float(force.getEwaldErrorTolerance())
+        given = _value(force.getPMEParameters()[0]) if method == "PME" else 0.0
+        alpha, kmax = ewald.ewald_parameters(tolerance, cutoff, box, alpha=given or None)
+
+        def pair_parameters(i, j):
+            m = len(i)
+            return (0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j],
+                    np.full(m, alpha), np.full(m, switch), np.full(m, switch_end))
+        function = nonbonded.lennard_jones_ewald
     else:
         k_rf, c_rf = nonbonded.reaction_field_constants(cutoff, float(force.getReactionFieldDielectric()))
-        if force.getUseSwitchingFunction():
-            switch, switch_end = _value(force.getSwitchingDistance()), cutoff
-        else:
-            switch, switch_end = cutoff, cutoff + 1.0
 
         def pair_parameters(i, j):
             m = len(i)
@@ -154,7 +166,10 @@ def _nonbonded(force, n):
     if live.any():
         out.append(custom.BondFunction(pairs[live], nonbonded.lennard_jones_coulomb,
                                        (params[live, 1], params[live, 2], f * params[live, 0]), name="NonbondedExceptions"))
-    if method == "CutoffPeriodic" and force.getUseDispersionCorrection():
+    if method in ("Ewald", "PME"):
+        out.append(terms.EwaldExclusion(charge, pairs, alpha, coulomb_constant=f))
+        out.append(ewald.EwaldReciprocal(charge, alpha=alpha, kmax=kmax, coulomb_constant=f))
+    if method in ("CutoffPeriodic", "Ewald", "PME") and force.getUseDispersionCorrection():
         switching = _value(force.getSwitchingDistance()) if force.getUseSwitchingFunction() else None
         out.append(terms.LongRangeDispersion(terms.dispersion_coefficient(sigma, epsilon, cutoff, switching), n))
     return out
@@ -284,7 +299,8 @@ def force_terms(system):
         if name not in READERS:
             raise InputError(f"the System has a {name}, which mdjac cannot state exactly: remove it or use a "
                              f"supported force ({', '.join(READERS)})")
-        out.append((index, name, READERS[name](force, n)))
+        extra = {"box": periodic_box(system)} if name == "NonbondedForce" else {}
+        out.append((index, name, READERS[name](force, n, **extra)))
     return out
 
 

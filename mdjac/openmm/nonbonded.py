@@ -1,4 +1,4 @@
-"""OpenMM's NonbondedForce without Ewald: Lennard-Jones and Coulomb with its cutoff forms.
+"""OpenMM's NonbondedForce: Lennard-Jones and Coulomb with its cutoff forms, and Ewald's direct space.
 
 For a pair (i, j) at distance r that is not an exception (units nm, kJ/mol, e):
 
@@ -12,6 +12,13 @@ f = ONE_4PI_EPS0 = 138.93545764438198 kJ mol^-1 nm e^-2 (OpenMM's value), S the 
 * CutoffNonPeriodic, CutoffPeriodic: pairs with r < r_c (minimum image if periodic), the reaction
   field with dielectric eps_rf: k_rf = r_c^-3 (eps_rf - 1)/(2 eps_rf + 1),
   c_rf = r_c^-1 3 eps_rf/(2 eps_rf + 1), so that the Coulomb energy is zero at r_c.
+
+* Ewald, PME: pairs with r < r_c, Coulomb f q_i q_j erfc(alpha r)/r, the direct space of an
+  Ewald sum whose other parts are mdjac.ewald's (exclusion correction for every exception pair,
+  the reciprocal sum, the self and net-charge terms). PME is OpenMM's approximation of that same
+  Ewald sum: mdjac states the Ewald sum itself, at the force's alpha (or the one its tolerance
+  gives) and the k grid OpenMM's Ewald method would take at its tolerance, so its energy and
+  forces differ from OpenMM's PME by PME's own error (about the tolerance), not by mdjac's.
 
 Exceptions (1-4 pairs with their own chargeProd, sigma, epsilon; excluded pairs have zero ones)
 replace the pair: E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + f chargeProd / r, no cutoff, no
@@ -29,6 +36,8 @@ switch; here by adaptive quadrature). It is the mixed-pair C6 = 4 eps_ij sigma_i
 atom pairs; MindSPONGE instead averages each atom's own C6 (see mdjac.sponge.adapter), which for the
 water box's oxygen-only Lennard-Jones comes out 3 times larger.
 """
+from mindspore import ops
+
 from ..terms import switching_function
 
 #: OpenMM's Coulomb constant 1/(4 pi eps0), kJ mol^-1 nm e^-2 (openmm/reference SimTKOpenMMRealType.h).
@@ -56,6 +65,19 @@ def lennard_jones_reaction_field(variables, params):
     s6 = s2 * s2 * s2
     lj = 4.0 * epsilon * (s6 * s6 - s6) * switching_function(r, switch, switch_end)
     return lj + qq * (1.0 / r + k_rf * r * r - c_rf)
+
+
+def lennard_jones_ewald(variables, params):
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) S(r) + qq erfc(alpha r) / r (Ewald's direct space).
+
+    params (sigma, epsilon, qq, alpha, switch, switch_end): S as in :func:`lennard_jones_reaction_field`.
+    """
+    (r,) = variables
+    sigma, epsilon, qq, alpha, switch, switch_end = params
+    s2 = sigma * sigma / (r * r)
+    s6 = s2 * s2 * s2
+    lj = 4.0 * epsilon * (s6 * s6 - s6) * switching_function(r, switch, switch_end)
+    return lj + qq * ops.erfc(alpha * r) / r
 
 
 def reaction_field_constants(cutoff, dielectric):

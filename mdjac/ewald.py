@@ -1,0 +1,461 @@
+r"""Ewald electrostatics: parameters, wave vectors, the reciprocal sum and its low-rank Jacobian.
+
+The Ewald sum of point charges q_i (e) in an orthorhombic box of edges L (nm), volume V, splits
+the periodic Coulomb energy with a screening parameter alpha (nm^-1) into
+
+    E = E_dir + E_excl + E_rec + E_self + E_net,
+    E_dir  = f sum_{i<j, r_ij < rc, not excluded} q_i q_j erfc(alpha r_ij) / r_ij          (terms.Coulomb, method 'ewald')
+    E_excl = -f sum_{excluded i<j} q_i q_j erf(alpha r_ij) / r_ij                          (terms.EwaldExclusion)
+    E_rec  = sum_k w_k (C_k^2 + S_k^2),   C_k = sum_j q_j cos(k.r_j),  S_k = sum_j q_j sin(k.r_j)
+    E_self = -f alpha / sqrt(pi) sum_i q_i^2                                                 (a constant)
+    E_net  = -pi f Q^2 / (2 V alpha^2),  Q = sum_i q_i   (neutralising background; constant in a fixed box)
+
+with f the Coulomb constant, k = 2 pi (n_x / L_x, n_y / L_y, n_z / L_z) over the half space of
+integer triples with |n_a| < kmax_a (n_x > 0, or n_x = 0 and n_y > 0, or n_x = n_y = 0 and n_z > 0:
+each +-k pair once, k = 0 left out), and
+
+    w_k = (4 pi f / V) exp(-|k|^2 / (4 alpha^2)) / |k|^2.
+
+This is exactly OpenMM's Ewald method (NonbondedForce.Ewald, ReferenceLJCoulombIxn): the same
+half space, weights, self term and, for a system with net charge, the same background term. Its parameters come from an error tolerance delta the way
+OpenMM chooses them (NonbondedForceImpl::calcEwaldParameters):
+
+    alpha = sqrt(-ln(2 delta)) / rc,
+    kmax_a = the smallest n >= 1 with 0.05 sqrt(L_a alpha) n exp(-(pi n / (L_a alpha))^2) < delta
+             (searched from 10 downwards or upwards), made odd by adding 1 if it is even,
+
+so the same tolerance, cutoff and box give the same alpha and k grid. Scaled 1-4 pairs
+("exceptions" with a charge product c_ij) are handled as OpenMM does: c_ij / r plain Coulomb
+(terms.Coulomb with ``charge_products``) plus the full-charge exclusion correction above.
+
+The Jacobian of the reciprocal sum. With g_k = grad C_k and h_k = grad S_k (3N-vectors whose atom
+i part depends on atom i only: g_k[i] = d(q_i cos(k.r_i))/dr_i),
+
+    H_rec = sum_k 2 w_k (g_k g_k^T + h_k h_k^T)  +  block diagonal B,
+    B_ii  = sum_k 2 w_k (C_k d2(q_i cos k.r_i)/dr_i^2 + S_k d2(q_i sin k.r_i)/dr_i^2),
+
+a low-rank part (rank 2K for K wave vectors) plus a block-diagonal part. Both come from
+MindSpore's AD through mdjac.kernel: the factors g_k, h_k (for all k and atoms at once) are the
+gradient of sum_{k,i} q_i cos(k.Q_ki) with respect to per-(k, atom) copies Q_ki of the atom's
+position (every output depends on its own copy, so one gradient is every factor), and B is the
+per-atom Hessian (replicate strategy) of the energy sum_k 2 w_k (C_k c_k(x) + S_k s_k(x)) with
+C_k, S_k held at their values. The force Jacobian is J = -H; :class:`ReciprocalJacobian` holds
+the low-rank part as the data it is rebuilt from (k vectors, weights, charges, positions) and
+gives its matvec, diagonal blocks and dense blocks of any atom subset.
+
+Units: nm, e, kJ/mol; k in nm^-1, w_k in kJ mol^-1 e^-2.
+"""
+import math
+
+import numpy as np
+from mindspore import ops
+
+from . import kernel
+from .errors import InputError
+from .space import check_box
+
+#: OpenMM's Coulomb constant ONE_4PI_EPS0, kJ mol^-1 nm e^-2 (CODATA 2018; mdjac's default is GROMACS's 138.935458).
+OPENMM_COULOMB_CONSTANT = 138.93545764438198
+#: largest number of (atom, wave vector) entries one compiled call handles; bounds memory (about 100 MB in float64).
+CHUNK_ENTRIES = 1 << 22
+
+
+# ----------------------------------------------------------------------------- parameters
+def _kmax_error(width, alpha, tolerance, n):
+    """OpenMM's EwaldErrorFunction: tolerance - 0.05 sqrt(L alpha) n exp(-(n pi / (L alpha))^2)."""
+    t = n * math.pi / (width * alpha)
+    return tolerance - 0.05 * math.sqrt(width * alpha) * n * math.exp(-t * t)
+
+
+def _find_kmax(width, alpha, tolerance, guess=10):
+    """OpenMM's NonbondedForceImpl::findZero from ``guess``: the first n where the error drops below tolerance."""
+    n = guess
+    value = _kmax_error(width, alpha, tolerance, n)
+    if value > 0.0:
+        while value > 0.0 and n > 0:
+            n -= 1
+            value = _kmax_error(width, alpha, tolerance, n)
+        return n + 1
+    while value < 0.0:
+        n += 1
+        value = _kmax_error(width, alpha, tolerance, n)
+    return n
+
+
+def ewald_parameters(tolerance, cutoff, box, alpha=None):
+    """alpha (nm^-1) and kmax (3,) int as OpenMM chooses them for its Ewald method.
+
+    tolerance: OpenMM's ewaldErrorTolerance (default 5e-4); cutoff: direct-space cutoff, nm;
+    box: (3,) edges, nm. alpha: None (OpenMM's choice), or a given alpha (nm^-1, e.g. a PME
+    force's own) for which kmax is chosen at the tolerance.
+    """
+    tolerance, cutoff = float(tolerance), float(cutoff)
+    if not (0 < tolerance < 0.5):
+        raise InputError(f"the Ewald error tolerance {tolerance} is not in (0, 0.5): give e.g. 5e-4")
+    if not (math.isfinite(cutoff) and cutoff > 0):
+        raise InputError(f"the Ewald cutoff {cutoff} is not a positive length: give it in nm")
+    box = check_box(box)
+    if box is None:
+        raise InputError("Ewald electrostatics need a periodic box: give the box edges in nm")
+    if alpha is None:
+        alpha = math.sqrt(-math.log(2.0 * tolerance)) / cutoff
+    alpha = float(alpha)
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise InputError(f"the Ewald alpha {alpha} is not a positive number (nm^-1)")
+    kmax = np.array([_find_kmax(float(L), alpha, tolerance) for L in box], dtype=np.int64)
+    return alpha, kmax + (kmax % 2 == 0)
+
+
+def wave_numbers(kmax):
+    """(K, 3) int64 triples n of OpenMM's half space: |n_a| < kmax_a, each +-n once, n = 0 left out.
+
+    Order as OpenMM loops: n_x ascending, then n_y, then n_z.
+    """
+    kmax = np.asarray(kmax, dtype=np.int64).reshape(-1)
+    if kmax.shape != (3,) or np.any(kmax < 1):
+        raise InputError(f"kmax {kmax.tolist()} must be 3 integers >= 1 (wave numbers |n| < kmax per axis)")
+    nx, ny, nz = np.meshgrid(np.arange(0, kmax[0]), np.arange(1 - kmax[1], kmax[1]), np.arange(1 - kmax[2], kmax[2]),
+                             indexing="ij")
+    n = np.stack([nx.ravel(), ny.ravel(), nz.ravel()], axis=1)
+    half = (n[:, 0] > 0) | ((n[:, 0] == 0) & (n[:, 1] > 0)) | ((n[:, 0] == 0) & (n[:, 1] == 0) & (n[:, 2] > 0))
+    return n[half]
+
+
+def wave_vectors(numbers, box):
+    """(K, 3) k vectors (nm^-1) of integer wave numbers (K, 3) in a box of edges (3,) nm: k = 2 pi n / L."""
+    return 2.0 * math.pi * np.asarray(numbers, dtype=np.float64) / np.asarray(box, dtype=np.float64)
+
+
+def reciprocal_weights(kvectors, alpha, box, coulomb_constant):
+    """(K,) w_k = (4 pi f / V) exp(-|k|^2 / 4 alpha^2) / |k|^2, kJ mol^-1 e^-2."""
+    k2 = np.einsum("ka,ka->k", kvectors, kvectors)
+    volume = float(np.prod(box))
+    return 4.0 * math.pi * coulomb_constant / volume * np.exp(-k2 / (4.0 * alpha * alpha)) / k2
+
+
+# ----------------------------------------------------------------------------- energies in MindSpore ops
+def _phases(x, kvectors):
+    """k.x for positions x (..., N, 3) and k vectors (K, 3): (..., N, K)."""
+    return ops.matmul(x, kvectors.T)
+
+
+def reciprocal_energy(x, charges, kvectors, weights):
+    """E_rec = sum_k w_k (C_k^2 + S_k^2) of positions x (..., N, 3): (...) kJ/mol."""
+    theta = _phases(x, kvectors)
+    c = ops.matmul(charges, ops.cos(theta))   # (..., K)
+    s = ops.matmul(charges, ops.sin(theta))
+    return ((c * c + s * s) * weights).sum(-1)
+
+
+def _reciprocal_energy_per_copy(x, charges, kvectors, weights):
+    """The kernel's convention for a function of all positions: energies (C,) of copies x (C, N, 3)."""
+    return reciprocal_energy(x, charges, kvectors, weights)
+
+
+def cosine_parts(q, charges, kvectors):
+    """q_i cos(k.Q_ki) of per-(k, atom) position copies Q (K, N, 3): (K, N). Their gradient is g_k[i]."""
+    return charges * ops.cos((q * kvectors[:, None, :]).sum(-1))
+
+
+def sine_parts(q, charges, kvectors):
+    """q_i sin(k.Q_ki) of per-(k, atom) copies Q (K, N, 3): (K, N). Their gradient is h_k[i]."""
+    return charges * ops.sin((q * kvectors[:, None, :]).sum(-1))
+
+
+def fixed_factor_energy(q, charges, kvectors, cos_coefficients, sin_coefficients):
+    """Per-atom energies sum_k (a_k q_i cos(k.x_i) + b_k q_i sin(k.x_i)) of q (..., N, 1, 3): (..., N).
+
+    With a_k = 2 w_k C_k and b_k = 2 w_k S_k held fixed, its per-atom Hessian is the block-diagonal
+    part of the reciprocal Hessian.
+    """
+    theta = _phases(q[..., 0, :], kvectors)
+    return charges * (ops.matmul(ops.cos(theta), cos_coefficients) + ops.matmul(ops.sin(theta), sin_coefficients))
+
+
+# ----------------------------------------------------------------------------- chunks over wave vectors
+def _k_chunk(n_atoms, n_k):
+    """Wave vectors per compiled call: a power of two with n_atoms x chunk <= CHUNK_ENTRIES (at least 16)."""
+    size = max(16, 1 << max(0, (CHUNK_ENTRIES // max(1, n_atoms)).bit_length() - 1))
+    return min(size, max(16, 1 << (max(1, n_k) - 1).bit_length()))
+
+
+def _k_chunks(kvectors, weights, n_atoms):
+    """Yield (start, stop, kvectors (Kc, 3), weights (Kc,)) padded to one size with k = 0, w = 0."""
+    size = _k_chunk(n_atoms, len(kvectors))
+    for start in range(0, len(kvectors), size):
+        stop = min(len(kvectors), start + size)
+        k = np.zeros((size, 3), dtype=kvectors.dtype)
+        w = np.zeros(size, dtype=weights.dtype)
+        k[: stop - start], w[: stop - start] = kvectors[start:stop], weights[start:stop]
+        yield start, stop, k, w
+
+
+def structure_factors(positions, charges, kvectors):
+    """C_k, S_k (K,) of positions (N, 3) nm (plain values, no derivative): sums of q_j cos / sin (k.r_j)."""
+    c = np.empty(len(kvectors))
+    s = np.empty(len(kvectors))
+    size = _k_chunk(len(positions), len(kvectors))
+    for start in range(0, len(kvectors), size):
+        theta = positions @ kvectors[start:start + size].T
+        c[start:start + size] = charges @ np.cos(theta)
+        s[start:start + size] = charges @ np.sin(theta)
+    return c, s
+
+
+# ----------------------------------------------------------------------------- the term
+class EwaldReciprocal:
+    """The reciprocal-space sum and self term of an Ewald sum: a long-range term of a Potential.
+
+    charges: (N,) e. alpha: nm^-1. kmax: (3,) ints (wave numbers |n_a| < kmax_a, OpenMM's
+    convention); or ``tolerance`` with ``cutoff`` (nm) and ``box`` (3,) nm to choose alpha and
+    kmax as OpenMM does (:func:`ewald_parameters`). coulomb_constant: kJ mol^-1 nm e^-2 (OpenMM's
+    :data:`OPENMM_COULOMB_CONSTANT` to match OpenMM to 1e-9). The k vectors and weights follow the
+    box of each frame (NPT); the wave numbers are fixed.
+
+    Energy: E_rec + E_self + E_net (module docstring). Not an instance term: the Potential asks it for
+    ``energy_and_forces(config)``, ``hessian_diagonal(config, atoms)`` and
+    ``jacobian_part(config, atoms)``, and for the dense check ``energy_function(config)``.
+    """
+    long_range = True
+    cutoff = None
+
+    def __init__(self, charges, alpha=None, kmax=None, tolerance=None, cutoff=None, box=None,
+                 coulomb_constant=OPENMM_COULOMB_CONSTANT):
+        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(charges)):
+            raise InputError("charges hold NaN or inf: give finite charges in e")
+        if tolerance is not None:
+            if alpha is not None or kmax is not None:
+                raise InputError("give either an Ewald error tolerance (with cutoff and box) or alpha and kmax, not both")
+            alpha, kmax = ewald_parameters(tolerance, cutoff, box)
+        if alpha is None or kmax is None:
+            raise InputError("the Ewald reciprocal sum needs alpha (nm^-1) and kmax, or tolerance, cutoff and box")
+        self.alpha = float(alpha)
+        if not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise InputError(f"the Ewald alpha {alpha} is not a positive number (nm^-1)")
+        self.numbers = wave_numbers(kmax)
+        self.kmax = np.asarray(kmax, dtype=np.int64).reshape(3)
+        self.charges = charges
+        self.n_atoms = len(charges)
+        self.coulomb_constant = float(coulomb_constant)
+        self.self_energy = -self.coulomb_constant * self.alpha / math.sqrt(math.pi) * float(charges @ charges)
+
+    @property
+    def max_index(self):
+        return self.n_atoms - 1
+
+    def __repr__(self):
+        return f"EwaldReciprocal(alpha={self.alpha:.6g}, kmax={self.kmax.tolist()}, K={len(self.numbers)})"
+
+    def kvectors_and_weights(self, box):
+        """(K, 3) k vectors nm^-1 and (K,) weights kJ mol^-1 e^-2 for a box (3,) nm."""
+        if box is None:
+            raise InputError("Ewald electrostatics need a periodic box: give the box edges in nm")
+        k = wave_vectors(self.numbers, box)
+        return k, reciprocal_weights(k, self.alpha, box, self.coulomb_constant)
+
+    def energy_and_forces(self, config):
+        """(E_rec + E_self + E_net kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) by AD of E_rec, chunked over k."""
+        kvectors, weights = self.kvectors_and_weights(config.box)
+        dtype = config.dtype
+        x = config.positions.astype(dtype)
+        energy, gradient = self.constant_energy(config.box), np.zeros((self.n_atoms, 3))
+        charges = self.charges.astype(dtype)
+        for _, _, k, w in _k_chunks(kvectors, weights, self.n_atoms):
+            e, g = kernel.term_energy_and_gradient(reciprocal_energy, x, np.ones((), dtype),
+                                                   (charges, k.astype(dtype), w.astype(dtype)))
+            energy += e
+            gradient += g
+        return energy, -gradient
+
+    def constant_energy(self, box):
+        """E_self + E_net (kJ/mol): the self term and the net charge's background term in a box (3,) nm."""
+        total = float(self.charges.sum())
+        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * float(np.prod(box)) * self.alpha ** 2)
+
+    def hessian_diagonal(self, config, atoms):
+        """Block-diagonal part B_ii (n, 3, 3) of the reciprocal Hessian for atoms (n,) (kJ mol^-1 nm^-2).
+
+        AD: the per-atom Hessian (replicate strategy) of :func:`fixed_factor_energy` with C_k, S_k
+        of the whole frame held fixed.
+        """
+        kvectors, weights = self.kvectors_and_weights(config.box)
+        c, s = structure_factors(config.positions, self.charges, kvectors)
+        dtype = config.dtype
+        q = config.positions[atoms][:, None, :].astype(dtype)
+        charges = self.charges[atoms].astype(dtype)
+        out = np.zeros((len(atoms), 3, 3))
+        for start, stop, k, w in _k_chunks(kvectors, weights, len(atoms)):
+            a = np.zeros(len(k))
+            b = np.zeros(len(k))
+            a[: stop - start] = 2.0 * w[: stop - start] * c[start:stop]
+            b[: stop - start] = 2.0 * w[: stop - start] * s[start:stop]
+            h = kernel.term_hessians(fixed_factor_energy, q, (charges, k.astype(dtype), a.astype(dtype), b.astype(dtype)))
+            out += h[:, 0, :, 0, :]
+        return out
+
+    def jacobian_part(self, config, atoms):
+        """The low-rank part of the force Jacobian on atoms (n,) (global indices), as a :class:`ReciprocalJacobian`."""
+        return ReciprocalJacobian(config.positions[atoms], self.charges[atoms], self.kmax, self.alpha, config.box,
+                                  self.coulomb_constant, config.dtype)
+
+    def energy_function(self, config):
+        """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks)."""
+        kvectors, weights = self.kvectors_and_weights(config.box)
+        dtype = config.dtype
+        return _reciprocal_energy_per_copy, (self.charges.astype(dtype), kvectors.astype(dtype), weights.astype(dtype))
+
+
+# ----------------------------------------------------------------------------- the low-rank Jacobian part
+class ReciprocalJacobian:
+    """The low-rank part of a reciprocal sum's force Jacobian on n atoms: -sum_k 2 w_k (g_k g_k^T + h_k h_k^T).
+
+    Held as what rebuilds it: positions (n, 3) nm and charges (n,) e of the atoms, and the sum's
+    recipe: kmax (3,), alpha (nm^-1), the box (3,) nm and the Coulomb constant, from which the
+    k vectors (K, 3) nm^-1 and weights (K,) kJ mol^-1 e^-2 follow exactly as
+    :class:`EwaldReciprocal` computes them (what an H5MD file stores: docs/h5md.md). The factors
+    g_k, h_k (K, n, 3) come from AD (:meth:`factors`); they are kept when they take at most
+    ``cache_bytes`` (default 1 GB), otherwise rebuilt chunk by chunk at each use. dtype: the
+    compute dtype (float32 or float64).
+    """
+
+    def __init__(self, positions, charges, kmax, alpha, box, coulomb_constant, dtype=np.float64, cache_bytes=1 << 30):
+        self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+        self.charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+        if len(self.charges) != len(self.positions):
+            raise InputError(f"the long-range part needs one charge per position ({len(self.charges)} vs {len(self.positions)})")
+        self.kmax, self.alpha = np.asarray(kmax, dtype=np.int64).reshape(-1), float(alpha)
+        self.box, self.coulomb_constant = check_box(box), float(coulomb_constant)
+        if self.box is None:
+            raise InputError("the long-range part needs the periodic box (3 edges in nm)")
+        self.kvectors = wave_vectors(wave_numbers(self.kmax), self.box)
+        self.weights = reciprocal_weights(self.kvectors, self.alpha, self.box, self.coulomb_constant)
+        self.dtype = np.dtype(dtype)
+        self.cache_bytes = cache_bytes
+        self._cache = None
+
+    @property
+    def n(self):
+        return len(self.positions)
+
+    @property
+    def rank(self):
+        """2K: the rank of the low-rank part (at most)."""
+        return 2 * len(self.kvectors)
+
+    @property
+    def nbytes(self):
+        """Bytes of the data that rebuilds this part besides the positions: charges, kmax, alpha, box, constant."""
+        return self.charges.nbytes + self.kmax.nbytes + 8 * 5
+
+    def __repr__(self):
+        return f"ReciprocalJacobian(n={self.n}, K={len(self.kvectors)}, dtype={self.dtype})"
+
+    def _factor_chunk(self, k):
+        """g, h (Kc, n, 3) for k vectors (Kc, 3): gradients of q_i cos / sin(k.Q_ki) over per-(k, atom) copies."""
+        dtype = self.dtype
+        copies = np.ascontiguousarray(np.broadcast_to(self.positions.astype(dtype), (len(k),) + self.positions.shape))
+        ones = np.ones((len(k), self.n), dtype=dtype)
+        params = (self.charges.astype(dtype), k.astype(dtype))
+        _, g = kernel.term_energy_and_gradient(cosine_parts, copies, ones, params)
+        _, h = kernel.term_energy_and_gradient(sine_parts, copies, ones, params)
+        return g.astype(np.float64), h.astype(np.float64)
+
+    def chunks(self):
+        """Yield (weights (Kc,), g (Kc, n, 3), h (Kc, n, 3)) over all k vectors, chunk by chunk."""
+        if self._cache is not None:
+            yield from self._cache
+            return
+        keep = 2 * 3 * 8 * self.n * len(self.kvectors) <= self.cache_bytes
+        done = []
+        for start, stop, k, w in _k_chunks(self.kvectors, self.weights, self.n):
+            g, h = self._factor_chunk(k)              # compiled at the padded size; the padding is dropped
+            w, g, h = w[: stop - start], g[: stop - start], h[: stop - start]
+            if keep:
+                done.append((w, g, h))
+            yield w, g, h
+        if keep:
+            self._cache = done
+
+    def factors(self):
+        """g, h (K, n, 3): the per-atom factors of every wave vector (memory 48 n K bytes)."""
+        parts = list(self.chunks())
+        K = len(self.kvectors)
+        return np.concatenate([p[1] for p in parts])[:K], np.concatenate([p[2] for p in parts])[:K]
+
+    def diagonal(self):
+        """(n, 3, 3) diagonal blocks of the low-rank part: -sum_k 2 w_k (g_k[i] g_k[i]^T + h_k[i] h_k[i]^T)."""
+        out = np.zeros((self.n, 3, 3))
+        for w, g, h in self.chunks():
+            for f in (g, h):
+                ft = f.transpose(1, 2, 0)                       # (n, 3, Kc)
+                out -= 2.0 * np.matmul(ft * w, ft.transpose(0, 2, 1))
+        return out
+
+    def matvec(self, v):
+        """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back."""
+        v = np.asarray(v, dtype=np.float64)
+        shape = v.shape
+        V = v.reshape(3 * self.n, -1)
+        out = np.zeros_like(V)
+        for w, g, h in self.chunks():
+            for f in (g, h):
+                f = f.reshape(len(w), 3 * self.n)               # rows: the 3n-vectors g_k (or h_k)
+                out -= 2.0 * (f.T @ (w[:, None] * (f @ V)))
+        return out.reshape(shape)
+
+    def dense(self):
+        """(n, 3, n, 3) dense low-rank part."""
+        out = np.zeros((3 * self.n, 3 * self.n))
+        for w, g, h in self.chunks():
+            for f in (g, h):
+                f = f.reshape(len(w), -1)
+                out -= 2.0 * (f.T * w) @ f
+        return out.reshape(self.n, 3, self.n, 3)
+
+    def select(self, where):
+        """The part on a subset: rows and columns of local atoms ``where`` (m,) int."""
+        where = np.asarray(where, dtype=np.int64)
+        return ReciprocalJacobian(self.positions[where], self.charges[where], self.kmax, self.alpha, self.box,
+                                  self.coulomb_constant, self.dtype, self.cache_bytes)
+
+
+# ----------------------------------------------------------------------------- the whole sum as terms
+def ewald_terms(charges, cutoff, box, exclusions=None, exceptions=None, tolerance=5e-4, alpha=None, kmax=None,
+                coulomb_constant=OPENMM_COULOMB_CONSTANT):
+    """The terms of an Ewald sum of point charges, as OpenMM's NonbondedForce.Ewald computes it.
+
+    charges: (N,) e. cutoff: direct-space cutoff, nm. box: (3,) nm (for the parameter choice; each
+    frame's own box is used for the k vectors). exclusions: (E, 2) pairs with no direct-space
+    interaction. exceptions: None or (pairs (P, 2), charge_products (P,) e^2): pairs whose
+    direct-space interaction is c_ij / r (plain Coulomb, no cutoff; scaled 1-4 pairs).
+    tolerance, or alpha (nm^-1) and kmax (3,): see :func:`ewald_parameters`.
+
+    Returns a list of terms: terms.Coulomb (method 'ewald', within the cutoff, exclusions and
+    exception pairs left out), terms.EwaldExclusion (over exclusions and exception pairs),
+    terms.Coulomb (plain, over the exception pairs, if any) and :class:`EwaldReciprocal`.
+    """
+    from . import terms
+
+    charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+    if alpha is None and kmax is None:
+        alpha, kmax = ewald_parameters(tolerance, cutoff, box)
+    elif alpha is None or kmax is None:
+        raise InputError("give both alpha (nm^-1) and kmax, or neither (then the tolerance chooses them)")
+    excluded = np.zeros((0, 2), np.int64) if exclusions is None else np.asarray(exclusions, dtype=np.int64).reshape(-1, 2)
+    out = []
+    if exceptions is not None:
+        pairs, products = exceptions
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        excluded = np.concatenate([excluded, pairs])
+        if len(pairs):
+            out.append(terms.Coulomb(charges, pairs=pairs, charge_products=products, coulomb_constant=coulomb_constant))
+    if len(excluded):
+        lo, hi = np.minimum(excluded[:, 0], excluded[:, 1]), np.maximum(excluded[:, 0], excluded[:, 1])
+        keys = np.unique(lo * len(charges) + hi)
+        excluded = np.stack([keys // len(charges), keys % len(charges)], axis=1)
+    direct = terms.Coulomb(charges, cutoff=cutoff, exclusions=excluded, method="ewald", alpha=alpha,
+                           coulomb_constant=coulomb_constant)
+    correction = terms.EwaldExclusion(charges, excluded, alpha, coulomb_constant=coulomb_constant)
+    reciprocal = EwaldReciprocal(charges, alpha=alpha, kmax=kmax, coulomb_constant=coulomb_constant)
+    return [direct, correction] + out + [reciprocal]
