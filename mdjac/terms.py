@@ -524,14 +524,14 @@ class EwaldExclusion(PairTerm):
     """
 
     def __init__(self, charges, pairs, alpha, coulomb_constant=COULOMB_CONSTANT):
-        charges = _parameter(charges, "Ewald exclusion charges (e)").reshape(-1)
+        charges = _parameter(charges, "EwaldExclusion charges (e)").reshape(-1)
         if pairs is None:
             raise InputError("the Ewald exclusion correction needs the excluded pairs (pairs=)")
         super().__init__(len(charges), None, None, pairs, 1.0)
-        alpha = _at_least(_scalar(alpha, "Ewald alpha"), 0.0, "Ewald alpha (nm^-1)",
+        alpha = _at_least(_scalar(alpha, "EwaldExclusion alpha"), 0.0, "EwaldExclusion alpha (nm^-1)",
                           "alpha is the splitting's inverse length; give it >= 0 in nm^-1")
         self.charges, self.alpha = charges, alpha
-        self.coulomb_constant = _scalar(coulomb_constant, "Coulomb constant (kJ mol^-1 nm e^-2)")
+        self.coulomb_constant = _scalar(coulomb_constant, "EwaldExclusion Coulomb constant (kJ mol^-1 nm e^-2)")
 
     def pair_params(self, i, j):
         qq = self.coulomb_constant * self.charges[i] * self.charges[j]
@@ -703,7 +703,13 @@ class CMAPTorsion(Term):
 
     def __init__(self, index, maps, map_of):
         self.index = _index_array(index, 8, "CMAP atoms")
-        self.patches = [bicubic_patches(m) for m in maps]
+        if isinstance(maps, str):
+            _parameter(maps, "CMAPTorsion maps (kJ/mol)")          # refused, naming the value
+        grids = [_parameter(m, "CMAPTorsion map (kJ/mol)") for m in maps]
+        for g in grids:
+            if g.ndim != 2 or g.shape[0] != g.shape[1] or g.shape[0] < 4:
+                raise InputError(f"a CMAPTorsion map has shape {g.shape}: give square (S, S) energy grids, S >= 4")
+        self.patches = [bicubic_patches(g) for g in grids]
         self.map_of = np.asarray(map_of, dtype=np.int64).reshape(-1)
         if len(self.map_of) != len(self.index) or (len(self.map_of) and not 0 <= self.map_of.min() <= self.map_of.max() < len(maps)):
             raise InputError("CMAP: give one map number (0..len(maps)-1) per torsion pair")

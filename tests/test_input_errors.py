@@ -222,6 +222,9 @@ TERM_MAKERS = {
     "ElectricField": (lambda charges=[1.0, -1.0], field=[0.0, 0.0, 1.0]: terms.ElectricField(charges, field)),
     "FlatBottomWall": (lambda k=100.0, centre=[0.0, 0.0, 0.0], radius=1.0: terms.FlatBottomWall([0, 1], k, centre, radius)),
     "LongRangeDispersion": (lambda coefficient=-1.0: terms.LongRangeDispersion(coefficient, 4)),
+    "CMAPTorsion": (lambda maps=[np.ones((24, 24))]: terms.CMAPTorsion([[0, 1, 2, 3, 1, 2, 3, 4]], maps, [0])),
+    "EwaldExclusion": (lambda charges=[1.0, -1.0], alpha=3.0, coulomb_constant=138.935458:
+                       terms.EwaldExclusion(charges, [[0, 1]], alpha, coulomb_constant)),
 }
 
 

@@ -229,7 +229,8 @@ def consistent_read(function, path, attempts=50):
         before = _state(path)
         try:
             result = function(path)
-        except (OSError, KeyError, ValueError):   # InputError is a ValueError
+        except (OSError, KeyError, ValueError, RuntimeError):   # InputError is a ValueError; h5py's
+            # RuntimeError: a storage size read while the writer grows the file (addr overflow)
             if _state(path) == before or attempt == attempts - 1:
                 raise
             continue
