@@ -289,6 +289,8 @@ def format_summary(result):
 
 
 def cmd_modes(args):
+    if sys.stderr.isatty():    # building a MindSPONGE system takes seconds before any bar can move
+        print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
     print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system))
 
 

@@ -3,9 +3,12 @@ MDAnalysis and by mdjac's reader, compared with OpenMM's forces and mdjac's own 
 import numpy as np
 import pytest
 
-from openmm_reference import app, openmm, openmm_energy_forces, peptide, reference_context, unit
+from openmm_reference import (app, fd_jacobian_columns, openmm, openmm_energy_forces, peptide,
+                              reference_context, unit)
 
 import mdjac
+from mdjac.cli import main
+from mdjac.io.h5md_writer import H5MDWriter
 from mdjac.openmm import ForceJacobianReporter, adapt
 
 
@@ -28,6 +31,57 @@ def test_system_xml_with_pdb_through_load_system(tmp_path):
     assert abs(e - e_ref) <= 1e-9 * abs(e_ref)
     assert np.abs(f - f_ref).max() <= 1e-9 * np.abs(f_ref).max()
     np.testing.assert_allclose(loaded.masses, [system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(len(x))])
+
+
+def _amber_and_charmm_files(folder):
+    """The amber14 peptide written by ParmEd (an independent writer) as AMBER prmtop + inpcrd and as
+    CHARMM psf + crd with a parameter set (rtf + par) made from the same force field."""
+    import parmed      # test-only: pinned in requirements.lock
+    system, topology, x = _amber_peptide_system()
+    structure = parmed.openmm.load_topology(topology, system, xyz=x * 10.0)     # Angstrom
+    for name in ("pep.prmtop", "pep.inpcrd", "pep.psf"):
+        structure.save(str(folder / name), overwrite=True)
+    structure.save(str(folder / "pep.crd"), format="charmmcrd", overwrite=True)
+    parmed.charmm.CharmmParameterSet.from_structure(structure).write(par=str(folder / "pep.par"),
+                                                                      top=str(folder / "pep.rtf"))
+
+
+@pytest.mark.parametrize("kind", ["prmtop", "psf"])
+def test_amber_and_charmm_files_through_load_system(tmp_path, kind):
+    """prmtop + inpcrd and psf + crd (+ rtf, par found beside it) give the potential of the System
+    OpenMM builds from the same files: energy and forces to 1e-9, Jacobian columns against central
+    differences of OpenMM's forces to 1e-6; and the command line computes with them."""
+    _amber_and_charmm_files(tmp_path)
+    path = tmp_path / f"pep.{kind}"
+    loaded = mdjac.load_system(str(path))
+    if kind == "prmtop":
+        crd = app.AmberInpcrdFile(str(tmp_path / "pep.inpcrd"))
+        system = app.AmberPrmtopFile(str(path)).createSystem(nonbondedMethod=app.NoCutoff, constraints=None,
+                                                             rigidWater=False)
+    else:
+        crd = app.CharmmCrdFile(str(tmp_path / "pep.crd"))
+        params = app.CharmmParameterSet(str(tmp_path / "pep.rtf"), str(tmp_path / "pep.par"))
+        system = app.CharmmPsfFile(str(path)).createSystem(params, nonbondedMethod=app.NoCutoff, constraints=None,
+                                                           rigidWater=False)
+    x = np.array(crd.positions.value_in_unit(unit.nanometer))
+    assert loaded.n_atoms == 22 and loaded.box is None
+    np.testing.assert_allclose(loaded.positions, x, atol=1e-12)
+    context = reference_context(system, x)
+    groups = set(range(system.getNumForces()))
+    e_ref, f_ref = openmm_energy_forces(context, groups)
+    e, f = loaded.potential.energy_and_forces(x)
+    assert abs(e - e_ref) <= 1e-9 * abs(e_ref)
+    assert np.abs(f - f_ref).max() <= 1e-9 * np.abs(f_ref).max()
+    atoms = [0, 4, 9, 14]
+    ref = fd_jacobian_columns(context, groups, x, atoms)
+    got = loaded.potential.force_jacobian(x).to_dense()[:, :, atoms, :]
+    assert np.abs(got - ref).max() <= 1e-6 * np.abs(ref).max()
+    out = tmp_path / f"{kind}.h5md"
+    with H5MDWriter(tmp_path / "in.h5md", 22, forces=False, jacobian_atoms=None, dtype=np.float64) as w:
+        w.append(0, 0.0, x)
+    assert main(["compute", str(tmp_path / "in.h5md"), "-s", str(path), "-o", str(out), "-q", "--float64"]) == 0
+    with mdjac.open_trajectory(out) as frames:
+        np.testing.assert_allclose(frames[0].forces, f_ref, rtol=0, atol=1e-9 * np.abs(f_ref).max())
 
 
 def test_missing_companion_file_is_an_input_error(tmp_path):
