@@ -243,9 +243,9 @@ def symmetric_pattern(n, pairs):
 def upper_blocks(n, rows, cols, blocks):
     """Off-diagonal blocks of a symmetric block matrix moved to the upper triangle and summed.
 
-    rows, cols: (K,) int, rows != cols; blocks: (K, 3, 3), each unordered pair's contribution
-    once in either orientation (a (j, i) block stands for the transpose of its (i, j) block),
-    repeats allowed. Returns (keys (U,) int64 = i n + j with i < j, sorted unique; blocks (U, 3, 3)
+    rows, cols: (K,) int; blocks: (K, 3, 3), each unordered pair's contribution once in either
+    orientation (a (j, i) block stands for the transpose of its (i, j) block), repeats allowed;
+    rows == cols (one atom twice in an instance) stands for the block plus its transpose. Returns (keys (U,) int64 = i n + j with i < j, sorted unique; blocks (U, 3, 3)
     float64, summed).
     """
     rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
@@ -271,8 +271,12 @@ def add_symmetric_blocks(n, rows, cols, blocks, keys, extra):
     if not len(keys):
         return rows, cols, blocks
     i, j = keys // n, keys % n
-    both_keys = np.concatenate([keys, j * n + i])
-    both = np.concatenate([extra, extra.transpose(0, 2, 1)]).astype(blocks.dtype)
+    on = i == j          # an instance naming one atom twice (CMAP's two torsions share three atoms):
+    off = ~on            # its block and its transpose both land on the diagonal, added here as one
+    own = np.array(extra, dtype=np.float64)
+    own[on] += own[on].transpose(0, 2, 1)
+    both_keys = np.concatenate([keys, (j * n + i)[off]])
+    both = np.concatenate([own, extra[off].transpose(0, 2, 1)]).astype(blocks.dtype)
     order = np.argsort(both_keys)
     both_keys, both = both_keys[order], both[order]
     ours = rows * n + cols

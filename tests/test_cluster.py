@@ -175,7 +175,8 @@ def test_client_killed_then_resume(files, client, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert not gone_within(family, 30), "the killed client's workers kept running"
-    done = describe(out)["frames"] + sum(shard_frames_stored(out).values())
+    joined = describe(out)["frames"] if out.exists() else 0      # killed before the first join: no output yet
+    done = joined + sum(shard_frames_stored(out).values())
     assert 0 < done < FRAMES, f"the run was not killed in the middle ({done} frames stored)"
 
     result = compute_trajectory(files["traj"], files["system"], str(out), resume=True, client=client, batch=1,

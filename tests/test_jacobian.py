@@ -131,3 +131,29 @@ def test_constructor_rejects_inconsistent_data():
         ForceJacobian(3, [0, 1], [0], np.zeros((2, 3, 3)))
     with pytest.raises(InputError, match="block indices"):
         ForceJacobian(3, [0, 3], [0, 1], np.zeros((2, 3, 3)))
+
+
+def test_symmetric_blocks_of_an_instance_naming_one_atom_twice():
+    """upper_blocks + add_symmetric_blocks against a dense sum, with blocks whose two atoms are the
+    same (an instance naming an atom twice, as CMAP's two torsions do): such a block and its
+    transpose both land on the diagonal."""
+    from mdjac.jacobian import add_symmetric_blocks, symmetric_pattern, rows_of, upper_blocks
+    rng = np.random.default_rng(4)
+    n = 6
+    rows = rng.integers(0, n, 40)
+    cols = rng.integers(0, n, 40)
+    cols[:8] = rows[:8]                                  # eight blocks on the diagonal
+    extra = rng.normal(size=(40, 3, 3))
+    dense = np.zeros((n, 3, n, 3))
+    for r, c, b in zip(rows, cols, extra):
+        dense[r, :, c, :] += b
+        dense[c, :, r, :] += b.T
+    indptr, pattern_cols = symmetric_pattern(n, np.array([[0, 1], [2, 3]]))
+    pattern_rows = rows_of(indptr)
+    base = np.zeros((len(pattern_rows), 3, 3))
+    keys, upper = upper_blocks(n, rows, cols, extra)
+    r, c, b = add_symmetric_blocks(n, pattern_rows, pattern_cols, base, keys, upper)
+    got = np.zeros((n, 3, n, 3))
+    for i, j, block in zip(r, c, b):
+        got[i, :, j, :] += block
+    np.testing.assert_allclose(got, dense, rtol=0, atol=1e-12)
