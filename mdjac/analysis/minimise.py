@@ -20,7 +20,7 @@ def _progress_bar(progress, what):
     """A tqdm bar on stderr counting steps; ``progress`` None: only when stderr is a terminal."""
     from tqdm import tqdm
     return tqdm(desc=what, unit=" step", file=sys.stderr, disable=None if progress is None else not progress,
-                dynamic_ncols=True, leave=False)
+                dynamic_ncols=True, leave=True)    # the last line stays: steps, energy, largest force
 
 
 def minimise_energy(potential, positions, box=None, gtol=1e-6, max_steps=200, max_move=0.02, progress=None):
