@@ -11,18 +11,14 @@ cutoff; harmonic O-H bonds and H-O-H angles), float64:
 Per system, in a process of its own (peak memory is that system's own):
 
 * Jacobian: ``Potential.force_jacobian`` (short-range blocks by replication, the reciprocal
-  block diagonal by AD; the low-rank part is held as k vectors, weights, charges, positions);
-* diagonal(): the per-atom stiffness with the long-range part (builds the AD factors g_k, h_k;
-  kept when they fit in 1 GB, otherwise rebuilt at each use);
-* matvec: one J v with the long-range part;
-* modes: the 10 lowest normal modes (translations projected out) by Lanczos on the matvec, with
-  the number of matvecs used; above ``MODES_MAX_ATOMS`` estimated as that count (from the
-  3,000-atom run) times the measured matvec time, and marked so;
-* above ``MODES_MAX_ATOMS`` the reciprocal stages (the block diagonal inside "Jacobian", the AD
-  factors of diagonal() and matvec, which are rebuilt at each use when they do not fit) are timed
-  on the first ``PROBE_CHUNKS`` chunks of k vectors and scaled by the number of chunks (their
-  cost is exactly linear in K): those numbers are marked "x" in the table;
-* memory: the structured Jacobian's bytes (blocks + rebuild data + cached factors), the process's
+  block diagonal from AD phase derivatives; the low-rank part is held as k vectors, weights,
+  charges, positions);
+* diagonal(): the per-atom stiffness with the long-range part; its first call builds the AD
+  scalar factors c', s' (2 K N numbers) and keeps them when they fit in half the available memory;
+* matvec: one J v with the long-range part (factors kept);
+* modes: the 10 lowest normal modes (translations projected out) with ``mdjac.normal_modes``
+  (method 'sparse'), and the number of matvecs it used (a block of m vectors counts m);
+* memory: the structured Jacobian's bytes (blocks; rebuild data; kept factors), the process's
   peak resident set, and the 8 (3N)^2 bytes that a dense float64 Hessian would need.
 
 Run: .venv/bin/python benchmarks/bench_ewald.py [water-box] [water-30k]
@@ -39,10 +35,6 @@ import numpy as np
 SPCE_CHARGES = (-0.8476, 0.4238, 0.4238)
 MASSES = (15.9994, 1.008, 1.008)
 CUTOFF, TOLERANCE = 1.0, 5e-4
-#: the lowest modes are computed up to this many atoms; above, estimated from the measured matvec.
-MODES_MAX_ATOMS = 5000
-#: chunks of k vectors timed above MODES_MAX_ATOMS (then scaled to all of them).
-PROBE_CHUNKS = 2
 
 
 def water_system(name):
@@ -82,8 +74,6 @@ def measure(name):
                           box=box)
     rec = pot.long_range_terms[0]
     row = dict(system=name, atoms=len(x), K=len(rec.numbers), kmax=int(rec.kmax[0]))
-    if len(x) > MODES_MAX_ATOMS:
-        return measure_scaled(pot, x, row)
     pot.energy_and_forces(x)                       # compile the force path
     t = time.perf_counter()
     pot.energy_and_forces(x)
@@ -99,103 +89,48 @@ def measure(name):
     J.matvec(v)
     row["matvec_s"] = time.perf_counter() - t
     lr = J.long_range
-    cached = 0 if lr._cache is None else sum(g.nbytes + h.nbytes for _, g, h in lr._cache)
     row["sparse_mb"] = (J.blocks.nbytes + J.rows.nbytes + J.cols.nbytes) / 1e6
     row["rebuild_kb"] = lr.nbytes / 1e3          # charges, kmax, alpha, box, constant (positions are the frame's)
-    row["factors_mb"] = cached / 1e6
+    row["factors_mb"] = lr.cached_bytes / 1e6
     row["dense_gb"] = 8.0 * (3 * len(x)) ** 2 / 1e9
-    if len(x) <= MODES_MAX_ATOMS:
-        counter = {"n": 0}
-        matvec = J.matvec
+    print(f"{name} before the modes: {json.dumps(row)}", file=sys.stderr, flush=True)
+    counter = {"n": 0}
+    matvec = J.matvec
 
-        def counted(u):
-            counter["n"] += 1 if np.ndim(u) == 1 or np.shape(u)[-1] == 1 else np.shape(u)[-1]
-            return matvec(u)
+    def counted(u):
+        counter["n"] += 1 if np.ndim(u) == 1 else np.shape(u)[-1]
+        if counter["n"] % 100 == 0:
+            print(f"{name}: {counter['n']} matvecs in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+        return matvec(u)
 
-        J.matvec = counted
-        t = time.perf_counter()
-        modes = mdjac.normal_modes(J, np.tile(MASSES, n_waters), positions=x, project="periodic", k=10, method="sparse")
-        row["modes_s"] = time.perf_counter() - t
-        row["modes_matvecs"] = counter["n"]
-        row["lowest_cm"] = [round(float(f), 2) for f in modes.frequencies[:3]]
-    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    return row
-
-
-def measure_scaled(pot, x, row):
-    """The large system: short-range Jacobian timed whole, reciprocal stages on PROBE_CHUNKS chunks, scaled."""
-    import mdjac
-    from mdjac import ewald
-
-    rec = pot.long_range_terms[0]
-    short = mdjac.Potential(pot.short_range_terms, box=pot.box)
+    J.matvec = counted
     t = time.perf_counter()
-    J = short.force_jacobian(x)
-    row["short_jacobian_s"] = time.perf_counter() - t
-    config = pot.configuration(x)
-    size = ewald._k_chunk(len(x), len(rec.numbers))
-    probe = PROBE_CHUNKS * size
-    scale = len(rec.numbers) / probe
-    part = ewald.EwaldReciprocal(rec.charges, alpha=rec.alpha, kmax=rec.kmax, coulomb_constant=rec.coulomb_constant)
-    part.numbers = rec.numbers[:size]
-    part.hessian_diagonal(config, np.arange(len(x)))               # compile at these shapes (one chunk), untimed
-    part.numbers = rec.numbers[:probe]
-    t = time.perf_counter()
-    part.hessian_diagonal(config, np.arange(len(x)))
-    row["jacobian_s"] = row["short_jacobian_s"] + scale * (time.perf_counter() - t)
-    lr = rec.jacobian_part(config, np.arange(len(x)))
-    lr.cache_bytes = 0                # all K of them would not fit: rebuilt at each use, as in the whole system
-    lr.kvectors, lr.weights = lr.kvectors[:size], lr.weights[:size]
-    lr.diagonal()                     # compile, untimed
-    lr.kvectors, lr.weights = rec.kvectors_and_weights(pot.box)[0][:probe], rec.kvectors_and_weights(pot.box)[1][:probe]
-    t = time.perf_counter()
-    lr.diagonal()
-    row["diagonal_s"] = scale * (time.perf_counter() - t)
-    v = np.random.default_rng(1).normal(size=(len(x), 3))
-    t = time.perf_counter()
-    lr.matvec(v)
-    row["matvec_s"] = scale * (time.perf_counter() - t)
-    t = time.perf_counter()
-    J.matvec(v)
-    row["matvec_s"] += time.perf_counter() - t
-    row["scaled"] = f"reciprocal stages timed on {probe} of {len(rec.numbers)} k vectors, x {scale:.1f}"
-    row["sparse_mb"] = (J.blocks.nbytes + J.rows.nbytes + J.cols.nbytes) / 1e6
-    row["rebuild_kb"] = lr.nbytes / 1e3
-    row["factors_mb"] = 0.0
-    row["factors_full_gb"] = 48.0 * len(x) * len(rec.numbers) / 1e9
-    row["dense_gb"] = 8.0 * (3 * len(x)) ** 2 / 1e9
+    modes = mdjac.normal_modes(J, np.tile(MASSES, n_waters), positions=x, project="periodic", k=10, method="sparse")
+    row["modes_s"] = time.perf_counter() - t
+    row["modes_matvecs"] = counter["n"]
+    row["lowest_cm"] = [round(float(f), 2) for f in modes.frequencies[:3]]
     row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     return row
 
 
 def print_table(rows):
-    print(f"{'system':>10} {'atoms':>6} {'K':>6} {'Jacobian':>9} {'diagonal':>9} {'matvec':>8} {'10 modes':>16} "
-          f"{'sparse':>8} {'rebuild':>8} {'factors':>8} {'peak RSS':>9} {'dense H':>9}")
-    reference = next((r for r in rows if "modes_matvecs" in r), None)
+    print(f"{'system':>10} {'atoms':>6} {'K':>6} {'force':>7} {'Jacobian':>9} {'diagonal':>9} {'matvec':>8} "
+          f"{'10 modes':>18} {'sparse':>8} {'rebuild':>8} {'factors':>8} {'peak RSS':>9} {'dense H':>9}")
     for r in rows:
         if "error" in r:
             print(f"{r['system']:>10} failed: {r['error']}")
             continue
-        if "modes_s" in r:
-            modes = f"{r['modes_s']:.0f} s ({r['modes_matvecs']} mv)"
-        elif reference is not None:
-            modes = f"~{reference['modes_matvecs'] * r['matvec_s'] / 3600:.1f} h (est.)"
-        else:
-            modes = "not run"
-        x = "x" if "scaled" in r else " "
-        print(f"{r['system']:>10} {r['atoms']:>6} {r['K']:>6} {r['jacobian_s']:>7.1f}s{x} {r['diagonal_s']:>7.1f}s{x} "
-              f"{r['matvec_s']:>6.2f}s{x} {modes:>16} {r['sparse_mb']:>6.0f}MB {r['rebuild_kb']:>6.0f}kB "
-              f"{r['factors_mb']:>6.0f}MB {r['peak_gb']:>7.1f}GB {r['dense_gb']:>7.1f}GB")
-    print("Jacobian: force_jacobian (short-range blocks + reciprocal block diagonal, by AD); diagonal: with the "
-          "low-rank part (builds its AD factors); matvec: one J v; 10 modes: Lanczos on the matvec (mv = matvecs); "
-          "sparse: stored blocks; rebuild: what H5MD keeps besides positions (charges, kmax, alpha, box, constant); factors: cached g_k, h_k; "
-          "dense H: 8 (3N)^2 bytes.")
+        modes = f"{r['modes_s']:.0f} s ({r['modes_matvecs']} mv)"
+        print(f"{r['system']:>10} {r['atoms']:>6} {r['K']:>6} {r['force_s']:>6.1f}s {r['jacobian_s']:>8.1f}s "
+              f"{r['diagonal_s']:>8.1f}s {r['matvec_s']:>7.2f}s {modes:>18} {r['sparse_mb']:>6.0f}MB "
+              f"{r['rebuild_kb']:>6.0f}kB {r['factors_mb']:>6.0f}MB {r['peak_gb']:>7.1f}GB {r['dense_gb']:>7.1f}GB")
+    print("force: one energy_and_forces; Jacobian: force_jacobian (short-range blocks + reciprocal block diagonal, "
+          "by AD); diagonal: with the low-rank part (first call: builds the AD factors c', s'); matvec: one J v; "
+          "10 modes: normal_modes(k=10, method='sparse') (mv = matvecs); sparse: stored blocks; rebuild: what H5MD "
+          "keeps besides positions (charges, kmax, alpha, box, constant); factors: kept c', s'; dense H: 8 (3N)^2 bytes.")
     for r in rows:
-        if "scaled" in r:
-            print(f"{r['system']}: x = {r['scaled']}; short-range Jacobian alone {r['short_jacobian_s']:.1f} s; the factors "
-                  f"g_k, h_k would take {r['factors_full_gb']:.1f} GB, so they are rebuilt by AD at each use")
         if "lowest_cm" in r:
-            print(f"{r['system']}: lowest wavenumbers (cm^-1) {r['lowest_cm']}; one force evaluation {r['force_s']:.1f} s")
+            print(f"{r['system']}: lowest wavenumbers (cm^-1) {r['lowest_cm']}")
 
 
 def main(argv):
@@ -204,10 +139,11 @@ def main(argv):
         return
     rows = []
     for name in argv or ["water-box", "water-30k"]:
-        out = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, __file__, "--child", name], stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, GLOG_v="3"))
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         rows.append(json.loads(lines[-1]) if lines else
-                    dict(system=name, error=(out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]))
+                    dict(system=name, error=f"exit {out.returncode} (its stderr is above)"))
     print_table(rows)
 
 

@@ -34,18 +34,27 @@ i part depends on atom i only: g_k[i] = d(q_i cos(k.r_i))/dr_i),
     H_rec = sum_k 2 w_k (g_k g_k^T + h_k h_k^T)  +  block diagonal B,
     B_ii  = sum_k 2 w_k (C_k d2(q_i cos k.r_i)/dr_i^2 + S_k d2(q_i sin k.r_i)/dr_i^2),
 
-a low-rank part (rank 2K for K wave vectors) plus a block-diagonal part. Both come from
-MindSpore's AD through mdjac.kernel: the factors g_k, h_k (for all k and atoms at once) are the
-gradient of sum_{k,i} q_i cos(k.Q_ki) with respect to per-(k, atom) copies Q_ki of the atom's
-position (every output depends on its own copy, so one gradient is every factor), and B is the
-per-atom Hessian (replicate strategy) of the energy sum_k 2 w_k (C_k c_k(x) + S_k s_k(x)) with
-C_k, S_k held at their values. The force Jacobian is J = -H; :class:`ReciprocalJacobian` holds
-the low-rank part as the data it is rebuilt from (k vectors, weights, charges, positions) and
-gives its matvec, diagonal blocks and dense blocks of any atom subset.
+a low-rank part (rank 2K for K wave vectors) plus a block-diagonal part. Atom i enters the
+parts of wave vector k only through its phase theta_ki = k.r_i, so with c_ki = q_i cos(theta_ki)
+and s_ki = q_i sin(theta_ki), by the chain rule through theta (exact bookkeeping, as through
+r = |d| for pair terms),
+
+    g_k[i] = c_ki' k,   h_k[i] = s_ki' k,
+    B_ii   = sum_k 2 w_k (C_k c_ki'' + S_k s_ki'') k k^T,
+
+where ' is d/dtheta. The scalars c', c'', s', s'' (K x N of each) come from MindSpore's AD
+through mdjac.kernel (:func:`mdjac.kernel.elementwise_derivatives`: every entry depends on its
+own phase, so one compiled grad-of-grad gives them all). The force Jacobian is J = -H;
+:class:`ReciprocalJacobian` holds the low-rank part as the data it is rebuilt from (k vectors,
+weights, charges, positions), keeps the scalar factors c', s' (16 N K bytes in float64; 3 times
+less than the vectors g_k, h_k) while they fit, and gives its matvec (two matrix products per
+factor: t_k = sum_i c_ki' (k.v_i), then (J v)_i = -sum_k 2 w_k t_k c_ki' k), diagonal blocks and
+dense blocks of any atom subset.
 
 Units: nm, e, kJ/mol; k in nm^-1, w_k in kJ mol^-1 e^-2.
 """
 import math
+import os
 
 import numpy as np
 from mindspore import ops
@@ -58,6 +67,8 @@ from .space import check_box
 OPENMM_COULOMB_CONSTANT = 138.93545764438198
 #: largest number of (atom, wave vector) entries one compiled call handles; bounds memory (about 100 MB in float64).
 CHUNK_ENTRIES = 1 << 22
+#: bytes of factors per block of a matvec: a block is read twice, the second time from cache (L3).
+MATVEC_BLOCK_BYTES = 1 << 24
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -152,24 +163,33 @@ def _reciprocal_energy_per_copy(x, charges, kvectors, weights):
     return reciprocal_energy(x, charges, kvectors, weights)
 
 
-def cosine_parts(q, charges, kvectors):
-    """q_i cos(k.Q_ki) of per-(k, atom) position copies Q (K, N, 3): (K, N). Their gradient is g_k[i]."""
-    return charges * ops.cos((q * kvectors[:, None, :]).sum(-1))
+def cosine_of_phase(theta, charges):
+    """c_ki = q_i cos(theta_ki) of phases theta (K, N) and charges (N,): (K, N), entry-wise in theta."""
+    return charges * ops.cos(theta)
 
 
-def sine_parts(q, charges, kvectors):
-    """q_i sin(k.Q_ki) of per-(k, atom) copies Q (K, N, 3): (K, N). Their gradient is h_k[i]."""
-    return charges * ops.sin((q * kvectors[:, None, :]).sum(-1))
+def sine_of_phase(theta, charges):
+    """s_ki = q_i sin(theta_ki) of phases theta (K, N) and charges (N,): (K, N), entry-wise in theta."""
+    return charges * ops.sin(theta)
 
 
-def fixed_factor_energy(q, charges, kvectors, cos_coefficients, sin_coefficients):
-    """Per-atom energies sum_k (a_k q_i cos(k.x_i) + b_k q_i sin(k.x_i)) of q (..., N, 1, 3): (..., N).
+def phase_derivatives(positions, charges, kvectors, dtype):
+    """d/dtheta and d2/dtheta2 of q_i cos(theta_ki) and q_i sin(theta_ki), by AD (compiled).
 
-    With a_k = 2 w_k C_k and b_k = 2 w_k S_k held fixed, its per-atom Hessian is the block-diagonal
-    part of the reciprocal Hessian.
+    positions: (N, 3) nm; charges: (N,) e; kvectors: (Kc, 3) nm^-1 (one chunk; padded rows with
+    k = 0 give phases 0); dtype: the compute dtype. The phases theta = k.r are formed in float64
+    and handed to AD in ``dtype``. Returns (c1, c2, s1, s2), each (Kc, N) in ``dtype``: c' , c'', s', s''.
     """
-    theta = _phases(q[..., 0, :], kvectors)
-    return charges * (ops.matmul(ops.cos(theta), cos_coefficients) + ops.matmul(ops.sin(theta), sin_coefficients))
+    theta = (kvectors @ np.asarray(positions, dtype=np.float64).T).astype(dtype)
+    q = np.asarray(charges).astype(dtype)
+    c1, c2 = kernel.elementwise_derivatives(cosine_of_phase, theta, (q,))
+    s1, s2 = kernel.elementwise_derivatives(sine_of_phase, theta, (q,))
+    return c1, c2, s1, s2
+
+
+def outer_kk(kvectors):
+    """(K, 3, 3) k k^T of k vectors (K, 3)."""
+    return kvectors[:, :, None] * kvectors[:, None, :]
 
 
 # ----------------------------------------------------------------------------- chunks over wave vectors
@@ -276,23 +296,19 @@ class EwaldReciprocal:
     def hessian_diagonal(self, config, atoms):
         """Block-diagonal part B_ii (n, 3, 3) of the reciprocal Hessian for atoms (n,) (kJ mol^-1 nm^-2).
 
-        AD: the per-atom Hessian (replicate strategy) of :func:`fixed_factor_energy` with C_k, S_k
-        of the whole frame held fixed.
+        B_ii = sum_k 2 w_k (C_k c_ki'' + S_k s_ki'') k k^T with C_k, S_k of the whole frame and the
+        second phase derivatives c'', s'' from AD (:func:`phase_derivatives`).
         """
         kvectors, weights = self.kvectors_and_weights(config.box)
         c, s = structure_factors(config.positions, self.charges, kvectors)
-        dtype = config.dtype
-        q = config.positions[atoms][:, None, :].astype(dtype)
-        charges = self.charges[atoms].astype(dtype)
-        out = np.zeros((len(atoms), 3, 3))
+        positions, charges = config.positions[atoms], self.charges[atoms]
+        out = np.zeros((len(atoms), 9))
         for start, stop, k, w in _k_chunks(kvectors, weights, len(atoms)):
-            a = np.zeros(len(k))
-            b = np.zeros(len(k))
-            a[: stop - start] = 2.0 * w[: stop - start] * c[start:stop]
-            b[: stop - start] = 2.0 * w[: stop - start] * s[start:stop]
-            h = kernel.term_hessians(fixed_factor_energy, q, (charges, k.astype(dtype), a.astype(dtype), b.astype(dtype)))
-            out += h[:, 0, :, 0, :]
-        return out
+            _, c2, _, s2 = phase_derivatives(positions, charges, k, config.dtype)
+            m = stop - start
+            scalars = (2.0 * w[:m] * c[start:stop])[:, None] * c2[:m] + (2.0 * w[:m] * s[start:stop])[:, None] * s2[:m]
+            out += scalars.T @ outer_kk(k[:m]).reshape(m, 9)
+        return out.reshape(-1, 3, 3)
 
     def jacobian_part(self, config, atoms):
         """The low-rank part of the force Jacobian on atoms (n,) (global indices), as a :class:`ReciprocalJacobian`."""
@@ -314,12 +330,14 @@ class ReciprocalJacobian:
     recipe: kmax (3,), alpha (nm^-1), the box (3,) nm and the Coulomb constant, from which the
     k vectors (K, 3) nm^-1 and weights (K,) kJ mol^-1 e^-2 follow exactly as
     :class:`EwaldReciprocal` computes them (what an H5MD file stores: docs/h5md.md). The factors
-    g_k, h_k (K, n, 3) come from AD (:meth:`factors`); they are kept when they take at most
-    ``cache_bytes`` (default 1 GB), otherwise rebuilt chunk by chunk at each use. dtype: the
-    compute dtype (float32 or float64).
+    g_k[i] = c_ki' k and h_k[i] = s_ki' k are held as their scalars c', s' (K, n) from AD
+    (:func:`phase_derivatives`, module docstring); they are kept, in the compute dtype, when they
+    take at most ``cache_bytes`` (default None: half the memory available when they are first
+    built), otherwise rebuilt chunk by chunk at each use. dtype: the compute dtype (float32 or
+    float64); products are accumulated in float64.
     """
 
-    def __init__(self, positions, charges, kmax, alpha, box, coulomb_constant, dtype=np.float64, cache_bytes=1 << 30):
+    def __init__(self, positions, charges, kmax, alpha, box, coulomb_constant, dtype=np.float64, cache_bytes=None):
         self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
         self.charges = np.asarray(charges, dtype=np.float64).reshape(-1)
         if len(self.charges) != len(self.positions):
@@ -348,68 +366,87 @@ class ReciprocalJacobian:
         """Bytes of the data that rebuilds this part besides the positions: charges, kmax, alpha, box, constant."""
         return self.charges.nbytes + self.kmax.nbytes + 8 * 5
 
+    @property
+    def factor_bytes(self):
+        """Bytes of all scalar factors c', s' (2 K n in the compute dtype), kept or not."""
+        return 2 * len(self.kvectors) * self.n * self.dtype.itemsize
+
+    @property
+    def cached_bytes(self):
+        """Bytes of the scalar factors kept in memory now (0 until first used, or if they do not fit)."""
+        return 0 if self._cache is None else sum(a.nbytes + b.nbytes for _, _, a, b in self._cache)
+
     def __repr__(self):
         return f"ReciprocalJacobian(n={self.n}, K={len(self.kvectors)}, dtype={self.dtype})"
 
-    def _factor_chunk(self, k):
-        """g, h (Kc, n, 3) for k vectors (Kc, 3): gradients of q_i cos / sin(k.Q_ki) over per-(k, atom) copies."""
-        dtype = self.dtype
-        copies = np.ascontiguousarray(np.broadcast_to(self.positions.astype(dtype), (len(k),) + self.positions.shape))
-        ones = np.ones((len(k), self.n), dtype=dtype)
-        params = (self.charges.astype(dtype), k.astype(dtype))
-        _, g = kernel.term_energy_and_gradient(cosine_parts, copies, ones, params)
-        _, h = kernel.term_energy_and_gradient(sine_parts, copies, ones, params)
-        return g.astype(np.float64), h.astype(np.float64)
+    def _keeps_factors(self):
+        limit = self.cache_bytes
+        if limit is None:
+            limit = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        return self.factor_bytes <= limit
 
     def chunks(self):
-        """Yield (weights (Kc,), g (Kc, n, 3), h (Kc, n, 3)) over all k vectors, chunk by chunk."""
+        """Yield (weights (Kc,), k vectors (Kc, 3), c' (Kc, n), s' (Kc, n)) over all k vectors, chunk by chunk."""
         if self._cache is not None:
             yield from self._cache
             return
-        keep = 2 * 3 * 8 * self.n * len(self.kvectors) <= self.cache_bytes
+        keep = self._keeps_factors()
         done = []
         for start, stop, k, w in _k_chunks(self.kvectors, self.weights, self.n):
-            g, h = self._factor_chunk(k)              # compiled at the padded size; the padding is dropped
-            w, g, h = w[: stop - start], g[: stop - start], h[: stop - start]
+            c1, _, s1, _ = phase_derivatives(self.positions, self.charges, k, self.dtype)   # compiled at the padded size
+            m = stop - start
+            part = (w[:m], k[:m], c1[:m], s1[:m])
             if keep:
-                done.append((w, g, h))
-            yield w, g, h
+                done.append(part)
+            yield part
         if keep:
             self._cache = done
 
     def factors(self):
-        """g, h (K, n, 3): the per-atom factors of every wave vector (memory 48 n K bytes)."""
+        """g, h (K, n, 3): the per-atom factor vectors g_k[i] = c_ki' k, h_k[i] = s_ki' k (48 n K bytes)."""
         parts = list(self.chunks())
-        K = len(self.kvectors)
-        return np.concatenate([p[1] for p in parts])[:K], np.concatenate([p[2] for p in parts])[:K]
+        g = np.concatenate([a.astype(np.float64)[:, :, None] * k[:, None, :] for _, k, a, _ in parts])
+        h = np.concatenate([b.astype(np.float64)[:, :, None] * k[:, None, :] for _, k, _, b in parts])
+        return g, h
 
     def diagonal(self):
-        """(n, 3, 3) diagonal blocks of the low-rank part: -sum_k 2 w_k (g_k[i] g_k[i]^T + h_k[i] h_k[i]^T)."""
-        out = np.zeros((self.n, 3, 3))
-        for w, g, h in self.chunks():
-            for f in (g, h):
-                ft = f.transpose(1, 2, 0)                       # (n, 3, Kc)
-                out -= 2.0 * np.matmul(ft * w, ft.transpose(0, 2, 1))
-        return out
+        """(n, 3, 3) diagonal blocks of the low-rank part: -sum_k 2 w_k (c_ki'^2 + s_ki'^2) k k^T."""
+        out = np.zeros((self.n, 9))
+        for w, k, a, b in self.chunks():
+            a, b = a.astype(np.float64), b.astype(np.float64)
+            out -= (a * a + b * b).T @ (2.0 * w[:, None] * outer_kk(k).reshape(len(w), 9))
+        return out.reshape(self.n, 3, 3)
 
     def matvec(self, v):
-        """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back."""
+        """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back, float64.
+
+        Per factor f (c' or s') and block of k: T = f V (Kb, 3, m), t_k = k.T_k, then
+        J_lr V -= f^T (2 w_k t_k k): two matrix products over the n atoms, on blocks of
+        wave vectors of MATVEC_BLOCK_BYTES so that the second reads f from cache.
+        """
         v = np.asarray(v, dtype=np.float64)
         shape = v.shape
-        V = v.reshape(3 * self.n, -1)
+        V = v.reshape(self.n, 3 * (v.size // (3 * self.n)))
+        m = V.shape[1] // 3
         out = np.zeros_like(V)
-        for w, g, h in self.chunks():
-            for f in (g, h):
-                f = f.reshape(len(w), 3 * self.n)               # rows: the 3n-vectors g_k (or h_k)
-                out -= 2.0 * (f.T @ (w[:, None] * (f @ V)))
+        block = max(16, MATVEC_BLOCK_BYTES // (8 * self.n))
+        for w, k, a, b in self.chunks():
+            for start in range(0, len(w), block):
+                rows = slice(start, start + block)
+                kb, wb = k[rows], w[rows]
+                for f in (a[rows], b[rows]):
+                    f = f.astype(np.float64, copy=False)
+                    t = np.einsum("ka,kam->km", kb, (f @ V).reshape(len(wb), 3, m))    # (Kb, m): g_k . v
+                    u = ((2.0 * wb[:, None] * t)[:, None, :] * kb[:, :, None]).reshape(len(wb), 3 * m)
+                    out -= (u.T @ f).T
         return out.reshape(shape)
 
     def dense(self):
         """(n, 3, n, 3) dense low-rank part."""
         out = np.zeros((3 * self.n, 3 * self.n))
-        for w, g, h in self.chunks():
-            for f in (g, h):
-                f = f.reshape(len(w), -1)
+        for w, k, a, b in self.chunks():
+            for f in (a, b):
+                f = (f.astype(np.float64)[:, :, None] * k[:, None, :]).reshape(len(w), -1)   # rows: g_k (or h_k)
                 out -= 2.0 * (f.T * w) @ f
         return out.reshape(self.n, 3, self.n, 3)
 

@@ -25,11 +25,13 @@ of the colouring:
   N atoms; atoms that share no neighbour in the interaction graph (a distance-2 colouring,
   :func:`distance2_colouring`) share a copy; 3 x colours copies;
 * dense: the identity colouring of atoms (3N copies), the article's mask; a reference for tests;
-* radial (:func:`radial_derivatives`): for pair energies phi(r) of the distance alone, f is the
-  gradient of sum_m phi_m(r_m) with respect to the distances r (M,). Its Jacobian is diagonal
-  (instance m depends on r_m only), so one colour holds every row: a single masked grad (the mask
-  all ones) returns phi''(r_m) for every pair at once, next to phi'(r_m). The 3x3 blocks follow
-  by the chain rule through r = |d| (mdjac.potential), exact bookkeeping like the chain matrix.
+* elementwise (:func:`elementwise_derivatives`): for energies whose every entry depends on one
+  scalar of its own (pair energies phi(r) of the distance alone; an Ewald sum's parts q cos(theta)
+  of a phase theta = k.x), f is the gradient of sum_m phi_m(s_m) with respect to the scalars s.
+  Its Jacobian is diagonal (entry m depends on s_m only), so one colour holds every row: a single
+  masked grad (the mask all ones) returns phi''(s_m) for every entry at once, next to phi'(s_m).
+  The 3x3 blocks follow by the chain rule through s (r = |d| in mdjac.potential, theta = k.x in
+  mdjac.ewald), exact bookkeeping like the chain matrix.
 
 Second derivatives run only compiled: every function here goes through ``mindspore.jit``
 (PyNative grad-of-grad is wrong or raises on this MindSpore). Inputs are float32 or float64 and
@@ -85,18 +87,18 @@ def _build_energy_and_gradient(energy):
     return ms.jit(energy_and_gradient)
 
 
-def _build_radial_derivatives(energy):
-    """jit: (r, *params) -> (dphi/dr, d2phi/dr2), both (M,), of per-pair energies phi(r) (M,)."""
+def _build_elementwise_derivatives(energy):
+    """jit: (s, *params) -> (dphi/ds, d2phi/ds2), both of s's shape, of entry-wise energies phi(s)."""
     first = instance_gradient_of(energy)
 
-    def derivatives(r, *params):
-        return first(r, *params), instance_gradient_of(first)(r, *params)
+    def derivatives(s, *params):
+        return first(s, *params), instance_gradient_of(first)(s, *params)
     return ms.jit(derivatives)
 
 
 _BUILDERS = {
     "masked_grad": _build_masked_grad,
-    "radial_derivatives": _build_radial_derivatives,
+    "elementwise_derivatives": _build_elementwise_derivatives,
     "energy_and_gradient": _build_energy_and_gradient,
 }
 
@@ -157,15 +159,16 @@ def term_energy_and_gradient(energy, q, weights, params):
     return float(e.asnumpy()), g.asnumpy()
 
 
-def radial_derivatives(energy, r, params):
-    """phi'(r) and phi''(r) of per-pair energies of the distance alone, by AD (compiled).
+def elementwise_derivatives(energy, s, params):
+    """phi'(s) and phi''(s) of entry-wise energies, each entry a function of its own scalar, by AD (compiled).
 
-    energy: MindSpore function (r, *params) -> (M,) kJ/mol, instance m depending on r[m] only.
-    r: (M,) nm (float32 or float64); params: tuple of (M,) arrays.
-    Returns (dphi (M,) kJ mol^-1 nm^-1, d2phi (M,) kJ mol^-1 nm^-2), in r's dtype.
+    energy: MindSpore function (s, *params) -> energies of s's shape (kJ/mol), entry m depending
+    on s[m] only (pair energies of distances r (M,) nm; Ewald parts of phases (K, n)).
+    s: array (float32 or float64); params: tuple of arrays that broadcast against s.
+    Returns (dphi, d2phi), both of s's shape and dtype (kJ/mol per unit of s, and per unit squared).
     """
-    fn = _compiled(energy, "radial_derivatives")
-    d1, d2 = fn(_tensor(r), *[_tensor(p) for p in params])
+    fn = _compiled(energy, "elementwise_derivatives")
+    d1, d2 = fn(_tensor(s), *[_tensor(p) for p in params])
     return d1.asnumpy(), d2.asnumpy()
 
 

@@ -20,7 +20,7 @@ Strategies for :meth:`Potential.force_jacobian`:
 
 Radial pair terms (Lennard-Jones, Coulomb: energies phi(r) of the distance r = |d| alone, d =
 x_j - x_i) take a shorter road in "replicate" and in the forces: AD gives phi'(r) and phi''(r)
-(mdjac.kernel.radial_derivatives), and the chain rule through r gives, with u = d / r,
+(mdjac.kernel.elementwise_derivatives), and the chain rule through r gives, with u = d / r,
 
     dE/dx_j = -dE/dx_i = phi' u,        h = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T),
     H_ii = H_jj = h,   H_ij = H_ji = -h,
@@ -127,13 +127,13 @@ def radial_hessian_blocks(group, q, params):
     """Per pair, h (M, 3, 3) = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T), in q's dtype.
 
     q: (M, 1, 3) displacements d = x_j - x_i (nm); params: tuple of (M,) arrays. phi' and phi''
-    come from AD of ``group.radial_energy`` (mdjac.kernel.radial_derivatives).
+    come from AD of ``group.radial_energy`` (mdjac.kernel.elementwise_derivatives).
     """
     d = q[:, 0, :]
     r = np.sqrt(np.einsum("mi,mi->m", d, d))
     dphi, d2phi = np.empty_like(r), np.empty_like(r)
     for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
-        d1, d2 = kernel.radial_derivatives(group.radial_energy, _pad(r[start:stop], size),
+        d1, d2 = kernel.elementwise_derivatives(group.radial_energy, _pad(r[start:stop], size),
                                            tuple(_pad(p[start:stop], size) for p in params))
         dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
     b = dphi / r                      # phi'/r
@@ -471,7 +471,7 @@ class Potential:
         params = tuple(np.asarray(p, dtype=dtype) for p in group.pair_params(rows, cols))
         dphi, d2phi = np.empty_like(r), np.empty_like(r)
         for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
-            d1, d2 = kernel.radial_derivatives(group.radial_energy, _pad(r[start:stop], size),
+            d1, d2 = kernel.elementwise_derivatives(group.radial_energy, _pad(r[start:stop], size),
                                                tuple(_pad(p[start:stop], size) for p in params))
             dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
         b = np.divide(dphi, r, out=dphi)     # phi'/r

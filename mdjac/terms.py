@@ -14,7 +14,7 @@ instance is written in MindSpore ops as a function of per-instance coordinates `
 (MindSpore broadcasting does this for free). Pair terms (``radial = True``) state their energy as a
 function of the distance alone, ``radial_energy(r, *params)`` -> (..., M) with r (..., M) in nm;
 their ``energy(q)`` is that of r = |q|. The potential can then ask AD for phi'(r) and phi''(r)
-only (mdjac.kernel.radial_derivatives) and build the 3x3 blocks by the chain rule through r.
+only (mdjac.kernel.elementwise_derivatives) and build the 3x3 blocks by the chain rule through r.
 The kernel (mdjac.kernel) takes every derivative by automatic differentiation; no term writes a force or a Hessian. Hand-derived formulas live in the
 tests, as references.
 

@@ -232,6 +232,20 @@ def test_structured_jacobian_equals_central_differences(small, fd):
     assert fd.rel_err(J[:, :, cols, :], fd.jacobian(pot, x, columns=cols)) < 1e-6
 
 
+def test_low_rank_matvec_in_blocks_kept_or_rebuilt_equals_dense(small, monkeypatch):
+    """The long-range matvec on m vectors at once, in blocks of a few wave vectors, with the factors
+    kept or rebuilt at each use, equals the dense strategy's matrix times the vectors."""
+    pot, x = small
+    J = pot.force_jacobian(x)
+    ref = pot.force_jacobian(x, strategy="dense").to_dense().reshape(3 * len(x), -1)
+    V = np.random.default_rng(7).normal(size=(3 * len(x), 4))
+    monkeypatch.setattr(ewald, "MATVEC_BLOCK_BYTES", 8 * len(x) * 5)       # 16 wave vectors a block
+    for cache_bytes in (0, None):
+        J.long_range.cache_bytes, J.long_range._cache = cache_bytes, None
+        assert rel(J.matvec(V), ref @ V) < 1e-10
+        assert J.long_range.cached_bytes == (0 if cache_bytes == 0 else J.long_range.factor_bytes)
+
+
 def test_reciprocal_block_diagonal_equals_hand_formula(small):
     """B_ii = sum_k 2 w_k q_i (C_k d2cos + S_k d2sin) = -sum_k 2 w_k q_i (C_k cos + S_k sin) k k^T (reference)."""
     pot, x = small

@@ -5,7 +5,7 @@
   pair term of test_terms, in float64 and float32, and against float64 finite differences on a
   periodic liquid and on a system with every kind of term (bonded blocks inserted into the pair
   pattern, 1-4 pairs, per-atom terms on the diagonal), whole and partial;
-* ``kernel.radial_derivatives`` against the closed-form phi', phi'' of Lennard-Jones;
+* ``kernel.elementwise_derivatives`` against the closed-form phi', phi'' of Lennard-Jones;
 * ``symmetric_pattern`` / ``add_symmetric_blocks`` against ``assemble_blocks`` (a full sort);
 * ``VerletList`` against brute force along a random walk, periodic and open.
 """
@@ -88,11 +88,11 @@ def test_every_kind_of_term_against_general_route_and_finite_differences(geometr
     assert fd.rel_err(Js.to_dense(), J.to_dense()[np.ix_(sel, range(3), sel, range(3))]) <= 1e-12
 
 
-def test_radial_derivatives_match_closed_form():
+def test_elementwise_derivatives_match_closed_form():
     r = np.linspace(0.22, 0.9, 257)
     sigma, eps = np.full_like(r, 0.25), np.full_like(r, 0.7)
     lj = terms.LennardJones([0.25], [0.7], [0, 0])
-    d1, d2 = kernel.radial_derivatives(lj.radial_energy, r, (sigma, eps))
+    d1, d2 = kernel.elementwise_derivatives(lj.radial_energy, r, (sigma, eps))
     s6 = (sigma / r) ** 6
     np.testing.assert_allclose(d1, 4 * eps * (-12 * s6 * s6 + 6 * s6) / r, rtol=1e-12)
     np.testing.assert_allclose(d2, 4 * eps * (156 * s6 * s6 - 42 * s6) / r ** 2, rtol=1e-12)
