@@ -14,14 +14,15 @@ Per system, in a process of its own (peak memory is that system's own):
   block diagonal from AD phase derivatives; the low-rank part is held as k vectors, weights,
   charges, positions);
 * diagonal(): the per-atom stiffness with the long-range part; its first call builds the AD
-  scalar factors c', s' (2 K N numbers) and keeps them when they fit in half the available memory;
+  scalar factors c', s' (2 K N numbers) and keeps them (up to ``KEEP_FACTOR_BYTES``);
 * matvec: one J v with the long-range part (factors kept);
 * modes: the 10 lowest normal modes (translations projected out) with ``mdjac.normal_modes``
   (method 'sparse'), and the number of matvecs it used (a block of m vectors counts m);
 * memory: the structured Jacobian's bytes (blocks; rebuild data; kept factors), the process's
   peak resident set, and the 8 (3N)^2 bytes that a dense float64 Hessian would need.
 
-Run: .venv/bin/python benchmarks/bench_ewald.py [water-box] [water-30k]
+Run: .venv/bin/python benchmarks/bench_ewald.py [water-box] [water-30k:float32] ...
+(a system name, optionally with ":float32" for a float32 Jacobian; float64 otherwise)
 """
 import json
 import os
@@ -35,6 +36,8 @@ import numpy as np
 SPCE_CHARGES = (-0.8476, 0.4238, 0.4238)
 MASSES = (15.9994, 1.008, 1.008)
 CUTOFF, TOLERANCE = 1.0, 5e-4
+#: the AD factors are kept up to this size whatever the memory free at the time (default: half of it).
+KEEP_FACTOR_BYTES = 10 * 1024 ** 3
 
 
 def water_system(name):
@@ -56,10 +59,11 @@ def water_system(name):
     return x.reshape(-1, 3), np.full(3, edge)
 
 
-def measure(name):
+def measure(spec):
     import mdjac
     from mdjac import ewald, terms
 
+    name, _, dtype = spec.partition(":")
     x, box = water_system(name)
     n_waters = len(x) // 3
     charges = np.tile(SPCE_CHARGES, n_waters)
@@ -73,7 +77,8 @@ def measure(name):
     pot = mdjac.Potential(water_terms + ewald.ewald_terms(charges, CUTOFF, box, exclusions=exclusions, tolerance=TOLERANCE),
                           box=box)
     rec = pot.long_range_terms[0]
-    row = dict(system=name, atoms=len(x), K=len(rec.numbers), kmax=int(rec.kmax[0]))
+    row = dict(system=name, dtype=dtype or "float64", atoms=len(x), K=len(rec.numbers), kmax=int(rec.kmax[0]))
+    x = x.astype(row["dtype"])
     pot.energy_and_forces(x)                       # compile the force path
     t = time.perf_counter()
     pot.energy_and_forces(x)
@@ -81,6 +86,7 @@ def measure(name):
     t = time.perf_counter()
     J = pot.force_jacobian(x)
     row["jacobian_s"] = time.perf_counter() - t
+    J.long_range.cache_bytes = KEEP_FACTOR_BYTES
     t = time.perf_counter()
     J.diagonal()
     row["diagonal_s"] = time.perf_counter() - t
@@ -114,14 +120,14 @@ def measure(name):
 
 
 def print_table(rows):
-    print(f"{'system':>10} {'atoms':>6} {'K':>6} {'force':>7} {'Jacobian':>9} {'diagonal':>9} {'matvec':>8} "
+    print(f"{'system':>10} {'dtype':>7} {'atoms':>6} {'K':>6} {'force':>7} {'Jacobian':>9} {'diagonal':>9} {'matvec':>8} "
           f"{'10 modes':>18} {'sparse':>8} {'rebuild':>8} {'factors':>8} {'peak RSS':>9} {'dense H':>9}")
     for r in rows:
         if "error" in r:
             print(f"{r['system']:>10} failed: {r['error']}")
             continue
         modes = f"{r['modes_s']:.0f} s ({r['modes_matvecs']} mv)"
-        print(f"{r['system']:>10} {r['atoms']:>6} {r['K']:>6} {r['force_s']:>6.1f}s {r['jacobian_s']:>8.1f}s "
+        print(f"{r['system']:>10} {r['dtype']:>7} {r['atoms']:>6} {r['K']:>6} {r['force_s']:>6.1f}s {r['jacobian_s']:>8.1f}s "
               f"{r['diagonal_s']:>8.1f}s {r['matvec_s']:>7.2f}s {modes:>18} {r['sparse_mb']:>6.0f}MB "
               f"{r['rebuild_kb']:>6.0f}kB {r['factors_mb']:>6.0f}MB {r['peak_gb']:>7.1f}GB {r['dense_gb']:>7.1f}GB")
     print("force: one energy_and_forces; Jacobian: force_jacobian (short-range blocks + reciprocal block diagonal, "

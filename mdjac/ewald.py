@@ -334,7 +334,7 @@ class ReciprocalJacobian:
     (:func:`phase_derivatives`, module docstring); they are kept, in the compute dtype, when they
     take at most ``cache_bytes`` (default None: half the memory available when they are first
     built), otherwise rebuilt chunk by chunk at each use. dtype: the compute dtype (float32 or
-    float64); products are accumulated in float64.
+    float64), that of the factors and of the products with them; sums over k are in float64.
     """
 
     def __init__(self, positions, charges, kmax, alpha, box, coulomb_constant, dtype=np.float64, cache_bytes=None):
@@ -420,6 +420,9 @@ class ReciprocalJacobian:
     def matvec(self, v):
         """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back, float64.
 
+        The products run in the compute dtype (a float32 Jacobian's long-range part to float32
+        precision, like its blocks) and are summed over blocks in float64.
+
         Per factor f (c' or s') and block of k: T = f V (Kb, 3, m), t_k = k.T_k, then
         J_lr V -= f^T (2 w_k t_k k): two matrix products over the n atoms, on blocks of
         wave vectors of MATVEC_BLOCK_BYTES so that the second reads f from cache.
@@ -429,16 +432,16 @@ class ReciprocalJacobian:
         V = v.reshape(self.n, 3 * (v.size // (3 * self.n)))
         m = V.shape[1] // 3
         out = np.zeros_like(V)
-        block = max(16, MATVEC_BLOCK_BYTES // (8 * self.n))
+        Vd = V.astype(self.dtype, copy=False)          # the products run in the factors' dtype
+        block = max(16, MATVEC_BLOCK_BYTES // (self.dtype.itemsize * self.n))
         for w, k, a, b in self.chunks():
             for start in range(0, len(w), block):
                 rows = slice(start, start + block)
                 kb, wb = k[rows], w[rows]
                 for f in (a[rows], b[rows]):
-                    f = f.astype(np.float64, copy=False)
-                    t = np.einsum("ka,kam->km", kb, (f @ V).reshape(len(wb), 3, m))    # (Kb, m): g_k . v
+                    t = np.einsum("ka,kam->km", kb, (f @ Vd).reshape(len(wb), 3, m))   # (Kb, m): g_k . v
                     u = ((2.0 * wb[:, None] * t)[:, None, :] * kb[:, :, None]).reshape(len(wb), 3 * m)
-                    out -= (u.T @ f).T
+                    out -= (u.T.astype(self.dtype) @ f).T
         return out.reshape(shape)
 
     def dense(self):

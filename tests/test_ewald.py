@@ -285,6 +285,8 @@ def test_float32_positions_compute_in_float32(small):
     J64 = pot.force_jacobian(x)
     assert J32.dtype == np.float32 and J32.long_range.dtype == np.float32
     assert rel(J32.to_dense(), J64.to_dense()) < 1e-4
+    v = np.random.default_rng(8).normal(size=(len(x), 3))
+    assert rel(J32.matvec(v), J64.matvec(v)) < 1e-4
 
 
 def test_lowest_modes_by_lanczos_equal_dense(small):
