@@ -63,9 +63,9 @@ def build_parser():
                    help="store only the blocks J_ij with j >= i (J_ji = J_ij^T): half the bytes")
     p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,
                    help="filter of the Jacobian blocks: none (the fastest write), lzf (h5py's own filter; files "
-                        "about 1.2x smaller, writes 10x slower) or gzip (deflate level 1; files about 1.5x smaller, "
-                        "writes 20x slower); the other datasets are always gzip-compressed; all read in plain h5py "
-                        f"and MDAnalysis [{DEFAULT_COMPRESSION}]")
+                        "1.1 to 1.3x smaller, writes about 6x slower) or gzip (deflate level 1; files 1.4x smaller, "
+                        "writes about 14x slower); the other datasets are always gzip-compressed; all read in plain "
+                        f"h5py and MDAnalysis [{DEFAULT_COMPRESSION}]")
     p.add_argument("--uncompressed", dest="compression", action="store_const", const="none",
                    help="the same as --compression none (kept for older scripts)")
     p.add_argument("--strategy", default="replicate", choices=sorted(STRATEGIES),

@@ -23,10 +23,10 @@ from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_KIND, 
 #: The filters the Jacobian's blocks can have (``mdjac compute --compression``), as h5py's
 #: create_dataset arguments. Each is read by plain h5py (and so by MDAnalysis) with no plugin:
 #: deflate (gzip) is HDF5's own, lzf ships inside h5py (HDF5 tools outside h5py, h5dump or the C
-#: library, need h5py's lzf plugin for it). Shuffle is left out: on blocks it made gzip's files
-#: 1.2x larger and no faster (benchmarks/bench_h5md_write.py). The blocks are 90% of a frame's
-#: bytes and compress poorly (1.2 to 1.5x); gzip or lzf took 0.7 to 1.9 times as long as
-#: computing the frame, no compression 0.06 to 0.15 times: hence the default.
+#: library, need h5py's lzf plugin for it). Shuffle is left out: on blocks it made the files
+#: 1.2x larger and was no faster (benchmarks/bench_h5md_write.py). The blocks are 90% of a frame's
+#: bytes and compress poorly (1.25 to 1.55x); on the water box gzip took 1.5 to 1.9 times as long
+#: as computing the frame, lzf 0.6 to 1.0 times, no filter 0.10 to 0.13 times: hence the default.
 COMPRESSIONS = {"none": {}, "lzf": {"compression": "lzf"}, "gzip": {"compression": "gzip", "compression_opts": 1}}
 DEFAULT_COMPRESSION = "none"
 #: The filter of every other dataset (positions, forces, box, clocks, the block columns and row
@@ -219,8 +219,8 @@ class H5MDWriter:
         (deflate level 1) (:data:`COMPRESSIONS`), or a dict of h5py's create_dataset filter
         arguments; None: the default. Every other dataset has :data:`OTHERS_COMPRESSION`. All
         read in plain h5py and MDAnalysis. On the water box (``benchmarks/bench_h5md_write.py``)
-        a frame's write took 0.1 of its computation with 'none', 0.7 with 'lzf' (files 1.2x
-        smaller), 1.4 with 'gzip' (1.5x smaller).
+        a frame's write took 0.10 to 0.13 of its computation with 'none', 0.6 to 1.0 with 'lzf'
+        (files 1.1 to 1.3x smaller), 1.5 to 1.9 with 'gzip' (1.4x smaller).
     compress_blocks : False is compression='none' (its older name); True leaves ``compression``.
     batch : frames buffered before the file is opened, appended and closed again.
     metadata : JSON-able dict stored in /parameters/mdjac (the command line keeps its
