@@ -24,9 +24,15 @@ Columns: write s/frame (min and median over rounds), write/compute (median write
 compute of the same precision), MB/frame on disk, compression ratio (bytes of the arrays over
 bytes on disk), journal MB/frame, read s/frame (median), h5py and MDAnalysis readable.
 
-Run: .venv/bin/python benchmarks/bench_h5md_write.py [--frames 4] [--rounds 3] [--batch 2]
+With ``--overlap`` instead: compute and write together, as ``mdjac compute`` does, the writer's
+``append`` called in the computing thread (serial) or handed to one writer thread (so that a
+batch is written while the next frames are computed), float32, for the default filter and gzip;
+wall seconds per frame and the seconds the journal spent copying pre-images.
+
+Run: .venv/bin/python benchmarks/bench_h5md_write.py [--frames 4] [--rounds 3] [--batch 2] [--overlap]
 """
 import argparse
+import concurrent.futures
 import contextlib
 import os
 import subprocess
@@ -104,18 +110,20 @@ def compute(system, positions, dtype):
 
 
 @contextlib.contextmanager
-def counted_journal():
-    """Count the bytes the journal copies (pre-images) while the block runs: yields a list
-    whose first item is the running total."""
+def journal_probe():
+    """Count the bytes the journal copies (pre-images) and the seconds it takes while the block
+    runs: yields a list [bytes, seconds] of running totals."""
     from mdjac.io import journal
 
-    total, save = [0], journal.JournaledFile._save
+    total, save = [0, 0.0], journal.JournaledFile._save
 
-    def counting(self, start, stop):
+    def probed(self, start, stop):
+        begin = time.perf_counter()
+        save(self, start, stop)
         total[0] += stop - start
-        return save(self, start, stop)
+        total[1] += time.perf_counter() - begin
 
-    journal.JournaledFile._save = counting
+    journal.JournaledFile._save = probed
     try:
         yield total
     finally:
@@ -134,7 +142,7 @@ def write(path, system, frames, dtype, filters, chunk, others, batch):
                                         periodic=True, dtype=dtype, batch=batch, compression=filters)
     finally:
         h5md_writer.OTHERS_COMPRESSION = kept
-    with counted_journal() as journaled:
+    with journal_probe() as journaled:
         start = time.perf_counter()
         for k, (x, box, forces, jacobian) in enumerate(frames):
             writer.append(k, float(k), x, box, forces, jacobian)
@@ -188,18 +196,69 @@ def readable(path, system, frames, dtype, workdir):
     return tuple(done.stdout.split())
 
 
+def compute_and_write(path, system, positions, dtype, compression, batch, threaded):
+    """Wall seconds per frame of computing and writing every frame; journal seconds per frame."""
+    from mdjac.io.frames import Frame
+    from mdjac.io.h5md_writer import H5MDWriter
+    from mdjac.jobs import frame_forces_and_jacobian
+
+    writer = H5MDWriter(path, len(system.positions), names=system.names, masses=system.masses, periodic=True,
+                        dtype=dtype, batch=batch, compression=compression)
+    pool = concurrent.futures.ThreadPoolExecutor(1) if threaded else None
+    with journal_probe() as journaled:
+        start, pending = time.perf_counter(), []
+        for k, x in enumerate(positions):
+            out = frame_forces_and_jacobian(system.potential, Frame(k, float(k), x, system.box), system, dtype,
+                                            "replicate")
+            if pool is None:
+                writer.append(k, float(k), *out)
+            else:
+                pending.append(pool.submit(writer.append, k, float(k), *out))
+        for done in pending:
+            done.result()
+        writer.close()
+        seconds = time.perf_counter() - start
+    if pool is not None:
+        pool.shutdown()
+    return seconds / len(positions), journaled[1] / len(positions)
+
+
+def overlap(system, positions, rounds, batch):
+    """Print serial against threaded writing, interleaved over ``rounds``."""
+    dtype, results = np.dtype("float32"), {}
+    compute(system, positions[:1], dtype)
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP", "/tmp")) as workdir:
+        for _ in range(rounds):
+            for compression in ("none", "gzip"):
+                for threaded in (False, True):
+                    path = os.path.join(workdir, "out.h5md")
+                    results.setdefault((compression, threaded), []).append(
+                        compute_and_write(path, system, positions, dtype, compression, batch, threaded))
+                    os.remove(path)
+    print(f"mdjac compute's loop on water-box, float32, {len(positions)} frames, batches of {batch}, {rounds} rounds "
+          f"interleaved; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'--compression':>13} {'writer':>7} {'s/frame min':>11} {'s/frame med':>11} {'journal s/frame':>15}")
+    for (compression, threaded), values in results.items():
+        values = np.array(values)
+        print(f"{compression:>13} {'thread' if threaded else 'serial':>7} {values[:, 0].min():11.3f} "
+              f"{np.median(values[:, 0]):11.3f} {np.median(values[:, 1]):15.4f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=2, help="frames per journaled batch")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--overlap", action="store_true", help="serial against a writer thread instead")
     args = parser.parse_args()
 
     from mdjac.catalogue import resolve_system
 
     system = resolve_system("water-box")
     positions, _ = frames_of(system, args.frames)
+    if args.overlap:
+        return overlap(system, positions, args.rounds, args.batch)
     dtypes = [np.dtype(d) for d in args.dtypes]
     for dtype in dtypes:                            # compilation, outside the timings
         compute(system, positions[:1], dtype)
