@@ -5,12 +5,18 @@ Several worker processes live at once, each holding the catalogue system's poten
 by a first Jacobian) in one state:
 
 * ``fresh``: nothing else has run in the process; the Jacobian of the system's positions;
+* ``fresh-rebuild``: as ``fresh``, but one atom is moved by 0.06 nm and back on alternate calls,
+  so that every Jacobian rebuilds the neighbour list (the potential keeps a Verlet list with a
+  0.1 nm skin across frames: the same frame again never searches for neighbours, an MD frame
+  10 steps on often does);
 * ``after-md``: a MindSPONGE engine (:func:`mdjac.sponge.engine.sponge_md`) has run ``steps`` MD
   steps in the process (inside :func:`graph_mode`, as ``run_md``); the same Jacobian, same frame;
 * ``callback``: a MindSPONGE run with a :class:`mdjac.sponge.ForceJacobianCallback` every
   ``every`` steps; its wall time per frame (the Jacobian of that step's frame and the hand-off to
   a writer that keeps nothing). Its MD steps between frames run before it answers, never
-  while another worker computes.
+  while another worker computes;
+* ``in-run``: as ``callback``, but at each frame the Jacobian of the system's positions (the
+  fresh worker's frame) is timed instead, inside the run.
 
 The coordinator asks the workers in turn for one Jacobian each (round r starts with worker
 r mod W), so that only one of them computes at a time and all of them see the same machine.
@@ -30,7 +36,7 @@ import time
 
 import numpy as np
 
-STATES = ("fresh", "after-md", "callback")
+STATES = ("fresh", "fresh-rebuild", "after-md", "callback", "in-run")
 
 
 # ------------------------------------------------------------------ the worker side
@@ -97,14 +103,23 @@ def worker(state, system_name, steps, every):
     pot = system.potential
     pot.force_jacobian(x)                       # compiles
 
+    def neighbour_builds():
+        return sum(v.builds for v in pot._verlet.values())
+
+    moved = x.copy()
+    moved[0, 0] += 0.06
+    frames = [x, moved] if state == "fresh-rebuild" else [x]
+
     def timed_jacobian():
+        frames.reverse()
+        builds = neighbour_builds()
         before, faults, start = thread_times(), page_faults(), time.perf_counter()
-        jac = pot.force_jacobian(x)
+        jac = pot.force_jacobian(frames[0])
         seconds = time.perf_counter() - start
         return {"seconds": seconds, "threads": thread_use(before, thread_times()), "faults": page_faults() - faults,
-                "blocks": jac.nnz_blocks}
+                "blocks": jac.nnz_blocks, "rebuilt": neighbour_builds() - builds}
 
-    if state == "fresh":
+    if state in ("fresh", "fresh-rebuild"):
         _reply({"ready": state})
         while _command():
             _reply(timed_jacobian())
@@ -130,15 +145,26 @@ def worker(state, system_name, steps, every):
                 if int(run_context.original_args().cur_step) % every == 0:
                     _reply(self.result)
                     _command()
-                    self.before, self.faults = thread_times(), page_faults()
+                    self.before, self.faults, self.builds = thread_times(), page_faults(), neighbour_builds()
 
         gate = Gate()
 
         def after_frame():
             gate.result = {"seconds": callback.seconds[-1], "threads": thread_use(gate.before, thread_times()),
-                           "faults": page_faults() - gate.faults, "blocks": callback.nnz_blocks[-1]}
+                           "faults": page_faults() - gate.faults, "blocks": callback.nnz_blocks[-1],
+                           "rebuilt": neighbour_builds() - gate.builds}
 
         callback = ForceJacobianCallback(pot, NullWriter(), every=every, after_frame=after_frame)
+
+        class SameFrame(Callback):
+            """At a frame's step_end: the Jacobian of the fresh worker's frame, timed."""
+
+            def step_end(self, run_context):
+                if int(run_context.original_args().cur_step) % every == 0:
+                    gate.result = timed_jacobian()
+
+        if state == "in-run":
+            callback = SameFrame()
         engine.run(every)                        # compiles the MD step
         engine.run(10 ** 6, callbacks=[gate, callback])
 
@@ -185,6 +211,7 @@ def main(argv):
     cpu = {s: [] for s in a.states}
     faults = {s: [] for s in a.states}
     blocks = {s: [] for s in a.states}
+    rebuilt = {s: [] for s in a.states}
     last = {}
     try:
         for r in range(a.rounds):
@@ -195,6 +222,7 @@ def main(argv):
                 cpu[s].append(sum(v[0] for v in reply["threads"].values()))
                 faults[s].append(reply["faults"])
                 blocks[s].append(reply["blocks"])
+                rebuilt[s].append(reply["rebuilt"] > 0)
                 last[s] = reply["threads"]
     finally:
         for proc in procs.values():
@@ -203,18 +231,18 @@ def main(argv):
     print(f"{a.system}, float32: one Jacobian per state per round, {a.rounds} rounds, states in turn "
           f"(after-md: {a.steps} MD steps before; callback: a frame every {a.every} MD steps)")
     fresh = np.array(seconds["fresh"]) if "fresh" in seconds else None
-    head = f"{'state':>10} {'min (s)':>8} {'median (s)':>11} {'mean (s)':>9} {'CPU s, median':>14} {'page faults':>12} {'blocks':>8} " \
+    head = f"{'state':>10} {'min (s)':>8} {'median (s)':>11} {'mean (s)':>9} {'CPU s, median':>14} {'page faults':>12} {'blocks':>8} {'rebuilt':>8} " \
            f"{'min / fresh min':>16} {'median of ratios to fresh':>26} {'mean / fresh min':>17}"
     print(head)
     print("-" * len(head))
     for s in a.states:
         v = np.array(seconds[s])
-        line = f"{s:>10} {v.min():>8.3f} {np.median(v):>11.3f} {v.mean():>9.3f} {np.median(cpu[s]):>14.2f} {int(np.median(faults[s])):>12} {int(np.median(blocks[s])):>8} "
+        line = f"{s:>10} {v.min():>8.3f} {np.median(v):>11.3f} {v.mean():>9.3f} {np.median(cpu[s]):>14.2f} {int(np.median(faults[s])):>12} {int(np.median(blocks[s])):>8} {np.mean(rebuilt[s]):>8.0%} "
         if fresh is not None:
             line += f"{v.min() / fresh.min():>16.2f} {np.median(v / fresh):>26.2f} {v.mean() / fresh.min():>17.2f}"
         print(line)
     print("CPU s: all threads of the worker during one Jacobian (load-independent, unlike wall time); page faults "
-          "(minor) and blocks: medians per Jacobian; "
+          "(minor) and blocks: medians per Jacobian; rebuilt: Jacobians that rebuilt the neighbour list; "
           "mean / fresh min: how bench_jacobian.py --systems compared them before (a mean over the run's "
           "frames against the best standalone time)")
     if a.threads:
