@@ -196,7 +196,7 @@ def _shard_writer(path, n_atoms, system, job):
             return H5MDWriter(path, n_atoms, names=system.names, masses=system.masses,
                               periodic=system.box is not None, dtype=job["dtype"], mode="a",
                               batch=job["batch"], metadata=job["metadata"],
-                              compress_blocks=job["compress"], triangle=job["triangle"], times=job["times"])
+                              compression=job["compression"], triangle=job["triangle"], times=job["times"])
         except InputError as err:
             if "being written by another" not in str(err) or time.monotonic() > deadline:
                 raise
@@ -207,7 +207,7 @@ def compute_shard(job, index, a, b, path):
     """Worker task: frames a..b-1 of the selection into the shard file ``path``.
 
     job : dict of the run (trajectory, selection range, system file, frame function, dtype,
-    strategy, batch, compress, triangle, metadata, progress queue name).
+    strategy, batch, compression, triangle, metadata, progress queue name).
     Returns a dict: index, worker (pid), threads, resumed (frames found in the shard), computed,
     seconds (per computed frame), compile (True if the first of them was this process's first).
     """
@@ -273,7 +273,7 @@ def record_run(path, run):
 # the client's loop
 # --------------------------------------------------------------------------------------------
 
-def compute_on_cluster(client, plan, output, open_output, compute_frame, strategy, batch, compress, triangle,
+def compute_on_cluster(client, plan, output, open_output, compute_frame, strategy, batch, compression, triangle,
                        resume=False, shard_frames=None, progress=True, interrupt=None):
     """The selected frames that the output lacks, computed by the workers of ``client`` (a Client,
     or a callable returning a context manager that yields one) and joined into the output.
@@ -292,7 +292,7 @@ def compute_on_cluster(client, plan, output, open_output, compute_frame, strateg
 
     if not isinstance(client, Client):
         with client() as own:
-            return compute_on_cluster(own, plan, output, open_output, compute_frame, strategy, batch, compress, triangle,
+            return compute_on_cluster(own, plan, output, open_output, compute_frame, strategy, batch, compression, triangle,
                                       resume, shard_frames, progress, interrupt)
     from distributed import Queue
     from tqdm import tqdm
@@ -314,7 +314,7 @@ def compute_on_cluster(client, plan, output, open_output, compute_frame, strateg
     queue = Queue(queue_name, client=client)
     job = dict(trajectory=os.path.abspath(frames.path), selection=(frames.indices.start, frames.indices.stop,
                frames.indices.step), system=str(system.path), compute_frame=compute_frame, dtype=np.dtype(dtype),
-               strategy=strategy, batch=int(batch), compress=bool(compress), triangle=triangle,
+               strategy=strategy, batch=int(batch), compression=compression, triangle=triangle,
                metadata=metadata, times=frames.has_times, queue=queue_name)
     started = time.perf_counter()
     futures = {k: client.submit(compute_shard, job, k, a, b, shard_path(folder, k), pure=False,

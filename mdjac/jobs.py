@@ -139,7 +139,7 @@ def check_stored_frames(output, frames, done, dtype):
 # --------------------------------------------------------------------------------------------
 
 def compute_trajectory(trajectory, system, output, start=None, stop=None, step=None, resume=False,
-                       overwrite=False, dtype=np.float32, batch=8, compress=True, triangle="full",
+                       overwrite=False, dtype=np.float32, batch=8, compression=None, triangle="full",
                        strategy="replicate", progress=True, client=None, shard_frames=None):
     """The force Jacobian (and forces) of every selected frame of ``trajectory`` into ``output``.
 
@@ -148,7 +148,8 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
     output : H5MD path. start, stop, step : the frames, with Python slice semantics (step > 0).
     resume : continue an interrupted output (checked to be of the same input and arguments);
     overwrite : replace an existing output. dtype : float32 or float64, compute and storage.
-    batch : frames per journaled write. compress : gzip the blocks. triangle : 'full' or 'upper'.
+    batch : frames per journaled write. compression : the Jacobian blocks' filter, 'none', 'lzf' or
+    'gzip' (None: the writer's default, :data:`mdjac.io.h5md_writer.DEFAULT_COMPRESSION`). triangle : 'full' or 'upper'.
     strategy : see :meth:`mdjac.Potential.force_jacobian`. progress : a progress bar on stderr.
     client : None computes here; a ``distributed.Client``, or a callable returning a context
     manager that yields one (:func:`mdjac.cluster.local_client`, :func:`mdjac.cluster.scheduler_client`;
@@ -172,10 +173,10 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
             from .cluster import compute_on_cluster
             with plan["traj"]:
                 return compute_on_cluster(
-                    client, plan, output, lambda: _open_output(plan, output, resume, overwrite, batch, compress, triangle),
-                    frame_forces_and_jacobian, strategy=strategy, batch=batch, compress=compress, triangle=triangle,
+                    client, plan, output, lambda: _open_output(plan, output, resume, overwrite, batch, compression, triangle),
+                    frame_forces_and_jacobian, strategy=strategy, batch=batch, compression=compression, triangle=triangle,
                     resume=resume, shard_frames=shard_frames, progress=progress, interrupt=interrupt)
-        return _run_compute(plan, output, resume, overwrite, batch, compress, triangle, strategy, progress, interrupt)
+        return _run_compute(plan, output, resume, overwrite, batch, compression, triangle, strategy, progress, interrupt)
 
 
 def _plan_compute(trajectory, system, output, start, stop, step, resume, overwrite, dtype, batch, triangle):
@@ -241,14 +242,14 @@ def frame_forces_and_jacobian(potential, frame, system, dtype, strategy):
     return x, box, potential.forces(x, box=box), potential.force_jacobian(x, box=box, strategy=strategy)
 
 
-def _open_output(plan, output, resume, overwrite, batch, compress, triangle):
+def _open_output(plan, output, resume, overwrite, batch, compression, triangle):
     """The output's writer (created, replaced or resumed), checked to hold the ``done`` frames the
     plan found and to end at the selection's frame before them."""
     frames, system, dtype, done = (plan[k] for k in ("frames", "system", "dtype", "done"))
     writer = open_writer(output, len(system.positions), names=system.names, masses=system.masses,
                          periodic=system.box is not None, dtype=dtype, mode="a" if resume else "w",
                          overwrite=overwrite, batch=batch, metadata=plan["metadata"],
-                         compress_blocks=compress, triangle=triangle, times=frames.has_times)
+                         compression=compression, triangle=triangle, times=frames.has_times)
     try:
         if writer.n_frames != done:
             raise InputError(f"{output} changed while mdjac was starting (it holds {writer.n_frames} "
@@ -262,7 +263,7 @@ def _open_output(plan, output, resume, overwrite, batch, compress, triangle):
     return writer
 
 
-def _run_compute(plan, output, resume, overwrite, batch, compress, triangle, strategy, progress, interrupt):
+def _run_compute(plan, output, resume, overwrite, batch, compression, triangle, strategy, progress, interrupt):
     from tqdm import tqdm
 
     frames, system, potential, dtype, done = (plan[k] for k in ("frames", "system", "potential", "dtype", "done"))
@@ -278,7 +279,7 @@ def _run_compute(plan, output, resume, overwrite, batch, compress, triangle, str
         if not frames.has_times and progress:
             print(f"mdjac compute: {frames.path} records no times; the output stores steps only "
                   "(no time dataset, as H5MD 1.1 allows)", file=sys.stderr)
-        with _open_output(plan, output, resume, overwrite, batch, compress, triangle) as writer:
+        with _open_output(plan, output, resume, overwrite, batch, compression, triangle) as writer:
             bar = tqdm(total=len(frames), initial=done, unit="frame", desc="jacobians", file=sys.stderr,
                        disable=not progress, dynamic_ncols=True, smoothing=0.1)
             with bar:

@@ -20,8 +20,33 @@ from ..version import __version__
 from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_KIND, UNITS, complete_frames, long_range_recipe,
                           modify, open_h5, same_recipe, upper_triangle)
 
-COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}  # level 1: 4x faster than 4, same ratio on blocks
+#: The filters the Jacobian's blocks can have (``mdjac compute --compression``), as h5py's
+#: create_dataset arguments. Each is read by plain h5py (and so by MDAnalysis) with no plugin:
+#: deflate (gzip) is HDF5's own, lzf ships inside h5py (HDF5 tools outside h5py, h5dump or the C
+#: library, need h5py's lzf plugin for it). Shuffle is left out: on blocks it made the files
+#: 1.2x larger and was no faster (benchmarks/bench_h5md_write.py). The blocks are 90% of a frame's
+#: bytes and compress poorly (1.25 to 1.55x); on the water box gzip took 1.5 to 1.9 times as long
+#: as computing the frame, lzf 0.6 to 1.0 times, no filter 0.10 to 0.13 times: hence the default.
+COMPRESSIONS = {"none": {}, "lzf": {"compression": "lzf"}, "gzip": {"compression": "gzip", "compression_opts": 1}}
+DEFAULT_COMPRESSION = "none"
+#: The filter of every other dataset (positions, forces, box, clocks, the block columns and row
+#: pointers): small or well compressible, so deflate level 1 with shuffle whatever the blocks have.
+OTHERS_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 CHUNK_BYTES = 1 << 18
+#: blocks per chunk of the Jacobian's block store (a chunk of float32 blocks: 295 kB)
+BLOCK_CHUNK = 1 << 13
+
+
+def compression_filter(compression):
+    """h5py create_dataset arguments of ``compression``: a name of :data:`COMPRESSIONS`, a
+    dict of such arguments (benchmarks try others), or None for :data:`DEFAULT_COMPRESSION`."""
+    if compression is None:
+        compression = DEFAULT_COMPRESSION
+    if isinstance(compression, dict):
+        return dict(compression)
+    if compression not in COMPRESSIONS:
+        raise InputError(f"compression {compression!r} is not one of {', '.join(COMPRESSIONS)}")
+    return dict(COMPRESSIONS[compression])
 
 
 def _frame_chunks(shape, itemsize, limit=64):
@@ -30,13 +55,13 @@ def _frame_chunks(shape, itemsize, limit=64):
     return (int(np.clip(CHUNK_BYTES // max(per_frame, 1), 1, limit)),) + tuple(shape)
 
 
-def _resizable(group, name, shape, dtype, unit=None, chunks=None, compress=True):
-    """An empty dataset of ``shape[1:]`` items, resizable along axis 0, chunked and (unless
-    ``compress`` is False) compressed."""
+def _resizable(group, name, shape, dtype, unit=None, chunks=None, compression=None):
+    """An empty dataset of ``shape[1:]`` items, resizable along axis 0, chunked, with the
+    filters of ``compression`` (:func:`compression_filter`; None: :data:`OTHERS_COMPRESSION`)."""
     dtype = np.dtype(dtype)
     chunks = chunks or _frame_chunks(shape, dtype.itemsize, limit=4096)
-    ds = group.create_dataset(name, shape=(0,) + tuple(shape), maxshape=(None,) + tuple(shape),
-                              dtype=dtype, chunks=chunks, **(COMPRESSION if compress else {}))
+    ds = group.create_dataset(name, shape=(0,) + tuple(shape), maxshape=(None,) + tuple(shape), dtype=dtype,
+                              chunks=chunks, **compression_filter(OTHERS_COMPRESSION if compression is None else compression))
     if unit is not None:
         ds.attrs["unit"] = unit
     return ds
@@ -67,8 +92,9 @@ def _append(ds, data):
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
-                  metadata, compress_blocks=True, triangle="full", times=True):
-    """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``."""
+                  metadata, compress_blocks=True, triangle="full", times=True, compression=DEFAULT_COMPRESSION):
+    """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``: the blocks with
+    the filter of ``compression`` (none if not ``compress_blocks``), the rest with :data:`OTHERS_COMPRESSION`."""
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
     h5md.create_group("author").attrs["name"] = author
@@ -102,8 +128,8 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
         _resizable(jac, "indptr", (n + 1,), np.int64, chunks=_frame_chunks((n + 1,), 8))
         _resizable(jac, "offset", (), np.int64, chunks=(1024,))
         _resizable(jac, "indices", (), np.int32, chunks=(1 << 16,))
-        _resizable(jac, "blocks", (3, 3), dtype, UNITS["jacobian"], chunks=(1 << 13, 3, 3),
-                   compress=compress_blocks)
+        _resizable(jac, "blocks", (3, 3), dtype, UNITS["jacobian"], chunks=(BLOCK_CHUNK, 3, 3),
+                   compression=compression if compress_blocks else "none")
     params = f.create_group("parameters")
     if names is not None:
         vmd = params.create_group("vmd_structure")
@@ -189,9 +215,13 @@ class H5MDWriter:
     triangle : 'full' stores every block; 'upper' only the blocks J_ij with j >= i (the reader
         mirrors J_ji = J_ij^T): half the bytes, but the lower blocks read back are the
         transposes of the upper ones, not the computed ones (they differ by rounding).
-    compress_blocks : gzip the Jacobian blocks (default). Blocks are nearly incompressible
-        floats (about 0.8 of their size) and gzip dominates the write time of large frames;
-        False writes them several times faster.
+    compression : the filter of the Jacobian blocks: 'none' (the default), 'lzf' or 'gzip'
+        (deflate level 1) (:data:`COMPRESSIONS`), or a dict of h5py's create_dataset filter
+        arguments; None: the default. Every other dataset has :data:`OTHERS_COMPRESSION`. All
+        read in plain h5py and MDAnalysis. On the water box (``benchmarks/bench_h5md_write.py``)
+        a frame's write took 0.10 to 0.13 of its computation with 'none', 0.6 to 1.0 with 'lzf'
+        (files 1.1 to 1.3x smaller), 1.5 to 1.9 with 'gzip' (1.4x smaller).
+    compress_blocks : False is compression='none' (its older name); True leaves ``compression``.
     batch : frames buffered before the file is opened, appended and closed again.
     metadata : JSON-able dict stored in /parameters/mdjac (the command line keeps its
         arguments there so that --resume can check them).
@@ -202,7 +232,8 @@ class H5MDWriter:
 
     def __init__(self, path, n_atoms, names=None, masses=None, periodic=False, forces=True,
                  jacobian_atoms="all", dtype=np.float32, mode="w", batch=16, author="mdjac user",
-                 metadata=None, overwrite=False, compress_blocks=True, triangle="full", times=True):
+                 metadata=None, overwrite=False, compress_blocks=True, triangle="full", times=True,
+                 compression=DEFAULT_COMPRESSION):
         self.path, self.n_atoms, self.batch = os.fspath(path), int(n_atoms), int(batch)
         self.times = bool(times)
         self.dtype, self.periodic, self.forces = np.dtype(dtype), bool(periodic), bool(forces)
@@ -211,6 +242,7 @@ class H5MDWriter:
         if triangle not in ("full", "upper"):
             raise InputError(f"triangle must be 'full' or 'upper', not {triangle!r}")
         self.triangle = triangle
+        self.compression = compression_filter(compression)
         if mode == "w" and os.path.exists(self.path) and not overwrite:
             raise InputError(f"{self.path} exists; resume it or overwrite it")
         if isinstance(jacobian_atoms, str):
@@ -237,7 +269,7 @@ class H5MDWriter:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
                               self.jacobian_atoms, names, masses, author, metadata, compress_blocks,
-                              triangle, self.times)
+                              triangle, self.times, self.compression)
             if os.path.exists(journal.journal_path(self.path)):
                 os.remove(journal.journal_path(self.path))   # a stale journal of the old file
             os.replace(tmp, self.path)

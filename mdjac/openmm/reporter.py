@@ -29,7 +29,7 @@ class ForceJacobianReporter:
     dtype : stored precision (float32 default; the Jacobian is computed in float64).
     append : resume ``file`` after its last complete frame instead of creating it.
     potential : an mdjac Potential to use instead of ``adapt(simulation.system)``.
-    writer_options : further keywords for the H5MD writer (triangle, compress_blocks, batch, ...).
+    writer_options : further keywords for the H5MD writer (triangle, compression, batch, ...).
     """
 
     def __init__(self, file, reportInterval, atoms=None, strategy="replicate", dtype=np.float32, append=False,
