@@ -313,8 +313,9 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
     Jacobian (mean after the first frame; the first with compilation), seconds per force
     evaluation of the adapted potential, MindSPONGE's wall seconds per MD step (its compilation
     included, the callback's time excluded), the callback's seconds per frame (Jacobian and
-    buffering), the seconds per frame of writing what was still buffered at the end, and the spot
-    check's columns and max relative error.
+    buffering; mean after the first frame, and every frame's in ``callback_seconds``), the seconds
+    per frame of writing what was still buffered at the end, and the spot check's columns and max
+    relative error.
     """
     from .sponge.engine import graph_mode
 
@@ -375,6 +376,7 @@ def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy,
         "first_jacobian_seconds": callback.jacobian_seconds[0] if callback.jacobian_seconds else float("nan"),
         "seconds_per_jacobian": float(np.mean(callback.jacobian_seconds[1:] or callback.jacobian_seconds or [np.nan])),
         "callback_seconds_per_frame": float(np.mean(callback.seconds[1:] or callback.seconds or [np.nan])),
+        "callback_seconds": list(callback.seconds),
         "write_seconds_per_frame": (done - closing) / max(1, len(callback.steps)),
         "seconds_per_md_step": (wall - float(np.sum(callback.seconds))) / steps,
         "seconds_per_force": _seconds_per_force(potential, sys_.positions.astype(dtype)),

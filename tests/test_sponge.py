@@ -230,6 +230,7 @@ def test_callback_on_periodic_water_with_any_writer(small_water):
     writer = FakeWriter()
     summary = run_md(system, steps=5, every=2, writer=writer, check=False)
     assert summary["frame_steps"] == [0, 2, 4] == [f[0] for f in writer.frames]
+    assert len(summary["callback_seconds"]) == 3 and min(summary["callback_seconds"]) > 0   # one per frame
     for step, time, x, box, forces, jac in writer.frames:
         assert box is not None and np.allclose(box, system.box)
         assert rel(jac.to_dense(), potential.force_jacobian(x, box=box).to_dense()) <= 1e-6
