@@ -21,8 +21,9 @@ Per system, in a process of its own (peak memory is that system's own):
 * memory: the structured Jacobian's bytes (blocks; rebuild data; kept factors), the process's
   peak resident set, and the 8 (3N)^2 bytes that a dense float64 Hessian would need.
 
-Run: .venv/bin/python benchmarks/bench_ewald.py [water-box] [water-30k:float32] ...
-(a system name, optionally with ":float32" for a float32 Jacobian; float64 otherwise)
+Run: .venv/bin/python benchmarks/bench_ewald.py [--modes-max-atoms N] [water-box] [water-30k:float32] ...
+(a system name, optionally with ":float32" for a float32 Jacobian; float64 otherwise; the modes
+are skipped for systems above N atoms)
 """
 import json
 import os
@@ -59,7 +60,7 @@ def water_system(name):
     return x.reshape(-1, 3), np.full(3, edge)
 
 
-def measure(spec):
+def measure(spec, modes_max_atoms):
     import mdjac
     from mdjac import ewald, terms
 
@@ -99,7 +100,10 @@ def measure(spec):
     row["rebuild_kb"] = lr.nbytes / 1e3          # charges, kmax, alpha, box, constant (positions are the frame's)
     row["factors_mb"] = lr.cached_bytes / 1e6
     row["dense_gb"] = 8.0 * (3 * len(x)) ** 2 / 1e9
-    print(f"{name} before the modes: {json.dumps(row)}", file=sys.stderr, flush=True)
+    print(f"{spec} before the modes: {json.dumps(row)}", file=sys.stderr, flush=True)
+    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    if len(x) > modes_max_atoms:
+        return row
     counter = {"n": 0}
     matvec = J.matvec
 
@@ -126,7 +130,7 @@ def print_table(rows):
         if "error" in r:
             print(f"{r['system']:>10} failed: {r['error']}")
             continue
-        modes = f"{r['modes_s']:.0f} s ({r['modes_matvecs']} mv)"
+        modes = f"{r['modes_s']:.0f} s ({r['modes_matvecs']} mv)" if "modes_s" in r else "not run"
         print(f"{r['system']:>10} {r['dtype']:>7} {r['atoms']:>6} {r['K']:>6} {r['force_s']:>6.1f}s {r['jacobian_s']:>8.1f}s "
               f"{r['diagonal_s']:>8.1f}s {r['matvec_s']:>7.2f}s {modes:>18} {r['sparse_mb']:>6.0f}MB "
               f"{r['rebuild_kb']:>6.0f}kB {r['factors_mb']:>6.0f}MB {r['peak_gb']:>7.1f}GB {r['dense_gb']:>7.1f}GB")
@@ -141,11 +145,14 @@ def print_table(rows):
 
 def main(argv):
     if argv[:1] == ["--child"]:
-        print(json.dumps(measure(argv[1])))
+        print(json.dumps(measure(argv[1], int(argv[2]))))
         return
+    modes_max_atoms = 10 ** 9
+    if argv[:1] == ["--modes-max-atoms"]:
+        modes_max_atoms, argv = int(argv[1]), argv[2:]
     rows = []
     for name in argv or ["water-box", "water-30k"]:
-        out = subprocess.run([sys.executable, __file__, "--child", name], stdout=subprocess.PIPE, text=True,
+        out = subprocess.run([sys.executable, __file__, "--child", name, str(modes_max_atoms)], stdout=subprocess.PIPE, text=True,
                              env=dict(os.environ, GLOG_v="3"))
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         rows.append(json.loads(lines[-1]) if lines else

@@ -2,7 +2,8 @@
 
 System: a two-type liquid at 100 atoms per nm^3 (a jittered lattice, water's atom density),
 Lennard-Jones plus damped-shifted-force Coulomb, 0.7 nm cutoff, periodic, float32. For each N it
-times, on a frame the potential has not seen (the neighbour search is part of both):
+times the same frame again and again, so the potential's Verlet list is reused and neither force
+nor Jacobian pays a neighbour search (benchmarks/bench_peers.py times new frames, search included):
 
 * force: ``Potential.forces`` (one energy-and-gradient pass over every term);
 * Jacobian: ``Potential.force_jacobian`` (per-term replication, the default strategy);
