@@ -217,29 +217,6 @@ def assemble_blocks(n, rows, cols, blocks, diagonal=None, dtype=None):
     return keys // n, keys % n, values.reshape(-1, 3, 3)
 
 
-
-
-def symmetric_pattern(n, pairs):
-    """Row-major block pattern of a symmetric matrix: both (i, j) and (j, i) of every pair, and every
-    diagonal block.
-
-    n: block rows; pairs: (P, 2) int, i != j, unique as unordered pairs. Returns (indptr (n + 1,)
-    int64, cols (2P + n,) int64), columns ascending within each row. A counting sort by row
-    (scipy's COO to CSR), which keeps the order of entries within a row: given pairs i < j in
-    row-major order (a neighbour list), the entries go in as the transposes, the diagonal, then
-    the pairs, and every row comes out sorted with no sort at all; otherwise each row is sorted.
-    """
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    diag = np.arange(n, dtype=np.int64)
-    rows = np.concatenate([pairs[:, 1], diag, pairs[:, 0]])
-    cols = np.concatenate([pairs[:, 0], diag, pairs[:, 1]])
-    m = scipy.sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
-    m.sort_indices()  # a check only, when the pairs came in row-major order
-    if m.nnz != len(rows):
-        raise ValueError("symmetric_pattern: repeated pairs")
-    return m.indptr.astype(np.int64), m.indices.astype(np.int64)
-
-
 def upper_blocks(n, rows, cols, blocks):
     """Off-diagonal blocks of a symmetric block matrix moved to the upper triangle and summed.
 

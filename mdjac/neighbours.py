@@ -1,12 +1,13 @@
 """Neighbour pairs within a cutoff.
 
-:func:`neighbour_pairs` is the one used in production (vesin's cell list, periodic or not); it
-returns every pair ``i < j`` with minimum-image distance strictly below the cutoff, never fewer.
+:func:`neighbour_pairs` is the one used in production (a cell list compiled by numba, periodic or
+not); it returns every pair ``i < j`` with minimum-image distance strictly below the cutoff, never
+fewer, already sorted row-major (what the Jacobian's row-major assembly wants, so no sort follows).
 :func:`brute_force_pairs` (all N^2 distances) and :func:`ckdtree_pairs` (scipy) are independent
-references, used by the tests to show that no pair is dropped.
+references, used by the tests (with vesin's cell list, a third) to show that no pair is dropped.
 """
+import numba
 import numpy as np
-import scipy.sparse
 from scipy.spatial import cKDTree
 
 from .space import minimum_image
@@ -29,41 +30,196 @@ def pairs_of_keys(keys, n):
 
 
 def _canonical(i, j):
-    """Pairs as a sorted, unique (P, 2) int64 array with i < j.
-
-    A counting sort by row (scipy's COO to CSR, which also merges repeats) and a sort within each
-    row: no global sort of pair keys.
-    """
+    """Pairs as a sorted, unique (P, 2) int64 array with i < j: see :func:`_canonical_rows`."""
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    keep = lo != hi
-    lo, hi = lo[keep], hi[keep]
-    n = int(hi.max()) + 1 if len(hi) else 1
-    m = scipy.sparse.csr_matrix((np.ones(len(lo), dtype=np.int8), (lo, hi)), shape=(n, n))
-    m.sum_duplicates()
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(m.indptr))
-    return np.stack([rows, m.indices.astype(np.int64)], axis=1)
+    n = int(max(i.max(), j.max())) + 1 if len(i) else 1
+    return _canonical_rows(n, i, j)
+
+
+@numba.njit(cache=True, nogil=True)
+def _canonical_rows(n, i, j):
+    """Pairs (i, j) (P,) int64 each, any order and orientation, as (U, 2) int64 with i < j, sorted
+    row-major, repeats and self-pairs dropped. A counting sort by the smaller index, then an
+    insertion sort within each row (rows are short: tens of pairs).
+    """
+    count = np.zeros(n + 1, np.int64)
+    for p in range(len(i)):
+        if i[p] != j[p]:
+            count[min(i[p], j[p]) + 1] += 1
+    for a in range(n):
+        count[a + 1] += count[a]
+    start = count[:-1].copy()
+    cols = np.empty(count[n], np.int64)
+    for p in range(len(i)):
+        if i[p] != j[p]:
+            lo = min(i[p], j[p])
+            cols[start[lo]] = max(i[p], j[p])
+            start[lo] += 1
+    out = np.empty((count[n], 2), np.int64)
+    m = 0
+    for a in range(n):
+        row = cols[count[a]:count[a + 1]]
+        for k in range(1, len(row)):
+            v = row[k]
+            q = k - 1
+            while q >= 0 and row[q] > v:
+                row[q + 1] = row[q]
+                q -= 1
+            row[q + 1] = v
+        for k in range(len(row)):
+            if k == 0 or row[k] != row[k - 1]:
+                out[m, 0] = a
+                out[m, 1] = row[k]
+                m += 1
+    return out[:m].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def is_canonical(pairs):
+    """True if ``pairs`` (P, 2) int64 are i < j, sorted row-major and unique (what :func:`_canonical` returns)."""
+    for p in range(pairs.shape[0]):
+        if pairs[p, 0] >= pairs[p, 1]:
+            return False
+        if p and (pairs[p, 0] < pairs[p - 1, 0] or (pairs[p, 0] == pairs[p - 1, 0] and pairs[p, 1] <= pairs[p - 1, 1])):
+            return False
+    return True
 
 
 def neighbour_pairs(positions, cutoff, box=None):
     """All pairs closer than ``cutoff``.
 
     positions: (N, 3) nm; cutoff: nm; box: None or (3,) edges nm (cutoff <= L/2, checked by the caller).
-    Returns (P, 2) int64, ``i < j``, sorted.
+    Returns (P, 2) int64, ``i < j``, sorted row-major: a cell list (:func:`_cell_list_pairs`).
     """
-    import vesin
-
     x = np.ascontiguousarray(positions, dtype=np.float64)
     if len(x) < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
     if box is None:
-        i, j = nl.compute(points=x, box=np.zeros((3, 3)), periodic=False, quantities="ij")
+        low = x.min(axis=0)
+        extent = x.max(axis=0) - low
+        x = x - low
+        cells = np.maximum(1, np.floor(extent / cutoff)).astype(np.int64)
+        while np.prod(cells.astype(float)) > 8 * len(x) + 1000:   # a sparse cloud: fewer, larger cells
+            cells = np.maximum(1, cells // 2)
+        edges = np.where(extent > 0, extent, 1.0) / cells
+        periodic = False
     else:
+        box = np.asarray(box, dtype=np.float64)
         x = x - box * np.floor(x / box)
-        i, j = nl.compute(points=x, box=np.diag(box), periodic=True, quantities="ij")
-    return _canonical(i, j)
+        cells = np.maximum(1, np.floor(box / cutoff)).astype(np.int64)
+        edges = box / cells
+        periodic = True
+    return _cell_list_pairs(x, float(cutoff), np.zeros(3) if box is None else box, periodic, cells, edges)
+
+
+@numba.njit(cache=True, nogil=True)
+def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
+    """Pairs i < j with |d| < cutoff, sorted row-major, by a cell list.
+
+    x: (N, 3) float64 in [0, L) (periodic) or [0, extent] (open); cells (3,) int64 cells per
+    edge, each of edge ``edges`` (3,) >= cutoff, so that every pair lies in neighbouring cells.
+    In a periodic box d is the minimum image: the image shift of a neighbouring cell across the
+    boundary when there are 3 cells or more along that edge, and rounding when fewer (then the
+    neighbouring cells repeat, and each is visited once). Each row (the j > i of one i) is sorted
+    by insertion, as its cells hand it out in runs.
+    """
+    n = x.shape[0]
+    ncell = cells[0] * cells[1] * cells[2]
+    cell = np.empty(n, np.int64)
+    for a in range(n):
+        c = 0
+        for e in range(3):
+            k = min(max(int(x[a, e] / edges[e]), 0), cells[e] - 1)
+            c = c * cells[e] + k
+        cell[a] = c
+    start = np.zeros(ncell + 1, np.int64)          # atoms sorted by cell, by index within a cell
+    for a in range(n):
+        start[cell[a] + 1] += 1
+    for c in range(ncell):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    atoms = np.empty(n, np.int64)
+    xs = np.empty((n, 3))                          # positions in cell order
+    for a in range(n):
+        t = fill[cell[a]]
+        atoms[t] = a
+        xs[t, 0], xs[t, 1], xs[t, 2] = x[a, 0], x[a, 1], x[a, 2]
+        fill[cell[a]] += 1
+    near = np.empty((3, 3), np.int64)              # distinct neighbouring cells along each edge
+    shift = np.zeros((3, 3))                       # and the image shift (nm) added to x_j - x_i
+    count = np.zeros(3, np.int64)
+    rounding = np.zeros(3, np.bool_)
+    for e in range(3):
+        rounding[e] = periodic and cells[e] < 3
+    any_rounding = rounding[0] or rounding[1] or rounding[2]
+    cut2 = cutoff * cutoff
+    out = np.empty((max(16, 64 * n), 2), np.int64)
+    row = np.empty(64, np.int64)
+    m = 0
+    for i in range(n):
+        c = cell[i]
+        own = (c // (cells[1] * cells[2]), (c // cells[2]) % cells[1], c % cells[2])
+        for e in range(3):
+            count[e] = 0
+            for step in (-1, 0, 1):
+                k = own[e] + step
+                s = 0.0
+                if periodic:
+                    if k < 0:
+                        k += cells[e]
+                        s = -box[e]
+                    elif k >= cells[e]:
+                        k -= cells[e]
+                        s = box[e]
+                elif k < 0 or k >= cells[e]:
+                    continue
+                seen = False
+                for q in range(count[e]):
+                    seen = seen or near[e, q] == k
+                if not seen:
+                    near[e, count[e]] = k
+                    shift[e, count[e]] = 0.0 if rounding[e] else s
+                    count[e] += 1
+        length = 0
+        x0, x1, x2 = x[i, 0], x[i, 1], x[i, 2]
+        for q0 in range(count[0]):
+            for q1 in range(count[1]):
+                for q2 in range(count[2]):
+                    other = (near[0, q0] * cells[1] + near[1, q1]) * cells[2] + near[2, q2]
+                    s0, s1, s2 = shift[0, q0] - x0, shift[1, q1] - x1, shift[2, q2] - x2
+                    if length + start[other + 1] - start[other] > len(row):
+                        bigger = np.empty(2 * len(row) + start[other + 1] - start[other], np.int64)
+                        bigger[:length] = row[:length]
+                        row = bigger
+                    for t in range(start[other], start[other + 1]):
+                        d0, d1, d2 = xs[t, 0] + s0, xs[t, 1] + s1, xs[t, 2] + s2
+                        if any_rounding:
+                            if rounding[0]:
+                                d0 -= box[0] * np.rint(d0 / box[0])
+                            if rounding[1]:
+                                d1 -= box[1] * np.rint(d1 / box[1])
+                            if rounding[2]:
+                                d2 -= box[2] * np.rint(d2 / box[2])
+                        j = atoms[t]
+                        row[length] = j                # kept only if it counts (no branch)
+                        length += (j > i) & (d0 * d0 + d1 * d1 + d2 * d2 < cut2)
+        for k in range(1, length):                 # insertion sort of the row
+            v = row[k]
+            q = k - 1
+            while q >= 0 and row[q] > v:
+                row[q + 1] = row[q]
+                q -= 1
+            row[q + 1] = v
+        if m + length > len(out):
+            bigger = np.empty((2 * (m + length), 2), np.int64)
+            bigger[:m] = out[:m]
+            out = bigger
+        for k in range(length):
+            out[m + k, 0] = i
+            out[m + k, 1] = row[k]
+        m += length
+    return out[:m].copy()
 
 
 def brute_force_pairs(positions, cutoff, box=None):
@@ -89,30 +245,41 @@ def ckdtree_pairs(positions, cutoff, box=None):
 class VerletList:
     """Neighbour pairs within ``cutoff`` from a list kept across frames (a Verlet list with a skin).
 
-    The list holds every pair closer than ``cutoff + skin`` at the positions it was built from.
-    While no atom has moved more than skin/2 since (minimum image), every pair now closer than
-    the cutoff is in it (|r_now| >= |r_then| - skin), so the pairs are found by filtering its
-    distances; otherwise it is rebuilt. A skin that would take ``cutoff + skin`` over half the
-    smallest box edge is cut down to fit (0: a new search every frame). Same contract as
-    :func:`neighbour_pairs`: (P, 2) int64, i < j, sorted row-major.
+    A list built with a skin holds every pair closer than ``cutoff + skin`` at the positions it
+    was built from. While no atom has moved more than skin/2 since (minimum image), every pair
+    now closer than the cutoff is in it (|r_now| >= |r_then| - skin), so the pairs are found by
+    filtering its distances; otherwise it is rebuilt.
+
+    The skin is spent only where it pays. The first list is searched at the cutoff itself (kept
+    as long as the positions do not change at all). A rebuild adds the skin when no atom moved
+    more than skin/2 since the previous call: frames that close (MD steps) will reuse the list.
+    Frames further apart (saved trajectory frames, often) would not reuse it, and a skin would
+    only make the search and the list larger, so the rebuild is at the cutoff again. A skin that
+    would take ``cutoff + skin`` over half the smallest box edge is cut down to fit.
+
+    Same contract as :func:`neighbour_pairs`: (P, 2) int64, i < j, sorted row-major.
+    ``builds`` counts the searches; ``skin_used`` is the skin (nm) of the list in hand.
     """
 
     def __init__(self, cutoff, skin=0.1):
         self.cutoff, self.skin = float(cutoff), float(skin)
-        self._reference = self._box = self._candidates = None
-        self._skin = 0.0
+        self._reference = self._box = self._candidates = self._previous = None
+        self.skin_used = 0.0
         self.builds = 0
 
     def pairs(self, positions, box=None):
         """Pairs closer than the cutoff at ``positions`` (N, 3) nm in ``box`` (None or (3,) nm)."""
         x = np.asarray(positions, dtype=np.float64)
         if not self._valid(x, box):
-            skin = self.skin if box is None else max(0.0, min(self.skin, 0.5 * float(np.min(box)) - self.cutoff))
+            skin = 0.0
+            if self._close_to_previous(x, box):
+                skin = self.skin if box is None else max(0.0, min(self.skin, 0.5 * float(np.min(box)) - self.cutoff))
             self._candidates = neighbour_pairs(x, self.cutoff + skin, box)
-            self._reference, self._box, self._skin = x.copy(), None if box is None else np.array(box), skin
+            self._reference, self._box, self.skin_used = x.copy(), None if box is None else np.array(box), skin
             self.builds += 1
-            if skin == 0.0:
-                return self._candidates
+        self._previous = x.copy()
+        if self.skin_used == 0.0:    # built at the cutoff from these very positions
+            return self._candidates
         i, j = self._candidates[:, 0], self._candidates[:, 1]
         r2 = np.zeros(len(i))
         for c in range(3):
@@ -123,10 +290,22 @@ class VerletList:
             r2 += d * d
         return self._candidates[r2 < self.cutoff * self.cutoff]
 
+    def _same_frame(self, x, box, reference):
+        return (reference is not None and reference.shape == x.shape and (box is None) == (self._box is None)
+                and (box is None or np.array_equal(box, self._box)))
+
+    def _max_move2(self, x, box, reference):
+        moved = minimum_image(x - reference, box)
+        return float(np.max(np.einsum("ij,ij->i", moved, moved), initial=0.0))
+
     def _valid(self, x, box):
-        if self._reference is None or self._reference.shape != x.shape:
+        """The list in hand holds every pair now within the cutoff: no atom moved more than skin_used / 2."""
+        if not self._same_frame(x, box, self._reference):
             return False
-        if (box is None) != (self._box is None) or (box is not None and not np.array_equal(box, self._box)):
+        return self._max_move2(x, box, self._reference) <= (0.5 * self.skin_used) ** 2
+
+    def _close_to_previous(self, x, box):
+        """No atom moved more than skin / 2 since the previous call (a skinned list would be reused)."""
+        if not self._same_frame(x, box, self._previous):
             return False
-        moved = minimum_image(x - self._reference, box)
-        return bool(np.max(np.einsum("ij,ij->i", moved, moved), initial=0.0) < (0.5 * self._skin) ** 2)
+        return self._max_move2(x, box, self._previous) <= (0.5 * self.skin) ** 2

@@ -25,14 +25,13 @@ x_j - x_i) take a shorter road in "replicate" and in the forces: AD gives phi'(r
     dE/dx_j = -dE/dx_i = phi' u,        h = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T),
     H_ii = H_jj = h,   H_ij = H_ji = -h,
 
-built in numpy (bookkeeping like A; every derivative of the energy still comes from AD). The
-blocks are computed where they are stored: the pattern (both (i, j) and (j, i) of every pair, and
-the diagonal) is laid out row-major first by a counting sort (mdjac.jacobian.symmetric_pattern),
-then d, phi', phi'' and the block of every stored pair are computed in that order (h is even in
-d, so J_ji = J_ij = h), and the diagonal block is minus the sum of its row's off-diagonal blocks
-(translation invariance), a segment sum. No array of blocks is sorted or permuted. Other terms'
-blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into that pattern, their diagonal
-blocks (and per-atom terms') by bincount.
+bookkeeping like A (every derivative of the energy still comes from AD), done in loops compiled by
+numba (mdjac.assembly). The pairs come from the neighbour list sorted row-major (i < j); AD runs
+once per pair; each pair's h is written straight into its two places in the row-major pattern,
+(i, j) and (j, i) (h is even in d, so J_ji = J_ij = h); the diagonal block is minus the sum of its
+row's off-diagonal blocks (translation invariance). Nothing is sorted or permuted after the
+neighbour search. Other terms' blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into
+that pattern, their diagonal blocks (and per-atom terms') by bincount.
 
 Long-range terms (``term.long_range`` True: the reciprocal sum of an Ewald sum, mdjac.ewald) are
 not instance lists: they give their energy and forces, the block-diagonal part of their Hessian
@@ -46,10 +45,10 @@ function sees few shapes and compiles once, not per frame.
 """
 import numpy as np
 
-from . import kernel
+from . import assembly, kernel
 from .errors import InputError
-from .jacobian import ForceJacobian, add_symmetric_blocks, assemble_blocks, rows_of, symmetric_pattern, upper_blocks
-from .neighbours import VerletList, pair_keys, pairs_of_keys
+from .jacobian import ForceJacobian, add_symmetric_blocks, assemble_blocks, upper_blocks
+from .neighbours import VerletList, is_canonical, pair_keys, pairs_of_keys
 from .space import check_box, check_cutoff, minimum_image
 
 #: Largest number of instances per compiled call; bounds memory, and the shapes compiled.
@@ -145,15 +144,26 @@ def radial_hessian_blocks(group, q, params):
     return h
 
 
-def _component_displacement(config, c, rows, cols, dtype):
-    """Component c of the minimum-image displacements x_cols - x_rows, (K,) in ``dtype`` (computed in float64)."""
-    x = np.ascontiguousarray(config.positions[:, c])
-    d = x[cols]
-    d -= x[rows]
-    if config.box is not None:
-        L = config.box[c]
-        d -= L * np.round(d / L)
-    return d.astype(dtype, copy=False)
+def pair_geometry(config, pairs):
+    """Minimum-image displacements d (P, 3) = x_j - x_i (nm) and distances r (P,) of pairs (P, 2)
+    int64, in the configuration's compute dtype (computed in float64)."""
+    box = np.zeros(3) if config.box is None else np.asarray(config.box, dtype=np.float64)
+    d, r = np.empty((len(pairs), 3), dtype=config.dtype), np.empty(len(pairs), dtype=config.dtype)
+    assembly.pair_displacements(config.positions, pairs, box, d, r)
+    return d, r
+
+
+def canonical_pairs(index):
+    """Pairs (P, 2) int64 as i < j, sorted row-major; ``index`` itself when it already is (neighbour lists)."""
+    pairs = np.ascontiguousarray(index, dtype=np.int64)
+    if is_canonical(pairs):
+        return pairs
+    lo, hi = pairs.min(axis=1), pairs.max(axis=1)
+    order = np.lexsort((hi, lo))
+    pairs = np.stack([lo[order], hi[order]], axis=1)
+    if not is_canonical(pairs):
+        raise InputError("a pair term's pair list names one atom pair twice, or an atom paired with itself: give each pair once")
+    return pairs
 
 
 def _scatter_add(n, index, values):
@@ -328,9 +338,8 @@ class Potential:
 
     def _radial_forces(self, group, index, config, params, forces):
         """Add a radial pair group's forces to ``forces`` (N, 3) float64; return its energy (kJ/mol)."""
-        i, j = np.ascontiguousarray(index[:, 0]), np.ascontiguousarray(index[:, 1])
-        d = [_component_displacement(config, c, i, j, config.dtype) for c in range(3)]
-        r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
+        pairs = np.ascontiguousarray(index, dtype=np.int64)
+        d, r = pair_geometry(config, pairs)
         energy, dphi = 0.0, np.empty_like(r)
         for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
             weights = np.zeros(size, dtype=r.dtype)
@@ -339,11 +348,7 @@ class Potential:
                                                    tuple(_pad(p[start:stop], size) for p in params))
             energy += e
             dphi[start:stop] = g[: stop - start]
-        w = np.divide(dphi, r, out=dphi)
-        for a in range(3):
-            f = w * d[a]                     # force on i; minus it on j
-            forces[:, a] += np.bincount(i, weights=f, minlength=self.n_atoms)
-            forces[:, a] -= np.bincount(j, weights=f, minlength=self.n_atoms)
+        assembly.radial_pair_forces(pairs, d, r, dphi, forces)
         return energy
 
     def energy(self, positions, box=None):
@@ -454,45 +459,26 @@ class Potential:
     def _radial_rows(self, group, index, config):
         """The Jacobian blocks of a radial pair group, straight in row-major order.
 
-        index: (M, 2) the group's pairs. Every block (i, j), (j, i) and (i, i) of the pattern
-        (:func:`mdjac.jacobian.symmetric_pattern`) is computed where it is stored: J_ij = h(d_ij)
-        with d_ij = x_j - x_i (h is even in d, so J_ji = J_ij), phi' and phi'' by AD at each
-        stored block, so no block is moved after it is made. Returns (rows, cols, blocks (K, 3, 3)
-        with zero diagonal blocks, rowsum (N, 9) float64: the sum of each row's off-diagonal
-        blocks, which is minus the group's diagonal block by translation invariance).
+        index: (M, 2) the group's pairs. phi' and phi'' by AD once per pair, then every block
+        (i, j), (j, i) and (i, i) of the pattern is written where it is stored
+        (mdjac.assembly.radial_jacobian_rows): J_ij = J_ji = h(d_ij). Returns (rows, cols,
+        blocks (K, 3, 3) with zero diagonal blocks, rowsum (N, 9) float64: the sum of each row's
+        off-diagonal blocks, which is minus the group's diagonal block by translation invariance).
         """
         n, dtype = self.n_atoms, config.dtype
-        indptr, cols = symmetric_pattern(n, index)
-        rows = rows_of(indptr)
-        d = [_component_displacement(config, c, rows, cols, dtype) for c in range(3)]  # 3 x (K,)
-        on = rows == cols
-        r = np.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
-        r[on] = 1                        # a stand-in distance: diagonal blocks are set apart
-        params = tuple(np.asarray(p, dtype=dtype) for p in group.pair_params(rows, cols))
+        pairs = canonical_pairs(index)
+        d, r = pair_geometry(config, pairs)
+        params = tuple(np.asarray(p, dtype=dtype) for p in group.pair_params(pairs[:, 0], pairs[:, 1]))
         dphi, d2phi = np.empty_like(r), np.empty_like(r)
         for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
             d1, d2 = kernel.elementwise_derivatives(group.radial_energy, _pad(r[start:stop], size),
-                                               tuple(_pad(p[start:stop], size) for p in params))
+                                                    tuple(_pad(p[start:stop], size) for p in params))
             dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
-        b = np.divide(dphi, r, out=dphi)     # phi'/r
-        a = np.subtract(d2phi, b, out=d2phi)  # phi'' - phi'/r
-        a[on] = 0
-        b[on] = 0
-        u = [np.divide(dc, r, out=dc) for dc in d]
-        au = [a * uc for uc in u]
-        blocks = np.empty((len(r), 3, 3), dtype=dtype)
-        flat = blocks.reshape(-1, 9)
-        rowsum = np.empty((n, 9))
-        for c in range(3):
-            for e in range(c, 3):
-                v = au[c] * u[e]
-                if e == c:
-                    v += b
-                flat[:, 3 * c + e] = v
-                rowsum[:, 3 * c + e] = np.add.reduceat(v, indptr[:-1], dtype=np.float64)
-                if e != c:
-                    flat[:, 3 * e + c] = v
-                    rowsum[:, 3 * e + c] = rowsum[:, 3 * c + e]
+        indptr = assembly.symmetric_row_pointers(n, pairs)
+        k = int(indptr[-1])
+        rows, cols = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
+        blocks, rowsum = np.empty((k, 3, 3), dtype=dtype), np.zeros((n, 9))
+        assembly.radial_jacobian_rows(pairs, d, r, dphi, d2phi, indptr, rows, cols, blocks, rowsum)
         return rows, cols, blocks, rowsum
 
     # ------------------------------------------------------------------ the potential as one opaque function

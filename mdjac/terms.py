@@ -448,10 +448,14 @@ class LennardJones(PairTerm):
             epsilon = np.sqrt(epsilon[:, None] * epsilon[None, :])
         _table_lookup(sigma, types, "Lennard-Jones sigma")  # checks types against the table
         self.types, self.sigma_table, self.epsilon_table = types.astype(np.int64), sigma, epsilon
+        self._pair_tables = None
 
     def pair_params(self, i, j):
-        ti, tj = self.types[i], self.types[j]
-        return self.sigma_table[ti, tj], self.scale * self.epsilon_table[ti, tj]
+        if self._pair_tables is None:   # flat (T * T,) tables, epsilon scaled, made once
+            self._pair_tables = (self.sigma_table.ravel(), self.scale * self.epsilon_table.ravel())
+        type_pair = self.types[i] * len(self.sigma_table)
+        type_pair += self.types[j]
+        return tuple(np.take(table, type_pair) for table in self._pair_tables)
 
     def radial_energy(self, r, sigma, epsilon):
         s2 = sigma * sigma / (r * r)

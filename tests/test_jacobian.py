@@ -137,7 +137,7 @@ def test_symmetric_blocks_of_an_instance_naming_one_atom_twice():
     """upper_blocks + add_symmetric_blocks against a dense sum, with blocks whose two atoms are the
     same (an instance naming an atom twice, as CMAP's two torsions do): such a block and its
     transpose both land on the diagonal."""
-    from mdjac.jacobian import add_symmetric_blocks, symmetric_pattern, rows_of, upper_blocks
+    from mdjac.jacobian import add_symmetric_blocks, assemble_blocks, upper_blocks
     rng = np.random.default_rng(4)
     n = 6
     rows = rng.integers(0, n, 40)
@@ -148,8 +148,7 @@ def test_symmetric_blocks_of_an_instance_naming_one_atom_twice():
     for r, c, b in zip(rows, cols, extra):
         dense[r, :, c, :] += b
         dense[c, :, r, :] += b.T
-    indptr, pattern_cols = symmetric_pattern(n, np.array([[0, 1], [2, 3]]))
-    pattern_rows = rows_of(indptr)
+    pattern_rows, pattern_cols, _ = assemble_blocks(n, np.array([0, 1, 2, 3]), np.array([1, 0, 3, 2]), np.zeros((4, 3, 3)))
     base = np.zeros((len(pattern_rows), 3, 3))
     keys, upper = upper_blocks(n, rows, cols, extra)
     r, c, b = add_symmetric_blocks(n, pattern_rows, pattern_cols, base, keys, upper)

@@ -1,13 +1,30 @@
-"""The neighbour list never drops (or invents) a pair: vesin against brute force and cKDTree."""
+"""The neighbour list never drops (or invents) a pair: mdjac's cell list against brute force, cKDTree and vesin."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mdjac.neighbours import brute_force_pairs, ckdtree_pairs, neighbour_pairs
+from mdjac.neighbours import _canonical, brute_force_pairs, ckdtree_pairs, neighbour_pairs
 
 
-def all_three(x, cutoff, box):
-    return neighbour_pairs(x, cutoff, box), brute_force_pairs(x, cutoff, box), ckdtree_pairs(x, cutoff, box)
+def vesin_pairs(x, cutoff, box):
+    """Reference: vesin's cell list (another library's), put in canonical order."""
+    import vesin
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    nl = vesin.NeighborList(cutoff=float(cutoff), full_list=False)
+    if box is None:
+        i, j = nl.compute(points=x, box=np.zeros((3, 3)), periodic=False, quantities="ij")
+    else:
+        i, j = nl.compute(points=x - box * np.floor(x / box), box=np.diag(box), periodic=True, quantities="ij")
+    return _canonical(i, j) if len(i) else np.zeros((0, 2), dtype=np.int64)
+
+
+def all_four(x, cutoff, box):
+    """mdjac's pairs, then the references: brute force, cKDTree and vesin."""
+    return (neighbour_pairs(x, cutoff, box), brute_force_pairs(x, cutoff, box), ckdtree_pairs(x, cutoff, box),
+            vesin_pairs(x, cutoff, box))
 
 
 def numpy_reference(x, cutoff, box):
@@ -40,10 +57,11 @@ def test_random_system_matches_references(periodic):
     n, cutoff = 300, 1.0
     # open: a cloud; periodic: atoms spread over [-L, 2L) so many sit outside the primary box
     x = rng.uniform(0, 3, (n, 3)) if box is None else rng.uniform(-1, 2, (n, 3)) * box
-    nl, bf, kd = all_three(x, cutoff, box)
+    nl, bf, kd, vs = all_four(x, cutoff, box)
     assert len(nl) > 1000
     assert_same(nl, bf)
     assert_same(nl, kd)
+    assert_same(nl, vs)
     if periodic:  # pairs across the boundary are there
         raw = np.linalg.norm(x[nl[:, 1]] - x[nl[:, 0]], axis=1)
         assert np.sum(raw > cutoff) > 100
@@ -71,10 +89,11 @@ def test_pairs_near_the_cutoff(periodic):
     else:
         partners = [base[0] + np.array([cutoff - eps, 0, 0]), base[1] + np.array([0, cutoff + eps, 0])]
     x = np.concatenate([base, np.array(partners)])
-    nl, bf, kd = all_three(x, cutoff, box)
+    nl, bf, kd, vs = all_four(x, cutoff, box)
     assert_same(nl, np.array([[0, 2]]))
     assert_same(bf, nl)
     assert_same(kd, nl)
+    assert_same(vs, nl)
 
 
 def test_degenerate_sizes():
@@ -110,8 +129,26 @@ def systems(draw):
 
 @settings(max_examples=40, deadline=None)
 @given(systems())
-def test_property_vesin_equals_references(system):
+def test_property_cell_list_equals_references(system):
     x, cutoff, box = system
-    nl, bf, kd = all_three(x, cutoff, box)
+    nl, bf, kd, vs = all_four(x, cutoff, box)
     assert_same(nl, bf)
     assert_same(nl, kd)
+    assert_same(nl, vs)
+
+
+@pytest.mark.parametrize("box", [None, np.array([1.5, 4.0, 2.2]), np.array([1.2, 1.3, 3.6])])
+def test_cell_list_with_few_cells_or_a_sparse_cloud(box):
+    """Edges of 2 or 3 cells (neighbouring cells repeat, or wrap onto each other), and an open cloud with
+    one atom far away (the cell grid is coarsened instead of holding millions of empty cells)."""
+    rng = np.random.default_rng(8)
+    x = rng.uniform(0, 1.2, (250, 3)) * (1 if box is None else box / 1.2)
+    if box is None:
+        x[7] = [400.0, -300.0, 250.0]
+        x[8] = x[7] + [0.3, 0.0, 0.0]
+    nl, bf, kd, vs = all_four(x, 0.6, box)
+    assert len(nl) > 500
+    assert_same(nl, bf)
+    assert_same(nl, vs)
+    if box is None:
+        assert [7, 8] in nl.tolist()

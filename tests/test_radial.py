@@ -6,7 +6,8 @@
   periodic liquid and on a system with every kind of term (bonded blocks inserted into the pair
   pattern, 1-4 pairs, per-atom terms on the diagonal), whole and partial;
 * ``kernel.elementwise_derivatives`` against the closed-form phi', phi'' of Lennard-Jones;
-* ``symmetric_pattern`` / ``add_symmetric_blocks`` against ``assemble_blocks`` (a full sort);
+* ``assembly.radial_jacobian_rows`` (pattern, blocks h = phi'' uu^T + (phi'/r)(I - uu^T), row sums)
+  and ``add_symmetric_blocks`` against ``assemble_blocks`` (a full sort) and the formula written out;
 * ``VerletList`` against brute force along a random walk, periodic and open.
 """
 import numpy as np
@@ -14,7 +15,9 @@ import pytest
 
 import mdjac
 from mdjac import kernel, terms
-from mdjac.jacobian import add_symmetric_blocks, assemble_blocks, symmetric_pattern, upper_blocks
+from mdjac import assembly
+from mdjac.jacobian import add_symmetric_blocks, assemble_blocks, upper_blocks
+from mdjac.potential import canonical_pairs
 from mdjac.neighbours import VerletList, brute_force_pairs
 from test_potential import mixed_system
 from test_terms import CASES
@@ -98,18 +101,38 @@ def test_elementwise_derivatives_match_closed_form():
     np.testing.assert_allclose(d2, 4 * eps * (156 * s6 * s6 - 42 * s6) / r ** 2, rtol=1e-12)
 
 
-def test_symmetric_assembly_equals_full_sort():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_radial_rows_equal_full_sort_and_formula(dtype):
     rng = np.random.default_rng(5)
     n = 40
     keys = np.unique(rng.integers(0, n * n, 300))
     pairs = np.stack([keys // n, keys % n], 1)
     pairs = pairs[pairs[:, 0] < pairs[:, 1]]
-    for given in (pairs, pairs[rng.permutation(len(pairs))][:, ::-1]):  # row-major, or any order and orientation
-        indptr, cols = symmetric_pattern(n, given)
-        rows = np.repeat(np.arange(n), np.diff(indptr))
-        r, c, _ = assemble_blocks(n, np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]], np.zeros((2 * len(pairs), 3, 3)))
-        np.testing.assert_array_equal(rows, r)
-        np.testing.assert_array_equal(cols, c)
+    m = len(pairs)
+    d = rng.normal(size=(m, 3)).astype(dtype)
+    r = np.sqrt((d.astype(np.float64) ** 2).sum(1)).astype(dtype)
+    dphi, d2phi = rng.normal(size=m).astype(dtype), rng.normal(size=m).astype(dtype)
+    u = d.astype(np.float64) / r[:, None]
+    h = (d2phi[:, None, None] * u[:, :, None] * u[:, None, :]
+         + (dphi / r)[:, None, None] * (np.eye(3) - u[:, :, None] * u[:, None, :]))
+    ref_r, ref_c, ref_b = assemble_blocks(n, np.r_[pairs[:, 0], pairs[:, 1]], np.r_[pairs[:, 1], pairs[:, 0]],
+                                          np.concatenate([h, h]))
+    for given in (pairs, pairs[rng.permutation(m)][:, ::-1]):  # row-major, or any order and orientation
+        canon = canonical_pairs(given)
+        np.testing.assert_array_equal(canon, pairs)
+        indptr = assembly.symmetric_row_pointers(n, canon)
+        k = indptr[-1]
+        rows, cols = np.empty(k, np.int64), np.empty(k, np.int64)
+        blocks, rowsum = np.empty((k, 3, 3), dtype), np.zeros((n, 9))
+        assembly.radial_jacobian_rows(canon, d, r, dphi, d2phi, indptr, rows, cols, blocks, rowsum)
+        np.testing.assert_array_equal(rows, ref_r)
+        np.testing.assert_array_equal(cols, ref_c)
+        np.testing.assert_allclose(blocks, ref_b, rtol=0, atol=1e-12 if dtype == np.float64 else 1e-4)
+        off = (rows != cols)[:, None]
+        np.testing.assert_allclose(rowsum, np.stack([np.bincount(rows, (blocks.reshape(-1, 9) * off)[:, e], minlength=n)
+                                                     for e in range(9)], 1), rtol=0, atol=1e-10)
+    with pytest.raises(mdjac.InputError, match="twice"):
+        canonical_pairs(np.r_[pairs, pairs[:1, ::-1]])
     blocks = rng.normal(size=(len(rows), 3, 3))
     er, ec = rng.integers(0, n, 80), rng.integers(0, n, 80)
     er, ec = er[er != ec], ec[er != ec]
@@ -138,4 +161,20 @@ def test_verlet_skin_is_cut_to_half_the_box():
     x = rng.uniform(0, 1.3, (120, 3))
     verlet = VerletList(0.6, skin=0.2)  # 0.6 + 0.2 > 0.65: the skin shrinks to 0.05
     np.testing.assert_array_equal(verlet.pairs(x, box), brute_force_pairs(x, 0.6, box))
-    assert verlet._skin == pytest.approx(0.05)
+    assert verlet.skin_used == 0.0      # a first list is searched at the cutoff
+    x = x + 0.001                       # a small step: the rebuild takes the skin, cut to fit
+    np.testing.assert_array_equal(verlet.pairs(x, box), brute_force_pairs(x, 0.6, box))
+    assert verlet.skin_used == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4])])
+def test_verlet_list_far_apart_frames_search_without_skin(box):
+    """Frames further apart than skin/2 would never reuse a list: each is searched at the cutoff."""
+    rng = np.random.default_rng(5)
+    verlet = VerletList(0.6, skin=0.1)
+    for _ in range(4):
+        x = rng.uniform(0, 2.0, (300, 3))
+        np.testing.assert_array_equal(verlet.pairs(x, box), brute_force_pairs(x, 0.6, box))
+        assert verlet.skin_used == 0.0
+        np.testing.assert_array_equal(verlet.pairs(x, box), brute_force_pairs(x, 0.6, box))  # same frame: kept
+    assert verlet.builds == 4
