@@ -13,6 +13,8 @@ Each program runs in its own process, in its own environment:
 * ``jax``: the pair list from scipy's cKDTree, then ``jax.jit(jax.vmap(jax.hessian(pair_energy)))``
   over the pairs and a scatter-add of the diagonal blocks, returned as numpy (rows, cols, blocks:
   both triangles and every diagonal block, unsorted); its pair search is included in the time;
+* ``mdjac kept``: the Jacobian with the potential's neighbour list kept from the previous call
+  (the state the forces' warm calls are timed in), for the ratio Jacobian / force evaluation;
 * ``jax force``: jitted ``jax.grad`` of the summed pair energy, on the same pairs, given (the pair
   search is not timed);
 * ``jax dense`` (N = 300 only): ``jax.hessian`` of the total energy of all positions, dense;
@@ -61,6 +63,7 @@ TASKS = [
     ("jax force f32", "peers", "float32", "forces"),
     ("mdjac force f64", "project", "float64", "forces"),
     ("jax force f64", "peers", "float64", "forces"),
+    ("mdjac kept f32", "project", "float32", "jacobian kept"),
 ]
 DENSE_MAX = 300
 #: With --baseline: the earlier mdjac's rows, run from that directory.
@@ -90,7 +93,8 @@ def mdjac_program(x, box, dtype, what):
         return lambda: {"forces": pot.forces(xd)}
 
     def jacobian():
-        getattr(pot, "_verlet", {}).clear()  # a new neighbour search in every call, like the peers'
+        if what != "jacobian kept":   # kept: the neighbour list of the previous call, as the forces' warm calls
+            getattr(pot, "_verlet", {}).clear()  # a new neighbour search in every call, like the peers'
         J = pot.force_jacobian(xd)
         return {"rows": J.rows, "cols": J.cols, "blocks": J.blocks}
     return jacobian
@@ -257,6 +261,9 @@ def run_task(task, positions_file, output_file, calls, baseline=None):
 
 
 def main(argv):
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return
     if argv[:1] == ["--worker"]:
         worker(argv[1], argv[2], argv[3] or None, int(argv[4]))
         return
@@ -339,7 +346,8 @@ def print_table(rows, rounds, calls):
         parts = []
         for a, b in (("mdjac f32", "jax f32"), ("mdjac f64", "jax f64"), ("mdjac f64", "matscipy f64"),
                      ("mdjac force f32", "jax force f32"), ("mdjac force f64", "jax force f64"),
-                     ("mdjac f32", "base f32"), ("mdjac f64", "base f64"), ("mdjac f32", "mdjac force f32")):
+                     ("mdjac f32", "base f32"), ("mdjac f64", "base f64"), ("mdjac f32", "mdjac force f32"),
+                     ("mdjac kept f32", "mdjac force f32")):
             if (n, a) in by and (n, b) in by:
                 parts.append(f"{a}/{b} {by[n, a]['median'] / by[n, b]['median']:.2f}")
         if parts:
