@@ -60,19 +60,25 @@ def _canonical_rows(n, i, j):
     m = 0
     for a in range(n):
         row = cols[count[a]:count[a + 1]]
-        for k in range(1, len(row)):
-            v = row[k]
-            q = k - 1
-            while q >= 0 and row[q] > v:
-                row[q + 1] = row[q]
-                q -= 1
-            row[q + 1] = v
+        _insertion_sort(row)
         for k in range(len(row)):
             if k == 0 or row[k] != row[k - 1]:
                 out[m, 0] = a
                 out[m, 1] = row[k]
                 m += 1
     return out[:m].copy()
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _insertion_sort(a):
+    """Sort the 1-D array ``a`` in place (short rows of a neighbour list: tens of entries, often in runs)."""
+    for k in range(1, len(a)):
+        v = a[k]
+        q = k - 1
+        while q >= 0 and a[q] > v:
+            a[q + 1] = a[q]
+            q -= 1
+        a[q + 1] = v
 
 
 @numba.njit(cache=True, nogil=True)
@@ -204,13 +210,7 @@ def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
                         j = atoms[t]
                         row[length] = j                # kept only if it counts (no branch)
                         length += (j > i) & (d0 * d0 + d1 * d1 + d2 * d2 < cut2)
-        for k in range(1, length):                 # insertion sort of the row
-            v = row[k]
-            q = k - 1
-            while q >= 0 and row[q] > v:
-                row[q + 1] = row[q]
-                q -= 1
-            row[q + 1] = v
+        _insertion_sort(row[:length])
         if m + length > len(out):
             bigger = np.empty((2 * (m + length), 2), np.int64)
             bigger[:m] = out[:m]
