@@ -357,6 +357,22 @@ class ImproperTorsion(PeriodicTorsion):
 
 
 # ----------------------------------------------------------------------------- pair terms
+def _excluded(keys, excluded_keys):
+    """Boolean mask (P,): which pair keys are among ``excluded_keys`` (sorted, unique).
+
+    Keys of a neighbour list come sorted (row-major pairs): then each excluded key is looked up by
+    bisection, O(E log P), instead of sorting both lists (np.isin).
+    """
+    if len(keys) < 2 or np.all(keys[1:] > keys[:-1]):
+        at = np.searchsorted(keys, excluded_keys)
+        found = at < len(keys)
+        found[found] = keys[at[found]] == excluded_keys[found]
+        mask = np.zeros(len(keys), dtype=bool)
+        mask[at[found]] = True
+        return mask
+    return np.isin(keys, excluded_keys)
+
+
 class PairTerm(Term):
     """A term over atom pairs: neighbours within a cutoff, or a fixed list (scaled 1-4 pairs).
 
@@ -403,8 +419,7 @@ class PairTerm(Term):
         else:
             pairs = config.neighbour_pairs(self.cutoff)
         if len(self._excluded_keys):
-            keep = ~np.isin(pair_keys(pairs[:, 0], pairs[:, 1], self.n_atoms), self._excluded_keys)
-            pairs = pairs[keep]
+            pairs = pairs[~_excluded(pair_keys(pairs[:, 0], pairs[:, 1], self.n_atoms), self._excluded_keys)]
         return pairs
 
     def instances(self, config):

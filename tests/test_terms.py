@@ -471,3 +471,14 @@ def test_torsion_energy_at_known_dihedrals():
         x = np.array([[0.15, 0, 0], [0, 0, 0], [0, 0, 0.15], [0.15 * np.cos(phi), 0.15 * np.sin(phi), 0.15]])
         ref = 1.0 * (1 + np.cos(phi)) + 2.0 * (1 + np.cos(2 * phi - 0.4)) + 0.5 * (1 + np.cos(3 * phi - np.pi))
         assert pot.energy(x) == pytest.approx(ref, rel=1e-12)
+
+
+def test_exclusion_lookup_equals_isin():
+    """The bisection lookup of excluded pair keys (sorted neighbour lists) against np.isin, sorted or not."""
+    from mdjac.terms import _excluded
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        keys = np.unique(rng.integers(0, 500, rng.integers(0, 60)))
+        excluded = np.unique(rng.integers(0, 500, rng.integers(0, 30)))
+        for k in (keys, rng.permutation(keys)):
+            np.testing.assert_array_equal(_excluded(k, excluded), np.isin(k, excluded))
