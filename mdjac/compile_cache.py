@@ -12,8 +12,9 @@ This module keeps MindSpore's mechanism and takes the naming away from it:
 
 * key: every graph mdjac compiles is named by a SHA-256 of (the builder kind, a fingerprint of
   the energy function: its code objects, closure cells, the globals it names, and the attribute
-  values of the objects it is bound to, arrays by content; the input shapes and dtypes; mdjac's
-  source; MindSpore's and Python's versions). The store holds one file per key,
+  values of the objects it is bound to and the classes of these objects, arrays by content; the
+  input shapes and dtypes; mdjac's source; MindSpore's and Python's versions, its execution mode
+  and MS_* environment settings). The store holds one file per key,
   ``<dir>/<key>.mindir``. Functions defined outside mdjac, or that capture anything that cannot
   be fingerprinted (a MindSpore cell, an open file...), are compiled without the cache.
 * staging: MindSpore's cache is switched on only around mdjac's first call of a graph
@@ -201,8 +202,14 @@ def _feed(h, obj, seen):
         _feed(h, obj.__defaults__, seen)
         _feed(h, obj.__kwdefaults__, seen)
         _feed(h, tuple(c.cell_contents for c in (obj.__closure__ or ())), seen)
-        names = sorted(n for n in _code_names(obj.__code__) if n in obj.__globals__)
-        _feed(h, {n: obj.__globals__[n] for n in names}, seen)
+        names = _code_names(obj.__code__)
+        refs = {}
+        for n in sorted(names & set(obj.__globals__)):
+            value = refs[n] = obj.__globals__[n]
+            if isinstance(value, types.ModuleType) and _ours(value.__name__):
+                # module.attribute: the attributes this code may read, as they are now
+                refs[n] = (value.__name__, {a: vars(value)[a] for a in sorted(names & set(vars(value)))})
+        _feed(h, refs, seen)
         h.update(b")")
         return
     if _ours(type(obj).__module__) and hasattr(obj, "__dict__") and not hasattr(type(obj), "__slots__"):
@@ -219,8 +226,9 @@ def graph_key(kind, fn, signature):
     (a tuple of (shape, dtype string)), or None if ``fn`` cannot be fingerprinted."""
     import mindspore as ms
     h = hashlib.sha256()
+    settings = sorted((k, v) for k, v in os.environ.items() if k.startswith("MS_") and not k.startswith("MS_COMPILER_CACHE"))
     h.update(repr((kind, signature, ms.__version__, sys.version, ms.get_context("device_target"),
-                   _source_hash())).encode())
+                   ms.get_context("mode"), settings, _source_hash())).encode())
     try:
         _feed(h, fn, {})
     except (_NotFingerprintable, RecursionError):
