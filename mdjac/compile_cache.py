@@ -19,7 +19,8 @@ This module keeps MindSpore's mechanism and takes the naming away from it:
   be fingerprinted (a MindSpore cell, an open file...), are compiled without the cache.
 * staging: MindSpore's cache is switched on only around mdjac's first call of a graph
   (``MS_COMPILER_CACHE_ENABLE=1`` in the environment for that call; compiles outside it do not
-  touch the cache and do not count), with a private directory per process. Just before the call
+  touch the cache and do not count), with a private directory per process and one fixed file
+  standing for MindSpore's scan of the entry script's imports (:func:`_staging`). Just before the call
   the stored file of its key, if any, is copied into that directory as ``compile_cache_n.mindir``,
   n the number of cached compiles so far in the process (MindSpore's counter). After the call
   every graph file is removed from the directory; a graph MindSpore compiled (a miss) is first
@@ -238,21 +239,34 @@ def graph_key(kind, fn, signature):
 
 # ----------------------------------------------------------------------------- staging and store
 def _staging():
-    """This process's staging directory (MindSpore's compile_cache_path), made on first use,
-    with the dependency hash MindSpore checks before it loads anything."""
+    """This process's staging directory (MindSpore's compile_cache_path), made on first use.
+
+    MindSpore loads a cached graph only if a hash of "the entry script's dependencies" matches the
+    one stored beside it. mdjac's key already names everything a graph depends on, so the
+    dependency list it hands MindSpore (:func:`_dependencies`) is one fixed file of the staging
+    directory, and the matching hash is written there: the cache works whatever started the
+    process (``python -m mdjac``, whose relative import MindSpore's own scan cannot follow,
+    ``python -c``, pytest).
+    """
     if "graph_dir" not in _STATE:
-        from mindspore.common import api
-        root = tempfile.mkdtemp(prefix="mdjac-compile-")
-        atexit.register(shutil.rmtree, root, True)
-        graph_dir = pathlib.Path(root) / "rank_0" / "graph_cache"
-        graph_dir.mkdir(parents=True)
-        _STATE.update(root=root, graph_dir=graph_dir, count=0, dep_files=api._get_compile_cache_dep_files())
-        # MindSpore's check: SHA-256 of the concatenated SHA-256 hex digests of the dependency files (sorted).
-        digests = "".join(hashlib.sha256(pathlib.Path(p).read_bytes()).hexdigest() for p in sorted(_STATE["dep_files"]))
-        (graph_dir / "compile_dependency.hash").write_text(hashlib.sha256(digests.encode()).hexdigest())
         import mindspore as ms
-        ms.set_context(compile_cache_path=root)
+        root = pathlib.Path(tempfile.mkdtemp(prefix="mdjac-compile-"))
+        atexit.register(shutil.rmtree, str(root), True)
+        graph_dir = root / "rank_0" / "graph_cache"
+        graph_dir.mkdir(parents=True)
+        dependency = root / "dependency"
+        dependency.write_text("mdjac.compile_cache: the graphs are named by their keys\n")
+        # MindSpore's hash: SHA-256 of the concatenated SHA-256 hex digests of the dependency files.
+        digest = hashlib.sha256(dependency.read_bytes()).hexdigest()
+        (graph_dir / "compile_dependency.hash").write_text(hashlib.sha256(digest.encode()).hexdigest())
+        ms.set_context(compile_cache_path=str(root))
+        _STATE.update(graph_dir=graph_dir, count=0, dependencies=[str(dependency)])
     return _STATE["graph_dir"]
+
+
+def _dependencies():
+    """Stands for mindspore.common.api._get_compile_cache_dep_files during mdjac's calls."""
+    return list(_STATE["dependencies"])
 
 
 def _graph_files(graph_dir):
@@ -288,8 +302,8 @@ def call_first(compiled, kind, fn, args):
     with _LOCK:
         try:
             graph_dir = _staging()
-        except (OSError, SyntaxError, ValueError, ImportError):
-            _STATE["broken"] = True             # no staging possible (no entry script...): not again
+        except OSError:
+            _STATE["broken"] = True             # no staging directory: not again in this process
             STATS["uncached"] += 1
             return compiled(*args)
         n = _STATE["count"]
@@ -305,9 +319,11 @@ def call_first(compiled, kind, fn, args):
         before, compiles = _graph_files(graph_dir), len(api.ms_compile_cache)
         _STATE["inside"] = True
         os.environ["MS_COMPILER_CACHE_ENABLE"] = "1"
+        scan, api._get_compile_cache_dep_files = api._get_compile_cache_dep_files, _dependencies
         try:
             return compiled(*args)
         finally:
+            api._get_compile_cache_dep_files = scan
             del os.environ["MS_COMPILER_CACHE_ENABLE"]
             _STATE["inside"] = False
             after = _graph_files(graph_dir)

@@ -25,10 +25,13 @@ ORDER = ["ewald:8", "exclusion:8", "coulomb+lj:8", "lj+coulomb:8", "ewald:16"]
 EXACT = 1e-10          # float64 AD against the formulas: 4e-14 at worst (ewald's 1/r^2 - f' cancels)
 
 
-def run_child(ops, store, **env):
+def run_child(ops, store, script=True, **env):
+    """The child's report; ``script=False`` runs it from ``python -c`` (no entry script)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MS_COMPILER_CACHE", "MDJAC_COMPILE"))}
     environ.update(PYTHONPATH=str(ROOT), GLOG_v="3", MDJAC_COMPILE_CACHE_DIR=str(store), **env)
-    out = subprocess.run([sys.executable, str(CHILD), *ops], env=environ, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, str(CHILD), *ops] if script else \
+        [sys.executable, "-c", f"import runpy; runpy.run_path({str(CHILD)!r}, run_name='__main__')", *ops]
+    out = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -59,6 +62,15 @@ def test_second_process_in_the_opposite_order_loads_every_graph_right(warm, tmp_
     assert got["stats"] == {"loaded": len(ORDER), "stored": 0, "uncached": 0}
     assert max(got["errors"].values()) < EXACT, got["errors"]
     assert got["keys"] == first["keys"]
+
+
+def test_a_process_without_an_entry_script_loads_them_too(warm, tmp_path):
+    """``python -c`` (and ``python -m mdjac``, whose relative import MindSpore's own scan of the entry
+    script cannot follow): the graphs stored by a script's process are loaded, and right."""
+    store, _ = warm
+    got = run_child(ORDER[1::2] + ORDER[0::2], copy_of(store, tmp_path), script=False)
+    assert got["stats"] == {"loaded": len(ORDER), "stored": 0, "uncached": 0}
+    assert max(got["errors"].values()) < EXACT, got["errors"]
 
 
 def test_mindspore_own_cache_swaps_these_graphs_and_mdjac_steps_aside(tmp_path):
