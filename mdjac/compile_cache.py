@@ -13,8 +13,8 @@ This module keeps MindSpore's mechanism and takes the naming away from it:
 * key: every graph mdjac compiles is named by a SHA-256 of (the builder kind, a fingerprint of
   the energy function: its code objects, closure cells, the globals it names, and the attribute
   values of the objects it is bound to and the classes of these objects, arrays by content; the
-  input shapes and dtypes; mdjac's source; MindSpore's and Python's versions, its execution mode
-  and MS_* environment settings). The store holds one file per key,
+  input shapes and dtypes; mdjac's source; MindSpore's, numpy's and Python's versions, MindSpore's
+  execution mode, syntax level and MS_* environment settings). The store holds one file per key,
   ``<dir>/<key>.mindir``. Functions defined outside mdjac, or that capture anything that cannot
   be fingerprinted (a MindSpore cell, an open file...), are compiled without the cache.
 * staging: MindSpore's cache is switched on only around mdjac's first call of a graph
@@ -133,7 +133,7 @@ def _feed(h, obj, seen):
     if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
         h.update(f"{type(obj).__name__}:{obj!r};".encode())
         return
-    if isinstance(obj, (np.ndarray, np.generic)):
+    if type(obj) is np.ndarray or isinstance(obj, np.generic):      # not subclasses (a mask would be lost)
         a = np.ascontiguousarray(obj)
         if a.dtype == object:
             raise _NotFingerprintable("object array")
@@ -168,7 +168,8 @@ def _feed(h, obj, seen):
     if isinstance(obj, (type, types.BuiltinFunctionType)) or (isinstance(obj, types.FunctionType)
                                                              and _library(obj.__module__)):
         module = getattr(obj, "__module__", None) or ""
-        if not (_ours(module) or _library(module)):
+        bound = getattr(obj, "__self__", None)
+        if not (_ours(module) or _library(module)) or not (bound is None or isinstance(bound, types.ModuleType)):
             raise _NotFingerprintable(f"{module}.{obj.__qualname__}")
         h.update(f"{type(obj).__name__}:{module}.{obj.__qualname__};".encode())    # versioned code
         return
@@ -228,8 +229,8 @@ def graph_key(kind, fn, signature):
     import mindspore as ms
     h = hashlib.sha256()
     settings = sorted((k, v) for k, v in os.environ.items() if k.startswith("MS_") and not k.startswith("MS_COMPILER_CACHE"))
-    h.update(repr((kind, signature, ms.__version__, sys.version, ms.get_context("device_target"),
-                   ms.get_context("mode"), settings, _source_hash())).encode())
+    h.update(repr((kind, signature, ms.__version__, np.__version__, sys.version, ms.get_context("device_target"),
+                   ms.get_context("mode"), ms.get_context("jit_syntax_level"), settings, _source_hash())).encode())
     try:
         _feed(h, fn, {})
     except (_NotFingerprintable, RecursionError):

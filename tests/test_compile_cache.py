@@ -166,5 +166,8 @@ def test_functions_from_outside_mdjac_are_not_cached():
         return qq / r
     assert key(outside) is None
     term = terms.Coulomb(CHARGES, cutoff=1.0)
-    term.extra = outside                     # an attribute the graph might read
-    assert key(term.radial_energy) is None
+    for unknown in (outside, np.ma.masked_array([1.0, 2.0], mask=[0, 1]), [1.0, 2.0].copy, object()):
+        term.extra = unknown                 # an attribute the graph might read
+        assert key(term.radial_energy) is None, unknown
+    term.extra = np.array([1.0, 2.0])
+    assert key(term.radial_energy) is not None
