@@ -251,7 +251,8 @@ def _staging():
     """
     if "graph_dir" not in _STATE:
         import mindspore as ms
-        root = pathlib.Path(tempfile.mkdtemp(prefix="mdjac-compile-"))
+        _remove_stale_staging()
+        root = pathlib.Path(tempfile.mkdtemp(prefix=f"mdjac-compile-{os.getpid()}-"))
         atexit.register(shutil.rmtree, str(root), True)
         graph_dir = root / "rank_0" / "graph_cache"
         graph_dir.mkdir(parents=True)
@@ -263,6 +264,22 @@ def _staging():
         ms.set_context(compile_cache_path=str(root))
         _STATE.update(graph_dir=graph_dir, count=0, dependencies=[str(dependency)])
     return _STATE["graph_dir"]
+
+
+def _remove_stale_staging(age=600):
+    """Remove the staging directories of processes that were killed (no exit handler ran): named
+    mdjac-compile-PID-*, PID no longer running, untouched for ``age`` seconds."""
+    import time
+    for path in pathlib.Path(tempfile.gettempdir()).glob("mdjac-compile-*-*"):
+        try:
+            pid = int(path.name.split("-")[2])
+            if time.time() - path.stat().st_mtime < age:
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
 
 
 def _dependencies():

@@ -128,3 +128,9 @@ def fd():
 @pytest.fixture(scope="session")
 def geometry():
     return types.SimpleNamespace(unit=unit, angle=angle, dihedral=dihedral, chain=chain, scattered=scattered)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many of this process's compiled graphs came from the store (mdjac.compile_cache)."""
+    from mdjac import compile_cache
+    terminalreporter.write_line(f"mdjac compile cache, graphs of the test process: {compile_cache.STATS}")

@@ -171,3 +171,17 @@ def test_functions_from_outside_mdjac_are_not_cached():
         assert key(term.radial_energy) is None, unknown
     term.extra = np.array([1.0, 2.0])
     assert key(term.radial_energy) is not None
+
+
+def test_staging_of_killed_processes_is_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(compile_cache.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    old = 2 * 3600
+    dirs = {name: tmp_path / name for name in (f"mdjac-compile-{dead.stdout.strip()}-a", f"mdjac-compile-{os.getpid()}-b",
+                                                f"mdjac-compile-{dead.stdout.strip()}-recent", "mdjac-compile-other")}
+    for name, path in dirs.items():
+        (path / "rank_0").mkdir(parents=True)
+        if "recent" not in name:
+            os.utime(path, (path.stat().st_atime - old, path.stat().st_mtime - old))
+    compile_cache._remove_stale_staging()
+    assert [p.exists() for p in dirs.values()] == [False, True, True, True]
