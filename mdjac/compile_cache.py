@@ -33,6 +33,12 @@ file at its own index, recompile, and (MindSpore's rule) load nothing more in th
 loaded graph is the stored graph of the key of the call that loads it, and the key names the
 graph's content.
 
+Threads: MindSpore's switch and counter are process-wide, so every MindSpore compile of the
+process (``_JitExecutor.compile``, ``_CellGraphExecutor.compile``) is made to wait while mdjac's
+window is open in another thread (:func:`_serialize_compiles`). MindSpore 2.7.1 itself does not
+survive jit compiles in two threads at once (tried: with the cache, its static analysis raised
+"Illegal AnfNode"; without it, the process spun without end), so mdjac compiles from one thread.
+
 Settings: ``MDJAC_COMPILE_CACHE=0`` turns the cache off; ``MDJAC_COMPILE_CACHE_DIR`` sets the
 store (default ``$XDG_CACHE_HOME/mdjac/compile`` or ``~/.cache/mdjac/compile``). If the user
 switched MindSpore's own cache on (``MS_COMPILER_CACHE_ENABLE``, ``MS_COMPILER_CACHE_PATH`` or
@@ -262,8 +268,27 @@ def _staging():
         digest = hashlib.sha256(dependency.read_bytes()).hexdigest()
         (graph_dir / "compile_dependency.hash").write_text(hashlib.sha256(digest.encode()).hexdigest())
         ms.set_context(compile_cache_path=str(root))
+        _serialize_compiles()
         _STATE.update(graph_dir=graph_dir, count=0, dependencies=[str(dependency)])
     return _STATE["graph_dir"]
+
+
+def _serialize_compiles():
+    """Make every MindSpore compile of the process (its two Python entry points: jit functions and
+    cells) wait while mdjac's cache is switched on in another thread: MindSpore's switch and its
+    index counter are process-wide, so a compile of another thread inside mdjac's window could
+    take the index of mdjac's staged graph and load it."""
+    from mindspore.common import api
+
+    def waiting(compile_method):
+        def compile_after_mdjac(*args, **kwargs):
+            with _LOCK:
+                return compile_method(*args, **kwargs)
+        compile_after_mdjac.__wrapped__ = compile_method
+        return compile_after_mdjac
+    for executor in (api._JitExecutor, api._CellGraphExecutor):
+        if not hasattr(executor.compile, "__wrapped__"):
+            executor.compile = waiting(executor.compile)
 
 
 def _remove_stale_staging(age=600):
@@ -315,7 +340,8 @@ def call_first(compiled, kind, fn, args):
         key = graph_key(kind, fn, tuple((tuple(a.shape), str(a.dtype)) for a in args))
     if key is None:
         STATS["uncached"] += 1
-        return compiled(*args)
+        with _LOCK:
+            return compiled(*args)
     from mindspore.common import api
     with _LOCK:
         try:
