@@ -41,18 +41,36 @@ import numpy as np
 import mindspore as ms
 import scipy.sparse
 
+from . import compile_cache
+
 _COMPILED = {}
 _INSTANCE_GRADIENTS = {}
 
 
+class _StoredGraphs:
+    """A compiled function whose first call for each input signature goes through
+    :mod:`mdjac.compile_cache` (the graph loaded from an earlier process, or compiled and stored)."""
+
+    def __init__(self, fn, kind):
+        self.fn, self.kind, self.compiled, self.signatures = fn, kind, _BUILDERS[kind](fn), set()
+
+    def __call__(self, *args):
+        signature = tuple((tuple(a.shape), a.dtype) for a in args)
+        if signature in self.signatures:
+            return self.compiled(*args)
+        out = compile_cache.call_first(self.compiled, self.kind, self.fn, args)
+        self.signatures.add(signature)
+        return out
+
+
 def _compiled(fn, kind, cache=True):
     """The compiled (``mindspore.jit``) function of ``kind`` built on ``fn``, made once per
-    (fn, kind) if ``cache``."""
+    (fn, kind) if ``cache``, its graphs kept across processes (:mod:`mdjac.compile_cache`)."""
     if not cache:
         return _BUILDERS[kind](fn)
     key = (fn, kind)
     if key not in _COMPILED:
-        _COMPILED[key] = _BUILDERS[kind](fn)
+        _COMPILED[key] = _StoredGraphs(fn, kind)
     return _COMPILED[key]
 
 

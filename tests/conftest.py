@@ -5,12 +5,19 @@ Everything here is independent of mdjac's kernel: finite differences (mdjac.nume
 the geometry helpers are plain numpy. Helpers are handed to tests through the ``fd`` and ``geometry``
 fixtures so that no test module imports this file by name.
 """
+import os
+import pathlib
 import types
 
 import numpy as np
 import pytest
 
 from mdjac import numerical
+
+# The kernel's compiled graphs (mdjac.compile_cache) are stored for the suite beside pytest's own
+# cache, not in the user's ~/.cache; a second run of the suite loads them.
+os.environ.setdefault("MDJAC_COMPILE_CACHE_DIR",
+                      str(pathlib.Path(__file__).resolve().parent.parent / ".pytest_cache" / "mdjac-compile"))
 
 #: Finite-difference step (nm). Central differences in float64: truncation ~ h^2, round-off ~ 1e-16 / h.
 STEP = numerical.STEP
@@ -121,3 +128,9 @@ def fd():
 @pytest.fixture(scope="session")
 def geometry():
     return types.SimpleNamespace(unit=unit, angle=angle, dihedral=dihedral, chain=chain, scattered=scattered)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many of this process's compiled graphs came from the store (mdjac.compile_cache)."""
+    from mdjac import compile_cache
+    terminalreporter.write_line(f"mdjac compile cache, graphs of the test process: {compile_cache.STATS}")
