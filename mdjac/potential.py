@@ -122,6 +122,17 @@ def local_coordinates(term, index, positions, box):
     return minimum_image(x[:, 1:] - x[:, :1], box)
 
 
+def radial_derivatives(group, r, params):
+    """phi'(r) and phi''(r) (M,) of a radial group's pair energies at distances r (M,) nm, by AD
+    (mdjac.kernel.elementwise_derivatives), in chunks of RADIAL_CHUNK; params: tuple of (M,) arrays."""
+    dphi, d2phi = np.empty_like(r), np.empty_like(r)
+    for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
+        d1, d2 = kernel.elementwise_derivatives(group.radial_energy, _pad(r[start:stop], size),
+                                                tuple(_pad(p[start:stop], size) for p in params))
+        dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
+    return dphi, d2phi
+
+
 def radial_hessian_blocks(group, q, params):
     """Per pair, h (M, 3, 3) = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T), in q's dtype.
 
@@ -130,11 +141,7 @@ def radial_hessian_blocks(group, q, params):
     """
     d = q[:, 0, :]
     r = np.sqrt(np.einsum("mi,mi->m", d, d))
-    dphi, d2phi = np.empty_like(r), np.empty_like(r)
-    for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
-        d1, d2 = kernel.elementwise_derivatives(group.radial_energy, _pad(r[start:stop], size),
-                                           tuple(_pad(p[start:stop], size) for p in params))
-        dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
+    dphi, d2phi = radial_derivatives(group, r, params)
     b = dphi / r                      # phi'/r
     u = d / r[:, None]
     au = (d2phi - b)[:, None] * u     # (phi'' - phi'/r) u
@@ -469,11 +476,7 @@ class Potential:
         pairs = canonical_pairs(index)
         d, r = pair_geometry(config, pairs)
         params = tuple(np.asarray(p, dtype=dtype) for p in group.pair_params(pairs[:, 0], pairs[:, 1]))
-        dphi, d2phi = np.empty_like(r), np.empty_like(r)
-        for start, stop, size in _chunks(len(r), RADIAL_CHUNK):
-            d1, d2 = kernel.elementwise_derivatives(group.radial_energy, _pad(r[start:stop], size),
-                                                    tuple(_pad(p[start:stop], size) for p in params))
-            dphi[start:stop], d2phi[start:stop] = d1[: stop - start], d2[: stop - start]
+        dphi, d2phi = radial_derivatives(group, r, params)
         indptr = assembly.symmetric_row_pointers(n, pairs)
         k = int(indptr[-1])
         rows, cols = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
