@@ -382,11 +382,10 @@ def build_terms_potential(system):
 def _build_term(terms, entry, coords, path):
     """One term of a system file from its entry {"term": class name, parameter: value or "@key"}."""
     kind = entry.pop("term", None)
-    classes = sorted(name for name, obj in vars(terms).items() if isinstance(obj, type) and issubclass(obj, terms.Term)
-                     and obj.__module__ == terms.__name__ and name not in ("Term", "FixedTerm", "PairTerm"))
+    classes = sorted(terms.BY_NAME)
     if kind not in classes:
         raise InputError(f"{path}: unknown term {_shown(kind)}{_field_hint(kind, classes)}; use one of {', '.join(classes)}")
-    cls = getattr(terms, kind)
+    cls = terms.BY_NAME[kind]
     parameters = inspect.signature(cls).parameters
     _check_keys(entry, list(parameters), [n for n, p in parameters.items() if p.default is inspect.Parameter.empty],
                 f"{path}: {kind}")

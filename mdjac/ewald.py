@@ -4,7 +4,7 @@ The Ewald sum of point charges q_i (e) in an orthorhombic box of edges L (nm), v
 the periodic Coulomb energy with a screening parameter alpha (nm^-1) into
 
     E = E_dir + E_excl + E_rec + E_self + E_net,
-    E_dir  = f sum_{i<j, r_ij < rc, not excluded} q_i q_j erfc(alpha r_ij) / r_ij          (terms.Coulomb, method 'ewald')
+    E_dir  = f sum_{i<j, r_ij < rc, not excluded} q_i q_j erfc(alpha r_ij) / r_ij          (terms.EwaldDirectCoulomb)
     E_excl = -f sum_{excluded i<j} q_i q_j erf(alpha r_ij) / r_ij                          (terms.EwaldExclusion)
     E_rec  = sum_k w_k (C_k^2 + S_k^2),   C_k = sum_j q_j cos(k.r_j),  S_k = sum_j q_j sin(k.r_j)
     E_self = -f alpha / sqrt(pi) sum_i q_i^2                                                 (a constant)
@@ -471,7 +471,7 @@ def ewald_terms(charges, cutoff, box, exclusions=None, exceptions=None, toleranc
     direct-space interaction is c_ij / r (plain Coulomb, no cutoff; scaled 1-4 pairs).
     tolerance, or alpha (nm^-1) and kmax (3,): see :func:`ewald_parameters`.
 
-    Returns a list of terms: terms.Coulomb (method 'ewald', within the cutoff, exclusions and
+    Returns a list of terms: terms.EwaldDirectCoulomb ( within the cutoff, exclusions and
     exception pairs left out), terms.EwaldExclusion (over exclusions and exception pairs),
     terms.Coulomb (plain, over the exception pairs, if any) and :class:`EwaldReciprocal`.
     """
@@ -494,8 +494,8 @@ def ewald_terms(charges, cutoff, box, exclusions=None, exceptions=None, toleranc
         lo, hi = np.minimum(excluded[:, 0], excluded[:, 1]), np.maximum(excluded[:, 0], excluded[:, 1])
         keys = np.unique(lo * len(charges) + hi)
         excluded = np.stack([keys // len(charges), keys % len(charges)], axis=1)
-    direct = terms.Coulomb(charges, cutoff=cutoff, exclusions=excluded, method="ewald", alpha=alpha,
-                           coulomb_constant=coulomb_constant)
+    direct = terms.EwaldDirectCoulomb(charges, cutoff=cutoff, exclusions=excluded, alpha=alpha,
+                                      coulomb_constant=coulomb_constant)
     correction = terms.EwaldExclusion(charges, excluded, alpha, coulomb_constant=coulomb_constant)
     reciprocal = EwaldReciprocal(charges, alpha=alpha, kmax=kmax, coulomb_constant=coulomb_constant)
     return [direct, correction] + out + [reciprocal]

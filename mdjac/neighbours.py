@@ -29,6 +29,22 @@ def pairs_of_keys(keys, n):
     return np.stack([keys // n, keys % n], axis=1)
 
 
+def excluded_mask(keys, excluded_keys):
+    """Boolean mask (P,): which pair keys (P,) int64 are among ``excluded_keys`` (sorted, unique).
+
+    Keys of a neighbour list come sorted (row-major pairs): then each excluded key is looked up by
+    bisection, O(E log P), instead of sorting both lists (np.isin).
+    """
+    if len(keys) < 2 or np.all(keys[1:] > keys[:-1]):
+        at = np.searchsorted(keys, excluded_keys)
+        found = at < len(keys)
+        found[found] = keys[at[found]] == excluded_keys[found]
+        mask = np.zeros(len(keys), dtype=bool)
+        mask[at[found]] = True
+        return mask
+    return np.isin(keys, excluded_keys)
+
+
 def _canonical(i, j):
     """Pairs as a sorted, unique (P, 2) int64 array with i < j: see :func:`_canonical_rows`."""
     i = np.asarray(i, dtype=np.int64)

@@ -157,7 +157,7 @@ def test_key_names_the_function_its_constants_and_its_inputs():
 def test_key_follows_a_changed_class_attribute(monkeypatch):
     ewald = terms.Coulomb(CHARGES, cutoff=1.0, method="ewald", alpha=3.0)
     before = key(ewald.radial_energy)
-    monkeypatch.setattr(terms.Coulomb, "radial", False, raising=False)
+    monkeypatch.setattr(type(ewald), "radial", False, raising=False)
     assert key(ewald.radial_energy) != before
 
 

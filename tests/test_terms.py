@@ -475,7 +475,7 @@ def test_torsion_energy_at_known_dihedrals():
 
 def test_exclusion_lookup_equals_isin():
     """The bisection lookup of excluded pair keys (sorted neighbour lists) against np.isin, sorted or not."""
-    from mdjac.terms import _excluded
+    from mdjac.neighbours import excluded_mask as _excluded
     rng = np.random.default_rng(0)
     for _ in range(200):
         keys = np.unique(rng.integers(0, 500, rng.integers(0, 60)))

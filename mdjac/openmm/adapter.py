@@ -34,7 +34,8 @@ import warnings
 
 import numpy as np
 
-from .. import custom, ewald, terms
+from .. import ewald, terms
+from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
 from . import nonbonded

@@ -19,26 +19,32 @@ must travel in ``params``: a Python float inside a compiled MindSpore graph is f
 
 A pair function may be switched off smoothly between ``switch`` (r_s) and the cutoff (r_c):
 E(r) S(r) with S = 1 - 10 t^3 + 15 t^4 - 6 t^5, t = (r - r_s)/(r_c - r_s) for r_s < r < r_c and
-S = 1 below r_s (OpenMM's and CHARMM's switch; mdjac.terms.switching_function). The derivatives all come from automatic
-differentiation of these energies.
+S = 1 below r_s (OpenMM's and CHARMM's switch; :func:`mdjac.terms.pairs.switching_function`). The
+derivatives all come from automatic differentiation of these energies.
 """
+import abc
+
 import numpy as np
 
-from .errors import InputError
-from .terms import FixedTerm, PairTerm, _index_array, _per_instance, bond_angle, dihedral, distance, switching_function
+from ..errors import InputError
+from .base import FixedTerm, PairTerm
+from .checks import index_array, per_instance
+from .geometry import bond_angle, dihedral, distance
+from .pairs import switching_function
 
 
 class _FunctionTerm(FixedTerm):
     """A fixed list of instances with an energy function of one geometric variable."""
 
     def __init__(self, index, function, params, name=None):
-        index = _index_array(index, self.n_body, f"{type(self).__name__} atoms")
-        super().__init__(index, tuple(_per_instance(p, len(index), f"{type(self).__name__} parameter") for p in params))
+        index = index_array(index, self.n_body, f"{type(self).__name__} atoms")
+        super().__init__(index, tuple(per_instance(p, len(index), f"{type(self).__name__} parameter") for p in params))
         self.function = function
         self.name = name or type(self).__name__
 
+    @abc.abstractmethod
     def variables(self, q):
-        raise NotImplementedError
+        """The geometric variables (tuple of (..., M) arrays) of coordinates q (..., M, c, 3)."""
 
     def energy(self, q, *params):
         return self.function(self.variables(q), params)
@@ -92,7 +98,7 @@ class PairFunction(PairTerm):
 
     n_atoms: N. function: see the module docstring. pair_parameters: (i (P,), j (P,)) -> tuple
     of (P,) float64 arrays, the parameters of each pair (combined from per-atom values, looked up
-    in tables, ...). cutoff, exclusions: see :class:`mdjac.terms.PairTerm`. switch: None or the
+    in tables, ...). cutoff, exclusions: see :class:`mdjac.terms.base.PairTerm`. switch: None or the
     distance (nm, below the cutoff) where the switching function starts.
     """
 
