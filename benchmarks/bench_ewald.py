@@ -62,7 +62,8 @@ def water_system(name):
 
 def measure(spec, modes_max_atoms):
     import mdjac
-    from mdjac import ewald, terms
+    from mdjac import terms
+    from mdjac.longrange import ewald
 
     name, _, dtype = spec.partition(":")
     x, box = water_system(name)

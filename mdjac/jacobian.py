@@ -16,10 +16,11 @@ that list: block ``k`` is ``J[atoms[rows[k]], atoms[cols[k]]]``. Flattened, atom
 component ``a`` is row ``3 r + a`` of :meth:`ForceJacobian.to_bsr`.
 
 A long-range part. A potential with an Ewald reciprocal sum couples every pair of atoms, but
-only through a low-rank matrix (mdjac.ewald): J = J_sr + J_lr with J_sr block-sparse (the
+only through a low-rank matrix (mdjac.longrange.ewald): J = J_sr + J_lr with J_sr block-sparse (the
 stored blocks, which then hold every short-range term and the reciprocal sum's block-diagonal
 part) and J_lr = -sum_k 2 w_k (g_k g_k^T + h_k h_k^T) held as the data that rebuilds it
-(``long_range``, an mdjac.ewald.ReciprocalJacobian on the same atoms). :meth:`ForceJacobian.diagonal`,
+(``long_range``: long-range Jacobian data on the same atoms, mdjac.long_range_jacobian, which
+documents its protocol). :meth:`ForceJacobian.diagonal`,
 :meth:`~ForceJacobian.matvec`, :meth:`~ForceJacobian.as_linear_operator`,
 :meth:`~ForceJacobian.to_dense` and :meth:`~ForceJacobian.select` include it;
 :meth:`~ForceJacobian.to_bsr` includes it as dense blocks up to :data:`LONG_RANGE_BSR_MAX_ATOMS`
@@ -55,7 +56,7 @@ class ForceJacobian:
     atoms : (n,) int64, ascending global indices of the kept rows and columns.
     rows, cols : (nnz,) int64, block coordinates in ``atoms``; row-major order, unique.
     blocks : (nnz, 3, 3) float32 or float64, kJ mol^-1 nm^-2 (the short-range part if there is a long-range one).
-    long_range : None, or the low-rank long-range part on the same atoms (mdjac.ewald.ReciprocalJacobian:
+    long_range : None, or the low-rank long-range part on the same atoms (mdjac.long_range_jacobian:
         ``n``, ``diagonal()``, ``matvec(v)``, ``dense()``, ``select(where)``).
     """
 

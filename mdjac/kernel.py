@@ -31,7 +31,7 @@ of the colouring:
   Its Jacobian is diagonal (entry m depends on s_m only), so one colour holds every row: a single
   masked grad (the mask all ones) returns phi''(s_m) for every entry at once, next to phi'(s_m).
   The 3x3 blocks follow by the chain rule through s (r = |d| in mdjac.potential, theta = k.x in
-  mdjac.ewald), exact bookkeeping like the chain matrix.
+  mdjac.longrange.ewald), exact bookkeeping like the chain matrix.
 
 Second derivatives run only compiled: every function here goes through ``mindspore.jit``
 (PyNative grad-of-grad is wrong or raises on this MindSpore). Inputs are float32 or float64 and

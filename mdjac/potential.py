@@ -33,7 +33,7 @@ row's off-diagonal blocks (translation invariance). Nothing is sorted or permute
 neighbour search. Other terms' blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into
 that pattern, their diagonal blocks (and per-atom terms') by bincount.
 
-Long-range terms (``term.long_range`` True: the reciprocal sum of an Ewald sum, mdjac.ewald) are
+Long-range terms (``term.long_range`` True: the reciprocal sum of an Ewald sum, mdjac.longrange.ewald) are
 not instance lists: they give their energy and forces, the block-diagonal part of their Hessian
 and a low-rank part of the Jacobian themselves (all by AD), and with "replicate" the result is a
 ForceJacobian with a long-range part (mdjac.jacobian). With "colour" and "dense" they enter the

@@ -1,4 +1,4 @@
-"""Ewald electrostatics (mdjac.ewald) against independent references.
+"""Ewald electrostatics (mdjac.longrange.ewald) against independent references.
 
 * OpenMM's NonbondedForce with the Ewald method (Reference platform, double precision) at the
   same error tolerance: energy and forces to 1e-9 relative, on the catalogue's periodic SPC/E water
@@ -19,7 +19,9 @@ import pytest
 import scipy.sparse.linalg
 
 import mdjac
-from mdjac import ewald, terms
+from mdjac import terms
+from mdjac.longrange import ewald
+from mdjac import long_range_jacobian
 from mdjac.jacobian import ForceJacobian
 from mdjac.numerical import central_difference_columns
 
@@ -239,7 +241,7 @@ def test_low_rank_matvec_in_blocks_kept_or_rebuilt_equals_dense(small, monkeypat
     J = pot.force_jacobian(x)
     ref = pot.force_jacobian(x, strategy="dense").to_dense().reshape(3 * len(x), -1)
     V = np.random.default_rng(7).normal(size=(3 * len(x), 4))
-    monkeypatch.setattr(ewald, "MATVEC_BLOCK_BYTES", 8 * len(x) * 5)       # 16 wave vectors a block
+    monkeypatch.setattr(long_range_jacobian, "MATVEC_BLOCK_BYTES", 8 * len(x) * 5)       # 16 wave vectors a block
     for cache_bytes in (0, None):
         J.long_range.cache_bytes, J.long_range._cache = cache_bytes, None
         assert rel(J.matvec(V), ref @ V) < 1e-10
@@ -368,6 +370,30 @@ def test_h5md_stores_what_rebuilds_the_long_range_part(small, tmp_path):
     jlr_v = -2 * ((g * (w * (g * kv).sum(0))) @ k + (h * (w * (h * kv).sum(0))) @ k)
     J1 = pot.force_jacobian(frames[1], box=boxes[1])
     assert rel(J1.long_range.matvec(v), jlr_v) < 1e-12
+
+
+def test_reading_an_ewald_jacobian_needs_no_mindspore(small, tmp_path):
+    """mdjac.io opens an H5MD file holding an Ewald Jacobian and reads it, long-range part included,
+    in a fresh process that never imports MindSpore (the part is data: mdjac.long_range_jacobian)."""
+    import subprocess
+    import sys
+
+    from mdjac.io.h5md_writer import H5MDWriter
+
+    pot, x = small
+    path = tmp_path / "ewald.h5md"
+    J = pot.force_jacobian(x)
+    with H5MDWriter(path, len(x), periodic=True, dtype=np.float64) as writer:
+        writer.append(0, 0.0, x, box=pot.box, forces=pot.forces(x), jacobian=J)
+    child = (
+        "import sys, mdjac.io\n"
+        f"with mdjac.io.open_trajectory({str(path)!r}) as traj:\n"
+        "    J = traj[0].jacobian\n"
+        "    print(J.nnz_blocks, J.long_range.n, len(J.long_range.kvectors), J.long_range.kind)\n"
+        "assert 'mindspore' not in sys.modules, sorted(m for m in sys.modules if m.startswith('mindspore'))[:5]\n")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [str(J.nnz_blocks), str(len(x)), str(len(J.long_range.kvectors)), "ewald-reciprocal-1"]
 
 
 def test_mdjac_modes_reads_the_whole_jacobian_from_a_file(small, tmp_path, capsys):

@@ -134,7 +134,7 @@ def complete_frames(g):
 
 def long_range_recipe(part):
     """(kmax (3,) int64, alpha nm^-1, coulomb_constant, charges (n,) e) of a long-range part: what the file keeps."""
-    return part.kmax, part.alpha, part.coulomb_constant, part.charges
+    return part.recipe()
 
 
 def same_recipe(a, b):

@@ -15,6 +15,7 @@ import numpy as np
 from . import journal
 from ..errors import InputError, os_error_reason
 from ..jacobian import ForceJacobian, rows_of
+from ..long_range_jacobian import ReciprocalJacobian
 from .frames import Frame, FrameSequence
 from .h5md_layout import GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_KIND, complete_frames, mirror_upper, open_h5
 
@@ -164,7 +165,7 @@ def read_jacobian(jac, i, n_atoms, positions=None, box=None):
     """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian (an upper triangle mirrored).
 
     A group with a ``long_range`` subgroup gives the whole Jacobian: its low-rank Ewald part is
-    rebuilt from the frame's ``positions`` (N, 3) nm and ``box`` (3,) nm (mdjac.ewald.ReciprocalJacobian).
+    rebuilt from the frame's ``positions`` (N, 3) nm and ``box`` (3,) nm (mdjac.long_range_jacobian.ReciprocalJacobian).
     """
     indptr = jac["indptr"][i]
     start = int(jac["offset"][i])
@@ -182,8 +183,6 @@ def _long_range(jac, atoms, positions, box):
     """The Jacobian's long-range part rebuilt from the file's recipe, or None if it has none."""
     if LONG_RANGE not in jac:
         return None
-    from ..ewald import ReciprocalJacobian
-
     lr = jac[LONG_RANGE]
     kind = lr.attrs.get("kind", "")
     kind = kind.decode() if isinstance(kind, bytes) else str(kind)

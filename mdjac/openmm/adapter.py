@@ -14,7 +14,7 @@ NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / 
                            space, switch) over non-exception pairs; custom.BondFunction over the
                            exceptions; terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
                            with Ewald or PME also terms.EwaldExclusion over every exception
-                           pair and ewald.EwaldReciprocal (OpenMM's alpha and k grid: mdjac.ewald)
+                           pair and ewald.EwaldReciprocal (OpenMM's alpha and k grid: mdjac.longrange.ewald)
 CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
 -Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
 CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
@@ -34,7 +34,8 @@ import warnings
 
 import numpy as np
 
-from .. import ewald, terms
+from .. import terms
+from ..longrange import ewald
 from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential

@@ -45,7 +45,7 @@ r = |d| for pair terms),
 where ' is d/dtheta. The scalars c', c'', s', s'' (K x N of each) come from MindSpore's AD
 through mdjac.kernel (:func:`mdjac.kernel.elementwise_derivatives`: every entry depends on its
 own phase, so one compiled grad-of-grad gives them all). The force Jacobian is J = -H;
-:class:`ReciprocalJacobian` holds the low-rank part as the data it is rebuilt from (k vectors,
+:class:`mdjac.long_range_jacobian.ReciprocalJacobian` holds the low-rank part as the data it is rebuilt from (k vectors,
 weights, charges, positions), keeps the scalar factors c', s' (16 N K bytes in float64; 3 times
 less than the vectors g_k, h_k) while they fit, and gives its matvec (two matrix products per
 factor: t_k = sum_i c_ki' (k.v_i), then (J v)_i = -sum_k 2 w_k t_k c_ki' k), diagonal blocks and
@@ -54,23 +54,20 @@ dense blocks of any atom subset.
 Units: nm, e, kJ/mol; k in nm^-1, w_k in kJ mol^-1 e^-2.
 """
 import math
-import os
 
 import numpy as np
 from mindspore import ops
 
-from . import kernel
-from .errors import InputError
-from .space import check_box
+from .. import kernel
+from ..errors import InputError
+from ..long_range_jacobian import ReciprocalJacobian, k_chunk, k_chunks, outer_kk, reciprocal_weights, wave_numbers, wave_vectors
+from ..space import check_box
+from .. import terms
+from ..terms.base import LongRangeTerm
+from .phases import phase_derivatives
 
 #: OpenMM's Coulomb constant ONE_4PI_EPS0, kJ mol^-1 nm e^-2 (CODATA 2018; mdjac's default is GROMACS's 138.935458).
 OPENMM_COULOMB_CONSTANT = 138.93545764438198
-#: largest number of (atom, wave vector) entries one compiled call handles; bounds memory (about 100 MB in float64).
-CHUNK_ENTRIES = 1 << 22
-#: bytes of factors per block of a matvec: a block is read twice, the second time from cache (L3).
-MATVEC_BLOCK_BYTES = 1 << 24
-
-
 # ----------------------------------------------------------------------------- parameters
 def _kmax_error(width, alpha, tolerance, n):
     """OpenMM's EwaldErrorFunction: tolerance - 0.05 sqrt(L alpha) n exp(-(n pi / (L alpha))^2)."""
@@ -117,33 +114,6 @@ def ewald_parameters(tolerance, cutoff, box, alpha=None):
     return alpha, kmax + (kmax % 2 == 0)
 
 
-def wave_numbers(kmax):
-    """(K, 3) int64 triples n of OpenMM's half space: |n_a| < kmax_a, each +-n once, n = 0 left out.
-
-    Order as OpenMM loops: n_x ascending, then n_y, then n_z.
-    """
-    kmax = np.asarray(kmax, dtype=np.int64).reshape(-1)
-    if kmax.shape != (3,) or np.any(kmax < 1):
-        raise InputError(f"kmax {kmax.tolist()} must be 3 integers >= 1 (wave numbers |n| < kmax per axis)")
-    nx, ny, nz = np.meshgrid(np.arange(0, kmax[0]), np.arange(1 - kmax[1], kmax[1]), np.arange(1 - kmax[2], kmax[2]),
-                             indexing="ij")
-    n = np.stack([nx.ravel(), ny.ravel(), nz.ravel()], axis=1)
-    half = (n[:, 0] > 0) | ((n[:, 0] == 0) & (n[:, 1] > 0)) | ((n[:, 0] == 0) & (n[:, 1] == 0) & (n[:, 2] > 0))
-    return n[half]
-
-
-def wave_vectors(numbers, box):
-    """(K, 3) k vectors (nm^-1) of integer wave numbers (K, 3) in a box of edges (3,) nm: k = 2 pi n / L."""
-    return 2.0 * math.pi * np.asarray(numbers, dtype=np.float64) / np.asarray(box, dtype=np.float64)
-
-
-def reciprocal_weights(kvectors, alpha, box, coulomb_constant):
-    """(K,) w_k = (4 pi f / V) exp(-|k|^2 / 4 alpha^2) / |k|^2, kJ mol^-1 e^-2."""
-    k2 = np.einsum("ka,ka->k", kvectors, kvectors)
-    volume = float(np.prod(box))
-    return 4.0 * math.pi * coulomb_constant / volume * np.exp(-k2 / (4.0 * alpha * alpha)) / k2
-
-
 # ----------------------------------------------------------------------------- energies in MindSpore ops
 def _phases(x, kvectors):
     """k.x for positions x (..., N, 3) and k vectors (K, 3): (..., N, K)."""
@@ -158,63 +128,12 @@ def reciprocal_energy(x, charges, kvectors, weights):
     return ((c * c + s * s) * weights).sum(-1)
 
 
-def _reciprocal_energy_per_copy(x, charges, kvectors, weights):
-    """The kernel's convention for a function of all positions: energies (C,) of copies x (C, N, 3)."""
-    return reciprocal_energy(x, charges, kvectors, weights)
-
-
-def cosine_of_phase(theta, charges):
-    """c_ki = q_i cos(theta_ki) of phases theta (K, N) and charges (N,): (K, N), entry-wise in theta."""
-    return charges * ops.cos(theta)
-
-
-def sine_of_phase(theta, charges):
-    """s_ki = q_i sin(theta_ki) of phases theta (K, N) and charges (N,): (K, N), entry-wise in theta."""
-    return charges * ops.sin(theta)
-
-
-def phase_derivatives(positions, charges, kvectors, dtype):
-    """d/dtheta and d2/dtheta2 of q_i cos(theta_ki) and q_i sin(theta_ki), by AD (compiled).
-
-    positions: (N, 3) nm; charges: (N,) e; kvectors: (Kc, 3) nm^-1 (one chunk; padded rows with
-    k = 0 give phases 0); dtype: the compute dtype. The phases theta = k.r are formed in float64
-    and handed to AD in ``dtype``. Returns (c1, c2, s1, s2), each (Kc, N) in ``dtype``: c' , c'', s', s''.
-    """
-    theta = (kvectors @ np.asarray(positions, dtype=np.float64).T).astype(dtype)
-    q = np.asarray(charges).astype(dtype)
-    c1, c2 = kernel.elementwise_derivatives(cosine_of_phase, theta, (q,))
-    s1, s2 = kernel.elementwise_derivatives(sine_of_phase, theta, (q,))
-    return c1, c2, s1, s2
-
-
-def outer_kk(kvectors):
-    """(K, 3, 3) k k^T of k vectors (K, 3)."""
-    return kvectors[:, :, None] * kvectors[:, None, :]
-
-
 # ----------------------------------------------------------------------------- chunks over wave vectors
-def _k_chunk(n_atoms, n_k):
-    """Wave vectors per compiled call: a power of two with n_atoms x chunk <= CHUNK_ENTRIES (at least 16)."""
-    size = max(16, 1 << max(0, (CHUNK_ENTRIES // max(1, n_atoms)).bit_length() - 1))
-    return min(size, max(16, 1 << (max(1, n_k) - 1).bit_length()))
-
-
-def _k_chunks(kvectors, weights, n_atoms):
-    """Yield (start, stop, kvectors (Kc, 3), weights (Kc,)) padded to one size with k = 0, w = 0."""
-    size = _k_chunk(n_atoms, len(kvectors))
-    for start in range(0, len(kvectors), size):
-        stop = min(len(kvectors), start + size)
-        k = np.zeros((size, 3), dtype=kvectors.dtype)
-        w = np.zeros(size, dtype=weights.dtype)
-        k[: stop - start], w[: stop - start] = kvectors[start:stop], weights[start:stop]
-        yield start, stop, k, w
-
-
 def structure_factors(positions, charges, kvectors):
     """C_k, S_k (K,) of positions (N, 3) nm (plain values, no derivative): sums of q_j cos / sin (k.r_j)."""
     c = np.empty(len(kvectors))
     s = np.empty(len(kvectors))
-    size = _k_chunk(len(positions), len(kvectors))
+    size = k_chunk(len(positions), len(kvectors))
     for start in range(0, len(kvectors), size):
         theta = positions @ kvectors[start:start + size].T
         c[start:start + size] = charges @ np.cos(theta)
@@ -223,7 +142,7 @@ def structure_factors(positions, charges, kvectors):
 
 
 # ----------------------------------------------------------------------------- the term
-class EwaldReciprocal:
+class EwaldReciprocal(LongRangeTerm):
     """The reciprocal-space sum and self term of an Ewald sum: a long-range term of a Potential.
 
     charges: (N,) e. alpha: nm^-1. kmax: (3,) ints (wave numbers |n_a| < kmax_a, OpenMM's
@@ -236,9 +155,6 @@ class EwaldReciprocal:
     ``energy_and_forces(config)``, ``hessian_diagonal(config, atoms)`` and
     ``jacobian_part(config, atoms)``, and for the dense check ``energy_function(config)``.
     """
-    long_range = True
-    cutoff = None
-
     def __init__(self, charges, alpha=None, kmax=None, tolerance=None, cutoff=None, box=None,
                  coulomb_constant=OPENMM_COULOMB_CONSTANT):
         charges = np.asarray(charges, dtype=np.float64).reshape(-1)
@@ -260,10 +176,6 @@ class EwaldReciprocal:
         self.coulomb_constant = float(coulomb_constant)
         self.self_energy = -self.coulomb_constant * self.alpha / math.sqrt(math.pi) * float(charges @ charges)
 
-    @property
-    def max_index(self):
-        return self.n_atoms - 1
-
     def __repr__(self):
         return f"EwaldReciprocal(alpha={self.alpha:.6g}, kmax={self.kmax.tolist()}, K={len(self.numbers)})"
 
@@ -281,7 +193,7 @@ class EwaldReciprocal:
         x = config.positions.astype(dtype)
         energy, gradient = self.constant_energy(config.box), np.zeros((self.n_atoms, 3))
         charges = self.charges.astype(dtype)
-        for _, _, k, w in _k_chunks(kvectors, weights, self.n_atoms):
+        for _, _, k, w in k_chunks(kvectors, weights, self.n_atoms):
             e, g = kernel.term_energy_and_gradient(reciprocal_energy, x, np.ones((), dtype),
                                                    (charges, k.astype(dtype), w.astype(dtype)))
             energy += e
@@ -303,7 +215,7 @@ class EwaldReciprocal:
         c, s = structure_factors(config.positions, self.charges, kvectors)
         positions, charges = config.positions[atoms], self.charges[atoms]
         out = np.zeros((len(atoms), 9))
-        for start, stop, k, w in _k_chunks(kvectors, weights, len(atoms)):
+        for start, stop, k, w in k_chunks(kvectors, weights, len(atoms)):
             _, c2, _, s2 = phase_derivatives(positions, charges, k, config.dtype)
             m = stop - start
             scalars = (2.0 * w[:m] * c[start:stop])[:, None] * c2[:m] + (2.0 * w[:m] * s[start:stop])[:, None] * s2[:m]
@@ -311,7 +223,8 @@ class EwaldReciprocal:
         return out.reshape(-1, 3, 3)
 
     def jacobian_part(self, config, atoms):
-        """The low-rank part of the force Jacobian on atoms (n,) (global indices), as a :class:`ReciprocalJacobian`."""
+        """The low-rank part of the force Jacobian on atoms (n,) (global indices), as a
+        :class:`mdjac.long_range_jacobian.ReciprocalJacobian`."""
         return ReciprocalJacobian(config.positions[atoms], self.charges[atoms], self.kmax, self.alpha, config.box,
                                   self.coulomb_constant, config.dtype)
 
@@ -319,145 +232,7 @@ class EwaldReciprocal:
         """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks)."""
         kvectors, weights = self.kvectors_and_weights(config.box)
         dtype = config.dtype
-        return _reciprocal_energy_per_copy, (self.charges.astype(dtype), kvectors.astype(dtype), weights.astype(dtype))
-
-
-# ----------------------------------------------------------------------------- the low-rank Jacobian part
-class ReciprocalJacobian:
-    """The low-rank part of a reciprocal sum's force Jacobian on n atoms: -sum_k 2 w_k (g_k g_k^T + h_k h_k^T).
-
-    Held as what rebuilds it: positions (n, 3) nm and charges (n,) e of the atoms, and the sum's
-    recipe: kmax (3,), alpha (nm^-1), the box (3,) nm and the Coulomb constant, from which the
-    k vectors (K, 3) nm^-1 and weights (K,) kJ mol^-1 e^-2 follow exactly as
-    :class:`EwaldReciprocal` computes them (what an H5MD file stores: docs/h5md.md). The factors
-    g_k[i] = c_ki' k and h_k[i] = s_ki' k are held as their scalars c', s' (K, n) from AD
-    (:func:`phase_derivatives`, module docstring); they are kept, in the compute dtype, when they
-    take at most ``cache_bytes`` (default None: half the memory available when they are first
-    built), otherwise rebuilt chunk by chunk at each use. dtype: the compute dtype (float32 or
-    float64), that of the factors and of the products with them; sums over k are in float64.
-    """
-
-    def __init__(self, positions, charges, kmax, alpha, box, coulomb_constant, dtype=np.float64, cache_bytes=None):
-        self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-        self.charges = np.asarray(charges, dtype=np.float64).reshape(-1)
-        if len(self.charges) != len(self.positions):
-            raise InputError(f"the long-range part needs one charge per position ({len(self.charges)} vs {len(self.positions)})")
-        self.kmax, self.alpha = np.asarray(kmax, dtype=np.int64).reshape(-1), float(alpha)
-        self.box, self.coulomb_constant = check_box(box), float(coulomb_constant)
-        if self.box is None:
-            raise InputError("the long-range part needs the periodic box (3 edges in nm)")
-        self.kvectors = wave_vectors(wave_numbers(self.kmax), self.box)
-        self.weights = reciprocal_weights(self.kvectors, self.alpha, self.box, self.coulomb_constant)
-        self.dtype = np.dtype(dtype)
-        self.cache_bytes = cache_bytes
-        self._cache = None
-
-    @property
-    def n(self):
-        return len(self.positions)
-
-    @property
-    def rank(self):
-        """2K: the rank of the low-rank part (at most)."""
-        return 2 * len(self.kvectors)
-
-    @property
-    def nbytes(self):
-        """Bytes of the data that rebuilds this part besides the positions: charges, kmax, alpha, box, constant."""
-        return self.charges.nbytes + self.kmax.nbytes + 8 * 5
-
-    @property
-    def factor_bytes(self):
-        """Bytes of all scalar factors c', s' (2 K n in the compute dtype), kept or not."""
-        return 2 * len(self.kvectors) * self.n * self.dtype.itemsize
-
-    @property
-    def cached_bytes(self):
-        """Bytes of the scalar factors kept in memory now (0 until first used, or if they do not fit)."""
-        return 0 if self._cache is None else sum(a.nbytes + b.nbytes for _, _, a, b in self._cache)
-
-    def __repr__(self):
-        return f"ReciprocalJacobian(n={self.n}, K={len(self.kvectors)}, dtype={self.dtype})"
-
-    def _keeps_factors(self):
-        limit = self.cache_bytes
-        if limit is None:
-            limit = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-        return self.factor_bytes <= limit
-
-    def chunks(self):
-        """Yield (weights (Kc,), k vectors (Kc, 3), c' (Kc, n), s' (Kc, n)) over all k vectors, chunk by chunk."""
-        if self._cache is not None:
-            yield from self._cache
-            return
-        keep = self._keeps_factors()
-        done = []
-        for start, stop, k, w in _k_chunks(self.kvectors, self.weights, self.n):
-            c1, _, s1, _ = phase_derivatives(self.positions, self.charges, k, self.dtype)   # compiled at the padded size
-            m = stop - start
-            part = (w[:m], k[:m], c1[:m], s1[:m])
-            if keep:
-                done.append(part)
-            yield part
-        if keep:
-            self._cache = done
-
-    def factors(self):
-        """g, h (K, n, 3): the per-atom factor vectors g_k[i] = c_ki' k, h_k[i] = s_ki' k (48 n K bytes)."""
-        parts = list(self.chunks())
-        g = np.concatenate([a.astype(np.float64)[:, :, None] * k[:, None, :] for _, k, a, _ in parts])
-        h = np.concatenate([b.astype(np.float64)[:, :, None] * k[:, None, :] for _, k, _, b in parts])
-        return g, h
-
-    def diagonal(self):
-        """(n, 3, 3) diagonal blocks of the low-rank part: -sum_k 2 w_k (c_ki'^2 + s_ki'^2) k k^T."""
-        out = np.zeros((self.n, 9))
-        for w, k, a, b in self.chunks():
-            a, b = a.astype(np.float64), b.astype(np.float64)
-            out -= (a * a + b * b).T @ (2.0 * w[:, None] * outer_kk(k).reshape(len(w), 9))
-        return out.reshape(self.n, 3, 3)
-
-    def matvec(self, v):
-        """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back, float64.
-
-        The products run in the compute dtype (a float32 Jacobian's long-range part to float32
-        precision, like its blocks) and are summed over blocks in float64.
-
-        Per factor f (c' or s') and block of k: T = f V (Kb, 3, m), t_k = k.T_k, then
-        J_lr V -= f^T (2 w_k t_k k): two matrix products over the n atoms, on blocks of
-        wave vectors of MATVEC_BLOCK_BYTES so that the second reads f from cache.
-        """
-        v = np.asarray(v, dtype=np.float64)
-        shape = v.shape
-        V = v.reshape(self.n, 3 * (v.size // (3 * self.n)))
-        m = V.shape[1] // 3
-        out = np.zeros_like(V)
-        Vd = V.astype(self.dtype, copy=False)          # the products run in the factors' dtype
-        block = max(16, MATVEC_BLOCK_BYTES // (self.dtype.itemsize * self.n))
-        for w, k, a, b in self.chunks():
-            for start in range(0, len(w), block):
-                rows = slice(start, start + block)
-                kb, wb = k[rows], w[rows]
-                for f in (a[rows], b[rows]):
-                    t = np.einsum("ka,kam->km", kb, (f @ Vd).reshape(len(wb), 3, m))   # (Kb, m): g_k . v
-                    u = ((2.0 * wb[:, None] * t)[:, None, :] * kb[:, :, None]).reshape(len(wb), 3 * m)
-                    out -= (u.T.astype(self.dtype) @ f).T
-        return out.reshape(shape)
-
-    def dense(self):
-        """(n, 3, n, 3) dense low-rank part."""
-        out = np.zeros((3 * self.n, 3 * self.n))
-        for w, k, a, b in self.chunks():
-            for f in (a, b):
-                f = (f.astype(np.float64)[:, :, None] * k[:, None, :]).reshape(len(w), -1)   # rows: g_k (or h_k)
-                out -= 2.0 * (f.T * w) @ f
-        return out.reshape(self.n, 3, self.n, 3)
-
-    def select(self, where):
-        """The part on a subset: rows and columns of local atoms ``where`` (m,) int."""
-        where = np.asarray(where, dtype=np.int64)
-        return ReciprocalJacobian(self.positions[where], self.charges[where], self.kmax, self.alpha, self.box,
-                                  self.coulomb_constant, self.dtype, self.cache_bytes)
+        return reciprocal_energy, (self.charges.astype(dtype), kvectors.astype(dtype), weights.astype(dtype))
 
 
 # ----------------------------------------------------------------------------- the whole sum as terms
@@ -471,12 +246,10 @@ def ewald_terms(charges, cutoff, box, exclusions=None, exceptions=None, toleranc
     direct-space interaction is c_ij / r (plain Coulomb, no cutoff; scaled 1-4 pairs).
     tolerance, or alpha (nm^-1) and kmax (3,): see :func:`ewald_parameters`.
 
-    Returns a list of terms: terms.EwaldDirectCoulomb ( within the cutoff, exclusions and
+    Returns a list of terms: terms.EwaldDirectCoulomb (within the cutoff, exclusions and
     exception pairs left out), terms.EwaldExclusion (over exclusions and exception pairs),
     terms.Coulomb (plain, over the exception pairs, if any) and :class:`EwaldReciprocal`.
     """
-    from . import terms
-
     charges = np.asarray(charges, dtype=np.float64).reshape(-1)
     if alpha is None and kmax is None:
         alpha, kmax = ewald_parameters(tolerance, cutoff, box)

@@ -1,0 +1,10 @@
+"""Long-range terms: sums that couple every pair of atoms (mdjac.terms.base.LongRangeTerm).
+
+* :mod:`mdjac.longrange.ewald`: the Ewald sum (OpenMM's parameters, the reciprocal sum
+  ``EwaldReciprocal``, ``ewald_terms`` for the whole sum as terms);
+* :mod:`mdjac.longrange.phases`: the phase derivatives by AD that the reciprocal sum's Jacobian uses.
+
+Their Jacobian parts are data in mdjac.long_range_jacobian. A new long-range term (PME) is one
+module here with one :class:`~mdjac.terms.base.LongRangeTerm` subclass; the potential and its
+strategies treat it through that protocol.
+"""
