@@ -7,11 +7,8 @@ temporaries, no sort):
 
 * :func:`pair_displacements`: d_p = x_j - x_i (minimum image) and r_p = |d_p| for pairs p = (i, j);
 * :func:`radial_pair_forces`: F_i += (phi'/r) d, F_j -= (phi'/r) d;
-* :func:`radial_jacobian_rows`: the Jacobian blocks of every pair, J_ij = J_ji = h(d) with
-
-      h = d2E/dd2 = phi'' u u^T + (phi'/r)(I - u u^T),        u = d / r,
-
-  written straight into the row-major symmetric pattern (both (i, j) and (j, i), and the diagonal),
+* :func:`radial_jacobian_rows`: the Jacobian blocks of every pair, J_ij = J_ji = h(d), h = d2E/dd2
+  the 3x3 block of the radial route (derived in mdjac.strategies.replicate), written straight into the row-major symmetric pattern (both (i, j) and (j, i), and the diagonal),
   and the sum of each row's off-diagonal blocks (minus the diagonal block, by translation invariance).
 
 Index conventions: ``pairs`` (P, 2) int64 with i < j, sorted row-major (by i, then j), as

@@ -21,7 +21,7 @@ import time
 from .errors import InputError
 from .version import __version__
 
-#: The strategies of Potential.force_jacobian (mdjac.potential.STRATEGIES), named here so that
+#: The strategies of Potential.force_jacobian (mdjac.strategies.STRATEGIES), named here so that
 #: --help does not import MindSpore; a test checks that the two lists agree.
 STRATEGIES = ("colour", "dense", "replicate")
 #: The Jacobian blocks' filters of ``mdjac compute --compression`` and the default

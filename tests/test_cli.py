@@ -250,7 +250,7 @@ def test_strategy_choices_are_the_potentials():
     """--strategy offers exactly the strategies of Potential.force_jacobian (listed twice so that
     --help need not import MindSpore)."""
     from mdjac import cli
-    from mdjac.potential import STRATEGIES
+    from mdjac.strategies import STRATEGIES
     assert sorted(cli.STRATEGIES) == sorted(STRATEGIES)
 
 

@@ -313,3 +313,23 @@ def test_the_command_line_loads_no_numpy_before_it_blocks_ctrl_c():
     import sys
     code = "import sys, mdjac.cli, mdjac.errors; assert 'numpy' not in sys.modules, 'numpy imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("edge,half", [(2.0, 1.0), (3.1, 1.55)])
+def test_cutoff_at_exactly_half_the_box_edge(edge, half):
+    """A cutoff of exactly half the smallest box edge is allowed (minimum image holds); the next
+    float above it is refused, on construction and for a frame's own box."""
+    from mdjac.space import check_cutoff
+
+    assert 0.5 * edge == half
+    above = np.nextafter(half, np.inf)
+    box = [edge + 1.0, edge, edge + 0.5]
+    check_cutoff(half, box)
+    raises(lambda: check_cutoff(above, box), "half the smallest box edge")
+    x = np.array([[0.1, 0.1, 0.1], [0.1 + 0.99 * half, 0.1, 0.1], [0.3, 0.6, 0.2]])
+    pot = mdjac.Potential([terms.LennardJones([0.3], [0.5], [0, 0, 0], cutoff=half)], box=box)
+    assert pot.energy(x) != 0.0                                   # the pair at 0.99 half is counted
+    raises(lambda: mdjac.Potential([terms.LennardJones([0.3], [0.5], [0, 0, 0], cutoff=above)], box=box),
+           "half the smallest box edge")
+    pot.energy(x, box=[edge] * 3)                                 # a frame's box at exactly twice the cutoff
+    raises(lambda: pot.energy(x, box=[edge, edge, np.nextafter(edge, 0.0)]), "half the smallest box edge")

@@ -119,6 +119,36 @@ def test_assemble_blocks_sums_repeats():
     np.testing.assert_allclose(b[(r == 2) & (c == 3)][0], blocks[:5].sum(0), rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_assemble_blocks_given_a_diagonal_and_diagonal_rows(dtype):
+    """A given diagonal and blocks at i == j (repeated, one atom twice) both land on the diagonal,
+    summed, with the off-diagonal blocks summed apart; the given diagonal is left unchanged."""
+    rng = np.random.default_rng(11)
+    n, K = 7, 60
+    rows, cols = rng.integers(0, n, K), rng.integers(0, n, K)
+    rows[:6], cols[:6] = [1, 1, 1, 4, 4, 6], [1, 1, 1, 4, 4, 6]      # i == j rows, some repeated
+    rows[6:9], cols[6:9] = 2, 5                                       # an off-diagonal repeat
+    blocks = rng.normal(size=(K, 3, 3)).astype(dtype)
+    diagonal = rng.normal(size=(n, 3, 3))
+    given = diagonal.copy()
+    ref = np.zeros((n, 3, n, 3))
+    for i in range(n):
+        ref[i, :, i, :] += diagonal[i]
+    for k in range(K):
+        ref[rows[k], :, cols[k], :] += blocks[k]
+    r, c, b = assemble_blocks(n, rows, cols, blocks, diagonal=diagonal)
+    got = np.zeros_like(ref)
+    got[r, :, c, :] = b
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol * np.abs(ref).max())
+    assert b.dtype == dtype and np.all(np.diff(r * n + c) > 0)
+    assert np.array_equal(r[r == c], np.arange(n))                   # each diagonal block once
+    np.testing.assert_array_equal(diagonal, given)
+    # the same without a given diagonal: the i == j rows alone make it
+    r0, c0, b0 = assemble_blocks(n, rows, cols, blocks)
+    np.testing.assert_allclose(b0[r0 == c0] + diagonal.astype(dtype), b[r == c], rtol=0, atol=tol * np.abs(ref).max())
+
+
 def test_assemble_blocks_dtype_and_empty():
     r, c, b = assemble_blocks(3, np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3, 3), np.float32))
     assert b.dtype == np.float32 and np.array_equal(r, [0, 1, 2]) and np.array_equal(c, [0, 1, 2]) and not b.any()

@@ -17,7 +17,7 @@ import mdjac
 from mdjac import kernel, terms
 from mdjac import assembly
 from mdjac.jacobian import add_symmetric_blocks, assemble_blocks, upper_blocks
-from mdjac.potential import canonical_pairs
+from mdjac.strategies.replicate import canonical_pairs
 from mdjac.neighbours import VerletList, brute_force_pairs
 from test_potential import mixed_system
 from test_terms import CASES
