@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import numerical
-from .catalogue import System, resolve_system
+from .catalogue import resolve_system
 from .errors import InputError
 from .io import open_trajectory, open_writer
 
@@ -188,7 +188,7 @@ def _plan_compute(trajectory, system, output, start, stop, step, resume, overwri
     check_output(output, resume, overwrite)
     if same_file(output, trajectory):
         raise InputError("the output would replace the input trajectory; give another -o")
-    label = system.name if isinstance(system, System) else os.fspath(system)
+    label = os.fspath(system) if isinstance(system, (str, os.PathLike)) else system.name
     system = resolve_system(system)
     if system.potential is None:
         raise InputError(f"system {system.name!r} has no potential (it is not a molecule); pick another")
@@ -326,7 +326,7 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
         raise InputError(f"steps={steps}, every={every}: both must be positive")
     if writer is None:
         check_output(output, False, overwrite, resumable=False)
-    md = sys_.spec.get("md", {})
+    md = sys_.md_settings
     temperature = float(md.get("temperature", 300.0) if temperature is None else temperature)
     time_step = float(md.get("time_step", 1e-3) if time_step is None else time_step)
     with DeferredInterrupt() as interrupt, graph_mode():
