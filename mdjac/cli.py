@@ -62,12 +62,9 @@ def build_parser():
     p.add_argument("--upper", action="store_true",
                    help="store only the blocks J_ij with j >= i (J_ji = J_ij^T): half the bytes")
     p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,
-                   help="filter of the Jacobian blocks: none (the fastest write), lzf (h5py's own filter; files "
-                        "1.1 to 1.3x smaller, writes about 6x slower) or gzip (deflate level 1; files 1.4x smaller, "
-                        "writes about 14x slower); the other datasets are always gzip-compressed; all read in plain "
-                        f"h5py and MDAnalysis [{DEFAULT_COMPRESSION}]")
-    p.add_argument("--uncompressed", dest="compression", action="store_const", const="none",
-                   help="the same as --compression none (kept for older scripts)")
+                   help="filter of the Jacobian blocks: none (the fastest write), lzf (h5py's own filter) or gzip "
+                        "(deflate level 1), smaller files for slower writes (README, Benchmark); the other datasets are "
+                        f"always gzip-compressed; all read in plain h5py and MDAnalysis [{DEFAULT_COMPRESSION}]")
     p.add_argument("--strategy", default="replicate", choices=sorted(STRATEGIES),
                    help="how the Jacobian is computed (see mdjac.Potential.force_jacobian) [replicate]")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

@@ -111,7 +111,9 @@ def test_selection_and_existing_output(files, tmp_path, capsys):
 def test_upper_and_uncompressed(files, tmp_path, capsys):
     full, upper = tmp_path / "full.h5md", tmp_path / "upper.h5md"
     args = ["compute", files["traj"], "-s", files["system"], "-q", "--stop", 3]
-    assert run(args + ["-o", full, "--uncompressed"], capsys)[0] == 0
+    code, _, err = run(args + ["-o", full, "--uncompressed"], capsys)     # the option is gone: argparse's error
+    assert code == 2 and "unrecognized arguments: --uncompressed" in err and not full.exists()
+    assert run(args + ["-o", full, "--compression", "none"], capsys)[0] == 0
     assert run(args + ["-o", upper, "--upper", "--compression", "gzip"], capsys)[0] == 0   # the default before issue 10
     with h5py.File(full, "r") as f:
         assert f["particles/trajectory/force_jacobian/blocks"].compression is None

@@ -92,9 +92,9 @@ def _append(ds, data):
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
-                  metadata, compress_blocks=True, triangle="full", times=True, compression=DEFAULT_COMPRESSION):
+                  metadata, triangle="full", times=True, compression=DEFAULT_COMPRESSION):
     """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``: the blocks with
-    the filter of ``compression`` (none if not ``compress_blocks``), the rest with :data:`OTHERS_COMPRESSION`."""
+    the filter of ``compression``, the rest with :data:`OTHERS_COMPRESSION`."""
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
     h5md.create_group("author").attrs["name"] = author
@@ -129,7 +129,7 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
         _resizable(jac, "offset", (), np.int64, chunks=(1024,))
         _resizable(jac, "indices", (), np.int32, chunks=(1 << 16,))
         _resizable(jac, "blocks", (3, 3), dtype, UNITS["jacobian"], chunks=(BLOCK_CHUNK, 3, 3),
-                   compression=compression if compress_blocks else "none")
+                   compression=compression)
     params = f.create_group("parameters")
     if names is not None:
         vmd = params.create_group("vmd_structure")
@@ -221,7 +221,6 @@ class H5MDWriter:
         read in plain h5py and MDAnalysis. On the water box (``benchmarks/bench_h5md_write.py``)
         a frame's write took 0.10 to 0.13 of its computation with 'none', 0.6 to 1.0 with 'lzf'
         (files 1.1 to 1.3x smaller), 1.5 to 1.9 with 'gzip' (1.4x smaller).
-    compress_blocks : False is compression='none' (its older name); True leaves ``compression``.
     batch : frames buffered before the file is opened, appended and closed again.
     metadata : JSON-able dict stored in /parameters/mdjac (the command line keeps its
         arguments there so that --resume can check them).
@@ -232,7 +231,7 @@ class H5MDWriter:
 
     def __init__(self, path, n_atoms, names=None, masses=None, periodic=False, forces=True,
                  jacobian_atoms="all", dtype=np.float32, mode="w", batch=16, author="mdjac user",
-                 metadata=None, overwrite=False, compress_blocks=True, triangle="full", times=True,
+                 metadata=None, overwrite=False, triangle="full", times=True,
                  compression=DEFAULT_COMPRESSION):
         self.path, self.n_atoms, self.batch = os.fspath(path), int(n_atoms), int(batch)
         self.times = bool(times)
@@ -256,20 +255,20 @@ class H5MDWriter:
                 journal.recover(self.path)
                 self.n_frames = self._resume()
             else:
-                self._create(names, masses, author, metadata, compress_blocks, triangle)
+                self._create(names, masses, author, metadata, triangle)
                 self.n_frames = 0
         except BaseException:
             self.lock.release()
             raise
 
-    def _create(self, names, masses, author, metadata, compress_blocks, triangle):
+    def _create(self, names, masses, author, metadata, triangle):
         """Write the empty layout to a temporary file and rename it over ``path`` (atomic)."""
         tmp = f"{self.path}.tmp"
         try:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
-                              self.jacobian_atoms, names, masses, author, metadata, compress_blocks,
-                              triangle, self.times, self.compression)
+                              self.jacobian_atoms, names, masses, author, metadata, triangle, self.times,
+                              self.compression)
             if os.path.exists(journal.journal_path(self.path)):
                 os.remove(journal.journal_path(self.path))   # a stale journal of the old file
             os.replace(tmp, self.path)
@@ -432,7 +431,3 @@ class H5MDWriter:
 
     def __exit__(self, *exc):
         self.close()
-
-
-#: The name this writer had before the io package; kept because scripts use it.
-TrajectoryWriter = H5MDWriter
