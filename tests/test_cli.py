@@ -272,5 +272,9 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     code, stdout, _ = run(["run", "--steps", 20, "--every", 10, "-o", tmp_path / "md.h5md"], capsys)
     assert code == 0 and "frames" in stdout and calls[0][0] == "alanine-dipeptide"
     assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False, progress=True)
+    import mdjac.jobs.md
+    md_runs = []
+    monkeypatch.setattr(mdjac.jobs, "run_md", mdjac.jobs.md.run_md)      # the job itself checks the output
+    monkeypatch.setattr(mdjac.jobs.md, "_run_md", lambda *args: md_runs.append(args))
     code, _, err = run(["run", "-o", out], capsys)      # exists: refused before any MD
-    assert code == 2 and "--overwrite" in err and len(calls) == 1
+    assert code == 2 and "--overwrite" in err and len(calls) == 1 and not md_runs

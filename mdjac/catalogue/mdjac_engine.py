@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .checks import (check_atom_count, check_keys, field_hint, file_positions, positive_number, read_coordinates,
-                     shown)
+from .checks import check_keys, field_hint, positive_number, read_coordinates, shown
 from .system import System
 
 ENGINE = "mdjac"
@@ -39,10 +38,7 @@ def check(spec, path):
 
 def load(spec, path):
     """The :class:`TermsSystem` of a checked system file ``spec`` read from ``path``."""
-    coords, x, box = file_positions(spec, path)
-    names, masses = type_names_and_masses(spec, coords)
-    check_atom_count(names, x, path)
-    return TermsSystem(spec.get("name", path.stem), spec.get("description", ""), x, masses, box, names, path, spec)
+    return TermsSystem.from_file(spec, path, type_names_and_masses)
 
 
 def _check_atom_types(table, path):

@@ -10,7 +10,7 @@ only when the atoms' names and masses, the potential or those objects are first 
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from .checks import check_atom_count, file_positions, positive_number, shown
+from .checks import positive_number, shown
 from .system import System
 
 ENGINE = "mindsponge"
@@ -65,10 +65,7 @@ def check(spec, path):
 def load(spec, path):
     """The :class:`SpongeSystem` of a checked system file ``spec`` read from ``path``."""
     from ..sponge.systems import sponge_names_and_masses
-    _, x, box = file_positions(spec, path)
-    names, masses = sponge_names_and_masses(spec)
-    check_atom_count(names, x, path)
-    return SpongeSystem(spec.get("name", path.stem), spec.get("description", ""), x, masses, box, names, path, spec)
+    return SpongeSystem.from_file(spec, path, lambda spec, coords: sponge_names_and_masses(spec))
 
 
 def _check_residues(residues, path):

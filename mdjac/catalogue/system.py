@@ -10,6 +10,8 @@ from typing import Optional
 
 import numpy as np
 
+from .checks import check_atom_count, file_positions
+
 
 @dataclass
 class System:
@@ -39,6 +41,20 @@ class System:
     engine = None
     #: Only the seed article's demo (:class:`mdjac.catalogue.article.ArticleDemo`) has a function.
     function = None
+
+    @classmethod
+    def from_file(cls, spec, path, names_and_masses):
+        """The system of a checked system file: positions and box from its coordinates file.
+
+        Parameters
+        ----------
+        spec : dict, the file's contents.  path : Path, the file.
+        names_and_masses : the engine's function (spec, coordinates dict) -> (names (N,), masses (N,) amu).
+        """
+        coords, x, box = file_positions(spec, path)
+        names, masses = names_and_masses(spec, coords)
+        check_atom_count(names, x, path)
+        return cls(spec.get("name", path.stem), spec.get("description", ""), x, masses, box, names, path, spec)
 
     @property
     def is_mindsponge(self):
