@@ -22,7 +22,11 @@ class OutputLocked(InputError):
 def finite_numbers(value, what):
     """``value`` as a float64 array, refusing anything that is not numbers, and NaN or inf.
 
-    what: the name of the value in the message (with its owner: a term, a file)."""
+    Parameters
+    ----------
+    value : anything array-like.
+    what : str, the name of the value in the message (with its owner: a term, a file).
+    """
     import numpy as np
     try:
         v = np.asarray(value, dtype=np.float64)

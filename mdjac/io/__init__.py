@@ -75,9 +75,17 @@ def open_trajectory(path, group=None, n_atoms=None):
     """Frames of a trajectory file, lazily: a FrameSequence of Frame (mdjac's units).
 
     HDF5 files are read as H5MD (mdjac's output with its Jacobians, standard H5MD, MindSPONGE's
-    WriteH5MD); anything else (PDB, XYZ, DCD, XTC, ...) through MDAnalysis. ``group``: the H5MD
-    particles group (default 'trajectory', else the first). ``n_atoms``, if given, is checked.
-    Raises InputError for a missing, unreadable or mismatched file.
+    WriteH5MD); anything else (PDB, XYZ, DCD, XTC, ...) through MDAnalysis.
+
+    Parameters
+    ----------
+    path : the trajectory file.
+    group : str or None, the H5MD particles group (default 'trajectory', else the first).
+    n_atoms : int or None, checked against the file's if given.
+
+    Raises
+    ------
+    InputError : for a missing, unreadable or mismatched file.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -95,7 +103,11 @@ def open_trajectory(path, group=None, n_atoms=None):
 def open_writer(path, n_atoms, **options):
     """A writer for ``path`` chosen by its extension (H5MD for any extension not in WRITERS).
 
-    options: the writer's own (for H5MD: see :class:`mdjac.io.h5md_writer.H5MDWriter`).
+    Parameters
+    ----------
+    path : the output file.
+    n_atoms : int, atoms per frame.
+    **options : the writer's own (for H5MD: see :class:`mdjac.io.h5md_writer.H5MDWriter`).
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
     return WRITERS.get(ext, DEFAULT_WRITER)(path, n_atoms, **options)
