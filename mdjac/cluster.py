@@ -16,8 +16,8 @@ The task (:func:`compute_shard`, one per shard, on any worker, told what to do b
 through the scheduler), computes frames a_k..b_k-1 and writes them with the output's writer
 (:func:`mdjac.io.open_writer`) into ``<output>.shards/shard-<k>.h5md``: journaled and resumable,
 so a task rerun after its worker died (Dask reruns it) continues after the frames its shard
-already holds, once the lock of the attempt before is free (:class:`mdjac.errors.OutputLocked`). It reports each frame to
-a ``distributed.Queue`` for the one progress bar, and returns its timings.
+already holds, once the lock of the attempt before is free (:class:`mdjac.errors.OutputLocked`).
+It reports each frame to a ``distributed.Queue`` for the one progress bar, and returns its timings.
 
 The join (:func:`join_shard`, on the client, in frame order while the other shards still run).
 Shard k is appended to the output through the output's own writer as soon as shards 0..k are

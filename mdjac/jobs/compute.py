@@ -151,7 +151,7 @@ def open_output(plan, options):
     plan found and to end at the selection's frame before them."""
     output, frames, done = plan.output, plan.frames, plan.done
     writer = open_writer(output, len(plan.system.positions), mode="a" if options.resume else "w",
-                         overwrite=options.overwrite, **plan.writer_layout(), **options.writer_options)
+                         overwrite=options.overwrite, **plan.writer_layout, **options.writer_options)
     try:
         if writer.n_frames != done:
             raise InputError(f"{output} changed while mdjac was starting (it holds {writer.n_frames} "

@@ -63,6 +63,7 @@ class ComputePlan:
     def potential(self):
         return self.system.potential
 
+    @property
     def writer_layout(self):
         """The keywords of :func:`mdjac.io.open_writer` that the system and the input fix."""
         system = self.system
