@@ -4,7 +4,7 @@ The force Jacobian J_ij = dF_i/dr_j = -d2U/dr_i dr_j (3x3 blocks, kJ mol^-1 nm^-
 MindSpore automatic differentiation through the masked-grad kernel (mdjac.kernel); terms state
 only their energies (mdjac.terms). See docs/architecture.md for the map of the package.
 
-Importing mdjac is light: MindSpore (about 2 s) is imported when a Potential or a term is first
+Importing mdjac is light: MindSpore (seconds to load) is imported when a Potential or a term is first
 used, so ``mdjac --help``, ``mdjac info`` and argument errors never wait for it.
 """
 import importlib
@@ -14,7 +14,7 @@ import os
 # unless the user chose a level (GLOG_v: 0 debug, 1 info, 2 warning, 3 error).
 os.environ.setdefault("GLOG_v", "3")
 
-from .errors import InputError  # noqa: E402
+from .errors import InputError, OutputLocked  # noqa: E402
 from .version import __version__  # noqa: E402
 
 #: Public names -> the module that defines them, imported on first use.
@@ -28,7 +28,7 @@ _PUBLIC = {
     "run_md": "jobs",
     "normal_modes": "analysis.modes",
 }
-__all__ = sorted(_PUBLIC) + ["InputError", "terms", "__version__"]
+__all__ = sorted(_PUBLIC) + ["InputError", "OutputLocked", "terms", "__version__"]
 
 
 def __getattr__(name):

@@ -11,14 +11,11 @@ S is a name from systems/ or a system file. Bad input ends with one line on stde
 ("mdjac: error: ...") and exit code 2, with nothing written and nothing destroyed.
 """
 import argparse
-import functools
 import os
-import signal
 import sys
-import threading
-import time
 
 from .errors import InputError
+from .jobs.interrupts import hold_interrupts, is_interrupt, release_interrupts, restore_interrupts
 from .version import __version__
 
 #: The strategies of Potential.force_jacobian (mdjac.strategies.STRATEGIES), named here so that
@@ -62,12 +59,9 @@ def build_parser():
     p.add_argument("--upper", action="store_true",
                    help="store only the blocks J_ij with j >= i (J_ji = J_ij^T): half the bytes")
     p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,
-                   help="filter of the Jacobian blocks: none (the fastest write), lzf (h5py's own filter; files "
-                        "1.1 to 1.3x smaller, writes about 6x slower) or gzip (deflate level 1; files 1.4x smaller, "
-                        "writes about 14x slower); the other datasets are always gzip-compressed; all read in plain "
-                        f"h5py and MDAnalysis [{DEFAULT_COMPRESSION}]")
-    p.add_argument("--uncompressed", dest="compression", action="store_const", const="none",
-                   help="the same as --compression none (kept for older scripts)")
+                   help="filter of the Jacobian blocks: none (the fastest write), lzf (h5py's own filter) or gzip "
+                        "(deflate level 1), smaller files for slower writes (README, Benchmark); the other datasets are "
+                        f"always gzip-compressed; all read in plain h5py and MDAnalysis [{DEFAULT_COMPRESSION}]")
     p.add_argument("--strategy", default="replicate", choices=sorted(STRATEGIES),
                    help="how the Jacobian is computed (see mdjac.Potential.force_jacobian) [replicate]")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -101,7 +95,7 @@ def build_parser():
 def main(argv=None):
     """Run the command line; returns the exit code (0, 2 for bad input, 130 when interrupted)."""
     args = None
-    previous = hold_interrupts()
+    previous = hold_interrupts()       # before any library starts threads (mdjac.jobs.interrupts)
     try:
         args = build_parser().parse_args(argv)
         if args.command not in DEFERS_INTERRUPTS:
@@ -110,16 +104,12 @@ def main(argv=None):
     except InputError as err:
         print(f"mdjac: error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
-        return interrupted(args)
-    except ImportError as err:   # Ctrl-C while a library loads surfaces as its ImportError
-        if isinstance(err.__cause__ or err.__context__, KeyboardInterrupt):
+    except (KeyboardInterrupt, ImportError) as err:   # Ctrl-C while a library loads: its ImportError
+        if is_interrupt(err):
             return interrupted(args)
         raise
     finally:
-        if previous is not None:                 # as it was (main() is also called in-process, by tests)
-            signal.signal(signal.SIGINT, previous[0])
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous[1])
+        restore_interrupts(previous)
 
 
 def run():
@@ -138,26 +128,6 @@ def run():
     sys.exit(code)
 
 
-def hold_interrupts():
-    """Block SIGINT in the main thread before any library starts threads of its own; returns
-    (previous handler, previous mask) to restore, or None outside the main thread.
-
-    Threads inherit the mask of the thread that starts them, so numpy's, MindSpore's and tqdm's
-    never receive Ctrl-C; the main thread takes it where a job checks for it
-    (:class:`mdjac.jobs.DeferredInterrupt`), or at once for commands that write nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-
-
-def release_interrupts():
-    """Let Ctrl-C reach the main thread again, as KeyboardInterrupt (commands that write nothing)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
 def interrupted(args):
     """The line printed after Ctrl-C, and the exit code 130."""
     hint = " (continue with --resume)" if getattr(args, "command", None) == "compute" else ""
@@ -170,16 +140,11 @@ def interrupted(args):
 # --------------------------------------------------------------------------------------------
 
 def cmd_compute(args):
-    from .io.h5md_reader import describe
+    from .cluster import client_factory
+    from .io import describe
     from .jobs import compute_trajectory
 
-    client = None
-    if args.workers is not None or args.scheduler is not None:
-        if args.workers is not None and args.workers < 1:
-            raise InputError(f"--workers {args.workers}: give at least 1 worker")
-        from . import cluster
-        client = (functools.partial(cluster.local_client, args.workers) if args.workers is not None
-                  else functools.partial(cluster.scheduler_client, args.scheduler))
+    client = client_factory(args.workers, args.scheduler)
     result = compute_trajectory(args.trajectory, args.system, args.output, start=args.start, stop=args.stop,
                                 step=args.step, resume=args.resume, overwrite=args.overwrite,
                                 dtype="float64" if args.float64 else "float32", batch=args.batch,
@@ -246,22 +211,17 @@ def format_info(info):
 
 
 def cmd_info(args):
-    from .io import open_trajectory
-    from .io.h5md_layout import is_hdf5
-    from .io.h5md_reader import describe
-    if not os.path.isfile(args.file):
-        raise InputError(f"{args.file}: no such file")
-    if is_hdf5(args.file):
+    from .io import OUTPUTS, describe, format_of, open_trajectory
+    if os.path.isfile(args.file) and format_of(args.file) in OUTPUTS:
         print(format_info(describe(args.file)))
         return
-    with open_trajectory(args.file) as traj:
+    with open_trajectory(args.file) as traj:     # refuses a missing file or a folder in one line
         print(f"{args.file}  ({type(traj).__name__})\n  atoms            {traj.n_atoms}\n"
               f"  frames           {len(traj)}")
 
 
 def cmd_run(args):
-    from .jobs import check_output, run_md
-    check_output(args.output, False, args.overwrite, resumable=False)
+    from .jobs import run_md
     options = {k: v for k, v in dict(steps=args.steps, every=args.every, output=args.output).items()
                if v is not None}
     print(format_summary(run_md(args.system, overwrite=args.overwrite, progress=True, **options)))
@@ -298,97 +258,12 @@ def format_summary(result):
 
 
 def cmd_modes(args):
+    from .jobs import modes_text
     if sys.stderr.isatty():    # building a MindSPONGE system takes seconds before any bar can move
         print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
     print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system))
 
 
-def _file_frame(path, frame):
-    """(Frame, masses (N,) amu or None, system name recorded by the writer or None) of frame ``frame``."""
-    from .io import open_trajectory
-    from .io.h5md_reader import read_metadata
-
-    with open_trajectory(path) as traj:
-        n = len(traj)
-        if not isinstance(frame, int) or not -n <= frame < n:
-            raise InputError(f"{path}: frame {frame} is out of range; the file has {n} frames (0..{n - 1})")
-        fr, masses = traj[int(frame)], traj.masses
-    return fr, masses, read_metadata(path).get("system")
-
-
-def _file_case(path, frame, system):
-    """(jacobian, masses, positions, box, description) of a frame of an mdjac H5MD file, as stored.
-
-    Masses come from the file, else from ``system`` (a name, or the one the file records); the
-    Jacobian from the file, else from that system's potential at the frame's positions.
-    """
-    import numpy as np
-    from .catalogue import resolve_system
-    from .io.h5md_layout import is_hdf5
-
-    if not is_hdf5(path):
-        raise InputError(f"{path} is not an H5MD file; give an mdjac H5MD file or a system name "
-                         f"(run mdjac compute on other trajectories first)")
-    fr, masses, recorded = _file_frame(path, frame)
-    x = np.asarray(fr.positions, dtype=np.float64)
-    jacobian = fr.jacobian
-    sysobj = None
-    if system is not None:
-        sysobj = resolve_system(system)
-        if sysobj.n_atoms != len(x):
-            raise InputError(f"{path} holds {len(x)} atoms but system {sysobj.name} has {sysobj.n_atoms}; "
-                             "give the system the file was computed with")
-    if masses is None or jacobian is None:
-        name = system or recorded
-        if name is None:
-            raise InputError(f"{path} stores no masses or no Jacobian and names no system; pass a system")
-        sysobj = sysobj or resolve_system(name)
-        masses = sysobj.masses if masses is None else masses
-        jacobian = sysobj.potential.force_jacobian(x, box=fr.box) if jacobian is None else jacobian
-    return jacobian, masses, x, fr.box, f"{path}, frame {frame} (step {fr.step}, {fr.time:g} ps), as stored"
-
-
-def _system_case(sysobj, minimise, gtol):
-    """(jacobian, masses, positions, box, description) of a catalogue System, minimised first."""
-    import numpy as np
-    if getattr(sysobj, "potential", None) is None:
-        raise InputError(f"system {sysobj.name} has no potential energy (not a molecule); pick a molecular system")
-    x = np.asarray(sysobj.positions, dtype=np.float64)
-    where = f"system {sysobj.name}"
-    if minimise:
-        from .analysis.minimise import minimise_energy
-        x, fmax = minimise_energy(sysobj.potential, x, box=sysobj.box, gtol=gtol)
-        where += f", minimised (largest force {fmax:.2g} kJ mol^-1 nm^-1)"
-    return sysobj.potential.force_jacobian(x, box=sysobj.box), sysobj.masses, x, sysobj.box, where
-
-
-def modes_text(source, frame=0, k=None, system=None, minimise=True, project="auto", gtol=1e-6):
-    """The text ``mdjac modes`` prints: a table of normal-mode frequencies.
-
-    source : an H5MD file written by mdjac (frame ``frame`` is analysed as it is, with its stored
-        Jacobian, or one computed from ``system`` if it has none), a catalogue system name or
-        file, or a loaded System (minimised first with mdjac.analysis.minimise unless ``minimise``
-        is False).
-    k : the k lowest modes only. system : catalogue name for a file's masses or potential (default:
-        the system the file records). project : 'auto' (:func:`default_projection`), None,
-        'molecule' or 'periodic'. gtol : minimiser tolerance, kJ mol^-1 nm^-1.
-    """
-    from .analysis.modes import default_projection, normal_modes
-    from .catalogue import resolve_system
-
-    t0 = time.perf_counter()
-    if not isinstance(source, (str, os.PathLike)):
-        case = _system_case(source, minimise, gtol)
-    elif os.path.isfile(source) and not os.fspath(source).endswith(".json"):
-        case = _file_case(os.fspath(source), frame, system)
-    else:
-        case = _system_case(resolve_system(source), minimise, gtol)
-    jacobian, masses, x, box, where = case
-    proj = default_projection(jacobian, box) if project == "auto" else project
-    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k)
-    return nm.table(title=f"normal modes of {where} [{time.perf_counter() - t0:.1f} s]")
-
-
 COMMANDS = {"compute": cmd_compute, "info": cmd_info, "run": cmd_run, "modes": cmd_modes}
-#: Commands that write files: they take Ctrl-C only between frames (mdjac.jobs.DeferredInterrupt).
+#: Commands that write files: they take Ctrl-C only between frames (mdjac.jobs.interrupts.DeferredInterrupt).
 DEFERS_INTERRUPTS = ("compute", "run")

@@ -11,12 +11,13 @@ S contiguous blocks (shards) [a_k, b_k), D = a_0 < b_0 = a_1 < ... < b_{S-1} = F
 worker unless ``shard_frames`` is given. The plan is stored as ``<output>.shards/plan.json``
 (with the run's metadata, which a resume must match) before any task starts.
 
-The task (:func:`compute_shard`, one per shard, on any worker). It opens the input trajectory
-itself (a shared file system: no frame travels through the scheduler), computes frames a_k..b_k-1
-and writes them with :class:`~mdjac.io.h5md_writer.H5MDWriter` into
-``<output>.shards/shard-<k>.h5md``: journaled and resumable, so a task rerun after its worker
-died (Dask reruns it) continues after the frames its shard already holds. It reports each frame to
-a ``distributed.Queue`` for the one progress bar, and returns its timings.
+The task (:func:`compute_shard`, one per shard, on any worker, told what to do by a
+:class:`ShardJob`). It opens the input trajectory itself (a shared file system: no frame travels
+through the scheduler), computes frames a_k..b_k-1 and writes them with the output's writer
+(:func:`mdjac.io.open_writer`) into ``<output>.shards/shard-<k>.h5md``: journaled and resumable,
+so a task rerun after its worker died (Dask reruns it) continues after the frames its shard
+already holds, once the lock of the attempt before is free (:class:`mdjac.errors.OutputLocked`).
+It reports each frame to a ``distributed.Queue`` for the one progress bar, and returns its timings.
 
 The join (:func:`join_shard`, on the client, in frame order while the other shards still run).
 Shard k is appended to the output through the output's own writer as soon as shards 0..k are
@@ -37,14 +38,13 @@ import shutil
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .catalogue import resolve_system
-from .errors import InputError
-from .io import open_trajectory
-from .io.h5md_layout import modify
-from .io.h5md_writer import H5MDWriter
+from .errors import InputError, OutputLocked
+from .io import open_trajectory, open_writer
 
 PLAN = "plan.json"
 THREADS_VARIABLE = "MDJAC_THREADS"
@@ -72,9 +72,7 @@ def local_client(workers, threads=None):
     MindSpore's kernels and OpenMP/BLAS. The cluster is shut down on exit."""
     from distributed import Client, LocalCluster
 
-    workers = int(workers)
-    if workers < 1:
-        raise InputError(f"--workers {workers}: give at least 1 worker")
+    workers = check_workers(workers)
     threads = thread_share(workers) if threads is None else int(threads)
     env = {THREADS_VARIABLE: str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "OPENBLAS_NUM_THREADS": str(threads), "GLOG_v": os.environ.get("GLOG_v", "3")}
@@ -98,6 +96,25 @@ def scheduler_client(address, timeout=None):
                          "start one with `dask scheduler` or check --scheduler") from None
     with client:
         yield client
+
+
+def check_workers(workers):
+    """``workers`` as an int, refusing fewer than one worker process."""
+    if int(workers) < 1:
+        raise InputError(f"--workers {workers}: give at least 1 worker")
+    return int(workers)
+
+
+def client_factory(workers=None, scheduler=None):
+    """The ``client`` argument of :func:`mdjac.jobs.compute_trajectory` for ``--workers`` or
+    ``--scheduler``: a callable opening :func:`local_client` or :func:`scheduler_client` (started
+    only once every check of the run has passed), or None (serial) when neither is given."""
+    import functools
+    if workers is not None:
+        return functools.partial(local_client, check_workers(workers))
+    if scheduler is not None:
+        return functools.partial(scheduler_client, scheduler)
+    return None
 
 
 def limit_threads(threads):
@@ -177,28 +194,59 @@ def stored_frames(path):
 # the worker task
 # --------------------------------------------------------------------------------------------
 
-#: Per worker process: the systems it has built (compiled once per process) and its frame count.
-_PROCESS = {"systems": {}, "frames": 0}
+@dataclass(frozen=True)
+class ShardJob:
+    """What every task of a run needs to know, sent to the workers once per task.
+
+    Attributes
+    ----------
+    trajectory : str, absolute path of the input.
+    selection : (start, stop, step) of the selected frames in it.
+    system : str, the system's file (each worker loads it once).
+    compute_frame : the per-frame function (:func:`mdjac.jobs.frame_forces_and_jacobian`).
+    options : :class:`mdjac.jobs.records.ComputeOptions` of the run.
+    metadata : dict, what every file of the run records.
+    times : bool, whether the input records times.
+    queue : str, the name of the progress ``distributed.Queue``.
+    """
+    trajectory: str
+    selection: tuple
+    system: str
+    compute_frame: object
+    options: object
+    metadata: dict
+    times: bool
+    queue: str
 
 
-def _system(path):
-    if path not in _PROCESS["systems"]:
-        _PROCESS["systems"][path] = resolve_system(path)
-    return _PROCESS["systems"][path]
+@dataclass
+class WorkerState:
+    """What one worker process keeps between its tasks: the systems it has built (each compiled
+    once per process) and the frames it has computed (whose first paid for compilation)."""
+    systems: dict = field(default_factory=dict)
+    frames: int = 0
+
+    def system(self, path):
+        if path not in self.systems:
+            self.systems[path] = resolve_system(path)
+        return self.systems[path]
 
 
-def _shard_writer(path, n_atoms, system, job):
+#: This process's state, when it is a worker.
+_WORKER = WorkerState()
+
+
+def _shard_writer(path, system, job):
     """The shard's writer (mode 'a': continues what a killed attempt left), waiting for the lock of
     an attempt whose worker is still ending."""
     deadline = time.monotonic() + LOCK_WAIT
     while True:
         try:
-            return H5MDWriter(path, n_atoms, names=system.names, masses=system.masses,
-                              periodic=system.box is not None, dtype=job["dtype"], mode="a",
-                              batch=job["batch"], metadata=job["metadata"],
-                              compression=job["compression"], triangle=job["triangle"], times=job["times"])
-        except InputError as err:
-            if "being written by another" not in str(err) or time.monotonic() > deadline:
+            return open_writer(path, len(system.positions), names=system.names, masses=system.masses,
+                               periodic=system.box is not None, mode="a", metadata=job.metadata, times=job.times,
+                               **job.options.writer_options)
+        except OutputLocked:
+            if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
 
@@ -206,34 +254,40 @@ def _shard_writer(path, n_atoms, system, job):
 def compute_shard(job, index, a, b, path):
     """Worker task: frames a..b-1 of the selection into the shard file ``path``.
 
-    job : dict of the run (trajectory, selection range, system file, frame function, dtype,
-    strategy, batch, compression, triangle, metadata, progress queue name).
-    Returns a dict: index, worker (pid), threads, resumed (frames found in the shard), computed,
-    seconds (per computed frame), compile (True if the first of them was this process's first).
+    Parameters
+    ----------
+    job : :class:`ShardJob`.
+    index : int, the shard's number.  a, b : int, its frames (selection positions a..b-1).
+    path : str, its file.
+
+    Returns
+    -------
+    dict : index, worker (pid), threads, resumed (frames found in the shard), computed, seconds
+    (per computed frame), compile (True if the first of them was this process's first).
     """
     from distributed import Queue
 
     threads = limit_threads(os.environ.get(THREADS_VARIABLE))
-    system = _system(job["system"])
+    system = _WORKER.system(job.system)
     potential = system.potential
-    queue = Queue(job["queue"]) if job["queue"] else None
-    first_of_process = _PROCESS["frames"] == 0
+    queue = Queue(job.queue) if job.queue else None
+    first_of_process = _WORKER.frames == 0
     seconds = []
-    with open_trajectory(job["trajectory"], n_atoms=len(system.positions)) as traj:
-        start, stop, step = job["selection"]
+    dtype, strategy = job.options.dtype, job.options.strategy
+    with open_trajectory(job.trajectory, n_atoms=len(system.positions)) as traj:
+        start, stop, step = job.selection
         frames = traj[start:stop:step]
-        with _shard_writer(path, len(system.positions), system, job) as writer:
+        with _shard_writer(path, system, job) as writer:
             resumed = writer.n_frames
             if queue is not None:
                 queue.put((index, resumed))
             for i in range(a + resumed, b):
                 frame = frames[i]
                 t0 = time.perf_counter()
-                x, box, forces, jacobian = job["compute_frame"](potential, frame, system, job["dtype"],
-                                                                job["strategy"])
+                x, box, forces, jacobian = job.compute_frame(potential, frame, system, dtype, strategy)
                 writer.append(frame.step, frame.time, x, box, forces, jacobian)
                 seconds.append(time.perf_counter() - t0)
-                _PROCESS["frames"] += 1
+                _WORKER.frames += 1
                 if queue is not None:
                     queue.put((index, i + 1 - a))
     return dict(index=index, worker=os.getpid(), threads=threads, resumed=resumed, computed=len(seconds),
@@ -263,45 +317,44 @@ def join_shard(writer, a, b, path):
     return max(0, b - held)
 
 
-def record_run(path, run):
-    """Write the attribute that describes this distributed run (``distributed`` on /parameters/mdjac)."""
-    with modify(path) as f:
-        f["parameters/mdjac"].attrs["distributed"] = json.dumps(run, sort_keys=True)
-
-
 # --------------------------------------------------------------------------------------------
 # the client's loop
 # --------------------------------------------------------------------------------------------
 
-def compute_on_cluster(client, plan, output, open_output, compute_frame, strategy, batch, compression, triangle,
-                       resume=False, shard_frames=None, progress=True, interrupt=None):
-    """The selected frames that the output lacks, computed by the workers of ``client`` (a Client,
-    or a callable returning a context manager that yields one) and joined into the output.
+def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_frames=None, interrupt=None):
+    """The selected frames that the output lacks, computed by the workers of ``client`` and joined
+    into the output.
 
-    Called by :func:`mdjac.jobs.compute_trajectory` after every check, with its ``plan`` (frames,
-    system, dtype, metadata, done: frames the output holds), the ``output`` path, ``open_output`` (returns the output's
-    checked writer; called when the first shard is ready, so a run that fails before touches
-    nothing), the per-frame function ``compute_frame``; ``resume`` keeps a previous plan's shards;
-    ``interrupt``: the caller's DeferredInterrupt, checked between polls.
+    Parameters
+    ----------
+    client : a ``distributed.Client``, or a callable returning a context manager that yields one.
+    plan : :class:`mdjac.jobs.records.ComputePlan`, checked (``done``: frames the output holds).
+    options : :class:`mdjac.jobs.records.ComputeOptions` (``resume`` keeps a previous plan's shards).
+    open_output : callable returning the output's checked writer; called when the first shard
+        is ready, so a run that fails before touches nothing.
+    compute_frame : the per-frame function (:func:`mdjac.jobs.frame_forces_and_jacobian`).
+    shard_frames : int or None, frames per task.
+    interrupt : the caller's DeferredInterrupt, checked between polls, or None.
 
-    Returns the dict of compute_trajectory, plus ``workers`` (worker processes seen),
-    ``shards``, ``tasks`` (each task's dict from :func:`compute_shard`), ``compile_seconds``
-    ({worker pid: seconds of its first frame}), ``join_seconds``.
+    Returns
+    -------
+    dict : that of :func:`mdjac.jobs.compute_trajectory`, plus ``workers`` (worker processes
+    seen), ``shards``, ``tasks`` (each task's dict from :func:`compute_shard`),
+    ``compile_seconds`` ({worker pid: seconds of its first frame}), ``join_seconds``.
     """
     from distributed import Client
 
     if not isinstance(client, Client):
         with client() as own:
-            return compute_on_cluster(own, plan, output, open_output, compute_frame, strategy, batch, compression, triangle,
-                                      resume, shard_frames, progress, interrupt)
+            return compute_on_cluster(own, plan, options, open_output, compute_frame, shard_frames, interrupt)
     from distributed import Queue
     from tqdm import tqdm
 
-    frames, system, dtype, metadata, done = (plan[k] for k in ("frames", "system", "dtype", "metadata", "done"))
+    frames, system, metadata, done, output = plan.frames, plan.system, plan.metadata, plan.done, plan.output
     client.wait_for_workers(1)
     workers = len(client.nthreads())
     folder = shard_folder(output)
-    shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, resume)
+    shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, options.resume)
     first = next((k for k, (a, b) in enumerate(shards) if b > done), len(shards))
     count = {k: stored_frames(shard_path(folder, k)) for k in range(first, len(shards))}
 
@@ -312,17 +365,17 @@ def compute_on_cluster(client, plan, output, open_output, compute_frame, strateg
     kept = finished()
     queue_name = f"mdjac-progress-{uuid.uuid4().hex}"
     queue = Queue(queue_name, client=client)
-    job = dict(trajectory=os.path.abspath(frames.path), selection=(frames.indices.start, frames.indices.stop,
-               frames.indices.step), system=str(system.path), compute_frame=compute_frame, dtype=np.dtype(dtype),
-               strategy=strategy, batch=int(batch), compression=compression, triangle=triangle,
-               metadata=metadata, times=frames.has_times, queue=queue_name)
+    job = ShardJob(trajectory=os.path.abspath(frames.path), system=str(system.path),
+                   selection=(frames.indices.start, frames.indices.stop, frames.indices.step),
+                   compute_frame=compute_frame, options=options, metadata=metadata, times=frames.has_times,
+                   queue=queue_name)
     started = time.perf_counter()
     futures = {k: client.submit(compute_shard, job, k, a, b, shard_path(folder, k), pure=False,
                                 key=f"mdjac-shard-{k}-{queue_name[-12:]}")
                for k, (a, b) in enumerate(shards) if k >= first and count[k] < b - a}
     tasks, join_seconds, next_join, writer = [], 0.0, first, None
     bar = tqdm(total=len(frames), initial=kept, unit="frame", desc="jacobians", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True, smoothing=0.1)
+               disable=not options.progress, dynamic_ncols=True, smoothing=0.1)
     try:
         with bar:
             while next_join < len(shards):
@@ -349,8 +402,8 @@ def compute_on_cluster(client, plan, output, open_output, compute_frame, strateg
         shutil.rmtree(folder, ignore_errors=True)
         if writer is not None:
             writer.flush()
-            record_run(writer.path, dict(workers=workers, shards=len(shards),
-                                         scheduler=str(client.scheduler.address)))
+            writer.record("distributed", dict(workers=workers, shards=len(shards),
+                                              scheduler=str(client.scheduler.address)))
     finally:
         client.cancel(list(futures.values()))
         if writer is not None:

@@ -6,7 +6,7 @@ non-zero; anything else that escapes is a bug in mdjac, not in the input.
 
 This module imports nothing at load: the command line imports it before it blocks Ctrl-C, and a
 library loaded earlier (numpy starts its BLAS threads on import) would start threads that still
-take SIGINT (see mdjac.cli.hold_interrupts).
+take SIGINT (see mdjac.jobs.interrupts).
 """
 
 
@@ -14,10 +14,19 @@ class InputError(ValueError):
     """Bad input: the message names the problem and the fix, on one line."""
 
 
+class OutputLocked(InputError):
+    """An output that another writer holds (its lock, :class:`mdjac.io.h5md_writer.OutputLock`):
+    bad input to the user, and something a task may wait for to end."""
+
+
 def finite_numbers(value, what):
     """``value`` as a float64 array, refusing anything that is not numbers, and NaN or inf.
 
-    what: the name of the value in the message (with its owner: a term, a file)."""
+    Parameters
+    ----------
+    value : anything array-like.
+    what : str, the name of the value in the message (with its owner: a term, a file).
+    """
     import numpy as np
     try:
         v = np.asarray(value, dtype=np.float64)

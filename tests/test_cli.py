@@ -111,7 +111,9 @@ def test_selection_and_existing_output(files, tmp_path, capsys):
 def test_upper_and_uncompressed(files, tmp_path, capsys):
     full, upper = tmp_path / "full.h5md", tmp_path / "upper.h5md"
     args = ["compute", files["traj"], "-s", files["system"], "-q", "--stop", 3]
-    assert run(args + ["-o", full, "--uncompressed"], capsys)[0] == 0
+    code, _, err = run(args + ["-o", full, "--uncompressed"], capsys)     # the option is gone: argparse's error
+    assert code == 2 and "unrecognized arguments: --uncompressed" in err and not full.exists()
+    assert run(args + ["-o", full, "--compression", "none"], capsys)[0] == 0
     assert run(args + ["-o", upper, "--upper", "--compression", "gzip"], capsys)[0] == 0   # the default before issue 10
     with h5py.File(full, "r") as f:
         assert f["particles/trajectory/force_jacobian/blocks"].compression is None
@@ -270,5 +272,9 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     code, stdout, _ = run(["run", "--steps", 20, "--every", 10, "-o", tmp_path / "md.h5md"], capsys)
     assert code == 0 and "frames" in stdout and calls[0][0] == "alanine-dipeptide"
     assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False, progress=True)
+    import mdjac.jobs.md
+    md_runs = []
+    monkeypatch.setattr(mdjac.jobs, "run_md", mdjac.jobs.md.run_md)      # the job itself checks the output
+    monkeypatch.setattr(mdjac.jobs.md, "_run_md", lambda *args: md_runs.append(args))
     code, _, err = run(["run", "-o", out], capsys)      # exists: refused before any MD
-    assert code == 2 and "--overwrite" in err and len(calls) == 1
+    assert code == 2 and "--overwrite" in err and len(calls) == 1 and not md_runs

@@ -213,3 +213,39 @@ def test_unreachable_scheduler_one_line(files, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "cannot reach the Dask scheduler" in err, err
     assert not (tmp_path / "o.h5md").exists()
+
+
+def test_a_rerun_shard_waits_for_the_lock_and_only_for_it(tmp_path, monkeypatch):
+    """A shard file whose writer is still held by an ending attempt (OutputLocked) is waited for;
+    any other refusal of the writer is raised at once."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mdjac.errors import InputError, OutputLocked
+    from mdjac.io.h5md_writer import OutputLock
+    from mdjac.jobs.records import ComputeOptions
+
+    system = SimpleNamespace(positions=np.zeros((4, 3)), names=None, masses=None, box=None)
+    job = cluster.ShardJob(trajectory="", selection=(0, 1, 1), system="", compute_frame=None,
+                           options=ComputeOptions(), metadata={}, times=True, queue="")
+    path = str(tmp_path / "shard-000000.h5md")
+    lock = OutputLock(path)
+    threading.Timer(1.0, lock.release).start()
+    started = time.monotonic()
+    with cluster._shard_writer(path, system, job) as writer:          # waits for the release
+        assert writer.n_frames == 0
+    assert time.monotonic() - started >= 0.9
+    monkeypatch.setattr(cluster, "LOCK_WAIT", 0.0)
+    lock = OutputLock(path)
+    try:
+        with pytest.raises(OutputLocked):
+            cluster._shard_writer(path, system, job)
+    finally:
+        lock.release()
+    monkeypatch.setattr(cluster, "LOCK_WAIT", 60.0)
+    other = SimpleNamespace(positions=np.zeros((5, 3)), names=None, masses=None, box=None)
+    started = time.monotonic()
+    with pytest.raises(InputError, match="n_atoms differs"):
+        cluster._shard_writer(path, other, job)                          # not a lock: no waiting
+    assert time.monotonic() - started < 5

@@ -14,7 +14,7 @@ import scipy.sparse
 
 from hdf5_compare import assert_same_datasets
 from mdjac.io import journal, open_trajectory, open_writer
-from mdjac.errors import InputError
+from mdjac.errors import InputError, OutputLocked
 from mdjac.io.h5md_layout import complete_frames, modify
 from mdjac.io.h5md_reader import describe, read_metadata
 from mdjac.io.h5md_writer import COMPRESSIONS, DEFAULT_COMPRESSION, OTHERS_COMPRESSION, H5MDWriter as TrajectoryWriter
@@ -369,11 +369,24 @@ def test_existing_output_and_second_writer_refused(tmp_path):
         write(path, random_frames(2))
     assert path.read_bytes() == before
     with TrajectoryWriter(path, N, periodic=True, mode="a"):
-        with pytest.raises(InputError, match="being written by another mdjac"):
+        with pytest.raises(InputError, match="being written by another mdjac") as refused:
             TrajectoryWriter(path, N, periodic=True, mode="a")
+        assert isinstance(refused.value, OutputLocked)      # a lock has a type of its own
     assert path.read_bytes() == before
-    with pytest.raises(InputError, match="n_atoms differs"):
+    with pytest.raises(InputError, match="n_atoms differs") as mismatch:
         TrajectoryWriter(path, N + 1, periodic=True, mode="a")
+    assert not isinstance(mismatch.value, OutputLocked)
+
+
+def test_record_stores_a_run_attribute_beside_the_metadata(tmp_path):
+    """What a distributed run records of itself (``writer.record``) goes beside the metadata, read back by h5py."""
+    import json
+    path = tmp_path / "r.h5md"
+    with TrajectoryWriter(path, N, periodic=True, metadata={"system": "x"}) as w:
+        w.record("distributed", {"workers": 2, "shards": 3})
+    assert read_metadata(path) == {"system": "x"}
+    with h5py.File(path, "r") as f:
+        assert json.loads(f["parameters/mdjac"].attrs["distributed"]) == {"shards": 3, "workers": 2}
 
 
 def test_frame_checks(tmp_path):

@@ -11,10 +11,11 @@ from mindspore import ops
 from scipy.spatial import cKDTree
 
 import mdjac
-from mdjac import cli, numerical, terms
+from mdjac import numerical, terms
 from mdjac.analysis import minimise, modes
 from mdjac.errors import InputError
 from mdjac.jacobian import ForceJacobian, assemble_blocks
+from mdjac.jobs import modes_text
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,13 +248,13 @@ def test_modes_command_reads_an_mdjac_file(tmp_path, spce_water):
         for step in range(2):
             xs = x + 0.001 * step
             w.append(step, 0.1 * step, xs, None, pot.forces(xs), pot.force_jacobian(xs))
-    text = cli.modes_text(str(path), frame=1)
+    text = modes_text(str(path), frame=1)
     expected = mdjac.normal_modes(pot.force_jacobian(x), masses, x, project="molecule")
     for f in expected.frequencies:
         assert f"{f:.3f}" in text
     assert "6 rigid-body modes removed" in text
     with pytest.raises(InputError, match="out of range"):
-        cli.modes_text(str(path), frame=2)
+        modes_text(str(path), frame=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,13 +294,13 @@ def test_alanine_dipeptide_sparse_lowest_20_equal_dense(alanine):
 
 def test_modes_command_minimises_a_system(alanine):
     system, x, _, jac = alanine
-    text = cli.modes_text(system, k=5)
+    text = modes_text(system, k=5)
     expected = mdjac.normal_modes(jac, system.masses, positions=x, project="molecule", k=5)
     assert "minimised" in text and "6 rigid-body modes removed (molecule)" in text
     for f in expected.frequencies:
         assert f"{f:.3f}" in text
     with pytest.raises(InputError, match="unknown system"):
-        cli.modes_text("no-such-system")
+        modes_text("no-such-system")
 
 
 def test_both_minimisers_reach_the_same_water_minimum(spce_water, monkeypatch):

@@ -303,3 +303,10 @@ def test_every_molecular_system_has_a_topology_shipped():
         if json.loads(spec_path.read_text())["engine"] != "article":
             assert spec_path.with_suffix(".pdb").is_file(), spec_path
     assert '"*.pdb"' in (CLONE_SYSTEMS.parent / "pyproject.toml").read_text()
+
+
+def test_openmm_engine_knows_the_suffixes_openmm_files_reads():
+    """The catalogue finds OpenMM's files by suffix without importing OpenMM: the same list as the reader's."""
+    from mdjac.catalogue import openmm_engine
+    from mdjac.openmm import files
+    assert openmm_engine.SUFFIXES == files.SUFFIXES

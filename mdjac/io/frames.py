@@ -83,6 +83,3 @@ class FrameView(FrameSequence):
     def coordinates(self, index):
         return self.parent.coordinates(self.indices[index])
 
-
-# --------------------------------------------------------------------------------------------
-# Reading

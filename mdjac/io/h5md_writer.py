@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from . import journal
-from ..errors import InputError, os_error_reason
+from ..errors import InputError, OutputLocked, os_error_reason
 from ..jacobian import row_pointers
 from ..version import __version__
 from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_KIND, UNITS, complete_frames, long_range_recipe,
@@ -24,16 +24,16 @@ from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_KIND, 
 #: create_dataset arguments. Each is read by plain h5py (and so by MDAnalysis) with no plugin:
 #: deflate (gzip) is HDF5's own, lzf ships inside h5py (HDF5 tools outside h5py, h5dump or the C
 #: library, need h5py's lzf plugin for it). Shuffle is left out: on blocks it made the files
-#: 1.2x larger and was no faster (benchmarks/bench_h5md_write.py). The blocks are 90% of a frame's
-#: bytes and compress poorly (1.25 to 1.55x); on the water box gzip took 1.5 to 1.9 times as long
-#: as computing the frame, lzf 0.6 to 1.0 times, no filter 0.10 to 0.13 times: hence the default.
+#: larger and was no faster. The blocks are most of a frame's bytes and compress poorly, and the
+#: filters cost more time than they save in bytes, hence the default: the measured sizes and
+#: times are benchmarks/bench_h5md_write.py's table in the README.
 COMPRESSIONS = {"none": {}, "lzf": {"compression": "lzf"}, "gzip": {"compression": "gzip", "compression_opts": 1}}
 DEFAULT_COMPRESSION = "none"
 #: The filter of every other dataset (positions, forces, box, clocks, the block columns and row
 #: pointers): small or well compressible, so deflate level 1 with shuffle whatever the blocks have.
 OTHERS_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 CHUNK_BYTES = 1 << 18
-#: blocks per chunk of the Jacobian's block store (a chunk of float32 blocks: 295 kB)
+#: blocks per chunk of the Jacobian's block store (a chunk of float32 blocks: 8192 x 36 bytes)
 BLOCK_CHUNK = 1 << 13
 
 
@@ -92,9 +92,9 @@ def _append(ds, data):
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
-                  metadata, compress_blocks=True, triangle="full", times=True, compression=DEFAULT_COMPRESSION):
+                  metadata, triangle="full", times=True, compression=DEFAULT_COMPRESSION):
     """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``: the blocks with
-    the filter of ``compression`` (none if not ``compress_blocks``), the rest with :data:`OTHERS_COMPRESSION`."""
+    the filter of ``compression``, the rest with :data:`OTHERS_COMPRESSION`."""
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
     h5md.create_group("author").attrs["name"] = author
@@ -129,7 +129,7 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
         _resizable(jac, "offset", (), np.int64, chunks=(1024,))
         _resizable(jac, "indices", (), np.int32, chunks=(1 << 16,))
         _resizable(jac, "blocks", (3, 3), dtype, UNITS["jacobian"], chunks=(BLOCK_CHUNK, 3, 3),
-                   compression=compression if compress_blocks else "none")
+                   compression=compression)
     params = f.create_group("parameters")
     if names is not None:
         vmd = params.create_group("vmd_structure")
@@ -163,7 +163,8 @@ def truncate(g, n):
 
 
 class OutputLock:
-    """Exclusive advisory lock on ``<path>.lock`` (fcntl.flock), held while a writer lives.
+    """Exclusive advisory lock on ``<path>.lock`` (fcntl.flock), held while a writer lives; a second
+    writer is refused with :class:`mdjac.errors.OutputLocked`.
 
     The kernel releases it when the process dies, so a killed run never blocks its resume.
     """
@@ -179,7 +180,7 @@ class OutputLock:
         except BlockingIOError:
             owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "another process"
             os.close(self.fd)
-            raise InputError(f"{path} is being written by another mdjac (pid {owner}); "
+            raise OutputLocked(f"{path} is being written by another mdjac (pid {owner}); "
                              "wait for it to finish or write elsewhere") from None
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, str(os.getpid()).encode(), 0)
@@ -218,10 +219,8 @@ class H5MDWriter:
     compression : the filter of the Jacobian blocks: 'none' (the default), 'lzf' or 'gzip'
         (deflate level 1) (:data:`COMPRESSIONS`), or a dict of h5py's create_dataset filter
         arguments; None: the default. Every other dataset has :data:`OTHERS_COMPRESSION`. All
-        read in plain h5py and MDAnalysis. On the water box (``benchmarks/bench_h5md_write.py``)
-        a frame's write took 0.10 to 0.13 of its computation with 'none', 0.6 to 1.0 with 'lzf'
-        (files 1.1 to 1.3x smaller), 1.5 to 1.9 with 'gzip' (1.4x smaller).
-    compress_blocks : False is compression='none' (its older name); True leaves ``compression``.
+        read in plain h5py and MDAnalysis. What each costs and saves: the README's table of
+        ``benchmarks/bench_h5md_write.py``.
     batch : frames buffered before the file is opened, appended and closed again.
     metadata : JSON-able dict stored in /parameters/mdjac (the command line keeps its
         arguments there so that --resume can check them).
@@ -232,7 +231,7 @@ class H5MDWriter:
 
     def __init__(self, path, n_atoms, names=None, masses=None, periodic=False, forces=True,
                  jacobian_atoms="all", dtype=np.float32, mode="w", batch=16, author="mdjac user",
-                 metadata=None, overwrite=False, compress_blocks=True, triangle="full", times=True,
+                 metadata=None, overwrite=False, triangle="full", times=True,
                  compression=DEFAULT_COMPRESSION):
         self.path, self.n_atoms, self.batch = os.fspath(path), int(n_atoms), int(batch)
         self.times = bool(times)
@@ -256,20 +255,20 @@ class H5MDWriter:
                 journal.recover(self.path)
                 self.n_frames = self._resume()
             else:
-                self._create(names, masses, author, metadata, compress_blocks, triangle)
+                self._create(names, masses, author, metadata, triangle)
                 self.n_frames = 0
         except BaseException:
             self.lock.release()
             raise
 
-    def _create(self, names, masses, author, metadata, compress_blocks, triangle):
+    def _create(self, names, masses, author, metadata, triangle):
         """Write the empty layout to a temporary file and rename it over ``path`` (atomic)."""
         tmp = f"{self.path}.tmp"
         try:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
-                              self.jacobian_atoms, names, masses, author, metadata, compress_blocks,
-                              triangle, self.times, self.compression)
+                              self.jacobian_atoms, names, masses, author, metadata, triangle, self.times,
+                              self.compression)
             if os.path.exists(journal.journal_path(self.path)):
                 os.remove(journal.journal_path(self.path))   # a stale journal of the old file
             os.replace(tmp, self.path)
@@ -420,6 +419,12 @@ class H5MDWriter:
             lr.attrs["coulomb_constant"] = np.float64(constant)
             lr.create_dataset("charges", data=np.asarray(charges, dtype=np.float64)).attrs["unit"] = "e"
 
+    def record(self, name, value):
+        """Store ``value`` (JSON-able) as the attribute ``name`` of /parameters/mdjac, beside the
+        metadata (a distributed run records itself there), through the journal."""
+        with modify(self.path) as f:
+            f["parameters/mdjac"].attrs[name] = json.dumps(value, sort_keys=True)
+
     def close(self):
         """Write what is buffered and release the lock."""
         try:
@@ -432,7 +437,3 @@ class H5MDWriter:
 
     def __exit__(self, *exc):
         self.close()
-
-
-#: The name this writer had before the io package; kept because scripts use it.
-TrajectoryWriter = H5MDWriter

@@ -21,7 +21,7 @@ class ForceJacobianCallback(Callback):
     every: steps between frames (step 0 included); atoms: None or the atoms of a partial Jacobian;
     strategy: see :meth:`mdjac.Potential.force_jacobian`; dtype: precision of the Jacobian
     (float32, MindSPONGE's own, or float64); after_frame: None or a function called after each
-    frame is handed to the writer (``mdjac run`` stops there on Ctrl-C: mdjac.jobs.DeferredInterrupt).
+    frame is handed to the writer (``mdjac run`` stops there on Ctrl-C: mdjac.jobs.interrupts.DeferredInterrupt).
 
     In ``Sponge.run`` step s begins with the positions of step s; the step computes their forces
     and then moves the atoms. So the positions and box are taken at ``step_begin`` and the forces
