@@ -2,13 +2,14 @@
 #   make run    creates .venv (pinned set in requirements.lock), then the main job: MindSPONGE MD of the
 #               default system with Jacobians into out/run.h5md (replaced on each run), and a summary
 #   make test   creates .venv if needed, then runs the test suite
+#   make test-fast  the suite without the tests marked slow (the edit loop)
 #   make bench-peers  mdjac against JAX and matscipy (their own .venv-peers, made by make peers-env)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench env clean peers-env bench-peers
+.PHONY: run test test-fast bench env clean peers-env bench-peers
 
 env: $(STAMP)
 
@@ -25,6 +26,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_jacobian.py

@@ -18,6 +18,7 @@ def _amber_peptide_system():
     return forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None), topology, x
 
 
+@pytest.mark.slow
 def test_system_xml_with_pdb_through_load_system(tmp_path):
     system, topology, x = _amber_peptide_system()
     (tmp_path / "peptide.xml").write_text(openmm.XmlSerializer.serialize(system))
@@ -46,6 +47,7 @@ def _amber_and_charmm_files(folder):
                                                                       top=str(folder / "pep.rtf"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["prmtop", "psf"])
 def test_amber_and_charmm_files_through_load_system(tmp_path, kind):
     """prmtop + inpcrd and psf + crd (+ rtf, par found beside it) give the potential of the System
@@ -103,6 +105,7 @@ def _simulation(system, topology, x):
     return simulation
 
 
+@pytest.mark.slow
 def test_reporter_writes_frames_read_back_by_mdanalysis_and_resumes(tmp_path):
     MDAnalysis = pytest.importorskip("MDAnalysis")
     system, topology, x = _amber_peptide_system()
