@@ -32,11 +32,24 @@ def write_input(path, n_frames, box=None, seed=0, shift=0.0):
     return write_frames(path, system.positions, box, n_frames, jitter=0.005, seed=seed, shift=shift)
 
 
-def mdjac(*argv, check=True, preexec_fn=None, timeout=600):
+def mdjac(*argv, preexec_fn=None, timeout=600):
     """Run ``python -m mdjac argv`` in a new process; (exit code, stderr)."""
     done = subprocess.run([sys.executable, "-m", "mdjac"] + [str(a) for a in argv], env=QUIET, timeout=timeout,
                           capture_output=True, text=True, preexec_fn=preexec_fn)
     return done.returncode, done.stderr
+
+
+def mdjac_at_once(*argvs, timeout=600):
+    """``python -m mdjac argv`` for each of ``argvs``, two processes at a time (independent runs, most
+    of each is the start-up; two for the two cores); [(exit code, stderr)] in the order given."""
+    results = []
+    for first in range(0, len(argvs), 2):
+        procs = [subprocess.Popen([sys.executable, "-m", "mdjac"] + [str(a) for a in argv], env=QUIET,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for argv in argvs[first:first + 2]]
+        errs = [p.communicate(timeout=timeout)[1] for p in procs]
+        results += [(p.returncode, err) for p, err in zip(procs, errs)]
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +145,8 @@ def test_overwrite_survives_a_failing_check(reference, tmp_path):
     keep = tmp_path / "keep.h5md"
     keep.write_bytes(open(reference["ref"], "rb").read())
     before = sorted(os.listdir(tmp_path))
-    for out, extra in ((keep, ["--overwrite"]), (tmp_path / "new.h5md", [])):
-        code, err = mdjac("compute", small, "-s", "argon", "-o", out, "-q", *extra)
+    runs = ((keep, ["--overwrite"]), (tmp_path / "new.h5md", []))
+    for code, err in mdjac_at_once(*[("compute", small, "-s", "argon", "-o", out, "-q", *extra) for out, extra in runs]):
         assert code == 2 and "over half the smallest box edge" in err and len(err.strip().splitlines()) == 1, err
     assert keep.read_bytes() == open(reference["ref"], "rb").read()
     assert sorted(os.listdir(tmp_path)) == before
@@ -159,8 +172,8 @@ def test_output_naming_the_input_through_a_link_is_refused(reference, tmp_path):
     before = open(traj, "rb").read()
     os.symlink(traj, tmp_path / "link.h5md")
     os.link(traj, tmp_path / "hard.h5md")
-    for out in ("link.h5md", "hard.h5md"):
-        code, err = mdjac("compute", traj, "-s", "argon", "-o", tmp_path / out, "-q", "--overwrite")
+    runs = [("compute", traj, "-s", "argon", "-o", tmp_path / out, "-q", "--overwrite") for out in ("link.h5md", "hard.h5md")]
+    for code, err in mdjac_at_once(*runs):
         assert code == 2 and "would replace the input" in err, err
     assert open(traj, "rb").read() == before
 
@@ -173,20 +186,34 @@ def test_non_positive_step_refused(reference, tmp_path, capsys, step):
     assert code == 2 and f"--step {step}" in err and err.count("\n") == 1 and not out.exists(), err
 
 
+UNREADABLE = {"empty.dcd": b"", "garbage.xtc": bytes(range(256)) * 12, "junk.pdb": b"junk\n", "adir": None}
+
+
+@pytest.fixture(scope="module")
+def unreadable_runs(tmp_path_factory):
+    """Each unreadable input given to ``mdjac compute`` (two processes at a time), each in a folder of
+    its own: {name: (input path, output path, exit code, stderr)}."""
+    cases = {}
+    for name, content in UNREADABLE.items():
+        folder = tmp_path_factory.mktemp("unreadable")
+        path = folder / name
+        if content is None:
+            path.mkdir()
+        else:
+            path.write_bytes(content)
+        cases[name] = (path, folder / "o.h5md")
+    results = mdjac_at_once(*[("compute", path, "-s", "argon", "-o", out, "-q") for path, out in cases.values()])
+    return {name: case + result for (name, case), result in zip(cases.items(), results)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name, content", [("empty.dcd", b""), ("garbage.xtc", bytes(range(256)) * 12),
-                                           ("junk.pdb", b"junk\n"), ("adir", None)])
-def test_unreadable_inputs_one_line(tmp_path, name, content):
+@pytest.mark.parametrize("name", list(UNREADABLE))
+def test_unreadable_inputs_one_line(unreadable_runs, name):
     """Empty or garbage inputs and a directory: one line, exit code 2 (no destructor noise from
     MDAnalysis's half-built readers), nothing created."""
-    path = tmp_path / name
-    if content is None:
-        path.mkdir()
-    else:
-        path.write_bytes(content)
-    code, err = mdjac("compute", path, "-s", "argon", "-o", tmp_path / "o.h5md", "-q")
+    path, out, code, err = unreadable_runs[name]
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"mdjac: error: {path}"), err
-    assert "no such file" not in err and not (tmp_path / "o.h5md").exists()
+    assert "no such file" not in err and not out.exists()
 
 
 def test_modes_refuses_a_system_of_another_size(reference, capsys):
