@@ -1,14 +1,17 @@
 # Two commands do all the set-up from a fresh clone:
 #   make run    creates .venv (pinned set in requirements.lock), then the main job: MindSPONGE MD of the
 #               default system with Jacobians into out/run.h5md (replaced on each run), and a summary
-#   make test   creates .venv if needed, then runs the test suite
+#   make test   creates .venv if needed, then runs the test suite: the tests not marked slow, then the
+#               slow ones, each half in a process of its own (MindSpore keeps the memory of every graph
+#               it compiles until its process ends); both halves run, and either failing fails
+#   make test-fast  the first half only (the edit loop)
 #   make bench-peers  mdjac against JAX and matscipy (their own .venv-peers, made by make peers-env)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench env clean peers-env bench-peers
+.PHONY: run test test-fast bench env clean peers-env bench-peers
 
 env: $(STAMP)
 
@@ -24,7 +27,10 @@ run: $(STAMP)
 	$(VENV)/bin/mdjac run --output out/run.h5md --overwrite
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"; fast=$$?; $(PY) -m pytest -q -m slow && exit $$fast
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_jacobian.py

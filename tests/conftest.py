@@ -130,6 +130,29 @@ def geometry():
     return types.SimpleNamespace(unit=unit, angle=angle, dihedral=dihedral, chain=chain, scattered=scattered)
 
 
+# ----------------------------------------------------------------------------- shared systems (built once)
+@pytest.fixture(scope="session")
+def water_box():
+    """The catalogue's water box (1,000 SPC/E waters, 3,000 atoms): a ``System``."""
+    from mdjac.catalogue import load_system
+    return load_system("water-box")
+
+
+@pytest.fixture(scope="session")
+def amber14():
+    """OpenMM's amber14 force field with TIP3P water."""
+    from openmm_reference import app
+    return app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
+
+
+@pytest.fixture(scope="session")
+def solvated_peptide(amber14):
+    """Alanine dipeptide in TIP3P water (OpenMM's Modeller, 0.9 nm padding): (topology, positions
+    (N, 3) nm, box (3,) nm)."""
+    from openmm_reference import peptide, solvated
+    return solvated(amber14, *peptide(), padding=0.9)
+
+
 def pytest_terminal_summary(terminalreporter):
     """How many of this process's compiled graphs came from the store (mdjac.compile_cache)."""
     from mdjac import compile_cache

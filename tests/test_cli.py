@@ -1,7 +1,6 @@
 """The ``mdjac`` command line: compute, info, run and modes; bad inputs (one line, exit code 2,
 nothing written or destroyed); kill -9 in the middle of compute, then --resume, gives the same
 file as an uninterrupted run."""
-import json
 import os
 import signal
 import subprocess
@@ -13,40 +12,12 @@ import h5py
 import numpy as np
 import pytest
 
-from hdf5_compare import assert_same_datasets
 from mdjac.cli import main
 from mdjac.io import open_trajectory
 from mdjac.io.h5md_reader import describe
-from mdjac.io.h5md_writer import H5MDWriter as TrajectoryWriter, OutputLock
+from mdjac.io.h5md_writer import OutputLock
 
-L = 1.6          # box edge, nm
-GRID = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3) * (L / 4)
-N = len(GRID)    # 64 argon-like atoms, Lennard-Jones cut at 0.7 nm
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-
-
-def write_system(folder):
-    """A tiny periodic Lennard-Jones system file (engine "mdjac")."""
-    np.savez(folder / "tiny.npz", positions=GRID, types=np.zeros(N, int), box=np.full(3, L))
-    spec = {"name": "tiny", "engine": "mdjac", "coordinates": "tiny.npz",
-            "atom_types": [{"name": "Ar", "mass": 39.948}],
-            "terms": [{"term": "LennardJones", "sigma": [0.3405], "epsilon": [0.99774],
-                       "types": "@types", "cutoff": 0.7}]}
-    (folder / "tiny.json").write_text(json.dumps(spec))
-    return str(folder / "tiny.json")
-
-
-def write_input(path, n_frames, n_atoms=N, nan_frame=None, seed=0):
-    """An input H5MD trajectory (positions and box only) of jittered lattice frames."""
-    rng = np.random.default_rng(seed)
-    with TrajectoryWriter(path, n_atoms, periodic=True, forces=False, jacobian_atoms=None,
-                          batch=64) as w:
-        for k in range(n_frames):
-            x = (GRID[:n_atoms] + rng.normal(scale=0.01, size=(n_atoms, 3))) % L
-            if k == nan_frame:
-                x[3, 1] = np.nan
-            w.append(10 * k, 0.01 * k, x, np.full(3, L))
-    return str(path)
+from helpers import ENV, TINY_ATOMS as N, TINY_EDGE as L, assert_same_datasets, write_input, write_system
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +85,7 @@ def test_upper_and_uncompressed(files, tmp_path, capsys):
     code, _, err = run(args + ["-o", full, "--uncompressed"], capsys)     # the option is gone: argparse's error
     assert code == 2 and "unrecognized arguments: --uncompressed" in err and not full.exists()
     assert run(args + ["-o", full, "--compression", "none"], capsys)[0] == 0
-    assert run(args + ["-o", upper, "--upper", "--compression", "gzip"], capsys)[0] == 0   # the default before issue 10
+    assert run(args + ["-o", upper, "--upper", "--compression", "gzip"], capsys)[0] == 0   # the default of earlier versions
     with h5py.File(full, "r") as f:
         assert f["particles/trajectory/force_jacobian/blocks"].compression is None
     with open_trajectory(full) as a, open_trajectory(upper) as b:
@@ -184,6 +155,7 @@ def test_second_writer_refused(files, tmp_path, capsys):
     assert code == 2 and "being written by another mdjac" in err and not out.exists()
 
 
+@pytest.mark.slow
 def test_python_m_mdjac_one_line_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mdjac", "compute", str(tmp_path / "nope.h5md"),
                            "--system", "argon", "-o", str(tmp_path / "o.h5md")],
@@ -193,6 +165,7 @@ def test_python_m_mdjac_one_line_error(tmp_path):
     assert not (tmp_path / "o.h5md").exists()
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(files, tmp_path, capsys):
     traj = write_input(tmp_path / "long.h5md", 120, seed=7)
     killed, whole = tmp_path / "killed.h5md", tmp_path / "whole.h5md"

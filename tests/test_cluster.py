@@ -17,12 +17,12 @@ import time
 import psutil
 import pytest
 
-from hdf5_compare import assert_same_datasets
 from mdjac import cluster
 from mdjac.cli import main
 from mdjac.io.h5md_reader import describe
 from mdjac.jobs import compute_trajectory
-from test_cli import ENV, write_input, write_system
+
+from helpers import ENV, assert_same_datasets, write_input, write_system
 
 RUN_ATTRIBUTE = [("parameters/mdjac", "distributed")]
 
@@ -107,6 +107,7 @@ def test_plan_covers_the_frames_in_contiguous_blocks():
     assert cluster.plan_shards(10, 10, 2) == []
 
 
+@pytest.mark.slow
 def test_two_workers_equal_serial(files, client, tmp_path):
     out = tmp_path / "two.h5md"
     result = compute_trajectory(files["traj"], files["system"], str(out), client=client, shard_frames=6,
@@ -116,6 +117,7 @@ def test_two_workers_equal_serial(files, client, tmp_path):
     assert_same_as_serial(out, files["serial"])
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_task(files, client, tmp_path):
     """SIGKILL the worker running a shard once that shard holds a few frames: Dask reruns the task,
     which continues the shard file; the output is still the serial one."""
@@ -150,6 +152,7 @@ def test_worker_killed_mid_task(files, client, tmp_path):
     assert_same_as_serial(out, files["serial"])
 
 
+@pytest.mark.slow
 def test_client_killed_then_resume(files, client, tmp_path):
     """SIGKILL ``mdjac compute --workers 2`` in the middle: its workers end with it; --resume (here
     on the test's cluster) keeps the finished shards, redoes the rest, and gives the serial file."""
@@ -205,6 +208,7 @@ def test_bad_input_fails_before_any_worker_starts(files, tmp_path, capsys, monke
     assert code == 2 and "--workers 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_one_line(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 2.0)
     traj = write_input(tmp_path / "in.h5md", 2)

@@ -48,6 +48,7 @@ def copy_of(store, tmp_path):
     return tmp_path / "store"
 
 
+@pytest.mark.slow
 def test_first_process_compiles_and_stores_every_graph(warm):
     store, got = warm
     assert max(got["errors"].values()) < EXACT, got["errors"]
@@ -56,6 +57,7 @@ def test_first_process_compiles_and_stores_every_graph(warm):
     assert len(set(got["keys"].values())) == len(ORDER)
 
 
+@pytest.mark.slow
 def test_second_process_in_the_opposite_order_loads_every_graph_right(warm, tmp_path):
     store, first = warm
     got = run_child(ORDER[::-1], copy_of(store, tmp_path))
@@ -64,6 +66,7 @@ def test_second_process_in_the_opposite_order_loads_every_graph_right(warm, tmp_
     assert got["keys"] == first["keys"]
 
 
+@pytest.mark.slow
 def test_a_process_without_an_entry_script_loads_them_too(warm, tmp_path):
     """``python -c`` (and ``python -m mdjac``, whose relative import MindSpore's own scan of the entry
     script cannot follow): the graphs stored by a script's process are loaded, and right."""
@@ -73,6 +76,7 @@ def test_a_process_without_an_entry_script_loads_them_too(warm, tmp_path):
     assert max(got["errors"].values()) < EXACT, got["errors"]
 
 
+@pytest.mark.slow
 def test_mindspore_own_cache_swaps_these_graphs_and_mdjac_steps_aside(tmp_path):
     """The witness that the pairs above are told apart by the comparisons: MindSpore's cache
     (switched on by the user) gives the second process the first one's graphs. mdjac stores nothing then."""
@@ -85,6 +89,7 @@ def test_mindspore_own_cache_swaps_these_graphs_and_mdjac_steps_aside(tmp_path):
     assert second["stats"]["uncached"] == 2
 
 
+@pytest.mark.slow
 def test_a_wrong_file_under_a_key_would_be_seen(warm, tmp_path):
     """Swap the stored files of two keys: the loaded graphs give wrong numbers, so the checks above
     compare results of graphs really loaded from the store."""
@@ -100,6 +105,7 @@ def test_a_wrong_file_under_a_key_would_be_seen(warm, tmp_path):
     assert min(got["errors"].values()) > 1e-2, got["errors"]
 
 
+@pytest.mark.slow
 def test_foreign_compiles_and_a_miscounted_index_give_right_graphs(warm, tmp_path):
     """A jit function that is not mdjac's compiles between mdjac's, and mdjac's count of
     MindSpore's index is pushed off by one either way: nothing wrong is loaded (the staged file
@@ -114,6 +120,7 @@ def test_foreign_compiles_and_a_miscounted_index_give_right_graphs(warm, tmp_pat
     assert got["stats"]["loaded"] == 1
 
 
+@pytest.mark.slow
 def test_corrupt_stored_files_are_recompiled(warm, tmp_path):
     store = copy_of(warm[0], tmp_path)
     for i, path in enumerate(sorted(store.iterdir())):
@@ -124,6 +131,7 @@ def test_corrupt_stored_files_are_recompiled(warm, tmp_path):
     assert got["stats"]["loaded"] == 0
 
 
+@pytest.mark.slow
 def test_switched_off(tmp_path):
     got = run_child(["ewald:8", "exclusion:8"], tmp_path / "store", MDJAC_COMPILE_CACHE="0")
     assert max(got["errors"].values()) < EXACT

@@ -12,7 +12,6 @@
 * brute-force numpy sums over the full k cube for the reciprocal energy.
 """
 import math
-import os
 
 import numpy as np
 import pytest
@@ -25,6 +24,8 @@ from mdjac import long_range_jacobian
 from mdjac.jacobian import ForceJacobian
 from mdjac.numerical import central_difference_columns
 
+from helpers import rel
+
 openmm = pytest.importorskip("openmm")
 from openmm import unit  # noqa: E402
 
@@ -32,12 +33,10 @@ SPCE_CHARGES = (-0.8476, 0.4238, 0.4238)
 
 
 # ----------------------------------------------------------------------------- systems and the OpenMM reference
-def water_box():
-    """The catalogue's water box: positions (3000, 3) nm, SPC/E charges, intramolecular exclusions, box (3,) nm."""
-    import mdjac.systems
-
-    data = np.load(os.path.join(os.path.dirname(mdjac.systems.__file__), "water-box.npz"))
-    x, box = np.asarray(data["positions"], dtype=np.float64), np.asarray(data["box"], dtype=np.float64)
+def water_box_arrays(system):
+    """The catalogue's water box (the ``water_box`` fixture): positions (3000, 3) nm, SPC/E charges,
+    intramolecular exclusions, box (3,) nm."""
+    x, box = np.asarray(system.positions, dtype=np.float64), np.asarray(system.box, dtype=np.float64)
     n_waters = len(x) // 3
     charges = np.tile(SPCE_CHARGES, n_waters)
     exclusions = np.array([[3 * w + a, 3 * w + b] for w in range(n_waters) for a, b in ((0, 1), (0, 2), (1, 2))])
@@ -87,20 +86,24 @@ def openmm_energy_forces(context, x):
             np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)))
 
 
-def rel(got, ref):
-    return float(np.max(np.abs(np.asarray(got) - np.asarray(ref))) / np.max(np.abs(ref)))
-
-
 # ----------------------------------------------------------------------------- the water box against OpenMM
 @pytest.fixture(scope="module")
-def water():
-    x, charges, exclusions, box = water_box()
+def water(water_box):
+    x, charges, exclusions, box = water_box_arrays(water_box)
     cutoff, tolerance = 1.0, 5e-4
     pot = mdjac.Potential(ewald.ewald_terms(charges, cutoff, box, exclusions=exclusions, tolerance=tolerance), box=box)
     context = openmm_context(charges, exclusions, box, cutoff, tolerance)
     return pot, x, context
 
 
+@pytest.fixture(scope="module")
+def water_jacobian(water):
+    """The structured force Jacobian of the 3,000-atom box (computed once for the module)."""
+    pot, x = water[:2]
+    return pot.force_jacobian(x)
+
+
+@pytest.mark.slow
 def test_water_box_energy_and_forces_equal_openmm(water):
     pot, x, context = water
     e_ref, f_ref = openmm_energy_forces(context, x)
@@ -109,24 +112,26 @@ def test_water_box_energy_and_forces_equal_openmm(water):
     assert rel(f, f_ref) < 1e-9
 
 
-def test_parameters_are_openmms_a_coarser_grid_misses(water):
+@pytest.mark.slow
+def test_parameters_are_openmms_a_coarser_grid_misses(water, water_box):
     """The same tolerance gives OpenMM's alpha and k grid: one k shell less is far off at 1e-9."""
     pot, x, context = water
     reciprocal = pot.long_range_terms[0]
     assert reciprocal.alpha == pytest.approx(math.sqrt(-math.log(1e-3)) / 1.0, rel=1e-15)
     e_ref, _ = openmm_energy_forces(context, x)
-    coarse_terms = ewald.ewald_terms(reciprocal.charges, 1.0, pot.box, exclusions=water_box()[2],
+    coarse_terms = ewald.ewald_terms(reciprocal.charges, 1.0, pot.box, exclusions=water_box_arrays(water_box)[2],
                                      alpha=reciprocal.alpha, kmax=reciprocal.kmax - 1)
     e_coarse = mdjac.Potential(coarse_terms, box=pot.box).energy(x)
     assert abs(e_coarse - e_ref) / abs(e_ref) > 1e-7
 
 
-def test_water_box_jacobian_columns_equal_central_differences_of_openmm_forces(water):
+@pytest.mark.slow
+def test_water_box_jacobian_columns_equal_central_differences_of_openmm_forces(water, water_jacobian):
     """A sample of columns J e_j (matvec, long-range part included) against float64 central
     differences of OpenMM's forces. Columns are atoms with no pair within 1e-3 nm of the cutoff,
     so that the truncated direct space is smooth over the step."""
     pot, x, context = water
-    J = pot.force_jacobian(x)
+    J = water_jacobian
     assert J.long_range is not None
     d = x[:, None, :] - x[None, :, :]
     d -= pot.box * np.round(d / pot.box)
@@ -143,10 +148,11 @@ def test_water_box_jacobian_columns_equal_central_differences_of_openmm_forces(w
         assert rel(got[:, c], fd[:, c]) < 1e-6, flat[c]
 
 
-def test_water_box_structured_parts_agree(water):
+@pytest.mark.slow
+def test_water_box_structured_parts_agree(water, water_jacobian):
     """diagonal(), matvec and a partial Jacobian of the 3,000-atom box are consistent with each other."""
     pot, x, _ = water
-    J = pot.force_jacobian(x)
+    J = water_jacobian
     rng = np.random.default_rng(2)
     sel = np.sort(rng.choice(len(x), size=40, replace=False))
     part = pot.force_jacobian(x, atoms=sel)
@@ -209,10 +215,18 @@ def small():
     return pot, x
 
 
-def test_structured_jacobian_equals_dense_strategy(small):
+@pytest.fixture(scope="module")
+def small_dense(small):
+    """The dense strategy's Jacobian of the small box (the article's identity mask over the whole
+    potential), the reference of several tests: computed once, as each call compiles anew."""
+    pot, x = small
+    return pot.force_jacobian(x, strategy="dense")
+
+
+def test_structured_jacobian_equals_dense_strategy(small, small_dense):
     pot, x = small
     J = pot.force_jacobian(x)
-    dense = pot.force_jacobian(x, strategy="dense")
+    dense = small_dense
     assert J.long_range is not None and dense.long_range is None
     ref = dense.to_dense()
     assert rel(J.to_dense(), ref) < 1e-10
@@ -234,12 +248,12 @@ def test_structured_jacobian_equals_central_differences(small, fd):
     assert fd.rel_err(J[:, :, cols, :], fd.jacobian(pot, x, columns=cols)) < 1e-6
 
 
-def test_low_rank_matvec_in_blocks_kept_or_rebuilt_equals_dense(small, monkeypatch):
+def test_low_rank_matvec_in_blocks_kept_or_rebuilt_equals_dense(small, small_dense, monkeypatch):
     """The long-range matvec on m vectors at once, in blocks of a few wave vectors, with the factors
     kept or rebuilt at each use, equals the dense strategy's matrix times the vectors."""
     pot, x = small
     J = pot.force_jacobian(x)
-    ref = pot.force_jacobian(x, strategy="dense").to_dense().reshape(3 * len(x), -1)
+    ref = small_dense.to_dense().reshape(3 * len(x), -1)
     V = np.random.default_rng(7).normal(size=(3 * len(x), 4))
     monkeypatch.setattr(long_range_jacobian, "MATVEC_BLOCK_BYTES", 8 * len(x) * 5)       # 16 wave vectors a block
     for cache_bytes in (0, None):
@@ -291,12 +305,12 @@ def test_float32_positions_compute_in_float32(small):
     assert rel(J32.matvec(v), J64.matvec(v)) < 1e-4
 
 
-def test_lowest_modes_by_lanczos_equal_dense(small):
+def test_lowest_modes_by_lanczos_equal_dense(small, small_dense):
     pot, x = small
     masses = np.tile([15.9994, 1.008, 1.008], len(x) // 3)
     J = pot.force_jacobian(x)
     lanczos = mdjac.normal_modes(J, masses, positions=x, project="periodic", k=6, method="sparse")
-    dense = mdjac.normal_modes(pot.force_jacobian(x, strategy="dense"), masses, positions=x, project="periodic", k=6)
+    dense = mdjac.normal_modes(small_dense, masses, positions=x, project="periodic", k=6)
     assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-8, atol=1e-6 * np.abs(dense.eigenvalues).max())
 
 
@@ -396,7 +410,7 @@ def test_reading_an_ewald_jacobian_needs_no_mindspore(small, tmp_path):
     assert out.stdout.split() == [str(J.nnz_blocks), str(len(x)), str(len(J.long_range.kvectors)), "ewald-reciprocal-1"]
 
 
-def test_mdjac_modes_reads_the_whole_jacobian_from_a_file(small, tmp_path, capsys):
+def test_mdjac_modes_reads_the_whole_jacobian_from_a_file(small, small_dense, tmp_path, capsys):
     """``mdjac modes`` on an H5MD file with a long-range part: the lowest modes of the whole
     Jacobian (rebuilt from the file), equal to those of the dense strategy's Jacobian."""
     from mdjac.cli import main
@@ -412,5 +426,5 @@ def test_mdjac_modes_reads_the_whole_jacobian_from_a_file(small, tmp_path, capsy
     assert main(["modes", str(path), "-k", "4"]) == 0
     table = capsys.readouterr().out
     printed = [float(line.split()[1]) for line in table.splitlines()[3:7]]
-    ref = mdjac.normal_modes(pot.force_jacobian(x, strategy="dense"), masses, positions=x, project="periodic", k=4)
+    ref = mdjac.normal_modes(small_dense, masses, positions=x, project="periodic", k=4)
     assert np.allclose(printed, ref.frequencies, atol=2e-3)

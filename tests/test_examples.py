@@ -5,19 +5,22 @@ Only the quick ones run here (the others take minutes); their outputs are checke
 numbers the example itself prints, which come from mdjac's kernel and are compared there with an
 independent reference (the article's Jacobian written out by hand).
 """
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from helpers import ENV
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
 
 def files_under(folder):
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_seed_article_writes_its_png_and_nothing_else(tmp_path):
     """No rank_0/om/analyze_fail.ir from jacrev's failed compile, no [ERROR] dump, the PNG the README promises."""
     done = subprocess.run([sys.executable, str(EXAMPLES / "seed_article.py")], cwd=tmp_path, env=ENV,

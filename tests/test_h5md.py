@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from hdf5_compare import assert_same_datasets
 from mdjac.io import journal, open_trajectory, open_writer
 from mdjac.errors import InputError, OutputLocked
 from mdjac.io.h5md_layout import complete_frames, modify
 from mdjac.io.h5md_reader import describe, read_metadata
 from mdjac.io.h5md_writer import COMPRESSIONS, DEFAULT_COMPRESSION, OTHERS_COMPRESSION, H5MDWriter as TrajectoryWriter
 from mdjac.jacobian import ForceJacobian
+
+from helpers import ENV, assert_same_datasets
 
 N = 12
 BOX = np.array([1.5, 1.6, 1.7])
@@ -299,6 +300,7 @@ def mindsponge_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_reads_mindsponge_writeh5md(mindsponge_file):
     with h5py.File(mindsponge_file, "r") as f:     # the layout MDAnalysis cannot read
         assert isinstance(f["particles/trajectory/box/edges"], h5py.Dataset)
@@ -447,8 +449,7 @@ def test_killed_batch_rolls_back(tmp_path):
     frames = random_frames(4)
     write(path, frames)
     before = path.read_bytes()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run([sys.executable, "-c", KILLED_BATCH, str(path)], env=env, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", KILLED_BATCH, str(path)], env=ENV, capture_output=True)
     assert done.returncode == 9 and os.path.exists(journal.journal_path(str(path)))
     assert path.read_bytes() != before
     with open_trajectory(path) as traj:      # readers see the state before the batch

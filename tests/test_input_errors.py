@@ -137,7 +137,7 @@ def test_bad_cutoffs():
     raises(lambda: terms.LennardJones([0.3], [0.5], [0, 0], cutoff=0.0), "cutoff")
     raises(lambda: terms.LennardJones([0.3], [0.5], [0, 0], cutoff=0.5, pairs=[[0, 1]]), "cutoff", "pair list")
     raises(lambda: terms.Coulomb([1.0, -1.0], method="dsf"), "cutoff")
-    # 'ewald' is a method now (issue 12: the Ewald sum's direct space); an unknown name is still refused by name
+    # 'ewald' is a method (the Ewald sum's direct space); an unknown name is still refused by name
     raises(lambda: terms.Coulomb([1.0, -1.0], cutoff=0.5, method="pme"), "method", "pme")
     raises(lambda: terms.Coulomb([1.0, -1.0], method="ewald"), "cutoff")
 
@@ -207,7 +207,7 @@ def test_explicit_pairs_out_of_range():
     raises(build_and_use, "10")
 
 
-# ----------------------------------------------------------------------------- parameter values (issue 9, defect 6)
+# ----------------------------------------------------------------------------- parameter values
 #: One maker per term with every parameter given: ``make(**{name: bad})`` builds the term with one parameter spoiled.
 TERM_MAKERS = {
     "HarmonicBond": (lambda k=1000.0, r0=0.15: terms.HarmonicBond([[0, 1]], k, r0)),

@@ -269,6 +269,7 @@ def alanine():
     return system, x, fmax, system.potential.force_jacobian(x)
 
 
+@pytest.mark.slow
 def test_alanine_dipeptide_minimum_has_only_real_vibrations(alanine):
     system, x, fmax, jac = alanine
     assert fmax < 1e-6
@@ -282,6 +283,7 @@ def test_alanine_dipeptide_minimum_has_only_real_vibrations(alanine):
     assert np.allclose(free.frequencies[6:], vib.frequencies, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_alanine_dipeptide_sparse_lowest_20_equal_dense(alanine):
     system, x, _, jac = alanine
     dense = mdjac.normal_modes(jac, system.masses, positions=x, project="molecule")
@@ -292,6 +294,7 @@ def test_alanine_dipeptide_sparse_lowest_20_equal_dense(alanine):
     assert np.allclose(overlaps, 1.0, atol=1e-6)          # non-degenerate: the same vectors
 
 
+@pytest.mark.slow
 def test_modes_command_minimises_a_system(alanine):
     system, x, _, jac = alanine
     text = modes_text(system, k=5)

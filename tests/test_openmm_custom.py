@@ -95,6 +95,7 @@ def assert_parity(results):
         assert j is None or j < JACOBIAN_TOL, f"{name}: Jacobian relative error {j:.2e}"
 
 
+@pytest.mark.slow
 def test_bond_angle_torsion_external_with_every_function():
     system = _custom_system()
     x = _positions(12)

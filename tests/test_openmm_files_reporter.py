@@ -18,6 +18,7 @@ def _amber_peptide_system():
     return forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None), topology, x
 
 
+@pytest.mark.slow
 def test_system_xml_with_pdb_through_load_system(tmp_path):
     system, topology, x = _amber_peptide_system()
     (tmp_path / "peptide.xml").write_text(openmm.XmlSerializer.serialize(system))
@@ -46,21 +47,29 @@ def _amber_and_charmm_files(folder):
                                                                       top=str(folder / "pep.rtf"))
 
 
+@pytest.fixture(scope="module")
+def peptide_files(tmp_path_factory):
+    """The folder of the amber14 peptide's AMBER and CHARMM files (written once for the module)."""
+    folder = tmp_path_factory.mktemp("peptide-files")
+    _amber_and_charmm_files(folder)
+    return folder
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["prmtop", "psf"])
-def test_amber_and_charmm_files_through_load_system(tmp_path, kind):
+def test_amber_and_charmm_files_through_load_system(peptide_files, tmp_path, kind):
     """prmtop + inpcrd and psf + crd (+ rtf, par found beside it) give the potential of the System
     OpenMM builds from the same files: energy and forces to 1e-9, Jacobian columns against central
     differences of OpenMM's forces to 1e-6; and the command line computes with them."""
-    _amber_and_charmm_files(tmp_path)
-    path = tmp_path / f"pep.{kind}"
+    path = peptide_files / f"pep.{kind}"
     loaded = mdjac.load_system(str(path))
     if kind == "prmtop":
-        crd = app.AmberInpcrdFile(str(tmp_path / "pep.inpcrd"))
+        crd = app.AmberInpcrdFile(str(peptide_files / "pep.inpcrd"))
         system = app.AmberPrmtopFile(str(path)).createSystem(nonbondedMethod=app.NoCutoff, constraints=None,
                                                              rigidWater=False)
     else:
-        crd = app.CharmmCrdFile(str(tmp_path / "pep.crd"))
-        params = app.CharmmParameterSet(str(tmp_path / "pep.rtf"), str(tmp_path / "pep.par"))
+        crd = app.CharmmCrdFile(str(peptide_files / "pep.crd"))
+        params = app.CharmmParameterSet(str(peptide_files / "pep.rtf"), str(peptide_files / "pep.par"))
         system = app.CharmmPsfFile(str(path)).createSystem(params, nonbondedMethod=app.NoCutoff, constraints=None,
                                                            rigidWater=False)
     x = np.array(crd.positions.value_in_unit(unit.nanometer))
@@ -103,6 +112,7 @@ def _simulation(system, topology, x):
     return simulation
 
 
+@pytest.mark.slow
 def test_reporter_writes_frames_read_back_by_mdanalysis_and_resumes(tmp_path):
     MDAnalysis = pytest.importorskip("MDAnalysis")
     system, topology, x = _amber_peptide_system()

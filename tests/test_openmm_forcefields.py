@@ -9,6 +9,8 @@ from openmm_reference import app, openmm, parity_by_force, peptide, solvated, un
 import mdjac
 from mdjac.openmm import adapt
 
+pytestmark = pytest.mark.slow    # every test builds and differentiates a force field system
+
 ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL = 1e-9, 1e-9, 1e-6
 
 
@@ -17,11 +19,6 @@ def assert_parity(results):
         assert e < ENERGY_TOL, f"{name}: energy relative error {e:.2e}"
         assert f < FORCE_TOL, f"{name}: force relative error {f:.2e}"
         assert j is None or j < JACOBIAN_TOL, f"{name}: Jacobian relative error {j:.2e}"
-
-
-@pytest.fixture(scope="module")
-def amber14():
-    return app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
 
 
 @pytest.mark.parametrize("method", ["NoCutoff", "CutoffNonPeriodic"])
@@ -35,8 +32,8 @@ def test_amber14_peptide_in_vacuum(amber14, method):
 
 
 @pytest.mark.parametrize("switch", [None, 0.7])
-def test_amber14_peptide_in_tip3p_with_reaction_field(amber14, switch):
-    topology, x, box = solvated(amber14, *peptide(), padding=0.9)
+def test_amber14_peptide_in_tip3p_with_reaction_field(amber14, solvated_peptide, switch):
+    topology, x, box = solvated_peptide
     kwargs = {} if switch is None else {"switchDistance": switch * unit.nanometer}
     system = amber14.createSystem(topology, nonbondedMethod=app.CutoffPeriodic, nonbondedCutoff=0.8 * unit.nanometer,
                                   constraints=None, rigidWater=False, **kwargs)
@@ -72,11 +69,11 @@ def test_amber19_villin_with_cmap_in_vacuum():
     assert_parity(results)
 
 
-def test_amber14_peptide_in_tip3p_with_ewald(amber14):
+def test_amber14_peptide_in_tip3p_with_ewald(amber14, solvated_peptide):
     """NonbondedForce.Ewald (scaled 1-4 exceptions, TIP3P, switch): energies and forces to 1e-9 of
     OpenMM's, force group by force group, the Jacobian (with its long-range part) against central
     differences of OpenMM's forces."""
-    topology, x, box = solvated(amber14, *peptide(), padding=0.9)
+    topology, x, box = solvated_peptide
     system = amber14.createSystem(topology, nonbondedMethod=app.Ewald, nonbondedCutoff=0.8 * unit.nanometer,
                                   constraints=None, rigidWater=False, switchDistance=0.7 * unit.nanometer)
     assert_parity(parity_by_force(system, x, box=box, jacobian_atoms=[3, 40, 300], report=print))
@@ -84,10 +81,10 @@ def test_amber14_peptide_in_tip3p_with_ewald(amber14):
     assert potential.force_jacobian(x, atoms=[0, 1, 2]).long_range is not None
 
 
-def test_pme_is_the_ewald_sum_it_approximates(amber14):
+def test_pme_is_the_ewald_sum_it_approximates(amber14, solvated_peptide):
     """PME is stated as the Ewald sum at the force's tolerance: mdjac's energy equals OpenMM's Ewald
     at that tolerance to 1e-9, and OpenMM's PME to within PME's own error."""
-    topology, x, box = solvated(amber14, *peptide(), padding=0.9)
+    topology, x, box = solvated_peptide
     systems = {method: amber14.createSystem(topology, nonbondedMethod=getattr(app, method),
                                             nonbondedCutoff=0.8 * unit.nanometer, constraints=None, rigidWater=False,
                                             ewaldErrorTolerance=1e-5)

@@ -148,7 +148,7 @@ def test_mode_arrows_are_the_cartesian_displacements(tmp_path, chain_system):
 
 
 # --------------------------------------------------------------------------------------------
-# issue 9: whole atom ticks, the arrow scale stated
+# whole atom ticks, the arrow scale stated
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [3, 8, 22, 37])
 def test_sparsity_ticks_are_whole_atoms(n):

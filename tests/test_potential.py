@@ -11,6 +11,8 @@ import mdjac
 from mdjac import terms
 from mdjac.jacobian import ForceJacobian
 
+from helpers import both_routes
+
 STRATEGY_TOL = 1e-9
 
 
@@ -272,3 +274,20 @@ def test_box_override_per_frame(periodic, fd):
     assert e == pytest.approx(E_ref, rel=1e-11)
     assert fd.rel_err(f, F_ref) <= 1e-11
     assert fd.rel_err(pot.force_jacobian(x, box=other).to_dense(), J_ref) <= 1e-11
+
+
+def test_every_kind_of_term_against_general_route_and_finite_differences(mixed, fd):
+    """The radial route (pair terms by phi', phi'' of r) against the general per-term route and
+    float64 finite differences, whole and partial."""
+    pot, x = mixed["pot"], mixed["x"]
+    (J, e, f), (J0, e0, f0) = both_routes(pot, x)
+    np.testing.assert_array_equal(J.rows, J0.rows)
+    np.testing.assert_array_equal(J.cols, J0.cols)
+    assert fd.rel_err(J.blocks, J0.blocks) <= 1e-12
+    assert fd.rel_err(f, f0) <= 1e-12 and e == pytest.approx(e0, rel=1e-12)
+    assert fd.rel_err(J.to_dense(), fd.jacobian(pot, x)) <= 1e-6
+    sel = [1, 4, 5, 9, 11]
+    (Js, _, _), (Js0, _, _) = both_routes(pot, x, atoms=sel)
+    np.testing.assert_array_equal(Js.rows, Js0.rows)
+    assert fd.rel_err(Js.blocks, Js0.blocks) <= 1e-12
+    assert fd.rel_err(Js.to_dense(), J.to_dense()[np.ix_(sel, range(3), sel, range(3))]) <= 1e-12

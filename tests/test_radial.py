@@ -1,10 +1,9 @@
-"""The fast paths of issue 10 against the general ones and against independent references.
+"""The fast paths against the general ones and against independent references.
 
 * the radial route for pair terms (phi', phi'' by AD of the energy of r, blocks built in their
-  stored order) against the general per-term replication (``Potential.radial = False``) for every
-  pair term of test_terms, in float64 and float32, and against float64 finite differences on a
-  periodic liquid and on a system with every kind of term (bonded blocks inserted into the pair
-  pattern, 1-4 pairs, per-atom terms on the diagonal), whole and partial;
+  stored order) against the general per-term replication (``Potential.radial = False``) and
+  float64 finite differences on a periodic liquid (test_terms compares the routes for every pair
+  term, test_potential on a system with every kind of term);
 * ``kernel.elementwise_derivatives`` against the closed-form phi', phi'' of Lennard-Jones;
 * ``assembly.radial_jacobian_rows`` (pattern, blocks h = phi'' uu^T + (phi'/r)(I - uu^T), row sums)
   and ``add_symmetric_blocks`` against ``assemble_blocks`` (a full sort) and the formula written out;
@@ -19,35 +18,8 @@ from mdjac import assembly
 from mdjac.jacobian import add_symmetric_blocks, assemble_blocks, upper_blocks
 from mdjac.strategies.replicate import canonical_pairs
 from mdjac.neighbours import VerletList, brute_force_pairs
-from test_potential import mixed_system
-from test_terms import CASES
 
-PAIR_CASES = [name for name in CASES if name.startswith(("LennardJones", "Coulomb"))]
-
-
-def both_routes(pot, x, **kw):
-    """(radial route, general route) results: Jacobian, energy, forces."""
-    out = []
-    for radial in (True, False):
-        pot.radial = radial
-        e, f = pot.energy_and_forces(x)
-        out.append((pot.force_jacobian(x, **kw), e, f))
-    pot.radial = True
-    return out
-
-
-@pytest.mark.parametrize("name", PAIR_CASES)
-@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
-def test_radial_route_equals_general_route(name, dtype, tol, geometry, fd):
-    case = CASES[name](np.random.default_rng(PAIR_CASES.index(name) + 7), geometry)
-    assert all(t.radial for t in case.pot.terms)
-    (J, e, f), (J0, e0, f0) = both_routes(case.pot, case.x.astype(dtype))
-    assert J.dtype == dtype and f.dtype == dtype
-    np.testing.assert_array_equal(J.rows, J0.rows)
-    np.testing.assert_array_equal(J.cols, J0.cols)
-    assert fd.rel_err(J.blocks, J0.blocks) <= tol
-    assert fd.rel_err(f, f0) <= tol
-    assert e == pytest.approx(e0, rel=tol)
+from helpers import both_routes
 
 
 def liquid(n=160, density=60.0, cutoff=0.55, seed=3):
@@ -74,21 +46,6 @@ def test_periodic_liquid_against_finite_differences(fd):
     assert fd.rel_err(J1.blocks, J0.blocks) <= 1e-12 and fd.rel_err(f1, f0) <= 1e-12
     # translation invariance, which the diagonal is built from, holds for the whole matrix
     assert np.abs(J.to_dense().sum(axis=2)).max() <= 1e-9 * np.abs(J.blocks).max()
-
-
-def test_every_kind_of_term_against_general_route_and_finite_differences(geometry, fd):
-    pot, x = mixed_system(geometry)
-    (J, e, f), (J0, e0, f0) = both_routes(pot, x)
-    np.testing.assert_array_equal(J.rows, J0.rows)
-    np.testing.assert_array_equal(J.cols, J0.cols)
-    assert fd.rel_err(J.blocks, J0.blocks) <= 1e-12
-    assert fd.rel_err(f, f0) <= 1e-12 and e == pytest.approx(e0, rel=1e-12)
-    assert fd.rel_err(J.to_dense(), fd.jacobian(pot, x)) <= 1e-6
-    sel = [1, 4, 5, 9, 11]
-    (Js, _, _), (Js0, _, _) = both_routes(pot, x, atoms=sel)
-    np.testing.assert_array_equal(Js.rows, Js0.rows)
-    assert fd.rel_err(Js.blocks, Js0.blocks) <= 1e-12
-    assert fd.rel_err(Js.to_dense(), J.to_dense()[np.ix_(sel, range(3), sel, range(3))]) <= 1e-12
 
 
 def test_elementwise_derivatives_match_closed_form():

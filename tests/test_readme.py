@@ -1,4 +1,4 @@
-"""The README and the command line's help tell the truth about the code (issue 9's friction list).
+"""The README and the command line's help tell the truth about the code.
 
 Compared: the README against the parser (every option named), ``run --help``'s defaults against
 ``mdjac.jobs.run_md``'s signature, the README's file names against the Makefile and the examples.

@@ -1,4 +1,4 @@
-"""No frame lost, no file destroyed, every bad input named (issue 9): `mdjac compute` interrupted by
+"""No frame lost, no file destroyed, every bad input named: `mdjac compute` interrupted by
 Ctrl-C in the middle of a batch write, on a full disk, with --overwrite and a failing check, with
 --resume over a changed input, through a symlink; inputs that MDAnalysis cannot read.
 
@@ -15,33 +15,41 @@ import time
 import numpy as np
 import pytest
 
-from hdf5_compare import assert_same_datasets
 from mdjac.catalogue import load_system
 from mdjac.cli import main
 from mdjac.io import open_trajectory
-from mdjac.io.h5md_writer import H5MDWriter
 
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), GLOG_v="3")
+from helpers import ENV, assert_same_datasets, write_frames
+
+QUIET = dict(ENV, GLOG_v="3")     # MindSpore logs errors only
 N_FRAMES = 36
 
 
 def write_input(path, n_frames, box=None, seed=0, shift=0.0):
     """Jittered argon frames (positions and box only) as an H5MD input; ``box`` overrides the edges."""
     system = load_system("argon")
-    rng = np.random.default_rng(seed)
-    box = system.box if box is None else np.asarray(box, dtype=np.float64)
-    with H5MDWriter(path, len(system.positions), periodic=True, forces=False, jacobian_atoms=None, batch=64) as w:
-        for k in range(n_frames):
-            x = (system.positions + shift + rng.normal(scale=0.005, size=system.positions.shape)) % box
-            w.append(10 * k, 0.01 * k, x, box)
-    return str(path)
+    box = system.box if box is None else box
+    return write_frames(path, system.positions, box, n_frames, jitter=0.005, seed=seed, shift=shift)
 
 
-def mdjac(*argv, check=True, preexec_fn=None, timeout=600):
+def mdjac(*argv, preexec_fn=None, timeout=600):
     """Run ``python -m mdjac argv`` in a new process; (exit code, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "mdjac"] + [str(a) for a in argv], env=ENV, timeout=timeout,
+    done = subprocess.run([sys.executable, "-m", "mdjac"] + [str(a) for a in argv], env=QUIET, timeout=timeout,
                           capture_output=True, text=True, preexec_fn=preexec_fn)
     return done.returncode, done.stderr
+
+
+def mdjac_at_once(*argvs, timeout=600):
+    """``python -m mdjac argv`` for each of ``argvs``, two processes at a time (independent runs, most
+    of each is the start-up; two for the two cores); [(exit code, stderr)] in the order given."""
+    results = []
+    for first in range(0, len(argvs), 2):
+        procs = [subprocess.Popen([sys.executable, "-m", "mdjac"] + [str(a) for a in argv], env=QUIET,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for argv in argvs[first:first + 2]]
+        errs = [p.communicate(timeout=timeout)[1] for p in procs]
+        results += [(p.returncode, err) for p, err in zip(procs, errs)]
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +78,7 @@ def assert_frames_are_the_references(path, reference):
     return n
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_middle_of_batch_writes(reference, tmp_path):
     """SIGINT sent while a batch is being written (its journal exists), three times, resuming in
     between: each run ends with exit code 130 and the one-line message, every stored frame is the
@@ -81,7 +90,7 @@ def test_ctrl_c_in_the_middle_of_batch_writes(reference, tmp_path):
     for trial in range(3):
         argv = ["compute", reference["traj"], "-s", "argon", "-o", out, "-q", "--batch", "4"]
         argv += ["--resume"] if trial else []
-        proc = subprocess.Popen([sys.executable, "-m", "mdjac"] + [str(a) for a in argv], env=ENV,
+        proc = subprocess.Popen([sys.executable, "-m", "mdjac"] + [str(a) for a in argv], env=QUIET,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300
         while not os.path.exists(journal) and proc.poll() is None and time.monotonic() < deadline:
@@ -111,6 +120,7 @@ def _file_size_limit(limit):
     return apply
 
 
+@pytest.mark.slow
 def test_full_disk_mid_run(reference, tmp_path):
     """A write that fails half-way (file size limit: the same failure as a full disk): exit 2 with one
     line, no traceback, the stored frames intact; after making room, --resume completes the file."""
@@ -127,6 +137,7 @@ def test_full_disk_mid_run(reference, tmp_path):
     assert_same_datasets(out, reference["ref"])
 
 
+@pytest.mark.slow
 def test_overwrite_survives_a_failing_check(reference, tmp_path):
     """A check that fails after --overwrite was accepted (a box too small for the cutoff) leaves the
     existing output byte for byte as it was, and a new output is not created."""
@@ -134,13 +145,14 @@ def test_overwrite_survives_a_failing_check(reference, tmp_path):
     keep = tmp_path / "keep.h5md"
     keep.write_bytes(open(reference["ref"], "rb").read())
     before = sorted(os.listdir(tmp_path))
-    for out, extra in ((keep, ["--overwrite"]), (tmp_path / "new.h5md", [])):
-        code, err = mdjac("compute", small, "-s", "argon", "-o", out, "-q", *extra)
+    runs = ((keep, ["--overwrite"]), (tmp_path / "new.h5md", []))
+    for code, err in mdjac_at_once(*[("compute", small, "-s", "argon", "-o", out, "-q", *extra) for out, extra in runs]):
         assert code == 2 and "over half the smallest box edge" in err and len(err.strip().splitlines()) == 1, err
     assert keep.read_bytes() == open(reference["ref"], "rb").read()
     assert sorted(os.listdir(tmp_path)) == before
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_input(reference, tmp_path):
     """--resume over an input rewritten at the same path is refused; the output is untouched."""
     traj = write_input(tmp_path / "in.h5md", 8)
@@ -154,13 +166,14 @@ def test_resume_refuses_a_changed_input(reference, tmp_path):
     assert out.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_output_naming_the_input_through_a_link_is_refused(reference, tmp_path):
     traj = write_input(tmp_path / "in.h5md", 2)
     before = open(traj, "rb").read()
     os.symlink(traj, tmp_path / "link.h5md")
     os.link(traj, tmp_path / "hard.h5md")
-    for out in ("link.h5md", "hard.h5md"):
-        code, err = mdjac("compute", traj, "-s", "argon", "-o", tmp_path / out, "-q", "--overwrite")
+    runs = [("compute", traj, "-s", "argon", "-o", tmp_path / out, "-q", "--overwrite") for out in ("link.h5md", "hard.h5md")]
+    for code, err in mdjac_at_once(*runs):
         assert code == 2 and "would replace the input" in err, err
     assert open(traj, "rb").read() == before
 
@@ -173,19 +186,34 @@ def test_non_positive_step_refused(reference, tmp_path, capsys, step):
     assert code == 2 and f"--step {step}" in err and err.count("\n") == 1 and not out.exists(), err
 
 
-@pytest.mark.parametrize("name, content", [("empty.dcd", b""), ("garbage.xtc", bytes(range(256)) * 12),
-                                           ("junk.pdb", b"junk\n"), ("adir", None)])
-def test_unreadable_inputs_one_line(tmp_path, name, content):
+UNREADABLE = {"empty.dcd": b"", "garbage.xtc": bytes(range(256)) * 12, "junk.pdb": b"junk\n", "adir": None}
+
+
+@pytest.fixture(scope="module")
+def unreadable_runs(tmp_path_factory):
+    """Each unreadable input given to ``mdjac compute`` (two processes at a time), each in a folder of
+    its own: {name: (input path, output path, exit code, stderr)}."""
+    cases = {}
+    for name, content in UNREADABLE.items():
+        folder = tmp_path_factory.mktemp("unreadable")
+        path = folder / name
+        if content is None:
+            path.mkdir()
+        else:
+            path.write_bytes(content)
+        cases[name] = (path, folder / "o.h5md")
+    results = mdjac_at_once(*[("compute", path, "-s", "argon", "-o", out, "-q") for path, out in cases.values()])
+    return {name: case + result for (name, case), result in zip(cases.items(), results)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(UNREADABLE))
+def test_unreadable_inputs_one_line(unreadable_runs, name):
     """Empty or garbage inputs and a directory: one line, exit code 2 (no destructor noise from
     MDAnalysis's half-built readers), nothing created."""
-    path = tmp_path / name
-    if content is None:
-        path.mkdir()
-    else:
-        path.write_bytes(content)
-    code, err = mdjac("compute", path, "-s", "argon", "-o", tmp_path / "o.h5md", "-q")
+    path, out, code, err = unreadable_runs[name]
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"mdjac: error: {path}"), err
-    assert "no such file" not in err and not (tmp_path / "o.h5md").exists()
+    assert "no such file" not in err and not out.exists()
 
 
 def test_modes_refuses_a_system_of_another_size(reference, capsys):

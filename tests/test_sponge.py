@@ -16,15 +16,12 @@ from mdjac.io import open_trajectory
 from mdjac.jobs import run_md
 from mdjac import sponge
 
+from helpers import rel
+
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 PARITY = 1e-5      # float32 energies and forces, relative
 PATHS = 1e-6       # float64 Jacobians, relative to the largest entry
-
-
-def rel(got, ref):
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    return float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
 
 
 def water_lattice(n, seed=11, density=33.37):
@@ -76,6 +73,7 @@ def check_parity(system, molecule, forcefield, potential, jiggle=0.0):
 
 
 # ----------------------------------------------------------------------------- adapter parity
+@pytest.mark.slow
 def test_alanine_parity(ala):
     system, molecule, forcefield, potential = ala
     check_parity(*ala, jiggle=0.005)
@@ -102,6 +100,7 @@ def test_alanine_terms(ala):
     assert r6_scale == r12_scale
 
 
+@pytest.mark.slow
 def test_water_parity(small_water):
     """Parity with MindSPONGE's energy, its own dispersion correction included."""
     system, molecule, forcefield, _ = small_water
@@ -141,6 +140,7 @@ def test_water_dispersion_correction_is_openmms_and_a_third_of_mindsponges(small
     assert correction["mindsponge"] / correction["pairs"] == pytest.approx(3.0, rel=2e-2)
 
 
+@pytest.mark.slow
 def test_tip3p_water_parity(small_water):
     """The same waters with MindSPONGE's TIP3P template and parameters."""
     from mdjac.sponge.systems import build_sponge
@@ -150,8 +150,9 @@ def test_tip3p_water_parity(small_water):
     check_parity(system, molecule, forcefield, sponge.adapt(molecule, forcefield, dispersion="mindsponge"))
 
 
-def test_catalogue_water_box_parity():
-    system = load_system("water-box")
+@pytest.mark.slow
+def test_catalogue_water_box_parity(water_box):
+    system = water_box
     molecule, forcefield = system.sponge()
     check_parity(system, molecule, forcefield, sponge.adapt(molecule, forcefield, dispersion="mindsponge"))
 
@@ -185,15 +186,18 @@ def check_paths(fd, system, molecule, forcefield, potential, atoms):
     assert rel(black_box[:, :, atoms, :], reference) <= PATHS
 
 
+@pytest.mark.slow
 def test_jacobian_paths_alanine(ala, fd):
     check_paths(fd, *ala, atoms=[8, 21])
 
 
+@pytest.mark.slow
 def test_jacobian_paths_water(small_water, fd):
     check_paths(fd, *small_water, atoms=[0, 100])
 
 
 # ----------------------------------------------------------------------------- during MD
+@pytest.mark.slow
 def test_md_run_writes_the_jacobian_of_each_stored_step(ala, tmp_path):
     system, _, _, potential = ala
     path = tmp_path / "ala.h5"
@@ -225,6 +229,7 @@ class FakeWriter:
         self.frames.append((step, time, np.array(positions), box, np.array(forces), jacobian))
 
 
+@pytest.mark.slow
 def test_callback_on_periodic_water_with_any_writer(small_water):
     system, _, _, potential = small_water
     writer = FakeWriter()

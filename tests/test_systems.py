@@ -78,8 +78,8 @@ def test_pdb_coordinates_match_mdanalysis():
     assert s.potential.n_atoms == len(s.positions) == 22
 
 
-def test_water_box_size():
-    s = load_system("water-box")
+def test_water_box_size(water_box):
+    s = water_box
     assert len(s.positions) == 3000 and list(s.names[:3]) == ["O", "H1", "H2"]
     density = s.masses.sum() * 1.66053907e-27 / np.prod(s.box * 1e-9)   # kg/m^3
     assert 950 < density < 1050
@@ -119,13 +119,14 @@ def test_seed_article_function_and_jacobian():
     assert np.allclose(R, expected)
 
 
+@pytest.mark.slow
 def test_importing_mdjac_does_not_import_mindsponge():
     code = ("import sys, mdjac; s = mdjac.load_system('argon'); s.potential; "
             "assert 'mindsponge' not in sys.modules, 'mindsponge imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# ----------------------------------------------------------------------------- bad system files (issue 9, defects 5 and 6)
+# ----------------------------------------------------------------------------- bad system files
 GOOD_TINY = {"name": "tiny", "engine": "mdjac", "coordinates": "tiny.npz",
              "atom_types": [{"name": "Ar", "mass": 39.948}],
              "terms": [{"term": "LennardJones", "sigma": [0.3405], "epsilon": [0.99774], "types": "@types",
@@ -241,7 +242,7 @@ def test_bad_mindsponge_system_file(tmp_path, change, words):
         assert w in message, (w, message)
 
 
-# ----------------------------------------------------------------------------- topologies for MDAnalysis (issue 9, friction)
+# ----------------------------------------------------------------------------- topologies for MDAnalysis
 #: The clone's systems/ folder: what the package data ``mdjac.systems`` is built from.
 CLONE_SYSTEMS = Path(__file__).resolve().parents[1] / "systems"
 

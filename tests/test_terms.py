@@ -22,6 +22,8 @@ import pytest
 import mdjac
 from mdjac import terms
 
+from helpers import both_routes
+
 F_COULOMB = 138.935458
 FD_TOL = 1e-6
 MEASURED = {}  # case -> (forces FD error, Jacobian FD error), printed with -s
@@ -482,3 +484,21 @@ def test_exclusion_lookup_equals_isin():
         excluded = np.unique(rng.integers(0, 500, rng.integers(0, 30)))
         for k in (keys, rng.permutation(keys)):
             np.testing.assert_array_equal(_excluded(k, excluded), np.isin(k, excluded))
+
+
+# ----------------------------------------------------------------------------- the radial route
+PAIR_CASES = [name for name in CASES if name.startswith(("LennardJones", "Coulomb"))]
+
+
+@pytest.mark.parametrize("name", PAIR_CASES)
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_radial_route_equals_general_route(name, dtype, tol, geometry, fd):
+    case = CASES[name](np.random.default_rng(PAIR_CASES.index(name) + 7), geometry)
+    assert all(t.radial for t in case.pot.terms)
+    (J, e, f), (J0, e0, f0) = both_routes(case.pot, case.x.astype(dtype))
+    assert J.dtype == dtype and f.dtype == dtype
+    np.testing.assert_array_equal(J.rows, J0.rows)
+    np.testing.assert_array_equal(J.cols, J0.cols)
+    assert fd.rel_err(J.blocks, J0.blocks) <= tol
+    assert fd.rel_err(f, f0) <= tol
+    assert e == pytest.approx(e0, rel=tol)

@@ -1,0 +1,103 @@
+"""Plain helpers shared by the test modules (no test module imports another one; shared objects
+that cost time are fixtures in conftest.py instead).
+
+* ``ENV``: the environment of a fresh ``python`` process that imports this checkout's mdjac;
+* ``rel``: the relative error of an array against a reference (max abs difference over max abs);
+* ``assert_same_datasets``: two HDF5 files hold the same groups, datasets and attributes;
+* ``write_frames``, ``write_input``, ``write_system``: input trajectories (H5MD) and the tiny
+  periodic Lennard-Jones system file of the command-line tests;
+* ``both_routes``: a potential's results by the radial route and by the general one.
+"""
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+
+#: Environment of a child ``python``: this process's import path, so that it finds this mdjac.
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def rel(got, ref):
+    """max |got - ref| / max |ref|, in float64."""
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    return float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+
+
+# ----------------------------------------------------------------------------- HDF5 files compared
+def all_datasets(path):
+    """{name: (attributes, data)} of every group and dataset of an HDF5 file."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, obj):
+            attrs = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
+            out[name] = (attrs, obj[()] if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(visit)
+    return out
+
+
+def assert_same_datasets(a, b, ignore=()):
+    """Every dataset and attribute of the files ``a`` and ``b`` equal (hard links compared once by
+    name), except the attributes ``ignore``: (object name, attribute name) pairs."""
+    da, db = all_datasets(a), all_datasets(b)
+    assert sorted(da) == sorted(db)
+    for name in da:
+        skip = {attr for obj, attr in ignore if obj == name}
+        assert ({k: v for k, v in da[name][0].items() if k not in skip}
+                == {k: v for k, v in db[name][0].items() if k not in skip}), name
+        if da[name][1] is not None:
+            np.testing.assert_array_equal(da[name][1], db[name][1], err_msg=name)
+
+
+# ----------------------------------------------------------------------------- input files
+def write_frames(path, positions, box, n_frames, jitter, seed=0, shift=0.0, nan_frame=None):
+    """An input H5MD trajectory (positions and box only): ``positions`` (N, 3) nm shifted by
+    ``shift``, jittered by normal noise of ``jitter`` nm and wrapped into ``box`` (3,), at steps
+    0, 10, 20... (time 0.01 ps a step); frame ``nan_frame`` holds a NaN coordinate."""
+    from mdjac.io.h5md_writer import H5MDWriter
+    rng = np.random.default_rng(seed)
+    box = np.asarray(box, dtype=np.float64)
+    with H5MDWriter(path, len(positions), periodic=True, forces=False, jacobian_atoms=None, batch=64) as w:
+        for k in range(n_frames):
+            x = (positions + shift + rng.normal(scale=jitter, size=positions.shape)) % box
+            if k == nan_frame:
+                x[3, 1] = np.nan
+            w.append(10 * k, 0.01 * k, x, box)
+    return str(path)
+
+
+#: The tiny system of the command-line tests: 64 argon-like atoms on a lattice in a 1.6 nm box,
+#: Lennard-Jones cut at 0.7 nm.
+TINY_EDGE = 1.6
+TINY_LATTICE = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3) * (TINY_EDGE / 4)
+TINY_ATOMS = len(TINY_LATTICE)
+
+
+def write_system(folder):
+    """The tiny periodic Lennard-Jones system file (engine "mdjac") in ``folder``; its path."""
+    np.savez(folder / "tiny.npz", positions=TINY_LATTICE, types=np.zeros(TINY_ATOMS, int), box=np.full(3, TINY_EDGE))
+    spec = {"name": "tiny", "engine": "mdjac", "coordinates": "tiny.npz",
+            "atom_types": [{"name": "Ar", "mass": 39.948}],
+            "terms": [{"term": "LennardJones", "sigma": [0.3405], "epsilon": [0.99774],
+                       "types": "@types", "cutoff": 0.7}]}
+    (folder / "tiny.json").write_text(json.dumps(spec))
+    return str(folder / "tiny.json")
+
+
+def write_input(path, n_frames, n_atoms=TINY_ATOMS, nan_frame=None, seed=0):
+    """Jittered lattice frames of the tiny system (its first ``n_atoms`` atoms) as an H5MD input."""
+    return write_frames(path, TINY_LATTICE[:n_atoms], np.full(3, TINY_EDGE), n_frames, jitter=0.01, seed=seed,
+                        nan_frame=nan_frame)
+
+
+# ----------------------------------------------------------------------------- the radial route
+def both_routes(pot, x, **kw):
+    """[(Jacobian, energy, forces) by the radial route, the same by the general route]."""
+    out = []
+    for radial in (True, False):
+        pot.radial = radial
+        e, f = pot.energy_and_forces(x)
+        out.append((pot.force_jacobian(x, **kw), e, f))
+    pot.radial = True
+    return out
