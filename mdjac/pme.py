@@ -1,0 +1,246 @@
+r"""Smooth particle-mesh Ewald exactly as OpenMM computes it (NonbondedForce.PME), and its exact Jacobian.
+
+The energy of point charges q_i (e) in a periodic box splits as for the Ewald sum (mdjac.ewald):
+
+    E = E_dir + E_excl + E_rec + E_self + E_net,
+
+with the same direct space, exclusion and exception corrections, self term and net-charge
+(neutralising plasma) term, at OpenMM's alpha; only the reciprocal part differs: the charges are
+spread on a grid with B-splines of order 5 and E_rec = 1/2 sum_{m != 0} eterm(m) |FFT(Q)(m)|^2 with
+OpenMM's influence function and B-spline moduli (mdjac.pme_grid has the conventions, exactly
+those of ReferencePME.cpp). Alpha and the grid come from the tolerance as OpenMM chooses them, or
+from the force's own PME parameters (:func:`mdjac.pme_grid.pme_parameters`).
+
+Derivatives. Atom i enters E_rec only through its stencil weights w_id(k) = M_5(f_id + 4 - k), one
+scalar function of each fraction f_id (mdjac.pme_grid). M_5' and M_5'' come from MindSpore's AD of
+the spline's piecewise polynomial (:func:`bspline_piece`), entry-wise through the kernel
+(:func:`mdjac.kernel.elementwise_derivatives`, as for distances and Ewald phases); spreading,
+the FFT pair and gathering are linear bookkeeping (mdjac.pme_grid, numba and scipy.fft):
+
+    dE_rec/dr_i = q_i G sum_g D_i(g) psi(g),        D_i = d theta_i / du,  psi = Phi * Q,  G = du/dr^T,
+
+and the Hessian is the block-diagonal curvature q_i G [sum_g D2_i psi] G^T
+(:meth:`PMEReciprocal.hessian_diagonal`) plus the mesh operator of mdjac.pme_jacobian
+(:meth:`PMEReciprocal.jacobian_part`). For the dense and colour strategies the reciprocal energy
+is also stated whole in MindSpore (:meth:`PMEReciprocal.energy_function`, small grids).
+
+Units: nm, e, kJ/mol.
+"""
+import math
+
+import numpy as np
+from mindspore import ops
+
+from . import kernel, pme_grid
+from .errors import InputError
+from .ewald import OPENMM_COULOMB_CONSTANT
+from .pme_jacobian import PMEJacobian
+
+#: largest number of stencil rows (atom, axis) per compiled call of the spline derivatives.
+SPLINE_CHUNK = 1 << 18
+#: largest size (entries of the charge-assignment and kernel matrices) of the whole-energy function.
+DENSE_ENTRIES = 1 << 26
+
+
+# ----------------------------------------------------------------------------- the spline and its AD
+def bspline_piece(fractions, coefficients):
+    """M_5(piece + f) of fractions f (..., 5), column k on the piece of coefficients[:, k] (Horner), entry-wise in f.
+
+    coefficients: (5, 5), row j the f^j coefficients of each column (mdjac.pme_grid.COLUMN_COEFFICIENTS).
+    """
+    out = coefficients[pme_grid.ORDER - 1]
+    for j in range(pme_grid.ORDER - 2, -1, -1):
+        out = out * fractions + coefficients[j]
+    return out
+
+
+def spline_derivatives(fractions, dtype):
+    """dw/du and d2w/du2 (N, 3, 5) in ``dtype`` of the stencil weights of fractions (N, 3), by AD (compiled).
+
+    Each of the (N, 3, 5) entries is M_5 of its own argument f + 4 - k, so one element-wise grad-of-grad
+    gives them all (chunks of fixed, padded size).
+    """
+    rows = np.asarray(fractions, dtype=dtype).reshape(-1)
+    coefficients = pme_grid.COLUMN_COEFFICIENTS.astype(dtype)
+    first = np.empty((len(rows), pme_grid.ORDER), dtype=dtype)
+    second = np.empty_like(first)
+    size = min(SPLINE_CHUNK, max(1024, 1 << max(0, (len(rows) - 1)).bit_length()))
+    for start in range(0, len(rows), size):
+        stop = min(len(rows), start + size)
+        s = np.zeros((size, pme_grid.ORDER), dtype=dtype)
+        s[: stop - start] = rows[start:stop, None]
+        d1, d2 = kernel.elementwise_derivatives(bspline_piece, s, (coefficients,))
+        first[start:stop], second[start:stop] = d1[: stop - start], d2[: stop - start]
+    shape = np.shape(fractions) + (pme_grid.ORDER,)
+    return first.reshape(shape), second.reshape(shape)
+
+
+# ----------------------------------------------------------------------------- the whole reciprocal energy in MindSpore
+def mesh_energy(X, scale, offsets, coefficients, charges, assignment, kernel_matrix):
+    """E_rec (C,) of copies X (C, N, 3) nm: 1/2 Q^T Phi Q with Q = charges spread by the B-spline stencils.
+
+    scale: (3, 3) G; offsets: (N, 3) u - f at the frame (fixed grid cells, so f = X G - offsets);
+    coefficients: (5, 5); charges: (N,); assignment: (N 125, grid points) 0/1 matrix of each stencil
+    point's grid point; kernel_matrix: (grid points, grid points) Phi(g - g').
+    """
+    f = ops.matmul(X, scale) - offsets
+    w = bspline_piece(f.expand_dims(-1), coefficients)                           # (C, N, 3, 5)
+    theta = (w[:, :, 0, :, None, None] * w[:, :, 1, None, :, None] * w[:, :, 2, None, None, :]
+             * charges[None, :, None, None, None])
+    Q = ops.matmul(theta.reshape(X.shape[0], -1), assignment)                    # (C, grid points)
+    return 0.5 * (Q * ops.matmul(Q, kernel_matrix)).sum(-1)
+
+
+# ----------------------------------------------------------------------------- the term
+class Mesh:
+    """One frame's mesh: box vectors, G, grid origins and fractions (N, 3), stencil weights w (N, 3, 5)."""
+
+    def __init__(self, positions, box, grid):
+        self.vectors = pme_grid.box_vectors(box)
+        recip = pme_grid.reciprocal_box_vectors(self.vectors)
+        self.scale = pme_grid.coordinate_scale(recip, grid)
+        self.origins, self.fractions = pme_grid.grid_coordinates(positions, recip, grid)
+        self.weights = pme_grid.spline_weights(self.fractions)
+
+
+class PMEReciprocal:
+    """The reciprocal part, self term and net-charge term of OpenMM's smooth PME: a long-range term of a Potential.
+
+    charges: (N,) e. alpha (nm^-1) and grid (3,) ints; or ``tolerance`` with ``cutoff`` (nm) and
+    ``box`` (3,) nm to choose them as OpenMM does (:func:`mdjac.pme_grid.pme_parameters`, with the
+    grid rounding of ``platform``). coulomb_constant: kJ mol^-1 nm e^-2 (OpenMM's by default).
+    The grid is fixed; the box is each frame's (NPT).
+
+    Like mdjac.ewald.EwaldReciprocal, the Potential asks it for ``energy_and_forces(config)``,
+    ``hessian_diagonal(config, atoms)`` (the curvature term), ``jacobian_part(config, atoms)``
+    (an mdjac.pme_jacobian.PMEJacobian) and ``energy_function(config)`` (dense checks).
+    """
+    long_range = True
+    cutoff = None
+
+    def __init__(self, charges, alpha=None, grid=None, tolerance=None, cutoff=None, box=None,
+                 coulomb_constant=OPENMM_COULOMB_CONSTANT, platform="Reference"):
+        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(charges)):
+            raise InputError("charges hold NaN or inf: give finite charges in e")
+        if tolerance is not None:
+            if alpha is not None or grid is not None:
+                raise InputError("give either a PME error tolerance (with cutoff and box) or alpha and grid, not both")
+            alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, platform=platform)
+        if alpha is None or grid is None:
+            raise InputError("PME needs alpha (nm^-1) and a grid (3 sizes), or tolerance, cutoff and box")
+        self.alpha, self.grid = pme_grid.pme_parameters(None, None, None, alpha=alpha, grid=grid)
+        self.charges = charges
+        self.n_atoms = len(charges)
+        self.coulomb_constant = float(coulomb_constant)
+        self.self_energy = -self.coulomb_constant * self.alpha / math.sqrt(math.pi) * float(charges @ charges)
+        self._eterm = (None, None)
+
+    @property
+    def max_index(self):
+        return self.n_atoms - 1
+
+    def __repr__(self):
+        return f"PMEReciprocal(alpha={self.alpha:.6g}, grid={self.grid.tolist()})"
+
+    def constant_energy(self, box):
+        """E_self + E_net (kJ/mol): the self term and the neutralising plasma's term in a box (3,) nm."""
+        total = float(self.charges.sum())
+        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * float(np.prod(box)) * self.alpha ** 2)
+
+    def influence(self, box):
+        """eterm (nx, ny, nz) of a box (3,) nm (the last box's kept)."""
+        key = np.asarray(box, dtype=np.float64).tobytes()
+        if self._eterm[0] != key:
+            self._eterm = (key, pme_grid.influence_function(self.grid, pme_grid.box_vectors(box), self.alpha,
+                                                            self.coulomb_constant))
+        return self._eterm[1]
+
+    def mesh(self, config):
+        if config.box is None:
+            raise InputError("PME needs a periodic box: give the box edges in nm")
+        return Mesh(config.positions, config.box, self.grid)
+
+    def grid_potential(self, config, mesh):
+        """(Q, psi): the charge grid and its potential psi = Phi * Q (nx, ny, nz), float64."""
+        Q = np.zeros(tuple(self.grid))
+        pme_grid.spread_charges(mesh.origins, mesh.weights, self.charges, Q)
+        return Q, pme_grid.convolve(Q, pme_grid.half_spectrum(self.influence(config.box)))
+
+    def energy_and_forces(self, config):
+        """(E_rec + E_self + E_net kJ/mol, forces (N, 3) kJ mol^-1 nm^-1); dw/du by AD."""
+        mesh = self.mesh(config)
+        Q, psi = self.grid_potential(config, mesh)
+        dw, _ = spline_derivatives(mesh.fractions, config.dtype)
+        gathered = np.empty((self.n_atoms, 3))
+        pme_grid.gather_gradients(mesh.origins, mesh.weights, dw.astype(np.float64), psi, gathered)
+        energy = 0.5 * float(np.vdot(Q, psi)) + self.constant_energy(config.box)
+        return energy, -self.charges[:, None] * (gathered @ mesh.scale.T)
+
+    def hessian_diagonal(self, config, atoms):
+        """The curvature term (n, 3, 3) kJ mol^-1 nm^-2 for atoms (n,): q_i G [sum_g D2_i(g) psi(g)] G^T."""
+        mesh = self.mesh(config)
+        _, psi = self.grid_potential(config, mesh)
+        atoms = np.asarray(atoms, dtype=np.int64)
+        dw, d2w = spline_derivatives(mesh.fractions[atoms], config.dtype)
+        curvature = np.empty((len(atoms), 3, 3))
+        pme_grid.gather_curvatures(mesh.origins[atoms], mesh.weights[atoms], dw.astype(np.float64),
+                                   d2w.astype(np.float64), psi, curvature)
+        G = mesh.scale
+        return self.charges[atoms][:, None, None] * np.einsum("ka,iab,lb->ikl", G, curvature, G)
+
+    def jacobian_part(self, config, atoms):
+        """The mesh operator part of the force Jacobian on atoms (n,) (global indices), as a PMEJacobian."""
+        mesh = self.mesh(config)
+        atoms = np.asarray(atoms, dtype=np.int64)
+        dw, _ = spline_derivatives(mesh.fractions[atoms], config.dtype)
+        return PMEJacobian(mesh.origins[atoms], mesh.weights[atoms].astype(config.dtype), dw, self.charges[atoms],
+                           self.grid, config.box, self.alpha, self.coulomb_constant, config.dtype)
+
+    def energy_function(self, config):
+        """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks).
+
+        The grid cells are those of this frame (exact for positions near it). Stated with a dense
+        charge-assignment matrix and a dense kernel matrix: small systems and grids only.
+        """
+        mesh = self.mesh(config)
+        points = int(np.prod(self.grid))
+        stencil = pme_grid.ORDER ** 3
+        if self.n_atoms * stencil * points + points * points > DENSE_ENTRIES:
+            raise InputError(f"the whole PME energy as one function is for small systems (here {self.n_atoms} atoms on "
+                             f"{points} grid points): use the default strategy 'replicate'")
+        k = np.arange(pme_grid.ORDER)
+        cx = (mesh.origins[:, 0, None] + k) % self.grid[0]
+        cy = (mesh.origins[:, 1, None] + k) % self.grid[1]
+        cz = (mesh.origins[:, 2, None] + k) % self.grid[2]
+        cells = ((cx[:, :, None, None] * self.grid[1] + cy[:, None, :, None]) * self.grid[2] + cz[:, None, None, :]).reshape(-1)
+        assignment = np.zeros((self.n_atoms * stencil, points))
+        assignment[np.arange(len(cells)), cells] = 1.0
+        phi = pme_grid.real_space_kernel(self.influence(config.box))
+        g = np.stack(np.unravel_index(np.arange(points), tuple(self.grid)), axis=1)
+        diff = (g[:, None, :] - g[None, :, :]) % self.grid
+        kernel_matrix = phi[diff[..., 0], diff[..., 1], diff[..., 2]]
+        offsets = config.positions @ mesh.scale - mesh.fractions
+        dtype = config.dtype
+        return mesh_energy, tuple(a.astype(dtype) for a in (mesh.scale, offsets, pme_grid.COLUMN_COEFFICIENTS,
+                                                           self.charges, assignment, kernel_matrix))
+
+
+# ----------------------------------------------------------------------------- the whole sum as terms
+def pme_terms(charges, cutoff, box, exclusions=None, exceptions=None, tolerance=5e-4, alpha=None, grid=None,
+              coulomb_constant=OPENMM_COULOMB_CONSTANT, platform="Reference"):
+    """The terms of OpenMM's PME (NonbondedForce.PME) for point charges.
+
+    charges: (N,) e; cutoff: nm; box: (3,) nm (for the parameter choice). exclusions, exceptions:
+    as for mdjac.ewald.ewald_terms. tolerance, or alpha (nm^-1) and grid (3,): see
+    :func:`mdjac.pme_grid.pme_parameters`. Returns the direct-space terms of
+    :func:`mdjac.ewald.direct_space_terms` and a :class:`PMEReciprocal`.
+    """
+    from .ewald import direct_space_terms
+
+    charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+    if (alpha is None) != (grid is None):
+        raise InputError("give both alpha (nm^-1) and the grid, or neither (then the tolerance chooses them)")
+    alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, alpha=alpha, grid=grid, platform=platform)
+    return (direct_space_terms(charges, cutoff, alpha, exclusions, exceptions, coulomb_constant)
+            + [PMEReciprocal(charges, alpha=alpha, grid=grid, coulomb_constant=coulomb_constant)])
