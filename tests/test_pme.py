@@ -288,3 +288,19 @@ def test_bad_parameters_are_refused():
     with pytest.raises(mdjac.InputError, match="platform"):
         pme_grid.pme_parameters(5e-4, 0.9, (2, 2, 2), platform="Metal")
     assert math.isclose(pme_grid.pme_parameters(5e-4, 0.9, (2, 2, 2))[0], math.sqrt(-math.log(1e-3)) / 0.9)
+
+
+def test_normal_modes_periodic_by_lanczos_equal_dense():
+    """mdjac.normal_modes(project='periodic') on a PME Jacobian: the Lanczos solver on its matvec
+    gives the dense solver's lowest modes."""
+    box = np.array([1.2, 1.25, 1.3])
+    x, charges, exclusions = small_waters(12, box, seed=6)
+    from mdjac import terms
+    bonds = terms.HarmonicBond(exclusions[np.arange(len(exclusions)) % 3 != 2], 3e5, 0.1)
+    potential = mdjac.Potential(pme.pme_terms(charges, 0.55, box, exclusions=exclusions, tolerance=5e-4) + [bonds], box=box)
+    J = potential.force_jacobian(x)
+    masses = np.tile([15.999, 1.008, 1.008], 12)
+    dense = mdjac.normal_modes(J, masses, project="periodic", k=6, method="dense")
+    lanczos = mdjac.normal_modes(J, masses, project="periodic", k=6, method="sparse")
+    assert dense.eigenvalues.shape == (6,)
+    assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-6, atol=1e-6 * np.abs(dense.eigenvalues).max())

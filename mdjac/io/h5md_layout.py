@@ -134,6 +134,9 @@ def complete_frames(g):
 
 def long_range_recipe(part):
     """(kmax (3,) int64, alpha nm^-1, coulomb_constant, charges (n,) e) of a long-range part: what the file keeps."""
+    if not hasattr(part, "kmax"):
+        raise InputError(f"this mdjac cannot store a {type(part).__name__} long-range part in H5MD yet: "
+                         "write the short-range part (jacobian.short_range()) or use the Ewald method")
     return part.kmax, part.alpha, part.coulomb_constant, part.charges
 
 
