@@ -164,7 +164,7 @@ class PMEReciprocal:
     def grid_potential(self, config, mesh):
         """(Q, psi): the charge grid and its potential psi = Phi * Q (nx, ny, nz), float64."""
         Q = np.zeros(tuple(self.grid))
-        pme_grid.spread_charges(mesh.origins, mesh.weights, self.charges, Q)
+        pme_grid.spread(mesh.origins, pme_grid.stencil_factors((mesh.weights,), ((0, 0, 0),)), self.charges[:, None], Q)
         return Q, pme_grid.convolve(Q, pme_grid.half_spectrum(self.influence(config.box)))
 
     def energy_and_forces(self, config):
@@ -173,7 +173,7 @@ class PMEReciprocal:
         Q, psi = self.grid_potential(config, mesh)
         dw, _ = spline_derivatives(mesh.fractions, config.dtype)
         gathered = np.empty((self.n_atoms, 3))
-        pme_grid.gather_gradients(mesh.origins, mesh.weights, dw.astype(np.float64), psi, gathered)
+        pme_grid.gather(mesh.origins, pme_grid.stencil_factors((mesh.weights, dw), pme_grid.GRADIENT_ORDERS), psi, gathered)
         energy = 0.5 * float(np.vdot(Q, psi)) + self.constant_energy(config.box)
         return energy, -self.charges[:, None] * (gathered @ mesh.scale.T)
 
@@ -183,9 +183,10 @@ class PMEReciprocal:
         _, psi = self.grid_potential(config, mesh)
         atoms = np.asarray(atoms, dtype=np.int64)
         dw, d2w = spline_derivatives(mesh.fractions[atoms], config.dtype)
-        curvature = np.empty((len(atoms), 3, 3))
-        pme_grid.gather_curvatures(mesh.origins[atoms], mesh.weights[atoms], dw.astype(np.float64),
-                                   d2w.astype(np.float64), psi, curvature)
+        entries = np.empty((len(atoms), len(pme_grid.CURVATURE_ORDERS)))
+        factors = pme_grid.stencil_factors((mesh.weights[atoms], dw, d2w), pme_grid.CURVATURE_ORDERS)
+        pme_grid.gather(mesh.origins[atoms], factors, psi, entries)
+        curvature = pme_grid.curvature_blocks(entries)
         G = mesh.scale
         return self.charges[atoms][:, None, None] * np.einsum("ka,iab,lb->ikl", G, curvature, G)
 

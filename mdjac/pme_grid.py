@@ -247,100 +247,85 @@ def stencil_kernel(phi):
     return np.ascontiguousarray(phi[np.ix_(*offsets)])
 
 
+# ----------------------------------------------------------------------------- stencils of derivatives
+#: Derivative orders per axis of the stencils d theta / du_d, d = x, y, z (theta = w_x w_y w_z).
+GRADIENT_ORDERS = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+#: Derivative orders per axis of d2 theta / du_d du_e for (d, e) = xx, yy, zz, xy, xz, yz.
+CURVATURE_ORDERS = ((2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1))
+#: The (d, e) entries of a symmetric 3x3 block in CURVATURE_ORDERS' order.
+CURVATURE_ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+def stencil_factors(derivatives, orders):
+    """(N, P, 3, 5): the per-axis factors of P stencils, stencil p on axis a = derivatives[orders[p][a]][:, a].
+
+    derivatives: sequence of (N, 3, 5) arrays, the weights w and their derivatives in u (w, dw, d2w);
+    orders: P triples of derivative orders (:data:`GRADIENT_ORDERS`, :data:`CURVATURE_ORDERS`).
+    Stencil p of atom i at grid point o_i + k is prod_a factors[i, p, a, k_a].
+    """
+    axes = np.arange(3)
+    return np.ascontiguousarray(np.stack([np.stack([derivatives[o][:, a] for o, a in zip(order, axes)], axis=1)
+                                          for order in orders], axis=1), dtype=np.float64)
+
+
+def curvature_blocks(entries):
+    """(N, 3, 3) symmetric blocks from their (N, 6) entries in :data:`CURVATURE_ENTRIES` order."""
+    out = np.empty((len(entries), 3, 3))
+    for p, (d, e) in enumerate(CURVATURE_ENTRIES):
+        out[:, d, e] = out[:, e, d] = entries[:, p]
+    return out
+
+
 # ----------------------------------------------------------------------------- spread and gather (numba)
 @numba.njit(cache=True, nogil=True)
-def spread_charges(origins, w, charges, grid):
-    """Add sum_i q_i theta_i to ``grid`` (nx, ny, nz). origins (N, 3) int; w (N, 3, 5); charges (N,)."""
-    nx, ny, nz = grid.shape
-    for i in range(origins.shape[0]):
-        q = charges[i]
-        for a in range(ORDER):
-            gx = (origins[i, 0] + a) % nx
-            qa = q * w[i, 0, a]
-            for b in range(ORDER):
-                gy = (origins[i, 1] + b) % ny
-                qab = qa * w[i, 1, b]
-                for c in range(ORDER):
-                    grid[gx, gy, (origins[i, 2] + c) % nz] += qab * w[i, 2, c]
+def spread(origins, factors, coefficients, grid):
+    """Add sum_i sum_p c_ip (stencil p of atom i) to ``grid`` (nx, ny, nz).
 
-
-@numba.njit(cache=True, nogil=True)
-def spread_gradients(origins, w, dw, coefficients, grid):
-    """Add sum_i sum_d c_id d theta_i / du_d to ``grid`` (nx, ny, nz).
-
-    origins (N, 3) int; w, dw (N, 3, 5): weights and their derivatives in u; coefficients (N, 3).
+    origins (N, 3) int; factors (N, P, 3, 5) (:func:`stencil_factors`); coefficients (N, P).
     """
     nx, ny, nz = grid.shape
+    n_stencils = factors.shape[1]
+    column = np.empty(ORDER)
     for i in range(origins.shape[0]):
-        cx, cy, cz = coefficients[i, 0], coefficients[i, 1], coefficients[i, 2]
         for a in range(ORDER):
             gx = (origins[i, 0] + a) % nx
-            wx, dx = w[i, 0, a], dw[i, 0, a]
             for b in range(ORDER):
                 gy = (origins[i, 1] + b) % ny
-                wy, dy = w[i, 1, b], dw[i, 1, b]
-                s_xy = cx * dx * wy + cy * wx * dy       # coefficient of w_z
-                s_z = cz * wx * wy                        # coefficient of dw_z
                 for c in range(ORDER):
-                    grid[gx, gy, (origins[i, 2] + c) % nz] += s_xy * w[i, 2, c] + s_z * dw[i, 2, c]
+                    column[c] = 0.0
+                for p in range(n_stencils):
+                    s = coefficients[i, p] * factors[i, p, 0, a] * factors[i, p, 1, b]
+                    for c in range(ORDER):
+                        column[c] += s * factors[i, p, 2, c]
+                for c in range(ORDER):
+                    grid[gx, gy, (origins[i, 2] + c) % nz] += column[c]
 
 
 @numba.njit(cache=True, nogil=True)
-def gather_gradients(origins, w, dw, potential, out):
-    """out (N, 3) = sum_g d theta_i(g) / du psi(g) for a grid potential psi (nx, ny, nz)."""
+def gather(origins, factors, potential, out):
+    """out (N, P) = sum_g (stencil p of atom i)(g) psi(g) for a grid potential psi (nx, ny, nz)."""
     nx, ny, nz = potential.shape
+    n_stencils = factors.shape[1]
+    column = np.empty(ORDER)
     for i in range(origins.shape[0]):
-        fx = fy = fz = 0.0
+        for p in range(n_stencils):
+            out[i, p] = 0.0
         for a in range(ORDER):
             gx = (origins[i, 0] + a) % nx
-            wx, dx = w[i, 0, a], dw[i, 0, a]
             for b in range(ORDER):
                 gy = (origins[i, 1] + b) % ny
-                wy, dy = w[i, 1, b], dw[i, 1, b]
-                s = s_dz = 0.0
                 for c in range(ORDER):
-                    p = potential[gx, gy, (origins[i, 2] + c) % nz]
-                    s += w[i, 2, c] * p
-                    s_dz += dw[i, 2, c] * p
-                fx += dx * wy * s
-                fy += wx * dy * s
-                fz += wx * wy * s_dz
-        out[i, 0], out[i, 1], out[i, 2] = fx, fy, fz
+                    column[c] = potential[gx, gy, (origins[i, 2] + c) % nz]
+                for p in range(n_stencils):
+                    s = 0.0
+                    for c in range(ORDER):
+                        s += factors[i, p, 2, c] * column[c]
+                    out[i, p] += factors[i, p, 0, a] * factors[i, p, 1, b] * s
 
 
 @numba.njit(cache=True, nogil=True)
-def gather_curvatures(origins, w, dw, d2w, potential, out):
-    """out (N, 3, 3) = sum_g d2 theta_i(g) / du du^T psi(g) for a grid potential psi (nx, ny, nz)."""
-    nx, ny, nz = potential.shape
-    for i in range(origins.shape[0]):
-        xx = yy = zz = xy = xz = yz = 0.0
-        for a in range(ORDER):
-            gx = (origins[i, 0] + a) % nx
-            wx, dx, ddx = w[i, 0, a], dw[i, 0, a], d2w[i, 0, a]
-            for b in range(ORDER):
-                gy = (origins[i, 1] + b) % ny
-                wy, dy, ddy = w[i, 1, b], dw[i, 1, b], d2w[i, 1, b]
-                s0 = s1 = s2 = 0.0
-                for c in range(ORDER):
-                    p = potential[gx, gy, (origins[i, 2] + c) % nz]
-                    s0 += w[i, 2, c] * p
-                    s1 += dw[i, 2, c] * p
-                    s2 += d2w[i, 2, c] * p
-                xx += ddx * wy * s0
-                yy += wx * ddy * s0
-                zz += wx * wy * s2
-                xy += dx * dy * s0
-                xz += dx * wy * s1
-                yz += wx * dy * s1
-        out[i, 0, 0], out[i, 1, 1], out[i, 2, 2] = xx, yy, zz
-        out[i, 0, 1] = out[i, 1, 0] = xy
-        out[i, 0, 2] = out[i, 2, 0] = xz
-        out[i, 1, 2] = out[i, 2, 1] = yz
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
 def _correlate(f, g, out):
-    """out[h + 4] = sum_k f(k) g(k - h), h = -4..4, for stencils f, g (5,)."""
+    """out[h + 4] = sum_k f(k) g(k - h), h = -4..4, for stencil factors f, g (5,)."""
     for h in range(2 * ORDER - 1):
         out[h] = 0.0
     for k in range(ORDER):
@@ -349,40 +334,28 @@ def _correlate(f, g, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def _contract(kernel, kx, ky, kz):
-    """sum_h kernel(h) kx(h_x) ky(h_y) kz(h_z) over the (9, 9, 9) offsets, one axis at a time."""
-    total = 0.0
-    for a in range(2 * ORDER - 1):
-        row = 0.0
-        for b in range(2 * ORDER - 1):
-            s = 0.0
-            for c in range(2 * ORDER - 1):
-                s += kernel[a, b, c] * kz[c]
-            row += s * ky[b]
-        total += row * kx[a]
-    return total
+def self_blocks(factors, kernel, out):
+    """out (N, P, P) = sum_{g, g'} s_ip(g) Phi(g - g') s_iq(g'): each atom's stencils with themselves through the grid.
 
-
-@numba.njit(cache=True, nogil=True)
-def self_blocks(w, dw, kernel, out):
-    """out (N, 3, 3) = sum_{g, g'} d theta_i(g)/du Phi(g - g') d theta_i(g')/du^T: each atom with itself through the grid.
-
-    w, dw (N, 3, 5); kernel: (9, 9, 9) Phi at the stencil's offsets (:func:`stencil_kernel`).
-    The 729 offsets are contracted axis by axis with 1-D correlations of the stencils.
+    factors: (N, P, 3, 5) (:func:`stencil_factors`); kernel: (9, 9, 9) Phi at the stencil's offsets
+    (:func:`stencil_kernel`). The 729 offsets are contracted axis by axis with the 1-D
+    correlations of the stencils' factors.
     """
     m = 2 * ORDER - 1
-    ww = np.empty((3, m))
-    wd = np.empty((3, m))
-    dd = np.empty((3, m))
-    for i in range(w.shape[0]):
-        for a in range(3):
-            _correlate(w[i, a], w[i, a], ww[a])
-            _correlate(dw[i, a], w[i, a], wd[a])     # derivative on the first factor
-            _correlate(dw[i, a], dw[i, a], dd[a])
-        out[i, 0, 0] = _contract(kernel, dd[0], ww[1], ww[2])
-        out[i, 1, 1] = _contract(kernel, ww[0], dd[1], ww[2])
-        out[i, 2, 2] = _contract(kernel, ww[0], ww[1], dd[2])
-        out[i, 0, 1] = _contract(kernel, wd[0], wd[1][::-1], ww[2])
-        out[i, 0, 2] = _contract(kernel, wd[0], ww[1], wd[2][::-1])
-        out[i, 1, 2] = _contract(kernel, ww[0], wd[1], wd[2][::-1])
-        out[i, 1, 0], out[i, 2, 0], out[i, 2, 1] = out[i, 0, 1], out[i, 0, 2], out[i, 1, 2]
+    n_stencils = factors.shape[1]
+    corr = np.empty((3, m))
+    for i in range(factors.shape[0]):
+        for p in range(n_stencils):
+            for q in range(p, n_stencils):
+                for a in range(3):
+                    _correlate(factors[i, p, a], factors[i, q, a], corr[a])
+                total = 0.0
+                for hx in range(m):
+                    row = 0.0
+                    for hy in range(m):
+                        s = 0.0
+                        for hz in range(m):
+                            s += kernel[hx, hy, hz] * corr[2, hz]
+                        row += s * corr[1, hy]
+                    total += row * corr[0, hx]
+                out[i, p, q] = out[i, q, p] = total

@@ -55,8 +55,7 @@ class PMEJacobian:
         self.scale = pme_grid.coordinate_scale(pme_grid.reciprocal_box_vectors(vectors), self.grid)
         self.eterm = pme_grid.influence_function(self.grid, vectors, self.alpha, self.coulomb_constant)
         self.spectrum = pme_grid.half_spectrum(self.eterm)
-        self._w64 = self.weights.astype(np.float64)
-        self._dw64 = self.derivatives.astype(np.float64)
+        self.factors = pme_grid.stencil_factors((self.weights, self.derivatives), pme_grid.GRADIENT_ORDERS)
 
     @property
     def n(self):
@@ -74,7 +73,7 @@ class PMEJacobian:
         """(n, 3, 3) diagonal blocks: -q_i^2 G [sum_{g, g'} D_i(g) Phi(g - g') D_i(g')^T] G^T."""
         kernel = pme_grid.stencil_kernel(pme_grid.real_space_kernel(self.eterm))
         blocks = np.empty((self.n, 3, 3))
-        pme_grid.self_blocks(self._w64, self._dw64, kernel, blocks)
+        pme_grid.self_blocks(self.factors, kernel, blocks)
         G = self.scale
         return -(self.charges ** 2)[:, None, None] * np.einsum("ka,iab,lb->ikl", G, blocks, G)
 
@@ -87,12 +86,12 @@ class PMEJacobian:
         coefficients = np.einsum("iam,ad->imd", V, self.scale) * self.charges[:, None, None]   # q_j G^T v_j, (n, m, 3)
         rho = np.zeros((m,) + tuple(self.grid))
         for c in range(m):
-            pme_grid.spread_gradients(self.origins, self._w64, self._dw64, np.ascontiguousarray(coefficients[:, c]), rho[c])
+            pme_grid.spread(self.origins, self.factors, np.ascontiguousarray(coefficients[:, c]), rho[c])
         phi = pme_grid.convolve(rho, self.spectrum)
         out = np.empty((self.n, 3, m))
         gathered = np.empty((self.n, 3))
         for c in range(m):
-            pme_grid.gather_gradients(self.origins, self._w64, self._dw64, np.ascontiguousarray(phi[c]), gathered)
+            pme_grid.gather(self.origins, self.factors, np.ascontiguousarray(phi[c]), gathered)
             out[:, :, c] = -self.charges[:, None] * (gathered @ self.scale.T)
         return out.reshape(shape)
 
