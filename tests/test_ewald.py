@@ -56,14 +56,15 @@ def small_waters(n_waters, box, seed=0):
     return x, np.tile(SPCE_CHARGES, n_waters), exclusions
 
 
-def openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions=()):
-    """An OpenMM Reference context (double precision) of NonbondedForce.Ewald: charges only (epsilon 0)."""
+def openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions=(), method="Ewald", configure=None):
+    """An OpenMM Reference context (double precision) of NonbondedForce.Ewald (or ``method``): charges only
+    (epsilon 0). configure: None, or a function called on the NonbondedForce before the context is made."""
     system = openmm.System()
     for _ in charges:
         system.addParticle(1.0)
     system.setDefaultPeriodicBoxVectors(*(np.diag(box) * unit.nanometer))
     force = openmm.NonbondedForce()
-    force.setNonbondedMethod(openmm.NonbondedForce.Ewald)
+    force.setNonbondedMethod(getattr(openmm.NonbondedForce, method))
     force.setCutoffDistance(cutoff)
     force.setEwaldErrorTolerance(tolerance)
     force.setUseDispersionCorrection(False)
@@ -73,6 +74,8 @@ def openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions=()):
         force.addException(int(i), int(j), 0.0, 0.3, 0.0)
     for i, j, c in exceptions:
         force.addException(int(i), int(j), float(c), 0.3, 0.0)
+    if configure is not None:
+        configure(force)
     system.addForce(force)
     platform = openmm.Platform.getPlatformByName("Reference")
     return openmm.Context(system, openmm.VerletIntegrator(0.001), platform)

@@ -22,7 +22,7 @@ from mdjac.numerical import central_difference_columns
 openmm = pytest.importorskip("openmm")
 from openmm import unit  # noqa: E402
 
-from test_ewald import openmm_energy_forces, rel, small_waters  # noqa: E402
+from test_ewald import openmm_context, openmm_energy_forces, rel, small_waters  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- references
@@ -57,27 +57,16 @@ def m3(x):
 
 
 def pme_context(charges, exclusions, box, cutoff, tolerance, exceptions=(), parameters=None, reciprocal_group=1):
-    """A Reference context of NonbondedForce.PME (charges only); the reciprocal part in its own force group."""
-    system = openmm.System()
-    for _ in charges:
-        system.addParticle(1.0)
-    system.setDefaultPeriodicBoxVectors(*(np.diag(box) * unit.nanometer))
-    force = openmm.NonbondedForce()
-    force.setNonbondedMethod(openmm.NonbondedForce.PME)
-    force.setCutoffDistance(cutoff)
-    force.setEwaldErrorTolerance(tolerance)
-    force.setUseDispersionCorrection(False)
-    force.setReciprocalSpaceForceGroup(reciprocal_group)
-    if parameters is not None:
-        force.setPMEParameters(*parameters)
-    for q in charges:
-        force.addParticle(float(q), 0.3, 0.0)
-    for i, j in exclusions:
-        force.addException(int(i), int(j), 0.0, 0.3, 0.0)
-    for i, j, c in exceptions:
-        force.addException(int(i), int(j), float(c), 0.3, 0.0)
-    system.addForce(force)
-    return openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference")), force
+    """(context, force): a Reference context of NonbondedForce.PME (charges only), the reciprocal part in its own force group."""
+    forces = []
+
+    def configure(force):
+        force.setReciprocalSpaceForceGroup(reciprocal_group)
+        if parameters is not None:
+            force.setPMEParameters(*parameters)
+        forces.append(force)
+    context = openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions, method="PME", configure=configure)
+    return context, forces[0]
 
 
 def group_forces(context, x, groups):
