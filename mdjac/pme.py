@@ -93,14 +93,24 @@ def mesh_energy(X, scale, offsets, coefficients, charges, assignment, kernel_mat
 
 # ----------------------------------------------------------------------------- the term
 class Mesh:
-    """One frame's mesh: box vectors, G, grid origins and fractions (N, 3), stencil weights w (N, 3, 5)."""
+    """One frame on the mesh, all that the term's methods share.
 
-    def __init__(self, positions, box, grid):
+    vectors (3, 3) box vectors nm; scale (3, 3) G; origins (N, 3) int and fractions (N, 3); the
+    stencil weights w (N, 3, 5) float64 and their derivatives dw/du, d2w/du2 (N, 3, 5) by AD in the
+    compute dtype; the charge grid Q and its potential psi = Phi * Q (nx, ny, nz) float64.
+    """
+
+    def __init__(self, positions, box, grid, charges, eterm, dtype):
         self.vectors = pme_grid.box_vectors(box)
         recip = pme_grid.reciprocal_box_vectors(self.vectors)
         self.scale = pme_grid.coordinate_scale(recip, grid)
         self.origins, self.fractions = pme_grid.grid_coordinates(positions, recip, grid)
         self.weights = pme_grid.spline_weights(self.fractions)
+        self.first, self.second = spline_derivatives(self.fractions, dtype)
+        self.charge_grid = np.zeros(tuple(grid))
+        pme_grid.spread(self.origins, pme_grid.stencil_factors((self.weights,), ((0, 0, 0),)), charges[:, None],
+                        self.charge_grid)
+        self.potential = pme_grid.convolve(self.charge_grid, pme_grid.half_spectrum(eterm))
 
 
 class PMEReciprocal:
@@ -127,7 +137,7 @@ class PMEReciprocal:
             if alpha is not None or grid is not None:
                 raise InputError("give either a PME error tolerance (with cutoff and box) or alpha and grid, not both")
             alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, platform=platform)
-        if alpha is None or grid is None:
+        if not alpha or grid is None:
             raise InputError("PME needs alpha (nm^-1) and a grid (3 sizes), or tolerance, cutoff and box")
         self.alpha, self.grid = pme_grid.pme_parameters(None, None, None, alpha=alpha, grid=grid)
         self.charges = charges
@@ -135,6 +145,7 @@ class PMEReciprocal:
         self.coulomb_constant = float(coulomb_constant)
         self.self_energy = -self.coulomb_constant * self.alpha / math.sqrt(math.pi) * float(charges @ charges)
         self._eterm = (None, None)
+        self._mesh = (None, None)
 
     @property
     def max_index(self):
@@ -157,46 +168,41 @@ class PMEReciprocal:
         return self._eterm[1]
 
     def mesh(self, config):
+        """The :class:`Mesh` of a configuration (the last one's kept: the Potential asks for the
+        curvature and the operator part of one frame in turn)."""
         if config.box is None:
             raise InputError("PME needs a periodic box: give the box edges in nm")
-        return Mesh(config.positions, config.box, self.grid)
-
-    def grid_potential(self, config, mesh):
-        """(Q, psi): the charge grid and its potential psi = Phi * Q (nx, ny, nz), float64."""
-        Q = np.zeros(tuple(self.grid))
-        pme_grid.spread(mesh.origins, pme_grid.stencil_factors((mesh.weights,), ((0, 0, 0),)), self.charges[:, None], Q)
-        return Q, pme_grid.convolve(Q, pme_grid.half_spectrum(self.influence(config.box)))
+        if self._mesh[0] is not config:
+            self._mesh = (config, Mesh(config.positions, config.box, self.grid, self.charges, self.influence(config.box),
+                                       config.dtype))
+        return self._mesh[1]
 
     def energy_and_forces(self, config):
         """(E_rec + E_self + E_net kJ/mol, forces (N, 3) kJ mol^-1 nm^-1); dw/du by AD."""
         mesh = self.mesh(config)
-        Q, psi = self.grid_potential(config, mesh)
-        dw, _ = spline_derivatives(mesh.fractions, config.dtype)
         gathered = np.empty((self.n_atoms, 3))
-        pme_grid.gather(mesh.origins, pme_grid.stencil_factors((mesh.weights, dw), pme_grid.GRADIENT_ORDERS), psi, gathered)
-        energy = 0.5 * float(np.vdot(Q, psi)) + self.constant_energy(config.box)
+        factors = pme_grid.stencil_factors((mesh.weights, mesh.first), pme_grid.GRADIENT_ORDERS)
+        pme_grid.gather(mesh.origins, factors, mesh.potential, gathered)
+        energy = 0.5 * float(np.vdot(mesh.charge_grid, mesh.potential)) + self.constant_energy(config.box)
         return energy, -self.charges[:, None] * (gathered @ mesh.scale.T)
 
     def hessian_diagonal(self, config, atoms):
         """The curvature term (n, 3, 3) kJ mol^-1 nm^-2 for atoms (n,): q_i G [sum_g D2_i(g) psi(g)] G^T."""
         mesh = self.mesh(config)
-        _, psi = self.grid_potential(config, mesh)
         atoms = np.asarray(atoms, dtype=np.int64)
-        dw, d2w = spline_derivatives(mesh.fractions[atoms], config.dtype)
         entries = np.empty((len(atoms), len(pme_grid.CURVATURE_ORDERS)))
-        factors = pme_grid.stencil_factors((mesh.weights[atoms], dw, d2w), pme_grid.CURVATURE_ORDERS)
-        pme_grid.gather(mesh.origins[atoms], factors, psi, entries)
-        curvature = pme_grid.curvature_blocks(entries)
+        factors = pme_grid.stencil_factors((mesh.weights[atoms], mesh.first[atoms], mesh.second[atoms]),
+                                           pme_grid.CURVATURE_ORDERS)
+        pme_grid.gather(mesh.origins[atoms], factors, mesh.potential, entries)
         G = mesh.scale
-        return self.charges[atoms][:, None, None] * np.einsum("ka,iab,lb->ikl", G, curvature, G)
+        return self.charges[atoms][:, None, None] * np.einsum("ka,iab,lb->ikl", G, pme_grid.curvature_blocks(entries), G)
 
     def jacobian_part(self, config, atoms):
         """The mesh operator part of the force Jacobian on atoms (n,) (global indices), as a PMEJacobian."""
         mesh = self.mesh(config)
         atoms = np.asarray(atoms, dtype=np.int64)
-        dw, _ = spline_derivatives(mesh.fractions[atoms], config.dtype)
-        return PMEJacobian(mesh.origins[atoms], mesh.weights[atoms].astype(config.dtype), dw, self.charges[atoms],
-                           self.grid, config.box, self.alpha, self.coulomb_constant, config.dtype)
+        return PMEJacobian(mesh.origins[atoms], mesh.weights[atoms].astype(config.dtype), mesh.first[atoms],
+                           self.charges[atoms], self.grid, config.box, self.alpha, self.coulomb_constant, config.dtype)
 
     def energy_function(self, config):
         """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks).
