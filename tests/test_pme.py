@@ -293,3 +293,17 @@ def test_normal_modes_periodic_by_lanczos_equal_dense():
     lanczos = mdjac.normal_modes(J, masses, project="periodic", k=6, method="sparse")
     assert dense.eigenvalues.shape == (6,)
     assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-6, atol=1e-6 * np.abs(dense.eigenvalues).max())
+
+
+def test_h5md_writer_refuses_a_mesh_part_in_one_line(tmp_path):
+    """Storing PME's mesh part in H5MD is not there yet: the writer says so (an InputError, one line)."""
+    from mdjac.io.h5md_writer import H5MDWriter
+
+    box = np.array([1.2, 1.25, 1.3])
+    x, charges, exclusions = small_waters(4, box, seed=7)
+    potential = mdjac.Potential([pme.PMEReciprocal(charges, alpha=3.0, grid=(6, 6, 6))], box=box)
+    J = potential.force_jacobian(x)
+    with pytest.raises(mdjac.InputError, match="PMEJacobian") as err:
+        with H5MDWriter(str(tmp_path / "pme.h5md"), len(x), periodic=True, forces=False, jacobian_atoms="all") as writer:
+            writer.append(0, 0.0, x, box=box, jacobian=J)
+    assert "\n" not in str(err.value)
