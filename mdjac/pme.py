@@ -37,7 +37,7 @@ from .ewald import OPENMM_COULOMB_CONSTANT
 from .pme_jacobian import PMEJacobian
 
 #: largest number of stencil rows (atom, axis) per compiled call of the spline derivatives.
-SPLINE_CHUNK = 1 << 18
+SPLINE_CHUNK = 1 << 14
 #: largest size (entries of the charge-assignment and kernel matrices) of the whole-energy function.
 DENSE_ENTRIES = 1 << 26
 
@@ -195,7 +195,7 @@ class PMEReciprocal:
                                            pme_grid.CURVATURE_ORDERS)
         pme_grid.gather(mesh.origins[atoms], factors, mesh.potential, entries)
         G = mesh.scale
-        return self.charges[atoms][:, None, None] * np.einsum("ka,iab,lb->ikl", G, pme_grid.curvature_blocks(entries), G)
+        return self.charges[atoms][:, None, None] * (G @ pme_grid.curvature_blocks(entries) @ G.T)
 
     def jacobian_part(self, config, atoms):
         """The mesh operator part of the force Jacobian on atoms (n,) (global indices), as a PMEJacobian."""

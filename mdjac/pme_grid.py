@@ -263,9 +263,9 @@ def stencil_factors(derivatives, orders):
     orders: P triples of derivative orders (:data:`GRADIENT_ORDERS`, :data:`CURVATURE_ORDERS`).
     Stencil p of atom i at grid point o_i + k is prod_a factors[i, p, a, k_a].
     """
-    axes = np.arange(3)
-    return np.ascontiguousarray(np.stack([np.stack([derivatives[o][:, a] for o, a in zip(order, axes)], axis=1)
-                                          for order in orders], axis=1), dtype=np.float64)
+    orders = np.asarray(orders, dtype=np.int64)
+    stacked = np.stack([np.asarray(d, dtype=np.float64) for d in derivatives], axis=2)     # (N, 3, K, 5)
+    return np.ascontiguousarray(stacked[:, np.arange(3)[None, :], orders, :])              # (N, P, 3, 5)
 
 
 def curvature_blocks(entries):

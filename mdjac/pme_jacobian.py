@@ -75,7 +75,7 @@ class PMEJacobian:
         blocks = np.empty((self.n, 3, 3))
         pme_grid.self_blocks(self.factors, kernel, blocks)
         G = self.scale
-        return -(self.charges ** 2)[:, None, None] * np.einsum("ka,iab,lb->ikl", G, blocks, G)
+        return -(self.charges ** 2)[:, None, None] * (G @ blocks @ G.T)
 
     def matvec(self, v):
         """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back, float64."""
