@@ -233,6 +233,16 @@ class PMEReciprocal:
                                                            self.charges, assignment, kernel_matrix))
 
 
+def mesh_jacobian(positions, charges, grid, box, alpha, coulomb_constant, dtype=np.float64):
+    """The mesh part (a PMEJacobian) of atoms at positions (n, 3) nm with charges (n,) e, on a grid (3,)
+    in a box (3,) nm: what a file's recipe rebuilds (the stencils' derivatives by AD, as when computed)."""
+    vectors = pme_grid.box_vectors(box)
+    origins, fractions = pme_grid.grid_coordinates(positions, pme_grid.reciprocal_box_vectors(vectors), grid)
+    first, _ = spline_derivatives(fractions, dtype)
+    return PMEJacobian(origins, pme_grid.spline_weights(fractions).astype(dtype), first, charges, grid, box, alpha,
+                       coulomb_constant, dtype)
+
+
 # ----------------------------------------------------------------------------- the whole sum as terms
 def pme_terms(charges, cutoff, box, exclusions=None, exceptions=None, tolerance=5e-4, alpha=None, grid=None,
               coulomb_constant=OPENMM_COULOMB_CONSTANT, platform="Reference"):

@@ -295,15 +295,35 @@ def test_normal_modes_periodic_by_lanczos_equal_dense():
     assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-6, atol=1e-6 * np.abs(dense.eigenvalues).max())
 
 
-def test_h5md_writer_refuses_a_mesh_part_in_one_line(tmp_path):
-    """Storing PME's mesh part in H5MD is not there yet: the writer says so (an InputError, one line)."""
+def test_h5md_file_rebuilds_the_mesh_part(tmp_path):
+    """A float64 file stores PME's recipe once (kind, grid, alpha, constant, charges); read back, each
+    frame's whole Jacobian (blocks and mesh operator, rebuilt from its positions and box) is the one
+    written; an appended run keeps the recipe, and a different one is refused in one line."""
+    from mdjac.io.h5md_reader import describe
     from mdjac.io.h5md_writer import H5MDWriter
 
     box = np.array([1.2, 1.25, 1.3])
-    x, charges, exclusions = small_waters(4, box, seed=7)
-    potential = mdjac.Potential([pme.PMEReciprocal(charges, alpha=3.0, grid=(6, 6, 6))], box=box)
-    J = potential.force_jacobian(x)
-    with pytest.raises(mdjac.InputError, match="PMEJacobian") as err:
-        with H5MDWriter(str(tmp_path / "pme.h5md"), len(x), periodic=True, forces=False, jacobian_atoms="all") as writer:
-            writer.append(0, 0.0, x, box=box, jacobian=J)
-    assert "\n" not in str(err.value)
+    x, charges, exclusions = small_waters(8, box, seed=7)
+    potential = mdjac.Potential(pme.pme_terms(charges, 0.55, box, exclusions=exclusions, alpha=3.0, grid=(6, 7, 8)), box=box)
+    frames = [x, x + np.random.default_rng(8).normal(scale=0.01, size=x.shape)]
+    jacobians = [potential.force_jacobian(y) for y in frames]
+    path = str(tmp_path / "pme.h5md")
+    with H5MDWriter(path, len(x), periodic=True, forces=False, jacobian_atoms="all", dtype=np.float64) as writer:
+        for k, (y, J) in enumerate(zip(frames, jacobians)):
+            writer.append(k, 0.1 * k, y, box=box, jacobian=J)
+    v = np.random.default_rng(9).normal(size=x.shape)
+    trajectory = mdjac.open_trajectory(path)
+    for k, J in enumerate(jacobians):
+        got = trajectory[k].jacobian
+        assert type(got.long_range).__name__ == "PMEJacobian"
+        assert rel(got.matvec(v), J.matvec(v)) < 1e-12 and rel(got.diagonal(), J.diagonal()) < 1e-12
+    trajectory.close()
+    info = describe(path)["long_range"]
+    assert info["kind"] == "pme-mesh-1" and info["grid"] == [6, 7, 8] and info["alpha"] == 3.0
+    with H5MDWriter(path, len(x), periodic=True, forces=False, jacobian_atoms="all", dtype=np.float64, mode="a") as writer:
+        writer.append(2, 0.2, frames[1], box=box, jacobian=jacobians[1])
+        other = mdjac.Potential([pme.PMEReciprocal(charges, alpha=3.0, grid=(6, 6, 6))], box=box).force_jacobian(x)
+        with pytest.raises(mdjac.InputError, match="differs") as err:
+            writer.append(3, 0.3, x, box=box, jacobian=other)
+        assert "\n" not in str(err.value)
+    assert rel(mdjac.open_trajectory(path)[2].jacobian.matvec(v), jacobians[1].matvec(v)) < 1e-12
