@@ -33,7 +33,7 @@ from mindspore import ops
 
 from . import kernel, pme_grid
 from .errors import InputError
-from .ewald import OPENMM_COULOMB_CONSTANT
+from .ewald import OPENMM_COULOMB_CONSTANT, EwaldReciprocal
 from .pme_jacobian import PMEJacobian
 
 #: largest number of stencil rows (atom, axis) per compiled call of the spline derivatives.
@@ -154,10 +154,8 @@ class PMEReciprocal:
     def __repr__(self):
         return f"PMEReciprocal(alpha={self.alpha:.6g}, grid={self.grid.tolist()})"
 
-    def constant_energy(self, box):
-        """E_self + E_net (kJ/mol): the self term and the neutralising plasma's term in a box (3,) nm."""
-        total = float(self.charges.sum())
-        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * float(np.prod(box)) * self.alpha ** 2)
+    #: E_self + E_net (kJ/mol) in a box (3,) nm: the same self and neutralising-plasma terms as the Ewald sum's.
+    constant_energy = EwaldReciprocal.constant_energy
 
     def influence(self, box):
         """eterm (nx, ny, nz) of a box (3,) nm (the last box's kept)."""
