@@ -201,7 +201,8 @@ def format_info(info):
                   f"  Jacobian bytes   {info['jacobian_bytes_per_frame']:.0f} per frame on disk"]
         if "long_range" in info:
             lr = info["long_range"]
-            lines.append(f"  long range       Ewald reciprocal sum (kmax {lr['kmax']}, alpha {lr['alpha']:.6g} nm^-1), "
+            what = f"PME mesh (grid {lr['grid']}" if "grid" in lr else f"Ewald reciprocal sum (kmax {lr['kmax']}"
+            lines.append(f"  long range       {what}, alpha {lr['alpha']:.6g} nm^-1), "
                          "rebuilt from each frame's positions and box")
     else:
         lines.append("  Jacobian         none")

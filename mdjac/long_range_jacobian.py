@@ -17,8 +17,9 @@ The protocol of a long-range part (``ForceJacobian.long_range``), for any kind:
   ``force_jacobian/long_range`` (docs/h5md.md), from which, with each frame's positions and box,
   the reader rebuilds the part (mdjac.io.h5md_reader, mdjac.io.h5md_layout.long_range_recipe).
 
-One kind today, :class:`ReciprocalJacobian` (``"ewald-reciprocal-1"``): an Ewald reciprocal sum's
-part, -sum_k 2 w_k (g_k g_k^T + h_k h_k^T), whose maths is derived in mdjac.longrange.ewald. The k
+Two kinds (:func:`rebuild` makes either from its recipe): :class:`mdjac.pme_jacobian.PMEJacobian`
+(``"pme-mesh-1"``), smooth PME's mesh operator, in its own numpy-only module beside this one; and
+:class:`ReciprocalJacobian` (``"ewald-reciprocal-1"``): an Ewald reciprocal sum's part, -sum_k 2 w_k (g_k g_k^T + h_k h_k^T), whose maths is derived in mdjac.longrange.ewald. The k
 vectors and weights it is rebuilt from are computed here (numpy), and by the term from the same
 functions. Units: nm, e, kJ/mol; k in nm^-1, w_k in kJ mol^-1 e^-2.
 """
@@ -227,3 +228,15 @@ class ReciprocalJacobian:
         """(kmax (3,) int64, alpha nm^-1, coulomb_constant kJ mol^-1 nm e^-2, charges (n,) e): what a file
         stores, besides each frame's positions and box, to rebuild this part."""
         return self.kmax, self.alpha, self.coulomb_constant, self.charges
+
+
+def rebuild(kind, positions, charges, sizes, alpha, box, coulomb_constant, dtype=np.float64):
+    """The long-range part of a ``kind`` rebuilt from its recipe (``recipe()``: sizes (3,) int, Ewald's kmax
+    or PME's grid; alpha nm^-1; coulomb_constant; charges (n,) e) and a frame's positions (n, 3) nm and box (3,) nm."""
+    if kind == ReciprocalJacobian.kind:
+        return ReciprocalJacobian(positions, charges, sizes, alpha, box, coulomb_constant, dtype)
+    from .pme_jacobian import PMEJacobian    # numba's compiled loops, imported only for a PME part
+    if kind == PMEJacobian.kind:
+        return PMEJacobian(positions, charges, sizes, alpha, box, coulomb_constant, dtype)
+    raise InputError(f"a long-range Jacobian part of kind {kind!r}; this mdjac reads {ReciprocalJacobian.kind!r}, "
+                     f"{PMEJacobian.kind!r}")

@@ -6,9 +6,13 @@ that cost time are fixtures in conftest.py instead).
 * ``assert_same_datasets``: two HDF5 files hold the same groups, datasets and attributes;
 * ``write_frames``, ``write_input``, ``write_system``: input trajectories (H5MD) and the tiny
   periodic Lennard-Jones system file of the command-line tests;
-* ``both_routes``: a potential's results by the radial route and by the general one.
+* ``both_routes``: a potential's results by the radial route and by the general one;
+* ``small_waters``: SPC/E-charged waters on a jittered lattice (Ewald and PME tests);
+* ``read_without_mindspore``: what a fresh process reads of a stored Jacobian, checking it never
+  imported MindSpore.
 """
 import json
+import math
 import os
 import sys
 
@@ -101,3 +105,38 @@ def both_routes(pot, x, **kw):
         out.append((pot.force_jacobian(x, **kw), e, f))
     pot.radial = True
     return out
+
+
+#: SPC/E charges (e) of O, H, H.
+SPCE_CHARGES = (-0.8476, 0.4238, 0.4238)
+
+
+def small_waters(n_waters, box, seed=0):
+    """Rigid-geometry waters on a jittered lattice in a box (3,) nm: positions, charges, exclusions."""
+    rng = np.random.default_rng(seed)
+    m = int(math.ceil(n_waters ** (1 / 3)))
+    grid = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 3)[:n_waters]
+    oxygen = (grid + 0.5) * np.asarray(box) / m + rng.normal(scale=0.02, size=grid.shape)
+    rot = np.linalg.qr(rng.normal(size=(n_waters, 3, 3)))[0]
+    h1 = oxygen + rot @ np.array([0.1, 0.0, 0.0])
+    h2 = oxygen + rot @ np.array([-0.0333, 0.0943, 0.0])
+    x = np.stack([oxygen, h1, h2], 1).reshape(-1, 3)
+    exclusions = np.array([[3 * w + a, 3 * w + b] for w in range(n_waters) for a, b in ((0, 1), (0, 2), (1, 2))])
+    return x, np.tile(SPCE_CHARGES, n_waters), exclusions
+
+
+def read_without_mindspore(path, fields):
+    """The words a fresh process prints of ``fields`` (an expression of J, frame 0's Jacobian of the H5MD
+    file ``path`` read by mdjac.io), after checking that it never imported MindSpore."""
+    import subprocess
+    import sys
+
+    child = (
+        "import sys, mdjac.io\n"
+        f"with mdjac.io.open_trajectory({str(path)!r}) as traj:\n"
+        "    J = traj[0].jacobian\n"
+        f"    print({fields})\n"
+        "assert 'mindspore' not in sys.modules, sorted(m for m in sys.modules if m.startswith('mindspore'))[:5]\n")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()

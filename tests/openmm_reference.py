@@ -101,3 +101,36 @@ def solvated(forcefield, topology, positions, padding, model="tip3p"):
     modeller.addSolvent(forcefield, model=model, padding=padding * unit.nanometer)
     box = np.diag(np.array(modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)))
     return modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), box
+
+
+def openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions=(), method="Ewald", configure=None):
+    """An OpenMM Reference context (double precision) of NonbondedForce.Ewald (or ``method``): charges only
+    (epsilon 0). configure: None, or a function called on the NonbondedForce before the context is made."""
+    system = openmm.System()
+    for _ in charges:
+        system.addParticle(1.0)
+    system.setDefaultPeriodicBoxVectors(*(np.diag(box) * unit.nanometer))
+    force = openmm.NonbondedForce()
+    force.setNonbondedMethod(getattr(openmm.NonbondedForce, method))
+    force.setCutoffDistance(cutoff)
+    force.setEwaldErrorTolerance(tolerance)
+    force.setUseDispersionCorrection(False)
+    for q in charges:
+        force.addParticle(float(q), 0.3, 0.0)
+    for i, j in exclusions:
+        force.addException(int(i), int(j), 0.0, 0.3, 0.0)
+    for i, j, c in exceptions:
+        force.addException(int(i), int(j), float(c), 0.3, 0.0)
+    if configure is not None:
+        configure(force)
+    system.addForce(force)
+    platform = openmm.Platform.getPlatformByName("Reference")
+    return openmm.Context(system, openmm.VerletIntegrator(0.001), platform)
+
+
+def charges_energy_forces(context, x):
+    """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) of a context of :func:`openmm_context` at x (N, 3) nm."""
+    context.setPositions(x * unit.nanometer)
+    state = context.getState(getEnergy=True, getForces=True)
+    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+            np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)))

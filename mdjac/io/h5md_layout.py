@@ -5,9 +5,10 @@ The tree (documented with a stand-alone h5py snippet in ``docs/h5md.md``): an H5
 as time-dependent elements, all sharing one ``step`` and one ``time`` dataset through hard links,
 and next to them ``force_jacobian``: every frame's 3x3 blocks as a block-sparse row (BSR) matrix,
 stored as one flat, resizable store of blocks and column indices plus per-frame row pointers and
-offsets (layout name ``mdjac-bsr-1``). A Jacobian with a long-range (Ewald) part also stores, once
-per file, what rebuilds that part from each frame's positions and box (``force_jacobian/long_range``:
-kmax, alpha, the Coulomb constant and the kept atoms' charges; :func:`long_range_recipe`).
+offsets (layout name ``mdjac-bsr-1``). A Jacobian with a long-range (Ewald or PME) part also stores,
+once per file, what rebuilds that part from each frame's positions and box (``force_jacobian/long_range``:
+its kind, kmax or the PME grid, alpha, the Coulomb constant and the kept atoms' charges;
+:func:`long_range_recipe`).
 
 Never lose a frame. The writer stores a frame's data first and the shared ``step``/``time``
 datasets last, so a frame counts as stored only once every dataset holds it
@@ -31,9 +32,12 @@ from ..errors import InputError, os_error_reason
 GROUP = "trajectory"
 JACOBIAN = "force_jacobian"
 LAYOUT = "mdjac-bsr-1"
-#: subgroup of ``force_jacobian`` holding what rebuilds an Ewald reciprocal sum's low-rank part
+#: subgroup of ``force_jacobian`` holding what rebuilds a long-range part (Ewald's low-rank part, PME's mesh operator)
 LONG_RANGE = "long_range"
 LONG_RANGE_KIND = "ewald-reciprocal-1"
+PME_KIND = "pme-mesh-1"
+#: the attribute holding each kind's sizes: Ewald's kmax (wave numbers |n_a| < kmax_a), PME's grid
+LONG_RANGE_SIZES = {LONG_RANGE_KIND: "kmax", PME_KIND: "grid"}
 UNITS = {"length": "nm", "time": "ps", "force": "kJ mol-1 nm-1", "jacobian": "kJ mol-1 nm-2",
          "mass": "u"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -133,14 +137,30 @@ def complete_frames(g):
 
 
 def long_range_recipe(part):
-    """(kmax (3,) int64, alpha nm^-1, coulomb_constant, charges (n,) e) of a long-range part: what the file keeps."""
-    return part.recipe()
+    """(kind, sizes (3,) int64, alpha nm^-1, coulomb_constant, charges (n,) e) of a long-range part: what
+    the file keeps, its ``kind`` and ``recipe()`` (sizes: Ewald's kmax, or PME's grid; :data:`LONG_RANGE_SIZES`)."""
+    if part.kind not in LONG_RANGE_SIZES:
+        raise InputError(f"a long-range Jacobian part of kind {part.kind!r} cannot be stored; this mdjac stores "
+                         f"{', '.join(LONG_RANGE_SIZES)}")
+    sizes, alpha, constant, charges = part.recipe()
+    return part.kind, np.asarray(sizes, dtype=np.int64), float(alpha), float(constant), np.asarray(charges)
+
+
+def read_recipe(lr):
+    """The :func:`long_range_recipe` stored in a ``long_range`` group."""
+    kind = lr.attrs.get("kind", "")
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind not in LONG_RANGE_SIZES:
+        raise InputError(f"{lr.file.filename}: long-range Jacobian part of kind {kind!r}; this mdjac reads "
+                         f"{', '.join(LONG_RANGE_SIZES)}")
+    return (kind, np.asarray(lr.attrs[LONG_RANGE_SIZES[kind]], dtype=np.int64), float(lr.attrs["alpha"]),
+            float(lr.attrs["coulomb_constant"]), lr["charges"][()])
 
 
 def same_recipe(a, b):
     """True if two long-range recipes (:func:`long_range_recipe`) are identical."""
-    return (np.array_equal(a[0], b[0]) and a[1] == b[1] and a[2] == b[2] and a[3].shape == b[3].shape
-            and np.array_equal(a[3], b[3]))
+    return (a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2] and a[3] == b[3] and a[4].shape == b[4].shape
+            and np.array_equal(a[4], b[4]))
 
 
 def upper_triangle(jacobian):

@@ -15,9 +15,9 @@ import numpy as np
 from . import journal
 from ..errors import InputError, os_error_reason
 from ..jacobian import ForceJacobian, rows_of
-from ..long_range_jacobian import ReciprocalJacobian
+from ..long_range_jacobian import rebuild
 from .frames import Frame, FrameSequence
-from .h5md_layout import GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_KIND, complete_frames, mirror_upper, open_h5
+from .h5md_layout import GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, complete_frames, mirror_upper, open_h5, read_recipe
 
 # H5MD unit strings of input files, as factors to mdjac's units (nm; kJ mol^-1 nm^-1).
 LENGTH_FACTORS = {"nm": 1.0, "Angstrom": 0.1, "angstrom": 0.1, "A": 0.1, "pm": 1e-3, "um": 1e3}
@@ -69,7 +69,7 @@ class H5MDTrajectory(FrameSequence):
                     \\-- [atoms] (n_kept,) int64
                     \\-- [indptr] (n, n_kept + 1) int64, [offset] (n,) int64
                     \\-- [indices] (total,) int32, [blocks] (total, 3, 3)  +-- unit kJ mol-1 nm-2
-                    \\-- (long_range)  optional: +-- kind, kmax, alpha, coulomb_constant; [charges] (n_kept,)
+                    \\-- (long_range)  optional: +-- kind, kmax (Ewald) or grid (PME), alpha, coulomb_constant; [charges] (n_kept,)
          \\-- (observables), (parameters)   ignored
 
     Only complete frames count (:func:`complete_frames`). The file stays open until
@@ -164,8 +164,9 @@ class H5MDTrajectory(FrameSequence):
 def read_jacobian(jac, i, n_atoms, positions=None, box=None):
     """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian (an upper triangle mirrored).
 
-    A group with a ``long_range`` subgroup gives the whole Jacobian: its low-rank Ewald part is
-    rebuilt from the frame's ``positions`` (N, 3) nm and ``box`` (3,) nm (mdjac.long_range_jacobian.ReciprocalJacobian).
+    A group with a ``long_range`` subgroup gives the whole Jacobian: its long-range part is rebuilt
+    from the frame's ``positions`` (N, 3) nm and ``box`` (3,) nm (mdjac.long_range_jacobian.rebuild:
+    Ewald's ReciprocalJacobian or PME's mesh operator, mdjac.pme_jacobian.PMEJacobian).
     """
     indptr = jac["indptr"][i]
     start = int(jac["offset"][i])
@@ -183,16 +184,11 @@ def _long_range(jac, atoms, positions, box):
     """The Jacobian's long-range part rebuilt from the file's recipe, or None if it has none."""
     if LONG_RANGE not in jac:
         return None
-    lr = jac[LONG_RANGE]
-    kind = lr.attrs.get("kind", "")
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-    if kind != LONG_RANGE_KIND:
-        raise InputError(f"{jac.file.filename}: long-range Jacobian part of kind {kind!r}; this mdjac reads {LONG_RANGE_KIND!r}")
+    kind, sizes, alpha, constant, charges = read_recipe(jac[LONG_RANGE])
     if positions is None or box is None:
         raise InputError(f"{jac.file.filename}: the Jacobian's long-range part needs the frame's positions and box")
     dtype = np.float64 if jac["blocks"].dtype == np.float64 else np.float32
-    return ReciprocalJacobian(np.asarray(positions, dtype=np.float64)[atoms], lr["charges"][()], lr.attrs["kmax"][()],
-                              float(lr.attrs["alpha"]), box, float(lr.attrs["coulomb_constant"]), dtype)
+    return rebuild(kind, np.asarray(positions, dtype=np.float64)[atoms], charges, sizes, alpha, box, constant, dtype)
 
 
 def read_metadata(path):
@@ -275,6 +271,6 @@ def _describe(path):
                        jacobian_bytes_per_frame=_storage(jac) / max(n, 1),
                        bytes_per_frame=out["file_bytes"] / max(n, 1))
             if LONG_RANGE in jac:
-                lr = jac[LONG_RANGE]
-                out.update(long_range=dict(kmax=lr.attrs["kmax"].tolist(), alpha=float(lr.attrs["alpha"])))
+                kind, sizes, alpha, _, _ = read_recipe(jac[LONG_RANGE])
+                out.update(long_range={"kind": kind, LONG_RANGE_SIZES[kind]: sizes.tolist(), "alpha": alpha})
         return out

@@ -17,8 +17,8 @@ from . import journal
 from ..errors import InputError, OutputLocked, os_error_reason
 from ..jacobian import row_pointers
 from ..version import __version__
-from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_KIND, UNITS, complete_frames, long_range_recipe,
-                          modify, open_h5, same_recipe, upper_triangle)
+from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, long_range_recipe,
+                          modify, open_h5, read_recipe, same_recipe, upper_triangle)
 
 #: The filters the Jacobian's blocks can have (``mdjac compute --compression``), as h5py's
 #: create_dataset arguments. Each is read by plain h5py (and so by MDAnalysis) with no plugin:
@@ -249,7 +249,7 @@ class H5MDWriter:
         self.jacobian_atoms = None if jacobian_atoms is None else np.asarray(jacobian_atoms, dtype=np.int64)
         self.lock = OutputLock(self.path)
         self.buffer, self.last_step = [], None
-        self.long_range = None      # the file's long-range recipe (kmax, alpha, constant, charges), once known
+        self.long_range = None      # the file's long-range recipe (kind, kmax or grid, alpha, constant, charges), once known
         try:
             if mode == "a" and os.path.exists(self.path):
                 journal.recover(self.path)
@@ -299,9 +299,7 @@ class H5MDWriter:
                                      f"{found[key]} in the file); cannot resume it")
             n = complete_frames(g)
             if JACOBIAN in g and LONG_RANGE in g[JACOBIAN]:
-                lr = g[JACOBIAN][LONG_RANGE]
-                self.long_range = (lr.attrs["kmax"][()], float(lr.attrs["alpha"]), float(lr.attrs["coulomb_constant"]),
-                                   lr["charges"][()])
+                self.long_range = read_recipe(g[JACOBIAN][LONG_RANGE])
             ragged = any(len(g[name]) != size for name, size in extents(g, n).items())
             self.last_step = int(g["position/step"][n - 1]) if n else None
         if ragged:
@@ -344,16 +342,16 @@ class H5MDWriter:
         first = self.n_frames == 0 and not self.buffer
         if part is None:
             if self.long_range is not None:
-                raise InputError("this file's Jacobians have a long-range (Ewald) part: every frame's Jacobian needs one")
+                raise InputError("this file's Jacobians have a long-range (Ewald or PME) part: every frame's Jacobian needs one")
             return
         recipe = long_range_recipe(part)
         if self.long_range is None:
             if not first:
-                raise InputError("this file's earlier Jacobians have no long-range (Ewald) part: write this one to another file")
+                raise InputError("this file's earlier Jacobians have no long-range (Ewald or PME) part: write this one to another file")
             self.long_range = recipe
         elif not same_recipe(recipe, self.long_range):
-            raise InputError("the Jacobian's long-range (Ewald) part differs from the file's (kmax, alpha, constant or "
-                             "charges): write it to another file")
+            raise InputError("the Jacobian's long-range (Ewald or PME) part differs from the file's (kind, kmax or grid, "
+                             "alpha, constant or charges): write it to another file")
 
     def flush(self):
         """Write the buffered frames: Jacobians, forces, box, positions, then step and time."""
@@ -411,10 +409,10 @@ class H5MDWriter:
         _append(jac["indptr"], indptr.astype(np.int64))
         _append(jac["offset"], start + np.concatenate([[0], np.cumsum(indptr[:-1, -1])]))
         if self.long_range is not None and LONG_RANGE not in jac:
-            kmax, alpha, constant, charges = self.long_range
+            kind, sizes, alpha, constant, charges = self.long_range
             lr = jac.create_group(LONG_RANGE)
-            lr.attrs["kind"] = LONG_RANGE_KIND
-            lr.attrs["kmax"] = np.asarray(kmax, dtype=np.int64)
+            lr.attrs["kind"] = kind
+            lr.attrs[LONG_RANGE_SIZES[kind]] = np.asarray(sizes, dtype=np.int64)
             lr.attrs["alpha"] = np.float64(alpha)
             lr.attrs["coulomb_constant"] = np.float64(constant)
             lr.create_dataset("charges", data=np.asarray(charges, dtype=np.float64)).attrs["unit"] = "e"

@@ -241,20 +241,32 @@ def ewald_terms(charges, cutoff, box, exclusions=None, exceptions=None, toleranc
     """The terms of an Ewald sum of point charges, as OpenMM's NonbondedForce.Ewald computes it.
 
     charges: (N,) e. cutoff: direct-space cutoff, nm. box: (3,) nm (for the parameter choice; each
-    frame's own box is used for the k vectors). exclusions: (E, 2) pairs with no direct-space
-    interaction. exceptions: None or (pairs (P, 2), charge_products (P,) e^2): pairs whose
-    direct-space interaction is c_ij / r (plain Coulomb, no cutoff; scaled 1-4 pairs).
+    frame's own box is used for the k vectors). exclusions, exceptions: see :func:`direct_space_terms`.
     tolerance, or alpha (nm^-1) and kmax (3,): see :func:`ewald_parameters`.
 
-    Returns a list of terms: terms.EwaldDirectCoulomb (within the cutoff, exclusions and
-    exception pairs left out), terms.EwaldExclusion (over exclusions and exception pairs),
-    terms.Coulomb (plain, over the exception pairs, if any) and :class:`EwaldReciprocal`.
+    Returns the terms of :func:`direct_space_terms` and :class:`EwaldReciprocal`.
     """
     charges = np.asarray(charges, dtype=np.float64).reshape(-1)
     if alpha is None and kmax is None:
         alpha, kmax = ewald_parameters(tolerance, cutoff, box)
     elif alpha is None or kmax is None:
         raise InputError("give both alpha (nm^-1) and kmax, or neither (then the tolerance chooses them)")
+    return (direct_space_terms(charges, cutoff, alpha, exclusions, exceptions, coulomb_constant)
+            + [EwaldReciprocal(charges, alpha=alpha, kmax=kmax, coulomb_constant=coulomb_constant)])
+
+
+def direct_space_terms(charges, cutoff, alpha, exclusions=None, exceptions=None, coulomb_constant=OPENMM_COULOMB_CONSTANT):
+    """The direct-space terms of an Ewald or PME sum of point charges, as OpenMM's NonbondedForce computes them.
+
+    charges: (N,) e. cutoff: nm. alpha: nm^-1. exclusions: (E, 2) pairs with no direct-space
+    interaction. exceptions: None or (pairs (P, 2), charge_products (P,) e^2): pairs whose
+    direct-space interaction is c_ij / r (plain Coulomb, no cutoff; scaled 1-4 pairs).
+
+    Returns a list of terms: terms.EwaldDirectCoulomb (within the cutoff, exclusions and
+    exception pairs left out), terms.EwaldExclusion (over exclusions and exception pairs) and
+    terms.Coulomb (plain, over the exception pairs, if any).
+    """
+    charges = np.asarray(charges, dtype=np.float64).reshape(-1)
     excluded = np.zeros((0, 2), np.int64) if exclusions is None else np.asarray(exclusions, dtype=np.int64).reshape(-1, 2)
     out = []
     if exceptions is not None:
@@ -270,5 +282,4 @@ def ewald_terms(charges, cutoff, box, exclusions=None, exceptions=None, toleranc
     direct = terms.EwaldDirectCoulomb(charges, cutoff=cutoff, exclusions=excluded, alpha=alpha,
                                       coulomb_constant=coulomb_constant)
     correction = terms.EwaldExclusion(charges, excluded, alpha, coulomb_constant=coulomb_constant)
-    reciprocal = EwaldReciprocal(charges, alpha=alpha, kmax=kmax, coulomb_constant=coulomb_constant)
-    return [direct, correction] + out + [reciprocal]
+    return [direct, correction] + out

@@ -14,7 +14,8 @@ NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / 
                            space, switch) over non-exception pairs; custom.BondFunction over the
                            exceptions; terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
                            with Ewald or PME also terms.EwaldExclusion over every exception
-                           pair and ewald.EwaldReciprocal (OpenMM's alpha and k grid: mdjac.longrange.ewald)
+                           pair, and ewald.EwaldReciprocal (Ewald: OpenMM's alpha and k grid) or
+                           pme.PMEReciprocal (PME: OpenMM's smooth PME, its alpha and grid)
 CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
 -Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
 CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
@@ -23,7 +24,7 @@ CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 
 LJPME, virtual sites, and any other force are refused with an InputError naming them: mdjac never
-returns a partial potential. PME is stated as the Ewald sum it approximates (mdjac.openmm.nonbonded). Constraints are not part of the potential: the
+returns a partial potential. Constraints are not part of the potential: the
 Jacobian is that of the unconstrained potential, said once in a warning.
 
 Periodicity: mdjac applies the minimum image to every displacement when the System is periodic
@@ -35,7 +36,7 @@ import warnings
 import numpy as np
 
 from .. import terms
-from ..longrange import ewald
+from ..longrange import ewald, pme, pme_grid
 from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
@@ -147,8 +148,11 @@ def _nonbonded(force, n, box=None):
         function = nonbonded.lennard_jones_coulomb
     elif method in ("Ewald", "PME"):
         tolerance = float(force.getEwaldErrorTolerance())
-        given = _value(force.getPMEParameters()[0]) if method == "PME" else 0.0
-        alpha, kmax = ewald.ewald_parameters(tolerance, cutoff, box, alpha=given or None)
+        if method == "PME":   # the force's own alpha and grid if set (alpha 0: OpenMM chooses both)
+            given, *grid = force.getPMEParameters()
+            alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, alpha=_value(given), grid=grid)
+        else:
+            alpha, kmax = ewald.ewald_parameters(tolerance, cutoff, box)
 
         def pair_parameters(i, j):
             m = len(i)
@@ -170,7 +174,8 @@ def _nonbonded(force, n, box=None):
                                        (params[live, 1], params[live, 2], f * params[live, 0]), name="NonbondedExceptions"))
     if method in ("Ewald", "PME"):
         out.append(terms.EwaldExclusion(charge, pairs, alpha, coulomb_constant=f))
-        out.append(ewald.EwaldReciprocal(charge, alpha=alpha, kmax=kmax, coulomb_constant=f))
+        out.append(pme.PMEReciprocal(charge, alpha=alpha, grid=grid, coulomb_constant=f) if method == "PME"
+                   else ewald.EwaldReciprocal(charge, alpha=alpha, kmax=kmax, coulomb_constant=f))
     if method in ("CutoffPeriodic", "Ewald", "PME") and force.getUseDispersionCorrection():
         switching = _value(force.getSwitchingDistance()) if force.getUseSwitchingFunction() else None
         out.append(terms.LongRangeDispersion(terms.dispersion_coefficient(sigma, epsilon, cutoff, switching), n))

@@ -14,11 +14,9 @@ f = ONE_4PI_EPS0 = 138.93545764438198 kJ mol^-1 nm e^-2 (OpenMM's value), S the 
   c_rf = r_c^-1 3 eps_rf/(2 eps_rf + 1), so that the Coulomb energy is zero at r_c.
 
 * Ewald, PME: pairs with r < r_c, Coulomb f q_i q_j erfc(alpha r)/r, the direct space of an
-  Ewald sum whose other parts are mdjac.longrange.ewald's (exclusion correction for every exception pair,
-  the reciprocal sum, the self and net-charge terms). PME is OpenMM's approximation of that same
-  Ewald sum: mdjac states the Ewald sum itself, at the force's alpha (or the one its tolerance
-  gives) and the k grid OpenMM's Ewald method would take at its tolerance, so its energy and
-  forces differ from OpenMM's PME by PME's own error (about the tolerance), not by mdjac's.
+  Ewald sum whose other parts are mdjac.longrange.ewald's (Ewald) or mdjac.longrange.pme's (PME, OpenMM's smooth
+  PME itself: its alpha and grid): the exclusion correction for every exception pair, the
+  reciprocal part, the self and net-charge terms.
 
 Exceptions (1-4 pairs with their own chargeProd, sigma, epsilon; excluded pairs have zero ones)
 replace the pair: E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + f chargeProd / r, no cutoff, no

@@ -1,0 +1,46 @@
+"""The B-spline stencil weights' derivatives of smooth PME by AD: dw/du and d2w/du2 of M_5(f + 4 - k).
+
+Each stencil weight w_id(k) = M_5(f_id + 4 - k) (mdjac.longrange.pme_grid) is one scalar function of
+its own fraction f_id, so one compiled element-wise grad-of-grad (mdjac.kernel.elementwise_derivatives)
+gives all of them. mdjac.longrange.pme uses them for forces and curvature; :func:`spline_derivatives`
+is the hook PME's Jacobian data calls on first use (mdjac.pme_jacobian).
+"""
+import numpy as np
+
+from .. import kernel
+from . import pme_grid
+
+#: largest number of stencil rows (atom, axis) per compiled call of the spline derivatives.
+SPLINE_CHUNK = 1 << 14
+
+
+def bspline_piece(fractions, coefficients):
+    """M_5(piece + f) of fractions f (..., 5), column k on the piece of coefficients[:, k] (Horner), entry-wise in f.
+
+    coefficients: (5, 5), row j the f^j coefficients of each column (mdjac.longrange.pme_grid.COLUMN_COEFFICIENTS).
+    """
+    out = coefficients[pme_grid.ORDER - 1]
+    for j in range(pme_grid.ORDER - 2, -1, -1):
+        out = out * fractions + coefficients[j]
+    return out
+
+
+def spline_derivatives(fractions, dtype):
+    """dw/du and d2w/du2 (N, 3, 5) in ``dtype`` of the stencil weights of fractions (N, 3), by AD (compiled).
+
+    Each of the (N, 3, 5) entries is M_5 of its own argument f + 4 - k, so one element-wise grad-of-grad
+    gives them all (chunks of fixed, padded size).
+    """
+    rows = np.asarray(fractions, dtype=dtype).reshape(-1)
+    coefficients = pme_grid.COLUMN_COEFFICIENTS.astype(dtype)
+    first = np.empty((len(rows), pme_grid.ORDER), dtype=dtype)
+    second = np.empty_like(first)
+    size = min(SPLINE_CHUNK, max(1024, 1 << max(0, (len(rows) - 1)).bit_length()))
+    for start in range(0, len(rows), size):
+        stop = min(len(rows), start + size)
+        s = np.zeros((size, pme_grid.ORDER), dtype=dtype)
+        s[: stop - start] = rows[start:stop, None]
+        d1, d2 = kernel.elementwise_derivatives(bspline_piece, s, (coefficients,))
+        first[start:stop], second[start:stop] = d1[: stop - start], d2[: stop - start]
+    shape = np.shape(fractions) + (pme_grid.ORDER,)
+    return first.reshape(shape), second.reshape(shape)
