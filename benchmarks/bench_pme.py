@@ -1,0 +1,237 @@
+"""PME's Jacobian at the sizes people simulate: force, Jacobian, diagonal, matvec, modes, memory.
+
+Systems, all built with OpenMM's amber99sb.xml and tip3p.xml, PME at a 0.9 nm cutoff (tolerance
+5e-4, OpenMM's alpha and grid), flexible (no constraints, no rigid water), dispersion correction on:
+
+* ``water-3k``, ``water-24k``, ``water-100k``: TIP3P boxes from ``Modeller.addSolvent`` in cubes
+  of 3.2, 6.2 and 10.0 nm (about 3,000, 24,000 and 99,000 atoms);
+* ``dhfr``: OpenMM's DHFR benchmark (JAC), ``../shared/data/dhfr-jac.pdb`` (23,558 atoms, 6.223 nm).
+
+Routes, each system in a process of its own (so that peak memory is its own):
+
+* ``pme``: ``mdjac.openmm.adapt`` of the System (NonbondedForce.PME -> mdjac's PME);
+* ``ewald``: the same System with its NonbondedForce switched to Ewald (the route PME systems took
+  before), up to ``--ewald-max-atoms`` atoms (its cost grows as N^2);
+* ``openmm``: OpenMM's CPU platform, forces and energy (``getState``), for scale.
+
+What is timed (best of ``--repeat`` warm calls unless said): force (``energy_and_forces``),
+Jacobian (``force_jacobian``, best of 2: short-range blocks and the PME diagonal part, ready for
+matvec), diagonal (``J.diagonal()``: with the long-range part, first call), matvec (one
+``J.matvec`` of a random (N, 3) vector, best of 5), the 10 lowest modes (``mdjac.normal_modes(J,
+masses, k=10, project='periodic')``, once, with the number of matvecs; skipped above
+``--modes-max-atoms``), and the process's peak RSS. OpenMM: best of 5 ``getState`` calls.
+After the table, the issue-18 target ratios computed from the same run, each met or missed.
+
+Run: .venv/bin/python benchmarks/bench_pme.py [--repeat R] [--ewald-max-atoms N] [--modes-max-atoms N]
+     [SYSTEM[:ROUTE[:DTYPE]] ...]       (default: every system, every route, float32 and float64)
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SYSTEMS = ("water-3k", "water-24k", "water-100k", "dhfr")
+WATER_EDGE_NM = {"water-3k": 3.2, "water-24k": 6.2, "water-100k": 10.0}
+DHFR_PDB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "dhfr-jac.pdb")
+CUTOFF_NM = 0.9
+
+
+def build_system(name, method):
+    """(openmm.System, positions (N, 3) nm, masses (N,) amu) of a benchmark system; method 'PME' or 'Ewald'."""
+    import openmm
+    from openmm import app, unit
+
+    ff = app.ForceField("amber99sb.xml", "tip3p.xml")
+    if name == "dhfr":
+        path = os.path.normpath(DHFR_PDB)
+        if not os.path.exists(path):
+            raise SystemExit(f"dhfr: {path} is missing: put OpenMM's DHFR (JAC) benchmark PDB there")
+        pdb = app.PDBFile(path)
+        topology, positions = pdb.topology, pdb.positions
+    else:
+        modeller = app.Modeller(app.Topology(), [])
+        edge = WATER_EDGE_NM[name]
+        modeller.addSolvent(ff, model="tip3p", boxSize=openmm.Vec3(edge, edge, edge) * unit.nanometer)
+        topology, positions = modeller.topology, modeller.positions
+    system = ff.createSystem(topology, nonbondedMethod=getattr(app, method), nonbondedCutoff=CUTOFF_NM * unit.nanometer,
+                             constraints=None, rigidWater=False)
+    x = np.array(positions.value_in_unit(unit.nanometer), dtype=np.float64)
+    masses = np.array([system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())])
+    return system, x, masses
+
+
+def best(call, repeat):
+    """Least wall time (s) of `repeat` calls, and the last call's result."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - t)
+    return min(times), result
+
+
+def peak_gb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def measure_openmm(name):
+    import openmm
+    from openmm import unit
+
+    t = time.perf_counter()
+    system, x, _ = build_system(name, "PME")
+    row = dict(system=name, route="openmm", dtype="mixed", atoms=len(x), build_s=time.perf_counter() - t)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU"))
+    context.setPositions(x * unit.nanometer)
+    context.getState(getForces=True, getEnergy=True)
+    row["force_s"], _ = best(lambda: context.getState(getForces=True, getEnergy=True), 5)
+    row["threads"] = openmm.Platform.getPlatformByName("CPU").getPropertyValue(context, "Threads")
+    row["peak_gb"] = peak_gb()
+    return row
+
+
+def measure(spec, repeat, modes_max_atoms):
+    name, route, dtype = spec.split(":")
+    if route == "openmm":
+        return measure_openmm(name)
+    import mdjac
+    import mdjac.openmm
+
+    t = time.perf_counter()
+    system, x, masses = build_system(name, "PME" if route == "pme" else "Ewald")
+    pot = mdjac.openmm.adapt(system)
+    row = dict(system=name, route=route, dtype=dtype, atoms=len(x), build_s=time.perf_counter() - t)
+    x = x.astype(dtype)
+    pot.energy_and_forces(x)                       # compile the force path
+    row["force_s"], _ = best(lambda: pot.energy_and_forces(x), repeat)
+    row["jacobian_s"], J = best(lambda: pot.force_jacobian(x), 2)
+    row["long_range"] = type(J.long_range).__name__
+    t = time.perf_counter()
+    J.diagonal()
+    row["diagonal_s"] = time.perf_counter() - t
+    v = np.random.default_rng(1).normal(size=(len(x), 3))
+    row["matvec_s"], _ = best(lambda: J.matvec(v), 5)
+    row["peak_gb"] = peak_gb()
+    print(f"{spec} before the modes: {json.dumps(row)}", file=sys.stderr, flush=True)
+    if len(x) > modes_max_atoms:
+        return row
+    counter = {"n": 0}
+    matvec = J.matvec
+
+    def counted(u):
+        counter["n"] += 1 if np.ndim(u) == 1 else np.shape(u)[-1]
+        return matvec(u)
+
+    J.matvec = counted
+    t = time.perf_counter()
+    modes = mdjac.normal_modes(J, masses, positions=x, project="periodic", k=10, method="sparse")
+    row["modes_s"] = time.perf_counter() - t
+    row["modes_matvecs"] = counter["n"]
+    row["lowest_cm"] = [round(float(f), 2) for f in modes.frequencies[:3]]
+    row["peak_gb"] = peak_gb()
+    return row
+
+
+def print_table(rows):
+    print(f"{'system':>10} {'route':>6} {'dtype':>7} {'atoms':>6} {'force':>8} {'Jacobian':>9} {'diagonal':>9} "
+          f"{'matvec':>8} {'10 modes':>17} {'peak RSS':>9}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['system']:>10} {r.get('route', ''):>6} {r.get('dtype', ''):>7} {r['error']}")
+            continue
+        cells = [f"{r[k]:>7.3f}s" if k in r else f"{'-':>8}" for k in ("force_s", "jacobian_s", "diagonal_s", "matvec_s")]
+        modes = (f"{r['modes_s']:.0f} s ({r['modes_matvecs']} mv)" if "modes_s" in r else
+                 "not run" if r["route"] != "openmm" else "-")
+        print(f"{r['system']:>10} {r['route']:>6} {r['dtype']:>7} {r['atoms']:>6} {cells[0]} {cells[1]:>9} {cells[2]:>9} "
+              f"{cells[3]} {modes:>17} {r['peak_gb']:>7.2f}GB")
+    print("force: energy_and_forces (openmm: CPU platform getState(forces, energy), best of 5); Jacobian: force_jacobian "
+          "(short-range blocks + long-range diagonal part, best of 2); diagonal: J.diagonal() first call; matvec: one J v "
+          "(best of 5); 10 modes: normal_modes(k=10, project='periodic', method='sparse'), mv = matvecs.")
+    for r in rows:
+        if "lowest_cm" in r:
+            print(f"{r['system']} {r['route']} {r['dtype']}: lowest wavenumbers (cm^-1) {r['lowest_cm']}")
+
+
+def print_targets(rows):
+    """Issue 18's targets, from this run's rows (pme route; each dtype)."""
+    table = {(r["system"], r["route"], r["dtype"]): r for r in rows if "error" not in r}
+
+    def line(text, value, limit, unit=""):
+        if value is None:
+            print(f"{text}: not measured")
+        else:
+            print(f"{text}: {value:.2f}{unit} (target <= {limit}{unit}) {'met' if value <= limit else 'MISSED'}")
+
+    def ratio(a, b):
+        return None if a is None or b is None else a / b
+
+    def get(system, route, dtype, key):
+        return table.get((system, route, dtype), {}).get(key)
+
+    print("targets (issue 18), this run:")
+    for dtype in ("float32", "float64"):
+        for key in ("force_s", "jacobian_s", "matvec_s"):
+            line(f"  {dtype} growth water-3k -> water-24k, {key[:-2]}",
+                 ratio(get("water-24k", "pme", dtype, key), get("water-3k", "pme", dtype, key)), 12, "x")
+        for system in ("water-24k", "dhfr"):
+            force = get(system, "pme", dtype, "force_s")
+            line(f"  {dtype} {system} matvec / force", ratio(get(system, "pme", dtype, "matvec_s"), force), 1)
+            line(f"  {dtype} {system} Jacobian / force", ratio(get(system, "pme", dtype, "jacobian_s"), force), 6)
+            line(f"  {dtype} {system} mdjac force / OpenMM CPU force", ratio(force, get(system, "openmm", "mixed", "force_s")), 3)
+        line(f"  {dtype} dhfr 10 modes", get("dhfr", "pme", dtype, "modes_s"), 180, " s")
+    line("  float32 water-100k peak RSS", get("water-100k", "pme", "float32", "peak_gb"), 8, " GB")
+
+
+def specs(argv, ewald_max_atoms):
+    """The (system, route, dtype) specs asked for; ewald above ewald_max_atoms atoms marked not run."""
+    out = []
+    for arg in argv or SYSTEMS:
+        name, _, rest = arg.partition(":")
+        if name not in SYSTEMS:
+            raise SystemExit(f"unknown system {name!r}: one of {', '.join(SYSTEMS)}")
+        route, _, dtype = rest.partition(":")
+        for r in [route] if route else ["openmm", "pme", "ewald"]:
+            if r == "openmm":
+                out.append(f"{name}:openmm:mixed")
+                continue
+            out.extend(f"{name}:{r}:{d}" for d in ([dtype] if dtype else ["float32", "float64"]))
+    return out
+
+
+def main(argv):
+    if argv[:1] == ["--child"]:
+        print(json.dumps(measure(argv[1], int(argv[2]), int(argv[3]))))
+        return
+    options = {"--repeat": 3, "--ewald-max-atoms": 3000, "--modes-max-atoms": 30000}
+    while argv[:1] and argv[0] in options:
+        options[argv[0]], argv = int(argv[1]), argv[2:]
+    approx_atoms = {"water-3k": 3000, "water-24k": 24000, "water-100k": 99000, "dhfr": 23558}
+    print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} cores", flush=True)
+    rows = []
+    for spec in specs(argv, options["--ewald-max-atoms"]):
+        name, route, dtype = spec.split(":")
+        if route == "ewald" and approx_atoms[name] > options["--ewald-max-atoms"]:
+            rows.append(dict(system=name, route=route, dtype=dtype,
+                             error=f"not run (above --ewald-max-atoms {options['--ewald-max-atoms']})"))
+            continue
+        load = os.getloadavg()[0]
+        out = subprocess.run([sys.executable, __file__, "--child", spec, str(options["--repeat"]),
+                              str(options["--modes-max-atoms"])], stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, GLOG_v="3"))
+        lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+        row = json.loads(lines[-1]) if lines else dict(system=name, route=route, dtype=dtype,
+                                                        error=f"failed: exit {out.returncode} (its stderr is above)")
+        row["load_before"] = load
+        rows.append(row)
+        print(f"row: {json.dumps(row)}", flush=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+    print_table(rows)
+    print_targets(rows)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
