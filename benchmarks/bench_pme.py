@@ -23,7 +23,8 @@ masses, k=10, project='periodic')``, once, with the number of matvecs; skipped a
 After the table, the issue-18 target ratios computed from the same run, each met or missed.
 
 Run: .venv/bin/python benchmarks/bench_pme.py [--repeat R] [--ewald-max-atoms N] [--modes-max-atoms N]
-     [SYSTEM[:ROUTE[:DTYPE]] ...]       (default: every system, every route, float32 and float64)
+     [--rows FILE] [SYSTEM[:ROUTE[:DTYPE]] ...]  (default: every system, every route, float32 and float64;
+     --rows FILE adds the rows an earlier run printed to this run's table, and alone only tables them)
 """
 import json
 import os
@@ -36,7 +37,9 @@ import numpy as np
 
 SYSTEMS = ("water-3k", "water-24k", "water-100k", "dhfr")
 WATER_EDGE_NM = {"water-3k": 3.2, "water-24k": 6.2, "water-100k": 10.0}
-DHFR_PDB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "dhfr-jac.pdb")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: ../shared/data/dhfr-jac.pdb beside the repository (or beside the worktrees' folder, for a worktree in /work/wt/)
+DHFR_PDB_CANDIDATES = [os.path.normpath(os.path.join(REPO, *up, "shared", "data", "dhfr-jac.pdb")) for up in ([".."], ["..", ".."])]
 CUTOFF_NM = 0.9
 
 
@@ -47,9 +50,10 @@ def build_system(name, method):
 
     ff = app.ForceField("amber99sb.xml", "tip3p.xml")
     if name == "dhfr":
-        path = os.path.normpath(DHFR_PDB)
-        if not os.path.exists(path):
-            raise SystemExit(f"dhfr: {path} is missing: put OpenMM's DHFR (JAC) benchmark PDB there")
+        found = [p for p in DHFR_PDB_CANDIDATES if os.path.exists(p)]
+        if not found:
+            raise SystemExit(f"dhfr: {DHFR_PDB_CANDIDATES[0]} is missing: put OpenMM's DHFR (JAC) benchmark PDB there")
+        path = found[0]
         pdb = app.PDBFile(path)
         topology, positions = pdb.topology, pdb.positions
     else:
@@ -207,11 +211,19 @@ def main(argv):
         print(json.dumps(measure(argv[1], int(argv[2]), int(argv[3]))))
         return
     options = {"--repeat": 3, "--ewald-max-atoms": 3000, "--modes-max-atoms": 30000}
-    while argv[:1] and argv[0] in options:
-        options[argv[0]], argv = int(argv[1]), argv[2:]
+    rows = []
+    while argv[:1] and argv[0] in list(options) + ["--rows"]:
+        if argv[0] == "--rows":      # rows printed ("row: {...}") by an earlier run, tabled with this run's
+            rows += [json.loads(line[5:]) for line in open(argv[1]) if line.startswith("row: ")]
+        else:
+            options[argv[0]] = int(argv[1])
+        argv = argv[2:]
+    if rows and not argv:
+        print_table(rows)
+        print_targets(rows)
+        return
     approx_atoms = {"water-3k": 3000, "water-24k": 24000, "water-100k": 99000, "dhfr": 23558}
     print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} cores", flush=True)
-    rows = []
     for spec in specs(argv, options["--ewald-max-atoms"]):
         name, route, dtype = spec.split(":")
         if route == "ewald" and approx_atoms[name] > options["--ewald-max-atoms"]:
