@@ -160,7 +160,7 @@ def _feed(h, obj, seen):
                 _feed(h, klass, seen)           # a library base: named
                 continue
             for name in sorted(vars(klass)):
-                if name.startswith("__") or name == "_abc_impl":     # abc's bookkeeping of abstract classes
+                if name.startswith(("__", "_abc_")):     # dunders and abc's bookkeeping of abstract classes
                     continue
                 value = vars(klass)[name]
                 if isinstance(value, property):

@@ -40,7 +40,6 @@ class Term(metaclass=abc.ABCMeta):
     n_body : int, atoms per instance (k).
     relative : bool, q holds displacements from the first atom (True) or positions (False).
     radial : bool, a pair term whose energy is ``radial_energy`` of the distance.
-    long_range : bool, False (see :class:`LongRangeTerm`).
     n_atoms : int or None, atoms the term's per-atom tables describe (None if it has none).
     cutoff : float or None, nm, the neighbour-search cutoff if the term uses one.
     max_index : int, the largest atom the term names (-1 for none).
@@ -48,7 +47,6 @@ class Term(metaclass=abc.ABCMeta):
     n_body = 1
     relative = False
     radial = False
-    long_range = False
     n_atoms = None
     cutoff = None
 
@@ -176,7 +174,6 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     beside the short-range blocks; colour and dense put :meth:`energy_function` into the one
     opaque energy. One long-range term per potential (the Jacobian holds one long-range part).
     """
-    long_range = True
     radial = False
     cutoff = None
     n_atoms = None
