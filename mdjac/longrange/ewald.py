@@ -61,6 +61,7 @@ from mindspore import ops
 from .. import kernel
 from ..errors import InputError
 from ..long_range_jacobian import ReciprocalJacobian, k_chunk, k_chunks, outer_kk, reciprocal_weights, wave_numbers, wave_vectors
+from ..neighbours import pair_keys, pairs_of_keys
 from ..space import check_box
 from .. import terms
 from ..terms.base import LongRangeTerm
@@ -276,9 +277,7 @@ def direct_space_terms(charges, cutoff, alpha, exclusions=None, exceptions=None,
         if len(pairs):
             out.append(terms.Coulomb(charges, pairs=pairs, charge_products=products, coulomb_constant=coulomb_constant))
     if len(excluded):
-        lo, hi = np.minimum(excluded[:, 0], excluded[:, 1]), np.maximum(excluded[:, 0], excluded[:, 1])
-        keys = np.unique(lo * len(charges) + hi)
-        excluded = np.stack([keys // len(charges), keys % len(charges)], axis=1)
+        excluded = pairs_of_keys(np.unique(pair_keys(excluded[:, 0], excluded[:, 1], len(charges))), len(charges))
     direct = terms.EwaldDirectCoulomb(charges, cutoff=cutoff, exclusions=excluded, alpha=alpha,
                                       coulomb_constant=coulomb_constant)
     correction = terms.EwaldExclusion(charges, excluded, alpha, coulomb_constant=coulomb_constant)
