@@ -29,6 +29,7 @@ import os
 import numpy as np
 
 from .errors import InputError
+from .longrange.kinds import EWALD_KIND, KIND_SIZES, PME_KIND
 from .space import check_box
 
 #: largest number of (atom, wave vector) entries one compiled call handles; bounds memory (about 100 MB in float64).
@@ -100,7 +101,7 @@ class ReciprocalJacobian:
     float64), that of the factors and of the products with them; sums over k are in float64.
     """
 
-    kind = "ewald-reciprocal-1"
+    kind = EWALD_KIND
 
     def __init__(self, positions, charges, kmax, alpha, box, coulomb_constant, dtype=np.float64, cache_bytes=None,
                  factors=None):
@@ -233,10 +234,10 @@ class ReciprocalJacobian:
 def rebuild(kind, positions, charges, sizes, alpha, box, coulomb_constant, dtype=np.float64):
     """The long-range part of a ``kind`` rebuilt from its recipe (``recipe()``: sizes (3,) int, Ewald's kmax
     or PME's grid; alpha nm^-1; coulomb_constant; charges (n,) e) and a frame's positions (n, 3) nm and box (3,) nm."""
-    if kind == ReciprocalJacobian.kind:
+    if kind == EWALD_KIND:
         return ReciprocalJacobian(positions, charges, sizes, alpha, box, coulomb_constant, dtype)
-    from .pme_jacobian import PMEJacobian    # numba's compiled loops, imported only for a PME part
-    if kind == PMEJacobian.kind:
+    if kind == PME_KIND:
+        from .pme_jacobian import PMEJacobian    # numba's compiled loops, imported only for a PME part
         return PMEJacobian(positions, charges, sizes, alpha, box, coulomb_constant, dtype)
-    raise InputError(f"a long-range Jacobian part of kind {kind!r}; this mdjac reads {ReciprocalJacobian.kind!r}, "
-                     f"{PMEJacobian.kind!r}")
+    raise InputError(f"a long-range Jacobian part of kind {kind!r}; this mdjac reads "
+                     f"{', '.join(map(repr, KIND_SIZES))}")

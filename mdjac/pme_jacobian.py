@@ -31,6 +31,7 @@ import numpy as np
 
 from .errors import InputError
 from .longrange import pme_grid
+from .longrange.kinds import PME_KIND
 from .space import check_box
 
 
@@ -44,7 +45,7 @@ class PMEJacobian:
     imported on first use) or a function (fractions (n, 3), dtype) -> (dw/du, d2w/du2).
     """
 
-    kind = "pme-mesh-1"
+    kind = PME_KIND
 
     def __init__(self, positions, charges, grid, alpha, box, coulomb_constant, dtype=np.float64, derivatives=None,
                  derivatives_of=None):

@@ -28,16 +28,15 @@ import numpy as np
 
 from . import journal
 from ..errors import InputError, os_error_reason
+from ..long_range_jacobian import KIND_SIZES
 
 GROUP = "trajectory"
 JACOBIAN = "force_jacobian"
 LAYOUT = "mdjac-bsr-1"
 #: subgroup of ``force_jacobian`` holding what rebuilds a long-range part (Ewald's low-rank part, PME's mesh operator)
 LONG_RANGE = "long_range"
-LONG_RANGE_KIND = "ewald-reciprocal-1"
-PME_KIND = "pme-mesh-1"
-#: the attribute holding each kind's sizes: Ewald's kmax (wave numbers |n_a| < kmax_a), PME's grid
-LONG_RANGE_SIZES = {LONG_RANGE_KIND: "kmax", PME_KIND: "grid"}
+#: the attribute holding each kind's sizes (the one table of kinds, mdjac.longrange.kinds)
+LONG_RANGE_SIZES = KIND_SIZES
 UNITS = {"length": "nm", "time": "ps", "force": "kJ mol-1 nm-1", "jacobian": "kJ mol-1 nm-2",
          "mass": "u"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
