@@ -64,7 +64,7 @@ from ..long_range_jacobian import ReciprocalJacobian, k_chunk, k_chunks, outer_k
 from ..neighbours import pair_keys, pairs_of_keys
 from ..space import check_box
 from .. import terms
-from ..terms.base import LongRangeTerm
+from ..terms.base import ChargedLongRangeTerm
 from .phases import phase_derivatives
 
 #: OpenMM's Coulomb constant ONE_4PI_EPS0, kJ mol^-1 nm e^-2 (CODATA 2018; mdjac's default is GROMACS's 138.935458).
@@ -143,7 +143,7 @@ def structure_factors(positions, charges, kvectors):
 
 
 # ----------------------------------------------------------------------------- the term
-class EwaldReciprocal(LongRangeTerm):
+class EwaldReciprocal(ChargedLongRangeTerm):
     """The reciprocal-space sum and self term of an Ewald sum: a long-range term of a Potential.
 
     charges: (N,) e. alpha: nm^-1. kmax: (3,) ints (wave numbers |n_a| < kmax_a, OpenMM's
@@ -158,24 +158,18 @@ class EwaldReciprocal(LongRangeTerm):
     """
     def __init__(self, charges, alpha=None, kmax=None, tolerance=None, cutoff=None, box=None,
                  coulomb_constant=OPENMM_COULOMB_CONSTANT):
-        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
-        if not np.all(np.isfinite(charges)):
-            raise InputError("charges hold NaN or inf: give finite charges in e")
+        charges = self.finite_charges(charges)
         if tolerance is not None:
             if alpha is not None or kmax is not None:
                 raise InputError("give either an Ewald error tolerance (with cutoff and box) or alpha and kmax, not both")
             alpha, kmax = ewald_parameters(tolerance, cutoff, box)
         if alpha is None or kmax is None:
             raise InputError("the Ewald reciprocal sum needs alpha (nm^-1) and kmax, or tolerance, cutoff and box")
-        self.alpha = float(alpha)
-        if not (math.isfinite(self.alpha) and self.alpha > 0):
+        if not (math.isfinite(float(alpha)) and float(alpha) > 0):
             raise InputError(f"the Ewald alpha {alpha} is not a positive number (nm^-1)")
         self.numbers = wave_numbers(kmax)
         self.kmax = np.asarray(kmax, dtype=np.int64).reshape(3)
-        self.charges = charges
-        self.n_atoms = len(charges)
-        self.coulomb_constant = float(coulomb_constant)
-        self.self_energy = -self.coulomb_constant * self.alpha / math.sqrt(math.pi) * float(charges @ charges)
+        super().__init__(charges, alpha, coulomb_constant)
 
     def __repr__(self):
         return f"EwaldReciprocal(alpha={self.alpha:.6g}, kmax={self.kmax.tolist()}, K={len(self.numbers)})"
@@ -200,11 +194,6 @@ class EwaldReciprocal(LongRangeTerm):
             energy += e
             gradient += g
         return energy, -gradient
-
-    def constant_energy(self, box):
-        """E_self + E_net (kJ/mol): the self term and the net charge's background term in a box (3,) nm."""
-        total = float(self.charges.sum())
-        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * float(np.prod(box)) * self.alpha ** 2)
 
     def hessian_diagonal(self, config, atoms):
         """Block-diagonal part B_ii (n, 3, 3) of the reciprocal Hessian for atoms (n,) (kJ mol^-1 nm^-2).

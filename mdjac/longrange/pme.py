@@ -26,17 +26,15 @@ is also stated whole in MindSpore (:meth:`PMEReciprocal.energy_function`, small 
 
 Units: nm, e, kJ/mol.
 """
-import math
-
 import numpy as np
 from mindspore import ops
 
 from ..errors import InputError
 from ..pme_jacobian import PMEJacobian
-from ..terms.base import LongRangeTerm
+from ..terms.base import ChargedLongRangeTerm
 from . import pme_grid
 from .splines import bspline_piece, spline_derivatives
-from .ewald import OPENMM_COULOMB_CONSTANT, EwaldReciprocal, direct_space_terms
+from .ewald import OPENMM_COULOMB_CONSTANT, direct_space_terms
 
 #: largest size (entries of the charge-assignment and kernel matrices) of the whole-energy function.
 DENSE_ENTRIES = 1 << 26
@@ -80,7 +78,7 @@ class Mesh:
         self.potential = pme_grid.convolve(self.charge_grid, pme_grid.half_spectrum(eterm))
 
 
-class PMEReciprocal(LongRangeTerm):
+class PMEReciprocal(ChargedLongRangeTerm):
     """The reciprocal part, self term and net-charge term of OpenMM's smooth PME: a long-range term of a Potential.
 
     charges: (N,) e. alpha (nm^-1) and grid (3,) ints; or ``tolerance`` with ``cutoff`` (nm) and
@@ -94,28 +92,20 @@ class PMEReciprocal(LongRangeTerm):
     """
     def __init__(self, charges, alpha=None, grid=None, tolerance=None, cutoff=None, box=None,
                  coulomb_constant=OPENMM_COULOMB_CONSTANT, platform="Reference"):
-        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
-        if not np.all(np.isfinite(charges)):
-            raise InputError("charges hold NaN or inf: give finite charges in e")
+        charges = self.finite_charges(charges)
         if tolerance is not None:
             if alpha is not None or grid is not None:
                 raise InputError("give either a PME error tolerance (with cutoff and box) or alpha and grid, not both")
             alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, platform=platform)
         if not alpha or grid is None:
             raise InputError("PME needs alpha (nm^-1) and a grid (3 sizes), or tolerance, cutoff and box")
-        self.alpha, self.grid = pme_grid.pme_parameters(None, None, None, alpha=alpha, grid=grid)
-        self.charges = charges
-        self.n_atoms = len(charges)
-        self.coulomb_constant = float(coulomb_constant)
-        self.self_energy = -self.coulomb_constant * self.alpha / math.sqrt(math.pi) * float(charges @ charges)
+        alpha, self.grid = pme_grid.pme_parameters(None, None, None, alpha=alpha, grid=grid)
+        super().__init__(charges, alpha, coulomb_constant)
         self._eterm = (None, None)
         self._mesh = (None, None)
 
     def __repr__(self):
         return f"PMEReciprocal(alpha={self.alpha:.6g}, grid={self.grid.tolist()})"
-
-    #: E_self + E_net (kJ/mol) in a box (3,) nm: the same self and neutralising-plasma terms as the Ewald sum's.
-    constant_energy = EwaldReciprocal.constant_energy
 
     def influence(self, box):
         """eterm (nx, ny, nz) of a box (3,) nm (the last box's kept)."""

@@ -23,6 +23,7 @@ in the kernel (mdjac.kernel). There are three kinds, each an abstract class here
 ``config`` is a :class:`mdjac.potential.Configuration` (positions, box, dtype, ``neighbour_pairs(cutoff)``).
 """
 import abc
+import math
 
 import numpy as np
 
@@ -200,3 +201,31 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     def energy_function(self, config):
         """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) nm to (C,) energies kJ/mol,
         a MindSpore function (the colour and dense strategies); args: tuple of ndarrays."""
+
+
+class ChargedLongRangeTerm(LongRangeTerm):
+    """A long-range sum of point charges split by Ewald's alpha (mdjac.longrange: Ewald, PME).
+
+    Holds what every such sum shares: the charges (N,) e, alpha nm^-1, the Coulomb constant
+    kJ mol^-1 nm e^-2, and the two energies that do not depend on positions, the self term
+    E_self = -k alpha / sqrt(pi) sum_i q_i^2 and the net charge's neutralising background
+    E_net = -pi k (sum_i q_i)^2 / (2 V alpha^2). A subclass checks the charges first
+    (:meth:`finite_charges`), chooses alpha, then calls this ``__init__``.
+    """
+
+    def __init__(self, charges, alpha, coulomb_constant):
+        self.charges = charges
+        self.n_atoms = len(charges)
+        self.alpha = float(alpha)
+        self.coulomb_constant = float(coulomb_constant)
+        self.self_energy = -self.coulomb_constant * self.alpha / math.sqrt(math.pi) * float(charges @ charges)
+
+    @classmethod
+    def finite_charges(cls, charges):
+        """charges (N,) e as float64, refusing non-numbers, NaN and inf (mdjac.errors.finite_numbers)."""
+        return finite_numbers(charges, f"{cls.__name__} charges (e)").reshape(-1)
+
+    def constant_energy(self, box):
+        """E_self + E_net (kJ/mol): the self term and the net charge's background term in a box (3,) nm."""
+        total = float(self.charges.sum())
+        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * float(np.prod(box)) * self.alpha ** 2)
