@@ -14,7 +14,7 @@ from .errors import InputError
 from .neighbours import VerletList
 from .space import check_box, check_cutoff
 from .strategies import STRATEGIES
-from .strategies.chunks import RADIAL_CHUNK, padded_chunks
+from .chunks import RADIAL_CHUNK, padded_chunks
 from .strategies.coordinates import chain_matrix, local_coordinates, pair_geometry, scatter_add
 from .strategies.one_function import energy_function
 from .terms.base import LongRangeTerm

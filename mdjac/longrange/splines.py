@@ -8,6 +8,7 @@ is the hook PME's Jacobian data calls on first use (mdjac.pme_jacobian).
 import numpy as np
 
 from .. import kernel
+from ..chunks import padded_chunks
 from . import pme_grid
 
 #: largest number of stencil rows (atom, axis) per compiled call of the spline derivatives.
@@ -29,17 +30,13 @@ def spline_derivatives(fractions, dtype):
     """dw/du and d2w/du2 (N, 3, 5) in ``dtype`` of the stencil weights of fractions (N, 3), by AD (compiled).
 
     Each of the (N, 3, 5) entries is M_5 of its own argument f + 4 - k, so one element-wise grad-of-grad
-    gives them all (chunks of fixed, padded size).
+    gives them all (mdjac.chunks.padded_chunks: chunks of fixed, padded sizes).
     """
-    rows = np.asarray(fractions, dtype=dtype).reshape(-1)
+    rows = np.asarray(fractions, dtype=dtype).reshape(-1, 1)
     coefficients = pme_grid.COLUMN_COEFFICIENTS.astype(dtype)
     first = np.empty((len(rows), pme_grid.ORDER), dtype=dtype)
     second = np.empty_like(first)
-    size = min(SPLINE_CHUNK, max(1024, 1 << max(0, (len(rows) - 1)).bit_length()))
-    for start in range(0, len(rows), size):
-        stop = min(len(rows), start + size)
-        s = np.zeros((size, pme_grid.ORDER), dtype=dtype)
-        s[: stop - start] = rows[start:stop, None]
+    for start, stop, s, _, _ in padded_chunks(np.repeat(rows, pme_grid.ORDER, axis=1), (), SPLINE_CHUNK):
         d1, d2 = kernel.elementwise_derivatives(bspline_piece, s, (coefficients,))
         first[start:stop], second[start:stop] = d1[: stop - start], d2[: stop - start]
     shape = np.shape(fractions) + (pme_grid.ORDER,)

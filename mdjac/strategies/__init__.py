@@ -7,7 +7,7 @@
 A strategy is ``function(potential, config, selected)`` -> :class:`mdjac.jacobian.ForceJacobian`
 over all N atoms (rows row-major, unique, every diagonal block; a long-range part if it keeps
 one), ``selected`` (N,) bool or None a hint of the atoms whose rows and columns the caller will cut
-out. Shared pieces: :mod:`.chunks` (the padded chunk loop), :mod:`.coordinates` (q and the chain
+out. Shared pieces: :mod:`mdjac.chunks` (the padded chunk loop), :mod:`.coordinates` (q and the chain
 rule), :mod:`.one_function` (the one-function energy).
 """
 from .colour import coloured_jacobian

@@ -31,7 +31,7 @@ from .. import assembly, kernel
 from ..errors import InputError
 from ..jacobian import ForceJacobian, add_symmetric_blocks, upper_blocks
 from ..neighbours import is_canonical
-from .chunks import RADIAL_CHUNK, padded_chunks
+from ..chunks import RADIAL_CHUNK, padded_chunks
 from .coordinates import chain_matrix, local_coordinates, pair_geometry
 
 
