@@ -47,13 +47,12 @@ def radial_derivatives(group, r, params):
     return dphi, d2phi
 
 
-def radial_hessian_blocks(group, q, params):
-    """Per pair, h (M, 3, 3) = d2E/dd2 (module docstring), in q's dtype.
+def radial_hessian_blocks(group, d, r, params):
+    """Per pair, h (M, 3, 3) = d2E/dd2 (module docstring), in d's dtype.
 
-    q: (M, 1, 3) displacements d = x_j - x_i (nm); params: tuple of (M,) arrays.
+    d: (M, 3) displacements x_j - x_i (nm) and r (M,) their lengths (:func:`pair_geometry`); params:
+    tuple of (M,) arrays.
     """
-    d = q[:, 0, :]
-    r = np.sqrt(np.einsum("mi,mi->m", d, d))
     dphi, d2phi = radial_derivatives(group, r, params)
     b = dphi / r                      # phi'/r
     u = d / r[:, None]
@@ -105,6 +104,13 @@ def radial_rows(n, group, index, config):
     return rows, cols, blocks, rowsum
 
 
+def _add_diagonal(hdiag, atoms, blocks):
+    """hdiag (9, N) += each block of ``blocks`` (M, 3, 3) at its atom ``atoms`` (M,) int."""
+    flat = blocks.reshape(-1, 9)
+    for e in range(9):
+        hdiag[e] += np.bincount(atoms, weights=flat[:, e], minlength=hdiag.shape[1])
+
+
 def _instance_hessians(group, index, config, params):
     """(M, k, k, 3, 3) Hessian blocks d2E/dx_p dx_s of a group's instances index (M, k) (chain matrix)."""
     q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
@@ -137,18 +143,14 @@ def replicated_jacobian(potential, config, selected):
         if base is not None and group is base[0] and index is base[1]:
             continue
         if group.radial and potential.radial:
-            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
-            h = radial_hessian_blocks(group, q, params)
+            h = radial_hessian_blocks(group, *pair_geometry(config, np.ascontiguousarray(index, dtype=np.int64)), params)
             for p in range(2):
-                for e in range(9):
-                    hdiag[e] += np.bincount(index[:, p], weights=h.reshape(-1, 9)[:, e], minlength=n)
+                _add_diagonal(hdiag, index[:, p], h)
             extras.append((index[:, 0], index[:, 1], np.negative(h, out=h)))
             continue
         hx = _instance_hessians(group, index, config, params)
         for p in range(group.n_body):
-            diag = hx[:, p, p].reshape(-1, 9)
-            for e in range(9):
-                hdiag[e] += np.bincount(index[:, p], weights=diag[:, e], minlength=n)
+            _add_diagonal(hdiag, index[:, p], hx[:, p, p])
             for s in range(p + 1, group.n_body):
                 extras.append((index[:, p], index[:, s], hx[:, p, s]))
     if base is None:
@@ -157,14 +159,14 @@ def replicated_jacobian(potential, config, selected):
         rowsum = np.zeros((n, 9))
     else:
         rows, cols, blocks, rowsum = radial_rows(n, base[0], base[1], config)
-    blocks.reshape(-1, 9)[rows == cols] = -(rowsum + hdiag.T)
-    if extras:
-        keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
-        rows, cols, blocks = add_symmetric_blocks(n, rows, cols, blocks, keys, -upper)
+    diagonal = np.flatnonzero(rows == cols)          # one per atom, in atom order
+    blocks.reshape(-1, 9)[diagonal] = -(rowsum + hdiag.T)
     long_range = None
     for term in potential.long_range_terms:     # one at most (Potential): its part beside the blocks
         kept = np.arange(n) if selected is None else np.flatnonzero(selected)
-        diagonal = np.flatnonzero(rows == cols)          # one per atom, in atom order
         blocks[diagonal[kept]] -= term.hessian_diagonal(config, kept).astype(blocks.dtype)   # J = -H
         long_range = term.jacobian_part(config, np.arange(n))   # data only: select() slices it
+    if extras:                                  # after the diagonal's sums: its positions are known only before
+        keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
+        rows, cols, blocks = add_symmetric_blocks(n, rows, cols, blocks, keys, -upper)
     return ForceJacobian(n, rows, cols, blocks, long_range=long_range)
