@@ -12,7 +12,34 @@ from .checks import ANGLE_MAX, FORCE_CONSTANT_FIX, at_least, index_array, per_in
 from .geometry import bond_angle, dihedral, distance
 
 
-class HarmonicBond(FixedTerm):
+class HarmonicCoordinate(FixedTerm):
+    """E = k/2 (c - c0)^2 of one internal coordinate c of each instance: the base of
+    :class:`HarmonicBond` and :class:`HarmonicAngle`.
+
+    A subclass sets ``n_body``, ``coordinate`` (a function of q (..., M, c, 3), mdjac.terms.geometry,
+    as a staticmethod) and the words of its checks: ``index_name`` (the instances), ``k_unit``,
+    ``reference_name`` and ``reference_unit`` (c0), ``reference_fix`` (the advice on a bad c0) and
+    ``reference_highest`` (c0's largest value).
+    """
+    relative = True
+    reference_highest = np.inf
+
+    def __init__(self, index, k, reference):
+        name = type(self).__name__
+        index = index_array(index, self.n_body, self.index_name)
+        m = len(index)
+        k = at_least(per_instance(k, m, f"{name} k"), 0.0, f"{name} k ({self.k_unit})", FORCE_CONSTANT_FIX)
+        reference = at_least(per_instance(reference, m, f"{name} {self.reference_name}"), 0.0,
+                             f"{name} {self.reference_name} ({self.reference_unit})", self.reference_fix,
+                             highest=self.reference_highest)
+        super().__init__(index, (k, reference))
+
+    def energy(self, q, k, reference):
+        d = self.coordinate(q) - reference
+        return 0.5 * k * d * d
+
+
+class HarmonicBond(HarmonicCoordinate):
     """Harmonic bond, E = k/2 (r - r0)^2.
 
     Parameters
@@ -22,22 +49,15 @@ class HarmonicBond(FixedTerm):
     r0 : float or (M,), nm
     """
     n_body = 2
-    relative = True
+    coordinate = staticmethod(distance)
+    index_name, k_unit = "bond pairs", "kJ mol^-1 nm^-2"
+    reference_name, reference_unit, reference_fix = "r0", "nm", "a bond length is a distance; give it >= 0 in nm"
 
     def __init__(self, pairs, k, r0):
-        index = index_array(pairs, 2, "bond pairs")
-        m = len(index)
-        k = at_least(per_instance(k, m, "HarmonicBond k"), 0.0, "HarmonicBond k (kJ mol^-1 nm^-2)", FORCE_CONSTANT_FIX)
-        r0 = at_least(per_instance(r0, m, "HarmonicBond r0"), 0.0, "HarmonicBond r0 (nm)",
-                      "a bond length is a distance; give it >= 0 in nm")
-        super().__init__(index, (k, r0))
-
-    def energy(self, q, k, r0):
-        dr = distance(q) - r0
-        return 0.5 * k * dr * dr
+        super().__init__(pairs, k, r0)
 
 
-class HarmonicAngle(FixedTerm):
+class HarmonicAngle(HarmonicCoordinate):
     """Harmonic angle, E = k/2 (theta - theta0)^2, theta the angle i-j-k at atom j (:func:`~.geometry.bond_angle`).
 
     Parameters
@@ -47,19 +67,13 @@ class HarmonicAngle(FixedTerm):
     theta0 : float or (M,), rad in [0, pi]
     """
     n_body = 3
-    relative = True
+    coordinate = staticmethod(bond_angle)
+    index_name, k_unit = "angle triples", "kJ mol^-1 rad^-2"
+    reference_name, reference_unit = "theta0", "rad"
+    reference_fix, reference_highest = "an angle i-j-k lies in [0, pi]; give theta0 in radians, not degrees", ANGLE_MAX
 
     def __init__(self, triples, k, theta0):
-        index = index_array(triples, 3, "angle triples")
-        m = len(index)
-        k = at_least(per_instance(k, m, "HarmonicAngle k"), 0.0, "HarmonicAngle k (kJ mol^-1 rad^-2)", FORCE_CONSTANT_FIX)
-        theta0 = at_least(per_instance(theta0, m, "HarmonicAngle theta0"), 0.0, "HarmonicAngle theta0 (rad)",
-                          "an angle i-j-k lies in [0, pi]; give theta0 in radians, not degrees", highest=ANGLE_MAX)
-        super().__init__(index, (k, theta0))
-
-    def energy(self, q, k, theta0):
-        d = bond_angle(q) - theta0
-        return 0.5 * k * d * d
+        super().__init__(triples, k, theta0)
 
 
 class PeriodicTorsion(FixedTerm):

@@ -53,31 +53,31 @@ class _FunctionTerm(FixedTerm):
         return f"{self.name}({len(self.index)} instances)"
 
 
-class BondFunction(_FunctionTerm):
+class _CoordinateFunction(_FunctionTerm):
+    """E = function((c,), params) of one internal coordinate c of relative positions: a subclass sets
+    ``n_body`` and ``coordinate`` (a function of q (..., M, c, 3), mdjac.terms.geometry, as a staticmethod)."""
+    relative = True
+
+    def variables(self, q):
+        return (self.coordinate(q),)
+
+
+class BondFunction(_CoordinateFunction):
     """E = function((r,), params) per atom pair; pairs (M, 2) int."""
     n_body = 2
-    relative = True
-
-    def variables(self, q):
-        return (distance(q),)
+    coordinate = staticmethod(distance)
 
 
-class AngleFunction(_FunctionTerm):
+class AngleFunction(_CoordinateFunction):
     """E = function((theta,), params) per triple (i, j, k), theta the angle at j; triples (M, 3) int."""
     n_body = 3
-    relative = True
-
-    def variables(self, q):
-        return (bond_angle(q),)
+    coordinate = staticmethod(bond_angle)
 
 
-class TorsionFunction(_FunctionTerm):
+class TorsionFunction(_CoordinateFunction):
     """E = function((phi,), params) per quadruple, phi the IUPAC dihedral; quads (M, 4) int."""
     n_body = 4
-    relative = True
-
-    def variables(self, q):
-        return (dihedral(q),)
+    coordinate = staticmethod(dihedral)
 
 
 class PositionFunction(_FunctionTerm):
