@@ -13,7 +13,7 @@ from the force's own PME parameters (:func:`mdjac.longrange.pme_grid.pme_paramet
 
 Derivatives. Atom i enters E_rec only through its stencil weights w_id(k) = M_5(f_id + 4 - k), one
 scalar function of each fraction f_id (mdjac.longrange.pme_grid). M_5' and M_5'' come from MindSpore's AD of
-the spline's piecewise polynomial (:func:`mdjac.longrange.splines.bspline_piece`), entry-wise through the kernel
+the spline's piecewise polynomial (:func:`mdjac.longrange.pme_grid.bspline_piece`), entry-wise through the kernel
 (:func:`mdjac.kernel.elementwise_derivatives`, as for distances and Ewald phases); spreading,
 the FFT pair and gathering are linear bookkeeping (mdjac.longrange.pme_grid, numba and scipy.fft):
 
@@ -33,7 +33,8 @@ from ..errors import InputError
 from ..pme_jacobian import PMEJacobian
 from ..terms.base import ChargedLongRangeTerm
 from . import pme_grid
-from .splines import bspline_piece, spline_derivatives
+from .pme_grid import bspline_piece
+from .splines import spline_derivatives
 from .ewald import OPENMM_COULOMB_CONSTANT, direct_space_terms
 
 #: largest size (entries of the charge-assignment and kernel matrices) of the whole-energy function.

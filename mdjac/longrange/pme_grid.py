@@ -70,14 +70,23 @@ SPLINE_PIECES = _spline_pieces(ORDER)
 COLUMN_COEFFICIENTS = np.ascontiguousarray(SPLINE_PIECES[::-1].T)
 
 
+def bspline_piece(fractions, coefficients):
+    """M_5(piece + f) of fractions f (..., 5), column k on the piece of coefficients[:, k] (Horner), entry-wise in f.
+
+    coefficients: (5, 5), row j the f^j coefficients of each column (:data:`COLUMN_COEFFICIENTS`). Only
+    ``*`` and ``+``: the same polynomial on numpy arrays and on MindSpore tensors (mdjac.longrange.splines
+    and mdjac.longrange.pme differentiate it by AD).
+    """
+    out = coefficients[ORDER - 1]
+    for j in range(ORDER - 2, -1, -1):
+        out = out * fractions + coefficients[j]
+    return out
+
+
 def spline_weights(fractions):
     """w (..., 5): the weights M_5(f + 4 - k), k = 0..4, of fractions f (...) in [0, 1) (values, no derivative)."""
     f = np.asarray(fractions)[..., None]
-    c = COLUMN_COEFFICIENTS.astype(f.dtype)
-    out = c[ORDER - 1] + 0 * f
-    for j in range(ORDER - 2, -1, -1):
-        out = out * f + c[j]
-    return out
+    return bspline_piece(f, COLUMN_COEFFICIENTS.astype(f.dtype))
 
 
 # ----------------------------------------------------------------------------- parameters

@@ -10,20 +10,10 @@ import numpy as np
 from .. import kernel
 from ..chunks import padded_chunks
 from . import pme_grid
+from .pme_grid import bspline_piece
 
 #: largest number of stencil rows (atom, axis) per compiled call of the spline derivatives.
 SPLINE_CHUNK = 1 << 14
-
-
-def bspline_piece(fractions, coefficients):
-    """M_5(piece + f) of fractions f (..., 5), column k on the piece of coefficients[:, k] (Horner), entry-wise in f.
-
-    coefficients: (5, 5), row j the f^j coefficients of each column (mdjac.longrange.pme_grid.COLUMN_COEFFICIENTS).
-    """
-    out = coefficients[pme_grid.ORDER - 1]
-    for j in range(pme_grid.ORDER - 2, -1, -1):
-        out = out * fractions + coefficients[j]
-    return out
 
 
 def spline_derivatives(fractions, dtype):
