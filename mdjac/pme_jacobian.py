@@ -42,13 +42,14 @@ class PMEJacobian:
     coulomb_constant: kJ mol^-1 nm e^-2; dtype: the compute dtype (the stencils are kept in it;
     grids and sums run in float64). derivatives: None, or the stencil weights' derivatives dw/du
     (n, 3, 5) in dtype (by AD) if known; derivatives_of: None (mdjac.longrange.splines.spline_derivatives,
-    imported on first use) or a function (fractions (n, 3), dtype) -> (dw/du, d2w/du2).
+    imported on first use) or a function (fractions (n, 3), dtype) -> (dw/du, d2w/du2). eterm: None, or the
+    influence function (grid,) kJ mol^-1 e^-2 of this box if known (mdjac.longrange.pme_grid.influence_function).
     """
 
     kind = PME_KIND
 
     def __init__(self, positions, charges, grid, alpha, box, coulomb_constant, dtype=np.float64, derivatives=None,
-                 derivatives_of=None):
+                 derivatives_of=None, eterm=None):
         self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
         n = len(self.positions)
         self.charges = np.asarray(charges, dtype=np.float64).reshape(-1)
@@ -60,13 +61,11 @@ class PMEJacobian:
             raise InputError("the PME part needs the periodic box (3 edges in nm)")
         self.alpha, self.coulomb_constant = float(alpha), float(coulomb_constant)
         self.dtype = np.dtype(dtype)
-        vectors = pme_grid.box_vectors(self.box)
-        recip = pme_grid.reciprocal_box_vectors(vectors)
-        self.scale = pme_grid.coordinate_scale(recip, self.grid)
-        self.origins, self.fractions = pme_grid.grid_coordinates(self.positions, recip, self.grid)
-        self.origins = np.ascontiguousarray(self.origins, dtype=np.int64)
-        self.weights = np.ascontiguousarray(pme_grid.spline_weights(self.fractions).astype(self.dtype))
-        self.eterm = pme_grid.influence_function(self.grid, vectors, self.alpha, self.coulomb_constant)
+        vectors, self.scale, origins, self.fractions, weights = pme_grid.frame_geometry(self.positions, self.box, self.grid)
+        self.origins = np.ascontiguousarray(origins, dtype=np.int64)
+        self.weights = np.ascontiguousarray(weights.astype(self.dtype))
+        self.eterm = (pme_grid.influence_function(self.grid, vectors, self.alpha, self.coulomb_constant)
+                      if eterm is None else eterm)
         self.spectrum = pme_grid.half_spectrum(self.eterm)
         self.derivatives_of = derivatives_of
         self._derivatives = None if derivatives is None else np.ascontiguousarray(derivatives).reshape(n, 3, pme_grid.ORDER)
@@ -136,7 +135,7 @@ class PMEJacobian:
         where = np.asarray(where, dtype=np.int64)
         derivatives = None if self._derivatives is None else self._derivatives[where]
         return PMEJacobian(self.positions[where], self.charges[where], self.grid, self.alpha, self.box,
-                           self.coulomb_constant, self.dtype, derivatives, self.derivatives_of)
+                           self.coulomb_constant, self.dtype, derivatives, self.derivatives_of, self.eterm)
 
     def recipe(self):
         """(grid (3,) int64, alpha nm^-1, coulomb_constant kJ mol^-1 nm e^-2, charges (n,) e): what a file

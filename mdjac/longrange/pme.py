@@ -67,11 +67,7 @@ class Mesh:
     """
 
     def __init__(self, positions, box, grid, charges, eterm, dtype):
-        self.vectors = pme_grid.box_vectors(box)
-        recip = pme_grid.reciprocal_box_vectors(self.vectors)
-        self.scale = pme_grid.coordinate_scale(recip, grid)
-        self.origins, self.fractions = pme_grid.grid_coordinates(positions, recip, grid)
-        self.weights = pme_grid.spline_weights(self.fractions)
+        self.vectors, self.scale, self.origins, self.fractions, self.weights = pme_grid.frame_geometry(positions, box, grid)
         self.first, self.second = spline_derivatives(self.fractions, dtype)
         self.charge_grid = np.zeros(tuple(grid))
         pme_grid.spread(self.origins, pme_grid.stencil_factors((self.weights,), ((0, 0, 0),)), charges[:, None],
@@ -151,7 +147,8 @@ class PMEReciprocal(ChargedLongRangeTerm):
         mesh = self.mesh(config)
         atoms = np.asarray(atoms, dtype=np.int64)
         return PMEJacobian(config.positions[atoms], self.charges[atoms], self.grid, self.alpha, config.box,
-                           self.coulomb_constant, config.dtype, derivatives=mesh.first[atoms])
+                           self.coulomb_constant, config.dtype, derivatives=mesh.first[atoms],
+                           eterm=self.influence(config.box))
 
     def energy_function(self, config):
         """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks).

@@ -176,6 +176,19 @@ def grid_coordinates(positions, recip, grid):
     return whole % np.asarray(grid, dtype=np.int64), u - whole
 
 
+def frame_geometry(positions, box, grid):
+    """A frame's geometry on the mesh, what the term (mdjac.longrange.pme) and its Jacobian part share.
+
+    positions: (N, 3) nm; box: (3,) edges or (3, 3) vectors, nm; grid: (3,) int. Returns box vectors
+    (3, 3) nm, scale G (3, 3) nm^-1 (:func:`coordinate_scale`), grid origins (N, 3) int64, fractions
+    (N, 3) in [0, 1) and the stencil weights w (N, 3, 5) float64.
+    """
+    vectors = box_vectors(box)
+    recip = reciprocal_box_vectors(vectors)
+    origins, fractions = grid_coordinates(positions, recip, grid)
+    return vectors, coordinate_scale(recip, grid), origins, fractions, spline_weights(fractions)
+
+
 # ----------------------------------------------------------------------------- the influence function
 def bspline_moduli(n, order=ORDER):
     """(n,) OpenMM's B-spline moduli |b(m)|^-2 of one axis, near-zero ones fixed (ReferencePME::calculate_bsplines_moduli)."""
