@@ -99,6 +99,9 @@ class ReciprocalJacobian:
     take at most ``cache_bytes`` (default None: half the memory available when they are first
     built), otherwise rebuilt chunk by chunk at each use. dtype: the compute dtype (float32 or
     float64), that of the factors and of the products with them; sums over k are in float64.
+    factors: None, or those kept scalars already computed: the chunks (w (Kc,), k (Kc, 3), c' (Kc, n),
+    s' (Kc, n)) of :func:`k_chunks` over every k vector, as EwaldReciprocal.hessian_diagonal's AD gives
+    them when it covers every atom and they fit (:func:`keeps_factors`).
     """
 
     kind = EWALD_KIND
@@ -117,8 +120,7 @@ class ReciprocalJacobian:
         self.weights = reciprocal_weights(self.kvectors, self.alpha, self.box, self.coulomb_constant)
         self.dtype = np.dtype(dtype)
         self.cache_bytes = cache_bytes
-        self.factors_of = factors
-        self._cache = None
+        self._cache = None if factors is None else list(factors)
 
     @property
     def n(self):
@@ -143,10 +145,7 @@ class ReciprocalJacobian:
         return f"ReciprocalJacobian(n={self.n}, K={len(self.kvectors)}, dtype={self.dtype})"
 
     def _keeps_factors(self):
-        limit = self.cache_bytes
-        if limit is None:
-            limit = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
-        return self.factor_bytes <= limit
+        return keeps_factors(self.factor_bytes, self.cache_bytes)
 
     def chunks(self):
         """Yield (weights (Kc,), k vectors (Kc, 3), c' (Kc, n), s' (Kc, n)) over all k vectors, chunk by chunk."""
@@ -154,9 +153,7 @@ class ReciprocalJacobian:
             yield from self._cache
             return
         keep = self._keeps_factors()
-        factors = self.factors_of
-        if factors is None:         # the AD kernel, imported only now: reading a file needs no MindSpore
-            from .longrange.phases import phase_factors as factors
+        from .longrange.phases import phase_factors as factors   # the AD kernel, imported only now: reading a file needs no MindSpore
         done = []
         for start, stop, k, w in k_chunks(self.kvectors, self.weights, self.n):
             c1, s1 = factors(self.positions, self.charges, k, self.dtype)   # compiled at the padded size
@@ -223,12 +220,21 @@ class ReciprocalJacobian:
         """The part on a subset: rows and columns of local atoms ``where`` (m,) int."""
         where = np.asarray(where, dtype=np.int64)
         return ReciprocalJacobian(self.positions[where], self.charges[where], self.kmax, self.alpha, self.box,
-                                  self.coulomb_constant, self.dtype, self.cache_bytes, self.factors_of)
+                                  self.coulomb_constant, self.dtype, self.cache_bytes)
 
     def recipe(self):
         """(kmax (3,) int64, alpha nm^-1, coulomb_constant kJ mol^-1 nm e^-2, charges (n,) e): what a file
         stores, besides each frame's positions and box, to rebuild this part."""
         return self.kmax, self.alpha, self.coulomb_constant, self.charges
+
+
+def keeps_factors(nbytes, cache_bytes=None):
+    """Whether scalar factors of ``nbytes`` bytes are kept in memory: at most ``cache_bytes``, or (None)
+    half the memory available now (:class:`ReciprocalJacobian`)."""
+    limit = cache_bytes
+    if limit is None:
+        limit = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    return nbytes <= limit
 
 
 def rebuild(kind, positions, charges, sizes, alpha, box, coulomb_constant, dtype=np.float64):

@@ -60,7 +60,7 @@ from mindspore import ops
 
 from .. import kernel
 from ..errors import InputError
-from ..long_range_jacobian import ReciprocalJacobian, k_chunk, k_chunks, outer_kk, reciprocal_weights, wave_numbers, wave_vectors
+from ..long_range_jacobian import ReciprocalJacobian, k_chunk, k_chunks, keeps_factors, outer_kk, reciprocal_weights, wave_numbers, wave_vectors
 from ..neighbours import pair_keys, pairs_of_keys
 from ..space import check_box
 from .. import terms
@@ -170,6 +170,7 @@ class EwaldReciprocal(ChargedLongRangeTerm):
         self.numbers = wave_numbers(kmax)
         self.kmax = np.asarray(kmax, dtype=np.int64).reshape(3)
         super().__init__(charges, alpha, coulomb_constant)
+        self._factors = (None, None)     # (configuration, c' and s' chunks of every atom) from hessian_diagonal
 
     def __repr__(self):
         return f"EwaldReciprocal(alpha={self.alpha:.6g}, kmax={self.kmax.tolist()}, K={len(self.numbers)})"
@@ -205,18 +206,29 @@ class EwaldReciprocal(ChargedLongRangeTerm):
         c, s = structure_factors(config.positions, self.charges, kvectors)
         positions, charges = config.positions[atoms], self.charges[atoms]
         out = np.zeros((len(atoms), 9))
+        whole = len(atoms) == self.n_atoms and np.array_equal(atoms, np.arange(self.n_atoms))
+        keep = whole and keeps_factors(2 * len(kvectors) * self.n_atoms * np.dtype(config.dtype).itemsize)
+        parts = []
         for start, stop, k, w in k_chunks(kvectors, weights, len(atoms)):
-            _, c2, _, s2 = phase_derivatives(positions, charges, k, config.dtype)
+            c1, c2, s1, s2 = phase_derivatives(positions, charges, k, config.dtype)
             m = stop - start
             scalars = (2.0 * w[:m] * c[start:stop])[:, None] * c2[:m] + (2.0 * w[:m] * s[start:stop])[:, None] * s2[:m]
             out += scalars.T @ outer_kk(k[:m]).reshape(m, 9)
+            if keep:
+                parts.append((w[:m], k[:m], c1[:m], s1[:m]))
+        self._factors = (config, parts) if keep else (None, None)
         return out.reshape(-1, 3, 3)
 
     def jacobian_part(self, config, atoms):
         """The low-rank part of the force Jacobian on atoms (n,) (global indices), as a
         :class:`mdjac.long_range_jacobian.ReciprocalJacobian`."""
+        atoms = np.asarray(atoms, dtype=np.int64)
+        factors = None
+        if self._factors[0] is config and np.array_equal(atoms, np.arange(self.n_atoms)):
+            factors = self._factors[1]           # c', s' of every atom, from hessian_diagonal's AD
+        self._factors = (None, None)             # the Jacobian part keeps them, not the term
         return ReciprocalJacobian(config.positions[atoms], self.charges[atoms], self.kmax, self.alpha, config.box,
-                                  self.coulomb_constant, config.dtype)
+                                  self.coulomb_constant, config.dtype, factors=factors)
 
     def energy_function(self, config):
         """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks)."""
