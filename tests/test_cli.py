@@ -165,6 +165,17 @@ def test_python_m_mdjac_one_line_error(tmp_path):
     assert not (tmp_path / "o.h5md").exists()
 
 
+def test_compute_missing_input_refused_before_mindspore(tmp_path):
+    """A missing input is refused before anything builds the potential (which imports MindSpore)."""
+    code = ("import sys\n"
+            "from mdjac.cli import main\n"
+            f"rc = main(['compute', {str(tmp_path / 'missing.h5md')!r}, '-s', 'argon', '-o', {str(tmp_path / 'o.h5md')!r}])\n"
+            "print(rc, 'mindspore' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert "missing.h5md: no such file" in done.stderr and not (tmp_path / "o.h5md").exists()
+
+
 @pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(files, tmp_path, capsys):
     traj = write_input(tmp_path / "long.h5md", 120, seed=7)
