@@ -37,7 +37,7 @@ from .checks import check_keys, read_coordinates, read_pdb, shown
 from .system import System
 
 __all__ = ["ArticleDemo", "DEFAULT_SYSTEM", "ENGINES", "FILE_ENGINES", "System", "available_systems", "check_spec",
-           "load_system", "read_coordinates", "read_pdb", "resolve_system", "systems_dir"]
+           "is_system_file", "load_system", "read_coordinates", "read_pdb", "resolve_system", "systems_dir"]
 
 DEFAULT_SYSTEM = "alanine-dipeptide"
 #: Engines of system JSON files, by the file's ``engine`` field.
@@ -104,6 +104,11 @@ def check_spec(spec, path):
             raise InputError(f"{path}: {key!r} is {shown(spec[key])}; give a string")
     engine.check(spec, path)
     return name
+
+
+def is_system_file(path):
+    """True if ``path`` names a system file by its name: a system JSON or a file of :data:`FILE_ENGINES`."""
+    return os.fspath(path).endswith(".json") or any(engine.matches(path) for engine in FILE_ENGINES.values())
 
 
 def load_system(name_or_path=DEFAULT_SYSTEM):
