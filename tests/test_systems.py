@@ -176,6 +176,8 @@ BAD_SYSTEM_FILES = {
     "zero mass": (lambda s: s["atom_types"][0].update(mass=0), ("mass", "positive")),
     "mass a word": (lambda s: s["atom_types"][0].update(mass="heavy"), ("mass", "heavy")),
     "not an object": (lambda s: None, ("JSON object",)),
+    "coordinates a number": (lambda s: s.update(coordinates=3), ("'coordinates' is 3; give a string",)),
+    "name a list": (lambda s: s.update(name=["tiny"]), ("'name' is ['tiny']; give a string",)),
 }
 
 
@@ -237,6 +239,9 @@ def test_system_file_without_coordinates_is_not_called_unknown(tmp_path):
 
 @pytest.mark.parametrize("change,words", [
     (lambda s: s.pop("template"), ("lacks the key 'template'",)),
+    (lambda s: s.update(template=["protein0.yaml"]), ("'template' is ['protein0.yaml']; give a string",)),
+    (lambda s: s.update(forcefield=14), ("'forcefield' is 14; give a string",)),
+    (lambda s: s.update(coordinates=None), ("'coordinates' is None; give a string",)),
     (lambda s: s.update(residues="ACE"), ("'residues'",)),
     (lambda s: s.update(cutoff="far"), ("cutoff", "positive")),
     (lambda s: s.update(md={"temperature": -300.0, "time_step": 0.001}), ("temperature", "positive")),

@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import InputError
 from . import article, mdjac_engine, openmm_engine, sponge_engine
 from .article import ArticleDemo
-from .checks import check_keys, read_coordinates, read_pdb, shown
+from .checks import check_keys, check_strings, read_coordinates, read_pdb, shown
 from .system import System
 
 __all__ = ["ArticleDemo", "DEFAULT_SYSTEM", "ENGINES", "FILE_ENGINES", "System", "available_systems", "check_spec",
@@ -99,9 +99,7 @@ def check_spec(spec, path):
     required = engine.REQUIRED_FIELDS
     check_keys(spec, ("engine",) + required + engine.OPTIONAL_FIELDS, required,
                f"{path}: an engine-{name!r} system (see systems/README.md)")
-    for key in ("coordinates", "template", "forcefield", "name", "description"):
-        if key in spec and not isinstance(spec[key], str):
-            raise InputError(f"{path}: {key!r} is {shown(spec[key])}; give a string")
+    check_strings(spec, ("name", "description"), path)
     engine.check(spec, path)
     return name
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .checks import check_keys, field_hint, positive_number, shown
+from .checks import check_keys, check_strings, field_hint, positive_number, shown
 from .system import System
 
 ENGINE = "mdjac"
@@ -31,7 +31,8 @@ class TermsSystem(System):
 
 
 def check(spec, path):
-    """The checks of this engine's fields beyond their presence: 'atom_types' and 'terms'."""
+    """The checks of this engine's fields beyond their presence: 'coordinates', 'atom_types' and 'terms'."""
+    check_strings(spec, ("coordinates",), path)
     _check_atom_types(spec["atom_types"], path)
     _check_term_entries(spec["terms"], path)
 
