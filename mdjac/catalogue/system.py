@@ -62,7 +62,8 @@ class System:
 
     @property
     def is_mindsponge(self):
-        """True for a system MindSPONGE can run (:meth:`sponge` gives its objects)."""
+        """True for a system MindSPONGE can run (a :class:`~mdjac.catalogue.sponge_engine.SpongeSystem`,
+        whose ``sponge()`` gives its objects)."""
         return self.engine == "mindsponge"
 
     @property
@@ -91,7 +92,3 @@ class System:
         this system's output files, ``MDAnalysis.Universe(system.topology, "out.h5md")``; None if there is none."""
         pdb = self.path.with_suffix(".pdb")
         return pdb if pdb.is_file() else None
-
-    def sponge(self, fresh=False):
-        """(Molecule, ForceField) of MindSPONGE; None but for MindSPONGE systems."""
-        return None
