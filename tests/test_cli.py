@@ -165,6 +165,19 @@ def test_python_m_mdjac_one_line_error(tmp_path):
     assert not (tmp_path / "o.h5md").exists()
 
 
+@pytest.mark.parametrize("edges", [[1.6, 1.6, 0.0], [1.6, -1.6, 1.6], [1.6, np.nan, 1.6]])
+def test_compute_refuses_a_frame_with_a_bad_box(files, tmp_path, capsys, edges):
+    """A frame whose box is not 3 positive finite edges: one line naming the file, the frame and the edges."""
+    traj = write_input(tmp_path / "badbox.h5md", 3)
+    with h5py.File(traj, "r+") as f:
+        group = next(iter(f["particles"].values()))
+        group["box/edges/value"][1] = edges
+    out = tmp_path / "out.h5md"
+    code, _, err = run(["compute", traj, "-s", files["system"], "-o", out, "-q"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists()
+    assert f"{traj}: frame 1: the box edges" in err and "not all positive and finite" in err
+
+
 def test_compute_missing_input_refused_before_mindspore(tmp_path):
     """A missing input is refused before anything builds the potential (which imports MindSpore)."""
     code = ("import sys\n"
