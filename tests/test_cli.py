@@ -178,6 +178,13 @@ def test_compute_refuses_a_frame_with_a_bad_box(files, tmp_path, capsys, edges):
     assert f"{traj}: frame 1: the box edges" in err and "not all positive and finite" in err
 
 
+def test_md_job_loads_numba_only_for_its_spot_check():
+    """Importing the MD job (``mdjac run``'s module) loads neither mdjac.numerical nor numba."""
+    code = "import sys, mdjac.jobs.md; print(sorted(m for m in ('numba', 'mdjac.numerical') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.stdout.strip() == "[]", (done.stdout, done.stderr)
+
+
 def test_compute_missing_input_refused_before_mindspore(tmp_path):
     """A missing input is refused before anything builds the potential (which imports MindSpore)."""
     code = ("import sys\n"
