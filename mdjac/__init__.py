@@ -7,7 +7,6 @@ only their energies (mdjac.terms). See docs/architecture.md for the map of the p
 Importing mdjac is light: MindSpore (seconds to load) is imported when a Potential or a term is first
 used, so ``mdjac --help``, ``mdjac info`` and argument errors never wait for it.
 """
-import importlib
 import os
 
 # MindSpore (and MindSPONGE through it) log deprecation warnings on every import; keep errors only
@@ -15,6 +14,7 @@ import os
 os.environ.setdefault("GLOG_v", "3")
 
 from .errors import InputError, OutputLocked  # noqa: E402
+from .lazy import lazy_getattr  # noqa: E402
 from .version import __version__  # noqa: E402
 
 #: Public names -> the module that defines them, imported on first use.
@@ -30,10 +30,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC) + ["InputError", "OutputLocked", "terms", "__version__"]
 
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    if name == "terms":
-        return importlib.import_module(".terms", __name__)
-    raise AttributeError(f"module 'mdjac' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _PUBLIC, modules=("terms",))

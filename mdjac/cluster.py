@@ -45,6 +45,7 @@ import numpy as np
 from .catalogue import resolve_system
 from .errors import InputError, OutputLocked
 from .io import open_trajectory, open_writer
+from .jobs.records import writer_layout
 
 PLAN = "plan.json"
 THREADS_VARIABLE = "MDJAC_THREADS"
@@ -242,8 +243,7 @@ def _shard_writer(path, system, job):
     deadline = time.monotonic() + LOCK_WAIT
     while True:
         try:
-            return open_writer(path, len(system.positions), names=system.names, masses=system.masses,
-                               periodic=system.box is not None, mode="a", metadata=job.metadata, times=job.times,
+            return open_writer(path, len(system.positions), mode="a", **writer_layout(system, job.metadata, job.times),
                                **job.options.writer_options)
         except OutputLocked:
             if time.monotonic() > deadline:

@@ -165,6 +165,37 @@ def test_python_m_mdjac_one_line_error(tmp_path):
     assert not (tmp_path / "o.h5md").exists()
 
 
+@pytest.mark.parametrize("edges", [[1.6, 1.6, 0.0], [1.6, -1.6, 1.6], [1.6, np.nan, 1.6]])
+def test_compute_refuses_a_frame_with_a_bad_box(files, tmp_path, capsys, edges):
+    """A frame whose box is not 3 positive finite edges: one line naming the file, the frame and the edges."""
+    traj = write_input(tmp_path / "badbox.h5md", 3)
+    with h5py.File(traj, "r+") as f:
+        group = next(iter(f["particles"].values()))
+        group["box/edges/value"][1] = edges
+    out = tmp_path / "out.h5md"
+    code, _, err = run(["compute", traj, "-s", files["system"], "-o", out, "-q"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists()
+    assert f"{traj}: frame 1: the box edges" in err and "not all positive and finite" in err
+
+
+def test_md_job_loads_numba_only_for_its_spot_check():
+    """Importing the MD job (``mdjac run``'s module) loads neither mdjac.numerical nor numba."""
+    code = "import sys, mdjac.jobs.md; print(sorted(m for m in ('numba', 'mdjac.numerical') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.stdout.strip() == "[]", (done.stdout, done.stderr)
+
+
+def test_compute_missing_input_refused_before_mindspore(tmp_path):
+    """A missing input is refused before anything builds the potential (which imports MindSpore)."""
+    code = ("import sys\n"
+            "from mdjac.cli import main\n"
+            f"rc = main(['compute', {str(tmp_path / 'missing.h5md')!r}, '-s', 'argon', '-o', {str(tmp_path / 'o.h5md')!r}])\n"
+            "print(rc, 'mindspore' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert "missing.h5md: no such file" in done.stderr and not (tmp_path / "o.h5md").exists()
+
+
 @pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(files, tmp_path, capsys):
     traj = write_input(tmp_path / "long.h5md", 120, seed=7)

@@ -140,6 +140,30 @@ def test_diatomic_frequency_is_sqrt_k_over_mu(kind):
     assert free.frequencies[5] == pytest.approx(nm.frequencies[0], rel=1e-9)
 
 
+def test_modes_command_takes_an_openmm_system_xml(tmp_path):
+    """``mdjac modes peptide.xml`` reads the file as a system (not as a trajectory): a harmonic
+    diatomic in OpenMM's System XML gives sqrt(k/mu) at its minimum."""
+    import openmm
+    from openmm import app, unit
+    k, r0 = 345000.0, 0.1
+    system = openmm.System()
+    for m in DIATOMIC_MASSES:
+        system.addParticle(m)
+    bond = openmm.HarmonicBondForce()
+    bond.addBond(0, 1, r0, k)
+    system.addForce(bond)
+    (tmp_path / "oh.xml").write_text(openmm.XmlSerializer.serialize(system))
+    topology = app.Topology()
+    residue = topology.addResidue("OH", topology.addChain())
+    for name, element in (("O", "O"), ("H", "H")):
+        topology.addAtom(name, app.Element.getBySymbol(element), residue)
+    with open(tmp_path / "oh.pdb", "w") as f:
+        app.PDBFile.writeFile(topology, diatomic_positions(1.05 * r0, seed=2) * 10 * unit.angstrom, f)
+    text = modes_text(str(tmp_path / "oh.xml"))
+    mu = DIATOMIC_MASSES.prod() / DIATOMIC_MASSES.sum()
+    assert "minimised" in text and f"{wavenumber_si(k, mu):.3f}" in text
+
+
 # --------------------------------------------------------------------------------------------
 # one flexible SPC/E water
 # --------------------------------------------------------------------------------------------

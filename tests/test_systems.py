@@ -91,15 +91,28 @@ def test_water_box_size(water_box):
 def test_argon_energy_against_all_pairs():
     """The catalogue's argon potential against a brute-force minimum-image Lennard-Jones sum."""
     s = load_system("argon")
-    spec = s.spec["terms"][0]
-    sigma, eps, rc = spec["sigma"][0], spec["epsilon"][0], spec["cutoff"]
-    x = s.positions
+    assert s.potential.energy(s.positions) == pytest.approx(all_pairs_lennard_jones(s), rel=1e-10)
+
+
+def all_pairs_lennard_jones(system):
+    """The energy (kJ/mol) of a one-type LennardJones system file at its positions: a minimum-image numpy sum."""
+    term = system.spec["terms"][0]
+    sigma, eps, rc = term["sigma"][0], term["epsilon"][0], term["cutoff"]
+    x = system.positions
     d = x[:, None, :] - x[None, :, :]
-    d -= s.box * np.round(d / s.box)
+    d -= system.box * np.round(d / system.box)
     r = np.sqrt((d ** 2).sum(-1))[np.triu_indices(len(x), 1)]
     r = r[r < rc]
-    reference = np.sum(4 * eps * ((sigma / r) ** 12 - (sigma / r) ** 6))
-    assert s.potential.energy(x) == pytest.approx(reference, rel=1e-10)
+    return np.sum(4 * eps * ((sigma / r) ** 12 - (sigma / r) ** 6))
+
+
+def test_mdjac_system_reads_its_coordinates_file_once(tmp_path):
+    """The potential of an "mdjac" system takes its '@types' from the arrays read when it was loaded:
+    the coordinates file is not opened again (here it is gone), and the energy is the all-pairs sum."""
+    from helpers import write_system
+    system = load_system(write_system(tmp_path))
+    (tmp_path / "tiny.npz").unlink()
+    assert system.potential.energy(system.positions) == pytest.approx(all_pairs_lennard_jones(system), rel=1e-10)
 
 
 def test_seed_article_function_and_jacobian():
@@ -163,6 +176,8 @@ BAD_SYSTEM_FILES = {
     "zero mass": (lambda s: s["atom_types"][0].update(mass=0), ("mass", "positive")),
     "mass a word": (lambda s: s["atom_types"][0].update(mass="heavy"), ("mass", "heavy")),
     "not an object": (lambda s: None, ("JSON object",)),
+    "coordinates a number": (lambda s: s.update(coordinates=3), ("'coordinates' is 3; give a string",)),
+    "name a list": (lambda s: s.update(name=["tiny"]), ("'name' is ['tiny']; give a string",)),
 }
 
 
@@ -224,6 +239,9 @@ def test_system_file_without_coordinates_is_not_called_unknown(tmp_path):
 
 @pytest.mark.parametrize("change,words", [
     (lambda s: s.pop("template"), ("lacks the key 'template'",)),
+    (lambda s: s.update(template=["protein0.yaml"]), ("'template' is ['protein0.yaml']; give a string",)),
+    (lambda s: s.update(forcefield=14), ("'forcefield' is 14; give a string",)),
+    (lambda s: s.update(coordinates=None), ("'coordinates' is None; give a string",)),
     (lambda s: s.update(residues="ACE"), ("'residues'",)),
     (lambda s: s.update(cutoff="far"), ("cutoff", "positive")),
     (lambda s: s.update(md={"temperature": -300.0, "time_step": 0.001}), ("temperature", "positive")),

@@ -33,11 +33,11 @@ from pathlib import Path
 from ..errors import InputError
 from . import article, mdjac_engine, openmm_engine, sponge_engine
 from .article import ArticleDemo
-from .checks import check_keys, read_coordinates, read_pdb, shown
+from .checks import check_keys, check_strings, read_coordinates, read_pdb, shown
 from .system import System
 
 __all__ = ["ArticleDemo", "DEFAULT_SYSTEM", "ENGINES", "FILE_ENGINES", "System", "available_systems", "check_spec",
-           "load_system", "read_coordinates", "read_pdb", "resolve_system", "systems_dir"]
+           "is_system_file", "load_system", "read_coordinates", "read_pdb", "resolve_system", "systems_dir"]
 
 DEFAULT_SYSTEM = "alanine-dipeptide"
 #: Engines of system JSON files, by the file's ``engine`` field.
@@ -99,11 +99,14 @@ def check_spec(spec, path):
     required = engine.REQUIRED_FIELDS
     check_keys(spec, ("engine",) + required + engine.OPTIONAL_FIELDS, required,
                f"{path}: an engine-{name!r} system (see systems/README.md)")
-    for key in ("coordinates", "template", "forcefield", "name", "description"):
-        if key in spec and not isinstance(spec[key], str):
-            raise InputError(f"{path}: {key!r} is {shown(spec[key])}; give a string")
+    check_strings(spec, ("name", "description"), path)
     engine.check(spec, path)
     return name
+
+
+def is_system_file(path):
+    """True if ``path`` names a system file by its name: a system JSON or a file of :data:`FILE_ENGINES`."""
+    return os.fspath(path).endswith(".json") or any(engine.matches(path) for engine in FILE_ENGINES.values())
 
 
 def load_system(name_or_path=DEFAULT_SYSTEM):

@@ -44,10 +44,6 @@ class ArticleDemo:
         """The example as a MindSpore function x (n,) -> y[index] * x (n,) (float32 or float64 Tensor)."""
         return article_function(self.spec)
 
-    def sponge(self, fresh=False):
-        """None: the demo is not a MindSPONGE system."""
-        return None
-
 
 def check(spec, path):
     """Nothing beyond the fields' presence: their values are checked by :func:`load`."""

@@ -46,6 +46,18 @@ def positive_number(value, what, path):
     return v
 
 
+def check_strings(spec, keys, path):
+    """Refuse a value of ``spec`` under one of ``keys`` (where given) that is not a string.
+
+    Parameters
+    ----------
+    spec : dict, a system file's contents.  keys : sequence of str.  path : the file, for the message.
+    """
+    for key in keys:
+        if key in spec and not isinstance(spec[key], str):
+            raise InputError(f"{path}: {key!r} is {shown(spec[key])}; give a string")
+
+
 def check_keys(given, known, required, owner):
     """Refuse a key of ``given`` not in ``known`` (with a near-miss hint) and a missing ``required`` one.
 

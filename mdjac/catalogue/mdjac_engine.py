@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .checks import check_keys, field_hint, positive_number, read_coordinates, shown
+from .checks import check_keys, check_strings, field_hint, positive_number, shown
 from .system import System
 
 ENGINE = "mdjac"
@@ -31,7 +31,8 @@ class TermsSystem(System):
 
 
 def check(spec, path):
-    """The checks of this engine's fields beyond their presence: 'atom_types' and 'terms'."""
+    """The checks of this engine's fields beyond their presence: 'coordinates', 'atom_types' and 'terms'."""
+    check_strings(spec, ("coordinates",), path)
     _check_atom_types(spec["atom_types"], path)
     _check_term_entries(spec["terms"], path)
 
@@ -74,14 +75,14 @@ def type_names_and_masses(spec, coords):
 
 
 def build_terms_potential(system):
-    """The Potential of an engine-"mdjac" system: its 'terms' list, '@key' resolved from the coordinates file."""
+    """The Potential of an engine-"mdjac" system: its 'terms' list, '@key' resolved from the coordinates file's
+    arrays (:attr:`System.coordinates`)."""
     from .. import terms
     from ..potential import Potential
 
-    coords = read_coordinates(system.path.parent / system.spec["coordinates"])
     built = []
     for entry in system.spec.get("terms", []):
-        built.append(_build_term(terms, dict(entry), coords, system.path))
+        built.append(_build_term(terms, dict(entry), system.coordinates, system.path))
     try:
         return Potential(built, box=system.box, n_atoms=len(system.positions))
     except InputError as err:

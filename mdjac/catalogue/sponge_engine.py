@@ -10,7 +10,7 @@ only when the atoms' names and masses, the potential or those objects are first 
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from .checks import positive_number, shown
+from .checks import check_strings, positive_number, shown
 from .system import System
 
 ENGINE = "mindsponge"
@@ -51,7 +51,8 @@ class SpongeSystem(System):
 
 
 def check(spec, path):
-    """The checks of this engine's fields beyond their presence: residues, cutoff, md settings."""
+    """The checks of this engine's fields beyond their presence: the file names, residues, cutoff, md settings."""
+    check_strings(spec, ("coordinates", "template", "forcefield"), path)
     _check_residues(spec["residues"], path)
     if spec.get("cutoff") is not None:
         positive_number(spec["cutoff"], "the cutoff (nm)", path)

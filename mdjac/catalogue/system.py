@@ -26,6 +26,8 @@ class System:
     names : (N,) atom names.
     path : Path, the file the system was read from.
     spec : dict, the system file's contents (an engine's settings: ``cutoff``, ``md``, ...).
+    coordinates : dict or None, the arrays of its coordinates file (:func:`.checks.read_coordinates`),
+        read once, for an engine that refers to them (an "mdjac" system's ``"@key"``).
     engine : str (class attribute), the engine that read it: 'mdjac', 'mindsponge', 'openmm'.
     """
     name: str
@@ -36,6 +38,7 @@ class System:
     names: np.ndarray
     path: Path = field(repr=False)
     spec: dict = field(default_factory=dict, repr=False)
+    coordinates: dict = field(default=None, repr=False)
     _potential: object = field(default=None, repr=False)
 
     engine = None
@@ -54,11 +57,13 @@ class System:
         coords, x, box = file_positions(spec, path)
         names, masses = names_and_masses(spec, coords)
         check_atom_count(names, x, path)
-        return cls(spec.get("name", path.stem), spec.get("description", ""), x, masses, box, names, path, spec)
+        return cls(spec.get("name", path.stem), spec.get("description", ""), x, masses, box, names, path, spec,
+                   coords)
 
     @property
     def is_mindsponge(self):
-        """True for a system MindSPONGE can run (:meth:`sponge` gives its objects)."""
+        """True for a system MindSPONGE can run (a :class:`~mdjac.catalogue.sponge_engine.SpongeSystem`,
+        whose ``sponge()`` gives its objects)."""
         return self.engine == "mindsponge"
 
     @property
@@ -87,7 +92,3 @@ class System:
         this system's output files, ``MDAnalysis.Universe(system.topology, "out.h5md")``; None if there is none."""
         pdb = self.path.with_suffix(".pdb")
         return pdb if pdb.is_file() else None
-
-    def sponge(self, fresh=False):
-        """(Molecule, ForceField) of MindSPONGE; None but for MindSPONGE systems."""
-        return None

@@ -110,7 +110,9 @@ class H5MDTrajectory(FrameSequence):
         self.masses = np.asarray(g["mass"][()], dtype=np.float64) if isinstance(g.get("mass"), h5py.Dataset) else None
         self.has_jacobian = JACOBIAN in g
         if self.has_jacobian:
-            self.atoms = g[JACOBIAN]["atoms"][()]
+            jac = g[JACOBIAN]
+            self.atoms = jac["atoms"][()]
+            self._recipe = read_recipe(jac[LONG_RANGE]) if LONG_RANGE in jac else None
         if self.periodic:
             self._edges = g["box/edges"]
             self._box_factor = _unit(self._edges if isinstance(self._edges, h5py.Dataset)
@@ -138,7 +140,8 @@ class H5MDTrajectory(FrameSequence):
             step = int(g["position/step"][i])
             time = float(g["position/time"][i]) if "time" in g["position"] else float("nan")
             forces = None if self._force is None else g["force/value"][i] * self._force
-            jacobian = read_jacobian(g[JACOBIAN], i, self.n_atoms, positions, box) if self.has_jacobian else None
+            jacobian = (read_jacobian(g[JACOBIAN], i, self.n_atoms, self.atoms, self._recipe, positions, box)
+                        if self.has_jacobian else None)
         return Frame(step, time, positions, box, forces, jacobian)
 
     def coordinates(self, index):
@@ -161,12 +164,14 @@ class H5MDTrajectory(FrameSequence):
             self.file.close()
 
 
-def read_jacobian(jac, i, n_atoms, positions=None, box=None):
+def read_jacobian(jac, i, n_atoms, atoms, recipe, positions=None, box=None):
     """Frame ``i`` of a ``force_jacobian`` group as a ForceJacobian (an upper triangle mirrored).
 
-    A group with a ``long_range`` subgroup gives the whole Jacobian: its long-range part is rebuilt
-    from the frame's ``positions`` (N, 3) nm and ``box`` (3,) nm (mdjac.long_range_jacobian.rebuild:
-    Ewald's ReciprocalJacobian or PME's mesh operator, mdjac.pme_jacobian.PMEJacobian).
+    ``atoms`` (M,) is the group's ``atoms`` dataset and ``recipe`` its ``long_range`` subgroup's
+    :func:`read_recipe` (None without one), both read once per file. With a recipe the whole
+    Jacobian is given: its long-range part is rebuilt from the frame's ``positions`` (N, 3) nm and
+    ``box`` (3,) nm (mdjac.long_range_jacobian.rebuild: Ewald's ReciprocalJacobian or PME's mesh
+    operator, mdjac.pme_jacobian.PMEJacobian).
     """
     indptr = jac["indptr"][i]
     start = int(jac["offset"][i])
@@ -176,15 +181,15 @@ def read_jacobian(jac, i, n_atoms, positions=None, box=None):
     blocks = jac["blocks"][start:stop]
     if jac.attrs.get("triangle", "full") == "upper":
         rows, cols, blocks = mirror_upper(rows, cols, blocks)
-    atoms = jac["atoms"][()]
-    return ForceJacobian(n_atoms, rows, cols, blocks, atoms=atoms, long_range=_long_range(jac, atoms, positions, box))
+    return ForceJacobian(n_atoms, rows, cols, blocks, atoms=atoms,
+                         long_range=_long_range(jac, atoms, recipe, positions, box))
 
 
-def _long_range(jac, atoms, positions, box):
-    """The Jacobian's long-range part rebuilt from the file's recipe, or None if it has none."""
-    if LONG_RANGE not in jac:
+def _long_range(jac, atoms, recipe, positions, box):
+    """The Jacobian's long-range part rebuilt from the file's ``recipe``, or None if it has none."""
+    if recipe is None:
         return None
-    kind, sizes, alpha, constant, charges = read_recipe(jac[LONG_RANGE])
+    kind, sizes, alpha, constant, charges = recipe
     if positions is None or box is None:
         raise InputError(f"{jac.file.filename}: the Jacobian's long-range part needs the frame's positions and box")
     dtype = np.float64 if jac["blocks"].dtype == np.float64 else np.float32

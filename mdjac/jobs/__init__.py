@@ -13,7 +13,7 @@
 The names are imported on first use: the command line imports :mod:`.interrupts` before it
 blocks Ctrl-C, and nothing heavier may load before that.
 """
-import importlib
+from ..lazy import lazy_getattr
 
 #: Public names -> the module of this package that defines them.
 _PUBLIC = {
@@ -26,8 +26,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    raise AttributeError(f"module 'mdjac.jobs' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _PUBLIC)

@@ -56,11 +56,8 @@ def check_frames(frames, system):
         if not np.all(np.isfinite(positions)):
             raise InputError(f"{frames.path}: frame {frames.indices[i]} has NaN or infinite positions; "
                              f"select frames before it with --stop {frames.indices[i]}")
-        box = frame_box(box, system)
-        if box is not None and not (box.shape == (3,) and np.all(np.isfinite(box)) and np.all(box > 0)):
-            raise InputError(f"{frames.path}: frame {frames.indices[i]} has an invalid box {box}")
         try:
-            system.potential.configuration(positions, box)     # the box against every cutoff
+            system.potential.configuration(positions, frame_box(box, system))   # the box, and against every cutoff
         except InputError as err:
             raise InputError(f"{frames.path}: frame {frames.indices[i]}: {err}") from None
 

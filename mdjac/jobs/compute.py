@@ -90,9 +90,9 @@ def plan_compute(trajectory, system, output, selection, options):
         raise InputError("the output would replace the input trajectory; give another -o")
     label = os.fspath(system) if isinstance(system, (str, os.PathLike)) else system.name
     system = resolve_system(system)
-    if system.potential is None:
+    if system.n_atoms is None:
         raise InputError(f"system {system.name!r} has no potential (it is not a molecule); pick another")
-    traj = open_trajectory(trajectory, n_atoms=len(system.positions))
+    traj = open_trajectory(trajectory, n_atoms=system.n_atoms)
     try:
         frames = traj[start:stop:step]
         if not len(frames):

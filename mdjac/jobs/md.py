@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 
-from .. import numerical
 from ..catalogue import resolve_system
 from ..errors import InputError
 from ..io import open_trajectory, open_writer
@@ -124,6 +123,7 @@ def _seconds_per_force(potential, positions, repeats=3):
 
 def _spot_check(potential, path, count=4):
     """The first stored frame's Jacobian against float64 central differences of the forces."""
+    from .. import numerical     # numba: loaded only for the check
     with open_trajectory(path) as traj:
         frame = traj[0]
     x = np.asarray(frame.positions, dtype=np.float64)

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..catalogue import resolve_system
+from ..catalogue import is_system_file, resolve_system
 from ..errors import InputError
 from ..io import format_of, open_trajectory, read_metadata
 
@@ -38,7 +38,7 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
     t0 = time.perf_counter()
     if not isinstance(source, (str, os.PathLike)):
         case = _system_case(source, minimise, gtol)
-    elif os.path.isfile(source) and not os.fspath(source).endswith(".json"):
+    elif os.path.isfile(source) and not is_system_file(source):
         case = _file_case(os.fspath(source), frame, system)
     else:
         case = _system_case(resolve_system(source), minimise, gtol)

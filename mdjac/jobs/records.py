@@ -66,6 +66,17 @@ class ComputePlan:
     @property
     def writer_layout(self):
         """The keywords of :func:`mdjac.io.open_writer` that the system and the input fix."""
-        system = self.system
-        return dict(names=system.names, masses=system.masses, periodic=system.box is not None,
-                    metadata=self.metadata, times=self.frames.has_times)
+        return writer_layout(self.system, self.metadata, self.frames.has_times)
+
+
+def writer_layout(system, metadata, times):
+    """The keywords of :func:`mdjac.io.open_writer` that a run's system and input fix, the same for
+    its output and every shard of it.
+
+    Parameters
+    ----------
+    system : :class:`mdjac.catalogue.System`.  metadata : dict, what the files record of the run.
+    times : bool, whether the input records times.
+    """
+    return dict(names=system.names, masses=system.masses, periodic=system.box is not None,
+                metadata=metadata, times=times)

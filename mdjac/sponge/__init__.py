@@ -10,7 +10,7 @@
 
 The MD job of ``mdjac run`` is :func:`mdjac.jobs.run_md`.
 """
-import importlib
+from ..lazy import lazy_getattr
 
 _PUBLIC = {
     "adapt": "adapter", "check_forcefield": "adapter", "molecule_positions": "adapter",
@@ -22,8 +22,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    raise AttributeError(f"module 'mdjac.sponge' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _PUBLIC)
