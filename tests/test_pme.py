@@ -1,12 +1,13 @@
 """Smooth PME (mdjac.longrange.pme, mdjac.longrange.pme_grid, mdjac.pme_jacobian) against independent references.
 
 * OpenMM's NonbondedForce.PME on the Reference platform (double precision): alpha and grid
-  (getPMEParametersInContext), energy and forces on a non-neutral water box with scaled
+  (getPMEParametersInContext, or given to both), energy and forces on a non-neutral water box with scaled
   exceptions, and through the adapter on alanine dipeptide in TIP3P (amber14);
 * central differences of OpenMM's reciprocal-space forces (their own force group): Jacobian
   columns, diagonal blocks and a matvec along a random direction;
-* the dense strategy (the whole energy as one MindSpore function, the article's identity mask) on
-  a box whose grid (6 x 7 x 8) is smaller than the stencil's reach, so stencils wrap around;
+* a box whose grid (6 x 7 x 8) is smaller than the stencil's reach, so stencils wrap around: energy
+  and forces against OpenMM's PME on that grid, the Jacobian against the dense strategy (the whole
+  energy as one MindSpore function, the article's identity mask);
 * OpenMM's B-spline recursion (update_bsplines, ported here) and hand-derived M_5'' for the splines;
 * float32 against float64.
 """
@@ -107,9 +108,19 @@ def test_alpha_and_grid_equal_openmms_choice(box):
     alpha, *grid = force.getPMEParametersInContext(context)
     got_alpha, got_grid = pme_grid.pme_parameters(5e-4, 0.9, box)
     assert got_alpha == pytest.approx(alpha, rel=1e-15) and got_grid.tolist() == grid
-    context, force = pme_context([1.0, -1.0], [], np.array(box), 0.9, 5e-4, parameters=(3.1, 11, 13, 16))
-    assert force.getPMEParametersInContext(context)[1:] == [11, 13, 16]
+    # alpha and grid given (setPMEParameters): both are used, energy and forces to OpenMM's
+    box = np.array(box)
+    x, charges, exclusions, exceptions = charged_waters(16, box, seed=10)
+    context, force = pme_context(charges, exclusions, box, 0.9, 5e-4, exceptions, parameters=(3.1, 11, 13, 16),
+                                 reciprocal_group=0)
+    assert force.getPMEParametersInContext(context) == pytest.approx([3.1, 11, 13, 16], rel=1e-15)
     assert pme_grid.pme_parameters(5e-4, 0.9, box, alpha=3.1, grid=(11, 13, 16))[1].tolist() == [11, 13, 16]
+    terms = pme.pme_terms(charges, 0.9, box, exclusions=exclusions, exceptions=pairs_and_products(exceptions),
+                          alpha=3.1, grid=(11, 13, 16))
+    e_ref, f_ref = charges_energy_forces(context, x)
+    e, f = mdjac.Potential(terms, box=box).energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < 1e-9, (e, e_ref)
+    assert rel(f, f_ref) < 1e-9
 
 
 def test_grid_rounding_of_other_platforms():
@@ -230,14 +241,21 @@ def test_jacobian_columns_diagonal_and_matvec_equal_central_differences(reciproc
 
 # ----------------------------------------------------------------------------- against the dense strategy
 def test_structured_jacobian_equals_dense_strategy_on_a_wrapping_grid():
-    """A 1.2 nm box on a 6 x 7 x 8 grid (the 5-point stencil wraps around it), net charge: the structured
-    Jacobian (blocks + mesh operator) equals the whole energy's dense Hessian; so do diagonal(),
-    matvec and a selection."""
+    """A 1.2 nm box on a 6 x 7 x 8 grid (the 5-point stencil wraps around it), net charge: energy and forces
+    equal OpenMM's PME on that grid; the structured Jacobian (blocks + mesh operator) equals the whole
+    energy's dense Hessian; so do diagonal(), matvec and a selection."""
     box = np.array([1.2, 1.25, 1.3])
     x, charges, exclusions, exceptions = charged_waters(12, box, seed=3, extra=0.3)
     terms = pme.pme_terms(charges, 0.55, box, exclusions=exclusions, alpha=3.0, grid=(6, 7, 8),
                           exceptions=pairs_and_products(exceptions))
     potential = mdjac.Potential(terms, box=box)
+    context, force = pme_context(charges, exclusions, box, 0.55, 5e-4, exceptions, parameters=(3.0, 6, 7, 8),
+                                 reciprocal_group=0)
+    assert force.getPMEParametersInContext(context) == pytest.approx([3.0, 6, 7, 8], rel=1e-15)
+    e_ref, f_ref = charges_energy_forces(context, x)
+    e, f = potential.energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < 1e-9, (e, e_ref)
+    assert rel(f, f_ref) < 1e-9
     J = potential.force_jacobian(x)
     dense = potential.force_jacobian(x, strategy="dense").to_dense()
     n = len(x)
