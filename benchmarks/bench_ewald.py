@@ -27,12 +27,12 @@ are skipped for systems above N atoms)
 """
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+from common import run_child, with_modes
 
 SPCE_CHARGES = (-0.8476, 0.4238, 0.4238)
 MASSES = (15.9994, 1.008, 1.008)
@@ -101,27 +101,10 @@ def measure(spec, modes_max_atoms):
     row["rebuild_kb"] = lr.nbytes / 1e3          # charges, kmax, alpha, box, constant (positions are the frame's)
     row["factors_mb"] = lr.cached_bytes / 1e6
     row["dense_gb"] = 8.0 * (3 * len(x)) ** 2 / 1e9
-    print(f"{spec} before the modes: {json.dumps(row)}", file=sys.stderr, flush=True)
-    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    if len(x) > modes_max_atoms:
-        return row
-    counter = {"n": 0}
-    matvec = J.matvec
 
-    def counted(u):
-        counter["n"] += 1 if np.ndim(u) == 1 else np.shape(u)[-1]
-        if counter["n"] % 100 == 0:
-            print(f"{name}: {counter['n']} matvecs in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
-        return matvec(u)
-
-    J.matvec = counted
-    t = time.perf_counter()
-    modes = mdjac.normal_modes(J, np.tile(MASSES, n_waters), positions=x, project="periodic", k=10, method="sparse")
-    row["modes_s"] = time.perf_counter() - t
-    row["modes_matvecs"] = counter["n"]
-    row["lowest_cm"] = [round(float(f), 2) for f in modes.frequencies[:3]]
-    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    return row
+    def progress(matvecs, seconds):
+        print(f"{name}: {matvecs} matvecs in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return with_modes(spec, row, J, np.tile(MASSES, n_waters), x, modes_max_atoms, progress=progress)
 
 
 def print_table(rows):
@@ -153,11 +136,8 @@ def main(argv):
         modes_max_atoms, argv = int(argv[1]), argv[2:]
     rows = []
     for name in argv or ["water-box", "water-30k"]:
-        out = subprocess.run([sys.executable, __file__, "--child", name, str(modes_max_atoms)], stdout=subprocess.PIPE, text=True,
-                             env=dict(os.environ, GLOG_v="3"))
-        lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-        rows.append(json.loads(lines[-1]) if lines else
-                    dict(system=name, error=f"exit {out.returncode} (its stderr is above)"))
+        row, code, _ = run_child(__file__, ["--child", name, str(modes_max_atoms)], env={"GLOG_v": "3"})
+        rows.append(row or dict(system=name, error=f"exit {code} (its stderr is above)"))
     print_table(rows)
 
 

@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from common import best, peak_gb, run_child
+
 #: The dense article kernel (3N copies of the system) is tried up to this N, in its own process
 #: with its address space capped at DENSE_LIMIT_GB, so that failing to fit is a row, not a kill.
 DENSE_MAX = 300
@@ -59,16 +61,6 @@ def liquid(n, density=100.0, cutoff=0.7, seed=0):
     return pot, x.astype(np.float32)
 
 
-def best_of(fn, repeats):
-    """Smallest wall time of ``repeats`` calls, seconds."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def hvp_seconds(pot, x, samples=6):
     """Seconds per Hessian-vector product of the whole potential (compiled), from a few samples."""
     from mdjac import kernel
@@ -81,7 +73,7 @@ def hvp_seconds(pot, x, samples=6):
     rows[0] = [0, 1, 2]
     hvp3 = lambda: kernel.row_compressed_jacobian(gradient, x, rows, 3, args, batched=True)  # noqa: E731
     hvp3()  # compile
-    return best_of(hvp3, samples) / 3
+    return best(hvp3, samples)[0] / 3
 
 
 def measure(n):
@@ -101,7 +93,7 @@ def measure(n):
     jacobian = pot.force_jacobian(x)
     row = {"n": n, "pairs": int(len(pot.terms[0].candidate_pairs(pot.configuration(x)))), "blocks": jacobian.nnz_blocks,
            "force_s": force, "jacobian_s": jac, "fd_s": 3 * n * fd_column, "hvp_s": 3 * n * hvp_seconds(pot, x)}
-    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    row["peak_gb"] = peak_gb()
     return row
 
 
@@ -119,18 +111,17 @@ def measure_dense(n):
     resource.setrlimit(resource.RLIMIT_AS, (DENSE_LIMIT_GB * 1024 ** 3,) * 2)
     pot, x = liquid(n)
     pot.forces(x)
-    force = best_of(lambda: pot.forces(x), 2)
-    return {"dense_s": best_of(lambda: pot.force_jacobian(x, strategy="dense"), 1), "dense_force_s": force}
+    force = best(lambda: pot.forces(x), 2)[0]
+    return {"dense_s": best(lambda: pot.force_jacobian(x, strategy="dense"), 1)[0], "dense_force_s": force}
 
 
 def _run_child(flag, n):
     """Run this script with ``flag n`` in a new process; its JSON line, or the reason it failed."""
-    out = subprocess.run([sys.executable, __file__, flag, str(n)], capture_output=True, text=True)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    if out.returncode == 0 and lines:
-        return json.loads(lines[-1]), None
-    why = "killed (out of memory)" if out.returncode in (-9, 137) else \
-        next((ln for ln in reversed(out.stderr.splitlines()) if "Error" in ln or "error" in ln), f"exit code {out.returncode}")
+    row, code, stderr = run_child(__file__, [flag, str(n)], stderr=subprocess.PIPE)
+    if code == 0 and row is not None:
+        return row, None
+    why = "killed (out of memory)" if code in (-9, 137) else \
+        next((ln for ln in reversed(stderr.splitlines()) if "Error" in ln or "error" in ln), f"exit code {code}")
     return None, why
 
 

@@ -28,12 +28,12 @@ Run: .venv/bin/python benchmarks/bench_pme.py [--repeat R] [--ewald-max-atoms N]
 """
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+from common import best, peak_gb, run_child, with_modes
 
 SYSTEMS = ("water-3k", "water-24k", "water-100k", "dhfr")
 WATER_EDGE_NM = {"water-3k": 3.2, "water-24k": 6.2, "water-100k": 10.0}
@@ -66,20 +66,6 @@ def build_system(name, method):
     x = np.array(positions.value_in_unit(unit.nanometer), dtype=np.float64)
     masses = np.array([system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())])
     return system, x, masses
-
-
-def best(call, repeat):
-    """Least wall time (s) of `repeat` calls, and the last call's result."""
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = call()
-        times.append(time.perf_counter() - t)
-    return min(times), result
-
-
-def peak_gb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 def measure_openmm(name):
@@ -119,25 +105,7 @@ def measure(spec, repeat, modes_max_atoms):
     row["diagonal_s"] = time.perf_counter() - t
     v = np.random.default_rng(1).normal(size=(len(x), 3))
     row["matvec_s"], _ = best(lambda: J.matvec(v), 5)
-    row["peak_gb"] = peak_gb()
-    print(f"{spec} before the modes: {json.dumps(row)}", file=sys.stderr, flush=True)
-    if len(x) > modes_max_atoms:
-        return row
-    counter = {"n": 0}
-    matvec = J.matvec
-
-    def counted(u):
-        counter["n"] += 1 if np.ndim(u) == 1 else np.shape(u)[-1]
-        return matvec(u)
-
-    J.matvec = counted
-    t = time.perf_counter()
-    modes = mdjac.normal_modes(J, masses, positions=x, project="periodic", k=10, method="sparse")
-    row["modes_s"] = time.perf_counter() - t
-    row["modes_matvecs"] = counter["n"]
-    row["lowest_cm"] = [round(float(f), 2) for f in modes.frequencies[:3]]
-    row["peak_gb"] = peak_gb()
-    return row
+    return with_modes(spec, row, J, masses, x, modes_max_atoms)
 
 
 def print_table(rows):
@@ -231,12 +199,9 @@ def main(argv):
                              error=f"not run (above --ewald-max-atoms {options['--ewald-max-atoms']})"))
             continue
         load = os.getloadavg()[0]
-        out = subprocess.run([sys.executable, __file__, "--child", spec, str(options["--repeat"]),
-                              str(options["--modes-max-atoms"])], stdout=subprocess.PIPE, text=True,
-                             env=dict(os.environ, GLOG_v="3"))
-        lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-        row = json.loads(lines[-1]) if lines else dict(system=name, route=route, dtype=dtype,
-                                                        error=f"failed: exit {out.returncode} (its stderr is above)")
+        row, code, _ = run_child(__file__, ["--child", spec, str(options["--repeat"]), str(options["--modes-max-atoms"])],
+                                 env={"GLOG_v": "3"})
+        row = row or dict(system=name, route=route, dtype=dtype, error=f"failed: exit {code} (its stderr is above)")
         row["load_before"] = load
         rows.append(row)
         print(f"row: {json.dumps(row)}", flush=True)

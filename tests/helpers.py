@@ -7,7 +7,10 @@ that cost time are fixtures in conftest.py instead).
 * ``write_frames``, ``write_input``, ``write_system``: input trajectories (H5MD) and the tiny
   periodic Lennard-Jones system file of the command-line tests;
 * ``both_routes``: a potential's results by the radial route and by the general one;
-* ``small_waters``: SPC/E-charged waters on a jittered lattice (Ewald and PME tests);
+* ``small_waters``, ``water_exclusions``: SPC/E-charged waters on a jittered lattice and the
+  intramolecular pairs of n waters (Ewald and PME tests);
+* ``atoms_away_from_cutoff``: the atoms with no pair near the cutoff (where central differences of a
+  truncated potential are smooth);
 * ``read_without_mindspore``: what a fresh process reads of a stored Jacobian, checking it never
   imported MindSpore.
 """
@@ -99,11 +102,13 @@ def write_input(path, n_frames, n_atoms=TINY_ATOMS, nan_frame=None, seed=0):
 def both_routes(pot, x, **kw):
     """[(Jacobian, energy, forces) by the radial route, the same by the general route]."""
     out = []
-    for radial in (True, False):
-        pot.radial = radial
-        e, f = pot.energy_and_forces(x)
-        out.append((pot.force_jacobian(x, **kw), e, f))
-    pot.radial = True
+    try:
+        for radial in (True, False):
+            pot.radial = radial
+            e, f = pot.energy_and_forces(x)
+            out.append((pot.force_jacobian(x, **kw), e, f))
+    finally:
+        pot.radial = True
     return out
 
 
@@ -121,8 +126,21 @@ def small_waters(n_waters, box, seed=0):
     h1 = oxygen + rot @ np.array([0.1, 0.0, 0.0])
     h2 = oxygen + rot @ np.array([-0.0333, 0.0943, 0.0])
     x = np.stack([oxygen, h1, h2], 1).reshape(-1, 3)
-    exclusions = np.array([[3 * w + a, 3 * w + b] for w in range(n_waters) for a, b in ((0, 1), (0, 2), (1, 2))])
-    return x, np.tile(SPCE_CHARGES, n_waters), exclusions
+    return x, np.tile(SPCE_CHARGES, n_waters), water_exclusions(n_waters)
+
+
+def water_exclusions(n_waters):
+    """The intramolecular pairs (O-H1, O-H2, H1-H2) of n waters stored O, H, H: (3 n, 2) atom indices."""
+    return np.array([[3 * w + a, 3 * w + b] for w in range(n_waters) for a, b in ((0, 1), (0, 2), (1, 2))])
+
+
+def atoms_away_from_cutoff(x, box, cutoff, margin):
+    """Indices of the atoms with no pair distance (minimum image in ``box`` (3,) nm) within ``margin`` nm of
+    ``cutoff`` nm: a truncated direct space is smooth there over a finite-difference step. x: (N, 3) nm."""
+    d = x[:, None, :] - x[None, :, :]
+    d -= box * np.round(d / box)
+    r = np.sqrt((d * d).sum(-1))
+    return np.flatnonzero(np.all(np.abs(r - cutoff) > margin, axis=1))
 
 
 def read_without_mindspore(path, fields):

@@ -25,7 +25,8 @@ def reference_context(system, positions):
 
 
 def openmm_energy_forces(context, groups, positions=None):
-    """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) of the force groups."""
+    """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) of the force groups (ints < 32), at ``positions`` (N, 3) nm
+    if given."""
     if positions is not None:
         context.setPositions(positions)
     state = context.getState(getEnergy=True, getForces=True, groups=set(groups))
@@ -129,8 +130,6 @@ def openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions=(), m
 
 
 def charges_energy_forces(context, x):
-    """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) of a context of :func:`openmm_context` at x (N, 3) nm."""
-    context.setPositions(x * unit.nanometer)
-    state = context.getState(getEnergy=True, getForces=True)
-    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
-            np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)))
+    """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) of a context of :func:`openmm_context` at x (N, 3) nm
+    (every force group)."""
+    return openmm_energy_forces(context, range(32), x)

@@ -24,7 +24,7 @@ from mdjac import long_range_jacobian
 from mdjac.jacobian import ForceJacobian
 from mdjac.numerical import central_difference_columns
 
-from helpers import SPCE_CHARGES, read_without_mindspore, rel, small_waters
+from helpers import SPCE_CHARGES, atoms_away_from_cutoff, read_without_mindspore, rel, small_waters, water_exclusions
 
 openmm = pytest.importorskip("openmm")
 from openmm import unit  # noqa: E402
@@ -38,9 +38,7 @@ def water_box_arrays(system):
     intramolecular exclusions, box (3,) nm."""
     x, box = np.asarray(system.positions, dtype=np.float64), np.asarray(system.box, dtype=np.float64)
     n_waters = len(x) // 3
-    charges = np.tile(SPCE_CHARGES, n_waters)
-    exclusions = np.array([[3 * w + a, 3 * w + b] for w in range(n_waters) for a, b in ((0, 1), (0, 2), (1, 2))])
-    return x, charges, exclusions, box
+    return x, np.tile(SPCE_CHARGES, n_waters), water_exclusions(n_waters), box
 
 
 # ----------------------------------------------------------------------------- the water box against OpenMM
@@ -90,10 +88,7 @@ def test_water_box_jacobian_columns_equal_central_differences_of_openmm_forces(w
     pot, x, context = water
     J = water_jacobian
     assert J.long_range is not None
-    d = x[:, None, :] - x[None, :, :]
-    d -= pot.box * np.round(d / pot.box)
-    r = np.sqrt((d * d).sum(-1))
-    smooth = np.flatnonzero(np.all(np.abs(r - 1.0) > 1e-3, axis=1))
+    smooth = atoms_away_from_cutoff(x, pot.box, 1.0, 1e-3)
     rng = np.random.default_rng(1)
     columns = rng.choice(smooth, size=4, replace=False)
     flat = (3 * columns[:, None] + np.arange(3)).ravel()

@@ -83,11 +83,12 @@ def test_amber14_peptide_in_tip3p_with_ewald(amber14, solvated_peptide):
 
 def test_pme_is_openmms_pme(amber14, solvated_peptide):
     """PME is OpenMM's own smooth PME (mdjac.longrange.pme): energies and forces to OpenMM's PME force group by
-    force group at a tight tolerance (its own grid); LJPME is refused."""
+    force group at a tight tolerance (its own grid), the Jacobian (with its mesh part) against central
+    differences of OpenMM's forces; LJPME is refused."""
     topology, x, box = solvated_peptide
     system = amber14.createSystem(topology, nonbondedMethod=app.PME, nonbondedCutoff=0.8 * unit.nanometer,
                                   constraints=None, rigidWater=False, ewaldErrorTolerance=1e-5)
-    assert_parity(parity_by_force(system, x, box=box, report=print))
+    assert_parity(parity_by_force(system, x, box=box, jacobian_atoms=[3, 40, 300], report=print))
     lj_pme = amber14.createSystem(topology, nonbondedMethod=app.LJPME, nonbondedCutoff=0.8 * unit.nanometer)
     with pytest.raises(mdjac.InputError, match="LJPME"):
         adapt(lj_pme)

@@ -1,12 +1,13 @@
 """Smooth PME (mdjac.longrange.pme, mdjac.longrange.pme_grid, mdjac.pme_jacobian) against independent references.
 
 * OpenMM's NonbondedForce.PME on the Reference platform (double precision): alpha and grid
-  (getPMEParametersInContext), energy and forces on a non-neutral water box with scaled
+  (getPMEParametersInContext, or given to both), energy and forces on a non-neutral water box with scaled
   exceptions, and through the adapter on alanine dipeptide in TIP3P (amber14);
 * central differences of OpenMM's reciprocal-space forces (their own force group): Jacobian
   columns, diagonal blocks and a matvec along a random direction;
-* the dense strategy (the whole energy as one MindSpore function, the article's identity mask) on
-  a box whose grid (6 x 7 x 8) is smaller than the stencil's reach, so stencils wrap around;
+* a box whose grid (6 x 7 x 8) is smaller than the stencil's reach, so stencils wrap around: energy
+  and forces against OpenMM's PME on that grid, the Jacobian against the dense strategy (the whole
+  energy as one MindSpore function, the article's identity mask);
 * OpenMM's B-spline recursion (update_bsplines, ported here) and hand-derived M_5'' for the splines;
 * float32 against float64.
 """
@@ -22,8 +23,8 @@ from mdjac.numerical import central_difference_columns
 openmm = pytest.importorskip("openmm")
 from openmm import unit  # noqa: E402
 
-from helpers import read_without_mindspore, rel, small_waters  # noqa: E402
-from openmm_reference import charges_energy_forces, openmm_context  # noqa: E402
+from helpers import atoms_away_from_cutoff, read_without_mindspore, rel, small_waters  # noqa: E402
+from openmm_reference import charges_energy_forces, openmm_context, openmm_energy_forces  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- references
@@ -70,13 +71,6 @@ def pme_context(charges, exclusions, box, cutoff, tolerance, exceptions=(), para
     return context, forces[0]
 
 
-def group_forces(context, x, groups):
-    context.setPositions(x * unit.nanometer)
-    state = context.getState(getEnergy=True, getForces=True, groups=set(groups))
-    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
-            np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)))
-
-
 def charged_waters(n_waters, box, seed, extra=0.25):
     """Waters with a net charge (``extra`` e on the first oxygen) and scaled exceptions between molecules 0 and 1."""
     x, charges, exclusions = small_waters(n_waters, box, seed=seed)
@@ -84,6 +78,11 @@ def charged_waters(n_waters, box, seed, extra=0.25):
     charges[0] += extra
     exceptions = [(0, 3, 0.5 * charges[0] * charges[3]), (1, 4, 0.8333 * charges[1] * charges[4])]
     return x, charges, exclusions, exceptions
+
+
+def pairs_and_products(exceptions):
+    """OpenMM's exceptions [(i, j, charge product), ...] as mdjac's (pairs (M, 2), products (M,))."""
+    return np.array([e[:2] for e in exceptions]), np.array([e[2] for e in exceptions])
 
 
 # ----------------------------------------------------------------------------- splines
@@ -109,9 +108,19 @@ def test_alpha_and_grid_equal_openmms_choice(box):
     alpha, *grid = force.getPMEParametersInContext(context)
     got_alpha, got_grid = pme_grid.pme_parameters(5e-4, 0.9, box)
     assert got_alpha == pytest.approx(alpha, rel=1e-15) and got_grid.tolist() == grid
-    context, force = pme_context([1.0, -1.0], [], np.array(box), 0.9, 5e-4, parameters=(3.1, 11, 13, 16))
-    assert force.getPMEParametersInContext(context)[1:] == [11, 13, 16]
+    # alpha and grid given (setPMEParameters): both are used, energy and forces to OpenMM's
+    box = np.array(box)
+    x, charges, exclusions, exceptions = charged_waters(16, box, seed=10)
+    context, force = pme_context(charges, exclusions, box, 0.9, 5e-4, exceptions, parameters=(3.1, 11, 13, 16),
+                                 reciprocal_group=0)
+    assert force.getPMEParametersInContext(context) == pytest.approx([3.1, 11, 13, 16], rel=1e-15)
     assert pme_grid.pme_parameters(5e-4, 0.9, box, alpha=3.1, grid=(11, 13, 16))[1].tolist() == [11, 13, 16]
+    terms = pme.pme_terms(charges, 0.9, box, exclusions=exclusions, exceptions=pairs_and_products(exceptions),
+                          alpha=3.1, grid=(11, 13, 16))
+    e_ref, f_ref = charges_energy_forces(context, x)
+    e, f = mdjac.Potential(terms, box=box).energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < 1e-9, (e, e_ref)
+    assert rel(f, f_ref) < 1e-9
 
 
 def test_grid_rounding_of_other_platforms():
@@ -146,51 +155,47 @@ def test_non_neutral_box_with_exceptions_equals_openmm():
     x, charges, exclusions, exceptions = charged_waters(60, box, seed=1)
     context, _ = pme_context(charges, exclusions, box, 0.8, 5e-4, exceptions, reciprocal_group=0)
     e_ref, f_ref = charges_energy_forces(context, x)
-    terms = pme.pme_terms(charges, 0.8, box, exclusions=exclusions,
-                          exceptions=(np.array([e[:2] for e in exceptions]), np.array([e[2] for e in exceptions])))
+    terms = pme.pme_terms(charges, 0.8, box, exclusions=exclusions, exceptions=pairs_and_products(exceptions))
     e, f = mdjac.Potential(terms, box=box).energy_and_forces(x)
-    assert abs(e - e_ref) / abs(e_ref) < 1e-8, (e, e_ref)
-    assert rel(f, f_ref) < 1e-6
+    assert abs(e - e_ref) / abs(e_ref) < 1e-9, (e, e_ref)
+    assert rel(f, f_ref) < 1e-9
     reciprocal = terms[-1]
     assert reciprocal.constant_energy(box) != reciprocal.self_energy         # the plasma term is there
 
 
-def test_solvated_peptide_equals_openmm_through_the_adapter():
+@pytest.mark.slow      # builds amber14 and differentiates a solvated system
+def test_solvated_peptide_equals_openmm_through_the_adapter(amber14, solvated_peptide):
     """Alanine dipeptide in TIP3P (amber14, PME at 5e-4): the NonbondedForce's energy and forces, and
     Jacobian columns of two atoms, against OpenMM's Reference PME."""
     from openmm import app
-    from openmm_reference import openmm_energy_forces as group_energy_forces, peptide, reference_context, solvated
+    from openmm_reference import reference_context
     from mdjac.openmm import adapt, force_terms
 
-    forcefield = app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
-    topology, x, box = solvated(forcefield, *peptide(), padding=0.7)
-    system = forcefield.createSystem(topology, nonbondedMethod=app.PME, nonbondedCutoff=0.8 * unit.nanometer,
-                                     constraints=None, rigidWater=False, ewaldErrorTolerance=5e-4)
+    topology, x, box = solvated_peptide
+    system = amber14.createSystem(topology, nonbondedMethod=app.PME, nonbondedCutoff=0.8 * unit.nanometer,
+                                  constraints=None, rigidWater=False, ewaldErrorTolerance=5e-4)
     context = reference_context(system, x)
     index, _, terms = next(t for t in force_terms(system) if t[1] == "NonbondedForce")
     assert any(isinstance(t, pme.PMEReciprocal) for t in terms)
     potential = mdjac.Potential(terms, box=box, n_atoms=len(x))
-    e_ref, f_ref = group_energy_forces(context, {index})
+    e_ref, f_ref = openmm_energy_forces(context, {index})
     e, f = potential.energy_and_forces(x)
-    assert abs(e - e_ref) / abs(e_ref) < 1e-8, (e, e_ref)
-    assert rel(f, f_ref) < 1e-6
+    assert abs(e - e_ref) / abs(e_ref) < 1e-9, (e, e_ref)
+    assert rel(f, f_ref) < 1e-9
     whole = adapt(system)
-    e_all, _ = group_energy_forces(context, set(range(system.getNumForces())))
-    assert abs(whole.energy(x) - e_all) / abs(e_all) < 1e-8
+    e_all, _ = openmm_energy_forces(context, set(range(system.getNumForces())))
+    assert abs(whole.energy(x) - e_all) / abs(e_all) < 1e-9
     # Jacobian columns of two atoms away from the cutoff (the truncated direct space is smooth there)
-    d = x[:, None, :] - x[None, :, :]
-    d -= box * np.round(d / box)
-    r = np.sqrt((d * d).sum(-1))
-    smooth = np.flatnonzero(np.all(np.abs(r - 0.8) > 2e-3, axis=1))
+    smooth = atoms_away_from_cutoff(x, box, 0.8, 2e-3)
     columns = (3 * np.array([smooth[5], smooth[len(smooth) // 2]])[:, None] + np.arange(3)).ravel()
-    fd = central_difference_columns(lambda y: group_energy_forces(context, {index}, y)[1], x, columns)
+    fd = central_difference_columns(lambda y: openmm_energy_forces(context, {index}, y)[1], x, columns)
     J = potential.force_jacobian(x)
     assert J.long_range is not None
     unit_vectors = np.zeros((3 * len(x), len(columns)))
     unit_vectors[columns, np.arange(len(columns))] = 1.0
     got = J.matvec(unit_vectors)
     for c in range(len(columns)):
-        assert rel(got[:, c], fd[:, c]) < 1e-6, columns[c]
+        assert rel(got[:, c], fd[:, c]) < 1e-7, columns[c]
 
 
 # ----------------------------------------------------------------------------- the Jacobian against OpenMM's reciprocal forces
@@ -207,10 +212,10 @@ def reciprocal_only():
 
 def test_reciprocal_forces_equal_openmm(reciprocal_only):
     potential, x, context = reciprocal_only
-    e_ref, f_ref = group_forces(context, x, {1})
+    e_ref, f_ref = openmm_energy_forces(context, {1}, x)
     e, f = potential.energy_and_forces(x)                     # the mesh sum, self and plasma terms, as OpenMM's group
-    assert abs(e - e_ref) / abs(e_ref) < 1e-8, (e, e_ref)
-    assert rel(f, f_ref) < 1e-6
+    assert abs(e - e_ref) / abs(e_ref) < 1e-9, (e, e_ref)
+    assert rel(f, f_ref) < 1e-9
 
 
 def test_jacobian_columns_diagonal_and_matvec_equal_central_differences(reciprocal_only):
@@ -220,30 +225,37 @@ def test_jacobian_columns_diagonal_and_matvec_equal_central_differences(reciproc
     J = potential.force_jacobian(x)
     atoms = [0, 1, 17, 50]
     columns = (3 * np.array(atoms)[:, None] + np.arange(3)).ravel()
-    fd = central_difference_columns(lambda y: group_forces(context, y, {1})[1], x, columns)
+    fd = central_difference_columns(lambda y: openmm_energy_forces(context, {1}, y)[1], x, columns)
     unit_vectors = np.zeros((3 * len(x), len(columns)))
     unit_vectors[columns, np.arange(len(columns))] = 1.0
     got = J.matvec(unit_vectors)
-    assert rel(got, fd) < 1e-6
+    assert rel(got, fd) < 2e-8
     diagonal = J.diagonal()
     for k, a in enumerate(atoms):
-        assert rel(diagonal[a], fd[3 * a:3 * a + 3, 3 * k:3 * k + 3]) < 1e-6
+        assert rel(diagonal[a], fd[3 * a:3 * a + 3, 3 * k:3 * k + 3]) < 3e-8
     v = np.random.default_rng(3).normal(size=x.shape)
     h = 1e-5
-    directional = (group_forces(context, x + h * v, {1})[1] - group_forces(context, x - h * v, {1})[1]) / (2 * h)
-    assert rel(J.matvec(v), directional) < 1e-6
+    forward, backward = (openmm_energy_forces(context, {1}, x + s * h * v)[1] for s in (1, -1))
+    assert rel(J.matvec(v), (forward - backward) / (2 * h)) < 5e-7
 
 
 # ----------------------------------------------------------------------------- against the dense strategy
 def test_structured_jacobian_equals_dense_strategy_on_a_wrapping_grid():
-    """A 1.2 nm box on a 6 x 7 x 8 grid (the 5-point stencil wraps around it), net charge: the structured
-    Jacobian (blocks + mesh operator) equals the whole energy's dense Hessian; so do diagonal(),
-    matvec and a selection."""
+    """A 1.2 nm box on a 6 x 7 x 8 grid (the 5-point stencil wraps around it), net charge: energy and forces
+    equal OpenMM's PME on that grid; the structured Jacobian (blocks + mesh operator) equals the whole
+    energy's dense Hessian; so do diagonal(), matvec and a selection."""
     box = np.array([1.2, 1.25, 1.3])
     x, charges, exclusions, exceptions = charged_waters(12, box, seed=3, extra=0.3)
     terms = pme.pme_terms(charges, 0.55, box, exclusions=exclusions, alpha=3.0, grid=(6, 7, 8),
-                          exceptions=(np.array([e[:2] for e in exceptions]), np.array([e[2] for e in exceptions])))
+                          exceptions=pairs_and_products(exceptions))
     potential = mdjac.Potential(terms, box=box)
+    context, force = pme_context(charges, exclusions, box, 0.55, 5e-4, exceptions, parameters=(3.0, 6, 7, 8),
+                                 reciprocal_group=0)
+    assert force.getPMEParametersInContext(context) == pytest.approx([3.0, 6, 7, 8], rel=1e-15)
+    e_ref, f_ref = charges_energy_forces(context, x)
+    e, f = potential.energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < 1e-9, (e, e_ref)
+    assert rel(f, f_ref) < 1e-9
     J = potential.force_jacobian(x)
     dense = potential.force_jacobian(x, strategy="dense").to_dense()
     n = len(x)
@@ -293,7 +305,7 @@ def test_normal_modes_periodic_by_lanczos_equal_dense():
     dense = mdjac.normal_modes(J, masses, project="periodic", k=6, method="dense")
     lanczos = mdjac.normal_modes(J, masses, project="periodic", k=6, method="sparse")
     assert dense.eigenvalues.shape == (6,)
-    assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-6, atol=1e-6 * np.abs(dense.eigenvalues).max())
+    assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-8, atol=1e-8 * np.abs(dense.eigenvalues).max())
 
 
 def test_h5md_file_rebuilds_the_mesh_part(tmp_path):
@@ -313,12 +325,11 @@ def test_h5md_file_rebuilds_the_mesh_part(tmp_path):
         for k, (y, J) in enumerate(zip(frames, jacobians)):
             writer.append(k, 0.1 * k, y, box=box, jacobian=J)
     v = np.random.default_rng(9).normal(size=x.shape)
-    trajectory = mdjac.open_trajectory(path)
-    for k, J in enumerate(jacobians):
-        got = trajectory[k].jacobian
-        assert type(got.long_range).__name__ == "PMEJacobian"
-        assert rel(got.matvec(v), J.matvec(v)) < 1e-12 and rel(got.diagonal(), J.diagonal()) < 1e-12
-    trajectory.close()
+    with mdjac.open_trajectory(path) as trajectory:
+        for k, J in enumerate(jacobians):
+            got = trajectory[k].jacobian
+            assert type(got.long_range).__name__ == "PMEJacobian"
+            assert rel(got.matvec(v), J.matvec(v)) < 1e-12 and rel(got.diagonal(), J.diagonal()) < 1e-12
     info = describe(path)["long_range"]
     assert info["kind"] == "pme-mesh-1" and info["grid"] == [6, 7, 8] and info["alpha"] == 3.0
     with H5MDWriter(path, len(x), periodic=True, forces=False, jacobian_atoms="all", dtype=np.float64, mode="a") as writer:
@@ -327,7 +338,8 @@ def test_h5md_file_rebuilds_the_mesh_part(tmp_path):
         with pytest.raises(mdjac.InputError, match="differs") as err:
             writer.append(3, 0.3, x, box=box, jacobian=other)
         assert "\n" not in str(err.value)
-    assert rel(mdjac.open_trajectory(path)[2].jacobian.matvec(v), jacobians[1].matvec(v)) < 1e-12
+    with mdjac.open_trajectory(path) as trajectory:
+        assert rel(trajectory[2].jacobian.matvec(v), jacobians[1].matvec(v)) < 1e-12
     # a fresh process reads the part without MindSpore (its AD derivatives come on its first use)
     assert read_without_mindspore(path, "J.long_range.kind, J.long_range.n, *J.long_range.grid") == [
         "pme-mesh-1", str(len(x)), "6", "7", "8"]

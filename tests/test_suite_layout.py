@@ -5,7 +5,8 @@ import pathlib
 import re
 
 TESTS = pathlib.Path(__file__).resolve().parent
-TEST_MODULES = sorted(TESTS.glob("test_*.py"))
+#: every module of the suite but conftest.py (test modules, helpers, references, child scripts)
+MODULES = sorted(p for p in TESTS.glob("*.py") if p.name != "conftest.py")
 
 
 def imported_modules(path):
@@ -18,8 +19,9 @@ def imported_modules(path):
     return names
 
 
-def test_no_test_module_imports_another_or_conftest():
-    for path in TEST_MODULES + [TESTS / "helpers.py"]:
+def test_no_module_imports_a_test_module_or_conftest():
+    assert {"helpers.py", "openmm_reference.py", "test_suite_layout.py"} <= {p.name for p in MODULES}
+    for path in MODULES:
         wrong = {name for name in imported_modules(path) if name.startswith("test_") or name == "conftest"}
         assert not wrong, f"{path.name} imports {sorted(wrong)}: move what it shares to helpers.py or a fixture"
 
