@@ -2,7 +2,8 @@
 
 Each compiled function (mdjac.kernel) then sees few shapes and compiles once, not per frame, and
 the chunk size bounds its memory. Padding repeats a chunk's first row (a valid instance) and its
-weight is 0.
+weight is 0. A 0-d parameter is one value shared by every instance (a pair form's alpha or
+reaction-field constants): it goes to every chunk as it is, and broadcasts in the energy.
 """
 import numpy as np
 
@@ -34,7 +35,7 @@ def padded_chunks(x, params, chunk=CHUNK):
     Parameters
     ----------
     x : (M, ...) ndarray, the per-instance inputs (coordinates q, or distances r)
-    params : tuple of (M, ...) ndarrays, the per-instance parameters
+    params : tuple of (M, ...) ndarrays, the per-instance parameters, or 0-d ndarrays shared by all
     chunk : int, the largest chunk
 
     Yields
@@ -49,5 +50,6 @@ def padded_chunks(x, params, chunk=CHUNK):
         stop = min(len(x), start + size)
         weights = np.zeros(size, dtype=x.dtype)
         weights[: stop - start] = 1
-        yield start, stop, _pad(x[start:stop], size), tuple(_pad(p[start:stop], size) for p in params), weights
+        yield (start, stop, _pad(x[start:stop], size),
+               tuple(p if p.ndim == 0 else _pad(p[start:stop], size) for p in params), weights)
         start = stop

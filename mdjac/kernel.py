@@ -110,7 +110,11 @@ def _build_elementwise_derivatives(energy):
     first = instance_gradient_of(energy)
 
     def derivatives(s, *params):
-        return first(s, *params), instance_gradient_of(first)(s, *params)
+        def first_sum(s):       # phi' rides along as the aux output: one forward pass for both
+            d1 = first(s, *params)
+            return d1.sum(), d1
+        (_, d1), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
+        return d1, d2
     return ms.jit(derivatives)
 
 
