@@ -13,12 +13,22 @@ CHUNK = 65536
 RADIAL_CHUNK = 1 << 20
 
 
+#: Above this many instances the last chunk is padded to a multiple of an eighth of the next power of two.
+FINE_PADDING = 4096
+
+
 def chunk_sizes(m, chunk=CHUNK):
-    """Sizes of the chunks of M instances: full ``chunk``s, then one power of two >= the rest (>= 64)."""
+    """Sizes of the chunks of M instances: full ``chunk``s, then one for the rest: the power of two
+    >= the rest (>= 64), or above :data:`FINE_PADDING` the least multiple of an eighth of that power
+    of two (at most 1/8 padding, at most 8 shapes to compile an octave)."""
     sizes = [chunk] * (m // chunk)
     rest = m - chunk * len(sizes)
     if rest:
-        sizes.append(min(chunk, max(64, 1 << (rest - 1).bit_length())))
+        size = max(64, 1 << (rest - 1).bit_length())
+        if size > FINE_PADDING:
+            step = size // 8
+            size = -(-rest // step) * step
+        sizes.append(min(chunk, size))
     return sizes
 
 

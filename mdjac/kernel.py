@@ -134,8 +134,9 @@ def _instance_gradient(energy):
 
 
 def _tensor(a, dtype=None):
+    """A MindSpore tensor on the memory of ``a`` (made contiguous, in ``dtype`` if given): no copy."""
     a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
-    return ms.Tensor(a)
+    return ms.Tensor.from_numpy(a)
 
 
 def row_compressed_jacobian(fn, x, colours, n_copies, args=(), batched=True, cache=True):

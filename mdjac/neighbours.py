@@ -260,6 +260,7 @@ def ckdtree_pairs(positions, cutoff, box=None):
 
 @numba.njit(cache=True, nogil=True)
 def _within(x, pairs, box, cutoff2, keep):
+    count = 0
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
         r2 = 0.0
@@ -269,14 +270,50 @@ def _within(x, pairs, box, cutoff2, keep):
                 e -= box[c] * np.rint(e / box[c])
             r2 += e * e
         keep[p] = r2 < cutoff2
+        count += keep[p]
+    out = np.empty((count, 2), np.int64)
+    k = 0
+    for p in range(pairs.shape[0]):
+        if keep[p]:
+            out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
+            k += 1
+    return out
 
 
-def within_cutoff(x, pairs, box, cutoff):
-    """Boolean mask (P,): which pairs (P, 2) are closer than ``cutoff`` (nm) at positions x (N, 3)
-    float64 nm, minimum image in ``box`` (None or (3,) nm), in one compiled pass."""
+def pairs_within(x, pairs, box, cutoff):
+    """The pairs (P, 2) int64 closer than ``cutoff`` (nm) at positions x (N, 3) float64 nm, minimum
+    image in ``box`` (None or (3,) nm), in their order, in one compiled pass."""
     keep = np.empty(len(pairs), dtype=np.bool_)
-    _within(x, pairs, np.zeros(3) if box is None else np.asarray(box, dtype=np.float64), float(cutoff) ** 2, keep)
-    return keep
+    return _within(x, pairs, np.zeros(3) if box is None else np.asarray(box, dtype=np.float64), float(cutoff) ** 2, keep)
+
+
+@numba.njit(cache=True, nogil=True)
+def _without(pairs, excluded_keys, n, out):
+    e, k, previous = 0, 0, -1
+    for p in range(pairs.shape[0]):
+        key = pairs[p, 0] * n + pairs[p, 1]
+        if key <= previous:
+            return -1                       # not sorted row-major: the caller falls back
+        previous = key
+        while e < excluded_keys.shape[0] and excluded_keys[e] < key:
+            e += 1
+        if e < excluded_keys.shape[0] and excluded_keys[e] == key:
+            continue
+        out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
+        k += 1
+    return k
+
+
+def pairs_without(pairs, excluded_keys, n):
+    """The pairs (P, 2) int64 whose keys (:func:`pair_keys`) are not among ``excluded_keys``
+    (sorted, unique), in their order: one merge pass when the pairs are sorted row-major with
+    i < j (neighbour lists), :func:`excluded_mask` otherwise."""
+    pairs = np.ascontiguousarray(pairs, dtype=np.int64)
+    out = np.empty_like(pairs)
+    k = _without(pairs, np.asarray(excluded_keys, dtype=np.int64), n, out) if len(pairs) else 0
+    if k < 0:
+        return pairs[~excluded_mask(pair_keys(pairs[:, 0], pairs[:, 1], n), excluded_keys)]
+    return out[:k]
 
 
 class VerletList:
@@ -325,7 +362,7 @@ class VerletList:
         if self.skin_used == 0.0:    # built at the cutoff from these very positions
             self._last = self._candidates
         else:
-            self._last = self._candidates[within_cutoff(x, self._candidates, self._last_box, self.cutoff)]
+            self._last = pairs_within(x, self._candidates, self._last_box, self.cutoff)
         return self._last
 
     def _same_frame(self, x, box, reference):

@@ -29,7 +29,7 @@ import weakref
 import numpy as np
 
 from ..errors import InputError, finite_numbers
-from ..neighbours import excluded_mask, pair_keys
+from ..neighbours import pair_keys, pairs_without
 from .checks import at_least, index_array, scalar
 from .geometry import norm
 
@@ -151,7 +151,7 @@ class PairTerm(Term):
         else:
             pairs = config.neighbour_pairs(self.cutoff)
         if len(self._excluded_keys):
-            pairs = pairs[~excluded_mask(pair_keys(pairs[:, 0], pairs[:, 1], self.n_atoms), self._excluded_keys)]
+            pairs = pairs_without(pairs, self._excluded_keys, self.n_atoms)
         return pairs
 
     def instances(self, config):
