@@ -2,7 +2,8 @@
 
 Each compiled function (mdjac.kernel) then sees few shapes and compiles once, not per frame, and
 the chunk size bounds its memory. Padding repeats a chunk's first row (a valid instance) and its
-weight is 0.
+weight is 0. A 0-d parameter is one value shared by every instance (a pair form's alpha or
+reaction-field constants): it goes to every chunk as it is, and broadcasts in the energy.
 """
 import numpy as np
 
@@ -12,12 +13,22 @@ CHUNK = 65536
 RADIAL_CHUNK = 1 << 20
 
 
+#: Above this many instances the last chunk is padded to a multiple of an eighth of the next power of two.
+FINE_PADDING = 4096
+
+
 def chunk_sizes(m, chunk=CHUNK):
-    """Sizes of the chunks of M instances: full ``chunk``s, then one power of two >= the rest (>= 64)."""
+    """Sizes of the chunks of M instances: full ``chunk``s, then one for the rest: the power of two
+    >= the rest (>= 64), or above :data:`FINE_PADDING` the least multiple of an eighth of that power
+    of two (at most 1/8 padding, at most 8 shapes to compile an octave)."""
     sizes = [chunk] * (m // chunk)
     rest = m - chunk * len(sizes)
     if rest:
-        sizes.append(min(chunk, max(64, 1 << (rest - 1).bit_length())))
+        size = max(64, 1 << (rest - 1).bit_length())
+        if size > FINE_PADDING:
+            step = size // 8
+            size = -(-rest // step) * step
+        sizes.append(min(chunk, size))
     return sizes
 
 
@@ -34,7 +45,7 @@ def padded_chunks(x, params, chunk=CHUNK):
     Parameters
     ----------
     x : (M, ...) ndarray, the per-instance inputs (coordinates q, or distances r)
-    params : tuple of (M, ...) ndarrays, the per-instance parameters
+    params : tuple of (M, ...) ndarrays, the per-instance parameters, or 0-d ndarrays shared by all
     chunk : int, the largest chunk
 
     Yields
@@ -49,5 +60,6 @@ def padded_chunks(x, params, chunk=CHUNK):
         stop = min(len(x), start + size)
         weights = np.zeros(size, dtype=x.dtype)
         weights[: stop - start] = 1
-        yield start, stop, _pad(x[start:stop], size), tuple(_pad(p[start:stop], size) for p in params), weights
+        yield (start, stop, _pad(x[start:stop], size),
+               tuple(p if p.ndim == 0 else _pad(p[start:stop], size) for p in params), weights)
         start = stop

@@ -124,7 +124,11 @@ def _build_elementwise_derivatives(energy):
     first = instance_gradient_of(energy)
 
     def derivatives(s, *params):
-        return first(s, *params), instance_gradient_of(first)(s, *params)
+        def first_sum(s):       # phi' rides along as the aux output: one forward pass for both
+            d1 = first(s, *params)
+            return d1.sum(), d1
+        (_, d1), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
+        return d1, d2
     return ms.jit(derivatives)
 
 
@@ -144,8 +148,9 @@ def _instance_gradient(energy):
 
 
 def _tensor(a, dtype=None):
+    """A MindSpore tensor on the memory of ``a`` (made contiguous, in ``dtype`` if given): no copy."""
     a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
-    return ms.Tensor(a)
+    return ms.Tensor.from_numpy(a)
 
 
 def row_compressed_jacobian(fn, x, colours, n_copies, args=(), batched=True, cache=True):

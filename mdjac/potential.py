@@ -161,7 +161,7 @@ class Potential:
             index, params = term.instances(config)
             if atoms is not None:
                 keep = atoms[index].any(axis=1)
-                index, params = index[keep], tuple(p[keep] for p in params)
+                index, params = index[keep], tuple(p if np.ndim(p) == 0 else p[keep] for p in params)
             if len(index) == 0:
                 continue
             same = next((f for f in found if f[0][0].relative == term.relative and f[1].shape == index.shape

@@ -11,8 +11,8 @@ HarmonicAngleForce         terms.HarmonicAngle, E = k/2 (theta - theta0)^2
 PeriodicTorsionForce       terms.PeriodicTorsion, E = k (1 + cos(n phi - phase))
 CMAPTorsionForce           terms.CMAPTorsion, bicubic patches of the map (as OpenMM builds them)
 NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / Ewald direct
-                           space, switch) over non-exception pairs; custom.BondFunction over the
-                           exceptions; terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
+                           space, switch) over non-exception pairs and over the exceptions
+                           (fixed pairs); terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
                            with Ewald or PME also terms.EwaldExclusion over every exception
                            pair, and ewald.EwaldReciprocal (Ewald: OpenMM's alpha and k grid) or
                            pme.PMEReciprocal (PME: OpenMM's smooth PME, its alpha and grid)
@@ -137,14 +137,10 @@ def _nonbonded(force, n, box=None):
         params[e] += globals_[name] * np.array([dq, ds, de])
     f = nonbonded.ONE_4PI_EPS0
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
-    if cutoff is not None and force.getUseSwitchingFunction():   # the Lennard-Jones switch (none: S = 1 below r_c)
-        switch, switch_end = _value(force.getSwitchingDistance()), cutoff
-    else:
-        switch, switch_end = cutoff, None if cutoff is None else cutoff + 1.0
+    switched = cutoff is not None and force.getUseSwitchingFunction()   # the Lennard-Jones switch
+    shared = (np.float64(_value(force.getSwitchingDistance())), np.float64(cutoff)) if switched else ()
     out = []
     if method == "NoCutoff":
-        def pair_parameters(i, j):
-            return 0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j]
         function = nonbonded.lennard_jones_coulomb
     elif method in ("Ewald", "PME"):
         tolerance = float(force.getEwaldErrorTolerance())
@@ -153,25 +149,22 @@ def _nonbonded(force, n, box=None):
             alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, alpha=_value(given), grid=grid)
         else:
             alpha, kmax = ewald.ewald_parameters(tolerance, cutoff, box)
-
-        def pair_parameters(i, j):
-            m = len(i)
-            return (0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j],
-                    np.full(m, alpha), np.full(m, switch), np.full(m, switch_end))
-        function = nonbonded.lennard_jones_ewald
+        shared = (np.float64(alpha),) + shared
+        function = nonbonded.switched_lennard_jones_ewald if switched else nonbonded.lennard_jones_ewald
     else:
-        k_rf, c_rf = nonbonded.reaction_field_constants(cutoff, float(force.getReactionFieldDielectric()))
+        shared = tuple(map(np.float64, nonbonded.reaction_field_constants(
+            cutoff, float(force.getReactionFieldDielectric())))) + shared
+        function = (nonbonded.switched_lennard_jones_reaction_field if switched
+                    else nonbonded.lennard_jones_reaction_field)
 
-        def pair_parameters(i, j):
-            m = len(i)
-            return (0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j],
-                    np.full(m, k_rf), np.full(m, c_rf), np.full(m, switch), np.full(m, switch_end))
-        function = nonbonded.lennard_jones_reaction_field
+    def pair_parameters(i, j):   # per pair sigma, epsilon, qq; the form's constants as 0-d arrays
+        return nonbonded.combined_pair_parameters(i, j, sigma, epsilon, charge) + shared
     out.append(custom.PairFunction(n, function, pair_parameters, cutoff=cutoff, exclusions=pairs, name="Nonbonded"))
     live = (params[:, 0] != 0) | (params[:, 2] != 0)
     if live.any():
-        out.append(custom.BondFunction(pairs[live], nonbonded.lennard_jones_coulomb,
-                                       (params[live, 1], params[live, 2], f * params[live, 0]), name="NonbondedExceptions"))
+        exception = (params[live, 1], params[live, 2], f * params[live, 0])
+        out.append(custom.PairFunction(n, nonbonded.lennard_jones_coulomb, lambda i, j: exception, pairs=pairs[live],
+                                       name="NonbondedExceptions"))
     if method in ("Ewald", "PME"):
         out.append(terms.EwaldExclusion(charge, pairs, alpha, coulomb_constant=f))
         out.append(pme.PMEReciprocal(charge, alpha=alpha, grid=grid, coulomb_constant=f) if method == "PME"

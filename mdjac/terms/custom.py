@@ -63,9 +63,14 @@ class _CoordinateFunction(_FunctionTerm):
 
 
 class BondFunction(_CoordinateFunction):
-    """E = function((r,), params) per atom pair; pairs (M, 2) int."""
+    """E = function((r,), params) per atom pair; pairs (M, 2) int. A function of the distance: the
+    radial route (mdjac.strategies.replicate)."""
     n_body = 2
+    radial = True
     coordinate = staticmethod(distance)
+
+    def radial_energy(self, r, *params):
+        return self.function((r,), params)
 
 
 class AngleFunction(_CoordinateFunction):
@@ -98,12 +103,15 @@ class PairFunction(PairTerm):
 
     n_atoms: N. function: see the module docstring. pair_parameters: (i (P,), j (P,)) -> tuple
     of (P,) float64 arrays, the parameters of each pair (combined from per-atom values, looked up
-    in tables, ...). cutoff, exclusions: see :class:`mdjac.terms.base.PairTerm`. switch: None or the
-    distance (nm, below the cutoff) where the switching function starts.
+    in tables, ...), or 0-d arrays, one value shared by every pair (mdjac.chunks). cutoff,
+    exclusions, pairs: see :class:`mdjac.terms.base.PairTerm` (with ``pairs``, a fixed list such as
+    OpenMM's exceptions, pair_parameters is called with that list's two columns). switch: None or
+    the distance (nm, below the cutoff) where the switching function starts.
     """
 
-    def __init__(self, n_atoms, function, pair_parameters, cutoff=None, exclusions=None, switch=None, name=None):
-        super().__init__(n_atoms, cutoff, exclusions)
+    def __init__(self, n_atoms, function, pair_parameters, cutoff=None, exclusions=None, switch=None, name=None,
+                 pairs=None):
+        super().__init__(n_atoms, cutoff, exclusions, pairs)
         if switch is not None and (self.cutoff is None or not 0 <= float(switch) < self.cutoff):
             raise InputError(f"the switching distance {switch} nm must lie in [0, cutoff) and needs a cutoff")
         self.function, self.pair_parameters = function, pair_parameters
@@ -114,8 +122,8 @@ class PairFunction(PairTerm):
         params = tuple(np.asarray(p, dtype=np.float64) for p in self.pair_parameters(i, j))
         if self.switch is None:
             return params
-        # switch and cutoff travel as per-pair float64 arrays (Python floats in a graph are float32)
-        return params + (np.full(len(i), self.switch), np.full(len(i), self.cutoff))
+        # switch and cutoff travel as 0-d float64 arrays (Python floats in a graph are float32)
+        return params + (np.float64(self.switch), np.float64(self.cutoff))
 
     def radial_energy(self, r, *params):
         """The energy as a function of the distance r (..., M) nm: the radial route of pair terms."""
