@@ -350,9 +350,14 @@ def solver_bytes(solver, dim, n_vectors, nnz_blocks, long_range=False):
     return 2 * blocks + basis
 
 
+def _size(nbytes):
+    """Bytes as text: GB from 0.1 GB up, MB below."""
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+
+
 def _check_memory(solver, need, budget):
     if need > budget:
-        raise InputError(f"{solver} needs about {need / 1e9:.2f} GB of memory and {budget / 1e9:.2f} GB is "
+        raise InputError(f"{solver} needs about {_size(need)} of memory and {_size(budget)} is "
                          "available: ask for fewer modes (k, mdjac modes -k), another method, or a larger "
                          "max_memory (--max-memory GB) if more can be freed")
 
@@ -522,6 +527,8 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
             sigma = float(sigma)
         except (TypeError, ValueError):
             raise InputError(f"sigma must be a wavenumber in cm^-1; got {sigma!r}") from None
+    if max_memory is not None and not (isinstance(max_memory, (int, float, np.number)) and max_memory > 0):
+        raise InputError(f"max_memory must be a positive number of bytes; got {max_memory!r}")
     budget = available_memory() if max_memory is None else float(max_memory)
     solver = _choose_solver(method, dim, n_vib, k, sigma, getattr(jacobian, "long_range", None) is not None,
                                   len(jacobian.rows), budget)
@@ -571,9 +578,9 @@ def _choose_solver(method, dim, n_vib, k, sigma, long_range, nnz, budget):
     if method == "auto":
         prefer_dense = why_not is not None or dim <= DENSE_MAX_DOF or 4 * n_out > n_vib
         solver = "dense" if prefer_dense else iterative
-        if why_not is None and needs[solver] > budget:     # the other one, if that one fits
+        if why_not is None and needs[solver] > budget:     # the other one, if it fits or needs less
             other = iterative if solver == "dense" else "dense"
-            solver = other if needs[other] <= budget else solver
+            solver = other if needs[other] < needs[solver] else solver
     else:
         solver = "dense" if method == "dense" else iterative
     name = {"dense": "dense eigh", "lanczos": "Lanczos", "shift-invert": "shift-invert Lanczos"}[solver]
