@@ -53,7 +53,8 @@ the 3n - r vibrational eigenvalues plus r copies of s.
   mass-weighted blocks plus the long-range part's matvec (Ewald's low rank, PME's mesh): the
   smallest algebraic eigenvalues for the lowest modes (s then at the top of the spectrum, from a
   few Lanczos steps for the largest eigenvalue of D), the largest algebraic ones for the highest
-  (s = 0). Memory: the blocks in float64 plus ncv Lanczos vectors of 3n. Convergence takes a few
+  (s = 0). Memory: the blocks in float64 plus ncv Lanczos vectors of 3n. ARPACK's own vector
+  work runs with one BLAS thread (:func:`one_blas_thread`). Convergence takes a few
   hundred to a few thousand matvecs for the lowest modes of a liquid or a protein off its
   minimum, whose spectrum is dense at its low end. Lanczos may return an exactly degenerate
   eigenvalue (the unprojected rigid-body zeros, the floppy modes of an under-constrained network)
@@ -405,6 +406,14 @@ def _dense_modes(a, b, select):
     return scipy.linalg.eigh(a, subset_by_index=list(select), driver="evr", overwrite_a=True, check_finite=False)
 
 
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: ARPACK's own vector work is many small BLAS calls
+    that lose more to thread synchronisation than they gain (most on a loaded machine); the matvecs
+    inside keep their own threads (numba, scipy.fft)."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _lanczos_modes(d, b, k, which, counter):
     """k eigenpairs of A = P D P + s B B^T by Lanczos (no inversion), for an operator D: the smallest
     algebraic (which='lowest'; s at the top of the spectrum) or largest (which='highest'; s = 0)."""
@@ -417,8 +426,9 @@ def _lanczos_modes(d, b, k, which, counter):
 
     shift = 0.0
     if which == "lowest" and b.shape[1]:
-        top = float(spla.eigsh(spla.LinearOperator(d.shape, matvec=counted, dtype=np.float64), k=1, which="LA",
-                               tol=1e-3, return_eigenvectors=False)[0])
+        with one_blas_thread():
+            top = float(spla.eigsh(spla.LinearOperator(d.shape, matvec=counted, dtype=np.float64), k=1,
+                                   which="LA", tol=1e-3, return_eigenvectors=False)[0])
         shift = top + 0.01 * abs(top) + 1.0      # above every eigenvalue of D: Lanczos's tolerance is 1e-3
 
     def apply(x):
@@ -427,8 +437,9 @@ def _lanczos_modes(d, b, k, which, counter):
 
     op = spla.LinearOperator(d.shape, matvec=apply, matmat=apply, dtype=np.float64)
     v0 = proj(np.random.default_rng(0).standard_normal(d.shape[0]))
-    vals, vecs = spla.eigsh(op, k=k, which="SA" if which == "lowest" else "LA",
-                            ncv=min(max(2 * k + 1, LANCZOS_MIN_NCV), d.shape[0]), v0=v0)
+    with one_blas_thread():
+        vals, vecs = spla.eigsh(op, k=k, which="SA" if which == "lowest" else "LA",
+                                ncv=min(max(2 * k + 1, LANCZOS_MIN_NCV), d.shape[0]), v0=v0)
     order = np.argsort(vals)
     return vals[order], vecs[:, order]
 
@@ -466,7 +477,8 @@ def _shift_invert_operator(d, b, sigma, shift):
 def _shift_invert_modes(d, b, k, sigma):
     """The k eigenpairs of A nearest sigma (ps^-2), by eigsh in shift-invert mode on a sparse D."""
     op = _shift_invert_operator(d, b, sigma, rigid_shift(d, sigma))
-    vals, vecs = spla.eigsh(d, k=k, sigma=sigma, which="LM", OPinv=op)
+    with one_blas_thread():
+        vals, vecs = spla.eigsh(d, k=k, sigma=sigma, which="LM", OPinv=op)
     order = np.argsort(vals)
     return vals[order], vecs[:, order]
 
