@@ -53,7 +53,8 @@ the 3n - r vibrational eigenvalues plus r copies of s.
   mass-weighted blocks plus the long-range part's matvec (Ewald's low rank, PME's mesh): the
   smallest algebraic eigenvalues for the lowest modes (s then at the top of the spectrum, from a
   few Lanczos steps for the largest eigenvalue of D), the largest algebraic ones for the highest
-  (s = 0). Memory: the blocks in float64 plus ncv Lanczos vectors of 3n. ARPACK's own vector
+  (s = 0), each to a residual |A v - lambda v| below :data:`LANCZOS_TOL` |lambda| (which bounds
+  the eigenvalue's error; a float32 Jacobian's own rounding is of that order). Memory: the blocks in float64 plus ncv Lanczos vectors of 3n. ARPACK's own vector
   work runs with one BLAS thread (:func:`one_blas_thread`). Convergence takes a few
   hundred to a few thousand matvecs for the lowest modes of a liquid or a protein off its
   minimum, whose spectrum is dense at its low end. Lanczos may return an exactly degenerate
@@ -79,6 +80,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+import numba
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -92,9 +94,12 @@ C_CM_PER_PS = 2.99792458e-2
 RIGID_RANK_TOLERANCE = 1e-6
 #: method='auto' solves by dense eigh up to this many degrees of freedom, by Lanczos above
 #: (where Lanczos becomes the faster: benchmarks/bench_modes_solvers.py)
-DENSE_MAX_DOF = 3000
+DENSE_MAX_DOF = 450
 #: Lanczos basis size (ARPACK's ncv) for k modes: max(2 k + 1, LANCZOS_MIN_NCV)
 LANCZOS_MIN_NCV = 40
+#: Lanczos stops when every residual |A v - lambda v| is below this times |lambda|; an eigenvalue then
+#: lies within that distance of the one reported (so wavenumbers to half of it, relative)
+LANCZOS_TOL = 1e-6
 #: columns of the long-range part made dense per matvec when dense eigh needs it
 DENSE_CHUNK = 256
 PROJECTIONS = (None, "molecule", "periodic")
@@ -267,23 +272,53 @@ def mass_weighted_hessian(jacobian, masses):
     return sp.bsr_matrix((blocks, cols, row_pointers(rows, n)), shape=(3 * n, 3 * n))
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _block_rows_product(indptr, cols, blocks, x, out):
+    """out[i] = sum_p blocks[p] x[cols[p]] over the blocks p of block row i, for x and out (n, 3, m)
+    float64; blocks (nnz, 3, 3) float32 or float64, summed in float64; block rows in parallel."""
+    for i in numba.prange(indptr.shape[0] - 1):
+        for c in range(x.shape[2]):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                j = cols[p]
+                x0, x1, x2 = x[j, 0, c], x[j, 1, c], x[j, 2, c]
+                a0 += blocks[p, 0, 0] * x0 + blocks[p, 0, 1] * x1 + blocks[p, 0, 2] * x2
+                a1 += blocks[p, 1, 0] * x0 + blocks[p, 1, 1] * x1 + blocks[p, 1, 2] * x2
+                a2 += blocks[p, 2, 0] * x0 + blocks[p, 2, 1] * x1 + blocks[p, 2, 2] * x2
+            out[i, 0, c] = a0
+            out[i, 1, c] = a1
+            out[i, 2, c] = a2
+
+
 def mass_weighted_operator(jacobian, masses):
     """x -> D x for x (3n,) or (3n, m): the sparse mass-weighted blocks plus, with a long-range part
-    (Ewald, PME), -M^{-1/2} J_lr M^{-1/2} x from its matvec. A LinearOperator in float64."""
-    d = mass_weighted_hessian(jacobian, masses)
+    (Ewald, PME), -M^{-1/2} J_lr M^{-1/2} x from its matvec. A LinearOperator in float64.
+
+    The blocks are kept in the Jacobian's dtype (a float32 Jacobian's blocks, mass-weighted in
+    float64 and rounded once more, half the memory to read per product) and summed in float64,
+    block rows in parallel (numba)."""
+    rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
+    from ..jacobian import row_pointers
+    n = int(jacobian.n)
+    indptr = row_pointers(rows, n)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    blocks = np.ascontiguousarray(blocks.astype(np.result_type(jacobian.blocks.dtype, np.float32)))
     long_range = getattr(jacobian, "long_range", None)
-    if long_range is None:
-        return spla.aslinearoperator(d)
     w = np.repeat(1.0 / np.sqrt(masses), 3)
 
     def apply(x):
         x = np.asarray(x, dtype=np.float64)
-        flat = x.reshape(w.shape[0], -1)
-        out = d @ flat
-        out -= w[:, None] * long_range.matvec(w[:, None] * flat)
+        flat = np.ascontiguousarray(x.reshape(3 * n, -1))
+        out = np.empty((n, 3, flat.shape[1]))
+        _block_rows_product(indptr, cols, blocks, flat.reshape(n, 3, -1), out)
+        out = out.reshape(flat.shape)
+        if long_range is not None:
+            out -= w[:, None] * long_range.matvec(w[:, None] * flat)
         return out.reshape(x.shape)
 
-    return spla.LinearOperator(d.shape, matvec=apply, matmat=apply, dtype=np.float64)
+    return spla.LinearOperator((3 * n, 3 * n), matvec=apply, matmat=apply, dtype=np.float64)
 
 
 def rigid_body_basis(positions, masses, project):
@@ -414,7 +449,7 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _lanczos_modes(d, b, k, which, counter):
+def _lanczos_modes(d, b, k, which, counter, tol=LANCZOS_TOL):
     """k eigenpairs of A = P D P + s B B^T by Lanczos (no inversion), for an operator D: the smallest
     algebraic (which='lowest'; s at the top of the spectrum) or largest (which='highest'; s = 0)."""
     def proj(x):
@@ -439,7 +474,7 @@ def _lanczos_modes(d, b, k, which, counter):
     v0 = proj(np.random.default_rng(0).standard_normal(d.shape[0]))
     with one_blas_thread():
         vals, vecs = spla.eigsh(op, k=k, which="SA" if which == "lowest" else "LA",
-                                ncv=min(max(2 * k + 1, LANCZOS_MIN_NCV), d.shape[0]), v0=v0)
+                                ncv=min(max(2 * k + 1, LANCZOS_MIN_NCV), d.shape[0]), v0=v0, tol=tol)
     order = np.argsort(vals)
     return vals[order], vecs[:, order]
 
@@ -559,7 +594,7 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
         how = "dense eigh"
     elif solver == "lanczos":
         vals, vecs = _lanczos_modes(mass_weighted_operator(jacobian, m), b, n_out, which, counter)
-        how = f"Lanczos ({counter[0]} matvecs)"
+        how = f"Lanczos ({counter[0]} matvecs, residuals below {LANCZOS_TOL:g} |lambda|)"
     else:
         vals, vecs = _shift_invert_modes(mass_weighted_hessian(jacobian, m).tocsr(), b, n_out,
                                          float(wavenumbers_to_eigenvalues(sigma)))
