@@ -54,22 +54,23 @@ the 3n - r vibrational eigenvalues plus r copies of s.
   smallest algebraic eigenvalues for the lowest modes (s then at the top of the spectrum, from a
   few Lanczos steps for the largest eigenvalue of D), the largest algebraic ones for the highest
   (s = 0), each to a residual |A v - lambda v| below :data:`LANCZOS_TOL` |lambda| (which bounds
-  the eigenvalue's error; a float32 Jacobian's own rounding is of that order). Memory: the blocks in float64 plus ncv Lanczos vectors of 3n. ARPACK's own vector
-  work runs with one BLAS thread (:func:`one_blas_thread`). Convergence takes a few
+  the eigenvalue's error; a float32 Jacobian's own rounding is of that order). Memory: the blocks
+  (built in float64, kept in the Jacobian's dtype) plus ncv Lanczos vectors of 3n. ARPACK's own
+  vector work runs with one BLAS thread (:func:`one_blas_thread`). Convergence takes a few
   hundred to a few thousand matvecs for the lowest modes of a liquid or a protein off its
   minimum, whose spectrum is dense at its low end. Lanczos may return an exactly degenerate
   eigenvalue (the unprojected rigid-body zeros, the floppy modes of an under-constrained network)
   with too low a multiplicity; project the rigid-body modes out when asking for the lowest ones.
 * nearest a shift sigma (``sigma=``, cm^-1): dense eigh, picking the k eigenvalues nearest sigma's;
-  above the dense size, for a Jacobian without a long-range part, ``eigsh`` in shift-invert mode
-  with (A - sigma I)^{-1} from one sparse LU of D - sigma I and the Woodbury identity
+  when that does not fit in memory, for a Jacobian without a long-range part, ``eigsh`` in
+  shift-invert mode with (A - sigma I)^{-1} from one sparse LU of D - sigma I and the Woodbury identity
   (A = D + U C U^T, U = [B, D B], C = [[B^T D B + s I, -I], [-I, 0]]). The LU stays sparse for
   chains and short cutoffs but fills in for 3D systems with long ones; running out of memory
   there is reported as an InputError.
 
 ``method='auto'`` takes dense eigh up to :data:`DENSE_MAX_DOF` degrees of freedom (or when k is
-more than a quarter of the modes) and Lanczos above: where Lanczos becomes the faster is measured
-by ``benchmarks/bench_modes_solvers.py``. Before solving, the memory the chosen solver needs is
+more than a quarter of the modes, or with sigma) and Lanczos above: where Lanczos becomes the
+faster is measured by ``benchmarks/bench_modes_solvers.py``. Before solving, the memory the chosen solver needs is
 estimated (:func:`solver_bytes`) and compared with the memory available (or ``max_memory``): an
 automatic choice falls back to Lanczos when dense eigh does not fit, and a request that does not
 fit at all is refused with both numbers (InputError), before anything large is allocated.
@@ -87,6 +88,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import InputError
+from ..jacobian import row_pointers, rows_of
 
 #: speed of light in cm ps^-1
 C_CM_PER_PS = 2.99792458e-2
@@ -256,7 +258,6 @@ def mass_weighted_blocks(jacobian, masses):
     d = sp.bsr_matrix((blocks, cols, jacobian.indptr()), shape=(3 * n, 3 * n)).tocsr()
     d = sp.bsr_matrix((d + d.T) * 0.5, blocksize=(3, 3))
     d.sort_indices()
-    from ..jacobian import rows_of
     return rows_of(d.indptr), d.indices.astype(np.int64), np.asarray(d.data)
 
 
@@ -268,7 +269,6 @@ def mass_weighted_hessian(jacobian, masses):
     """
     rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
     n = int(jacobian.n)
-    from ..jacobian import row_pointers
     return sp.bsr_matrix((blocks, cols, row_pointers(rows, n)), shape=(3 * n, 3 * n))
 
 
@@ -300,7 +300,6 @@ def mass_weighted_operator(jacobian, masses):
     float64 and rounded once more, half the memory to read per product) and summed in float64,
     block rows in parallel (numba)."""
     rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
-    from ..jacobian import row_pointers
     n = int(jacobian.n)
     indptr = row_pointers(rows, n)
     cols = np.ascontiguousarray(cols, dtype=np.int64)
@@ -539,8 +538,9 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
     sigma : None, or a wavenumber (cm^-1, negative = imaginary): the k modes whose eigenvalues are
         nearest its eigenvalue instead (needs k; ``which`` is then unused).
     method : 'auto' (dense eigh up to DENSE_MAX_DOF degrees of freedom, or when k is more than a
-        quarter of the modes, or when Lanczos would not fit; Lanczos, or shift-invert with sigma,
-        otherwise), 'dense' or 'sparse' (Lanczos; with sigma, shift-invert on a sparse LU).
+        quarter of the modes, or with sigma, unless it does not fit in memory; Lanczos, or
+        shift-invert with sigma, otherwise), 'dense' or 'sparse' (Lanczos; with sigma, shift-invert
+        on a sparse LU).
     max_memory : None (the memory available now) or bytes: a solver whose estimated memory
         (:func:`solver_bytes`) exceeds it is refused with an InputError before it starts.
 
@@ -623,7 +623,8 @@ def _choose_solver(method, dim, n_vib, k, sigma, long_range, nnz, budget):
     if method == "sparse" and why_not:
         raise InputError(f"{why_not}; use method='dense'")
     if method == "auto":
-        prefer_dense = why_not is not None or dim <= DENSE_MAX_DOF or 4 * n_out > n_vib
+        # sigma: dense eigh whenever it fits (a sparse LU fills in for 3D systems, unpredictably)
+        prefer_dense = why_not is not None or sigma is not None or dim <= DENSE_MAX_DOF or 4 * n_out > n_vib
         solver = "dense" if prefer_dense else iterative
         if why_not is None and needs[solver] > budget:     # the other one, if it fits or needs less
             other = iterative if solver == "dense" else "dense"
