@@ -406,7 +406,11 @@ def dense_mass_weighted(jacobian, masses):
     n = int(jacobian.n)
     dim = 3 * n
     rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
-    a = np.zeros((dim, dim))
+    try:
+        a = np.zeros((dim, dim))
+    except MemoryError:     # the estimate passed but the memory went meanwhile
+        raise InputError(f"dense eigh of {dim} degrees of freedom: no memory for its {_size(8 * dim * dim)} "
+                         "matrix; ask for fewer modes (k) so that Lanczos is used") from None
     a.reshape(n, 3, n, 3)[rows, :, cols, :] = blocks
     del blocks
     long_range = getattr(jacobian, "long_range", None)
