@@ -5,7 +5,7 @@
                                           [--workers N | --scheduler ADDRESS] [--shard-frames K]
     mdjac info FILE
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
-    mdjac modes FILE|SYSTEM [--frame N] [-k K]
+    mdjac modes FILE|SYSTEM [--frame N] [-k K] [--sigma CM] [--max-memory GB]
 
 S is a name from systems/ or a system file. Bad input ends with one line on stderr
 ("mdjac: error: ...") and exit code 2, with nothing written and nothing destroyed.
@@ -84,10 +84,19 @@ def build_parser():
     p.add_argument("--output", "-o", default=RUN_OUTPUT, help=f"output H5MD file [{RUN_OUTPUT}]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
-    p = sub.add_parser("modes", help="normal modes of a frame of an mdjac file, or of a system")
+    p = sub.add_parser("modes", help="normal modes of a frame of an mdjac file, or of a system",
+                       description="Normal modes of a frame as stored, or of a system at its energy minimum: all "
+                       "of them, the K lowest (-k; dense eigh or Lanczos, chosen by size) or the K nearest a "
+                       "wavenumber (--sigma). The memory the solver needs is estimated first and a request "
+                       "that does not fit is refused.")
     p.add_argument("source", help="an mdjac H5MD file, or a system name or file")
     p.add_argument("--frame", type=int, default=0, help="frame of the file [0]")
-    p.add_argument("-k", type=int, default=None, help="the k lowest modes only")
+    p.add_argument("-k", type=int, default=None,
+                   help="the K lowest modes only (smallest eigenvalues, imaginary ones first) [all]")
+    p.add_argument("--sigma", type=float, default=None, metavar="CM",
+                   help="with -k: the K modes nearest this wavenumber in cm^-1 instead (negative: imaginary)")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help="refuse a solver whose estimated memory exceeds this [the memory available]")
     p.add_argument("--system", "-s", default=None, help="system for a file's masses/potential (default: the one it records)")
     return parser
 
@@ -262,7 +271,9 @@ def cmd_modes(args):
     from .jobs import modes_text
     if sys.stderr.isatty():    # building a MindSPONGE system takes seconds before any bar can move
         print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
-    print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system))
+    max_memory = None if args.max_memory is None else args.max_memory * 1e9
+    print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system, sigma=args.sigma,
+                     max_memory=max_memory))
 
 
 COMMANDS = {"compute": cmd_compute, "info": cmd_info, "run": cmd_run, "modes": cmd_modes}

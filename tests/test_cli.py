@@ -265,6 +265,19 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     assert run(["compute", files["traj"], "-s", files["system"], "-o", out, "-q", "--stop", 1], capsys)[0] == 0
     code, stdout, err = run(["modes", out, "--frame", 0, "-k", 4], capsys)
     assert code == 0 and stdout.strip(), err
+    with open_trajectory(out) as traj:       # the 4 lowest: numpy's eigh, translations projected out
+        jac, masses = traj[0].jacobian, traj.masses
+    w = np.repeat(1.0 / np.sqrt(masses), 3)
+    d = -w[:, None] * jac.to_dense().reshape(3 * N, 3 * N).astype(np.float64) * w[None, :]
+    q = np.linalg.svd(np.kron(np.sqrt(masses)[:, None], np.eye(3)), full_matrices=True)[0][:, 3:]
+    lam = np.linalg.eigvalsh(q.T @ (0.5 * (d + d.T)) @ q)
+    wavenumbers = np.sign(lam) * np.sqrt(np.abs(lam)) / (2 * np.pi * 2.99792458e-2)
+    printed = [float(line.split()[1]) for line in stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"], ["3"])]
+    np.testing.assert_allclose(printed, wavenumbers[:4], atol=2e-3)
+    code, stdout, _ = run(["modes", out, "-k", 2, "--sigma", wavenumbers[10]], capsys)
+    assert code == 0 and "nearest" in stdout and f"{wavenumbers[10]:.3f}" in stdout
+    code, _, err = run(["modes", out, "--max-memory", 1e-4], capsys)
+    assert code == 2 and "needs about" in err and "MB is available" in err and len(err.splitlines()) == 1
 
     import mdjac.jobs
     calls = []

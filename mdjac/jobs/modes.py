@@ -14,7 +14,8 @@ from ..errors import InputError
 from ..io import format_of, open_trajectory, read_metadata
 
 
-def modes_text(source, frame=0, k=None, system=None, minimise=True, project="auto", gtol=1e-6):
+def modes_text(source, frame=0, k=None, system=None, minimise=True, project="auto", gtol=1e-6, sigma=None,
+               max_memory=None):
     """The text ``mdjac modes`` prints: a table of normal-mode frequencies.
 
     Parameters
@@ -23,11 +24,13 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
         Jacobian, or one computed from ``system`` if it has none), a catalogue system name or
         file, or a loaded System (minimised first unless ``minimise`` is False).
     frame : int, the frame of a file.
-    k : int or None, the k lowest modes only.
+    k : int or None, the k lowest modes only (smallest eigenvalues, imaginary ones first).
     system : catalogue name for a file's masses or potential (default: the system the file records).
     minimise : bool, minimise a system before its modes.
     project : 'auto' (:func:`mdjac.analysis.modes.default_projection`), None, 'molecule' or 'periodic'.
     gtol : float, the minimiser's tolerance, kJ mol^-1 nm^-1.
+    sigma : None, or cm^-1: the k modes nearest it instead of the lowest.
+    max_memory : None (the memory available) or bytes: the solver's memory limit.
 
     Returns
     -------
@@ -44,7 +47,7 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
         case = _system_case(resolve_system(source), minimise, gtol)
     jacobian, masses, x, box, where = case
     proj = default_projection(jacobian, box) if project == "auto" else project
-    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k)
+    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k, sigma=sigma, max_memory=max_memory)
     return nm.table(title=f"normal modes of {where} [{time.perf_counter() - t0:.1f} s]")
 
 
