@@ -39,6 +39,30 @@ class Parser(argparse.ArgumentParser):
                          if " " in self.prog else f"{message} (see mdjac --help)")
 
 
+#: ``--nonbonded``'s choices (mdjac.openmm.files.NONBONDED, named here so that --help does not import OpenMM).
+NONBONDED = ("pme", "ewald", "reaction-field", "cutoff", "none")
+
+
+def add_system_options(p):
+    """The loader options of a force-field file given as the system (mdjac.load_system's keywords)."""
+    g = p.add_argument_group("force-field files (prmtop, top, psf, System XML) given as the system")
+    g.add_argument("--nonbonded", choices=NONBONDED, default=None,
+                   help="electrostatics [pme with a box, else none; a System XML's own]")
+    g.add_argument("--cutoff", type=float, default=None, help="nonbonded cutoff, nm [0.9, or half the box if less]")
+    g.add_argument("--ewald-tolerance", type=float, default=None, help="PME/Ewald error tolerance [5e-4]")
+    g.add_argument("--coordinates", default=None, help="the coordinates file (inpcrd, gro, crd, PDB) if not beside it")
+    g.add_argument("--parameters", action="append", default=None,
+                   help="a CHARMM parameter file (repeat for each) or a GROMACS .mdp, if not beside it")
+    g.add_argument("--box", type=float, nargs=3, default=None, metavar=("LX", "LY", "LZ"),
+                   help="a periodic box (nm) for coordinates without one (a psf's crd)")
+
+
+def system_options(args):
+    """The loader options given on the command line, as load_system's keywords."""
+    return dict(nonbonded=args.nonbonded, cutoff=args.cutoff, ewald_tolerance=args.ewald_tolerance,
+                coordinates=args.coordinates, parameters=args.parameters, box=args.box)
+
+
 def build_parser():
     parser = Parser(prog="mdjac", description="Exact block-sparse force Jacobians of MD potentials, in H5MD files.")
     parser.add_argument("--version", action="version", version=f"mdjac {__version__}")
@@ -72,6 +96,7 @@ def build_parser():
                        help="spread the frames over a running Dask cluster, e.g. tcp://host:8786")
     p.add_argument("--shard-frames", type=int, default=None,
                    help="frames per task with --workers/--scheduler [about four tasks per worker]")
+    add_system_options(p)
 
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
     p.add_argument("file")
@@ -83,12 +108,14 @@ def build_parser():
     p.add_argument("--every", type=int, default=None, help="Jacobian (and frame) every K steps [10]")
     p.add_argument("--output", "-o", default=RUN_OUTPUT, help=f"output H5MD file [{RUN_OUTPUT}]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_system_options(p)
 
     p = sub.add_parser("modes", help="normal modes of a frame of an mdjac file, or of a system")
     p.add_argument("source", help="an mdjac H5MD file, or a system name or file")
     p.add_argument("--frame", type=int, default=0, help="frame of the file [0]")
     p.add_argument("-k", type=int, default=None, help="the k lowest modes only")
     p.add_argument("--system", "-s", default=None, help="system for a file's masses/potential (default: the one it records)")
+    add_system_options(p)
     return parser
 
 
@@ -150,7 +177,7 @@ def cmd_compute(args):
                                 dtype="float64" if args.float64 else "float32", batch=args.batch,
                                 compression=args.compression, triangle="upper" if args.upper else "full",
                                 strategy=args.strategy, progress=not args.quiet, client=client,
-                                shard_frames=args.shard_frames)
+                                shard_frames=args.shard_frames, system_options=system_options(args))
     print(summary(describe(args.output), result))
 
 
@@ -225,7 +252,8 @@ def cmd_run(args):
     from .jobs import run_md
     options = {k: v for k, v in dict(steps=args.steps, every=args.every, output=args.output).items()
                if v is not None}
-    print(format_summary(run_md(args.system, overwrite=args.overwrite, progress=True, **options)))
+    print(format_summary(run_md(args.system, overwrite=args.overwrite, progress=True,
+                                system_options=system_options(args), **options)))
 
 
 #: What the less obvious entries of run_md's summary mean, printed beside them.
@@ -233,7 +261,7 @@ SUMMARY_NOTES = {
     "fd_columns": "coordinates 3j+b of the first frame checked against finite differences",
     "fd_max_relative_error": "their largest error, relative to the column's largest entry",
     "first_jacobian_seconds": "with compilation",
-    "seconds_per_md_step": "MindSPONGE's own step, callbacks excluded",
+    "seconds_per_md_step": "the MD engine's own step, callbacks excluded",
     "write_seconds_per_frame": "writing the frames still buffered at the end",
 }
 
@@ -262,7 +290,7 @@ def cmd_modes(args):
     from .jobs import modes_text
     if sys.stderr.isatty():    # building a MindSPONGE system takes seconds before any bar can move
         print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
-    print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system))
+    print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system, system_options=system_options(args)))
 
 
 COMMANDS = {"compute": cmd_compute, "info": cmd_info, "run": cmd_run, "modes": cmd_modes}
