@@ -7,7 +7,9 @@
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
     mdjac modes FILE|SYSTEM [--frame N] [-k K]
 
-S is a name from systems/ or a system file. Bad input ends with one line on stderr
+S is a name from systems/ or a system file; for a force-field file (prmtop, top, psf, System XML)
+every command that takes a system also takes --nonbonded, --cutoff, --ewald-tolerance,
+--coordinates, --parameters and --box (mdjac.load_system's options). Bad input ends with one line on stderr
 ("mdjac: error: ...") and exit code 2, with nothing written and nothing destroyed.
 """
 import argparse
@@ -101,9 +103,10 @@ def build_parser():
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
     p.add_argument("file")
 
-    p = sub.add_parser("run", help="MindSPONGE MD with the force Jacobian every K steps, then a summary")
+    p = sub.add_parser("run", help="MD with the force Jacobian every K steps, then a summary")
     p.add_argument("--system", "-s", default="alanine-dipeptide",
-                   help="a name from systems/ (a MindSPONGE one) or a system file [alanine-dipeptide]")
+                   help="a MindSPONGE system from systems/ (MindSPONGE's MD) or a force-field file, "
+                        "OpenMM's MD [alanine-dipeptide]")
     p.add_argument("--steps", type=int, default=None, help="MD steps [100]")
     p.add_argument("--every", type=int, default=None, help="Jacobian (and frame) every K steps [10]")
     p.add_argument("--output", "-o", default=RUN_OUTPUT, help=f"output H5MD file [{RUN_OUTPUT}]")

@@ -2,6 +2,7 @@
 
 The frames go through :class:`mdjac.sponge.ForceJacobianCallback` into an output writer
 (:func:`mdjac.io.open_writer`); a finite-difference spot check of the first stored frame follows.
+A force-field file (engine "openmm") runs OpenMM's MD instead (:mod:`.openmm_md`).
 """
 import sys
 import time
@@ -23,7 +24,10 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
 
     Parameters
     ----------
-    system : catalogue name, path or :class:`mdjac.catalogue.System` (engine "mindsponge").
+    system : catalogue name, path or :class:`mdjac.catalogue.System` (engine "mindsponge"), or a
+        force-field file (engine "openmm": OpenMM's Langevin MD on its CPU platform with
+        :class:`mdjac.openmm.ForceJacobianReporter`, :func:`mdjac.jobs.openmm_md.run_openmm_md`; the
+        time step defaults to its 0.5 fs, ``writer`` is not taken).
     steps : int, MD steps.  every : int, steps between Jacobians.
     output : path of the output, refused if it exists unless ``overwrite`` (checked before the
         system is built).

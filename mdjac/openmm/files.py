@@ -28,10 +28,12 @@ system's description (:func:`describe_nonbonded`):
 
 The System is built by OpenMM's ``createSystem`` without constraints (rigid water off). Refused
 in one line: PME or Ewald without a box, a cutoff over half the box, and a non-periodic prmtop
-whose GB radius set (anything but tleap's default mbondi) says it was made for implicit solvent,
+whose GB radius set (:data:`GB_RADIUS_SETS`: those tleap gives on request, not its default mbondi)
+says it was made for implicit solvent,
 which mdjac cannot state, unless ``nonbonded='none'`` asks for it in vacuum.
 """
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +47,9 @@ PERIODIC_CUTOFF = 0.9
 EWALD_TOLERANCE = 5e-4
 #: OpenMM's NonbondedForce methods by number, and the name mdjac gives each (1, 2: see :func:`_method_of`).
 _METHOD_NAMES = {0: "none", 1: "reaction-field", 2: "reaction-field", 3: "ewald", 4: "pme", 5: "ljpme"}
-#: tleap's default GB radius set: written into every prmtop, whether for GB or not.
-_DEFAULT_RADII = "modified Bondi radii (mbondi)"
+#: tleap's GB radius sets chosen on purpose (``set default PBradii``): all but its default, mbondi,
+#: which every prmtop carries whether made for GB or not.
+GB_RADIUS_SETS = ("bondi", "amber6", "mbondi2", "mbondi3", "parse")
 
 
 def check_load_options(nonbonded=None, cutoff=None, ewald_tolerance=None, box=None):
@@ -204,10 +207,11 @@ def describe_nonbonded(system):
 
 
 def _refuse_gb(path, prmtop, nonbonded, box):
-    """A non-periodic prmtop made for GB implicit solvent (a radius set other than tleap's default) is
-    refused unless vacuum is asked for."""
-    radii = " ".join(prmtop._prmtop._raw_data.get("RADIUS_SET", [_DEFAULT_RADII])).strip()
-    if box is None and nonbonded is None and radii and radii != _DEFAULT_RADII:
+    """A non-periodic prmtop made for GB implicit solvent (one of :data:`GB_RADIUS_SETS`) is refused
+    unless vacuum is asked for."""
+    radii = " ".join(prmtop._prmtop._raw_data.get("RADIUS_SET", [])).strip()
+    named = re.search(r"\((\w+)\)$", radii)
+    if box is None and nonbonded is None and named and named.group(1) in GB_RADIUS_SETS:
         raise InputError(f"{path}: its GB radius set ({radii}) is for implicit solvent, which mdjac cannot state "
                          "(no GBSA force): give --nonbonded none for the molecule in vacuum")
 
