@@ -6,6 +6,7 @@ the default time step is 0.5 fs), velocities drawn at the temperature; the repor
 with its Jacobian every ``every`` steps (steps every, 2 every, ..., steps). :func:`mdjac.jobs.run_md`
 calls it for a system of engine "openmm"; the summary has the keys of the MindSPONGE path's.
 """
+import os
 import sys
 import time
 
@@ -58,7 +59,7 @@ def run_openmm_md(sys_, steps, every, output, temperature, time_step, dtype, str
                                 openmm.Platform.getPlatformByName("CPU"))
     simulation.context.setPositions(sys_.positions * unit.nanometer)
     simulation.context.setVelocitiesToTemperature(temperature * unit.kelvin, SEED)
-    metadata = {"system": sys_.name, "steps": steps, "every": every, "engine": "openmm", **system_record(sys_)}
+    metadata = {"system": os.path.abspath(sys_.path), "steps": steps, "every": every, "engine": "openmm", **system_record(sys_)}
     reporter = ForceJacobianReporter(output, every, strategy=strategy, dtype=dtype, potential=potential,
                                      overwrite=overwrite, metadata=metadata)
     bar = tqdm(total=steps, unit="step", desc="OpenMM MD + jacobians", file=sys.stderr, disable=not progress,

@@ -28,19 +28,20 @@ system's description (:func:`describe_nonbonded`):
 
 The System is built by OpenMM's ``createSystem`` without constraints (rigid water off). Refused
 in one line: PME or Ewald without a box, a cutoff over half the box, and a non-periodic prmtop
-whose GB radius set (:data:`GB_RADIUS_SETS`: those tleap gives on request, not its default mbondi)
-says it was made for implicit solvent,
-which mdjac cannot state, unless ``nonbonded='none'`` asks for it in vacuum.
+whose GB radius set (:data:`GB_RADIUS_SETS`: those tleap gives on request, not its default
+mbondi) says it was made for implicit solvent, which mdjac cannot state, unless
+``nonbonded='none'`` asks for it in vacuum. (A GB prmtop made with tleap's default radii cannot
+be told from a vacuum one: it loads in vacuum, as the description says.)
 """
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 
-SUFFIXES = (".xml", ".prmtop", ".parm7", ".top", ".psf")
 #: The electrostatics ``nonbonded=`` names (``--nonbonded``).
 NONBONDED = ("pme", "ewald", "reaction-field", "cutoff", "none")
 PERIODIC_CUTOFF = 0.9
@@ -231,86 +232,118 @@ def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, c
     -------
     (openmm.System, topology, positions (N, 3) nm, box (3,) nm or None, companion files [Path])
     """
-    import openmm
-    from openmm import app
     check_load_options(nonbonded, cutoff, ewald_tolerance, box)
     path = Path(path)
     suffix = path.suffix.lower()
-    given_box = None if box is None else np.asarray(box, dtype=np.float64)
-    parameters = [Path(p) for p in ([parameters] if isinstance(parameters, (str, Path)) else parameters or [])]
-    for p in parameters:
+    if suffix not in READERS:
+        raise InputError(f"{path}: unknown force-field file type {suffix!r}; give one of {', '.join(SUFFIXES)}")
+    given = _Given(coordinates, [Path(p) for p in ([parameters] if isinstance(parameters, (str, Path))
+                                                   else parameters or [])],
+                   None if box is None else np.asarray(box, dtype=np.float64), nonbonded, cutoff, ewald_tolerance)
+    for p in given.parameters:
         if not p.is_file():
             raise InputError(f"{p}: no such parameter file")
     try:
-        if suffix == ".xml":
-            system = openmm.XmlSerializer.deserialize(path.read_text())
-            pdb_path = _beside(path, (".pdb",), "a PDB", coordinates)
-            pdb = app.PDBFile(str(pdb_path))
-            own = system.getDefaultPeriodicBoxVectors() if system.usesPeriodicBoundaryConditions() else None
-            file_box = given_box if given_box is not None else _box(own) if own is not None else \
-                _box(pdb.topology.getPeriodicBoxVectors())
-            if nonbonded is not None or cutoff is not None or ewald_tolerance is not None:
-                forces = _nonbonded_forces(system)
-                own_method = _method_of(forces[0]) if forces else None
-                method, rc, tol = _choose(path, file_box, nonbonded or own_method, cutoff, ewald_tolerance)
-                _set_method(system, method, file_box is not None, rc, tol)
-            if given_box is not None:
-                system.setDefaultPeriodicBoxVectors(*_vectors(given_box))
-            box = _box(system.getDefaultPeriodicBoxVectors()) if system.usesPeriodicBoundaryConditions() else None
-            return system, pdb.topology, _positions(pdb.positions), box, [pdb_path]
-        if suffix in (".prmtop", ".parm7"):
-            prmtop = app.AmberPrmtopFile(str(path))
-            crd_path = _beside(path, (".inpcrd", ".rst7", ".crd"), "coordinates", coordinates)
-            crd = app.AmberInpcrdFile(str(crd_path))
-            file_box = given_box if given_box is not None else _box(crd.boxVectors)
-            _refuse_gb(path, prmtop, nonbonded, file_box)
-            method, rc, tol = _choose(path, file_box, nonbonded, cutoff, ewald_tolerance)
-            system = prmtop.createSystem(constraints=None, rigidWater=False,
-                                         **_openmm_options(method, file_box is not None, rc, tol))
-            return (*_finish(system, prmtop.topology, crd.positions, file_box, method, rc, tol), [crd_path])
-        if suffix == ".top":
-            gro_path = _beside(path, (".gro",), "a .gro file", coordinates)
-            gro = app.GromacsGroFile(str(gro_path))
-            mdp_path = next((p for p in parameters if p.suffix.lower() == ".mdp"), None) or \
-                (path.with_suffix(".mdp") if path.with_suffix(".mdp").is_file() else None)
-            mdp = read_mdp(mdp_path) if mdp_path is not None else {}
-            file_box = given_box if given_box is not None else \
-                _box(gro.getPeriodicBoxVectors()) if mdp.get("periodic", True) else None
-            if nonbonded is None and file_box is not None:   # the .mdp's settings, unless told otherwise
-                nonbonded = mdp.get("nonbonded")
-                cutoff = mdp.get("cutoff") if cutoff is None else cutoff
-                ewald_tolerance = mdp.get("ewald_tolerance") if ewald_tolerance is None else ewald_tolerance
-            method, rc, tol = _choose(path, file_box, nonbonded, cutoff, ewald_tolerance)
-            top = app.GromacsTopFile(str(path), periodicBoxVectors=None if method == "none" or file_box is None
-                                     else _vectors(file_box))
-            system = top.createSystem(constraints=None, rigidWater=False,
-                                      **_openmm_options(method, file_box is not None, rc, tol))
-            return (*_finish(system, top.topology, gro.positions, file_box, method, rc, tol),
-                    [gro_path] + ([mdp_path] if mdp_path else []))
-        if suffix == ".psf":
-            psf = app.CharmmPsfFile(str(path))
-            params = parameters or sorted(p for p in path.parent.iterdir()
-                                          if p.suffix.lower() in (".prm", ".rtf", ".str", ".par", ".inp"))
-            if not params:
-                raise InputError(f"{path}: no CHARMM parameter files (.prm .rtf .str .par) beside it: "
-                                 "put them there or name them with --parameters")
-            parameter_set = app.CharmmParameterSet(*map(str, params))
-            crd_path = _beside(path, (".crd", ".pdb"), "coordinates", coordinates)
-            crd = app.CharmmCrdFile(str(crd_path)) if crd_path.suffix.lower() == ".crd" else app.PDBFile(str(crd_path))
-            file_box = given_box if given_box is not None else \
-                (_box(crd.topology.getPeriodicBoxVectors()) if hasattr(crd, "topology") else None)
-            method, rc, tol = _choose(path, file_box, nonbonded, cutoff, ewald_tolerance)
-            if file_box is not None and method != "none":
-                psf.setBox(*(float(e) * openmm.unit.nanometer for e in file_box))
-            system = psf.createSystem(parameter_set, constraints=None, rigidWater=False, flexibleConstraints=False,
-                                      **_openmm_options(method, file_box is not None, rc, tol))
-            return (*_finish(system, psf.topology, crd.positions, file_box, method, rc, tol), [crd_path] + list(params))
+        return READERS[suffix](path, given)
     except InputError:
         raise
     except Exception as err:  # OpenMM's readers raise plain Exceptions with their own messages
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"{path}: OpenMM could not read it ({message})") from None
-    raise InputError(f"{path}: unknown force-field file type {suffix!r}; give one of {', '.join(SUFFIXES)}")
+
+
+@dataclass(frozen=True)
+class _Given:
+    """What the caller gave beside the file: coordinates path, parameter paths, box (3,) nm, and the
+    electrostatics (None: the file's default)."""
+    coordinates: object
+    parameters: list
+    box: object
+    nonbonded: object
+    cutoff: object
+    tolerance: object
+
+
+def _read_xml(path, given):
+    import openmm
+    from openmm import app
+    system = openmm.XmlSerializer.deserialize(path.read_text())
+    pdb_path = _beside(path, (".pdb",), "a PDB", given.coordinates)
+    pdb = app.PDBFile(str(pdb_path))
+    own = system.getDefaultPeriodicBoxVectors() if system.usesPeriodicBoundaryConditions() else None
+    file_box = given.box if given.box is not None else _box(own) if own is not None else \
+        _box(pdb.topology.getPeriodicBoxVectors())
+    if given.nonbonded is not None or given.cutoff is not None or given.tolerance is not None:
+        forces = _nonbonded_forces(system)
+        own_method = _method_of(forces[0]) if forces else None
+        method, rc, tol = _choose(path, file_box, given.nonbonded or own_method, given.cutoff, given.tolerance)
+        _set_method(system, method, file_box is not None, rc, tol)
+    if given.box is not None:
+        system.setDefaultPeriodicBoxVectors(*_vectors(given.box))
+    box = _box(system.getDefaultPeriodicBoxVectors()) if system.usesPeriodicBoundaryConditions() else None
+    return system, pdb.topology, _positions(pdb.positions), box, [pdb_path]
+
+
+def _read_prmtop(path, given):
+    from openmm import app
+    prmtop = app.AmberPrmtopFile(str(path))
+    crd_path = _beside(path, (".inpcrd", ".rst7", ".crd"), "coordinates", given.coordinates)
+    crd = app.AmberInpcrdFile(str(crd_path))
+    file_box = given.box if given.box is not None else _box(crd.boxVectors)
+    _refuse_gb(path, prmtop, given.nonbonded, file_box)
+    method, rc, tol = _choose(path, file_box, given.nonbonded, given.cutoff, given.tolerance)
+    system = prmtop.createSystem(constraints=None, rigidWater=False,
+                                 **_openmm_options(method, file_box is not None, rc, tol))
+    return (*_finish(system, prmtop.topology, crd.positions, file_box, method, rc, tol), [crd_path])
+
+
+def _read_top(path, given):
+    from openmm import app
+    gro_path = _beside(path, (".gro",), "a .gro file", given.coordinates)
+    gro = app.GromacsGroFile(str(gro_path))
+    mdp_path = next((p for p in given.parameters if p.suffix.lower() == ".mdp"), None) or \
+        (path.with_suffix(".mdp") if path.with_suffix(".mdp").is_file() else None)
+    mdp = read_mdp(mdp_path) if mdp_path is not None else {}
+    file_box = given.box if given.box is not None else \
+        _box(gro.getPeriodicBoxVectors()) if mdp.get("periodic", True) else None
+    nonbonded, cutoff, tolerance = given.nonbonded, given.cutoff, given.tolerance
+    if nonbonded is None and file_box is not None:   # the .mdp's settings, unless told otherwise
+        nonbonded = mdp.get("nonbonded")
+        cutoff = mdp.get("cutoff") if cutoff is None else cutoff
+        tolerance = mdp.get("ewald_tolerance") if tolerance is None else tolerance
+    method, rc, tol = _choose(path, file_box, nonbonded, cutoff, tolerance)
+    top = app.GromacsTopFile(str(path), periodicBoxVectors=None if method == "none" or file_box is None
+                             else _vectors(file_box))
+    system = top.createSystem(constraints=None, rigidWater=False,
+                              **_openmm_options(method, file_box is not None, rc, tol))
+    return (*_finish(system, top.topology, gro.positions, file_box, method, rc, tol),
+            [gro_path] + ([mdp_path] if mdp_path else []))
+
+
+def _read_psf(path, given):
+    from openmm import app, unit
+    psf = app.CharmmPsfFile(str(path))
+    params = given.parameters or sorted(p for p in path.parent.iterdir()
+                                        if p.suffix.lower() in (".prm", ".rtf", ".str", ".par", ".inp"))
+    if not params:
+        raise InputError(f"{path}: no CHARMM parameter files (.prm .rtf .str .par) beside it: "
+                         "put them there or name them with --parameters")
+    parameter_set = app.CharmmParameterSet(*map(str, params))
+    crd_path = _beside(path, (".crd", ".pdb"), "coordinates", given.coordinates)
+    crd = app.CharmmCrdFile(str(crd_path)) if crd_path.suffix.lower() == ".crd" else app.PDBFile(str(crd_path))
+    file_box = given.box if given.box is not None else \
+        (_box(crd.topology.getPeriodicBoxVectors()) if hasattr(crd, "topology") else None)
+    method, rc, tol = _choose(path, file_box, given.nonbonded, given.cutoff, given.tolerance)
+    if file_box is not None and method != "none":
+        psf.setBox(*(float(e) * unit.nanometer for e in file_box))
+    system = psf.createSystem(parameter_set, constraints=None, rigidWater=False, flexibleConstraints=False,
+                              **_openmm_options(method, file_box is not None, rc, tol))
+    return (*_finish(system, psf.topology, crd.positions, file_box, method, rc, tol), [crd_path] + list(params))
+
+
+#: The reader of each suffix: (path, _Given) -> (System, topology, positions, box, companion files).
+READERS = {".xml": _read_xml, ".prmtop": _read_prmtop, ".parm7": _read_prmtop, ".top": _read_top, ".psf": _read_psf}
+SUFFIXES = tuple(READERS)
 
 
 def _finish(system, topology, positions, box, method, cutoff, tolerance):
