@@ -13,7 +13,7 @@ from openmm_reference import app, openmm, openmm_energy_forces, reference_contex
 
 import mdjac
 from mdjac.cli import main
-from mdjac.io.h5md_writer import H5MDWriter
+from mdjac.jobs import modes_text
 
 
 def registry_data(package, *parts):
@@ -28,7 +28,6 @@ def registry_data(package, *parts):
 
 EXPLICIT = registry_data("openmmtools", "data", "alanine-dipeptide-explicit", "alanine-dipeptide.prmtop")
 GBSA = registry_data("openmmtools", "data", "alanine-dipeptide-gbsa", "alanine-dipeptide.prmtop")
-SRC_IMPLICIT = registry_data("openmmtools", "data", "src-implicit", "system.xml")
 ADK_PSF = registry_data("MDAnalysisTests", "data", "adk.psf")
 ADK_CRD = registry_data("MDAnalysisTests", "data", "adk_open.crd")
 BAD_TOP = registry_data("MDAnalysisTests", "data", "bad_top.top")
@@ -194,7 +193,7 @@ def test_adapted_electrostatics_equal_openmm(trimmed, kind, nonbonded):
 def test_run_modes_and_topology_of_a_vacuum_prmtop(tmp_path, monkeypatch, capsys):
     """mdjac run on a prmtop runs OpenMM's MD with the reporter: the frame's forces are OpenMM's at its
     positions, the output records the electrostatics and the options, MDAnalysis reads it with the
-    system's topology; mdjac modes takes the prmtop as its source."""
+    system's topology; the modes job takes the prmtop as its source."""
     MDAnalysis = pytest.importorskip("MDAnalysis")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
@@ -212,9 +211,8 @@ def test_run_modes_and_topology_of_a_vacuum_prmtop(tmp_path, monkeypatch, capsys
     system = app.AmberPrmtopFile(GBSA).createSystem(nonbondedMethod=app.NoCutoff, constraints=None, rigidWater=False)
     _, f_ref = openmm_energy_forces(reference_context(system, np.asarray(frame.positions, np.float64)), set(range(32)))
     assert np.abs(frame.forces - f_ref).max() <= 1e-4 * np.abs(f_ref).max()     # float32 file, OpenMM's CPU platform
-    code = main(["modes", GBSA, "--nonbonded", "none", "-k", "3"])
-    out = capsys.readouterr().out
-    assert code == 0 and "system alanine-dipeptide (no cutoff" in out and "3 modes of 22 atoms" in out
+    table = modes_text(GBSA, k=3, minimise=False, system_options={"nonbonded": "none"})   # what mdjac modes FILE runs
+    assert "system alanine-dipeptide (no cutoff" in table and "3 modes of 22 atoms" in table
 
 
 REFUSALS = [
@@ -225,8 +223,6 @@ REFUSALS = [
     (["modes", ADK_PSF, "--coordinates", ADK_CRD], "no CHARMM parameter files"),
     (["modes", BAD_TOP], "needs a .gro file beside it"),
     (["modes", BAD_TOP, "--coordinates", ADK_CRD], "OpenMM could not read it"),
-    (["modes", SRC_IMPLICIT, "--coordinates", SRC_IMPLICIT[:-len("system.xml")] + "1yi6-minimized.pdb"],
-     "GBSAOBCForce, which mdjac cannot state"),
     (["modes", "water-box", "--nonbonded", "pme"], "--nonbonded apply to force-field files"),
     (["run", "--system", "argon", "--steps", "2"], "mdjac run takes a MindSPONGE system of the catalogue or a force-field"),
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
