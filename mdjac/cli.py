@@ -242,9 +242,12 @@ def format_info(info):
 
 
 def cmd_info(args):
-    from .io import OUTPUTS, describe, format_of, open_trajectory
+    from .io import OUTPUTS, describe, format_of, open_trajectory, read_metadata
     if os.path.isfile(args.file) and format_of(args.file) in OUTPUTS:
         print(format_info(describe(args.file)))
+        electrostatics = read_metadata(args.file).get("electrostatics")     # a force-field file's system
+        if electrostatics:
+            print(f"  electrostatics   {electrostatics}")
         return
     with open_trajectory(args.file) as traj:     # refuses a missing file or a folder in one line
         print(f"{args.file}  ({type(traj).__name__})\n  atoms            {traj.n_atoms}\n"

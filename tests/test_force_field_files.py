@@ -199,6 +199,8 @@ def test_run_modes_and_topology_of_a_vacuum_prmtop(tmp_path, monkeypatch, capsys
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--system", GBSA, "--nonbonded", "none", "--steps", "10", "--every", "10", "-o", "md.h5md"]) == 0
     assert "fd_max_relative_error" in capsys.readouterr().out
+    assert main(["info", "md.h5md"]) == 0
+    assert "electrostatics   no cutoff (every pair, open boundaries)" in capsys.readouterr().out
     metadata = mdjac.io.read_metadata("md.h5md")
     assert metadata["electrostatics"].startswith("no cutoff") and metadata["system_options"] == {"nonbonded": "none"}
     loaded = mdjac.load_system(GBSA, nonbonded="none")
