@@ -238,3 +238,13 @@ def test_refusals_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_cluster_workers_load_the_system_with_the_runs_options():
+    """A Dask worker loads a force-field system with the loader options the run was given, once."""
+    from mdjac import cluster
+    state = cluster.WorkerState()
+    system = state.system(GBSA, {"nonbonded": "none"})
+    assert system.electrostatics.startswith("no cutoff") and state.system(GBSA, {"nonbonded": "none"}) is system
+    with pytest.raises(mdjac.InputError, match="GB radius set"):
+        state.system(GBSA, {})
