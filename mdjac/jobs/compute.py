@@ -190,7 +190,8 @@ def run_plan(plan, options, interrupt):
         first = frame_forces_and_jacobian(potential, frames[done], system, dtype, strategy)
         first_seconds = time.perf_counter() - started
         if progress:
-            print(f"mdjac compute: system {system.name}: {system.description}", file=sys.stderr)
+            if system.description:
+                print(f"mdjac compute: system {system.name}: {system.description}", file=sys.stderr)
             print(expected_size(len(frames) - done, len(system.positions), first[3].nnz_blocks, dtype,
                                 "mdjac compute"), file=sys.stderr)
         interrupt.check()

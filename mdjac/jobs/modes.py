@@ -38,9 +38,9 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
     from ..analysis.modes import default_projection, normal_modes
 
     t0 = time.perf_counter()
-    options = {k: v for k, v in (system_options or {}).items() if v is not None}
+    options = {key: value for key, value in (system_options or {}).items() if value is not None}
     if not isinstance(source, (str, os.PathLike)):
-        case = _system_case(resolve_system(source, **options), minimise, gtol)
+        case = _system_case(source, minimise, gtol)
     elif os.path.isfile(source) and not is_system_file(source):
         case = _file_case(os.fspath(source), frame, system, options)
     else:
