@@ -209,6 +209,7 @@ class ShardJob:
     metadata : dict, what every file of the run records.
     times : bool, whether the input records times.
     queue : str, the name of the progress ``distributed.Queue``.
+    system_options : dict, the loader options of the system (:func:`mdjac.load_system`).
     """
     trajectory: str
     selection: tuple
@@ -218,6 +219,7 @@ class ShardJob:
     metadata: dict
     times: bool
     queue: str
+    system_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -227,10 +229,11 @@ class WorkerState:
     systems: dict = field(default_factory=dict)
     frames: int = 0
 
-    def system(self, path):
-        if path not in self.systems:
-            self.systems[path] = resolve_system(path)
-        return self.systems[path]
+    def system(self, path, options=None):
+        key = (path, repr(sorted((options or {}).items())))
+        if key not in self.systems:
+            self.systems[key] = resolve_system(path, **(options or {}))
+        return self.systems[key]
 
 
 #: This process's state, when it is a worker.
@@ -268,7 +271,7 @@ def compute_shard(job, index, a, b, path):
     from distributed import Queue
 
     threads = limit_threads(os.environ.get(THREADS_VARIABLE))
-    system = _WORKER.system(job.system)
+    system = _WORKER.system(job.system, job.system_options)
     potential = system.potential
     queue = Queue(job.queue) if job.queue else None
     first_of_process = _WORKER.frames == 0
@@ -368,7 +371,7 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     job = ShardJob(trajectory=os.path.abspath(frames.path), system=str(system.path),
                    selection=(frames.indices.start, frames.indices.stop, frames.indices.step),
                    compute_frame=compute_frame, options=options, metadata=metadata, times=frames.has_times,
-                   queue=queue_name)
+                   queue=queue_name, system_options=getattr(system, "load_options", {}))
     started = time.perf_counter()
     futures = {k: client.submit(compute_shard, job, k, a, b, shard_path(folder, k), pure=False,
                                 key=f"mdjac-shard-{k}-{queue_name[-12:]}")

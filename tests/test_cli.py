@@ -260,6 +260,19 @@ def test_strategy_choices_are_the_potentials():
     assert sorted(cli.STRATEGIES) == sorted(STRATEGIES)
 
 
+def test_nonbonded_choices_are_the_loaders():
+    """--nonbonded offers exactly the electrostatics the force-field loader takes (listed twice so that
+    --help need not import OpenMM), and every command that takes a system takes the loader options."""
+    from mdjac import cli
+    from mdjac.catalogue import openmm_engine
+    from mdjac.openmm import files
+    assert cli.NONBONDED == files.NONBONDED
+    for command in ("compute", "run", "modes"):
+        args = cli.build_parser().parse_args([command] + (["t", "-s", "s", "-o", "o"] if command == "compute" else
+                                                          ["s"] if command == "modes" else []))
+        assert sorted(cli.system_options(args)) == sorted(openmm_engine.OPTIONS)
+
+
 def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     out = tmp_path / "m.h5md"
     assert run(["compute", files["traj"], "-s", files["system"], "-o", out, "-q", "--stop", 1], capsys)[0] == 0
@@ -288,7 +301,9 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(mdjac.jobs, "run_md", fake_run_md)
     code, stdout, _ = run(["run", "--steps", 20, "--every", 10, "-o", tmp_path / "md.h5md"], capsys)
     assert code == 0 and "frames" in stdout and calls[0][0] == "alanine-dipeptide"
-    assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False, progress=True)
+    assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False, progress=True,
+                               system_options=dict(nonbonded=None, cutoff=None, ewald_tolerance=None, coordinates=None,
+                                                   parameters=None, box=None))
     import mdjac.jobs.md
     md_runs = []
     monkeypatch.setattr(mdjac.jobs, "run_md", mdjac.jobs.md.run_md)      # the job itself checks the output
