@@ -55,7 +55,8 @@ def is_hdf5(path):
 def open_h5(path, mode="r"):
     """h5py.File for reading (or ``mode`` 'w-' to create), with HDF5's failures (truncated,
     corrupt, not HDF5) as one-line InputErrors. A file with a pending journal (a batch being
-    written, or a killed writer's) is read as it was before that batch."""
+    written, or a killed writer's) is read as it was before that batch; an index whose part files
+    are missing is refused (:mod:`mdjac.io.h5md_index`)."""
     if mode == "r" and not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
     try:
@@ -64,7 +65,7 @@ def open_h5(path, mode="r"):
         pending = journal.read_journal(path)
         if pending is not None:
             return h5py.File(journal.CommittedView(path, pending), "r")
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as err:
         reason = os_error_reason(err)
         if "truncated" in reason:
@@ -72,6 +73,12 @@ def open_h5(path, mode="r"):
         elif "signature" in reason or "not an HDF5" in reason.lower():
             reason = "not an HDF5 file"
         raise InputError(f"{path}: cannot open as HDF5 ({reason}); is it a complete H5MD file?") from None
+    from .h5md_index import missing_parts      # an index of part files (a distributed run's output)
+    problem = missing_parts(f)
+    if problem:
+        f.close()
+        raise InputError(problem)
+    return f
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from . import journal
 from ..errors import InputError, OutputLocked, os_error_reason
 from ..jacobian import row_pointers
 from ..version import __version__
+from .h5md_index import materialise, parts_of, remove_parts
 from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, long_range_recipe,
                           modify, open_h5, read_recipe, same_recipe, upper_triangle)
 
@@ -253,6 +254,7 @@ class H5MDWriter:
         try:
             if mode == "a" and os.path.exists(self.path):
                 journal.recover(self.path)
+                remove_parts(materialise(self.path))      # an index of part files: one file first
                 self.n_frames = self._resume()
             else:
                 self._create(names, masses, author, metadata, triangle)
@@ -264,6 +266,7 @@ class H5MDWriter:
     def _create(self, names, masses, author, metadata, triangle):
         """Write the empty layout to a temporary file and rename it over ``path`` (atomic)."""
         tmp = f"{self.path}.tmp"
+        replaced = parts_of(self.path) if os.path.exists(self.path) else []
         try:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
@@ -275,6 +278,7 @@ class H5MDWriter:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+        remove_parts(replaced)
 
     def _resume(self):
         """Check the existing file against this writer; cut it to its complete frames (the
