@@ -69,12 +69,17 @@ def gone_within(pids, seconds):
 
 
 def assert_same_as_serial(out, reference, workers=2):
-    """Equal to the serial file but for the attribute that records the distributed run."""
+    """Equal to the serial file but for the attribute that records the distributed run; the shard
+    folder holds the part files the output indexes and nothing else."""
+    from mdjac.io.h5md_index import parts_of
+
     assert_same_datasets(out, reference, ignore=RUN_ATTRIBUTE)
     run = json.loads(read_metadata_attribute(out))
     assert run["workers"] == workers and run["shards"] >= 1
-    for leftover in (".shards", ".lock", ".journal"):
+    for leftover in (".lock", ".journal"):
         assert not os.path.exists(f"{out}{leftover}"), leftover
+    folder = cluster.shard_folder(out)
+    assert sorted(os.path.join(folder, p) for p in os.listdir(folder)) == sorted(parts_of(out))
 
 
 def read_metadata_attribute(path):
@@ -84,13 +89,16 @@ def read_metadata_attribute(path):
 
 
 def shard_frames_stored(out):
-    """{shard index: complete frames} of the shard files of ``out`` now."""
+    """{shard index: complete frames} of the shard files of ``out`` now that it does not index yet."""
+    from mdjac.io.h5md_index import parts_of
+
     folder = cluster.shard_folder(out)
+    joined = set(parts_of(out)) if os.path.exists(out) else set()
     found = {}
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        if name.startswith("shard-") and name.endswith(".h5md"):
+        if name.startswith("shard-") and name.endswith(".h5md") and os.path.join(folder, name) not in joined:
             try:
-                found[int(name[6:12])] = cluster.stored_frames(os.path.join(folder, name))
+                found[int(name[-11:-5])] = cluster.stored_frames(os.path.join(folder, name))
             except Exception:      # created but not yet renamed into place, or just joined and deleted
                 pass
     return found

@@ -240,7 +240,7 @@ class H5MDIndex:
     lock (:class:`mdjac.io.h5md_writer.OutputLock`) until :meth:`close`.
     """
 
-    def __init__(self, path, mode="w", overwrite=False, base_part=None, **layout):
+    def __init__(self, path, mode="w", overwrite=False, base_part=None):
         from . import journal
         from .h5md_writer import OutputLock
 
