@@ -1,4 +1,4 @@
-"""``mdjac compute`` on a Dask cluster: the shard plan, the worker task and the join.
+"""``mdjac compute`` on a Dask cluster: the shard plan, the worker task and the join (an index).
 
 :func:`mdjac.jobs.compute_trajectory` runs every check (nothing is touched before) and, given a
 client, hands the frames still missing to :func:`compute_on_cluster` with its own per-frame function
@@ -9,23 +9,30 @@ serial run), called once the first shard is ready to be joined.
 The plan. The F selected frames, of which the output already holds the first D, are split into
 S contiguous blocks (shards) [a_k, b_k), D = a_0 < b_0 = a_1 < ... < b_{S-1} = F, about four per
 worker unless ``shard_frames`` is given. The plan is stored as ``<output>.shards/plan.json``
-(with the run's metadata, which a resume must match) before any task starts.
+(with the run's metadata, which a resume must match, and the run's id, which names its shard files)
+before any task starts.
 
 The task (:func:`compute_shard`, one per shard, on any worker, told what to do by a
 :class:`ShardJob`). It opens the input trajectory itself (a shared file system: no frame travels
 through the scheduler), computes frames a_k..b_k-1 and writes them with the output's writer
-(:func:`mdjac.io.open_writer`) into ``<output>.shards/shard-<k>.h5md``: journaled and resumable,
-so a task rerun after its worker died (Dask reruns it) continues after the frames its shard
-already holds, once the lock of the attempt before is free (:class:`mdjac.errors.OutputLocked`).
-It reports each frame to a ``distributed.Queue`` for the one progress bar, and returns its timings.
+(:func:`mdjac.io.open_writer`) into ``<output>.shards/shard-<run>-<k>.h5md``: journaled and
+resumable, so a task rerun after its worker died (Dask reruns it) continues after the frames its
+shard already holds, once the lock of the attempt before is free (:class:`mdjac.errors.OutputLocked`);
+a shard file it cannot read (damaged on disk) it starts again. It reports its frames to a
+``distributed.Queue`` for the one progress bar (at most two messages a second, a few bytes each),
+and returns its timings. Workers never wait for the client.
 
-The join (:func:`join_shard`, on the client, in frame order while the other shards still run).
-Shard k is appended to the output through the output's own writer as soon as shards 0..k are
-complete, then its file is deleted; after the last one the folder is removed. A resume first joins
-what is finished, then submits the rest; a shard file already holding b_k - a_k frames is not
-recomputed, a partial one is continued. The output's datasets equal a serial run's; the one
-attribute that differs is ``/parameters/mdjac`` ``distributed`` (JSON: workers, shards,
-scheduler), written only by this path (docs/h5md.md).
+The join (:func:`join_shards`, on the client, in frame order while the other shards still run).
+The output is an index of the shard files (:mod:`mdjac.io.h5md_index`: HDF5 virtual datasets), so
+joining is metadata only: as soon as shards 0..k are complete, each is checked (:func:`check_shard`:
+it opens and holds its b_k - a_k frames; a damaged one is deleted and computed again, not joined)
+and the index is rewritten over the shards joined so far. The shard files stay: they hold the
+output's frames (``mdjac consolidate`` copies them into one file). A task lost with its scheduler
+(restarted) is submitted again and continues its file. A resume first joins what is finished,
+then submits the rest; a shard file already holding b_k - a_k frames is not recomputed, a partial
+one is continued; an ordinary output's frames become the index's first part. The output's datasets
+equal a serial run's; the one attribute that differs is ``/parameters/mdjac`` ``distributed``
+(JSON: workers, shards, scheduler), written only by this path (docs/h5md.md).
 
 Threads: a worker computes one task at a time; MindSpore's CPU kernels use ``MDJAC_THREADS``
 threads in it (its share of the cores, set by :func:`local_client`; unset: MindSpore's default).

@@ -3,7 +3,7 @@
 A distributed run (:mod:`mdjac.cluster`) writes its frames into part files, each an ordinary
 mdjac H5MD file (:class:`mdjac.io.h5md_writer.H5MDWriter`) of consecutive frames. Its output is an
 index: the same tree as a serial run's file, in which every dataset indexed by frame (the ones
-:func:`mdjac.io.h5md_writer.extents` names) is a virtual dataset concatenating the parts' first
+:func:`mdjac.io.h5md_layout.extents` names) is a virtual dataset concatenating the parts' first
 frames, in order; the Jacobian's flat ``indices``/``blocks`` stores concatenate the parts' stores
 (the blocks of each part's frames), and ``offset``, which points into the flat store, is the one
 frame dataset stored in the index itself (each part's offsets shifted by the blocks of the parts
@@ -30,7 +30,8 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
-from .h5md_layout import GROUP, JACOBIAN, complete_frames, open_h5
+from .h5md_layout import GROUP, JACOBIAN, complete_frames, extents, is_index, missing_parts, open_h5, part_files
+from .output_lock import OutputLock
 
 #: The frame dataset stored in the index itself (it points into the concatenated flat store).
 OFFSET = f"{JACOBIAN}/offset"
@@ -46,10 +47,12 @@ class Part:
     path : str, absolute path of the part file.
     frames : int, its frames that the index uses (its first ``frames``).
     lengths : dict {dataset name under /particles/trajectory: (used length, full shape)}.
+    offsets : (frames,) int64, its frames' ``force_jacobian/offset`` (empty without a Jacobian).
     """
     path: str
     frames: int
     lengths: dict
+    offsets: np.ndarray
 
     @property
     def blocks(self):
@@ -60,8 +63,6 @@ class Part:
 def read_part(path, frames=None):
     """The :class:`Part` of the mdjac file ``path`` (its first ``frames`` frames, default all
     complete ones); InputError if it cannot be read or holds fewer frames (a damaged file)."""
-    from .h5md_writer import extents
-
     with open_h5(path) as f:
         try:
             g = f[f"particles/{GROUP}"]
@@ -71,25 +72,10 @@ def read_part(path, frames=None):
                 raise InputError(f"{path} holds {n} complete frames, not {wanted}")
             lengths = {name: (int(size), tuple(g[name].shape)) for name, size in extents(g, wanted).items()}
             g["position/value"][wanted - 1] if wanted else None     # its last frame's data reads back
+            offsets = g[OFFSET][:wanted].astype(np.int64) if JACOBIAN in g else np.zeros(0, np.int64)
         except (KeyError, OSError) as err:
             raise InputError(f"{path}: not a complete mdjac H5MD file ({err})") from None
-    return Part(os.path.abspath(path), wanted, lengths)
-
-
-def is_index(f):
-    """True if the open h5py.File ``f`` is an index (its positions are a virtual dataset)."""
-    ds = f.get(f"particles/{GROUP}/position/value")
-    return isinstance(ds, h5py.Dataset) and ds.is_virtual
-
-
-def part_files(f):
-    """Absolute paths of the part files of the open index ``f``, in frame order ([] for a file
-    that is not an index)."""
-    if not is_index(f):
-        return []
-    folder = os.path.dirname(os.path.abspath(f.filename))
-    names = [source.file_name for source in f[f"particles/{GROUP}/position/value"].virtual_sources()]
-    return [os.path.normpath(os.path.join(folder, name)) for name in dict.fromkeys(names)]
+    return Part(os.path.abspath(path), wanted, lengths, offsets)
 
 
 def parts_of(path):
@@ -99,16 +85,6 @@ def parts_of(path):
             return part_files(f)
     except (OSError, KeyError, ValueError):
         return []
-
-
-def missing_parts(f):
-    """One line naming the first missing part file of the open index ``f``, or None."""
-    missing = [p for p in part_files(f) if not os.path.isfile(p)]
-    if not missing:
-        return None
-    return (f"{f.filename} indexes its frames in {len(part_files(f))} part files and {missing[0]} is missing "
-            f"({len(missing)} missing); keep the folder {os.path.dirname(missing[0])} beside the file "
-            "(or `mdjac consolidate` it into one file while the parts are there)")
 
 
 def _walk_links(group, prefix=""):
@@ -183,7 +159,7 @@ def write_index(path, parts, records=None):
         total = int(starts[name][-1])
         full = f"particles/{GROUP}/{name}"
         if name == OFFSET:
-            data = np.concatenate([_read_offsets(p) + shifts[k] for k, p in enumerate(parts)]).astype(src.dtype)
+            data = np.concatenate([p.offsets + shifts[k] for k, p in enumerate(parts)]).astype(src.dtype)
             ds = _same_creation(src, f, full, data.shape, (None,) + data.shape[1:])
             ds[...] = data
             return True
@@ -211,11 +187,6 @@ def write_index(path, parts, records=None):
             os.remove(tmp)
 
 
-def _read_offsets(part):
-    with h5py.File(part.path, "r") as f:
-        return f[f"particles/{GROUP}/{OFFSET}"][:part.frames].astype(np.int64)
-
-
 def read_records(path):
     """{name: value} of the JSON attributes of /parameters/mdjac other than ``metadata``."""
     with open_h5(path) as f:
@@ -237,12 +208,11 @@ class H5MDIndex:
     base_part : where an ordinary output's frames go when resumed (mode 'a').
 
     Attributes: ``n_frames``, ``last_step``, ``parts`` (list of :class:`Part`). Holds the output's
-    lock (:class:`mdjac.io.h5md_writer.OutputLock`) until :meth:`close`.
+    lock (:class:`mdjac.io.output_lock.OutputLock`) until :meth:`close`.
     """
 
     def __init__(self, path, mode="w", overwrite=False, base_part=None):
         from . import journal
-        from .h5md_writer import OutputLock
 
         self.path = os.fspath(path)
         if mode == "w" and os.path.exists(self.path) and not overwrite:
@@ -391,8 +361,6 @@ def consolidate(path):
     """Copy the index output ``path`` into one self-contained file in its place
     (:func:`materialise`), then delete its part files (and their folder, once empty). Returns the
     number of part files removed (0: ``path`` was already self-contained)."""
-    from .h5md_writer import OutputLock
-
     path = os.fspath(path)
     lock = OutputLock(path)
     try:
