@@ -16,7 +16,7 @@ The same bytes are then
   shard's blocks, where chunks line up: design (b)'s best case.
 
 Each as seconds, frames/s, MB/s of the frames' bytes, and per frame against computing one. Then
-the index's cost as it grows: the time to add the k-th part (small parts) for k up to PARTS.
+the index's cost as it grows: the time to add the k-th part (one-frame parts), k up to PARTS.
 
 ``many`` (a LocalCluster of WORKERS processes, default 8, on the 256-atom argon crystal: cheap
 frames, so the client and the scheduler are what is measured). FRAMES jittered frames in shards of
@@ -104,8 +104,8 @@ def raw_chunk_copy(src_path, dst_path, name="particles/trajectory/force_jacobian
 
 
 def index_growth(folder, parts):
-    """Seconds to add the k-th one-frame part to an index, for k = 1..parts: {k: seconds}."""
-    from mdjac.io.h5md_index import H5MDIndex
+    """Seconds to add the k-th one-frame part to an index, for some k up to ``parts``: {k: seconds}."""
+    from mdjac.io.h5md_index import H5MDIndex, read_part
     from mdjac.io.h5md_writer import H5MDWriter
     from mdjac.jacobian import ForceJacobian
 
@@ -119,9 +119,10 @@ def index_growth(folder, parts):
     paths = [first] + [shutil.copyfile(first, os.path.join(folder, f"part-{k}.h5md")) for k in range(1, parts)]
     seconds = {}
     with H5MDIndex(os.path.join(folder, "index.h5md")) as index:
-        for k, path in enumerate(paths, 1):
+        for k in [k for k in (1, 3, 10, 30, 100, 300, 1000, 3000, 10000) if k <= parts]:
+            index.parts += [read_part(p) for p in paths[len(index.parts):k - 1]]     # the k - 1 before, not timed
             t0 = time.perf_counter()
-            index.add([path])
+            index.add([paths[k - 1]])
             seconds[k] = time.perf_counter() - t0
     return seconds
 
@@ -195,9 +196,8 @@ def join_section(shards=4, per_shard=3, parts=1000):
     for name, seconds, fps, mbs, ratio, note in rows:
         print(f"{name:42} {seconds:>8.3f} {fps:>9.1f} {mbs:>8.0f} {ratio:>20.4f}  {note}")
     print(f"{'raw chunk copy, blocks of shard 0 (b)':42} {raw:>8.3f} {'':>9} {copied / raw / 1e6:>8.0f}")
-    marks = [k for k in (1, 10, 100, 1000, 10000) if k in growth]
-    print("index growth: seconds to add the k-th part: " + ", ".join(
-        f"k={k}: {growth[k] * 1e3:.1f} ms" for k in marks) + f"; all {len(growth)}: {sum(growth.values()):.1f} s")
+    print("index growth: time to add the k-th part (the index rewritten over k parts): " + ", ".join(
+        f"k={k}: {growth[k] * 1e3:.0f} ms" for k in sorted(growth)))
     return dict(compute=compute, join_per_shard=float(np.mean(per_shard_seconds)), per_shard=per_shard,
                 mb_per_frame=size / frames / 1e6, growth=growth, copy_mbs=rows[0][3], old_ratio=rows[1][4])
 
@@ -241,25 +241,27 @@ def many_section(workers=8, frames=960, shard=30):
     first = min(t["started"] for t in tasks)
     last_task = max(t["ended"] for t in tasks)
     last_join = max(t for t, _ in result["joins"])
-    produced = frames / (last_task - t0)
-    reached = frames / (last_join - t0)
+    produced = frames / (last_task - first)
+    reached = frames / (last_join - first)
     busy = sum(t["ended"] - t["started"] for t in tasks)
     overhead = (workers * (last_task - first) - busy) / len(tasks)
-    ends = sorted(t["ended"] for t in tasks)
-    joined = [next(t for t, n in result["joins"] if n >= (k + 1) * shard) for k in range(len(ends))]
-    lags = [j - e for j, e in zip(joined, sorted(ends))]
+    end = {t["index"]: t["ended"] for t in tasks}
+    joinable = np.maximum.accumulate([end[k] for k in range(len(end))])     # it and every shard before ended
+    joined = [next(t for t, n in result["joins"] if n >= (k + 1) * shard) for k in range(len(end))]
+    lags = [j - e for j, e in zip(joined, joinable)]
     compile_ = sorted(result["compile_seconds"].values())
     steady = [s for t in tasks for s in (t["seconds"][1:] if t["compile"] else t["seconds"])]
     print(f"\nmany: argon ({len(system.positions)} atoms), {frames} frames in {len(tasks)} shards of {shard}, "
           f"LocalCluster of {workers} single-threaded workers on 2 cores; {load()}")
-    print(f"  run from submission: {last_task - t0:.1f} s to the last task's end, {last_join - t0:.1f} s to the last join "
-          f"(first task started after {first - t0:.1f} s: worker imports and compilation, {compile_[0]:.1f} to "
-          f"{compile_[-1]:.1f} s per worker)")
-    print(f"  frames/s produced by the workers {produced:.1f}, reaching the output {reached:.1f}: ratio "
-          f"{reached / produced:.3f}")
+    print(f"  from submission: the first task started after {first - t0:.1f} s (worker imports MindSpore, builds the "
+          f"system), the last ended after {last_task - t0:.1f} s, the last join after {last_join - t0:.1f} s; each "
+          f"worker's first frame (compilation, or the compile cache) took {compile_[0]:.1f} to {compile_[-1]:.1f} s")
+    print(f"  from the first task's start: frames/s produced by the workers {produced:.2f} (to the last task's end), "
+          f"reaching the output {reached:.2f} (to the last join): ratio {reached / produced:.3f}")
     print(f"  a frame's compute in a worker: {1e3 * np.median(steady):.0f} ms median ({len(steady)} steady frames; "
           f"{workers} workers share 2 cores, so about {workers / 2:.0f}x a lone worker's time)")
-    print(f"  shard end -> joined: median {1e3 * np.median(lags):.0f} ms, max {1e3 * max(lags):.0f} ms; client join "
+    print(f"  joinable (it and every shard before ended) -> joined: median {1e3 * np.median(lags):.0f} ms, max "
+          f"{1e3 * max(lags):.0f} ms; client join "
           f"time {result['join_seconds']:.2f} s in all ({1e3 * result['join_seconds'] / len(tasks):.1f} ms per shard)")
     print(f"  scheduler overhead per task: {overhead:.2f} worker-seconds not in tasks between the first start and the "
           f"last end (imbalance at the end included); empty tasks with every worker busy: {1e3 * empty:.1f} ms each")
@@ -343,28 +345,34 @@ def water_section(frames=6):
 # the estimate
 # --------------------------------------------------------------------------------------------
 
-def estimate(join, many, machines=100, per_machine=32, quiet_rate=0.6):
-    """100 machines of ``per_machine`` single-threaded workers, each computing a water-box frame at
-    ``quiet_rate`` frames/s (a quiet core, README's Benchmark), from the measured figures."""
-    workers = machines * per_machine
-    rate = workers * quiet_rate
-    frames_per_shard = 4 * 1          # the default plan: about four shards per worker, here 1 frame+ each
-    shard_frames = max(frames_per_shard, join["per_shard"])
-    shards_per_s = rate / shard_frames
-    k = max(join["growth"])
-    add = join["growth"][k]
-    print(f"\nestimate: {machines} machines x {per_machine} workers = {workers} workers at {quiet_rate} water-box "
-          f"frames/s each (quiet) = {rate:.0f} frames/s, {rate * join['mb_per_frame'] / 1e3:.1f} GB/s of frames "
-          f"written once to the shared file system (before: three times, as shard, read back, output)")
-    print(f"  client: adding a shard costs {1e3 * join['join_per_shard']:.1f} ms (a {join['mb_per_frame']:.0f} MB frame "
-          f"each) and {1e3 * add:.0f} ms once the index has {k} parts; with {shard_frames} frames per shard the "
-          f"client joins {shards_per_s:.0f} shards/s, so it is busy {shards_per_s * add:.2f} of the time at {k} "
-          f"parts (joins batch the shards that are ready, so a slower join adds more at once)")
-    print(f"  scheduler: {1e3 * many['empty']:.1f} ms per task measured here (8 workers, 2 shared cores); "
-          f"{shards_per_s:.0f} tasks/s need {shards_per_s * many['empty'] / many['workers']:.2f} of one scheduler "
-          f"at that rate")
-    print(f"  before (the old join): {join['old_ratio']:.3f} of a frame's compute per frame joined here, so one client "
-          f"kept at most {1 / join['old_ratio']:.0f} workers busy")
+def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
+    """The run of ``frames`` water-box frames on ``machines`` machines like this one (2 workers) and
+    like the README's dask-jobqueue recipe (32 workers), each worker computing ``quiet_rate``
+    frames/s (a quiet core: README's Benchmark), from the figures measured above."""
+    ks = np.array(sorted(join["growth"]), dtype=float)
+    slope, intercept = np.polyfit(ks, [join["growth"][int(k)] for k in ks], 1)
+    print(f"\nestimate for {machines} machines, {frames} water-box frames ({join['mb_per_frame']:.0f} MB each), "
+          f"{quiet_rate} frames/s per worker on a quiet core; adding a shard to an index of k shards measured above "
+          f"as {1e3 * intercept:.1f} ms + {1e6 * slope:.0f} us x k (fitted, {load()})")
+    for per_machine in (2, 32):
+        workers = machines * per_machine
+        rate = workers * quiet_rate
+        shards = min(frames, 4 * workers)
+        per_shard = frames / shards
+        shard_rate = rate / per_shard
+        last = intercept + slope * shards
+        busy = shard_rate * (intercept + slope * shards / 2)
+        print(f"  {per_machine:>2} workers each ({workers} workers): {rate:.0f} frames/s computed; {shards} shards of "
+              f"{per_shard:.0f} frames, {shard_rate:.1f} finish per second")
+        print(f"     client: a join takes {1e3 * intercept:.0f} ms at first, {1e3 * last:.0f} ms at the last shard; "
+              f"joining them one by one would keep it busy {busy:.2f} of the time on average; the joins batch the "
+              f"shards that are ready, so the output trails the workers by about one join, never by a rate")
+        print(f"     scheduler: {shard_rate:.1f} tasks/s and at most {min(rate, workers / 0.5):.0f} progress messages/s "
+              f"(a few bytes each); {1e3 * many['empty']:.1f} ms per empty task measured here")
+        print(f"     shared file system: {rate * join['mb_per_frame'] / 1e3:.1f} GB/s of shard writes, each byte written "
+              f"once (the join before: written, read back and written again: 3x)")
+    print(f"  the join before cost {join['old_ratio']:.3f} of a frame's compute per frame here: one client kept at "
+          f"most {1 / join['old_ratio']:.1f} workers busy, whatever the number of machines")
 
 
 def main(sections):
