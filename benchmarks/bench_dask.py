@@ -346,29 +346,34 @@ def water_section(frames=6):
 # --------------------------------------------------------------------------------------------
 
 def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
-    """The run of ``frames`` water-box frames on ``machines`` machines like this one (2 workers) and
-    like the README's dask-jobqueue recipe (32 workers), each worker computing ``quiet_rate``
-    frames/s (a quiet core: README's Benchmark), from the figures measured above."""
+    """The run of ``frames`` water-box frames on ``machines`` machines like this one (2 workers, the
+    default shards) and like the README's dask-jobqueue recipe (32 workers, 200 frames a shard),
+    each worker computing ``quiet_rate`` frames/s (a quiet core: README's Benchmark), from the
+    figures measured above (the index's cost, under this machine's load, is an upper bound)."""
     ks = np.array(sorted(join["growth"]), dtype=float)
     slope, intercept = np.polyfit(ks, [join["growth"][int(k)] for k in ks], 1)
     print(f"\nestimate for {machines} machines, {frames} water-box frames ({join['mb_per_frame']:.0f} MB each), "
           f"{quiet_rate} frames/s per worker on a quiet core; adding a shard to an index of k shards measured above "
-          f"as {1e3 * intercept:.1f} ms + {1e6 * slope:.0f} us x k (fitted, {load()})")
-    for per_machine in (2, 32):
+          f"as {1e3 * intercept:.1f} ms + {1e6 * slope:.0f} us x k (fitted)")
+    for per_machine, shard_frames in ((2, None), (32, 200)):
         workers = machines * per_machine
         rate = workers * quiet_rate
-        shards = min(frames, 4 * workers)
+        shards = min(frames, 4 * workers) if shard_frames is None else -(-frames // shard_frames)
         per_shard = frames / shards
         shard_rate = rate / per_shard
         last = intercept + slope * shards
         busy = shard_rate * (intercept + slope * shards / 2)
-        print(f"  {per_machine:>2} workers each ({workers} workers): {rate:.0f} frames/s computed; {shards} shards of "
-              f"{per_shard:.0f} frames, {shard_rate:.1f} finish per second")
+        print(f"  {per_machine:>2} workers a machine ({workers} workers): {rate:.0f} frames/s computed; {shards} shards "
+              f"of {per_shard:.0f} frames, {shard_rate:.1f} finishing a second")
+        if busy <= 1:
+            how = f"joined one by one they keep it busy {busy:.2f} of the time"
+        else:
+            how = (f"one by one would need {busy:.1f} clients, but a join takes every shard that is ready: "
+                   f"{shard_rate * last:.0f} a join at the end")
         print(f"     client: a join takes {1e3 * intercept:.0f} ms at first, {1e3 * last:.0f} ms at the last shard; "
-              f"joining them one by one would keep it busy {busy:.2f} of the time on average; the joins batch the "
-              f"shards that are ready, so the output trails the workers by about one join, never by a rate")
-        print(f"     scheduler: {shard_rate:.1f} tasks/s and at most {min(rate, workers / 0.5):.0f} progress messages/s "
-              f"(a few bytes each); {1e3 * many['empty']:.1f} ms per empty task measured here")
+              f"{how}; the output trails the workers by about one join, the rate is the workers'")
+        print(f"     scheduler: {shard_rate:.1f} tasks/s and at most {min(rate, 2 * workers):.0f} progress messages/s "
+              f"(a few bytes each)")
         print(f"     shared file system: {rate * join['mb_per_frame'] / 1e3:.1f} GB/s of shard writes, each byte written "
               f"once (the join before: written, read back and written again: 3x)")
     print(f"  the join before cost {join['old_ratio']:.3f} of a frame's compute per frame here: one client kept at "
