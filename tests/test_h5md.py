@@ -103,7 +103,6 @@ def test_every_compression_reads_back_identically(tmp_path, compression, dtype):
     """Each filter mdjac compute offers for the blocks: the blocks have it, every other dataset
     gzip, and mdjac's reader, plain h5py (in a fresh process with no filter plugins) and
     MDAnalysis read back what was written."""
-    import MDAnalysis as mda
     path, frames = tmp_path / "t.h5md", random_frames(5, True, dtype)
     write(path, frames, dtype=dtype, batch=2, compression=compression)
     with open_trajectory(path) as traj:
@@ -137,14 +136,23 @@ def test_every_compression_reads_back_identically(tmp_path, compression, dtype):
     done = subprocess.run([sys.executable, "-c", plain, str(path), str(reference)], capture_output=True, text=True,
                           env=dict(os.environ, HDF5_PLUGIN_PATH=str(tmp_path / "no-plugins")))
     assert done.returncode == 0 and done.stdout.split("\n")[0] == "[True, True, True, True] False", done.stderr
-    write_pdb(tmp_path / "top.pdb", N)
+    assert_mdanalysis_reads(path, frames, tmp_path, dtype)
+
+
+def assert_mdanalysis_reads(path, frames, folder, dtype=np.float32):
+    """MDAnalysis (with a PDB topology written in ``folder``) reads the positions, forces and box
+    of every frame of ``path`` as written (in Angstrom)."""
+    import MDAnalysis as mda
+    write_pdb(folder / "top.pdb", N)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        u = mda.Universe(str(tmp_path / "top.pdb"), str(path))
-    assert u.trajectory.n_frames == 5
+        u = mda.Universe(str(folder / "top.pdb"), str(path))
+    assert u.trajectory.n_frames == len(frames)
     for ts, want in zip(u.trajectory, frames):
         np.testing.assert_allclose(ts.positions, 10 * np.asarray(want["positions"], dtype), rtol=1e-6, atol=1e-5)
         np.testing.assert_allclose(ts.forces, np.asarray(want["forces"], dtype) / 10, rtol=1e-6, atol=1e-6)
+        if want["box"] is not None:
+            np.testing.assert_allclose(ts.dimensions[:3], 10 * np.asarray(want["box"], dtype), rtol=1e-6)
 
 
 def test_partial_jacobian(tmp_path):
@@ -502,7 +510,6 @@ def test_index_of_parts_reads_as_the_serial_file(tmp_path, monkeypatch):
     """An index over three part files holds the datasets of the file written in one go; h5py,
     MDAnalysis and open_trajectory read it from another directory after the folder moved; a
     missing part is refused in one line; consolidate makes it the serial file again."""
-    import MDAnalysis as mda
     from mdjac.io.h5md_index import H5MDIndex, consolidate
 
     frames = random_frames(7)
@@ -524,14 +531,7 @@ def test_index_of_parts_reads_as_the_serial_file(tmp_path, monkeypatch):
         for got, want in zip(traj, frames):
             assert_frame_equal(got, want)
             np.testing.assert_array_equal(got.jacobian.to_bsr().toarray(), want["jacobian"].to_bsr().toarray())
-    write_pdb(tmp_path / "top.pdb", N)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        u = mda.Universe(str(tmp_path / "top.pdb"), str(out))
-    assert u.trajectory.n_frames == 7
-    for ts, want in zip(u.trajectory, frames):
-        np.testing.assert_allclose(ts.positions, 10 * np.asarray(want["positions"], np.float32), rtol=1e-6, atol=1e-5)
-        np.testing.assert_allclose(ts.dimensions[:3], 10 * np.asarray(want["box"], np.float32), rtol=1e-6)
+    assert_mdanalysis_reads(out, frames, tmp_path)
 
     os.rename(tmp_path / "moved" / "out.h5md.shards" / "part-1.h5md", tmp_path / "away.h5md")
     with pytest.raises(InputError, match=r"part-1.h5md is missing \(1 missing\)"):
