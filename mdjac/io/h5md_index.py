@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
-from .h5md_layout import GROUP, JACOBIAN, complete_frames, extents, is_index, missing_parts, open_h5, part_files
+from .h5md_layout import GROUP, JACOBIAN, complete_frames, extents, missing_parts, open_h5, part_files
 from .output_lock import OutputLock
 
 #: The frame dataset stored in the index itself (it points into the concatenated flat store).

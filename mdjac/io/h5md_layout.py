@@ -15,6 +15,10 @@ datasets last, so a frame counts as stored only once every dataset holds it
 (:func:`complete_frames`); every batch goes through a rollback journal (:mod:`mdjac.io.journal`),
 so a process killed inside a batch leaves the file as it was before it, and readers of a file
 with a pending journal see it as it was before that batch (:func:`open_h5`).
+
+A distributed run's output is an index of part files (:mod:`mdjac.io.h5md_index`): the same tree
+with its frame datasets (:func:`extents`) virtual; :func:`part_files` names its parts and
+:func:`open_h5` refuses one whose parts are missing (:func:`missing_parts`).
 """
 import contextlib
 import gc
