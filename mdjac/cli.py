@@ -3,6 +3,7 @@
     mdjac compute TRAJ --system S -o OUT [--start --stop --step] [--resume | --overwrite]
                                           [--batch N] [--float64] [--compression C] [--strategy S]
                                           [--workers N | --scheduler ADDRESS] [--shard-frames K]
+    mdjac consolidate OUT
     mdjac info FILE
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
     mdjac modes FILE|SYSTEM [--frame N] [-k K] [--sigma CM] [--max-memory GB]
@@ -99,6 +100,10 @@ def build_parser():
     p.add_argument("--shard-frames", type=int, default=None,
                    help="frames per task with --workers/--scheduler [about four tasks per worker]")
     add_system_options(p)
+
+    p = sub.add_parser("consolidate", help="copy a distributed run's output (an index of its shard files) into "
+                       "one self-contained file in its place, then delete the shards")
+    p.add_argument("file")
 
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
     p.add_argument("file")
@@ -247,6 +252,9 @@ def format_info(info):
         lines.append("  Jacobian         none")
     lines.append(f"  file bytes       {info['file_bytes']}"
                  + (f" ({info['file_bytes'] / info['frames']:.0f} per frame)" if info["frames"] else ""))
+    if info.get("parts"):
+        lines.append(f"  stored in        {info['parts']} part files beside it (an index; "
+                     "`mdjac consolidate` makes it one file)")
     return "\n".join(lines)
 
 
@@ -261,6 +269,13 @@ def cmd_info(args):
     with open_trajectory(args.file) as traj:     # refuses a missing file or a folder in one line
         print(f"{args.file}  ({type(traj).__name__})\n  atoms            {traj.n_atoms}\n"
               f"  frames           {len(traj)}")
+
+
+def cmd_consolidate(args):
+    from .io import consolidate
+    removed = consolidate(args.file)
+    print(f"mdjac consolidate: {args.file}: " + (f"one file now; {removed} part files removed" if removed
+                                                 else "already one file; nothing to do"))
 
 
 def cmd_run(args):
@@ -310,6 +325,7 @@ def cmd_modes(args):
                      max_memory=max_memory, system_options=system_options(args)))
 
 
-COMMANDS = {"compute": cmd_compute, "info": cmd_info, "run": cmd_run, "modes": cmd_modes}
+COMMANDS = {"compute": cmd_compute, "consolidate": cmd_consolidate, "info": cmd_info, "run": cmd_run,
+            "modes": cmd_modes}
 #: Commands that write files: they take Ctrl-C only between frames (mdjac.jobs.interrupts.DeferredInterrupt).
 DEFERS_INTERRUPTS = ("compute", "run")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..catalogue import resolve_system
 from ..errors import InputError
-from ..io import describe, open_trajectory, open_writer
+from ..io import describe, open_index, open_trajectory, open_writer
 from .checks import (check_frames, check_output, check_resumable, check_stored_frames, frame_box,
                      same_file)
 from .interrupts import DeferredInterrupt
@@ -71,7 +71,8 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
         with plan.trajectory:
             if client is not None:
                 from ..cluster import compute_on_cluster
-                return compute_on_cluster(client, plan, options, lambda: open_output(plan, options),
+                return compute_on_cluster(client, plan, options,
+                                          lambda **kw: open_output(plan, options, opener=open_index, **kw),
                                           frame_forces_and_jacobian, shard_frames=shard_frames, interrupt=interrupt)
             return run_plan(plan, options, interrupt)
 
@@ -159,12 +160,13 @@ def frame_forces_and_jacobian(potential, frame, system, dtype, strategy):
     return x, box, potential.forces(x, box=box), potential.force_jacobian(x, box=box, strategy=strategy)
 
 
-def open_output(plan, options):
+def open_output(plan, options, opener=open_writer, **extra):
     """The output's writer (created, replaced or resumed), checked to hold the ``done`` frames the
-    plan found and to end at the selection's frame before them."""
+    plan found and to end at the selection's frame before them. ``opener``: :func:`mdjac.io.open_writer`,
+    or :func:`mdjac.io.open_index` for a distributed run (``extra``: its own options)."""
     output, frames, done = plan.output, plan.frames, plan.done
-    writer = open_writer(output, len(plan.system.positions), mode="a" if options.resume else "w",
-                         overwrite=options.overwrite, **plan.writer_layout, **options.writer_options)
+    writer = opener(output, len(plan.system.positions), mode="a" if options.resume else "w",
+                    overwrite=options.overwrite, **plan.writer_layout, **options.writer_options, **extra)
     try:
         if writer.n_frames != done:
             raise InputError(f"{output} changed while mdjac was starting (it holds {writer.n_frames} "
