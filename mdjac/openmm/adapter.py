@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 
-from .. import terms
+from .. import sites, terms
 from ..longrange import ewald, pme, pme_grid
 from ..terms import custom
 from ..errors import InputError
@@ -288,16 +288,42 @@ READERS = {
 }
 
 
+def virtual_sites(system):
+    """The System's virtual sites as mdjac.sites.VirtualSites (None if it has none).
+
+    TwoParticleAverageSite, ThreeParticleAverageSite, OutOfPlaneSite and LocalCoordinatesSite; any
+    other kind (SymmetrySite) is refused by name.
+    """
+    import openmm
+    n = system.getNumParticles()
+    found = []
+    for i in range(n):
+        if not system.isVirtualSite(i):
+            continue
+        site = system.getVirtualSite(i)
+        parents = [site.getParticle(k) for k in range(site.getNumParticles())]
+        if isinstance(site, (openmm.TwoParticleAverageSite, openmm.ThreeParticleAverageSite)):
+            kind, weights = sites.AverageSite(len(parents)), [site.getWeight(k) for k in range(len(parents))]
+        elif isinstance(site, openmm.OutOfPlaneSite):
+            kind, weights = sites.OutOfPlaneSite(), [site.getWeight12(), site.getWeight13(), site.getWeightCross()]
+        elif isinstance(site, openmm.LocalCoordinatesSite):
+            kind = sites.LocalCoordinatesSite(len(parents))
+            weights = [*site.getOriginWeights(), *site.getXWeights(), *site.getYWeights(),
+                       *(_value(c) for c in site.getLocalPosition())]
+        else:
+            raise InputError(f"particle {i} is a {type(site).__name__}, a kind of virtual site mdjac does not support "
+                             "(it supports TwoParticleAverageSite, ThreeParticleAverageSite, OutOfPlaneSite and "
+                             "LocalCoordinatesSite)")
+        found.append((i, kind, parents, [float(w) for w in weights]))
+    return sites.VirtualSites(n, found) if found else None
+
+
 def force_terms(system):
     """[(force index, force class name, [terms])] for every force of the System that has a potential.
 
-    Raises InputError for virtual sites and any force mdjac cannot state exactly.
+    Raises InputError for any force mdjac cannot state exactly.
     """
     n = system.getNumParticles()
-    virtual = [i for i in range(n) if system.isVirtualSite(i)]
-    if virtual:
-        raise InputError(f"the System has {len(virtual)} virtual sites (first: particle {virtual[0]}): mdjac does not "
-                         "support virtual sites")
     out = []
     for index, force in enumerate(system.getForces()):
         name = type(force).__name__
@@ -314,7 +340,8 @@ def force_terms(system):
 def adapt(system, topology=None):
     """The mdjac Potential of exactly an OpenMM System's potential energy.
 
-    system: openmm.System. topology: openmm.app.Topology (optional; its box is used if the System
+    With virtual sites the Potential places them from their parents (mdjac.sites) and its Jacobian
+    is over the real atoms. system: openmm.System. topology: openmm.app.Topology (optional; its box is used if the System
     has none set but is periodic). Returns :class:`mdjac.Potential` with the System's box (nm, or
     None) and ``masses`` (N,) amu. Warns once if the System has constraints.
     """
@@ -325,6 +352,6 @@ def adapt(system, topology=None):
     found = [t for _, _, ts in force_terms(system) for t in ts]
     if not found:
         raise InputError("the System has no force with a potential energy: nothing to differentiate")
-    potential = Potential(found, box=box, n_atoms=system.getNumParticles())
+    potential = Potential(found, box=box, n_atoms=system.getNumParticles(), sites=virtual_sites(system))
     potential.masses = masses(system)
     return potential
