@@ -19,12 +19,16 @@ NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / 
 CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
 -Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
 CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
-                           parameters of both atoms, exclusions, cutoff, switch
+                           parameters of both atoms, exclusions, cutoff, switch, interaction
+                           groups; its long-range correction as terms.LongRangeDispersion
+                           (E = c / V, c as OpenMM integrates it: mdjac.openmm.corrections)
 CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 
-LJPME, virtual sites, and any other force are refused with an InputError naming them: mdjac never
-returns a partial potential. Constraints are not part of the potential: the
+Virtual sites (Two/ThreeParticleAverage, OutOfPlane, LocalCoordinates) become mdjac.sites.VirtualSites:
+the potential places them from their parents and its Jacobian is over the real atoms. LJPME,
+SymmetrySite, computed values and any other force are refused with an InputError naming them: mdjac
+never returns a partial potential. Constraints are not part of the potential: the
 Jacobian is that of the unconstrained potential, said once in a warning.
 
 Periodicity: mdjac applies the minimum image to every displacement when the System is periodic
@@ -40,7 +44,7 @@ from ..longrange import ewald, pme, pme_grid
 from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
-from . import nonbonded
+from . import corrections, nonbonded
 from .expressions import Expression, Tabulated
 
 IGNORED = ("CMMotionRemover",)
@@ -248,15 +252,10 @@ def _custom_external(force, n):
 
 def _custom_nonbonded(force, n):
     name = type(force).__name__
-    if force.getNumInteractionGroups():
-        raise InputError(f"{name} with interaction groups is not supported by mdjac")
     if force.getNumComputedValues():
         raise InputError(f"{name} with computed values is not supported by mdjac")
     method = {0: "NoCutoff", 1: "CutoffNonPeriodic", 2: "CutoffPeriodic"}[force.getNonbondedMethod()]
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
-    if method == "CutoffPeriodic" and force.getUseLongRangeCorrection():
-        raise InputError(f"{name} with a long-range correction is not supported by mdjac yet: "
-                         "call setUseLongRangeCorrection(False) or use NonbondedForce")
     expression = Expression(force.getEnergyFunction(), ("r",), _tabulated_functions(force))
     names = [force.getPerParticleParameterName(k) for k in range(force.getNumPerParticleParameters())]
     table = np.array([[float(v) for v in force.getParticleParameters(i)] for i in range(force.getNumParticles())],
@@ -270,8 +269,13 @@ def _custom_nonbonded(force, n):
         return expression.slots(values, len(i))
     exclusions = np.array([force.getExclusionParticles(k) for k in range(force.getNumExclusions())], dtype=np.int64).reshape(-1, 2)
     switch = _value(force.getSwitchingDistance()) if (cutoff is not None and force.getUseSwitchingFunction()) else None
-    return [custom.PairFunction(n, expression.function, pair_parameters, cutoff=cutoff, exclusions=exclusions,
-                                switch=switch, name=name)]
+    groups = [tuple(force.getInteractionGroupParameters(g)) for g in range(force.getNumInteractionGroups())] or None
+    out = [custom.PairFunction(n, expression.function, pair_parameters, cutoff=cutoff, exclusions=exclusions,
+                               switch=switch, name=name, groups=groups)]
+    if method == "CutoffPeriodic" and force.getUseLongRangeCorrection():
+        out.append(terms.LongRangeDispersion(corrections.correction_coefficient(
+            expression, table, names, globals_, cutoff, switch, groups), n))
+    return out
 
 
 READERS = {
