@@ -134,6 +134,11 @@ class Potential:
         for t in self.terms:
             check_cutoff(t.cutoff, self.box)
 
+    @property
+    def jacobian_atoms(self):
+        """(n,) int64 the atoms a full Jacobian is over: every atom, or the real ones with virtual sites."""
+        return np.arange(self.n_atoms) if self.sites is None else self.sites.real
+
     def __repr__(self):
         return f"Potential(n_atoms={self.n_atoms}, terms={self.terms}, box={None if self.box is None else self.box.tolist()})"
 

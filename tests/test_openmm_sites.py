@@ -7,7 +7,10 @@ import pytest
 from openmm_reference import fd_jacobian_columns, openmm, openmm_energy_forces, reference_context
 from openmm import app, unit
 
-from mdjac import InputError
+import MDAnalysis
+
+from mdjac import InputError, open_trajectory
+from mdjac.io import open_writer
 from mdjac.openmm import adapt
 
 ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL = 1e-8, 1e-8, 1e-6
@@ -82,16 +85,21 @@ def test_sites_are_placed_from_their_parents(every_site):
 
 @pytest.fixture(scope="module")
 def tip4pew_box():
-    """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), reaction field at 0.55 nm, flexible: (System, positions nm)."""
+    """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), reaction field at 0.55 nm: (System, positions nm).
+
+    Its NonbondedForce alone (the bonded forces touch no site; fewer graphs to compile)."""
     ff = app.ForceField("amber14/tip4pew.xml")
     modeller = app.Modeller(app.Topology(), [])
     modeller.addSolvent(ff, model="tip4pew", boxSize=openmm.Vec3(1.2, 1.2, 1.2) * unit.nanometer)
     system = ff.createSystem(modeller.topology, nonbondedMethod=app.CutoffPeriodic,
                              nonbondedCutoff=0.55 * unit.nanometer, rigidWater=False)
+    for k in reversed(range(system.getNumForces())):
+        if not isinstance(system.getForce(k), openmm.NonbondedForce):
+            system.removeForce(k)
     return system, np.array(modeller.positions.value_in_unit(unit.nanometer))
 
 
-def test_tip4pew_box_against_openmm(tip4pew_box):
+def test_tip4pew_box_against_openmm(tip4pew_box, tmp_path):
     system, x = tip4pew_box
     context = reference_context(system, x)
     e_ref, f_ref = openmm_energy_forces(context, range(32), x)
@@ -106,6 +114,16 @@ def test_tip4pew_box_against_openmm(tip4pew_box):
     ref = fd_jacobian_columns(context, range(32), x, columns)[real]
     got = J.to_dense()[:, :, np.searchsorted(real, columns), :]
     assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    # stored: every particle's position, the Jacobian over the real atoms (read back by MDAnalysis' reader too)
+    path = tmp_path / "tip4pew.h5md"
+    with open_writer(path, potential.n_atoms, masses=potential.masses, periodic=True, forces=True,
+                     jacobian_atoms=potential.jacobian_atoms, dtype=np.float64) as writer:
+        writer.append(0, 0.0, x, box=potential.box, forces=f, jacobian=J)
+    frame = open_trajectory(path)[0]
+    assert np.array_equal(frame.jacobian.atoms, real) and np.array_equal(frame.jacobian.to_bsr().toarray(), J.to_bsr().toarray())
+    universe = MDAnalysis.Universe(str(path))
+    assert universe.atoms.n_atoms == system.getNumParticles()
+    assert np.allclose(universe.trajectory[0].positions, 10 * x)             # MDAnalysis: angstrom
 
 
 def test_site_selection_and_long_range_are_refused(every_site):
