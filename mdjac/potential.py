@@ -285,7 +285,7 @@ class Potential:
         if a.dtype == bool:
             if a.shape != (self.n_atoms,):
                 raise InputError(f"a boolean atom selection must have {self.n_atoms} entries, got {a.shape}")
-            return a
+            return self._no_sites(a)
         if not np.issubdtype(a.dtype, np.integer) or a.ndim != 1:
             raise InputError("atoms must be a 1-D list of integer atom indices")
         if len(a) == 0:
@@ -294,6 +294,10 @@ class Potential:
             raise InputError(f"atom selection holds indices outside 0..{self.n_atoms - 1}")
         mask = np.zeros(self.n_atoms, dtype=bool)
         mask[a] = True
+        return self._no_sites(mask)
+
+    def _no_sites(self, mask):
+        """``mask`` (N,) bool, refused if it selects a virtual site."""
         if self.sites is not None and self.sites.is_site[mask].any():
             site = int(np.flatnonzero(mask & self.sites.is_site)[0])
             raise InputError(f"atom {site} of the selection is a virtual site: the Jacobian is over real atoms, select those")

@@ -25,7 +25,8 @@ its sites, each once), of a :class:`SiteMappedGroup` whose energy places the sit
 coordinates and then calls the original energy. The instance lists stay instance lists, so the
 replicate strategy's per-instance copies simply include the parents (a Lennard-Jones pair of two
 TIP4P M sites becomes an instance of 6 atoms, 15 masked copies instead of 3), and colour and
-dense see the instances' real atoms; pair instances touching a site leave the radial route. The
+dense see the instances' real atoms; pair instances touching a site leave the radial route (their
+two atoms put in the order of their site kinds, so that a water model compiles two structures). The
 minimum image is decided in numpy, as everywhere: each site's parents are taken at the images
 nearest the site, and the resulting constant offsets travel as a parameter (``shift``).
 """
@@ -87,6 +88,7 @@ class LocalCoordinatesSite:
         return ok, "its origin weights must sum to 1 and its x and y weights to 0"
 
     def _sum(self, y, w, first):
+        """sum_a w[:, first + a] y[..., a, :] over the parents (a weighted sum as AverageSite's, at an offset)."""
         out = y[..., 0, :] * w[:, first:first + 1]
         for a in range(1, self.n_parents):
             out = out + y[..., a, :] * w[:, first + a:first + a + 1]
@@ -248,6 +250,11 @@ class VirtualSites:
             keep = ~touches
             out.append((group, index[keep], tuple(p[keep] for p in params)))
         rows = np.flatnonzero(touches)
+        if group.radial:     # a radial pair's energy is even in q: order (real, site) and (site, site) alike, fewer graphs
+            swap = self.code[index[:, 0]] > self.code[index[:, 1]]
+            if swap.any():
+                index = index.copy()
+                index[swap] = index[swap][:, ::-1]
         signatures, which = np.unique(self.code[index[rows]], axis=0, return_inverse=True)
         for s, signature in enumerate(signatures):
             out.extend(self._expand_signature(group, index, params, rows[which.reshape(-1) == s], signature, config))
