@@ -179,4 +179,4 @@ def test_custom_nonbonded_long_range_correction_and_interaction_groups(groups):
     correction = with_correction - context.getState(getEnergy=True).getPotentialEnergy()._value
     ours = [t for t in adapt(_periodic_pair_system(n, groups)[0]).terms if isinstance(t, mdjac.terms.LongRangeDispersion)]
     assert len(ours) == 1 and abs(correction) > 1e-6
-    assert abs(ours[0].coefficient / np.prod(box) - correction) < 1e-6 * abs(correction)   # OpenMM's float32 quadrature
+    assert abs(ours[0].coefficient / np.prod(box) - correction) < 1e-7 * abs(correction)   # OpenMM evaluates in float32: 4e-9, 7e-9
