@@ -255,7 +255,7 @@ class VirtualSites:
             if swap.any():
                 index = index.copy()
                 index[swap] = index[swap][:, ::-1]
-        signatures, which = np.unique(self.code[index[rows]], axis=0, return_inverse=True)
+        signatures, which = _unique_rows(self.code[index[rows]], len(self.kinds) + 1)
         for s, signature in enumerate(signatures):
             out.extend(self._expand_signature(group, index, params, rows[which.reshape(-1) == s], signature, config))
         return out
@@ -282,7 +282,7 @@ class VirtualSites:
                 owner.extend([a] * n)
         E, U = np.concatenate(columns, axis=1), np.concatenate(column_x, axis=1)
         first = np.argmax(E[:, :, None] == E[:, None, :], axis=2)      # (M, L): first column of the same atom
-        patterns, which = np.unique(first, axis=0, return_inverse=True)
+        patterns, which = _unique_rows(first, first.shape[1])
         out = []
         for p, pattern in enumerate(patterns):
             sel = which.reshape(-1) == p
@@ -306,6 +306,18 @@ class VirtualSites:
             weights = tuple(self.weights[inst[sel, a]] for a, code in enumerate(signature) if code != 0)
             out.append((mapped, real, tuple(p[these] for p in params) + weights + (shift,)))
         return out
+
+
+def _unique_rows(a, base):
+    """np.unique(a, axis=0, return_inverse=True) of small non-negative integers a (M, L) < base, by
+    one integer key per row (a 1-D sort instead of a sort of rows) while the keys fit in int64."""
+    if a.shape[1] * np.log2(max(base, 2)) > 62:
+        return np.unique(a, axis=0, return_inverse=True)
+    keys = np.zeros(len(a), dtype=np.int64)
+    for column in a.T:
+        keys = keys * base + column
+    unique, first, which = np.unique(keys, return_index=True, return_inverse=True)
+    return a[first], which
 
 
 def _float64(a):
