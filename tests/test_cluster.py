@@ -262,7 +262,7 @@ def test_a_rerun_shard_waits_for_the_lock_and_only_for_it(tmp_path, monkeypatch)
     from mdjac.io.h5md_writer import OutputLock
     from mdjac.jobs.records import ComputeOptions
 
-    system = SimpleNamespace(positions=np.zeros((4, 3)), names=None, masses=None, box=None)
+    system = SimpleNamespace(positions=np.zeros((4, 3)), names=None, masses=None, box=None, jacobian_atoms="all")
     job = cluster.ShardJob(trajectory="", selection=(0, 1, 1), system="", compute_frame=None,
                            options=ComputeOptions(), metadata={}, times=True, queue="")
     path = str(tmp_path / "shard-000000.h5md")
@@ -280,7 +280,7 @@ def test_a_rerun_shard_waits_for_the_lock_and_only_for_it(tmp_path, monkeypatch)
     finally:
         lock.release()
     monkeypatch.setattr(cluster, "LOCK_WAIT", 60.0)
-    other = SimpleNamespace(positions=np.zeros((5, 3)), names=None, masses=None, box=None)
+    other = SimpleNamespace(positions=np.zeros((5, 3)), names=None, masses=None, box=None, jacobian_atoms="all")
     started = time.monotonic()
     with pytest.raises(InputError, match="n_atoms differs"):
         cluster._shard_writer(path, other, job)                          # not a lock: no waiting

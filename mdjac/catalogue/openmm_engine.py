@@ -78,6 +78,11 @@ class OpenMMSystem(System):
             self._topology_pdb = path
         return self._topology_pdb
 
+    @property
+    def jacobian_atoms(self):
+        """The real atoms (virtual sites have no rows or columns in the Jacobian)."""
+        return self.potential.jacobian_atoms
+
 
 def matches(path):
     """True if ``path`` is a file for this engine, by its suffix."""

@@ -71,6 +71,12 @@ class System:
         return len(self.positions)
 
     @property
+    def jacobian_atoms(self):
+        """The atoms a full Jacobian of this system is over: "all" (every engine but OpenMM's, whose
+        virtual sites are left out: :attr:`mdjac.Potential.jacobian_atoms`)."""
+        return "all"
+
+    @property
     def cutoff(self):
         """The file's cutoff (nm) or None."""
         return self.spec.get("cutoff")

@@ -19,12 +19,16 @@ NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / 
 CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
 -Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
 CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
-                           parameters of both atoms, exclusions, cutoff, switch
+                           parameters of both atoms, exclusions, cutoff, switch, interaction
+                           groups; its long-range correction as terms.LongRangeDispersion
+                           (E = c / V, c as OpenMM integrates it: mdjac.openmm.corrections)
 CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 
-LJPME, virtual sites, and any other force are refused with an InputError naming them: mdjac never
-returns a partial potential. Constraints are not part of the potential: the
+Virtual sites (Two/ThreeParticleAverage, OutOfPlane, LocalCoordinates) become mdjac.sites.VirtualSites:
+the potential places them from their parents and its Jacobian is over the real atoms. LJPME,
+SymmetrySite, computed values and any other force are refused with an InputError naming them: mdjac
+never returns a partial potential. Constraints are not part of the potential: the
 Jacobian is that of the unconstrained potential, said once in a warning.
 
 Periodicity: mdjac applies the minimum image to every displacement when the System is periodic
@@ -35,12 +39,12 @@ import warnings
 
 import numpy as np
 
-from .. import terms
+from .. import sites, terms
 from ..longrange import ewald, pme, pme_grid
 from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
-from . import nonbonded
+from . import corrections, nonbonded
 from .expressions import Expression, Tabulated
 
 IGNORED = ("CMMotionRemover",)
@@ -241,15 +245,10 @@ def _custom_external(force, n):
 
 def _custom_nonbonded(force, n):
     name = type(force).__name__
-    if force.getNumInteractionGroups():
-        raise InputError(f"{name} with interaction groups is not supported by mdjac")
     if force.getNumComputedValues():
         raise InputError(f"{name} with computed values is not supported by mdjac")
     method = {0: "NoCutoff", 1: "CutoffNonPeriodic", 2: "CutoffPeriodic"}[force.getNonbondedMethod()]
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
-    if method == "CutoffPeriodic" and force.getUseLongRangeCorrection():
-        raise InputError(f"{name} with a long-range correction is not supported by mdjac yet: "
-                         "call setUseLongRangeCorrection(False) or use NonbondedForce")
     expression = Expression(force.getEnergyFunction(), ("r",), _tabulated_functions(force))
     names = [force.getPerParticleParameterName(k) for k in range(force.getNumPerParticleParameters())]
     table = np.array([[float(v) for v in force.getParticleParameters(i)] for i in range(force.getNumParticles())],
@@ -263,8 +262,13 @@ def _custom_nonbonded(force, n):
         return expression.slots(values, len(i))
     exclusions = np.array([force.getExclusionParticles(k) for k in range(force.getNumExclusions())], dtype=np.int64).reshape(-1, 2)
     switch = _value(force.getSwitchingDistance()) if (cutoff is not None and force.getUseSwitchingFunction()) else None
-    return [custom.PairFunction(n, expression.function, pair_parameters, cutoff=cutoff, exclusions=exclusions,
-                                switch=switch, name=name)]
+    groups = [tuple(force.getInteractionGroupParameters(g)) for g in range(force.getNumInteractionGroups())] or None
+    out = [custom.PairFunction(n, expression.function, pair_parameters, cutoff=cutoff, exclusions=exclusions,
+                               switch=switch, name=name, groups=groups)]
+    if method == "CutoffPeriodic" and force.getUseLongRangeCorrection():
+        out.append(terms.LongRangeDispersion(corrections.correction_coefficient(
+            expression, table, names, globals_, cutoff, switch, groups), n))
+    return out
 
 
 READERS = {
@@ -281,16 +285,42 @@ READERS = {
 }
 
 
+def virtual_sites(system):
+    """The System's virtual sites as mdjac.sites.VirtualSites (None if it has none).
+
+    TwoParticleAverageSite, ThreeParticleAverageSite, OutOfPlaneSite and LocalCoordinatesSite; any
+    other kind (SymmetrySite) is refused by name.
+    """
+    import openmm
+    n = system.getNumParticles()
+    found = []
+    for i in range(n):
+        if not system.isVirtualSite(i):
+            continue
+        site = system.getVirtualSite(i)
+        parents = [site.getParticle(k) for k in range(site.getNumParticles())]
+        if isinstance(site, (openmm.TwoParticleAverageSite, openmm.ThreeParticleAverageSite)):
+            kind, weights = sites.AverageSite(len(parents)), [site.getWeight(k) for k in range(len(parents))]
+        elif isinstance(site, openmm.OutOfPlaneSite):
+            kind, weights = sites.OutOfPlaneSite(), [site.getWeight12(), site.getWeight13(), site.getWeightCross()]
+        elif isinstance(site, openmm.LocalCoordinatesSite):
+            kind = sites.LocalCoordinatesSite(len(parents))
+            weights = [*site.getOriginWeights(), *site.getXWeights(), *site.getYWeights(),
+                       *(_value(c) for c in site.getLocalPosition())]
+        else:
+            raise InputError(f"particle {i} is a {type(site).__name__}, a kind of virtual site mdjac does not support "
+                             "(it supports TwoParticleAverageSite, ThreeParticleAverageSite, OutOfPlaneSite and "
+                             "LocalCoordinatesSite)")
+        found.append((i, kind, parents, [float(w) for w in weights]))
+    return sites.VirtualSites(n, found) if found else None
+
+
 def force_terms(system):
     """[(force index, force class name, [terms])] for every force of the System that has a potential.
 
-    Raises InputError for virtual sites and any force mdjac cannot state exactly.
+    Raises InputError for any force mdjac cannot state exactly.
     """
     n = system.getNumParticles()
-    virtual = [i for i in range(n) if system.isVirtualSite(i)]
-    if virtual:
-        raise InputError(f"the System has {len(virtual)} virtual sites (first: particle {virtual[0]}): mdjac does not "
-                         "support virtual sites")
     out = []
     for index, force in enumerate(system.getForces()):
         name = type(force).__name__
@@ -307,7 +337,8 @@ def force_terms(system):
 def adapt(system, topology=None):
     """The mdjac Potential of exactly an OpenMM System's potential energy.
 
-    system: openmm.System. topology: openmm.app.Topology (optional; its box is used if the System
+    With virtual sites the Potential places them from their parents (mdjac.sites) and its Jacobian
+    is over the real atoms. system: openmm.System. topology: openmm.app.Topology (optional; its box is used if the System
     has none set but is periodic). Returns :class:`mdjac.Potential` with the System's box (nm, or
     None) and ``masses`` (N,) amu. Warns once if the System has constraints.
     """
@@ -318,6 +349,6 @@ def adapt(system, topology=None):
     found = [t for _, _, ts in force_terms(system) for t in ts]
     if not found:
         raise InputError("the System has no force with a potential energy: nothing to differentiate")
-    potential = Potential(found, box=box, n_atoms=system.getNumParticles())
+    potential = Potential(found, box=box, n_atoms=system.getNumParticles(), sites=virtual_sites(system))
     potential.masses = masses(system)
     return potential
