@@ -248,7 +248,7 @@ class VirtualSites:
         out = []
         if not touches.all():
             keep = ~touches
-            out.append((group, index[keep], tuple(p[keep] for p in params)))
+            out.append((group, index[keep], tuple(p if np.ndim(p) == 0 else p[keep] for p in params)))
         rows = np.flatnonzero(touches)
         if group.radial:     # a radial pair's energy is even in q: order (real, site) and (site, site) alike, fewer graphs
             swap = self.code[index[:, 0]] > self.code[index[:, 1]]
@@ -304,7 +304,7 @@ class VirtualSites:
             shift = true - local_coordinates(mapped, real, x, box)
             these = rows[sel]
             weights = tuple(self.weights[inst[sel, a]] for a, code in enumerate(signature) if code != 0)
-            out.append((mapped, real, tuple(p[these] for p in params) + weights + (shift,)))
+            out.append((mapped, real, tuple(_per_instance(p, len(index))[these] for p in params) + weights + (shift,)))
         return out
 
 
@@ -323,3 +323,9 @@ def _unique_rows(a, base):
 def _float64(a):
     import mindspore as ms
     return ms.Tensor(np.ascontiguousarray(a, dtype=np.float64))
+
+
+def _per_instance(p, m):
+    """A parameter as (m, ...) rows: a 0-d one (one value shared by every instance, mdjac.chunks) repeated."""
+    p = np.asarray(p)
+    return np.broadcast_to(p, (m,)) if p.ndim == 0 else p
