@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from common import peak_gb, run_child
+from common import child_row, peak_gb
 
 ROWS = ("water-box", "dhfr-rf", "dhfr-pme", "dhfr-openmm")
 JITTER_NM = 0.002
@@ -154,13 +154,8 @@ def main(argv):
     print(f"load average at start: {os.getloadavg()}; {os.cpu_count()} cores", flush=True)
     rows = []
     for spec in specs:
-        load = os.getloadavg()[0]
-        row, code, _ = run_child(__file__, ["--child", spec, str(count)], env={"GLOG_v": "3"})
         name, dtype = spec.split(":")
-        row = row or dict(row=name, dtype=dtype, error=f"failed: exit {code} (its stderr is above)")
-        row["load_before"] = load
-        rows.append(row)
-        print(f"row: {json.dumps(row)}", flush=True)
+        rows.append(child_row(__file__, [spec, str(count)], dict(row=name, dtype=dtype)))
     print(f"load average at end: {os.getloadavg()}", flush=True)
     print_table(rows)
     print_targets(rows)

@@ -89,3 +89,16 @@ def run_child(script, args, env=None, stderr=None):
                          env=None if env is None else dict(os.environ, **env))
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     return (json.loads(lines[-1]) if lines else None), out.returncode, out.stderr
+
+
+def child_row(script, args, failed):
+    """One benchmark row measured by ``script --child ARGS`` in a process of its own (:func:`run_child`),
+    or ``failed`` (a dict naming the row) with its exit code as the error; the load average before it
+    is in ``load_before``, and the row is printed as a ``row: {json}`` line (rows are read back from
+    such lines)."""
+    load = os.getloadavg()[0]
+    row, code, _ = run_child(script, ["--child", *args], env={"GLOG_v": "3"})
+    row = row or dict(failed, error=f"failed: exit {code} (its stderr is above)")
+    row["load_before"] = load
+    print(f"row: {json.dumps(row)}", flush=True)
+    return row
