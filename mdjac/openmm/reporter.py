@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import open_writer
+from ..space import check_box
 
 
 class ForceJacobianReporter:
@@ -72,7 +73,7 @@ class ForceJacobianReporter:
         forces = np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
         box = None
         if self._potential.box is not None:
-            box = np.diag(np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)))
+            box = check_box(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
         jacobian = self._potential.force_jacobian(x, atoms=self._atoms, strategy=self._strategy, box=box)
         self._writer.append(step, state.getTime().value_in_unit(unit.picosecond), x, box=box, forces=forces,
                             jacobian=jacobian)
