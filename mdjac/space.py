@@ -54,18 +54,43 @@ def check_box(box):
     return b
 
 
+def box_from_cell(lengths, angles):
+    """The box of a unit cell given as edge lengths (3,) nm and angles (alpha, beta, gamma) in degrees
+    (PDB's CRYST1, MDAnalysis's ``dimensions``): a along x, b in the xy plane, then :func:`check_box`
+    ((3,) edges when every angle is 90 degrees)."""
+    la, lb, lc = (float(v) for v in lengths)
+    alpha, beta, gamma = (np.radians(float(v)) for v in angles)
+    if np.allclose(np.degrees([alpha, beta, gamma]), 90.0):
+        return check_box([la, lb, lc])
+    cx = lc * np.cos(beta)
+    cy = lc * (np.cos(alpha) - np.cos(beta) * np.cos(gamma)) / np.sin(gamma)
+    cz2 = lc * lc - cx * cx - cy * cy
+    if not (np.isfinite(cz2) and cz2 > 0):
+        raise InputError(f"the cell {[la, lb, lc]} nm, angles {np.degrees([alpha, beta, gamma]).tolist()} degrees "
+                         "is not a cell (its angles admit no third vector): give a valid unit cell")
+    return check_box([[la, 0.0, 0.0], [lb * np.cos(gamma), lb * np.sin(gamma), 0.0], [cx, cy, np.sqrt(cz2)]])
+
+
+#: Relative slack of the reduced form's bounds: a tilt within it of half an edge is kept as given
+#: (boxes read from float32 files at the very edge, as a rhombic dodecahedron's c_x = a_x / 2, are
+#: not flipped to the other, equivalent, reduced form).
+REDUCED_SLACK = 1e-5
+
+
 def reduced_box(vectors):
     """(3, 3) lower-triangular box vectors (rows, nm) in OpenMM's reduced form, the same lattice.
 
     c -= b round(c_y / b_y), c -= a round(c_x / a_x), b -= a round(b_x / a_x), each only where the
-    component is over half the edge (a component of exactly half is kept, as OpenMM accepts it).
+    component is over half the edge (by more than :data:`REDUCED_SLACK`; a component of half the
+    edge is kept, as OpenMM accepts it).
     """
     a, b, c = (np.array(v, dtype=np.float64) for v in vectors)
-    if abs(c[1]) > 0.5 * b[1]:
+    bound = 0.5 * (1.0 + REDUCED_SLACK)
+    if abs(c[1]) > bound * b[1]:
         c -= b * np.round(c[1] / b[1])
-    if abs(c[0]) > 0.5 * a[0]:
+    if abs(c[0]) > bound * a[0]:
         c -= a * np.round(c[0] / a[0])
-    if abs(b[0]) > 0.5 * a[0]:
+    if abs(b[0]) > bound * a[0]:
         b -= a * np.round(b[0] / a[0])
     return np.stack([a, b, c])
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import open_writer
-from ..space import check_box
+from ..space import check_box, is_triclinic
 
 
 class ForceJacobianReporter:
@@ -85,6 +85,7 @@ class ForceJacobianReporter:
             self._potential = adapt(simulation.system)
         return open_writer(self._file, self._potential.n_atoms, names=[a.name for a in simulation.topology.atoms()],
                            masses=getattr(self._potential, "masses", None), periodic=self._potential.box is not None,
+                           triclinic=is_triclinic(self._potential.box),
                            forces=True, jacobian_atoms="all" if self._atoms is None else np.asarray(self._atoms),
                            dtype=self._dtype, mode="a" if self._append else "w", **self._writer_options)
 
