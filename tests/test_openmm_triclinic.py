@@ -118,3 +118,55 @@ def test_box_at_the_edges_of_the_reduced_form(fd):
     # PME's mesh depends on the basis (at the edges two reduced forms exist): the System's own box there
     assert_matches_openmm(particle_system(box, n, charges, "PME"), x, 1)
     assert_matches_openmm(particle_system(box, n, charges, "CutoffPeriodic"), x, 1, box=unreduced)
+
+
+def test_ewald_in_a_triclinic_box_converges_to_openmms_pme(fd):
+    """OpenMM refuses Ewald in a triclinic box; mdjac's (k vectors through the reciprocal box, kmax from
+    the vectors' lengths) at tolerance 1e-5 and OpenMM's PME at 1e-7 approximate the same Ewald sum (kmax
+    from a_x, b_y, c_z instead gives 2e-5 here); the Jacobian of a coarse k grid against central differences."""
+    import mdjac
+    from mdjac.longrange import ewald
+    box, x = sheared_particles(n=60, seed=8)
+    n = len(x)
+    charges = np.where(np.arange(n) % 2, 0.5, -0.5)
+    system = particle_system(box, n, charges, "Ewald")
+    system.getForce(0).setEwaldErrorTolerance(1e-5)
+    potential = adapt(system)
+    system.getForce(0).setNonbondedMethod(openmm.NonbondedForce.PME)
+    system.getForce(0).setEwaldErrorTolerance(1e-7)
+    e_ref, f_ref = openmm_energy_forces(reference_context(system, x), [0])
+    e, f = potential.energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < 5e-7
+    assert np.abs(f - f_ref).max() / np.abs(f_ref).max() < 5e-5
+    coarse = mdjac.Potential(ewald.ewald_terms(charges, 0.9, box, alpha=3.0, kmax=[5, 6, 7]), box=box)
+    got = jacobian_columns(coarse.force_jacobian(x), [n - 1])
+    assert fd.rel_err(got, fd.jacobian(coarse, x, columns=[n - 1])) < 1e-6
+
+
+def test_reporter_writes_the_triclinic_box_of_each_frame(tmp_path):
+    """ForceJacobianReporter in a sheared box: each frame's box as OpenMM's vectors, its Jacobian that of
+    the frame's positions in that box."""
+    from mdjac.io import open_trajectory
+    from mdjac.openmm import ForceJacobianReporter
+    box, x = sheared_particles(n=120, seed=8)
+    n = len(x)
+    system = particle_system(box, n, np.where(np.arange(n) % 2, 0.5, -0.5), "CutoffPeriodic")
+    topology = app.Topology()
+    residue = topology.addResidue("AR", topology.addChain())
+    for _ in range(n):
+        topology.addAtom("AR", app.Element.getBySymbol("Ar"), residue)
+    topology.setPeriodicBoxVectors(box * unit.nanometer)
+    simulation = app.Simulation(topology, system, openmm.VerletIntegrator(0.001 * unit.picosecond),
+                                openmm.Platform.getPlatformByName("Reference"))
+    simulation.context.setPositions(x * unit.nanometer)
+    reporter = ForceJacobianReporter(str(tmp_path / "run.h5md"), 2, dtype=np.float64)
+    simulation.reporters.append(reporter)
+    simulation.step(4)
+    reporter.close()
+    potential = adapt(system)
+    with open_trajectory(str(tmp_path / "run.h5md")) as traj:
+        assert len(traj) == 2
+        for frame in traj:
+            np.testing.assert_allclose(frame.box, box, atol=1e-15)
+            want = potential.force_jacobian(frame.positions, box=frame.box).to_dense()
+            np.testing.assert_allclose(frame.jacobian.to_dense(), want, rtol=0, atol=1e-12 * np.abs(want).max())
