@@ -12,12 +12,25 @@ CHUNK = 65536
 RADIAL_CHUNK = 1 << 20
 
 
+#: Most padding the chunks of M instances may add, as a fraction of M: a remainder whose power of two
+#: would pad by more is split, its largest power of two first, down to :data:`SPLIT_FLOOR`.
+MAX_PADDING = 0.25
+#: Remainders at or below this many instances are padded to their power of two whatever it adds.
+SPLIT_FLOOR = 16384
+
+
 def chunk_sizes(m, chunk=CHUNK):
-    """Sizes of the chunks of M instances: full ``chunk``s, then one power of two >= the rest (>= 64)."""
+    """Sizes of the chunks of M instances: full ``chunk``s, then powers of two (>= 64) for the rest: the
+    rest's own power of two unless that pads by more than :data:`MAX_PADDING` of M (then its largest
+    power of two, and the same again for what is left), so 0.7 ``chunk`` is not padded to a whole one."""
     sizes = [chunk] * (m // chunk)
     rest = m - chunk * len(sizes)
-    if rest:
-        sizes.append(min(chunk, max(64, 1 << (rest - 1).bit_length())))
+    while rest:
+        size = min(chunk, max(64, 1 << (rest - 1).bit_length()))
+        if size > SPLIT_FLOOR and size - rest > MAX_PADDING * m:
+            size //= 2
+        sizes.append(size)
+        rest = max(0, rest - size)
     return sizes
 
 
