@@ -87,7 +87,7 @@ def test_triclinic_potential_is_periodic_and_matches_finite_differences(fd):
     """Lennard-Jones and shifted-force Coulomb in an octahedron: moving atoms by box vectors changes
     nothing; forces and Jacobian agree with central differences; float64 throughout."""
     vectors = check_box(OCTAHEDRON * 0.6)
-    x = triclinic_liquid(vectors)
+    x = triclinic_liquid(vectors, n=45)
     n = len(x)
     charges = np.where(np.arange(n) % 2, 0.4, -0.4)
     pot = mdjac.Potential([terms.LennardJones([0.3], [0.6], np.zeros(n, int), cutoff=0.7),
@@ -98,7 +98,7 @@ def test_triclinic_potential_is_periodic_and_matches_finite_differences(fd):
     assert e2 == pytest.approx(e, rel=1e-12)
     np.testing.assert_allclose(f2, f, atol=1e-9 * np.abs(f).max())
     assert fd.rel_err(f, fd.forces(pot, x)) < 1e-7
-    atoms = [3, 40, 77]
-    got = pot.force_jacobian(x).to_dense()[:, :, atoms, :]
+    atoms = [3, 40]
+    dense = pot.force_jacobian(x).to_dense()
     ref = fd.jacobian(pot, x, columns=atoms)
-    assert fd.rel_err(got, ref) < 1e-6
+    assert fd.rel_err(dense[:, :, atoms, :], ref) < 1e-6
