@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..space import check_box, face_distances
 
 SUFFIXES = (".xml", ".prmtop", ".parm7", ".top", ".psf")
 PERIODIC_CUTOFF = 0.9
@@ -46,7 +47,7 @@ def _box(vectors):
     from openmm import unit
     if vectors is None:
         return None
-    return np.diag(np.asarray(vectors.value_in_unit(unit.nanometer), dtype=np.float64)).copy()
+    return check_box(np.asarray(vectors.value_in_unit(unit.nanometer), dtype=np.float64))   # (3,), or (3, 3) if triclinic
 
 
 def _nonbonded_options(box):
@@ -54,7 +55,7 @@ def _nonbonded_options(box):
     if box is None:
         return {"nonbondedMethod": app.NoCutoff}
     return {"nonbondedMethod": app.CutoffPeriodic,
-            "nonbondedCutoff": min(PERIODIC_CUTOFF, 0.5 * float(np.min(box))) * unit.nanometer}
+            "nonbondedCutoff": min(PERIODIC_CUTOFF, 0.5 * float(np.min(face_distances(box)))) * unit.nanometer}
 
 
 def read_openmm_files(path, coordinates=None):
@@ -70,7 +71,7 @@ def read_openmm_files(path, coordinates=None):
             box = _box(pdb.topology.getPeriodicBoxVectors())
             if system.usesPeriodicBoundaryConditions():
                 vectors = system.getDefaultPeriodicBoxVectors()
-                box = np.array([_positions(v)[k] for k, v in enumerate(vectors)])
+                box = check_box([_positions(v) for v in vectors])
             return system, pdb.topology, _positions(pdb.positions), box
         if suffix in (".prmtop", ".parm7"):
             prmtop = app.AmberPrmtopFile(str(path))
