@@ -122,21 +122,22 @@ def test_box_at_the_edges_of_the_reduced_form(fd):
 
 def test_ewald_in_a_triclinic_box_converges_to_openmms_pme(fd):
     """OpenMM refuses Ewald in a triclinic box; mdjac's (k vectors through the reciprocal box, kmax from
-    the vectors' lengths) at tolerance 1e-5 and OpenMM's PME at 1e-7 approximate the same Ewald sum (kmax
-    from a_x, b_y, c_z instead gives 2e-5 here); the Jacobian of a coarse k grid against central differences."""
+    the vectors' lengths) at tolerance 1e-5 and OpenMM's PME at 1e-6 approximate the same Ewald sum (PME
+    at 1e-6 and 1e-7 differ by 3e-7 with 120 particles; kmax from a_x, b_y, c_z instead gives 2e-5);
+    the Jacobian of a coarse k grid against central differences."""
     import mdjac
     from mdjac.longrange import ewald
-    box, x = sheared_particles(n=60, seed=8)
+    box, x = sheared_particles(n=30, seed=8)
     n = len(x)
     charges = np.where(np.arange(n) % 2, 0.5, -0.5)
     system = particle_system(box, n, charges, "Ewald")
     system.getForce(0).setEwaldErrorTolerance(1e-5)
     potential = adapt(system)
     system.getForce(0).setNonbondedMethod(openmm.NonbondedForce.PME)
-    system.getForce(0).setEwaldErrorTolerance(1e-7)
+    system.getForce(0).setEwaldErrorTolerance(1e-6)
     e_ref, f_ref = openmm_energy_forces(reference_context(system, x), [0])
     e, f = potential.energy_and_forces(x)
-    assert abs(e - e_ref) / abs(e_ref) < 5e-7
+    assert abs(e - e_ref) / abs(e_ref) < 1e-6
     assert np.abs(f - f_ref).max() / np.abs(f_ref).max() < 5e-5
     coarse = mdjac.Potential(ewald.ewald_terms(charges, 0.9, box, alpha=3.0, kmax=[5, 6, 7]), box=box)
     got = jacobian_columns(coarse.force_jacobian(x), [n - 1])
@@ -148,7 +149,7 @@ def test_reporter_writes_the_triclinic_box_of_each_frame(tmp_path):
     the frame's positions in that box."""
     from mdjac.io import open_trajectory
     from mdjac.openmm import ForceJacobianReporter
-    box, x = sheared_particles(n=120, seed=8)
+    box, x = sheared_particles(n=60, seed=8)
     n = len(x)
     system = particle_system(box, n, np.where(np.arange(n) % 2, 0.5, -0.5), "CutoffPeriodic")
     topology = app.Topology()
