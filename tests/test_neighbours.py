@@ -219,7 +219,7 @@ def test_triclinic_dense_systems_match_explicit_images(shape):
                "sheared": [[d, 0, 0], [d / 2, 1.9, 0], [-d / 2, 0.95, 4.1]]}[shape]
     vectors = check_box(vectors)
     rng = np.random.default_rng(3)
-    x = rng.uniform(-0.5, 1.5, (400, 3)) @ vectors
+    x = rng.uniform(-0.5, 1.5, (250, 3)) @ vectors
     for cutoff in (0.45, 0.9):
         nl = neighbour_pairs(x, cutoff, vectors)
         assert len(nl) > 300
