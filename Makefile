@@ -1,5 +1,6 @@
 # Two commands do all the set-up from a fresh clone:
-#   make run    creates .venv (pinned set in requirements.lock), then the main job: MindSPONGE MD of the
+#   make run    creates .venv (pinned set in requirements.lock, and requirements-test.lock: packages whose data
+#               files the tests read, installed without their dependencies), then the main job: MindSPONGE MD of the
 #               default system with Jacobians into out/run.h5md (replaced on each run), and a summary
 #   make test   creates .venv if needed, then runs the test suite: the tests not marked slow, then the
 #               slow ones, each half in a process of its own (MindSpore keeps the memory of every graph
@@ -16,10 +17,11 @@ STAMP  := $(VENV)/.installed
 
 env: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-test.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -r requirements-test.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

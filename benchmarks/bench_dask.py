@@ -1,25 +1,38 @@
-"""Frames per second of ``mdjac compute`` on a Dask LocalCluster of 1 and of 2 worker processes.
+"""``mdjac compute`` on Dask: what the join costs, what many workers reach, and the water box on 1
+and 2 workers. Three sections, each printing a table (the machine is shared: read ratios within
+one run; the load is printed beside them):
 
-System: the catalogue's ``water-box`` (1,000 flexible SPC/E waters, 3,000 atoms, periodic,
-float32, gzip). Input: FRAMES jittered copies of its coordinates in an H5MD file. For each worker
-count W (each worker gets its share of the cores: MindSpore kernel threads and OMP threads =
-cores / W), one ``compute_trajectory(..., client=...)`` run on a fresh LocalCluster, rows
-interleaved over REPEATS rounds (the machine is shared: read the ratios within one run):
+``join`` (no cluster). The water box (1,000 SPC/E waters, 3,000 atoms, float32, blocks
+uncompressed: the default): one frame computed (the second of two, the first paying for
+compilation), then SHARDS shard files of PER_SHARD copies of it written with the output's writer.
+The same bytes are then
 
-* start (s): the cluster up, workers connected (MindSpore is imported by the first task);
-* compile (s): each worker process's first frame (graph compilation included), reported apart;
-* steady frames/s: the sum over workers of (frames after its first) / (their compute seconds):
-  the rate the cluster sustains once compiled, join excluded;
-* wall frames/s: all frames / wall time of compute_trajectory (first frames and join included);
-* join (s): the client's time appending the shards to the output (read, decompress, compress,
-  write), and the join's own rate in frames/s; MB/frame: the output's bytes per frame on disk;
-* threads: per worker process, its OS threads (MindSpore's pools included) and, after the slash,
-  how many of them were busy (over 5% of the run's wall time in CPU): what the thread setting
-  leaves running.
+* copied as files (``shutil.copyfile``): the limit of any join that moves bytes;
+* joined as before (every frame read back through the reader and appended by the writer);
+* joined by the index (``mdjac.io.h5md_index``: the output's frame datasets become HDF5 virtual
+  datasets over the shard files; metadata only), shard by shard as the client does;
+* consolidated (the index copied into one file: ``mdjac consolidate``, slabs of datasets);
+* copied chunk by chunk raw (h5py's ``read_direct_chunk``/``write_direct_chunk``) for the first
+  shard's blocks, where chunks line up: design (b)'s best case.
 
-Scaling efficiency = steady frames/s of W workers / (W x that of 1 worker).
+Each as seconds, frames/s, MB/s of the frames' bytes, and per frame against computing one. Then
+the index's cost as it grows: the time to add the k-th part (one-frame parts), k up to PARTS.
 
-Run: .venv/bin/python benchmarks/bench_dask.py [FRAMES] [REPEATS]        (default 12 1)
+``many`` (a LocalCluster of WORKERS processes, default 8, on the 256-atom argon crystal: cheap
+frames, so the client and the scheduler are what is measured). FRAMES jittered frames in shards of
+SHARD frames: frames/s produced by the workers (frames / time until the last task ended) against
+frames/s reaching the output (frames / time until the last join), each shard's lag from its end to
+its join, the scheduler's overhead per task (worker-seconds not spent in tasks, per task, over the
+run; and the round trip of empty tasks with every worker busy), and each worker's memory.
+
+``water`` (a fresh LocalCluster of 1 then 2 processes, water box, FRAMES frames): start, compile
+per worker, steady and wall frames/s, the join's seconds, threads per worker, as before.
+
+Then the estimate for 100 machines from these figures.
+
+Run: .venv/bin/python benchmarks/bench_dask.py [join] [many] [water]     (default: all three)
+Options by environment: BENCH_SHARDS (4), BENCH_PER_SHARD (3), BENCH_PARTS (1000), BENCH_WORKERS (8),
+BENCH_MANY_FRAMES (960), BENCH_SHARD (30), BENCH_WATER_FRAMES (6).
 """
 import os
 import shutil
@@ -30,17 +43,236 @@ import time
 import numpy as np
 
 
-def write_input(path, system, frames, seed=0):
-    """``frames`` jittered copies (0.005 nm) of the system's coordinates, positions and box only."""
+def env_int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def load():
+    return f"load average {os.getloadavg()[0]:.1f} (2 cores shared with other jobs)"
+
+
+def write_input(path, system, frames, seed=0, jitter=0.005):
+    """``frames`` jittered copies of the system's coordinates, positions and box only."""
     from mdjac.io.h5md_writer import H5MDWriter
 
     rng = np.random.default_rng(seed)
     x0 = np.asarray(system.positions, dtype=np.float64)
     with H5MDWriter(path, len(x0), periodic=True, forces=False, jacobian_atoms=None, batch=64) as w:
         for k in range(frames):
-            w.append(k, 0.01 * k, (x0 + rng.normal(scale=0.005, size=x0.shape)) % system.box, system.box)
+            w.append(k, 0.01 * k, (x0 + rng.normal(scale=jitter, size=x0.shape)) % system.box, system.box)
     return path
 
+
+# --------------------------------------------------------------------------------------------
+# join
+# --------------------------------------------------------------------------------------------
+
+def frames_bytes(paths):
+    """Bytes of the frames stored in shard files (their sizes on disk)."""
+    return sum(os.path.getsize(p) for p in paths)
+
+
+def old_join(out, shards, system):
+    """The join before the index: every frame read back and appended by the output's writer."""
+    from mdjac.io import open_trajectory
+    from mdjac.io.h5md_writer import H5MDWriter
+
+    with H5MDWriter(out, len(system.positions), names=system.names, masses=system.masses, periodic=True,
+                    batch=8) as writer:
+        for path in shards:
+            with open_trajectory(path) as shard:
+                for frame in shard:
+                    writer.append(frame.step, frame.time, frame.positions, frame.box, frame.forces, frame.jacobian)
+            writer.flush()
+
+
+def raw_chunk_copy(src_path, dst_path, name="particles/trajectory/force_jacobian/blocks"):
+    """Design (b)'s best case: the stored chunks of one dataset copied raw into an empty one with the
+    same chunks (aligned, as only the first shard of a flat store is). Returns the bytes copied."""
+    import h5py
+
+    copied = 0
+    with h5py.File(src_path, "r") as s, h5py.File(dst_path, "w") as d:
+        src = s[name]
+        dst = d.create_dataset("blocks", shape=src.shape, maxshape=src.maxshape, chunks=src.chunks, dtype=src.dtype)
+        for i in range(src.id.get_num_chunks()):
+            info = src.id.get_chunk_info(i)
+            mask, data = src.id.read_direct_chunk(info.chunk_offset)
+            dst.id.write_direct_chunk(info.chunk_offset, data, mask)
+            copied += len(data)
+    return copied
+
+
+def index_growth(folder, parts):
+    """Seconds to add the k-th one-frame part to an index, for some k up to ``parts``: {k: seconds}."""
+    from mdjac.io.h5md_index import H5MDIndex, read_part
+    from mdjac.io.h5md_writer import H5MDWriter
+    from mdjac.jacobian import ForceJacobian
+
+    rng = np.random.default_rng(0)
+    first = os.path.join(folder, "part-0.h5md")
+    n = 12
+    rows, cols = np.nonzero(np.ones((n, n), bool))
+    with H5MDWriter(first, n, periodic=True) as w:
+        w.append(0, 0.0, rng.random((n, 3)), np.ones(3), rng.random((n, 3)),
+                 ForceJacobian(n, rows, cols, rng.random((len(rows), 3, 3)).astype(np.float32)))
+    paths = [first] + [shutil.copyfile(first, os.path.join(folder, f"part-{k}.h5md")) for k in range(1, parts)]
+    seconds = {}
+    with H5MDIndex(os.path.join(folder, "index.h5md")) as index:
+        for k in [k for k in (1, 3, 10, 30, 100, 300, 1000, 3000, 10000) if k <= parts]:
+            index.parts += [read_part(p) for p in paths[len(index.parts):k - 1]]     # the k - 1 before, not timed
+            t0 = time.perf_counter()
+            index.add([paths[k - 1]])
+            seconds[k] = time.perf_counter() - t0
+    return seconds
+
+
+def join_section(shards=4, per_shard=3, parts=1000):
+    import mdjac
+    from mdjac.io.h5md_index import H5MDIndex, materialise
+    from mdjac.io.h5md_writer import H5MDWriter
+
+    system = mdjac.load_system("water-box")
+    potential, box = system.potential, np.asarray(system.box)
+    x = np.asarray(system.positions, dtype=np.float32)
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        forces, jacobian = potential.forces(x, box=box), potential.force_jacobian(x, box=box)
+        times.append(time.perf_counter() - t0)
+    compute = times[1]
+    folder = tempfile.mkdtemp(prefix="bench-join-", dir=os.environ.get("BENCH_DIR"))
+    try:
+        paths, t0 = [], time.perf_counter()
+        for k in range(shards):
+            paths.append(os.path.join(folder, f"out.h5md.shards/shard-{k:06d}.h5md"))
+            os.makedirs(os.path.dirname(paths[-1]), exist_ok=True)
+            with H5MDWriter(paths[-1], len(x), names=system.names, masses=system.masses, periodic=True,
+                            batch=per_shard) as w:
+                for i in range(per_shard):
+                    w.append(k * per_shard + i, 0.0, x, box, forces, jacobian)
+        frames = shards * per_shard
+        write = (time.perf_counter() - t0) / frames
+        size = frames_bytes(paths)
+        rows = []
+
+        def row(name, seconds, note=""):
+            rows.append((name, seconds, frames / seconds, size / seconds / 1e6, seconds / frames / compute, note))
+
+        t0 = time.perf_counter()
+        for k, p in enumerate(paths):
+            shutil.copyfile(p, os.path.join(folder, f"copy-{k}.h5md"))
+        row("plain file copy (the limit)", time.perf_counter() - t0)
+        for k in range(shards):
+            os.remove(os.path.join(folder, f"copy-{k}.h5md"))
+        t0 = time.perf_counter()
+        old_join(os.path.join(folder, "old.h5md"), paths, system)
+        row("join before: read + append every frame", time.perf_counter() - t0)
+        os.remove(os.path.join(folder, "old.h5md"))
+        per_shard_seconds = []
+        out = os.path.join(folder, "out.h5md")
+        with H5MDIndex(out) as index:
+            for p in paths:
+                t0 = time.perf_counter()
+                index.add([p])
+                per_shard_seconds.append(time.perf_counter() - t0)
+        row("join by the index (virtual datasets)", sum(per_shard_seconds),
+            f"{1e3 * np.mean(per_shard_seconds):.1f} ms per shard")
+        t0 = time.perf_counter()
+        materialise(out)
+        row("consolidate (index -> one file)", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        copied = raw_chunk_copy(paths[0], os.path.join(folder, "raw.h5"))
+        raw = time.perf_counter() - t0
+        growth = index_growth(tempfile.mkdtemp(dir=folder), parts)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"\njoin: water-box ({len(x)} atoms, {jacobian.nnz_blocks} blocks), float32, blocks uncompressed; "
+          f"{shards} shards of {per_shard} frames, {size / frames / 1e6:.1f} MB per frame on disk; "
+          f"a frame computed in {compute:.2f} s (first {times[0]:.1f} s, compilation), written by a worker in "
+          f"{write:.2f} s; {load()}")
+    head = f"{'':42} {'seconds':>8} {'frames/s':>9} {'MB/s':>8} {'per frame / compute':>20}"
+    print(head + "\n" + "-" * len(head))
+    for name, seconds, fps, mbs, ratio, note in rows:
+        print(f"{name:42} {seconds:>8.3f} {fps:>9.1f} {mbs:>8.0f} {ratio:>20.4f}  {note}")
+    print(f"{'raw chunk copy, blocks of shard 0 (b)':42} {raw:>8.3f} {'':>9} {copied / raw / 1e6:>8.0f}")
+    print("index growth: time to add the k-th part (the index rewritten over k parts): " + ", ".join(
+        f"k={k}: {growth[k] * 1e3:.0f} ms" for k in sorted(growth)))
+    return dict(compute=compute, join_per_shard=float(np.mean(per_shard_seconds)), per_shard=per_shard,
+                mb_per_frame=size / frames / 1e6, growth=growth, copy_mbs=rows[0][3], old_ratio=rows[1][4])
+
+
+# --------------------------------------------------------------------------------------------
+# many workers, cheap frames
+# --------------------------------------------------------------------------------------------
+
+def rss():
+    import psutil
+    return psutil.Process().memory_info().rss
+
+
+def noop(i):
+    return i
+
+
+def many_section(workers=8, frames=960, shard=30):
+    import mdjac
+    from mdjac import cluster
+    from mdjac.jobs import compute_trajectory
+
+    system = mdjac.load_system("argon")
+    folder = tempfile.mkdtemp(prefix="bench-many-", dir=os.environ.get("BENCH_DIR"))
+    try:
+        traj = write_input(os.path.join(folder, "in.h5md"), system, frames, jitter=0.002)
+        out = os.path.join(folder, "out.h5md")
+        with cluster.local_client(workers, threads=1) as client:
+            client.wait_for_workers(workers)
+            t0 = time.time()
+            result = compute_trajectory(traj, "argon", out, client=client, shard_frames=shard, progress=False)
+            memory = sorted(client.run(rss).values())
+            client.map(noop, range(workers), pure=False)       # warm
+            n = 50 * workers
+            t1 = time.perf_counter()
+            client.gather(client.map(noop, range(n), pure=False))
+            empty = (time.perf_counter() - t1) * workers / n
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    tasks = result["tasks"]
+    first = min(t["started"] for t in tasks)
+    last_task = max(t["ended"] for t in tasks)
+    last_join = max(t for t, _ in result["joins"])
+    produced = frames / (last_task - first)
+    reached = frames / (last_join - first)
+    busy = sum(t["ended"] - t["started"] for t in tasks)
+    overhead = (workers * (last_task - first) - busy) / len(tasks)
+    end = {t["index"]: t["ended"] for t in tasks}
+    joinable = np.maximum.accumulate([end[k] for k in range(len(end))])     # it and every shard before ended
+    joined = [next(t for t, n in result["joins"] if n >= (k + 1) * shard) for k in range(len(end))]
+    lags = [j - e for j, e in zip(joined, joinable)]
+    compile_ = sorted(result["compile_seconds"].values())
+    steady = [s for t in tasks for s in (t["seconds"][1:] if t["compile"] else t["seconds"])]
+    print(f"\nmany: argon ({len(system.positions)} atoms), {frames} frames in {len(tasks)} shards of {shard}, "
+          f"LocalCluster of {workers} single-threaded workers on 2 cores; {load()}")
+    print(f"  from submission: the first task started after {first - t0:.1f} s (worker imports MindSpore, builds the "
+          f"system), the last ended after {last_task - t0:.1f} s, the last join after {last_join - t0:.1f} s; each "
+          f"worker's first frame (compilation, or the compile cache) took {compile_[0]:.1f} to {compile_[-1]:.1f} s")
+    print(f"  from the first task's start: frames/s produced by the workers {produced:.2f} (to the last task's end), "
+          f"reaching the output {reached:.2f} (to the last join): ratio {reached / produced:.3f}")
+    print(f"  a frame's compute in a worker: {1e3 * np.median(steady):.0f} ms median ({len(steady)} steady frames; "
+          f"{workers} workers share 2 cores, so about {workers / 2:.0f}x a lone worker's time)")
+    print(f"  joinable (it and every shard before ended) -> joined: median {1e3 * np.median(lags):.0f} ms, max "
+          f"{1e3 * max(lags):.0f} ms; client join "
+          f"time {result['join_seconds']:.2f} s in all ({1e3 * result['join_seconds'] / len(tasks):.1f} ms per shard)")
+    print(f"  scheduler overhead per task: {overhead:.2f} worker-seconds not in tasks between the first start and the "
+          f"last end (imbalance at the end included); empty tasks with every worker busy: {1e3 * empty:.1f} ms each")
+    print(f"  worker memory (RSS): {', '.join(f'{m / 1e9:.2f}' for m in memory)} GB")
+    return dict(produced=produced, reached=reached, overhead=overhead, empty=empty, workers=workers,
+                join_per_shard=result["join_seconds"] / len(tasks), shard=shard)
+
+
+# --------------------------------------------------------------------------------------------
+# water box on 1 and 2 workers
+# --------------------------------------------------------------------------------------------
 
 def thread_seconds():
     """{thread id: CPU seconds} of this process's OS threads."""
@@ -75,43 +307,90 @@ def one_run(workers, traj, out):
         compile_ += [t["seconds"][0] for t in result["tasks"] if t["worker"] == pid and t["compile"]]
         if seconds:
             rates.append(len(seconds) / sum(seconds))
+    steady = [s for t in result["tasks"] for s in (t["seconds"][1:] if t["compile"] else t["seconds"])]
     info = describe(out)
     return dict(workers=workers, start=start, compile=compile_, steady=sum(rates),
                 wall=result["computed"] / result["seconds"], join=result["join_seconds"],
-                join_rate=result["computed"] / result["join_seconds"], threads=threads,
-                mb=info["file_bytes"] / info["frames"] / 1e6, frames=result["computed"])
+                join_frame=result["join_seconds"] / result["computed"], frame=float(np.median(steady)),
+                threads=threads, mb=info["file_bytes"] / info["frames"] / 1e6, frames=result["computed"])
 
 
-def main(frames=12, repeats=1):
+def water_section(frames=6):
     import mdjac
 
     system = mdjac.load_system("water-box")
-    cores = len(os.sched_getaffinity(0))
-    folder = tempfile.mkdtemp(prefix="bench-dask-")
+    folder = tempfile.mkdtemp(prefix="bench-dask-", dir=os.environ.get("BENCH_DIR"))
     try:
         traj = write_input(os.path.join(folder, "in.h5md"), system, frames)
-        rows = []
-        for _ in range(repeats):
-            for workers in (1, 2):
-                rows.append(one_run(workers, traj, os.path.join(folder, f"out{workers}.h5md")))
+        rows = [one_run(workers, traj, os.path.join(folder, f"out{workers}.h5md")) for workers in (1, 2)]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"mdjac compute on a Dask LocalCluster: water-box ({len(system.positions)} atoms), {frames} frames, "
-          f"float32, gzip; {cores} cores, threads per worker = cores / workers; "
-          f"load average at the end {os.getloadavg()[0]:.1f}")
+    print(f"\nwater: mdjac compute on a Dask LocalCluster, water-box ({len(system.positions)} atoms), {frames} frames, "
+          f"float32, blocks uncompressed; threads per worker = cores / workers; {load()}")
     head = (f"{'workers':>7} {'start (s)':>9} {'compile per worker (s)':>23} {'steady frames/s':>15} "
-            f"{'wall frames/s':>13} {'join (s)':>8} {'join frames/s':>13} {'MB/frame':>8} {'threads/busy':>14}")
+            f"{'wall frames/s':>13} {'join (s)':>8} {'join / frame':>12} {'MB/frame':>8} {'threads/busy':>14}")
     print(head + "\n" + "-" * len(head))
     for r in rows:
         print(f"{r['workers']:>7} {r['start']:>9.1f} {', '.join(f'{c:.1f}' for c in r['compile']):>23} "
-              f"{r['steady']:>15.3f} {r['wall']:>13.3f} {r['join']:>8.1f} {r['join_rate']:>13.2f} "
+              f"{r['steady']:>15.3f} {r['wall']:>13.3f} {r['join']:>8.3f} {r['join_frame'] / r['frame']:>12.5f} "
               f"{r['mb']:>8.1f} {', '.join(f'{n}/{b}' for n, b in r['threads']):>14}")
-    for k in range(0, len(rows), 2):
-        one, two = rows[k], rows[k + 1]
-        print(f"scaling efficiency (2 workers vs 1): steady {two['steady'] / (2 * one['steady']):.2f}, "
-              f"wall {two['wall'] / (2 * one['wall']):.2f}")
+    print("join / frame: the client's join time per frame over a worker's median compute time per frame")
+    one, two = rows
+    print(f"scaling efficiency (2 workers vs 1): steady {two['steady'] / (2 * one['steady']):.2f}, "
+          f"wall {two['wall'] / (2 * one['wall']):.2f}")
     return rows
 
 
+# --------------------------------------------------------------------------------------------
+# the estimate
+# --------------------------------------------------------------------------------------------
+
+def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
+    """The run of ``frames`` water-box frames on ``machines`` machines like this one (2 workers, the
+    default shards) and like the README's dask-jobqueue recipe (32 workers, 200 frames a shard),
+    each worker computing ``quiet_rate`` frames/s (a quiet core: README's Benchmark), from the
+    figures measured above (the index's cost, under this machine's load, is an upper bound)."""
+    ks = np.array(sorted(join["growth"]), dtype=float)
+    slope, intercept = np.polyfit(ks, [join["growth"][int(k)] for k in ks], 1)
+    print(f"\nestimate for {machines} machines, {frames} water-box frames ({join['mb_per_frame']:.0f} MB each), "
+          f"{quiet_rate} frames/s per worker on a quiet core; adding a shard to an index of k shards measured above "
+          f"as {1e3 * intercept:.1f} ms + {1e6 * slope:.0f} us x k (fitted)")
+    for per_machine, shard_frames in ((2, None), (32, 200)):
+        workers = machines * per_machine
+        rate = workers * quiet_rate
+        shards = min(frames, 4 * workers) if shard_frames is None else -(-frames // shard_frames)
+        per_shard = frames / shards
+        shard_rate = rate / per_shard
+        last = intercept + slope * shards
+        busy = shard_rate * (intercept + slope * shards / 2)
+        print(f"  {per_machine:>2} workers a machine ({workers} workers): {rate:.0f} frames/s computed; {shards} shards "
+              f"of {per_shard:.0f} frames, {shard_rate:.1f} finishing a second")
+        if busy <= 1:
+            how = f"joined one by one they keep it busy {busy:.2f} of the time"
+        else:
+            how = (f"one by one would need {busy:.1f} clients, but a join takes every shard that is ready: "
+                   f"{shard_rate * last:.0f} a join at the end")
+        print(f"     client: a join takes {1e3 * intercept:.0f} ms at first, {1e3 * last:.0f} ms at the last shard; "
+              f"{how}; the output trails the workers by about one join, the rate is the workers'")
+        print(f"     scheduler: {shard_rate:.1f} tasks/s and at most {min(rate, 2 * workers):.0f} progress messages/s "
+              f"(a few bytes each)")
+        print(f"     shared file system: {rate * join['mb_per_frame'] / 1e3:.1f} GB/s of shard writes, each byte written "
+              f"once (the join before: written, read back and written again: 3x)")
+    print(f"  the join before cost {join['old_ratio']:.3f} of a frame's compute per frame here: one client kept at "
+          f"most {1 / join['old_ratio']:.1f} workers busy, whatever the number of machines")
+
+
+def main(sections):
+    join = many = None
+    if "join" in sections:
+        join = join_section(env_int("BENCH_SHARDS", 4), env_int("BENCH_PER_SHARD", 3), env_int("BENCH_PARTS", 1000))
+    if "many" in sections:
+        many = many_section(env_int("BENCH_WORKERS", 8), env_int("BENCH_MANY_FRAMES", 960), env_int("BENCH_SHARD", 30))
+    if "water" in sections:
+        water_section(env_int("BENCH_WATER_FRAMES", 6))
+    if join and many:
+        estimate(join, many)
+
+
 if __name__ == "__main__":
-    main(*[int(a) for a in sys.argv[1:3]])
+    main(sys.argv[1:] or ["join", "many", "water"])

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from common import best, peak_gb, run_child, with_modes
+from common import best, child_row, peak_gb, with_modes
 
 SYSTEMS = ("water-3k", "water-24k", "water-100k", "dhfr")
 WATER_EDGE_NM = {"water-3k": 3.2, "water-24k": 6.2, "water-100k": 10.0}
@@ -198,13 +198,8 @@ def main(argv):
             rows.append(dict(system=name, route=route, dtype=dtype,
                              error=f"not run (above --ewald-max-atoms {options['--ewald-max-atoms']})"))
             continue
-        load = os.getloadavg()[0]
-        row, code, _ = run_child(__file__, ["--child", spec, str(options["--repeat"]), str(options["--modes-max-atoms"])],
-                                 env={"GLOG_v": "3"})
-        row = row or dict(system=name, route=route, dtype=dtype, error=f"failed: exit {code} (its stderr is above)")
-        row["load_before"] = load
-        rows.append(row)
-        print(f"row: {json.dumps(row)}", flush=True)
+        rows.append(child_row(__file__, [spec, str(options["--repeat"]), str(options["--modes-max-atoms"])],
+                              dict(system=name, route=route, dtype=dtype)))
     print(f"load average at end: {os.getloadavg()}", flush=True)
     print_table(rows)
     print_targets(rows)

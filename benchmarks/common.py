@@ -31,7 +31,8 @@ def peak_gb():
 def timed_modes(J, masses, positions, k=10, progress=None):
     """The ``k`` lowest modes of a force Jacobian by ``mdjac.normal_modes(J, masses, positions=positions,
     project='periodic', k=k, method='sparse')``, timed once, with its matvecs counted (a block of m
-    vectors counts m).
+    vectors counts m; those of the long-range part, which the modes' operator calls once per product,
+    else parsed from the result's ``solver``).
 
     J: a ForceJacobian of N atoms; masses: (N,) amu; positions: (N, 3) nm; progress: None, or a
     function called with (matvecs so far, seconds so far) whenever the count is a multiple of 100.
@@ -41,7 +42,8 @@ def timed_modes(J, masses, positions, k=10, progress=None):
     import mdjac
 
     counter = {"n": 0}
-    matvec = J.matvec
+    counted_part = J if J.long_range is None else J.long_range    # the modes' operator calls the part's matvec
+    matvec = counted_part.matvec
 
     def counted(u):
         counter["n"] += 1 if np.ndim(u) == 1 else np.shape(u)[-1]
@@ -49,12 +51,14 @@ def timed_modes(J, masses, positions, k=10, progress=None):
             progress(counter["n"], time.perf_counter() - start)
         return matvec(u)
 
-    J.matvec = counted
+    counted_part.matvec = counted
     start = time.perf_counter()
     try:
         modes = mdjac.normal_modes(J, masses, positions=positions, project="periodic", k=k, method="sparse")
     finally:
-        del J.matvec
+        del counted_part.matvec
+    if J.long_range is None:
+        counter["n"] = int(modes.solver.split("(")[1].split()[0])
     return {"modes_s": time.perf_counter() - start, "modes_matvecs": counter["n"],
             "lowest_cm": [round(float(f), 2) for f in modes.frequencies[:3]]}
 
@@ -85,3 +89,16 @@ def run_child(script, args, env=None, stderr=None):
                          env=None if env is None else dict(os.environ, **env))
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     return (json.loads(lines[-1]) if lines else None), out.returncode, out.stderr
+
+
+def child_row(script, args, failed):
+    """One benchmark row measured by ``script --child ARGS`` in a process of its own (:func:`run_child`),
+    or ``failed`` (a dict naming the row) with its exit code as the error; the load average before it
+    is in ``load_before``, and the row is printed as a ``row: {json}`` line (rows are read back from
+    such lines)."""
+    load = os.getloadavg()[0]
+    row, code, _ = run_child(script, ["--child", *args], env={"GLOG_v": "3"})
+    row = row or dict(failed, error=f"failed: exit {code} (its stderr is above)")
+    row["load_before"] = load
+    print(f"row: {json.dumps(row)}", flush=True)
+    return row

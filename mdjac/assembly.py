@@ -7,9 +7,13 @@ temporaries, no sort):
 
 * :func:`pair_displacements`: d_p = x_j - x_i (minimum image) and r_p = |d_p| for pairs p = (i, j);
 * :func:`radial_pair_forces`: F_i += (phi'/r) d, F_j -= (phi'/r) d;
-* :func:`radial_jacobian_rows`: the Jacobian blocks of every pair, J_ij = J_ji = h(d), h = d2E/dd2
-  the 3x3 block of the radial route (derived in mdjac.strategies.replicate), written straight into the row-major symmetric pattern (both (i, j) and (j, i), and the diagonal),
-  and the sum of each row's off-diagonal blocks (minus the diagonal block, by translation invariance).
+* :func:`jacobian_rows`: the Jacobian blocks of every pair, J_ij = J_ji = h(d), h = d2E/dd2
+  the 3x3 block of the radial route (derived in mdjac.strategies.replicate), plus the other terms'
+  off-diagonal blocks, written straight into the row-major symmetric pattern (both (i, j) and
+  (j, i), and the diagonal), and the sum of each row's radial off-diagonal blocks (minus the
+  diagonal block, by translation invariance); :func:`merge_pair_keys` makes the pattern's pairs,
+  the radial pairs and the other terms' pairs merged in one pass (nothing inserted afterwards);
+  :func:`radial_jacobian_rows`: radial pairs only.
 
 Index conventions: ``pairs`` (P, 2) int64 with i < j, sorted row-major (by i, then j), as
 mdjac.neighbours returns them. Row r of the pattern holds, in order, the blocks (r, i) of the pairs
@@ -18,6 +22,8 @@ mdjac.neighbours returns them. Row r of the pattern holds, in order, the blocks 
 """
 import numba
 import numpy as np
+
+from .neighbours import minimum_image_components
 
 
 @numba.njit(cache=True, nogil=True)
@@ -32,19 +38,7 @@ def pair_displacements(x, pairs, vectors, d, r):
     """
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
-        e0, e1, e2 = x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2]
-        if vectors[2, 2] > 0:
-            t = np.rint(e2 / vectors[2, 2])
-            e0 -= vectors[2, 0] * t
-            e1 -= vectors[2, 1] * t
-            e2 -= vectors[2, 2] * t
-        if vectors[1, 1] > 0:
-            t = np.rint(e1 / vectors[1, 1])
-            e0 -= vectors[1, 0] * t
-            e1 -= vectors[1, 1] * t
-        if vectors[0, 0] > 0:
-            e0 -= vectors[0, 0] * np.rint(e0 / vectors[0, 0])
-        d[p, 0], d[p, 1], d[p, 2] = e0, e1, e2
+        d[p, 0], d[p, 1], d[p, 2] = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
         r[p] = np.sqrt(d[p, 0] * d[p, 0] + d[p, 1] * d[p, 1] + d[p, 2] * d[p, 2])
 
 
@@ -72,20 +66,79 @@ def symmetric_row_pointers(n, pairs):
     return indptr
 
 
-@numba.njit(cache=True, nogil=True)
 def radial_jacobian_rows(pairs, d, r, dphi, d2phi, indptr, rows, cols, blocks, rowsum):
-    """Fill the pairs' Jacobian blocks into the row-major symmetric pattern.
+    """Fill the pairs' Jacobian blocks into the row-major symmetric pattern (:func:`jacobian_rows`
+    with every pair radial and nothing else added).
 
     pairs (P, 2), d (P, 3), r, dphi, d2phi (P,) in the compute dtype; indptr (N + 1,) from
     :func:`symmetric_row_pointers`. Fills (allocated by the caller) rows, cols (2P + N,) int64,
     blocks (2P + N, 3, 3) with zero diagonal blocks, and rowsum (N, 9) float64 with the sum of
     each row's off-diagonal blocks.
+    """
+    everyone = np.arange(len(pairs), dtype=np.int64)
+    jacobian_rows(pairs, everyone, d, r, dphi, d2phi, np.full(len(pairs), -1, np.int64), np.zeros((0, 3, 3)),
+                  indptr, rows, cols, blocks, rowsum)
 
-    One pass over the pairs in their order (row-major): h of pair (i, j) goes right of row i's
-    diagonal (the next place there) and left of row j's (the next place there: the pairs
-    (i, j) of one j come by ascending i), J_ji = J_ij = h (h is symmetric and even in d). Then
-    one sequential pass sums each row. (Measured on 30,000 atoms: faster than filling the left
-    blocks in a second pass, in column order, even on two threads.)
+
+@numba.njit(cache=True, nogil=True)
+def merge_pair_keys(keys, extra_keys, n):
+    """The sorted union of two sorted, unique int64 key lists (pair keys i n + j, i < j).
+
+    Returns (pairs (U, 2) int64 row-major, radial (U,) int64: where each pair is in ``keys`` or -1,
+    extra (U,) int64: where it is in ``extra_keys`` or -1), in one merge pass.
+    """
+    a, b = keys.shape[0], extra_keys.shape[0]
+    total, i, k = 0, 0, 0
+    while i < a or k < b:               # count first, then fill
+        if k == b or (i < a and keys[i] < extra_keys[k]):
+            i += 1
+        elif i == a or extra_keys[k] < keys[i]:
+            k += 1
+        else:
+            i += 1
+            k += 1
+        total += 1
+    pairs = np.empty((total, 2), np.int64)
+    radial = np.full(total, -1, np.int64)
+    extra = np.full(total, -1, np.int64)
+    i, k = 0, 0
+    for u in range(total):
+        if k == b or (i < a and keys[i] < extra_keys[k]):
+            key = keys[i]
+            radial[u] = i
+            i += 1
+        elif i == a or extra_keys[k] < keys[i]:
+            key = extra_keys[k]
+            extra[u] = k
+            k += 1
+        else:
+            key = keys[i]
+            radial[u] = i
+            extra[u] = k
+            i += 1
+            k += 1
+        pairs[u, 0] = key // n
+        pairs[u, 1] = key % n
+    return pairs, radial, extra
+
+
+@numba.njit(cache=True, nogil=True)
+def jacobian_rows(pairs, radial, d, r, dphi, d2phi, extra, extra_blocks, indptr, rows, cols, blocks, rowsum):
+    """Fill the Jacobian's off-diagonal blocks into the row-major symmetric pattern of ``pairs``.
+
+    pairs (U, 2) int64, i < j, sorted row-major; each is a radial pair (radial[u] >= 0: its d, r,
+    phi', phi'' at that place of d (P, 3), r, dphi, d2phi (P,), in the compute dtype), other terms'
+    block (extra[u] >= 0: J_ij = extra_blocks[extra[u]] (E, 3, 3) float64, J_ji its transpose), or
+    both (summed). indptr (N + 1,) from :func:`symmetric_row_pointers`. Fills (allocated by the
+    caller) rows, cols (2U + N,) int64, blocks (2U + N, 3, 3) with zero diagonal blocks, and rowsum
+    (N, 9) float64 with the sum of each row's radial off-diagonal blocks (the others' diagonal
+    blocks come from their own Hessians).
+
+    One pass over the pairs in their order (row-major): the block of pair (i, j) goes right of row
+    i's diagonal (the next place there) and left of row j's (the next place there: the pairs (i, j)
+    of one j come by ascending i); a radial h is symmetric and even in d, so J_ji = J_ij = h.
+    (Measured on 30,000 atoms: faster than filling the left blocks in a second pass, in column
+    order, even on two threads.)
     """
     n = indptr.shape[0] - 1
     lower = np.zeros(n, np.int64)                  # blocks left of each diagonal: pairs (i, a)
@@ -102,24 +155,33 @@ def radial_jacobian_rows(pairs, d, r, dphi, d2phi, indptr, rows, cols, blocks, r
             for e in range(3):
                 blocks[at, c, e] = 0
         next_upper[a] = at + 1
+    h = np.zeros((3, 3), blocks.dtype)         # h as stored (the row sums are of stored blocks)
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
-        b = dphi[p] / r[p]
-        a = (d2phi[p] - b) / (r[p] * r[p])
         up, lo = next_upper[i], next_lower[j]
         next_upper[i] += 1
         next_lower[j] += 1
         cols[up] = j
         cols[lo] = i
-        for c in range(3):
-            for e in range(3):
-                h = a * d[p, c] * d[p, e]
-                if c == e:
-                    h += b
-                blocks[up, c, e] = h
-                blocks[lo, c, e] = h
-    for a in range(n):                             # row sums (the diagonal block is zero)
-        for k in range(indptr[a], indptr[a + 1]):
+        q = radial[p]
+        if q >= 0:
+            b = dphi[q] / r[q]
+            a = (d2phi[q] - b) / (r[q] * r[q])
             for c in range(3):
                 for e in range(3):
-                    rowsum[a, 3 * c + e] += blocks[k, c, e]
+                    h[c, e] = a * d[q, c] * d[q, e]
+                    if c == e:
+                        h[c, e] += b
+                    rowsum[i, 3 * c + e] += h[c, e]
+                    rowsum[j, 3 * c + e] += h[c, e]
+        else:
+            h[:, :] = 0.0
+        x = extra[p]
+        for c in range(3):
+            for e in range(3):
+                if x >= 0:
+                    blocks[up, c, e] = h[c, e] + extra_blocks[x, c, e]
+                    blocks[lo, c, e] = h[c, e] + extra_blocks[x, e, c]
+                else:
+                    blocks[up, c, e] = h[c, e]
+                    blocks[lo, c, e] = h[c, e]

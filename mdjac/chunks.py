@@ -2,7 +2,8 @@
 
 Each compiled function (mdjac.kernel) then sees few shapes and compiles once, not per frame, and
 the chunk size bounds its memory. Padding repeats a chunk's first row (a valid instance) and its
-weight is 0.
+weight is 0. A 0-d parameter is one value shared by every instance (a pair form's alpha or
+reaction-field constants): it goes to every chunk as it is, and broadcasts in the energy.
 """
 import numpy as np
 
@@ -12,25 +13,22 @@ CHUNK = 65536
 RADIAL_CHUNK = 1 << 20
 
 
-#: Most padding the chunks of M instances may add, as a fraction of M: a remainder whose power of two
-#: would pad by more is split, its largest power of two first, down to :data:`SPLIT_FLOOR`.
-MAX_PADDING = 0.25
-#: Remainders at or below this many instances are padded to their power of two whatever it adds.
-SPLIT_FLOOR = 16384
+#: Above this many instances the last chunk is padded to a multiple of an eighth of the next power of two.
+FINE_PADDING = 4096
 
 
 def chunk_sizes(m, chunk=CHUNK):
-    """Sizes of the chunks of M instances: full ``chunk``s, then powers of two (>= 64) for the rest: the
-    rest's own power of two unless that pads by more than :data:`MAX_PADDING` of M (then its largest
-    power of two, and the same again for what is left), so 0.7 ``chunk`` is not padded to a whole one."""
+    """Sizes of the chunks of M instances: full ``chunk``s, then one for the rest: the power of two
+    >= the rest (>= 64), or above :data:`FINE_PADDING` the least multiple of an eighth of that power
+    of two (at most 1/8 padding, at most 8 shapes to compile an octave)."""
     sizes = [chunk] * (m // chunk)
     rest = m - chunk * len(sizes)
-    while rest:
-        size = min(chunk, max(64, 1 << (rest - 1).bit_length()))
-        if size > SPLIT_FLOOR and size - rest > MAX_PADDING * m:
-            size //= 2
-        sizes.append(size)
-        rest = max(0, rest - size)
+    if rest:
+        size = max(64, 1 << (rest - 1).bit_length())
+        if size > FINE_PADDING:
+            step = size // 8
+            size = -(-rest // step) * step
+        sizes.append(min(chunk, size))
     return sizes
 
 
@@ -47,7 +45,7 @@ def padded_chunks(x, params, chunk=CHUNK):
     Parameters
     ----------
     x : (M, ...) ndarray, the per-instance inputs (coordinates q, or distances r)
-    params : tuple of (M, ...) ndarrays, the per-instance parameters
+    params : tuple of (M, ...) ndarrays, the per-instance parameters, or 0-d ndarrays shared by all
     chunk : int, the largest chunk
 
     Yields
@@ -62,5 +60,6 @@ def padded_chunks(x, params, chunk=CHUNK):
         stop = min(len(x), start + size)
         weights = np.zeros(size, dtype=x.dtype)
         weights[: stop - start] = 1
-        yield start, stop, _pad(x[start:stop], size), tuple(_pad(p[start:stop], size) for p in params), weights
+        yield (start, stop, _pad(x[start:stop], size),
+               tuple(p if p.ndim == 0 else _pad(p[start:stop], size) for p in params), weights)
         start = stop

@@ -3,11 +3,14 @@
     mdjac compute TRAJ --system S -o OUT [--start --stop --step] [--resume | --overwrite]
                                           [--batch N] [--float64] [--compression C] [--strategy S]
                                           [--workers N | --scheduler ADDRESS] [--shard-frames K]
+    mdjac consolidate OUT
     mdjac info FILE
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
-    mdjac modes FILE|SYSTEM [--frame N] [-k K]
+    mdjac modes FILE|SYSTEM [--frame N] [-k K] [--sigma CM] [--max-memory GB]
 
-S is a name from systems/ or a system file. Bad input ends with one line on stderr
+S is a name from systems/ or a system file; for a force-field file (prmtop, top, psf, System XML)
+every command that takes a system also takes --nonbonded, --cutoff, --ewald-tolerance,
+--coordinates, --parameters and --box (mdjac.load_system's options). Bad input ends with one line on stderr
 ("mdjac: error: ...") and exit code 2, with nothing written and nothing destroyed.
 """
 import argparse
@@ -37,6 +40,31 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise InputError(f"{message} (see mdjac {self.prog.split()[-1]} --help)"
                          if " " in self.prog else f"{message} (see mdjac --help)")
+
+
+#: ``--nonbonded``'s choices (mdjac.openmm.files.NONBONDED, named here so that --help does not import OpenMM).
+NONBONDED = ("pme", "ewald", "reaction-field", "cutoff", "none")
+
+
+def add_system_options(p):
+    """The loader options of a force-field file given as the system (mdjac.load_system's keywords)."""
+    g = p.add_argument_group("force-field files (prmtop, top, psf, System XML) given as the system")
+    g.add_argument("--nonbonded", choices=NONBONDED, default=None,
+                   help="electrostatics [pme with a box, else none; a System XML's own]")
+    g.add_argument("--cutoff", type=float, default=None, help="nonbonded cutoff, nm [0.9, or half the box if less]")
+    g.add_argument("--ewald-tolerance", type=float, default=None, help="PME/Ewald error tolerance [5e-4]")
+    g.add_argument("--coordinates", default=None, help="the coordinates file (inpcrd, gro, crd, PDB) if not beside it")
+    g.add_argument("--parameters", action="append", default=None,
+                   help="a CHARMM parameter file (repeat for each) or a GROMACS .mdp, if not beside it")
+    g.add_argument("--box", type=float, nargs="+", default=None, metavar="NM",
+                   help="a periodic box (nm) for coordinates without one (a psf's crd): 3 edges LX LY LZ, or the "
+                        "9 numbers of a triclinic box's vectors AX 0 0 BX BY 0 CX CY CZ (OpenMM's form)")
+
+
+def system_options(args):
+    """The loader options given on the command line, as load_system's keywords."""
+    return dict(nonbonded=args.nonbonded, cutoff=args.cutoff, ewald_tolerance=args.ewald_tolerance,
+                coordinates=args.coordinates, parameters=args.parameters, box=args.box)
 
 
 def build_parser():
@@ -72,23 +100,40 @@ def build_parser():
                        help="spread the frames over a running Dask cluster, e.g. tcp://host:8786")
     p.add_argument("--shard-frames", type=int, default=None,
                    help="frames per task with --workers/--scheduler [about four tasks per worker]")
+    add_system_options(p)
+
+    p = sub.add_parser("consolidate", help="copy a distributed run's output (an index of its shard files) into "
+                       "one self-contained file in its place, then delete the shards")
+    p.add_argument("file")
 
     p = sub.add_parser("info", help="print what an H5MD (or other trajectory) file holds")
     p.add_argument("file")
 
-    p = sub.add_parser("run", help="MindSPONGE MD with the force Jacobian every K steps, then a summary")
+    p = sub.add_parser("run", help="MD with the force Jacobian every K steps, then a summary")
     p.add_argument("--system", "-s", default="alanine-dipeptide",
-                   help="a name from systems/ (a MindSPONGE one) or a system file [alanine-dipeptide]")
+                   help="a MindSPONGE system from systems/ (MindSPONGE's MD) or a force-field file, "
+                        "OpenMM's MD [alanine-dipeptide]")
     p.add_argument("--steps", type=int, default=None, help="MD steps [100]")
     p.add_argument("--every", type=int, default=None, help="Jacobian (and frame) every K steps [10]")
     p.add_argument("--output", "-o", default=RUN_OUTPUT, help=f"output H5MD file [{RUN_OUTPUT}]")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_system_options(p)
 
-    p = sub.add_parser("modes", help="normal modes of a frame of an mdjac file, or of a system")
+    p = sub.add_parser("modes", help="normal modes of a frame of an mdjac file, or of a system",
+                       description="Normal modes of a frame as stored, or of a system at its energy minimum: all "
+                       "of them, the K lowest (-k; dense eigh or Lanczos, chosen by size) or the K nearest a "
+                       "wavenumber (--sigma). The memory the solver needs is estimated first and a request "
+                       "that does not fit is refused.")
     p.add_argument("source", help="an mdjac H5MD file, or a system name or file")
     p.add_argument("--frame", type=int, default=0, help="frame of the file [0]")
-    p.add_argument("-k", type=int, default=None, help="the k lowest modes only")
+    p.add_argument("-k", type=int, default=None,
+                   help="the K lowest modes only (smallest eigenvalues, imaginary ones first) [all]")
+    p.add_argument("--sigma", type=float, default=None, metavar="CM",
+                   help="with -k: the K modes nearest this wavenumber in cm^-1 instead (negative: imaginary)")
+    p.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                   help="refuse a solver whose estimated memory exceeds this [the memory available]")
     p.add_argument("--system", "-s", default=None, help="system for a file's masses/potential (default: the one it records)")
+    add_system_options(p)
     return parser
 
 
@@ -150,7 +195,7 @@ def cmd_compute(args):
                                 dtype="float64" if args.float64 else "float32", batch=args.batch,
                                 compression=args.compression, triangle="upper" if args.upper else "full",
                                 strategy=args.strategy, progress=not args.quiet, client=client,
-                                shard_frames=args.shard_frames)
+                                shard_frames=args.shard_frames, system_options=system_options(args))
     print(summary(describe(args.output), result))
 
 
@@ -208,24 +253,38 @@ def format_info(info):
         lines.append("  Jacobian         none")
     lines.append(f"  file bytes       {info['file_bytes']}"
                  + (f" ({info['file_bytes'] / info['frames']:.0f} per frame)" if info["frames"] else ""))
+    if info.get("parts"):
+        lines.append(f"  stored in        {info['parts']} part files beside it (an index; "
+                     "`mdjac consolidate` makes it one file)")
     return "\n".join(lines)
 
 
 def cmd_info(args):
-    from .io import OUTPUTS, describe, format_of, open_trajectory
+    from .io import OUTPUTS, describe, format_of, open_trajectory, read_metadata
     if os.path.isfile(args.file) and format_of(args.file) in OUTPUTS:
         print(format_info(describe(args.file)))
+        electrostatics = read_metadata(args.file).get("electrostatics")     # a force-field file's system
+        if electrostatics:
+            print(f"  electrostatics   {electrostatics}")
         return
     with open_trajectory(args.file) as traj:     # refuses a missing file or a folder in one line
         print(f"{args.file}  ({type(traj).__name__})\n  atoms            {traj.n_atoms}\n"
               f"  frames           {len(traj)}")
 
 
+def cmd_consolidate(args):
+    from .io import consolidate
+    removed = consolidate(args.file)
+    print(f"mdjac consolidate: {args.file}: " + (f"one file now; {removed} part files removed" if removed
+                                                 else "already one file; nothing to do"))
+
+
 def cmd_run(args):
     from .jobs import run_md
     options = {k: v for k, v in dict(steps=args.steps, every=args.every, output=args.output).items()
                if v is not None}
-    print(format_summary(run_md(args.system, overwrite=args.overwrite, progress=True, **options)))
+    print(format_summary(run_md(args.system, overwrite=args.overwrite, progress=True,
+                                system_options=system_options(args), **options)))
 
 
 #: What the less obvious entries of run_md's summary mean, printed beside them.
@@ -233,7 +292,7 @@ SUMMARY_NOTES = {
     "fd_columns": "coordinates 3j+b of the first frame checked against finite differences",
     "fd_max_relative_error": "their largest error, relative to the column's largest entry",
     "first_jacobian_seconds": "with compilation",
-    "seconds_per_md_step": "MindSPONGE's own step, callbacks excluded",
+    "seconds_per_md_step": "the MD engine's own step, callbacks excluded",
     "write_seconds_per_frame": "writing the frames still buffered at the end",
 }
 
@@ -262,9 +321,12 @@ def cmd_modes(args):
     from .jobs import modes_text
     if sys.stderr.isatty():    # building a MindSPONGE system takes seconds before any bar can move
         print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
-    print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system))
+    max_memory = None if args.max_memory is None else args.max_memory * 1e9
+    print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system, sigma=args.sigma,
+                     max_memory=max_memory, system_options=system_options(args)))
 
 
-COMMANDS = {"compute": cmd_compute, "info": cmd_info, "run": cmd_run, "modes": cmd_modes}
+COMMANDS = {"compute": cmd_compute, "consolidate": cmd_consolidate, "info": cmd_info, "run": cmd_run,
+            "modes": cmd_modes}
 #: Commands that write files: they take Ctrl-C only between frames (mdjac.jobs.interrupts.DeferredInterrupt).
 DEFERS_INTERRUPTS = ("compute", "run")

@@ -1,4 +1,4 @@
-"""``mdjac compute`` on a Dask cluster: the shard plan, the worker task and the join.
+"""``mdjac compute`` on a Dask cluster: the shard plan, the worker task and the join (an index).
 
 :func:`mdjac.jobs.compute_trajectory` runs every check (nothing is touched before) and, given a
 client, hands the frames still missing to :func:`compute_on_cluster` with its own per-frame function
@@ -9,23 +9,30 @@ serial run), called once the first shard is ready to be joined.
 The plan. The F selected frames, of which the output already holds the first D, are split into
 S contiguous blocks (shards) [a_k, b_k), D = a_0 < b_0 = a_1 < ... < b_{S-1} = F, about four per
 worker unless ``shard_frames`` is given. The plan is stored as ``<output>.shards/plan.json``
-(with the run's metadata, which a resume must match) before any task starts.
+(with the run's metadata, which a resume must match, and the run's id, which names its shard files)
+before any task starts.
 
 The task (:func:`compute_shard`, one per shard, on any worker, told what to do by a
 :class:`ShardJob`). It opens the input trajectory itself (a shared file system: no frame travels
 through the scheduler), computes frames a_k..b_k-1 and writes them with the output's writer
-(:func:`mdjac.io.open_writer`) into ``<output>.shards/shard-<k>.h5md``: journaled and resumable,
-so a task rerun after its worker died (Dask reruns it) continues after the frames its shard
-already holds, once the lock of the attempt before is free (:class:`mdjac.errors.OutputLocked`).
-It reports each frame to a ``distributed.Queue`` for the one progress bar, and returns its timings.
+(:func:`mdjac.io.open_writer`) into ``<output>.shards/shard-<run>-<k>.h5md``: journaled and
+resumable, so a task rerun after its worker died (Dask reruns it) continues after the frames its
+shard already holds, once the lock of the attempt before is free (:class:`mdjac.errors.OutputLocked`);
+a shard file it cannot read (damaged on disk) it starts again. It reports its frames to a
+``distributed.Queue`` for the one progress bar (at most two messages a second, a few bytes each),
+and returns its timings. Workers never wait for the client.
 
-The join (:func:`join_shard`, on the client, in frame order while the other shards still run).
-Shard k is appended to the output through the output's own writer as soon as shards 0..k are
-complete, then its file is deleted; after the last one the folder is removed. A resume first joins
-what is finished, then submits the rest; a shard file already holding b_k - a_k frames is not
-recomputed, a partial one is continued. The output's datasets equal a serial run's; the one
-attribute that differs is ``/parameters/mdjac`` ``distributed`` (JSON: workers, shards,
-scheduler), written only by this path (docs/h5md.md).
+The join (:func:`join_shards`, on the client, in frame order while the other shards still run).
+The output is an index of the shard files (:mod:`mdjac.io.h5md_index`: HDF5 virtual datasets), so
+joining is metadata only: as soon as shards 0..k are complete, each is checked (:func:`check_shard`:
+it opens and holds its b_k - a_k frames; a damaged one is deleted and computed again, not joined)
+and the index is rewritten over the shards joined so far. The shard files stay: they hold the
+output's frames (``mdjac consolidate`` copies them into one file). A task lost with its scheduler
+(restarted) is submitted again and continues its file. A resume first joins what is finished,
+then submits the rest; a shard file already holding b_k - a_k frames is not recomputed, a partial
+one is continued; an ordinary output's frames become the index's first part. The output's datasets
+equal a serial run's; the one attribute that differs is ``/parameters/mdjac`` ``distributed``
+(JSON: workers, shards, scheduler), written only by this path (docs/h5md.md).
 
 Threads: a worker computes one task at a time; MindSpore's CPU kernels use ``MDJAC_THREADS``
 threads in it (its share of the cores, set by :func:`local_client`; unset: MindSpore's default).
@@ -53,6 +60,8 @@ THREADS_VARIABLE = "MDJAC_THREADS"
 CONNECT_TIMEOUT = 30.0
 #: Seconds a rerun task waits for the lock of its shard (held by a worker that is still ending).
 LOCK_WAIT = 120.0
+#: Seconds between a task's progress messages.
+PROGRESS_SECONDS = 0.5
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,8 +149,14 @@ def shard_folder(output):
     return f"{os.path.abspath(output)}.shards"
 
 
-def shard_path(folder, index):
-    return os.path.join(folder, f"shard-{index:06d}.h5md")
+def shard_path(folder, run, index):
+    """Shard ``index``'s file of the run ``run`` (the plan's id) in ``folder``."""
+    return os.path.join(folder, f"shard-{run}-{index:06d}.h5md")
+
+
+def base_path(folder, run):
+    """Where a resumed run puts the frames an ordinary output held (the index's first part)."""
+    return os.path.join(folder, f"base-{run}.h5md")
 
 
 def plan_shards(first, total, workers, shard_frames=None):
@@ -161,9 +176,11 @@ def plan_shards(first, total, workers, shard_frames=None):
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def load_or_make_plan(folder, metadata, first, total, workers, shard_frames, resume):
-    """The shards of this run: those of ``folder``'s plan when resuming one made with the same
-    metadata, else a new plan (an old folder is removed first). Returns a list of (a, b)."""
+def load_or_make_plan(folder, metadata, first, total, workers, shard_frames, resume, keep=()):
+    """The run id and shards of this run: those of ``folder``'s plan when resuming one made with
+    the same metadata, else a new plan (the folder's other files are removed first, but for
+    ``keep``: the parts of the output being replaced, which stay until it is). Returns
+    (run, [(a, b), ...])."""
     path = os.path.join(folder, PLAN)
     wanted = json.loads(json.dumps(metadata))
     if resume and os.path.isfile(path):
@@ -172,23 +189,29 @@ def load_or_make_plan(folder, metadata, first, total, workers, shard_frames, res
         if stored.get("metadata") != wanted:
             raise InputError(f"{folder} holds shards of another run; resume with the same arguments "
                              "or use --overwrite")
-        return [tuple(s) for s in stored["shards"]]
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    os.makedirs(folder)
-    shards = plan_shards(first, total, workers, shard_frames)
+        return stored["run"], [tuple(s) for s in stored["shards"]]
+    os.makedirs(folder, exist_ok=True)
+    keep = {os.path.abspath(p) for p in keep}
+    for name in os.listdir(folder):
+        if os.path.join(folder, name) not in keep:
+            target = os.path.join(folder, name)
+            shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+    run, shards = uuid.uuid4().hex[:8], plan_shards(first, total, workers, shard_frames)
     with open(path + ".tmp", "w") as f:
-        json.dump({"metadata": wanted, "shards": shards}, f)
+        json.dump({"metadata": wanted, "run": run, "shards": shards}, f)
     os.replace(path + ".tmp", path)
-    return shards
+    return run, shards
 
 
 def stored_frames(path):
-    """Complete frames in a shard file (0 if there is none)."""
+    """Complete frames in a shard file (0 if there is none, or it cannot be read)."""
     if not os.path.exists(path):
         return 0
-    with open_trajectory(path) as shard:
-        return len(shard)
+    try:
+        with open_trajectory(path) as shard:
+            return len(shard)
+    except InputError:
+        return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,6 +232,7 @@ class ShardJob:
     metadata : dict, what every file of the run records.
     times : bool, whether the input records times.
     queue : str, the name of the progress ``distributed.Queue``.
+    system_options : dict, the loader options of the system (:func:`mdjac.load_system`).
     """
     trajectory: str
     selection: tuple
@@ -218,6 +242,7 @@ class ShardJob:
     metadata: dict
     times: bool
     queue: str
+    system_options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -227,10 +252,11 @@ class WorkerState:
     systems: dict = field(default_factory=dict)
     frames: int = 0
 
-    def system(self, path):
-        if path not in self.systems:
-            self.systems[path] = resolve_system(path)
-        return self.systems[path]
+    def system(self, path, options=None):
+        key = (path, repr(sorted((options or {}).items())))
+        if key not in self.systems:
+            self.systems[key] = resolve_system(path, **(options or {}))
+        return self.systems[key]
 
 
 #: This process's state, when it is a worker.
@@ -239,8 +265,9 @@ _WORKER = WorkerState()
 
 def _shard_writer(path, system, job):
     """The shard's writer (mode 'a': continues what a killed attempt left), waiting for the lock of
-    an attempt whose worker is still ending."""
-    deadline = time.monotonic() + LOCK_WAIT
+    an attempt whose worker is still ending. A shard file that cannot be read (damaged on disk:
+    cut short, overwritten) is removed and started again."""
+    deadline, damaged = time.monotonic() + LOCK_WAIT, False
     while True:
         try:
             return open_writer(path, len(system.positions), mode="a", **writer_layout(system, job.metadata, job.times),
@@ -249,6 +276,33 @@ def _shard_writer(path, system, job):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+        except InputError as err:
+            if damaged or "cannot open as HDF5" not in str(err):
+                raise
+            damaged = True
+            for p in (path, f"{path}.journal"):
+                if os.path.exists(p):
+                    os.remove(p)
+
+
+class Progress:
+    """A task's frames reported to the client's ``distributed.Queue``: at most one message per
+    :data:`PROGRESS_SECONDS` (and the last), a few bytes each; lost messages (a scheduler being
+    restarted) only delay the progress bar."""
+
+    def __init__(self, name, index):
+        from distributed import Queue
+        self.queue, self.index, self.last = (Queue(name) if name else None), index, 0.0
+
+    def put(self, frames, final=False):
+        now = time.monotonic()
+        if self.queue is None or (not final and now - self.last < PROGRESS_SECONDS):
+            return
+        self.last = now
+        try:
+            self.queue.put((self.index, frames), timeout=5)
+        except Exception:  # noqa: BLE001 - progress only; the task's result carries its frames
+            pass
 
 
 def compute_shard(job, index, a, b, path):
@@ -263,24 +317,22 @@ def compute_shard(job, index, a, b, path):
     Returns
     -------
     dict : index, worker (pid), threads, resumed (frames found in the shard), computed, seconds
-    (per computed frame), compile (True if the first of them was this process's first).
+    (per computed frame), compile (True if the first of them was this process's first), started
+    and ended (the task's clock times, s since the epoch).
     """
-    from distributed import Queue
-
     threads = limit_threads(os.environ.get(THREADS_VARIABLE))
-    system = _WORKER.system(job.system)
+    system = _WORKER.system(job.system, job.system_options)
     potential = system.potential
-    queue = Queue(job.queue) if job.queue else None
+    progress = Progress(job.queue, index)
     first_of_process = _WORKER.frames == 0
-    seconds = []
+    seconds, started = [], time.time()
     dtype, strategy = job.options.dtype, job.options.strategy
     with open_trajectory(job.trajectory, n_atoms=len(system.positions)) as traj:
         start, stop, step = job.selection
         frames = traj[start:stop:step]
         with _shard_writer(path, system, job) as writer:
             resumed = writer.n_frames
-            if queue is not None:
-                queue.put((index, resumed))
+            progress.put(resumed, final=True)
             for i in range(a + resumed, b):
                 frame = frames[i]
                 t0 = time.perf_counter()
@@ -288,50 +340,68 @@ def compute_shard(job, index, a, b, path):
                 writer.append(frame.step, frame.time, x, box, forces, jacobian)
                 seconds.append(time.perf_counter() - t0)
                 _WORKER.frames += 1
-                if queue is not None:
-                    queue.put((index, i + 1 - a))
+                progress.put(i + 1 - a, final=i + 1 == b)
     return dict(index=index, worker=os.getpid(), threads=threads, resumed=resumed, computed=len(seconds),
-                seconds=seconds, compile=bool(first_of_process and seconds))
+                seconds=seconds, compile=bool(first_of_process and seconds), started=started, ended=time.time())
 
 
 # --------------------------------------------------------------------------------------------
 # the join
 # --------------------------------------------------------------------------------------------
 
-def join_shard(writer, a, b, path):
-    """Append the frames of the complete shard file ``path`` (selection positions a..b-1) that
-    ``writer``'s output does not hold yet, then delete the file. Returns the frames appended."""
-    held = writer.n_frames + len(writer.buffer)
-    if held < a:
-        raise InputError(f"{writer.path} holds {held} frames but the next shard starts at frame {a}; "
-                         "use --overwrite")
-    if held < b:
-        with open_trajectory(path) as shard:
-            if len(shard) != b - a:
-                raise RuntimeError(f"{path} holds {len(shard)} frames, not {b - a}")
-            for frame in shard[held - a:]:
-                writer.append(frame.step, frame.time, frame.positions, frame.box, frame.forces, frame.jacobian)
-        writer.flush()
-    if os.path.exists(path):
-        os.remove(path)
-    return max(0, b - held)
+def check_shard(path, a, b):
+    """The :class:`mdjac.io.h5md_index.Part` of the finished shard file ``path`` (selection
+    positions a..b-1), or None if it cannot be joined (missing, damaged on disk, short): the
+    file is then removed, to be computed again."""
+    from .io.h5md_index import read_part
+
+    try:
+        return read_part(path, b - a)
+    except InputError:
+        for p in (path, f"{path}.journal"):
+            if os.path.exists(p):
+                os.remove(p)
+        return None
+
+
+def join_shards(index, ready):
+    """Add the checked shards ``ready`` [(a, b, part), ...] (consecutive, in frame order) that the
+    output does not hold yet to the index ``index`` (metadata only: no frame is copied). Returns
+    the frames added."""
+    held, parts = index.n_frames, []
+    for a, b, part in ready:
+        if held >= b:
+            continue
+        if held != a:
+            raise InputError(f"{index.path} holds {held} frames but the next shard starts at frame {a}; "
+                             "use --overwrite")
+        parts.append(part)
+        held = b
+    return index.add(parts)
 
 
 # --------------------------------------------------------------------------------------------
 # the client's loop
 # --------------------------------------------------------------------------------------------
 
+def _lost(future):
+    """True if ``future`` ended without a result of its own: cancelled or lost with its scheduler
+    (restarted), so its task must be submitted again."""
+    return future.status in ("cancelled", "lost")
+
+
 def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_frames=None, interrupt=None):
-    """The selected frames that the output lacks, computed by the workers of ``client`` and joined
-    into the output.
+    """The selected frames that the output lacks, computed by the workers of ``client`` into shard
+    files that the output indexes as they finish (:mod:`mdjac.io.h5md_index`).
 
     Parameters
     ----------
     client : a ``distributed.Client``, or a callable returning a context manager that yields one.
     plan : :class:`mdjac.jobs.records.ComputePlan`, checked (``done``: frames the output holds).
     options : :class:`mdjac.jobs.records.ComputeOptions` (``resume`` keeps a previous plan's shards).
-    open_output : callable returning the output's checked writer; called when the first shard
-        is ready, so a run that fails before touches nothing.
+    open_output : callable(base_part=path) returning the output's checked index writer
+        (:func:`mdjac.io.open_index`); called when the first shard is ready, so a run that fails
+        before touches nothing.
     compute_frame : the per-frame function (:func:`mdjac.jobs.frame_forces_and_jacobian`).
     shard_frames : int or None, frames per task.
     interrupt : the caller's DeferredInterrupt, checked between polls, or None.
@@ -340,23 +410,27 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     -------
     dict : that of :func:`mdjac.jobs.compute_trajectory`, plus ``workers`` (worker processes
     seen), ``shards``, ``tasks`` (each task's dict from :func:`compute_shard`),
-    ``compile_seconds`` ({worker pid: seconds of its first frame}), ``join_seconds``.
+    ``compile_seconds`` ({worker pid: seconds of its first frame}), ``join_seconds`` (the client's
+    time joining), ``joins`` ([(clock time, frames in the output)] after each join),
+    ``recomputed`` (shards submitted again: damaged files, tasks lost with the scheduler).
     """
     from distributed import Client
 
     if not isinstance(client, Client):
         with client() as own:
             return compute_on_cluster(own, plan, options, open_output, compute_frame, shard_frames, interrupt)
-    from distributed import Queue
     from tqdm import tqdm
+
+    from .io.h5md_index import parts_of
 
     frames, system, metadata, done, output = plan.frames, plan.system, plan.metadata, plan.done, plan.output
     client.wait_for_workers(1)
     workers = len(client.nthreads())
     folder = shard_folder(output)
-    shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, options.resume)
+    run, shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, options.resume,
+                                    keep=parts_of(output) if os.path.exists(output) else ())
     first = next((k for k, (a, b) in enumerate(shards) if b > done), len(shards))
-    count = {k: stored_frames(shard_path(folder, k)) for k in range(first, len(shards))}
+    count = {k: stored_frames(shard_path(folder, run, k)) for k in range(first, len(shards))}
 
     def finished():
         """Frames of the selection done: in the output, or in a shard beyond the output's end."""
@@ -364,44 +438,70 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
 
     kept = finished()
     queue_name = f"mdjac-progress-{uuid.uuid4().hex}"
-    queue = Queue(queue_name, client=client)
+    queue = _queue(queue_name, client)
     job = ShardJob(trajectory=os.path.abspath(frames.path), system=str(system.path),
                    selection=(frames.indices.start, frames.indices.stop, frames.indices.step),
                    compute_frame=compute_frame, options=options, metadata=metadata, times=frames.has_times,
-                   queue=queue_name)
+                   queue=queue_name, system_options=getattr(system, "load_options", {}))
+
+    def submit(k, attempt=0):
+        a, b = shards[k]
+        return client.submit(compute_shard, job, k, a, b, shard_path(folder, run, k), pure=False,
+                             key=f"mdjac-shard-{k}-{attempt}-{queue_name[-12:]}")
+
     started = time.perf_counter()
-    futures = {k: client.submit(compute_shard, job, k, a, b, shard_path(folder, k), pure=False,
-                                key=f"mdjac-shard-{k}-{queue_name[-12:]}")
-               for k, (a, b) in enumerate(shards) if k >= first and count[k] < b - a}
-    tasks, join_seconds, next_join, writer = [], 0.0, first, None
+    futures = {k: submit(k) for k, (a, b) in enumerate(shards) if k >= first and count[k] < b - a}
+    attempts = {k: 0 for k in futures}
+    tasks, join_seconds, next_join, writer, joins, recomputed = [], 0.0, first, None, [], 0
     bar = tqdm(total=len(frames), initial=kept, unit="frame", desc="jacobians", file=sys.stderr,
                disable=not options.progress, dynamic_ncols=True, smoothing=0.1)
+
+    def again(k):
+        nonlocal recomputed
+        attempts[k] = attempts.get(k, 0) + 1
+        recomputed += 1
+        count[k] = 0
+        futures[k] = submit(k, attempts[k])
+
     try:
         with bar:
             while next_join < len(shards):
-                for k, n in queue.get(batch=True):
-                    count[k] = max(count[k], n)
+                for k, n in _drain(queue):
+                    if k in count:
+                        count[k] = max(count[k], n)
                 for k, future in list(futures.items()):
-                    if future.done():
+                    if _lost(future):
+                        del futures[k]
+                        again(k)
+                    elif future.done():
                         tasks.append(future.result())      # a task's error is raised here
                         count[k] = shards[k][1] - shards[k][0]
                         del futures[k]
                 if finished() > bar.n:
                     bar.update(finished() - bar.n)
-                while next_join < len(shards) and next_join not in futures:
+                ready = []
+                while next_join + len(ready) < len(shards) and next_join + len(ready) not in futures:
+                    k = next_join + len(ready)
+                    part = check_shard(shard_path(folder, run, k), *shards[k])
+                    if part is None:          # damaged on disk: computed again, not joined
+                        again(k)
+                        break
+                    ready.append((*shards[k], part))
+                if ready:
                     t0 = time.perf_counter()
-                    writer = writer or open_output()
-                    join_shard(writer, *shards[next_join], shard_path(folder, next_join))
+                    writer = writer or open_output(base_part=base_path(folder, run))
+                    join_shards(writer, ready)
                     join_seconds += time.perf_counter() - t0
-                    next_join += 1
+                    next_join += len(ready)
+                    joins.append((time.time(), writer.n_frames))
                 if interrupt is not None:
                     interrupt.check()
                 if next_join < len(shards):
-                    time.sleep(0.1)
+                    time.sleep(0.05)
         seconds = time.perf_counter() - started
-        shutil.rmtree(folder, ignore_errors=True)
+        if os.path.exists(os.path.join(folder, PLAN)):
+            os.remove(os.path.join(folder, PLAN))
         if writer is not None:
-            writer.flush()
             writer.record("distributed", dict(workers=workers, shards=len(shards),
                                               scheduler=str(client.scheduler.address)))
     finally:
@@ -411,4 +511,23 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     compile_seconds = {t["worker"]: t["seconds"][0] for t in tasks if t["compile"]}
     return dict(output=os.fspath(output), computed=len(frames) - kept, kept=kept, seconds=seconds, workers=workers,
                 shards=len(shards), tasks=tasks, compile_seconds=compile_seconds, join_seconds=join_seconds,
-                first_seconds=max(compile_seconds.values(), default=None))
+                joins=joins, recomputed=recomputed, first_seconds=max(compile_seconds.values(), default=None))
+
+
+def _queue(name, client):
+    """The progress queue ``name`` on the client's scheduler (None if the scheduler is away)."""
+    from distributed import Queue
+    try:
+        return Queue(name, client=client)
+    except Exception:  # noqa: BLE001 - progress only
+        return None
+
+
+def _drain(queue):
+    """The progress messages waiting in ``queue`` ([] if none, or if the scheduler is away)."""
+    if queue is None:
+        return []
+    try:
+        return queue.get(batch=True, timeout=1)
+    except Exception:  # noqa: BLE001 - progress only: a restarted scheduler lost the queue
+        return []

@@ -220,6 +220,11 @@ def _feed(h, obj, seen):
         _feed(h, refs, seen)
         h.update(b")")
         return
+    if type(obj).__module__.startswith("numba.") and isinstance(getattr(obj, "py_func", None), types.FunctionType):
+        h.update(b"numba(")     # a numba-compiled helper of ours: named by its Python function
+        _feed(h, obj.py_func, seen)
+        h.update(b")")
+        return
     if _ours(type(obj).__module__) and hasattr(obj, "__dict__") and not hasattr(type(obj), "__slots__"):
         h.update(b"object(")
         _feed(h, type(obj), seen)

@@ -15,7 +15,7 @@ class InputError(ValueError):
 
 
 class OutputLocked(InputError):
-    """An output that another writer holds (its lock, :class:`mdjac.io.h5md_writer.OutputLock`):
+    """An output that another writer holds (its lock, :class:`mdjac.io.output_lock.OutputLock`):
     bad input to the user, and something a task may wait for to end."""
 
 

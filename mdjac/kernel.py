@@ -44,6 +44,7 @@ import scipy.sparse
 from . import compile_cache
 
 _COMPILED = {}
+_BY_CONTENT = {}
 _INSTANCE_GRADIENTS = {}
 
 
@@ -65,12 +66,25 @@ class _StoredGraphs:
 
 def _compiled(fn, kind, cache=True):
     """The compiled (``mindspore.jit``) function of ``kind`` built on ``fn``, made once per
-    (fn, kind) if ``cache``, its graphs kept across processes (:mod:`mdjac.compile_cache`)."""
+    (fn, kind) if ``cache``, its graphs kept across processes (:mod:`mdjac.compile_cache`).
+
+    Functions of equal content share one: a new ``fn`` whose content key
+    (:func:`mdjac.compile_cache.graph_key` without input shapes: its code, the constants and
+    objects it closes over, arrays by value) is that of an earlier one gets the earlier one's
+    compiled function, so the same term group rebuilt by another Potential is not compiled (or
+    loaded) again. A function that cannot be fingerprinted is keyed by identity alone.
+    """
     if not cache:
         return _BUILDERS[kind](fn)
     key = (fn, kind)
     if key not in _COMPILED:
-        _COMPILED[key] = _StoredGraphs(fn, kind)
+        content = compile_cache.graph_key(kind, fn, None)
+        if content is None:
+            _COMPILED[key] = _StoredGraphs(fn, kind)
+        else:
+            if content not in _BY_CONTENT:
+                _BY_CONTENT[content] = _StoredGraphs(fn, kind)
+            _COMPILED[key] = _BY_CONTENT[content]
     return _COMPILED[key]
 
 
@@ -110,7 +124,11 @@ def _build_elementwise_derivatives(energy):
     first = instance_gradient_of(energy)
 
     def derivatives(s, *params):
-        return first(s, *params), instance_gradient_of(first)(s, *params)
+        def first_sum(s):       # phi' rides along as the aux output: one forward pass for both
+            d1 = first(s, *params)
+            return d1.sum(), d1
+        (_, d1), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
+        return d1, d2
     return ms.jit(derivatives)
 
 
@@ -130,8 +148,9 @@ def _instance_gradient(energy):
 
 
 def _tensor(a, dtype=None):
+    """A MindSpore tensor on the memory of ``a`` (made contiguous, in ``dtype`` if given): no copy."""
     a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
-    return ms.Tensor(a)
+    return ms.Tensor.from_numpy(a)
 
 
 def row_compressed_jacobian(fn, x, colours, n_copies, args=(), batched=True, cache=True):

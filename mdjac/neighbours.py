@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .space import face_distances, is_triclinic, minimum_image, wrap_positions
+from .space import box_vectors, face_distances, is_triclinic, minimum_image, wrap_positions
 
 
 def pair_keys(i, j, n):
@@ -278,6 +278,78 @@ def ckdtree_pairs(positions, cutoff, box=None):
     return _canonical(pairs[:, 0], pairs[:, 1]) if len(pairs) else np.zeros((0, 2), dtype=np.int64)
 
 
+@numba.njit(cache=True, nogil=True)
+def minimum_image_components(e0, e1, e2, vectors):
+    """The minimum image (e0, e1, e2) nm of one displacement, compiled: mdjac.space's order c, b, a,
+    along each box vector (rows of ``vectors`` (3, 3) nm, reduced lower triangular; the diagonal of
+    an orthorhombic box) whose diagonal entry is positive (zeros: open, left as it is)."""
+    if vectors[2, 2] > 0:
+        t = np.rint(e2 / vectors[2, 2])
+        e0 -= vectors[2, 0] * t
+        e1 -= vectors[2, 1] * t
+        e2 -= vectors[2, 2] * t
+    if vectors[1, 1] > 0:
+        t = np.rint(e1 / vectors[1, 1])
+        e0 -= vectors[1, 0] * t
+        e1 -= vectors[1, 1] * t
+    if vectors[0, 0] > 0:
+        e0 -= vectors[0, 0] * np.rint(e0 / vectors[0, 0])
+    return e0, e1, e2
+
+
+@numba.njit(cache=True, nogil=True)
+def _within(x, pairs, vectors, cutoff2, keep):
+    count = 0
+    for p in range(pairs.shape[0]):
+        i, j = pairs[p, 0], pairs[p, 1]
+        e0, e1, e2 = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
+        keep[p] = e0 * e0 + e1 * e1 + e2 * e2 < cutoff2
+        count += keep[p]
+    out = np.empty((count, 2), np.int64)
+    k = 0
+    for p in range(pairs.shape[0]):
+        if keep[p]:
+            out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
+            k += 1
+    return out
+
+
+def pairs_within(x, pairs, box, cutoff):
+    """The pairs (P, 2) int64 closer than ``cutoff`` (nm) at positions x (N, 3) float64 nm, minimum
+    image in ``box`` (None, (3,) or (3, 3) nm), in their order, in one compiled pass."""
+    keep = np.empty(len(pairs), dtype=np.bool_)
+    return _within(x, pairs, np.zeros((3, 3)) if box is None else box_vectors(box), float(cutoff) ** 2, keep)
+
+
+@numba.njit(cache=True, nogil=True)
+def _without(pairs, excluded_keys, n, out):
+    e, k, previous = 0, 0, -1
+    for p in range(pairs.shape[0]):
+        key = pairs[p, 0] * n + pairs[p, 1]
+        if key <= previous:
+            return -1                       # not sorted row-major: the caller falls back
+        previous = key
+        while e < excluded_keys.shape[0] and excluded_keys[e] < key:
+            e += 1
+        if e < excluded_keys.shape[0] and excluded_keys[e] == key:
+            continue
+        out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
+        k += 1
+    return k
+
+
+def pairs_without(pairs, excluded_keys, n):
+    """The pairs (P, 2) int64 whose keys (:func:`pair_keys`) are not among ``excluded_keys``
+    (sorted, unique), in their order: one merge pass when the pairs are sorted row-major with
+    i < j (neighbour lists), :func:`excluded_mask` otherwise."""
+    pairs = np.ascontiguousarray(pairs, dtype=np.int64)
+    out = np.empty_like(pairs)
+    k = _without(pairs, np.asarray(excluded_keys, dtype=np.int64), n, out) if len(pairs) else 0
+    if k < 0:
+        return pairs[~excluded_mask(pair_keys(pairs[:, 0], pairs[:, 1], n), excluded_keys)]
+    return out[:k]
+
+
 class VerletList:
     """Neighbour pairs within ``cutoff`` from a list kept across frames (a Verlet list with a skin).
 
@@ -293,19 +365,25 @@ class VerletList:
     only make the search and the list larger, so the rebuild is at the cutoff again. A skin that
     would take ``cutoff + skin`` over half the smallest box edge (face distance, triclinic) is cut down to fit.
 
-    Same contract as :func:`neighbour_pairs`: (P, 2) int64, i < j, sorted row-major.
+    Same contract as :func:`neighbour_pairs`: (P, 2) int64, i < j, sorted row-major. The same
+    positions and box again (a frame's forces, then its Jacobian) get the very same array again, so
+    that what terms derive from it can be kept (mdjac.terms.base.PairTerm.instances).
     ``builds`` counts the searches; ``skin_used`` is the skin (nm) of the list in hand.
     """
 
     def __init__(self, cutoff, skin=0.1):
         self.cutoff, self.skin = float(cutoff), float(skin)
         self._reference = self._box = self._candidates = self._previous = None
+        self._last = self._last_box = None
         self.skin_used = 0.0
         self.builds = 0
 
     def pairs(self, positions, box=None):
         """Pairs closer than the cutoff at ``positions`` (N, 3) nm in ``box`` (None, (3,) or (3, 3) nm)."""
         x = np.asarray(positions, dtype=np.float64)
+        if (self._last is not None and self._previous.shape == x.shape and np.array_equal(x, self._previous)
+                and (box is None) == (self._last_box is None) and (box is None or np.array_equal(box, self._last_box))):
+            return self._last
         if not self._valid(x, box):
             skin = 0.0
             if self._close_to_previous(x, box):
@@ -314,20 +392,12 @@ class VerletList:
             self._reference, self._box, self.skin_used = x.copy(), None if box is None else np.array(box), skin
             self.builds += 1
         self._previous = x.copy()
+        self._last_box = None if box is None else np.array(box, dtype=np.float64)
         if self.skin_used == 0.0:    # built at the cutoff from these very positions
-            return self._candidates
-        i, j = self._candidates[:, 0], self._candidates[:, 1]
-        if is_triclinic(box):
-            d = minimum_image(x[j] - x[i], box)
-            return self._candidates[np.einsum("pk,pk->p", d, d) < self.cutoff * self.cutoff]
-        r2 = np.zeros(len(i))
-        for c in range(3):
-            xc = np.ascontiguousarray(x[:, c])
-            d = xc[j] - xc[i]
-            if box is not None:
-                d -= box[c] * np.round(d / box[c])
-            r2 += d * d
-        return self._candidates[r2 < self.cutoff * self.cutoff]
+            self._last = self._candidates
+        else:
+            self._last = pairs_within(x, self._candidates, self._last_box, self.cutoff)
+        return self._last
 
     def _same_frame(self, x, box, reference):
         return (reference is not None and reference.shape == x.shape and (box is None) == (self._box is None)

@@ -90,7 +90,9 @@ class Potential:
 
     terms: list of mdjac.terms.Term. box: None, (3,) edges in nm, or (3, 3) box vectors (rows a, b,
     c in nm; a along x, b in the xy plane: reduced to OpenMM's form by mdjac.space.check_box). n_atoms: inferred from the
-    terms' per-atom tables (or their largest index) if not given.
+    terms' per-atom tables (or their largest index) if not given. sites: None or
+    mdjac.sites.VirtualSites: particles placed from their parents in every configuration; the
+    potential is then a function of the real atoms, and force_jacobian is over them (its ``atoms``).
 
     Every method takes positions (N, 3) in nm and an optional ``box`` that overrides the
     potential's for this call (NPT trajectories). float64 positions are computed in float64 end to
@@ -101,7 +103,7 @@ class Potential:
     """
     radial = True
 
-    def __init__(self, terms, box=None, n_atoms=None):
+    def __init__(self, terms, box=None, n_atoms=None, sites=None):
         self.terms = list(terms)
         if not self.terms:
             raise InputError("a Potential needs at least one term")
@@ -121,10 +123,23 @@ class Potential:
         if largest > self.n_atoms:
             raise InputError(f"a term names atom {largest - 1} but the system has {self.n_atoms} atoms: indices count from 0 to N-1")
         self.box = check_box(box)
+        self.sites = sites if sites is not None and len(sites) else None
+        if self.sites is not None:
+            if self.sites.n_atoms != self.n_atoms:
+                raise InputError(f"the virtual sites describe {self.sites.n_atoms} particles but the terms {self.n_atoms}: "
+                                 "give both the same N")
+            if self.long_range_terms:
+                raise InputError("virtual sites with a reciprocal-space sum (Ewald, PME) are not supported yet: "
+                                 "use a cutoff method (reaction field) for a system with virtual sites")
         self._groups = {}
         self._verlet = {}
         for t in self.terms:
             check_cutoff(t.cutoff, self.box)
+
+    @property
+    def jacobian_atoms(self):
+        """(n,) int64 the atoms a full Jacobian is over: every atom, or the real ones with virtual sites."""
+        return np.arange(self.n_atoms) if self.sites is None else self.sites.real
 
     def __repr__(self):
         return f"Potential(n_atoms={self.n_atoms}, terms={self.terms}, box={None if self.box is None else self.box.tolist()})"
@@ -148,6 +163,8 @@ class Potential:
                 check_cutoff(t.cutoff, b)
         if self.long_range_terms and b is None:
             raise InputError("the potential has a long-range term (a reciprocal sum) but no periodic box: give the box in nm")
+        if self.sites is not None:
+            x = self.sites.place(x, b)
         return Configuration(x, b, dtype, self._verlet)
 
     def instance_groups(self, config, atoms=None, coordinates=True):
@@ -156,14 +173,16 @@ class Potential:
         Terms whose instances coincide in this configuration (Lennard-Jones and Coulomb over one neighbour
         list) form one :class:`TermGroup` and are evaluated as one summed energy, in one compiled
         call. With ``atoms`` (a boolean mask over atoms), only instances touching a selected atom.
-        With ``coordinates=False``, q is None (the caller computes what it needs).
+        With ``coordinates=False``, q is None (the caller computes what it needs). With virtual
+        sites, instances touching a site come as instances over real atoms of
+        mdjac.sites.SiteMappedGroup (mdjac.sites.VirtualSites.expand).
         """
         found = []  # [terms, index (M, k), params of all the terms, how many params each term has]
         for term in self.short_range_terms:
             index, params = term.instances(config)
-            if atoms is not None:
+            if atoms is not None and self.sites is None:
                 keep = atoms[index].any(axis=1)
-                index, params = index[keep], tuple(p[keep] for p in params)
+                index, params = index[keep], tuple(p if np.ndim(p) == 0 else p[keep] for p in params)
             if len(index) == 0:
                 continue
             same = next((f for f in found if f[0][0].relative == term.relative and f[1].shape == index.shape
@@ -176,8 +195,15 @@ class Potential:
                 same[3].append(len(params))
         for terms, index, params, counts in found:
             group = self._group(tuple(terms), tuple(counts))
-            q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype) if coordinates else None
-            yield group, index, q, tuple(np.asarray(p, dtype=config.dtype) for p in params)
+            parts = [(group, index, params)] if self.sites is None else self.sites.expand(group, index, tuple(params), config)
+            for group, index, params in parts:
+                if atoms is not None and self.sites is not None:
+                    keep = atoms[index].any(axis=1)
+                    if not keep.any():
+                        continue
+                    index, params = index[keep], tuple(p[keep] for p in params)
+                q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype) if coordinates else None
+                yield group, index, q, tuple(np.asarray(p, dtype=config.dtype) for p in params)
 
     def _group(self, terms, param_counts):
         """The (cached) :class:`TermGroup` of these terms, so its compiled functions are reused."""
@@ -238,13 +264,17 @@ class Potential:
         with "replicate"). strategy: a name in mdjac.strategies.STRATEGIES ("replicate", "colour", "dense").
         With a long-range term and "replicate", the result carries its low-rank part
         (``long_range``; the block diagonal is computed for the selected atoms only); "colour"
-        and "dense" hold everything in the blocks.
+        and "dense" hold everything in the blocks. With virtual sites the Jacobian is over the
+        real atoms (its ``atoms`` leave the sites out).
         """
         if strategy not in STRATEGIES:
             raise InputError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
         config = self.configuration(positions, box)
         selected = self._selection(atoms)
         jacobian = STRATEGIES[strategy](self, config, selected)
+        if self.sites is not None:
+            kept = ~self.sites.is_site if selected is None else selected
+            return jacobian.select(np.flatnonzero(kept))
         return jacobian if selected is None else jacobian.select(np.flatnonzero(selected))
 
     def _selection(self, atoms):
@@ -257,7 +287,7 @@ class Potential:
         if a.dtype == bool:
             if a.shape != (self.n_atoms,):
                 raise InputError(f"a boolean atom selection must have {self.n_atoms} entries, got {a.shape}")
-            return a
+            return self._no_sites(a)
         if not np.issubdtype(a.dtype, np.integer) or a.ndim != 1:
             raise InputError("atoms must be a 1-D list of integer atom indices")
         if len(a) == 0:
@@ -266,6 +296,13 @@ class Potential:
             raise InputError(f"atom selection holds indices outside 0..{self.n_atoms - 1}")
         mask = np.zeros(self.n_atoms, dtype=bool)
         mask[a] = True
+        return self._no_sites(mask)
+
+    def _no_sites(self, mask):
+        """``mask`` (N,) bool, refused if it selects a virtual site."""
+        if self.sites is not None and self.sites.is_site[mask].any():
+            site = int(np.flatnonzero(mask & self.sites.is_site)[0])
+            raise InputError(f"atom {site} of the selection is a virtual site: the Jacobian is over real atoms, select those")
         return mask
 
     def energy_function(self, positions, box=None):

@@ -26,9 +26,10 @@ def reference_context(system, positions):
 
 def openmm_energy_forces(context, groups, positions=None):
     """(energy kJ/mol, forces (N, 3) kJ mol^-1 nm^-1) of the force groups (ints < 32), at ``positions`` (N, 3) nm
-    if given."""
+    if given (virtual sites then placed from their parents, as OpenMM's integrators place them)."""
     if positions is not None:
         context.setPositions(positions)
+        context.computeVirtualSites()
     state = context.getState(getEnergy=True, getForces=True, groups=set(groups))
     return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
             state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))

@@ -260,11 +260,37 @@ def test_strategy_choices_are_the_potentials():
     assert sorted(cli.STRATEGIES) == sorted(STRATEGIES)
 
 
+def test_nonbonded_choices_are_the_loaders():
+    """--nonbonded offers exactly the electrostatics the force-field loader takes (listed twice so that
+    --help need not import OpenMM), and every command that takes a system takes the loader options."""
+    from mdjac import cli
+    from mdjac.catalogue import openmm_engine
+    from mdjac.openmm import files
+    assert cli.NONBONDED == files.NONBONDED
+    for command in ("compute", "run", "modes"):
+        args = cli.build_parser().parse_args([command] + (["t", "-s", "s", "-o", "o"] if command == "compute" else
+                                                          ["s"] if command == "modes" else []))
+        assert sorted(cli.system_options(args)) == sorted(openmm_engine.OPTIONS)
+
+
 def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     out = tmp_path / "m.h5md"
     assert run(["compute", files["traj"], "-s", files["system"], "-o", out, "-q", "--stop", 1], capsys)[0] == 0
     code, stdout, err = run(["modes", out, "--frame", 0, "-k", 4], capsys)
     assert code == 0 and stdout.strip(), err
+    with open_trajectory(out) as traj:       # the 4 lowest: numpy's eigh, translations projected out
+        jac, masses = traj[0].jacobian, traj.masses
+    w = np.repeat(1.0 / np.sqrt(masses), 3)
+    d = -w[:, None] * jac.to_dense().reshape(3 * N, 3 * N).astype(np.float64) * w[None, :]
+    q = np.linalg.svd(np.kron(np.sqrt(masses)[:, None], np.eye(3)), full_matrices=True)[0][:, 3:]
+    lam = np.linalg.eigvalsh(q.T @ (0.5 * (d + d.T)) @ q)
+    wavenumbers = np.sign(lam) * np.sqrt(np.abs(lam)) / (2 * np.pi * 2.99792458e-2)
+    printed = [float(line.split()[1]) for line in stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"], ["3"])]
+    np.testing.assert_allclose(printed, wavenumbers[:4], atol=2e-3)
+    code, stdout, _ = run(["modes", out, "-k", 2, "--sigma", wavenumbers[10]], capsys)
+    assert code == 0 and "nearest" in stdout and f"{wavenumbers[10]:.3f}" in stdout
+    code, _, err = run(["modes", out, "--max-memory", 1e-4], capsys)
+    assert code == 2 and "needs about" in err and "MB is available" in err and len(err.splitlines()) == 1
 
     import mdjac.jobs
     calls = []
@@ -275,7 +301,9 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(mdjac.jobs, "run_md", fake_run_md)
     code, stdout, _ = run(["run", "--steps", 20, "--every", 10, "-o", tmp_path / "md.h5md"], capsys)
     assert code == 0 and "frames" in stdout and calls[0][0] == "alanine-dipeptide"
-    assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False, progress=True)
+    assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False, progress=True,
+                               system_options=dict(nonbonded=None, cutoff=None, ewald_tolerance=None, coordinates=None,
+                                                   parameters=None, box=None))
     import mdjac.jobs.md
     md_runs = []
     monkeypatch.setattr(mdjac.jobs, "run_md", mdjac.jobs.md.run_md)      # the job itself checks the output

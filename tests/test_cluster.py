@@ -69,12 +69,17 @@ def gone_within(pids, seconds):
 
 
 def assert_same_as_serial(out, reference, workers=2):
-    """Equal to the serial file but for the attribute that records the distributed run."""
+    """Equal to the serial file but for the attribute that records the distributed run; the shard
+    folder holds the part files the output indexes and nothing else."""
+    from mdjac.io.h5md_index import parts_of
+
     assert_same_datasets(out, reference, ignore=RUN_ATTRIBUTE)
     run = json.loads(read_metadata_attribute(out))
-    assert run["workers"] == workers and run["shards"] >= 1
-    for leftover in (".shards", ".lock", ".journal"):
+    assert (run["workers"] == workers if workers else run["workers"] >= 1) and run["shards"] >= 1
+    for leftover in (".lock", ".journal"):
         assert not os.path.exists(f"{out}{leftover}"), leftover
+    folder = cluster.shard_folder(out)
+    assert sorted(os.path.join(folder, p) for p in os.listdir(folder)) == sorted(parts_of(out))
 
 
 def read_metadata_attribute(path):
@@ -84,13 +89,16 @@ def read_metadata_attribute(path):
 
 
 def shard_frames_stored(out):
-    """{shard index: complete frames} of the shard files of ``out`` now."""
+    """{shard index: complete frames} of the shard files of ``out`` now that it does not index yet."""
+    from mdjac.io.h5md_index import parts_of
+
     folder = cluster.shard_folder(out)
+    joined = set(parts_of(out)) if os.path.exists(out) else set()
     found = {}
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        if name.startswith("shard-") and name.endswith(".h5md"):
+        if name.startswith("shard-") and name.endswith(".h5md") and os.path.join(folder, name) not in joined:
             try:
-                found[int(name[6:12])] = cluster.stored_frames(os.path.join(folder, name))
+                found[int(name[-11:-5])] = cluster.stored_frames(os.path.join(folder, name))
             except Exception:      # created but not yet renamed into place, or just joined and deleted
                 pass
     return found
@@ -114,6 +122,30 @@ def test_two_workers_equal_serial(files, client, tmp_path):
                                 batch=2, progress=False)
     assert result["computed"] == FRAMES and result["kept"] == 0 and result["shards"] == 4
     assert sorted(t["index"] for t in result["tasks"]) == [0, 1, 2, 3]
+    assert_same_as_serial(out, files["serial"])
+    assert main(["consolidate", str(out)]) == 0                 # one self-contained file, shards gone
+    assert_same_datasets(out, files["serial"], ignore=RUN_ATTRIBUTE)
+    assert not os.path.exists(cluster.shard_folder(out))
+
+
+@pytest.mark.slow
+def test_truncated_shard_is_computed_again_not_joined(files, client, tmp_path, monkeypatch):
+    """A finished shard file cut short on disk before its join is caught, computed again and
+    joined only then; every frame equals the serial run's."""
+    out = tmp_path / "truncated.h5md"
+    check, cut = cluster.check_shard, []
+
+    def truncate_once(path, a, b):
+        if a > 0 and not cut:
+            cut.append(path)
+            os.truncate(path, os.path.getsize(path) // 2)
+        return check(path, a, b)
+
+    monkeypatch.setattr(cluster, "check_shard", truncate_once)
+    result = compute_trajectory(files["traj"], files["system"], str(out), client=client, shard_frames=8,
+                                batch=2, progress=False)
+    assert cut and result["recomputed"] == 1 and result["computed"] == FRAMES
+    assert sorted(t["index"] for t in result["tasks"]) == [0, 1, 1, 2]
     assert_same_as_serial(out, files["serial"])
 
 
@@ -230,7 +262,7 @@ def test_a_rerun_shard_waits_for_the_lock_and_only_for_it(tmp_path, monkeypatch)
     from mdjac.io.h5md_writer import OutputLock
     from mdjac.jobs.records import ComputeOptions
 
-    system = SimpleNamespace(positions=np.zeros((4, 3)), names=None, masses=None, box=None)
+    system = SimpleNamespace(positions=np.zeros((4, 3)), names=None, masses=None, box=None, jacobian_atoms="all")
     job = cluster.ShardJob(trajectory="", selection=(0, 1, 1), system="", compute_frame=None,
                            options=ComputeOptions(), metadata={}, times=True, queue="")
     path = str(tmp_path / "shard-000000.h5md")
@@ -248,8 +280,72 @@ def test_a_rerun_shard_waits_for_the_lock_and_only_for_it(tmp_path, monkeypatch)
     finally:
         lock.release()
     monkeypatch.setattr(cluster, "LOCK_WAIT", 60.0)
-    other = SimpleNamespace(positions=np.zeros((5, 3)), names=None, masses=None, box=None)
+    other = SimpleNamespace(positions=np.zeros((5, 3)), names=None, masses=None, box=None, jacobian_atoms="all")
     started = time.monotonic()
     with pytest.raises(InputError, match="n_atoms differs"):
         cluster._shard_writer(path, other, job)                          # not a lock: no waiting
     assert time.monotonic() - started < 5
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_scheduler_restarted(files, tmp_path):
+    """``dask scheduler`` killed in the middle of a run and started again on its port, with new
+    workers (dask's end with their scheduler): the client reconnects, the tasks lost with the
+    scheduler are submitted again and continue their shard files, and the output is the serial one."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    env = dict(ENV, MDJAC_THREADS="1", OMP_NUM_THREADS="1")
+
+    def scheduler():
+        return subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def workers():
+        return subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1",
+                                 "--nthreads", "1", "--death-timeout", "60"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    procs = [scheduler(), workers()]
+    out, outcome = tmp_path / "restarted.h5md", {}
+
+    def run():
+        try:
+            outcome["result"] = compute_trajectory(files["traj"], files["system"], str(out), shard_frames=8, batch=1,
+                                                   progress=False, client=lambda: cluster.scheduler_client(address))
+        except BaseException as err:       # reported by the main thread
+            outcome["error"] = err
+
+    family = set()
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.time() + 240
+        while time.time() < deadline and thread.is_alive() and not any(1 <= n < 6 for n in shard_frames_stored(out).values()):
+            time.sleep(0.02)
+        assert thread.is_alive(), outcome
+        family |= {c.pid for c in psutil.Process(procs[1].pid).children(recursive=True)}
+        procs[0].kill()
+        procs[0].wait()
+        procs += [scheduler(), workers()]    # dask's workers end with their scheduler: started again,
+        thread.join(300)                     # as a batch system (or dask-jobqueue) does
+        assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
+        assert outcome["result"]["recomputed"] >= 1
+        assert_same_as_serial(out, files["serial"], workers=1)
+    finally:
+        for p in procs:
+            family |= {c.pid for c in psutil.Process(p.pid).children(recursive=True)} if p.poll() is None else set()
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    assert not gone_within(family, 30)

@@ -19,6 +19,7 @@ import scipy.sparse.linalg
 
 import mdjac
 from mdjac import terms
+from mdjac.analysis.modes import LANCZOS_TOL
 from mdjac.longrange import ewald
 from mdjac import long_range_jacobian
 from mdjac.jacobian import ForceJacobian
@@ -263,7 +264,7 @@ def test_lowest_modes_by_lanczos_equal_dense(small, small_dense):
     J = pot.force_jacobian(x)
     lanczos = mdjac.normal_modes(J, masses, positions=x, project="periodic", k=6, method="sparse")
     dense = mdjac.normal_modes(small_dense, masses, positions=x, project="periodic", k=6)
-    assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=1e-8, atol=1e-6 * np.abs(dense.eigenvalues).max())
+    assert np.allclose(lanczos.eigenvalues, dense.eigenvalues, rtol=LANCZOS_TOL, atol=1e-6 * np.abs(dense.eigenvalues).max())
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -103,7 +103,6 @@ def test_every_compression_reads_back_identically(tmp_path, compression, dtype):
     """Each filter mdjac compute offers for the blocks: the blocks have it, every other dataset
     gzip, and mdjac's reader, plain h5py (in a fresh process with no filter plugins) and
     MDAnalysis read back what was written."""
-    import MDAnalysis as mda
     path, frames = tmp_path / "t.h5md", random_frames(5, True, dtype)
     write(path, frames, dtype=dtype, batch=2, compression=compression)
     with open_trajectory(path) as traj:
@@ -137,14 +136,23 @@ def test_every_compression_reads_back_identically(tmp_path, compression, dtype):
     done = subprocess.run([sys.executable, "-c", plain, str(path), str(reference)], capture_output=True, text=True,
                           env=dict(os.environ, HDF5_PLUGIN_PATH=str(tmp_path / "no-plugins")))
     assert done.returncode == 0 and done.stdout.split("\n")[0] == "[True, True, True, True] False", done.stderr
-    write_pdb(tmp_path / "top.pdb", N)
+    assert_mdanalysis_reads(path, frames, tmp_path, dtype)
+
+
+def assert_mdanalysis_reads(path, frames, folder, dtype=np.float32):
+    """MDAnalysis (with a PDB topology written in ``folder``) reads the positions, forces and box
+    of every frame of ``path`` as written (in Angstrom)."""
+    import MDAnalysis as mda
+    write_pdb(folder / "top.pdb", N)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        u = mda.Universe(str(tmp_path / "top.pdb"), str(path))
-    assert u.trajectory.n_frames == 5
+        u = mda.Universe(str(folder / "top.pdb"), str(path))
+    assert u.trajectory.n_frames == len(frames)
     for ts, want in zip(u.trajectory, frames):
         np.testing.assert_allclose(ts.positions, 10 * np.asarray(want["positions"], dtype), rtol=1e-6, atol=1e-5)
         np.testing.assert_allclose(ts.forces, np.asarray(want["forces"], dtype) / 10, rtol=1e-6, atol=1e-6)
+        if want["box"] is not None:
+            np.testing.assert_allclose(ts.dimensions[:3], 10 * np.asarray(want["box"], dtype), rtol=1e-6)
 
 
 def test_partial_jacobian(tmp_path):
@@ -521,3 +529,80 @@ def test_open_writer_picks_h5md_and_reads_back(tmp_path):
             assert len(traj) == 1 and traj[0].step == 7
             np.testing.assert_array_equal(traj[0].positions, x)
 
+
+
+# ----------------------------------------------------------------------------- an index of part files
+def write_parts(folder, frames, bounds):
+    """Part files of ``frames`` cut at ``bounds`` [(a, b), ...] in ``folder``; their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, (a, b) in enumerate(bounds):
+        paths.append(str(folder / f"part-{k}.h5md"))
+        write(paths[-1], frames[a:b], batch=2)
+    return paths
+
+
+def test_index_of_parts_reads_as_the_serial_file(tmp_path, monkeypatch):
+    """An index over three part files holds the datasets of the file written in one go; h5py,
+    MDAnalysis and open_trajectory read it from another directory after the folder moved; a
+    missing part is refused in one line; consolidate makes it the serial file again."""
+    from mdjac.io.h5md_index import H5MDIndex, consolidate
+
+    frames = random_frames(7)
+    write(tmp_path / "serial.h5md", frames, batch=3)
+    out = tmp_path / "run" / "out.h5md"
+    parts = write_parts(tmp_path / "run" / "out.h5md.shards", frames, [(0, 2), (2, 3), (3, 7)])
+    with H5MDIndex(out) as index:
+        assert index.add(parts[:1]) == 2 and index.add(parts[1:]) == 5
+        assert index.n_frames == 7 and index.last_step == frames[-1]["step"]
+    assert os.path.getsize(out) < sum(os.path.getsize(p) for p in parts)
+    os.rename(tmp_path / "run", tmp_path / "moved")
+    monkeypatch.chdir(tmp_path / "moved" / "out.h5md.shards")
+    out = tmp_path / "moved" / "out.h5md"
+    assert_same_datasets(out, tmp_path / "serial.h5md")
+    with h5py.File(out, "r") as f:
+        assert f["particles/trajectory/force_jacobian/blocks"].is_virtual
+    with open_trajectory(out) as traj:
+        assert len(traj) == 7
+        for got, want in zip(traj, frames):
+            assert_frame_equal(got, want)
+            np.testing.assert_array_equal(got.jacobian.to_bsr().toarray(), want["jacobian"].to_bsr().toarray())
+    assert_mdanalysis_reads(out, frames, tmp_path)
+
+    os.rename(tmp_path / "moved" / "out.h5md.shards" / "part-1.h5md", tmp_path / "away.h5md")
+    with pytest.raises(InputError, match=r"part-1.h5md is missing \(1 missing\)"):
+        open_trajectory(out)
+    with pytest.raises(InputError, match="is missing"):
+        consolidate(out)
+    os.rename(tmp_path / "away.h5md", tmp_path / "moved" / "out.h5md.shards" / "part-1.h5md")
+    assert consolidate(out) == 3
+    assert not (tmp_path / "moved" / "out.h5md.shards").exists()
+    assert_same_datasets(out, tmp_path / "serial.h5md")
+    with h5py.File(out, "r") as f, h5py.File(tmp_path / "serial.h5md", "r") as ref:
+        for name in ("position/value", "force_jacobian/blocks", "force_jacobian/indices"):
+            got, want = f[f"particles/trajectory/{name}"], ref[f"particles/trajectory/{name}"]
+            assert not got.is_virtual and (got.chunks, got.maxshape, got.compression) == \
+                (want.chunks, want.maxshape, want.compression)
+
+
+def test_index_continues_a_file_and_a_writer_continues_an_index(tmp_path):
+    """An index resumed over an ordinary file takes its frames as its first part; a writer
+    resumed over an index makes it one file first and appends to it."""
+    from mdjac.io.h5md_index import H5MDIndex
+
+    frames = random_frames(6, seed=3)
+    write(tmp_path / "serial.h5md", frames)
+    out = tmp_path / "out.h5md"
+    write(out, frames[:2])
+    parts = write_parts(tmp_path / "out.h5md.shards", frames, [(2, 4)])
+    with H5MDIndex(out, mode="a", base_part=str(tmp_path / "out.h5md.shards" / "base.h5md")) as index:
+        assert index.n_frames == 2 and index.last_step == frames[1]["step"]
+        index.add(parts)
+    with H5MDIndex(out, mode="a") as index:
+        assert index.n_frames == 4 and len(index.parts) == 2
+    with TrajectoryWriter(out, N, periodic=True, masses=MASSES, mode="a") as w:
+        assert w.n_frames == 4
+        for frame in frames[4:]:
+            w.append(**frame)
+    assert not (tmp_path / "out.h5md.shards").exists()
+    assert_same_datasets(out, tmp_path / "serial.h5md")

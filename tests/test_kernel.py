@@ -180,3 +180,52 @@ def test_distance2_colouring_random_graphs(n, density, seed):
     colours = kernel.distance2_colouring(n, pairs)
     assert colours.shape == (n,) and np.all(colours >= 0)
     check_distance2(n, pairs, colours)
+
+
+# ----------------------------------------------------------------------------- one compiled function per content
+def coulomb_lj_derivatives(r, qq, sigma, eps):
+    """phi'(r), phi''(r) of qq/r + 4 eps ((s/r)^12 - (s/r)^6), by hand (float64)."""
+    s6 = (sigma / r) ** 6
+    return (-qq / r ** 2 + 4 * eps * (-12 * s6 * s6 + 6 * s6) / r,
+            2 * qq / r ** 3 + 4 * eps * (156 * s6 * s6 - 42 * s6) / r ** 2)
+
+
+def test_equal_functions_share_one_compiled_function_and_unequal_ones_do_not():
+    """A term group rebuilt from new, equal terms gets the compiled function of the first (no second
+    compile), and it computes the second group's derivatives from the second group's parameters; groups
+    that differ in what the graph computes (term order, a damped form, its alpha) get their own."""
+    from mdjac import compile_cache, terms
+    from mdjac.potential import TermGroup
+    charges = np.array([0.5, -0.5, 0.3, -0.3])
+
+    def group(order=(0, 1), **coulomb):
+        made = (terms.Coulomb(charges.copy(), cutoff=1.0, **coulomb),
+                terms.LennardJones([0.3], [0.5], np.zeros(4, int), cutoff=1.0))
+        counts = [len(t.pair_params(np.array([0]), np.array([1]))) for t in made]
+        return TermGroup(tuple(made[k] for k in order), tuple(counts[k] for k in order))
+
+    first, again = group(), group()
+    assert first.radial_energy != again.radial_energy        # two objects: the identity cache alone compiles twice
+    kind = "elementwise_derivatives"
+    assert kernel._compiled(first.radial_energy, kind) is kernel._compiled(again.radial_energy, kind)
+    others = [group((1, 0)), group(method="dsf", alpha=3.0), group(method="ewald", alpha=3.0),
+              group(method="ewald", alpha=3.5)]
+    compiled = {id(kernel._compiled(g.radial_energy, kind)) for g in [first] + others}
+    assert len(compiled) == len(others) + 1
+
+    rng = np.random.default_rng(5)
+    r = np.linspace(0.3, 0.9, 8)
+    runs = []
+    for g in (first, again):
+        qq, sigma, eps = rng.uniform(-100, 100, 8), rng.uniform(0.25, 0.35, 8), rng.uniform(0.2, 1.0, 8)
+        before = dict(compile_cache.STATS)
+        got = kernel.elementwise_derivatives(g.radial_energy, r, (qq, sigma, eps))
+        runs.append(sum(compile_cache.STATS.values()) - sum(before.values()))
+        for d, ref in zip(got, coulomb_lj_derivatives(r, qq, sigma, eps)):
+            assert np.max(np.abs(d - ref)) <= 1e-12 * np.max(np.abs(ref))
+    assert runs == [1, 0]                  # the first group's call compiled (or loaded) its graph; the second none
+    reversed_group = others[0]
+    qq, sigma, eps = rng.uniform(-100, 100, 8), rng.uniform(0.25, 0.35, 8), rng.uniform(0.2, 1.0, 8)
+    got = kernel.elementwise_derivatives(reversed_group.radial_energy, r, (sigma, eps, qq))   # same shapes, another graph
+    for d, ref in zip(got, coulomb_lj_derivatives(r, qq, sigma, eps)):
+        assert np.max(np.abs(d - ref)) <= 1e-12 * np.max(np.abs(ref))

@@ -199,7 +199,7 @@ def test_gromacs_top_and_gro_through_load_system(tmp_path):
     (harmonic bonds and angle, Lennard-Jones O-O and reaction-field Coulomb between the waters)."""
     (tmp_path / "water.top").write_text(SPCE_TOP)
     (tmp_path / "water.gro").write_text(SPCE_GRO)
-    loaded = mdjac.load_system(str(tmp_path / "water.top"))
+    loaded = mdjac.load_system(str(tmp_path / "water.top"), nonbonded="reaction-field")
     x = loaded.positions
     assert loaded.engine == "openmm" and np.allclose(loaded.box, 3.0)
     energy = 0.0
@@ -209,7 +209,7 @@ def test_gromacs_top_and_gro_through_load_system(tmp_path):
         u, v = x[w + 1] - x[w], x[w + 2] - x[w]
         theta = np.arccos(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
         energy += 0.5 * 383.0 * (theta - np.deg2rad(109.47)) ** 2
-    rc, eps_rf = 0.9, 78.3    # files.py's periodic cutoff and OpenMM's default reaction-field dielectric
+    rc, eps_rf = 0.9, 78.3    # files.py's default cutoff and OpenMM's default reaction-field dielectric
     k_rf, c_rf = rc ** -3 * (eps_rf - 1) / (2 * eps_rf + 1), 3 * eps_rf / ((2 * eps_rf + 1) * rc)
     q = [-0.8476, 0.4238, 0.4238]
     for a in range(3):

@@ -7,7 +7,11 @@
 * ``kernel.elementwise_derivatives`` against the closed-form phi', phi'' of Lennard-Jones;
 * ``assembly.radial_jacobian_rows`` (pattern, blocks h = phi'' uu^T + (phi'/r)(I - uu^T), row sums)
   and ``add_symmetric_blocks`` against ``assemble_blocks`` (a full sort) and the formula written out;
-* ``VerletList`` against brute force along a random walk, periodic and open.
+* ``assembly.merge_pair_keys`` + ``assembly.jacobian_rows`` (radial pairs and other terms' blocks
+  merged into one pattern before it is written) against ``assemble_blocks``;
+* ``VerletList`` against brute force along a random walk, open, rectangular and triclinic; ``pairs_within`` and
+  ``pairs_without`` against brute force and ``excluded_mask``; pair terms' kept instances against
+  a fresh potential along a walk.
 """
 import numpy as np
 import pytest
@@ -17,9 +21,12 @@ from mdjac import kernel, terms
 from mdjac import assembly
 from mdjac.jacobian import add_symmetric_blocks, assemble_blocks, upper_blocks
 from mdjac.strategies.replicate import canonical_pairs
-from mdjac.neighbours import VerletList, brute_force_pairs
+from mdjac.neighbours import VerletList, brute_force_pairs, excluded_mask, pair_keys, pairs_within, pairs_without
 
 from helpers import both_routes
+
+#: A triclinic box in OpenMM's reduced form (rows a, b, c, nm), its faces 1.87 to 2.0 nm apart.
+SHEARED = np.array([[2.4, 0.0, 0.0], [0.8, 2.2, 0.0], [-1.1, 0.9, 2.0]])
 
 
 def liquid(n=160, density=60.0, cutoff=0.55, seed=3):
@@ -101,7 +108,7 @@ def test_radial_rows_equal_full_sort_and_formula(dtype):
     np.testing.assert_allclose(B, ref[2], rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4])])
+@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4]), SHEARED], ids=["open", "rectangular", "triclinic"])
 def test_verlet_list_equals_brute_force_along_a_walk(box):
     rng = np.random.default_rng(11)
     x = rng.uniform(0, 2.0, (300, 3))
@@ -135,3 +142,68 @@ def test_verlet_list_far_apart_frames_search_without_skin(box):
         assert verlet.skin_used == 0.0
         np.testing.assert_array_equal(verlet.pairs(x, box), brute_force_pairs(x, 0.6, box))  # same frame: kept
     assert verlet.builds == 4
+
+
+def test_merged_pattern_equals_full_sort():
+    """Radial pairs and other terms' blocks (some on the same pairs, some not) in one pattern."""
+    rng = np.random.default_rng(8)
+    n = 30
+    keys = np.unique(rng.integers(0, n * n, 200))
+    keys = keys[keys // n < keys % n]
+    extra_keys = np.unique(np.r_[keys[::5], rng.integers(0, n * n, 60)])      # shared and new pairs
+    extra_keys = extra_keys[extra_keys // n < extra_keys % n]
+    pairs, epairs = np.stack([keys // n, keys % n], 1), np.stack([extra_keys // n, extra_keys % n], 1)
+    m = len(pairs)
+    d = rng.normal(size=(m, 3))
+    r = np.sqrt((d ** 2).sum(1))
+    dphi, d2phi = rng.normal(size=m), rng.normal(size=m)
+    extra = rng.normal(size=(len(epairs), 3, 3))       # not symmetric: J_ji is its transpose
+    u = d / r[:, None]
+    h = (d2phi[:, None, None] * u[:, :, None] * u[:, None, :]
+         + (dphi / r)[:, None, None] * (np.eye(3) - u[:, :, None] * u[:, None, :]))
+    ref = assemble_blocks(n, np.r_[pairs[:, 0], pairs[:, 1], epairs[:, 0], epairs[:, 1]],
+                          np.r_[pairs[:, 1], pairs[:, 0], epairs[:, 1], epairs[:, 0]],
+                          np.concatenate([h, h, extra, extra.transpose(0, 2, 1)]))
+    merged, radial, where = assembly.merge_pair_keys(keys, extra_keys, n)
+    np.testing.assert_array_equal(merged[:, 0] * n + merged[:, 1], np.union1d(keys, extra_keys))
+    indptr = assembly.symmetric_row_pointers(n, merged)
+    k = indptr[-1]
+    rows, cols, blocks, rowsum = np.empty(k, np.int64), np.empty(k, np.int64), np.empty((k, 3, 3)), np.zeros((n, 9))
+    assembly.jacobian_rows(merged, radial, d, r, dphi, d2phi, where, extra, indptr, rows, cols, blocks, rowsum)
+    np.testing.assert_array_equal(rows, ref[0])
+    np.testing.assert_array_equal(cols, ref[1])
+    np.testing.assert_allclose(blocks, ref[2], rtol=0, atol=1e-13)
+    radial_sum = np.zeros((n, 9))                      # the row sums are the radial blocks' only
+    np.add.at(radial_sum, pairs[:, 0], h.reshape(-1, 9))
+    np.add.at(radial_sum, pairs[:, 1], h.reshape(-1, 9))
+    np.testing.assert_allclose(rowsum, radial_sum, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4]), SHEARED], ids=["open", "rectangular", "triclinic"])
+def test_pairs_within_and_without(box):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 2.0, (200, 3))
+    wide = brute_force_pairs(x, 0.7, box)
+    np.testing.assert_array_equal(pairs_within(x, wide, box, 0.5), brute_force_pairs(x, 0.5, box))
+    excluded = np.unique(np.r_[pair_keys(wide[::7, 0], wide[::7, 1], 200), rng.integers(0, 200 * 200, 50)])
+    expected = wide[~excluded_mask(pair_keys(wide[:, 0], wide[:, 1], 200), excluded)]
+    np.testing.assert_array_equal(pairs_without(wide, excluded, 200), expected)
+    shuffled = wide[rng.permutation(len(wide))]       # not row-major: the fallback
+    kept = pairs_without(shuffled, excluded, 200)
+    np.testing.assert_array_equal(kept, shuffled[~np.isin(pair_keys(shuffled[:, 0], shuffled[:, 1], 200), excluded)])
+
+
+def test_kept_pair_instances_follow_the_frames():
+    """A frame's pairs and parameters are kept for its Jacobian and renewed for the next frame."""
+    pot, x = liquid()
+    rng = np.random.default_rng(6)
+    walk = [x, x + rng.normal(scale=0.01, size=x.shape), x]
+    for y in walk:
+        e, f = pot.energy_and_forces(y)
+        fresh, _ = liquid()
+        e0, f0 = fresh.energy_and_forces(y)
+        assert e == e0
+        np.testing.assert_array_equal(f, f0)
+        np.testing.assert_array_equal(pot.force_jacobian(y).blocks, fresh.force_jacobian(y).blocks)
+    config = pot.configuration(x)
+    assert pot.terms[0].instances(config)[0] is pot.terms[0].instances(pot.configuration(x.copy()))[0]

@@ -13,7 +13,8 @@ import sys
 
 import numpy as np
 
-from .modes import DENSE_MAX_DOF
+#: saddle-free Newton steps (a dense eigh of the Hessian per step) up to this many degrees of freedom, L-BFGS-B above
+DENSE_MAX_DOF = 3000
 
 
 def _progress_bar(progress, what):

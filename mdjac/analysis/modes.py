@@ -41,50 +41,69 @@ removes translations and rotations, project='periodic' only the translations (a 
 no rotational freedom), project=None nothing (the rigid-body modes then show up as near-zero
 frequencies, which is itself a check of a Jacobian's invariances).
 
-Solvers. Both work on A = P D P + s B B^T: the projected matrix with the rigid-body directions
-moved to an eigenvalue s above the whole spectrum of D (:func:`rigid_shift`), so that the spectrum
-of A is the 3n - r vibrational eigenvalues plus r copies of s. A differs from D by rank 2r,
+Solvers. All work on A = P D P + s B B^T: the projected matrix with the rigid-body directions
+moved to an eigenvalue s outside the part of the spectrum asked for, so that the spectrum of A is
+the 3n - r vibrational eigenvalues plus r copies of s.
 
-    A = D + U C U^T,   U = [B, D B],   C = [[B^T D B + s I, -I], [-I, 0]].
+* dense: ``scipy.linalg.eigh`` (LAPACK's MRRR driver, only the eigenvectors asked for) of A
+  built as a float64 array from the Jacobian's blocks (and, with a long-range part, its matvec on
+  chunks of unit vectors), with s above the whole spectrum (:func:`rigid_shift`). Memory
+  8 (3n)^2 bytes for A plus 8 (3n) per eigenvector; time grows as (3n)^3.
+* Lanczos (ARPACK's ``eigsh`` without inversion) on the operator x -> A x, from the sparse
+  mass-weighted blocks plus the long-range part's matvec (Ewald's low rank, PME's mesh): the
+  smallest algebraic eigenvalues for the lowest modes (s then at the top of the spectrum, from a
+  few Lanczos steps for the largest eigenvalue of D), the largest algebraic ones for the highest
+  (s = 0), each to a residual |A v - lambda v| below :data:`LANCZOS_TOL` |lambda| (which bounds
+  the eigenvalue's error; a float32 Jacobian's own rounding is of that order). Memory: the blocks
+  (built in float64, kept in the Jacobian's dtype) plus ncv Lanczos vectors of 3n. ARPACK's own
+  vector work runs with one BLAS thread (:func:`one_blas_thread`). Convergence takes a few
+  hundred to a few thousand matvecs for the lowest modes of a liquid or a protein off its
+  minimum, whose spectrum is dense at its low end. Lanczos may return an exactly degenerate
+  eigenvalue (the unprojected rigid-body zeros, the floppy modes of an under-constrained network)
+  with too low a multiplicity; project the rigid-body modes out when asking for the lowest ones.
+* nearest a shift sigma (``sigma=``, cm^-1): dense eigh, picking the k eigenvalues nearest sigma's;
+  when that does not fit in memory, for a Jacobian without a long-range part, ``eigsh`` in
+  shift-invert mode with (A - sigma I)^{-1} from one sparse LU of D - sigma I and the Woodbury identity
+  (A = D + U C U^T, U = [B, D B], C = [[B^T D B + s I, -I], [-I, 0]]). The LU stays sparse for
+  chains and short cutoffs but fills in for 3D systems with long ones; running out of memory
+  there is reported as an InputError.
 
-* all modes (small systems): dense ``numpy.linalg.eigh`` of A, built from D by those rank-r
-  updates, dropping the r eigenpairs at s.
-* lowest k (large systems): ``scipy.sparse.linalg.eigsh`` in shift-invert mode about sigma, with
-  (A - sigma I)^{-1} from one sparse LU of D - sigma I and the Woodbury identity; the eigenvalues s
-  are the farthest from sigma and never found. The k eigenvalues returned are those nearest
-  sigma, which are the k lowest when no eigenvalue lies further below sigma than the k-th one
-  above it (true near a minimum with the default sigma; pass sigma for saddle points). Lanczos
-  may return an exactly degenerate eigenvalue (the unprojected rigid-body zeros, the floppy modes
-  of an under-constrained network) with too low a multiplicity; project the rigid-body modes out
-  when asking for the lowest ones. Cost: the LU stays sparse for chains and short cutoffs but
-  fills in for 3D systems with long ones (1,000 SPC/E waters, 1 nm cutoff: 75 M of the 81 M
-  entries, about a minute on two cores), where it saves little over dense eigh.
-* highest k: Lanczos on x -> P D P x for the largest algebraic eigenvalues (no inversion).
-* a Jacobian with a long-range (Ewald) part couples every pair of atoms through a low-rank term,
-  so D is never formed as a sparse matrix: all modes (small systems) by dense eigh of its
-  ``to_dense()``; the lowest (or highest) k by Lanczos on the operator x -> A x built from the
-  Jacobian's matvec (no inversion: the smallest algebraic eigenvalues, ``sigma`` unused; s from
-  a few Lanczos steps for the largest eigenvalue of D). Convergence takes a few hundred to a few
-  thousand matvecs for the lowest modes of a liquid, whose spectrum is dense at its low end.
+``method='auto'`` takes dense eigh up to :data:`DENSE_MAX_DOF` degrees of freedom (or when k is
+more than a quarter of the modes, or with sigma) and Lanczos above: where Lanczos becomes the
+faster is measured by ``benchmarks/bench_modes_solvers.py``. Before solving, the memory the chosen solver needs is
+estimated (:func:`solver_bytes`) and compared with the memory available (or ``max_memory``): an
+automatic choice falls back to Lanczos when dense eigh does not fit, and a request that does not
+fit at all is refused with both numbers (InputError), before anything large is allocated.
 
 Everything from the Jacobian onward is accumulated in float64, whatever the Jacobian's dtype.
 """
+import os
 from dataclasses import dataclass
 from typing import Optional
 
+import numba
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import InputError
+from ..jacobian import row_pointers, rows_of
 
 #: speed of light in cm ps^-1
 C_CM_PER_PS = 2.99792458e-2
 #: rigid-body directions whose singular value is below this fraction of the largest are dropped
 RIGID_RANK_TOLERANCE = 1e-6
-#: the dense solver is used up to this many degrees of freedom when ``method='auto'``
-DENSE_MAX_DOF = 3000
+#: method='auto' solves by dense eigh up to this many degrees of freedom, by Lanczos above
+#: (where Lanczos becomes the faster: benchmarks/bench_modes_solvers.py)
+DENSE_MAX_DOF = 450
+#: Lanczos basis size (ARPACK's ncv) for k modes: max(2 k + 1, LANCZOS_MIN_NCV)
+LANCZOS_MIN_NCV = 40
+#: Lanczos stops when every residual |A v - lambda v| is below this times |lambda|; an eigenvalue then
+#: lies within that distance of the one reported (so wavenumbers to half of it, relative)
+LANCZOS_TOL = 1e-6
+#: columns of the long-range part made dense per matvec when dense eigh needs it
+DENSE_CHUNK = 256
 PROJECTIONS = (None, "molecule", "periodic")
 
 
@@ -121,6 +140,7 @@ class NormalModes:
     atoms : (n,) int64, their global indices.
     projection : None, 'molecule' or 'periodic'; the rigid-body modes it names were removed.
     n_rigid : int, how many rigid-body directions were removed.
+    solver : str, how they were found (dense eigh, or Lanczos with its matvecs, and a sigma).
     """
 
     eigenvalues: np.ndarray
@@ -129,6 +149,7 @@ class NormalModes:
     atoms: np.ndarray
     projection: Optional[str] = None
     n_rigid: int = 0
+    solver: str = ""
 
     @property
     def n_modes(self):
@@ -168,7 +189,8 @@ class NormalModes:
         lines = [title] if title else []
         note = f"{self.n_rigid} rigid-body modes removed ({self.projection})" if self.projection \
             else "no rigid-body projection"
-        lines.append(f"{self.n_modes} modes of {self.atoms.shape[0]} atoms; {note}")
+        how = f"; {self.solver}" if self.solver else ""
+        lines.append(f"{self.n_modes} modes of {self.atoms.shape[0]} atoms; {note}{how}")
         lines.append(f"{'mode':>5} {'cm^-1':>12} {'THz':>10} {'mu/amu':>9}")
         for i, (f, t, mu) in enumerate(zip(self.frequencies, self.frequencies_thz,
                                           self.reduced_masses)):
@@ -213,17 +235,89 @@ def _checked_masses(masses, atoms, n_atoms):
 # --------------------------------------------------------------------------------------------
 # the mass-weighted Hessian and the rigid-body basis
 # --------------------------------------------------------------------------------------------
-def mass_weighted_hessian(jacobian, masses):
-    """D = M^{-1/2} (-J) M^{-1/2}, symmetrised, as (3n, 3n) float64 CSR (kJ mol^-1 nm^-2 amu^-1).
+def mass_weighted_blocks(jacobian, masses):
+    """The stored blocks of D = M^{-1/2} (-J) M^{-1/2}, symmetrised, in float64: (rows, cols, blocks (nnz, 3, 3)).
 
-    ``masses`` are the (n,) masses (amu) of the Jacobian's atoms, already checked.
+    ``masses`` are the (n,) masses (amu) of the Jacobian's atoms, already checked. A block and its
+    transpose partner are averaged, D_ij = (D_ij + D_ji^T) / 2 (a pattern that is not symmetric
+    gets its missing partners). The long-range part, if any, is not included.
     """
-    h = -sp.csr_matrix(jacobian.to_bsr(), dtype=np.float64)
-    if not np.all(np.isfinite(h.data)):
+    rows, cols = jacobian.rows, jacobian.cols
+    blocks = np.asarray(jacobian.blocks, dtype=np.float64) * -1.0
+    if not np.all(np.isfinite(blocks)):
         raise InputError("the force Jacobian holds NaN or inf; recompute it from finite positions")
-    w = sp.diags(np.repeat(1.0 / np.sqrt(masses), 3))
-    d = (w @ h @ w).tocsr()
-    return ((d + d.T) * 0.5).tocsr()
+    w = 1.0 / np.sqrt(masses)
+    blocks *= (w[rows] * w[cols])[:, None, None]
+    n = int(jacobian.n)
+    keys, partners = rows * n + cols, cols * n + rows
+    where = np.minimum(np.searchsorted(keys, partners), len(keys) - 1)
+    if len(keys) and np.array_equal(keys[where], partners):
+        blocks += blocks[where].transpose(0, 2, 1)
+        blocks *= 0.5
+        return rows, cols, blocks
+    d = sp.bsr_matrix((blocks, cols, jacobian.indptr()), shape=(3 * n, 3 * n)).tocsr()
+    d = sp.bsr_matrix((d + d.T) * 0.5, blocksize=(3, 3))
+    d.sort_indices()
+    return rows_of(d.indptr), d.indices.astype(np.int64), np.asarray(d.data)
+
+
+def mass_weighted_hessian(jacobian, masses):
+    """D = M^{-1/2} (-J) M^{-1/2}, symmetrised, as (3n, 3n) float64 BSR (kJ mol^-1 nm^-2 amu^-1).
+
+    ``masses`` are the (n,) masses (amu) of the Jacobian's atoms, already checked; the long-range
+    part, if any, is left out (:func:`mass_weighted_operator` includes it).
+    """
+    rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
+    n = int(jacobian.n)
+    return sp.bsr_matrix((blocks, cols, row_pointers(rows, n)), shape=(3 * n, 3 * n))
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _block_rows_product(indptr, cols, blocks, x, out):
+    """out[i] = sum_p blocks[p] x[cols[p]] over the blocks p of block row i, for x and out (n, 3, m)
+    float64; blocks (nnz, 3, 3) float32 or float64, summed in float64; block rows in parallel."""
+    for i in numba.prange(indptr.shape[0] - 1):
+        for c in range(x.shape[2]):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            for p in range(indptr[i], indptr[i + 1]):
+                j = cols[p]
+                x0, x1, x2 = x[j, 0, c], x[j, 1, c], x[j, 2, c]
+                a0 += blocks[p, 0, 0] * x0 + blocks[p, 0, 1] * x1 + blocks[p, 0, 2] * x2
+                a1 += blocks[p, 1, 0] * x0 + blocks[p, 1, 1] * x1 + blocks[p, 1, 2] * x2
+                a2 += blocks[p, 2, 0] * x0 + blocks[p, 2, 1] * x1 + blocks[p, 2, 2] * x2
+            out[i, 0, c] = a0
+            out[i, 1, c] = a1
+            out[i, 2, c] = a2
+
+
+def mass_weighted_operator(jacobian, masses):
+    """x -> D x for x (3n,) or (3n, m): the sparse mass-weighted blocks plus, with a long-range part
+    (Ewald, PME), -M^{-1/2} J_lr M^{-1/2} x from its matvec. A LinearOperator in float64.
+
+    The blocks are kept in the Jacobian's dtype (a float32 Jacobian's blocks, mass-weighted in
+    float64 and rounded once more, half the memory to read per product) and summed in float64,
+    block rows in parallel (numba)."""
+    rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
+    n = int(jacobian.n)
+    indptr = row_pointers(rows, n)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    blocks = np.ascontiguousarray(blocks.astype(np.result_type(jacobian.blocks.dtype, np.float32)))
+    long_range = getattr(jacobian, "long_range", None)
+    w = np.repeat(1.0 / np.sqrt(masses), 3)
+
+    def apply(x):
+        x = np.asarray(x, dtype=np.float64)
+        flat = np.ascontiguousarray(x.reshape(3 * n, -1))
+        out = np.empty((n, 3, flat.shape[1]))
+        _block_rows_product(indptr, cols, blocks, flat.reshape(n, 3, -1), out)
+        out = out.reshape(flat.shape)
+        if long_range is not None:
+            out -= w[:, None] * long_range.matvec(w[:, None] * flat)
+        return out.reshape(x.shape)
+
+    return spla.LinearOperator((3 * n, 3 * n), matvec=apply, matmat=apply, dtype=np.float64)
 
 
 def rigid_body_basis(positions, masses, project):
@@ -248,23 +342,144 @@ def rigid_body_basis(positions, masses, project):
 
 def rigid_shift(d, sigma=0.0):
     """An eigenvalue s (ps^-2) above the whole spectrum of D, and far from sigma: |sigma| plus four
-    times the Gershgorin bound max_i sum_j |D_ij| >= |lambda|, plus one."""
-    return abs(sigma) + 4.0 * float(abs(d).sum(axis=1).max()) + 1.0
+    times the Gershgorin bound max_i sum_j |D_ij| >= |lambda|, plus one. d: sparse or ndarray
+    (the dense one row chunk by row chunk, so no second copy is made)."""
+    if sp.issparse(d):
+        bound = float(abs(d).sum(axis=1).max())
+    else:
+        bound = max(float(np.abs(d[i:i + DENSE_CHUNK]).sum(axis=1).max()) for i in range(0, d.shape[0], DENSE_CHUNK))
+    return abs(sigma) + 4.0 * bound + 1.0
 
 
 # --------------------------------------------------------------------------------------------
-# solvers: each returns (eigenvalues (m,), vectors (3n, m)) ascending
+# memory: estimated before anything large is allocated
 # --------------------------------------------------------------------------------------------
-def _dense_modes(d, b):
-    """All 3n - r eigenpairs: eigh of the dense A = P D P + s B B^T, dropping the r at s.
-    A = D - B (D B)^T - (D B) B^T + B (B^T D B + s I) B^T, by rank-r updates. d: sparse or ndarray."""
-    a = d.toarray() if sp.issparse(d) else np.array(d, dtype=np.float64)
+def available_memory():
+    """Bytes of memory available to a new allocation now (Linux's MemAvailable, else the free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def solver_bytes(solver, dim, n_vectors, nnz_blocks, long_range=False):
+    """Bytes a solver allocates (an estimate of its peak beyond the Jacobian itself).
+
+    solver: 'dense' (the float64 matrix, its eigenvectors and the chunks that build it), 'lanczos'
+    (the float64 mass-weighted blocks, built with one temporary copy, and the Lanczos basis) or
+    'shift-invert' (the same plus the sparse LU, at least as large as the blocks; its fill-in is not
+    known in advance). dim: 3n; n_vectors: eigenvectors returned (dense) or Lanczos basis size;
+    nnz_blocks: stored 3x3 blocks; long_range: the Jacobian has a long-range part.
+    """
+    blocks = 2 * 80 * nnz_blocks
+    if solver == "dense":
+        chunk = 3 * 8 * dim * DENSE_CHUNK * (2 if long_range else 0)
+        return 8 * dim * (dim + n_vectors) + blocks + chunk
+    basis = 8 * dim * (n_vectors + 4)
+    if solver == "lanczos":
+        return blocks + basis
+    return 2 * blocks + basis
+
+
+def _size(nbytes):
+    """Bytes as text: GB from 0.1 GB up, MB below."""
+    return f"{nbytes / 1e9:.2f} GB" if nbytes >= 1e8 else f"{nbytes / 1e6:.1f} MB"
+
+
+def _check_memory(solver, need, budget):
+    if need > budget:
+        raise InputError(f"{solver} needs about {_size(need)} of memory and {_size(budget)} is "
+                         "available: ask for fewer modes (k, mdjac modes -k), another method, or a larger "
+                         "max_memory (--max-memory GB) if more can be freed")
+
+
+# --------------------------------------------------------------------------------------------
+# solvers: each returns (eigenvalues (m,), vectors (3n, m)) ascending, and a description
+# --------------------------------------------------------------------------------------------
+def dense_mass_weighted(jacobian, masses):
+    """D as a (3n, 3n) float64 array, symmetrised, the long-range part included (its matvec on
+    :data:`DENSE_CHUNK` unit vectors at a time)."""
+    n = int(jacobian.n)
+    dim = 3 * n
+    rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
+    try:
+        a = np.zeros((dim, dim))
+    except MemoryError:     # the estimate passed but the memory went meanwhile
+        raise InputError(f"dense eigh of {dim} degrees of freedom: no memory for its {_size(8 * dim * dim)} "
+                         "matrix; ask for fewer modes (k) so that Lanczos is used") from None
+    a.reshape(n, 3, n, 3)[rows, :, cols, :] = blocks
+    del blocks
+    long_range = getattr(jacobian, "long_range", None)
+    if long_range is not None:
+        w = np.repeat(1.0 / np.sqrt(masses), 3)
+        for c0 in range(0, dim, DENSE_CHUNK):
+            c1 = min(c0 + DENSE_CHUNK, dim)
+            unit = np.zeros((dim, c1 - c0))
+            unit[np.arange(c0, c1), np.arange(c1 - c0)] = w[c0:c1]
+            a[:, c0:c1] -= w[:, None] * long_range.matvec(unit)
+        for r0 in range(0, dim, DENSE_CHUNK):     # symmetrise, a row chunk against its column chunk
+            r1 = min(r0 + DENSE_CHUNK, dim)
+            mean = 0.5 * (a[r0:r1, :r1] + a[:r1, r0:r1].T)
+            a[r0:r1, :r1] = mean
+            a[:r1, r0:r1] = mean.T
+    return a
+
+
+def _dense_modes(a, b, select):
+    """Eigenpairs of A = P D P + s B B^T (s above the spectrum) by LAPACK's MRRR driver, only those of
+    ``select`` ((first, last) indices among the 3n - r vibrational ones, ascending). ``a`` is D as a
+    float64 array, overwritten with A (rank-2r update, row chunk by row chunk) and then by LAPACK."""
     r = b.shape[1]
     if r:
-        db = np.asarray(d @ b)
-        a += b @ (b.T @ db + rigid_shift(d) * np.eye(r)) @ b.T - b @ db.T - db @ b.T
-    vals, vecs = np.linalg.eigh(a)
-    return vals[: a.shape[0] - r], vecs[:, : a.shape[0] - r]
+        db = a @ b
+        u = np.hstack([b, db])
+        core = np.block([[b.T @ db + rigid_shift(a) * np.eye(r), -np.eye(r)], [-np.eye(r), np.zeros((r, r))]])
+        right = core @ u.T
+        for r0 in range(0, a.shape[0], DENSE_CHUNK):
+            a[r0:r0 + DENSE_CHUNK] += u[r0:r0 + DENSE_CHUNK] @ right
+    return scipy.linalg.eigh(a, subset_by_index=list(select), driver="evr", overwrite_a=True, check_finite=False)
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: ARPACK's own vector work is many small BLAS calls
+    that lose more to thread synchronisation than they gain (most on a loaded machine); the matvecs
+    inside keep their own threads (numba, scipy.fft)."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _lanczos_modes(d, b, k, which, counter, tol=LANCZOS_TOL):
+    """k eigenpairs of A = P D P + s B B^T by Lanczos (no inversion), for an operator D: the smallest
+    algebraic (which='lowest'; s at the top of the spectrum) or largest (which='highest'; s = 0)."""
+    def proj(x):
+        return x - b @ (b.T @ x)
+
+    def counted(x):
+        counter[0] += 1 if x.ndim == 1 else x.shape[1]
+        return d @ x
+
+    shift = 0.0
+    if which == "lowest" and b.shape[1]:
+        with one_blas_thread():
+            top = float(spla.eigsh(spla.LinearOperator(d.shape, matvec=counted, dtype=np.float64), k=1,
+                                   which="LA", tol=1e-3, return_eigenvectors=False)[0])
+        shift = top + 0.01 * abs(top) + 1.0      # above every eigenvalue of D: Lanczos's tolerance is 1e-3
+
+    def apply(x):
+        x = np.asarray(x, dtype=np.float64)
+        return proj(counted(proj(x))) + shift * (b @ (b.T @ x))
+
+    op = spla.LinearOperator(d.shape, matvec=apply, matmat=apply, dtype=np.float64)
+    v0 = proj(np.random.default_rng(0).standard_normal(d.shape[0]))
+    with one_blas_thread():
+        vals, vecs = spla.eigsh(op, k=k, which="SA" if which == "lowest" else "LA",
+                                ncv=min(max(2 * k + 1, LANCZOS_MIN_NCV), d.shape[0]), v0=v0, tol=tol)
+    order = np.argsort(vals)
+    return vals[order], vecs[:, order]
 
 
 def _shift_invert_operator(d, b, sigma, shift):
@@ -275,6 +490,10 @@ def _shift_invert_operator(d, b, sigma, shift):
     except RuntimeError:                       # "Factor is exactly singular"
         raise InputError("the shift sigma is an eigenvalue of the mass-weighted Hessian; "
                          "pass another sigma (cm^-1)") from None
+    except MemoryError:
+        raise InputError(f"the sparse LU of the {dim} x {dim} mass-weighted Hessian for sigma ran out of memory "
+                         "(it fills in for 3D systems): ask for the lowest modes (no sigma), or for a selection "
+                         "of atoms") from None
     r = b.shape[1]
     if r == 0:
         return spla.LinearOperator((dim, dim), matvec=lu.solve, dtype=np.float64)
@@ -293,53 +512,11 @@ def _shift_invert_operator(d, b, sigma, shift):
                                dtype=np.float64)
 
 
-def _projected_operator(d, b):
-    """LinearOperator x -> P D P x with P = I - B B^T."""
-    def proj(x):
-        return x - b @ (b.T @ x)
-
-    return spla.LinearOperator(d.shape, matvec=lambda x: proj(d @ proj(x)), dtype=np.float64)
-
-
-def _sparse_modes(d, b, k, which, sigma_cm):
-    if which == "highest":
-        vals, vecs = spla.eigsh(_projected_operator(d, b), k=k, which="LA")
-    else:
-        sigma = float(wavenumbers_to_eigenvalues(sigma_cm))
-        op = _shift_invert_operator(d, b, sigma, rigid_shift(d, sigma))
+def _shift_invert_modes(d, b, k, sigma):
+    """The k eigenpairs of A nearest sigma (ps^-2), by eigsh in shift-invert mode on a sparse D."""
+    op = _shift_invert_operator(d, b, sigma, rigid_shift(d, sigma))
+    with one_blas_thread():
         vals, vecs = spla.eigsh(d, k=k, sigma=sigma, which="LM", OPinv=op)
-    order = np.argsort(vals)
-    return vals[order], vecs[:, order]
-
-
-def mass_weighted_operator(jacobian, masses):
-    """x -> D x = M^{-1/2} (-J) M^{-1/2} x from the Jacobian's matvec (long-range part included)."""
-    w = np.repeat(1.0 / np.sqrt(masses), 3)
-
-    def apply(x):
-        x = np.asarray(x, dtype=np.float64)
-        wx = w[:, None] * x.reshape(w.shape[0], -1)
-        return (-w[:, None] * jacobian.matvec(wx)).reshape(x.shape)
-
-    return spla.LinearOperator((w.shape[0], w.shape[0]), matvec=apply, matmat=apply, dtype=np.float64)
-
-
-def _lanczos_modes(d, b, k, which):
-    """k eigenpairs of A = P D P + s B B^T by Lanczos (no inversion), for an operator D."""
-    def proj(x):
-        return x - b @ (b.T @ x)
-
-    shift = 0.0
-    if which == "lowest" and b.shape[1]:
-        top = spla.eigsh(d, k=1, which="LA", tol=1e-3, return_eigenvectors=False)[0]
-        shift = 2.0 * abs(float(top)) + 1.0
-
-    def apply(x):
-        x = np.asarray(x, dtype=np.float64)
-        return proj(d @ proj(x)) + shift * (b @ (b.T @ x))
-
-    op = spla.LinearOperator(d.shape, matvec=apply, matmat=apply, dtype=np.float64)
-    vals, vecs = spla.eigsh(op, k=k, which="SA" if which == "lowest" else "LA", ncv=max(2 * k + 1, 40))
     order = np.argsort(vals)
     return vals[order], vecs[:, order]
 
@@ -348,28 +525,32 @@ def _lanczos_modes(d, b, k, which):
 # the public entry point
 # --------------------------------------------------------------------------------------------
 def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="lowest",
-                 sigma=-10.0, method="auto"):
+                 sigma=None, method="auto", max_memory=None):
     """Normal modes of a force Jacobian.
 
     Parameters
     ----------
-    jacobian : ForceJacobian (anything with ``to_bsr()``, ``atoms``, ``n_atoms``), blocks in
-        kJ mol^-1 nm^-2, for n atoms (all of them or a selection); one with a long-range part
-        (Ewald) is solved dense or by Lanczos on its matvec (module docstring).
+    jacobian : ForceJacobian (``rows``, ``cols``, ``blocks``, ``atoms``, ``n_atoms``, and a
+        ``long_range`` part or None), blocks in kJ mol^-1 nm^-2, for n atoms (all of them or a
+        selection); a long-range part (Ewald, PME) enters through its matvec.
     masses : (n_atoms,) or (n,) amu.
     positions : (n_atoms, 3) or (n, 3) nm; needed for project='molecule'.
     project : None, 'molecule' (remove 3 translations + 3 rotations, 2 if linear) or 'periodic'
         (remove 3 translations). Removed modes are not reported. Needs the full Jacobian.
     k : number of modes to return (None: all 3n - r).
-    which : 'lowest' or 'highest' (with k).
-    sigma : shift (cm^-1, negative = imaginary) for the sparse lowest-k solver; the modes whose
-        eigenvalues are nearest its eigenvalue are found.
-    method : 'auto' (dense up to DENSE_MAX_DOF degrees of freedom or when k covers nearly all
-        modes, sparse otherwise), 'dense' or 'sparse'.
+    which : 'lowest' (the k smallest eigenvalues, imaginary modes first) or 'highest'.
+    sigma : None, or a wavenumber (cm^-1, negative = imaginary): the k modes whose eigenvalues are
+        nearest its eigenvalue instead (needs k; ``which`` is then unused).
+    method : 'auto' (dense eigh up to DENSE_MAX_DOF degrees of freedom, or when k is more than a
+        quarter of the modes, or with sigma, unless it does not fit in memory; Lanczos, or
+        shift-invert with sigma, otherwise), 'dense' or 'sparse' (Lanczos; with sigma, shift-invert
+        on a sparse LU).
+    max_memory : None (the memory available now) or bytes: a solver whose estimated memory
+        (:func:`solver_bytes`) exceeds it is refused with an InputError before it starts.
 
     Returns
     -------
-    NormalModes, modes in ascending order of eigenvalue.
+    NormalModes, modes in ascending order of eigenvalue; ``solver`` says how they were found.
     """
     if project not in PROJECTIONS:
         raise InputError(f"project must be one of {PROJECTIONS}; got {project!r}")
@@ -386,37 +567,86 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
         raise InputError("project='molecule' needs positions (n_atoms, 3) in nm")
     x = None if positions is None else _per_atom(positions, atoms, n_atoms, "positions", (3,))
     b = rigid_body_basis(x, m, project)
-    n_vib = 3 * atoms.shape[0] - b.shape[1]
+    dim = 3 * atoms.shape[0]
+    n_vib = dim - b.shape[1]
     if k is not None and not (isinstance(k, (int, np.integer)) and 1 <= k <= n_vib):
         raise InputError(f"k must be an integer from 1 to {n_vib}; got {k!r}")
-    dim = 3 * atoms.shape[0]
-    sparse = method == "sparse" or (method == "auto" and k is not None and dim > DENSE_MAX_DOF and k < n_vib - 1)
-    if getattr(jacobian, "long_range", None) is not None:    # low rank couples everything: dense or Lanczos
-        if sparse:
-            if k is None or k >= dim - 1:
-                raise InputError(f"the Lanczos solver needs k below {dim - 1}; use method='dense'")
-            vals, vecs = _lanczos_modes(mass_weighted_operator(jacobian, m), b, k, which)
+    if sigma is not None:
+        if k is None:
+            raise InputError("sigma picks the k modes nearest it: give k as well")
+        try:
+            sigma = float(sigma)
+        except (TypeError, ValueError):
+            raise InputError(f"sigma must be a wavenumber in cm^-1; got {sigma!r}") from None
+    if max_memory is not None and not (isinstance(max_memory, (int, float, np.number)) and max_memory > 0):
+        raise InputError(f"max_memory must be a positive number of bytes; got {max_memory!r}")
+    budget = available_memory() if max_memory is None else float(max_memory)
+    solver = _choose_solver(method, dim, n_vib, k, sigma, getattr(jacobian, "long_range", None) is not None,
+                                  len(jacobian.rows), budget)
+    n_out = n_vib if k is None else int(k)
+    counter = [0]
+    if solver == "dense":
+        a = dense_mass_weighted(jacobian, m)
+        if sigma is None:
+            select = (0, n_out - 1) if which == "lowest" else (n_vib - n_out, n_vib - 1)
+            vals, vecs = _dense_modes(a, b, select)
         else:
-            w = np.repeat(1.0 / np.sqrt(m), 3)
-            d = -np.asarray(jacobian.to_dense(), dtype=np.float64).reshape(dim, dim) * w[:, None] * w[None, :]
-            vals, vecs = _dense_modes(0.5 * (d + d.T), b)
-            if k is not None:
-                sel = slice(0, k) if which == "lowest" else slice(n_vib - k, n_vib)
-                vals, vecs = vals[sel], vecs[:, sel]
-        return NormalModes(eigenvalues=vals, vectors=vecs.T.reshape(-1, atoms.shape[0], 3),
-                           masses=m, atoms=atoms, projection=project, n_rigid=int(b.shape[1]))
-    d = mass_weighted_hessian(jacobian, m)
-    if sparse:
-        if k is None or k >= d.shape[0] - 1:
-            raise InputError(f"the sparse solver needs k below {d.shape[0] - 1}; use method='dense'")
-        vals, vecs = _sparse_modes(d, b, k, which, sigma)
+            vals, vecs = _dense_modes(a, b, (0, n_vib - 1))
+            target = float(wavenumbers_to_eigenvalues(sigma))
+            first = _nearest_window(vals, target, n_out)
+            vals, vecs = vals[first:first + n_out], vecs[:, first:first + n_out]
+        how = "dense eigh"
+    elif solver == "lanczos":
+        vals, vecs = _lanczos_modes(mass_weighted_operator(jacobian, m), b, n_out, which, counter)
+        how = f"Lanczos ({counter[0]} matvecs, residuals below {LANCZOS_TOL:g} |lambda|)"
     else:
-        vals, vecs = _dense_modes(d, b)
-        if k is not None:
-            sel = slice(0, k) if which == "lowest" else slice(n_vib - k, n_vib)
-            vals, vecs = vals[sel], vecs[:, sel]
+        vals, vecs = _shift_invert_modes(mass_weighted_hessian(jacobian, m).tocsr(), b, n_out,
+                                         float(wavenumbers_to_eigenvalues(sigma)))
+        how = "shift-invert Lanczos"
+    if sigma is not None:
+        how += f", nearest {sigma:g} cm^-1"
     return NormalModes(eigenvalues=vals, vectors=vecs.T.reshape(-1, atoms.shape[0], 3),
-                       masses=m, atoms=atoms, projection=project, n_rigid=int(b.shape[1]))
+                       masses=m, atoms=atoms, projection=project, n_rigid=int(b.shape[1]), solver=how)
+
+
+def _choose_solver(method, dim, n_vib, k, sigma, long_range, nnz, budget):
+    """'dense', 'lanczos' or 'shift-invert', its estimated bytes checked against ``budget`` bytes
+    (normal_modes's ``method`` rule); InputError when it cannot be done or does not fit."""
+    iterative = "lanczos" if sigma is None else "shift-invert"
+    n_out = n_vib if k is None else int(k)
+    ncv = min(max(2 * n_out + 1, LANCZOS_MIN_NCV), dim)
+    needs = {"dense": solver_bytes("dense", dim, n_vib if sigma is not None else n_out, nnz, long_range),
+             iterative: solver_bytes(iterative, dim, ncv, nnz, long_range)}
+    why_not = None          # why the iterative solver cannot be used, if it cannot
+    if k is None:
+        why_not = "all modes need dense eigh"
+    elif ncv >= dim or k >= dim - 1:
+        why_not = f"the {iterative} solver needs k below {min(dim - 1, n_vib)}"
+    elif sigma is not None and long_range:
+        why_not = "sigma with a long-range (Ewald, PME) part needs dense eigh (no sparse LU of it)"
+    if method == "sparse" and why_not:
+        raise InputError(f"{why_not}; use method='dense'")
+    if method == "auto":
+        # sigma: dense eigh whenever it fits (a sparse LU fills in for 3D systems, unpredictably)
+        prefer_dense = why_not is not None or sigma is not None or dim <= DENSE_MAX_DOF or 4 * n_out > n_vib
+        solver = "dense" if prefer_dense else iterative
+        if why_not is None and needs[solver] > budget:     # the other one, if it fits or needs less
+            other = iterative if solver == "dense" else "dense"
+            solver = other if needs[other] < needs[solver] else solver
+    else:
+        solver = "dense" if method == "dense" else iterative
+    name = {"dense": "dense eigh", "lanczos": "Lanczos", "shift-invert": "shift-invert Lanczos"}[solver]
+    _check_memory(f"{name} of {dim} degrees of freedom", needs[solver], budget)
+    return solver
+
+
+def _nearest_window(values, target, k):
+    """First index of the k consecutive ascending ``values`` nearest ``target`` (the k nearest
+    values of a sorted array are consecutive)."""
+    first = int(np.clip(np.searchsorted(values, target) - k, 0, len(values) - k))
+    while first + k < len(values) and abs(values[first + k] - target) < abs(values[first] - target):
+        first += 1
+    return first
 
 
 def default_projection(jacobian, box):

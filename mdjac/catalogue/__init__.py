@@ -109,14 +109,27 @@ def is_system_file(path):
     return os.fspath(path).endswith(".json") or any(engine.matches(path) for engine in FILE_ENGINES.values())
 
 
-def load_system(name_or_path=DEFAULT_SYSTEM):
+def load_system(name_or_path=DEFAULT_SYSTEM, **options):
     """A :class:`System` by catalogue name (see :func:`available_systems`), by path to a system
     JSON, or by path to a force-field file another program reads (:data:`FILE_ENGINES`: System
     XML + PDB, AMBER prmtop + inpcrd, GROMACS top + gro, CHARMM psf + parameters + crd; see
-    :mod:`mdjac.openmm.files`). The file ``seed-article`` gives an :class:`ArticleDemo`."""
+    :mod:`mdjac.openmm.files`). The file ``seed-article`` gives an :class:`ArticleDemo`.
+
+    ``options`` (force-field files only; None: the file's default): ``nonbonded`` ('pme', 'ewald',
+    'reaction-field', 'cutoff' or 'none'), ``cutoff`` (nm), ``ewald_tolerance``, ``coordinates``
+    (a coordinates file not beside it), ``parameters`` (CHARMM parameter files, a GROMACS .mdp),
+    ``box`` ((3,) edges or (3, 3) box vectors nm, for coordinates without one); see :mod:`mdjac.openmm.files`.
+    """
     for engine in FILE_ENGINES.values():
         if engine.matches(name_or_path):
-            return engine.load(name_or_path)
+            unknown = sorted(set(options) - set(engine.OPTIONS))
+            if unknown:
+                raise TypeError(f"load_system() got unexpected keywords {unknown}")
+            return engine.load(name_or_path, **options)
+    given = sorted(k.replace("_", "-") for k, v in options.items() if v is not None)
+    if given:
+        raise InputError(f"--{', --'.join(given)} apply to force-field files (prmtop, top, psf, System XML), not to "
+                         f"system {os.fspath(name_or_path)!r}: leave them out")
     path = _spec_path(name_or_path)
     try:
         spec = json.loads(path.read_text())
@@ -127,9 +140,11 @@ def load_system(name_or_path=DEFAULT_SYSTEM):
     return ENGINES[check_spec(spec, path)].load(spec, path)
 
 
-def resolve_system(system):
+def resolve_system(system, **options):
     """``system`` itself if it is a loaded :class:`System` (or :class:`ArticleDemo`), else
-    :func:`load_system` of the name or path."""
+    :func:`load_system` of the name or path with the loader ``options``."""
     if isinstance(system, (System, ArticleDemo)):
+        if any(v is not None for v in options.values()):
+            raise InputError(f"loader options apply to a system name or file, not to the loaded system {system.name!r}")
         return system
-    return load_system(system)
+    return load_system(system, **options)

@@ -22,7 +22,7 @@ class System:
     name, description : str.
     positions : (N, 3) nm, float64.
     masses : (N,) amu.
-    box : None or (3,) nm (orthorhombic edges).
+    box : None, (3,) nm (orthorhombic edges) or (3, 3) nm (triclinic box vectors, mdjac.space).
     names : (N,) atom names.
     path : Path, the file the system was read from.
     spec : dict, the system file's contents (an engine's settings: ``cutoff``, ``md``, ...).
@@ -69,6 +69,12 @@ class System:
     @property
     def n_atoms(self):
         return len(self.positions)
+
+    @property
+    def jacobian_atoms(self):
+        """The atoms a full Jacobian of this system is over: "all" (every engine but OpenMM's, whose
+        virtual sites are left out: :attr:`mdjac.Potential.jacobian_atoms`)."""
+        return "all"
 
     @property
     def cutoff(self):

@@ -13,6 +13,10 @@ run beside the writer's metadata. :func:`open_writer` picks the writer by the ou
 (``WRITERS``), H5MD for any other. A writer refuses an output another writer holds with
 :class:`mdjac.errors.OutputLocked`.
 
+An output written in parts (a distributed run's) is an index of part files: :func:`open_index`
+gives its writer (``add(part paths)``, ``n_frames``, ``last_step``, ``record``, ``close``) and
+:func:`consolidate` copies it into one file (H5MD: :mod:`mdjac.io.h5md_index`).
+
 What the jobs read back of an output: :func:`describe` (what a file holds) and
 :func:`read_metadata` (the writer's metadata), for the formats mdjac writes.
 
@@ -111,6 +115,25 @@ def open_writer(path, n_atoms, **options):
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
     return WRITERS.get(ext, DEFAULT_WRITER)(path, n_atoms, **options)
+
+
+def open_index(path, n_atoms=None, **options):
+    """The writer of an output indexing part files (only H5MD has one:
+    :class:`mdjac.io.h5md_index.H5MDIndex`; mode, overwrite and base_part are its options, the
+    layout options of :func:`open_writer` are the parts' and are ignored here)."""
+    from .h5md_index import H5MDIndex
+    keep = {k: options[k] for k in ("mode", "overwrite", "base_part") if k in options}
+    return H5MDIndex(path, **keep)
+
+
+def consolidate(path):
+    """Copy an index output into one self-contained file in its place and delete its parts
+    (:func:`mdjac.io.h5md_index.consolidate`); returns the number of parts removed."""
+    from .h5md_index import consolidate as consolidate_h5md
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    return consolidate_h5md(path)
 
 
 def _output_format(path):

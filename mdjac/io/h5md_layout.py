@@ -15,6 +15,10 @@ datasets last, so a frame counts as stored only once every dataset holds it
 (:func:`complete_frames`); every batch goes through a rollback journal (:mod:`mdjac.io.journal`),
 so a process killed inside a batch leaves the file as it was before it, and readers of a file
 with a pending journal see it as it was before that batch (:func:`open_h5`).
+
+A distributed run's output is an index of part files (:mod:`mdjac.io.h5md_index`): the same tree
+with its frame datasets (:func:`extents`) virtual; :func:`part_files` names its parts and
+:func:`open_h5` refuses one whose parts are missing (:func:`missing_parts`).
 """
 import contextlib
 import gc
@@ -55,7 +59,8 @@ def is_hdf5(path):
 def open_h5(path, mode="r"):
     """h5py.File for reading (or ``mode`` 'w-' to create), with HDF5's failures (truncated,
     corrupt, not HDF5) as one-line InputErrors. A file with a pending journal (a batch being
-    written, or a killed writer's) is read as it was before that batch."""
+    written, or a killed writer's) is read as it was before that batch; an index whose part files
+    are missing is refused (:mod:`mdjac.io.h5md_index`)."""
     if mode == "r" and not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
     try:
@@ -64,7 +69,7 @@ def open_h5(path, mode="r"):
         pending = journal.read_journal(path)
         if pending is not None:
             return h5py.File(journal.CommittedView(path, pending), "r")
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as err:
         reason = os_error_reason(err)
         if "truncated" in reason:
@@ -72,6 +77,11 @@ def open_h5(path, mode="r"):
         elif "signature" in reason or "not an HDF5" in reason.lower():
             reason = "not an HDF5 file"
         raise InputError(f"{path}: cannot open as HDF5 ({reason}); is it a complete H5MD file?") from None
+    problem = missing_parts(f)      # an index of part files (a distributed run's output)
+    if problem:
+        f.close()
+        raise InputError(problem)
+    return f
 
 
 @contextlib.contextmanager
@@ -175,3 +185,47 @@ def mirror_upper(rows, cols, blocks):
     blocks = np.concatenate([blocks, blocks[off].transpose(0, 2, 1)])
     order = np.lexsort((cols, rows))
     return rows[order], cols[order], blocks[order]
+
+
+def extents(g, n):
+    """{dataset name: length} of every resizable dataset of particle group ``g`` holding exactly
+    its first ``n`` frames (the Jacobian store: the blocks those frames use)."""
+    out = {"position/step": n, "position/value": n}
+    if "time" in g["position"]:
+        out["position/time"] = n
+    if "force" in g:
+        out["force/value"] = n
+    if "box" in g and "edges" in g["box"]:
+        out["box/edges/value"] = n
+    if JACOBIAN in g:
+        jac = g[JACOBIAN]
+        end = int(jac["offset"][n - 1] + jac["indptr"][n - 1, -1]) if n else 0
+        out.update({f"{JACOBIAN}/indptr": n, f"{JACOBIAN}/offset": n,
+                    f"{JACOBIAN}/indices": end, f"{JACOBIAN}/blocks": end})
+    return out
+
+
+def is_index(f):
+    """True if the open h5py.File ``f`` is an index (its positions are a virtual dataset)."""
+    ds = f.get(f"particles/{GROUP}/position/value")
+    return isinstance(ds, h5py.Dataset) and ds.is_virtual
+
+
+def part_files(f):
+    """Absolute paths of the part files of the open index ``f``, in frame order ([] for a file
+    that is not an index)."""
+    if not is_index(f):
+        return []
+    folder = os.path.dirname(os.path.abspath(f.filename))
+    names = [source.file_name for source in f[f"particles/{GROUP}/position/value"].virtual_sources()]
+    return [os.path.normpath(os.path.join(folder, name)) for name in dict.fromkeys(names)]
+
+
+def missing_parts(f):
+    """One line naming the first missing part file of the open index ``f``, or None."""
+    missing = [p for p in part_files(f) if not os.path.isfile(p)]
+    if not missing:
+        return None
+    return (f"{f.filename} indexes its frames in {len(part_files(f))} part files and {missing[0]} is missing "
+            f"({len(missing)} missing); keep the folder {os.path.dirname(missing[0])} beside the file "
+            "(or `mdjac consolidate` it into one file while the parts are there)")

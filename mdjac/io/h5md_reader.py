@@ -18,6 +18,7 @@ from ..space import check_box
 from ..jacobian import ForceJacobian, rows_of
 from ..long_range_jacobian import rebuild
 from .frames import Frame, FrameSequence
+from .h5md_index import part_files
 from .h5md_layout import GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, complete_frames, mirror_upper, open_h5, read_recipe
 
 # H5MD unit strings of input files, as factors to mdjac's units (nm; kJ mol^-1 nm^-1).
@@ -209,9 +210,15 @@ def read_metadata(path):
 JACOBIAN_DATASETS = ("atoms", "indptr", "offset", "indices", "blocks")
 
 
-def _storage(jac):
-    """Bytes on disk (compressed) of the datasets of a ``force_jacobian`` group."""
-    return sum(jac[name].id.get_storage_size() for name in JACOBIAN_DATASETS)
+def _storage(jac, parts=()):
+    """Bytes on disk (compressed) of the datasets of a ``force_jacobian`` group: its own, and those
+    of the part files ``parts`` for an index (:mod:`mdjac.io.h5md_index`)."""
+    total = sum(jac[name].id.get_storage_size() for name in JACOBIAN_DATASETS if not jac[name].is_virtual)
+    virtual = [jac[name].name for name in JACOBIAN_DATASETS if jac[name].is_virtual]
+    for part in parts:
+        with h5py.File(part, "r") as f:
+            total += sum(f[name].id.get_storage_size() for name in virtual)
+    return total
 
 
 def _state(path):
@@ -248,7 +255,8 @@ def describe(path):
     to the file).
 
     Keys: path, creator, group, n_atoms, frames (complete ones), steps (first, last), times
-    (first, last, ps), periodic, forces, file_bytes; if it has Jacobians: jacobian_atoms (kept
+    (first, last, ps), periodic, forces, parts (part files of an index, else 0), file_bytes (with
+    the parts'); if it has Jacobians: jacobian_atoms (kept
     atoms), blocks_per_frame (min, mean, max), jacobian_dtype, jacobian_bytes_per_frame (on disk,
     compressed), bytes_per_frame (whole file / frames).
     """
@@ -262,6 +270,7 @@ def _describe(path):
         if "position" not in g:
             raise InputError(f"{path}: no /particles/{name}/position element")
         n = complete_frames(g)
+        parts = part_files(f)
         creator = f["h5md/creator"].attrs.get("name", "?") if "h5md/creator" in f else "?"
         out = dict(path=str(path), creator=str(creator), group=name,
                    n_atoms=g["position/value"].shape[1], frames=n,
@@ -269,14 +278,14 @@ def _describe(path):
                    times=(float(g["position/time"][0]), float(g["position/time"][n - 1]))
                    if n and "time" in g["position"] else None,
                    periodic="box" in g and "edges" in g["box"], forces="force" in g,
-                   file_bytes=os.path.getsize(path))
+                   parts=len(parts), file_bytes=os.path.getsize(path) + sum(os.path.getsize(p) for p in parts))
         if JACOBIAN in g:
             jac = g[JACOBIAN]
             counts = jac["indptr"][:n, -1] if n else np.zeros(1)
             out.update(jacobian_atoms=len(jac["atoms"]), jacobian_dtype=str(jac["blocks"].dtype),
                        triangle=str(jac.attrs.get("triangle", "full")),
                        blocks_per_frame=(int(counts.min()), float(counts.mean()), int(counts.max())),
-                       jacobian_bytes_per_frame=_storage(jac) / max(n, 1),
+                       jacobian_bytes_per_frame=_storage(jac, parts) / max(n, 1),
                        bytes_per_frame=out["file_bytes"] / max(n, 1))
             if LONG_RANGE in jac:
                 kind, sizes, alpha, _, _ = read_recipe(jac[LONG_RANGE])

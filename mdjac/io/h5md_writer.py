@@ -5,7 +5,6 @@ closed (hence flushed) afterwards. Within a batch the data go first and the shar
 datasets last, and the whole batch goes through the rollback journal. Resuming cuts the datasets
 back to the complete frames and continues. One writer per file (:class:`OutputLock`).
 """
-import fcntl
 import json
 import os
 import shutil
@@ -14,12 +13,14 @@ import h5py
 import numpy as np
 
 from . import journal
-from ..errors import InputError, OutputLocked, os_error_reason
+from ..errors import InputError, os_error_reason
 from ..jacobian import row_pointers
 from ..space import box_vectors, check_box, is_triclinic
 from ..version import __version__
-from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, long_range_recipe,
-                          modify, open_h5, read_recipe, same_recipe, upper_triangle)
+from .h5md_index import materialise, parts_of, remove_parts
+from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, extents,
+                          long_range_recipe, modify, open_h5, read_recipe, same_recipe, upper_triangle)
+from .output_lock import OutputLock
 
 #: The filters the Jacobian's blocks can have (``mdjac compute --compression``), as h5py's
 #: create_dataset arguments. Each is read by plain h5py (and so by MDAnalysis) with no plugin:
@@ -140,60 +141,10 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
     params.create_group("mdjac").attrs["metadata"] = json.dumps(metadata or {}, sort_keys=True)
 
 
-def extents(g, n):
-    """{dataset name: length} of every resizable dataset of particle group ``g`` holding exactly
-    its first ``n`` frames (the Jacobian store: the blocks those frames use)."""
-    out = {"position/step": n, "position/value": n}
-    if "time" in g["position"]:
-        out["position/time"] = n
-    if "force" in g:
-        out["force/value"] = n
-    if "box" in g and "edges" in g["box"]:
-        out["box/edges/value"] = n
-    if JACOBIAN in g:
-        jac = g[JACOBIAN]
-        end = int(jac["offset"][n - 1] + jac["indptr"][n - 1, -1]) if n else 0
-        out.update({f"{JACOBIAN}/indptr": n, f"{JACOBIAN}/offset": n,
-                    f"{JACOBIAN}/indices": end, f"{JACOBIAN}/blocks": end})
-    return out
-
-
 def truncate(g, n):
     """Cut every dataset of particle group ``g`` back to its first ``n`` frames."""
     for name, size in extents(g, n).items():
         g[name].resize(size, axis=0)
-
-
-class OutputLock:
-    """Exclusive advisory lock on ``<path>.lock`` (fcntl.flock), held while a writer lives; a second
-    writer is refused with :class:`mdjac.errors.OutputLocked`.
-
-    The kernel releases it when the process dies, so a killed run never blocks its resume.
-    """
-
-    def __init__(self, path):
-        self.path = f"{path}.lock"
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise InputError(f"cannot write next to {path}: {err.strerror}") from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "another process"
-            os.close(self.fd)
-            raise OutputLocked(f"{path} is being written by another mdjac (pid {owner}); "
-                             "wait for it to finish or write elsewhere") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
-
-    def release(self):
-        if self.fd is not None:
-            try:
-                os.unlink(self.path)
-            finally:
-                os.close(self.fd)
-                self.fd = None
 
 
 class H5MDWriter:
@@ -258,6 +209,7 @@ class H5MDWriter:
         try:
             if mode == "a" and os.path.exists(self.path):
                 journal.recover(self.path)
+                remove_parts(materialise(self.path))      # an index of part files: one file first
                 self.n_frames = self._resume()
             else:
                 self._create(names, masses, author, metadata, triangle)
@@ -269,6 +221,7 @@ class H5MDWriter:
     def _create(self, names, masses, author, metadata, triangle):
         """Write the empty layout to a temporary file and rename it over ``path`` (atomic)."""
         tmp = f"{self.path}.tmp"
+        replaced = parts_of(self.path) if os.path.exists(self.path) else []
         try:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
@@ -280,6 +233,7 @@ class H5MDWriter:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+        remove_parts(replaced)
 
     def _resume(self):
         """Check the existing file against this writer; cut it to its complete frames (the

@@ -5,7 +5,8 @@
   (:mod:`mdjac.cluster`). Every check on the input (:mod:`.checks`) runs before the output is
   touched; its options and plan are named records (:mod:`.records`).
 * :func:`run_md` (``mdjac run``, :mod:`.md`): a MindSPONGE MD run of a catalogue system with the
-  Jacobian every k steps, then a finite-difference spot check.
+  Jacobian every k steps, then a finite-difference spot check; OpenMM's MD for a force-field file
+  (:mod:`.openmm_md`).
 * :func:`modes_text` (``mdjac modes``, :mod:`.modes`): the normal modes of a stored frame or of a
   minimised system.
 * :mod:`.interrupts`: Ctrl-C, taken only where stopping is safe.

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..catalogue import resolve_system
 from ..errors import InputError
-from ..io import describe, open_trajectory, open_writer
+from ..io import describe, open_index, open_trajectory, open_writer
 from .checks import (check_frames, check_output, check_resumable, check_stored_frames, frame_box,
                      same_file)
 from .interrupts import DeferredInterrupt
@@ -22,7 +22,7 @@ from .records import ComputeOptions, ComputePlan
 
 def compute_trajectory(trajectory, system, output, start=None, stop=None, step=None, resume=False,
                        overwrite=False, dtype=np.float32, batch=8, compression=None, triangle="full",
-                       strategy="replicate", progress=True, client=None, shard_frames=None):
+                       strategy="replicate", progress=True, client=None, shard_frames=None, system_options=None):
     """The force Jacobian (and forces) of every selected frame of ``trajectory`` into ``output``.
 
     Parameters
@@ -45,6 +45,8 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
         :func:`mdjac.cluster.scheduler_client`; called only after every check passed), spreads
         the frames over its workers (:func:`mdjac.cluster.compute_on_cluster`).
     shard_frames : int or None, frames per task on a cluster (default: about four tasks per worker).
+    system_options : dict or None, :func:`mdjac.load_system`'s loader options for a force-field file
+        (``nonbonded``, ``cutoff``, ...); recorded in the output with the electrostatics chosen.
 
     Returns
     -------
@@ -64,20 +66,22 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
                              triangle=triangle, resume=bool(resume), overwrite=bool(overwrite),
                              progress=bool(progress))
     with DeferredInterrupt() as interrupt:
-        plan = plan_compute(trajectory, system, output, (start, stop, step), options)
+        plan = plan_compute(trajectory, system, output, (start, stop, step), options, system_options)
         interrupt.check()
         with plan.trajectory:
             if client is not None:
                 from ..cluster import compute_on_cluster
-                return compute_on_cluster(client, plan, options, lambda: open_output(plan, options),
+                return compute_on_cluster(client, plan, options,
+                                          lambda **kw: open_output(plan, options, opener=open_index, **kw),
                                           frame_forces_and_jacobian, shard_frames=shard_frames, interrupt=interrupt)
             return run_plan(plan, options, interrupt)
 
 
-def plan_compute(trajectory, system, output, selection, options):
+def plan_compute(trajectory, system, output, selection, options, system_options=None):
     """Every check of :func:`compute_trajectory` that needs no computation, as a :class:`ComputePlan`.
 
     selection : (start, stop, step) of the frames. options : :class:`ComputeOptions`.
+    system_options : dict or None, the loader options of :func:`mdjac.load_system`.
     The plan holds the input open; the caller closes it (``with plan.trajectory``).
     """
     start, stop, step = selection
@@ -89,7 +93,7 @@ def plan_compute(trajectory, system, output, selection, options):
     if same_file(output, trajectory):
         raise InputError("the output would replace the input trajectory; give another -o")
     label = os.fspath(system) if isinstance(system, (str, os.PathLike)) else system.name
-    system = resolve_system(system)
+    system = resolve_system(system, **(system_options or {}))
     if system.n_atoms is None:
         raise InputError(f"system {system.name!r} has no potential (it is not a molecule); pick another")
     traj = open_trajectory(trajectory, n_atoms=system.n_atoms)
@@ -101,7 +105,8 @@ def plan_compute(trajectory, system, output, selection, options):
         check_frames(frames, system)
         metadata = dict(source=os.path.abspath(trajectory), system=label,
                         frames=[frames.indices.start, frames.indices.stop, frames.indices.step],
-                        float64=options.dtype == np.float64, upper=options.triangle == "upper")
+                        float64=options.dtype == np.float64, upper=options.triangle == "upper",
+                        **system_record(system))
         done = 0
         if options.resume and os.path.exists(output):
             check_resumable(output, metadata)
@@ -114,6 +119,15 @@ def plan_compute(trajectory, system, output, selection, options):
         raise
     return ComputePlan(trajectory=traj, frames=frames, system=system, output=os.fspath(output), metadata=metadata,
                        done=done)
+
+
+def system_record(system):
+    """What an output records of a force-field system beyond its name: the loader options it was
+    loaded with (``system_options``, to load it again alike) and its ``electrostatics``; {} for others."""
+    electrostatics = getattr(system, "electrostatics", None)
+    if electrostatics is None:
+        return {}
+    return {"system_options": system.load_options, "electrostatics": electrostatics}
 
 
 def _stored_frames(output):
@@ -146,12 +160,13 @@ def frame_forces_and_jacobian(potential, frame, system, dtype, strategy):
     return x, box, potential.forces(x, box=box), potential.force_jacobian(x, box=box, strategy=strategy)
 
 
-def open_output(plan, options):
+def open_output(plan, options, opener=open_writer, **extra):
     """The output's writer (created, replaced or resumed), checked to hold the ``done`` frames the
-    plan found and to end at the selection's frame before them."""
+    plan found and to end at the selection's frame before them. ``opener``: :func:`mdjac.io.open_writer`,
+    or :func:`mdjac.io.open_index` for a distributed run (``extra``: its own options)."""
     output, frames, done = plan.output, plan.frames, plan.done
-    writer = open_writer(output, len(plan.system.positions), mode="a" if options.resume else "w",
-                         overwrite=options.overwrite, **plan.writer_layout, **options.writer_options)
+    writer = opener(output, len(plan.system.positions), mode="a" if options.resume else "w",
+                    overwrite=options.overwrite, **plan.writer_layout, **options.writer_options, **extra)
     try:
         if writer.n_frames != done:
             raise InputError(f"{output} changed while mdjac was starting (it holds {writer.n_frames} "
@@ -177,6 +192,8 @@ def run_plan(plan, options, interrupt):
         first = frame_forces_and_jacobian(potential, frames[done], system, dtype, strategy)
         first_seconds = time.perf_counter() - started
         if progress:
+            if system.description:
+                print(f"mdjac compute: system {system.name}: {system.description}", file=sys.stderr)
             print(expected_size(len(frames) - done, len(system.positions), first[3].nnz_blocks, dtype,
                                 "mdjac compute"), file=sys.stderr)
         interrupt.check()

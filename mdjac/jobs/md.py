@@ -2,6 +2,7 @@
 
 The frames go through :class:`mdjac.sponge.ForceJacobianCallback` into an output writer
 (:func:`mdjac.io.open_writer`); a finite-difference spot check of the first stored frame follows.
+A force-field file (engine "openmm") runs OpenMM's MD instead (:mod:`.openmm_md`).
 """
 import sys
 import time
@@ -17,12 +18,16 @@ from .interrupts import DeferredInterrupt
 
 
 def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5md", temperature=None, time_step=None,
-           dtype=np.float32, strategy="replicate", overwrite=False, writer=None, check=True, progress=False):
+           dtype=np.float32, strategy="replicate", overwrite=False, writer=None, check=True, progress=False,
+           system_options=None):
     """The main job: a short MindSPONGE MD run of a catalogue system, Jacobians every ``every`` steps into H5MD.
 
     Parameters
     ----------
-    system : catalogue name, path or :class:`mdjac.catalogue.System` (engine "mindsponge").
+    system : catalogue name, path or :class:`mdjac.catalogue.System` (engine "mindsponge"), or a
+        force-field file (engine "openmm": OpenMM's Langevin MD on its CPU platform with
+        :class:`mdjac.openmm.ForceJacobianReporter`, :func:`mdjac.jobs.openmm_md.run_openmm_md`; the
+        time step defaults to its 0.5 fs, ``writer`` is not taken).
     steps : int, MD steps.  every : int, steps between Jacobians.
     output : path of the output, refused if it exists unless ``overwrite`` (checked before the
         system is built).
@@ -32,6 +37,7 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
     check : bool, the finite-difference spot check of the first frame (float64 central
         differences of the forces).
     progress : bool, a progress bar over the MD steps on stderr, and the expected output size.
+    system_options : dict or None, :func:`mdjac.load_system`'s loader options for a force-field file.
 
     Returns
     -------
@@ -47,9 +53,16 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
         raise InputError(f"steps={steps}, every={every}: both must be positive")
     if writer is None:
         check_output(output, False, overwrite, resumable=False)
-    sys_ = resolve_system(system)
+    sys_ = resolve_system(system, **(system_options or {}))
+    if sys_.engine == "openmm":
+        if writer is not None:
+            raise InputError("run_md on a force-field file writes its own output (OpenMM's reporter): give output=")
+        return _run_openmm(sys_, int(steps), int(every), output, temperature, time_step, dtype, strategy, overwrite,
+                           check, progress)
     if not sys_.is_mindsponge:
-        raise InputError(f"system {sys_.name!r} is not a MindSPONGE system: run_md needs one of engine 'mindsponge'")
+        raise InputError(f"system {sys_.name!r} has no MD engine (it is an engine-{sys_.engine!r} system): "
+                         "mdjac run takes a MindSPONGE system of the catalogue or a force-field file "
+                         "(prmtop, top, psf, System XML)")
     md = sys_.md_settings
     temperature = float(md.get("temperature", 300.0) if temperature is None else temperature)
     time_step = float(md.get("time_step", 1e-3) if time_step is None else time_step)
@@ -57,6 +70,17 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
     with DeferredInterrupt() as interrupt, graph_mode():
         return _run_md(sys_, int(steps), int(every), output, temperature, time_step, dtype, strategy, overwrite,
                        writer, check, interrupt, progress)
+
+
+def _run_openmm(sys_, steps, every, output, temperature, time_step, dtype, strategy, overwrite, check, progress):
+    """OpenMM's MD of a force-field system (:mod:`.openmm_md`), then the spot check."""
+    from .openmm_md import run_openmm_md
+    with DeferredInterrupt() as interrupt:
+        summary = run_openmm_md(sys_, steps, every, output, 300.0 if temperature is None else float(temperature),
+                                time_step, dtype, strategy, overwrite, interrupt, progress)
+    if check:
+        summary.update(_spot_check(sys_.potential, output))
+    return summary
 
 
 def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy, overwrite, writer, check,

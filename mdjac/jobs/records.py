@@ -81,4 +81,4 @@ def writer_layout(system, metadata, times):
     times : bool, whether the input records times.
     """
     return dict(names=system.names, masses=system.masses, periodic=system.box is not None, triclinic=is_triclinic(system.box),
-                metadata=metadata, times=times)
+                jacobian_atoms=system.jacobian_atoms, metadata=metadata, times=times)

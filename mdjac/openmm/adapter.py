@@ -11,20 +11,24 @@ HarmonicAngleForce         terms.HarmonicAngle, E = k/2 (theta - theta0)^2
 PeriodicTorsionForce       terms.PeriodicTorsion, E = k (1 + cos(n phi - phase))
 CMAPTorsionForce           terms.CMAPTorsion, bicubic patches of the map (as OpenMM builds them)
 NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / Ewald direct
-                           space, switch) over non-exception pairs; custom.BondFunction over the
-                           exceptions; terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
+                           space, switch) over non-exception pairs and over the exceptions
+                           (fixed pairs); terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
                            with Ewald or PME also terms.EwaldExclusion over every exception
                            pair, and ewald.EwaldReciprocal (Ewald: OpenMM's alpha and k grid) or
                            pme.PMEReciprocal (PME: OpenMM's smooth PME, its alpha and grid)
 CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
 -Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
 CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
-                           parameters of both atoms, exclusions, cutoff, switch
+                           parameters of both atoms, exclusions, cutoff, switch, interaction
+                           groups; its long-range correction as terms.LongRangeDispersion
+                           (E = c / V, c as OpenMM integrates it: mdjac.openmm.corrections)
 CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 
-LJPME, virtual sites, and any other force are refused with an InputError naming them: mdjac never
-returns a partial potential. Constraints are not part of the potential: the
+Virtual sites (Two/ThreeParticleAverage, OutOfPlane, LocalCoordinates) become mdjac.sites.VirtualSites:
+the potential places them from their parents and its Jacobian is over the real atoms. LJPME,
+SymmetrySite, computed values and any other force are refused with an InputError naming them: mdjac
+never returns a partial potential. Constraints are not part of the potential: the
 Jacobian is that of the unconstrained potential, said once in a warning.
 
 Periodicity: mdjac applies the minimum image to every displacement when the System is periodic
@@ -35,13 +39,13 @@ import warnings
 
 import numpy as np
 
-from .. import terms
+from .. import sites, terms
 from ..longrange import ewald, pme, pme_grid
 from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
 from ..space import check_box
-from . import nonbonded
+from . import corrections, nonbonded
 from .expressions import Expression, Tabulated
 
 IGNORED = ("CMMotionRemover",)
@@ -136,14 +140,10 @@ def _nonbonded(force, n, box=None):
         params[e] += globals_[name] * np.array([dq, ds, de])
     f = nonbonded.ONE_4PI_EPS0
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
-    if cutoff is not None and force.getUseSwitchingFunction():   # the Lennard-Jones switch (none: S = 1 below r_c)
-        switch, switch_end = _value(force.getSwitchingDistance()), cutoff
-    else:
-        switch, switch_end = cutoff, None if cutoff is None else cutoff + 1.0
+    switched = cutoff is not None and force.getUseSwitchingFunction()   # the Lennard-Jones switch
+    shared = (np.float64(_value(force.getSwitchingDistance())), np.float64(cutoff)) if switched else ()
     out = []
     if method == "NoCutoff":
-        def pair_parameters(i, j):
-            return 0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j]
         function = nonbonded.lennard_jones_coulomb
     elif method in ("Ewald", "PME"):
         tolerance = float(force.getEwaldErrorTolerance())
@@ -152,25 +152,22 @@ def _nonbonded(force, n, box=None):
             alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, alpha=_value(given), grid=grid)
         else:
             alpha, kmax = ewald.ewald_parameters(tolerance, cutoff, box)
-
-        def pair_parameters(i, j):
-            m = len(i)
-            return (0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j],
-                    np.full(m, alpha), np.full(m, switch), np.full(m, switch_end))
-        function = nonbonded.lennard_jones_ewald
+        shared = (np.float64(alpha),) + shared
+        function = nonbonded.switched_lennard_jones_ewald if switched else nonbonded.lennard_jones_ewald
     else:
-        k_rf, c_rf = nonbonded.reaction_field_constants(cutoff, float(force.getReactionFieldDielectric()))
+        shared = tuple(map(np.float64, nonbonded.reaction_field_constants(
+            cutoff, float(force.getReactionFieldDielectric())))) + shared
+        function = (nonbonded.switched_lennard_jones_reaction_field if switched
+                    else nonbonded.lennard_jones_reaction_field)
 
-        def pair_parameters(i, j):
-            m = len(i)
-            return (0.5 * (sigma[i] + sigma[j]), np.sqrt(epsilon[i] * epsilon[j]), f * charge[i] * charge[j],
-                    np.full(m, k_rf), np.full(m, c_rf), np.full(m, switch), np.full(m, switch_end))
-        function = nonbonded.lennard_jones_reaction_field
+    def pair_parameters(i, j):   # per pair sigma, epsilon, qq; the form's constants as 0-d arrays
+        return nonbonded.combined_pair_parameters(i, j, sigma, epsilon, charge) + shared
     out.append(custom.PairFunction(n, function, pair_parameters, cutoff=cutoff, exclusions=pairs, name="Nonbonded"))
     live = (params[:, 0] != 0) | (params[:, 2] != 0)
     if live.any():
-        out.append(custom.BondFunction(pairs[live], nonbonded.lennard_jones_coulomb,
-                                       (params[live, 1], params[live, 2], f * params[live, 0]), name="NonbondedExceptions"))
+        exception = (params[live, 1], params[live, 2], f * params[live, 0])
+        out.append(custom.PairFunction(n, nonbonded.lennard_jones_coulomb, lambda i, j: exception, pairs=pairs[live],
+                                       name="NonbondedExceptions"))
     if method in ("Ewald", "PME"):
         out.append(terms.EwaldExclusion(charge, pairs, alpha, coulomb_constant=f))
         out.append(pme.PMEReciprocal(charge, alpha=alpha, grid=grid, coulomb_constant=f) if method == "PME"
@@ -247,15 +244,10 @@ def _custom_external(force, n):
 
 def _custom_nonbonded(force, n):
     name = type(force).__name__
-    if force.getNumInteractionGroups():
-        raise InputError(f"{name} with interaction groups is not supported by mdjac")
     if force.getNumComputedValues():
         raise InputError(f"{name} with computed values is not supported by mdjac")
     method = {0: "NoCutoff", 1: "CutoffNonPeriodic", 2: "CutoffPeriodic"}[force.getNonbondedMethod()]
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
-    if method == "CutoffPeriodic" and force.getUseLongRangeCorrection():
-        raise InputError(f"{name} with a long-range correction is not supported by mdjac yet: "
-                         "call setUseLongRangeCorrection(False) or use NonbondedForce")
     expression = Expression(force.getEnergyFunction(), ("r",), _tabulated_functions(force))
     names = [force.getPerParticleParameterName(k) for k in range(force.getNumPerParticleParameters())]
     table = np.array([[float(v) for v in force.getParticleParameters(i)] for i in range(force.getNumParticles())],
@@ -269,8 +261,13 @@ def _custom_nonbonded(force, n):
         return expression.slots(values, len(i))
     exclusions = np.array([force.getExclusionParticles(k) for k in range(force.getNumExclusions())], dtype=np.int64).reshape(-1, 2)
     switch = _value(force.getSwitchingDistance()) if (cutoff is not None and force.getUseSwitchingFunction()) else None
-    return [custom.PairFunction(n, expression.function, pair_parameters, cutoff=cutoff, exclusions=exclusions,
-                                switch=switch, name=name)]
+    groups = [tuple(force.getInteractionGroupParameters(g)) for g in range(force.getNumInteractionGroups())] or None
+    out = [custom.PairFunction(n, expression.function, pair_parameters, cutoff=cutoff, exclusions=exclusions,
+                               switch=switch, name=name, groups=groups)]
+    if method == "CutoffPeriodic" and force.getUseLongRangeCorrection():
+        out.append(terms.LongRangeDispersion(corrections.correction_coefficient(
+            expression, table, names, globals_, cutoff, switch, groups), n))
+    return out
 
 
 READERS = {
@@ -287,16 +284,42 @@ READERS = {
 }
 
 
+def virtual_sites(system):
+    """The System's virtual sites as mdjac.sites.VirtualSites (None if it has none).
+
+    TwoParticleAverageSite, ThreeParticleAverageSite, OutOfPlaneSite and LocalCoordinatesSite; any
+    other kind (SymmetrySite) is refused by name.
+    """
+    import openmm
+    n = system.getNumParticles()
+    found = []
+    for i in range(n):
+        if not system.isVirtualSite(i):
+            continue
+        site = system.getVirtualSite(i)
+        parents = [site.getParticle(k) for k in range(site.getNumParticles())]
+        if isinstance(site, (openmm.TwoParticleAverageSite, openmm.ThreeParticleAverageSite)):
+            kind, weights = sites.AverageSite(len(parents)), [site.getWeight(k) for k in range(len(parents))]
+        elif isinstance(site, openmm.OutOfPlaneSite):
+            kind, weights = sites.OutOfPlaneSite(), [site.getWeight12(), site.getWeight13(), site.getWeightCross()]
+        elif isinstance(site, openmm.LocalCoordinatesSite):
+            kind = sites.LocalCoordinatesSite(len(parents))
+            weights = [*site.getOriginWeights(), *site.getXWeights(), *site.getYWeights(),
+                       *(_value(c) for c in site.getLocalPosition())]
+        else:
+            raise InputError(f"particle {i} is a {type(site).__name__}, a kind of virtual site mdjac does not support "
+                             "(it supports TwoParticleAverageSite, ThreeParticleAverageSite, OutOfPlaneSite and "
+                             "LocalCoordinatesSite)")
+        found.append((i, kind, parents, [float(w) for w in weights]))
+    return sites.VirtualSites(n, found) if found else None
+
+
 def force_terms(system):
     """[(force index, force class name, [terms])] for every force of the System that has a potential.
 
-    Raises InputError for virtual sites and any force mdjac cannot state exactly.
+    Raises InputError for any force mdjac cannot state exactly.
     """
     n = system.getNumParticles()
-    virtual = [i for i in range(n) if system.isVirtualSite(i)]
-    if virtual:
-        raise InputError(f"the System has {len(virtual)} virtual sites (first: particle {virtual[0]}): mdjac does not "
-                         "support virtual sites")
     out = []
     for index, force in enumerate(system.getForces()):
         name = type(force).__name__
@@ -313,7 +336,8 @@ def force_terms(system):
 def adapt(system, topology=None):
     """The mdjac Potential of exactly an OpenMM System's potential energy.
 
-    system: openmm.System. topology: openmm.app.Topology (optional; its box is used if the System
+    With virtual sites the Potential places them from their parents (mdjac.sites) and its Jacobian
+    is over the real atoms. system: openmm.System. topology: openmm.app.Topology (optional; its box is used if the System
     has none set but is periodic). Returns :class:`mdjac.Potential` with the System's box (nm, or
     None) and ``masses`` (N,) amu. Warns once if the System has constraints.
     """
@@ -324,6 +348,6 @@ def adapt(system, topology=None):
     found = [t for _, _, ts in force_terms(system) for t in ts]
     if not found:
         raise InputError("the System has no force with a potential energy: nothing to differentiate")
-    potential = Potential(found, box=box, n_atoms=system.getNumParticles())
+    potential = Potential(found, box=box, n_atoms=system.getNumParticles(), sites=virtual_sites(system))
     potential.masses = masses(system)
     return potential

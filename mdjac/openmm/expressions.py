@@ -245,7 +245,7 @@ class Expression:
         self.text, self.coordinates = text, tuple(coordinates)
         self.tabulated = dict(tabulated or {})
         self._slot_nodes = []
-        node = parse(text)
+        node = self._node = parse(text)
         self._check(node)
         self.function = self._closure_root(node)
         self.parameters = sorted(set().union(*(variables_of(s) for s in self._slot_nodes)) if self._slot_nodes else set())
@@ -276,6 +276,10 @@ class Expression:
         return bool(variables_of(node) & set(self.coordinates))
 
     # -------------------------------------------------------------- numpy side (slots)
+    def numpy(self, values):
+        """The expression's value in numpy float64; values: {name: scalar or array}, coordinates included."""
+        return self._numpy(self._node, values)
+
     def _numpy(self, node, values):
         kind = node[0]
         if kind == "num":

@@ -34,6 +34,8 @@ switch; here by adaptive quadrature). It is the mixed-pair C6 = 4 eps_ij sigma_i
 atom pairs; MindSPONGE instead averages each atom's own C6 (see mdjac.sponge.adapter), which for the
 water box's oxygen-only Lennard-Jones comes out 3 times larger.
 """
+import numba
+import numpy as np
 from mindspore import ops
 
 from ..terms import switching_function
@@ -42,40 +44,86 @@ from ..terms import switching_function
 ONE_4PI_EPS0 = 138.93545764438198
 
 
-def lennard_jones_coulomb(variables, params):
-    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq / r; params (sigma, epsilon, qq = f q_i q_j)."""
-    (r,) = variables
-    sigma, epsilon, qq = params
+def lennard_jones(r, sigma, epsilon):
+    """4 eps ((sigma/r)^12 - (sigma/r)^6) of distances r (..., M) nm, in MindSpore ops."""
     s2 = sigma * sigma / (r * r)
     s6 = s2 * s2 * s2
-    return 4.0 * epsilon * (s6 * s6 - s6) + qq / r
+    return 4.0 * epsilon * (s6 * s6 - s6)
+
+
+def reaction_field(r, qq, k_rf, c_rf):
+    """qq (1/r + k_rf r^2 - c_rf): Coulomb with OpenMM's reaction field."""
+    return qq * (1.0 / r + k_rf * r * r - c_rf)
+
+
+def ewald_direct(r, qq, alpha):
+    """qq erfc(alpha r) / r: Ewald's direct space."""
+    return qq * ops.erfc(alpha * r) / r
+
+
+# The forms below are function(variables, params) of mdjac.terms.custom.PairFunction. Per pair
+# (arrays of the pairs): sigma, epsilon, qq = f q_i q_j; shared by every pair (0-d arrays, see
+# mdjac.chunks): alpha, k_rf, c_rf, and the switch's start and end. Without a switch the switching
+# function is not evaluated at all (it would multiply by 1 below the cutoff).
+def lennard_jones_coulomb(variables, params):
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq / r; params (sigma, epsilon, qq) (exceptions, NoCutoff)."""
+    (r,) = variables
+    sigma, epsilon, qq = params
+    return lennard_jones(r, sigma, epsilon) + qq / r
 
 
 def lennard_jones_reaction_field(variables, params):
-    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) S(r) + qq (1/r + k_rf r^2 - c_rf).
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq (1/r + k_rf r^2 - c_rf); params (sigma, epsilon, qq, k_rf, c_rf)."""
+    (r,) = variables
+    sigma, epsilon, qq, k_rf, c_rf = params
+    return lennard_jones(r, sigma, epsilon) + reaction_field(r, qq, k_rf, c_rf)
 
-    params (sigma, epsilon, qq, k_rf, c_rf, switch, switch_end): S switches from ``switch`` to
-    ``switch_end`` (without a switch: switch = r_c, switch_end = r_c + 1, so S = 1 below r_c).
-    """
+
+def switched_lennard_jones_reaction_field(variables, params):
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) S(r) + qq (1/r + k_rf r^2 - c_rf); params (sigma, epsilon,
+    qq, k_rf, c_rf, switch, switch_end): S switches from ``switch`` to ``switch_end`` (mdjac.terms.switching_function)."""
     (r,) = variables
     sigma, epsilon, qq, k_rf, c_rf, switch, switch_end = params
-    s2 = sigma * sigma / (r * r)
-    s6 = s2 * s2 * s2
-    lj = 4.0 * epsilon * (s6 * s6 - s6) * switching_function(r, switch, switch_end)
-    return lj + qq * (1.0 / r + k_rf * r * r - c_rf)
+    return (lennard_jones(r, sigma, epsilon) * switching_function(r, switch, switch_end)
+            + reaction_field(r, qq, k_rf, c_rf))
 
 
 def lennard_jones_ewald(variables, params):
-    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) S(r) + qq erfc(alpha r) / r (Ewald's direct space).
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq erfc(alpha r) / r (Ewald's direct space); params (sigma, epsilon, qq, alpha)."""
+    (r,) = variables
+    sigma, epsilon, qq, alpha = params
+    return lennard_jones(r, sigma, epsilon) + ewald_direct(r, qq, alpha)
 
-    params (sigma, epsilon, qq, alpha, switch, switch_end): S as in :func:`lennard_jones_reaction_field`.
-    """
+
+def switched_lennard_jones_ewald(variables, params):
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) S(r) + qq erfc(alpha r) / r; params (sigma, epsilon, qq,
+    alpha, switch, switch_end), S as in :func:`switched_lennard_jones_reaction_field`."""
     (r,) = variables
     sigma, epsilon, qq, alpha, switch, switch_end = params
-    s2 = sigma * sigma / (r * r)
-    s6 = s2 * s2 * s2
-    lj = 4.0 * epsilon * (s6 * s6 - s6) * switching_function(r, switch, switch_end)
-    return lj + qq * ops.erfc(alpha * r) / r
+    return lennard_jones(r, sigma, epsilon) * switching_function(r, switch, switch_end) + ewald_direct(r, qq, alpha)
+
+
+@numba.njit(cache=True, nogil=True)
+def _combine(i, j, half_sigma, root_epsilon, scaled_charge, charge, sigma, epsilon, qq):
+    for p in range(i.shape[0]):
+        a, b = i[p], j[p]
+        sigma[p] = half_sigma[a] + half_sigma[b]
+        epsilon[p] = root_epsilon[a] * root_epsilon[b]
+        qq[p] = scaled_charge[a] * charge[b]
+
+
+def combined_pair_parameters(i, j, sigma, epsilon, charge):
+    """Per pair (i (P,), j (P,)): Lorentz-Berthelot sigma_ij (nm), eps_ij (kJ/mol) and qq = f q_i q_j
+    (kJ mol^-1 nm), three (P,) float64 arrays in one pass, from per-atom sigma, epsilon, charge (N,).
+
+    sigma_ij = sigma_i/2 + sigma_j/2 and eps_ij = sqrt(eps_i) sqrt(eps_j), as OpenMM's reference
+    platform stores and combines them (ReferenceLJCoulombIxn).
+    """
+    out = tuple(np.empty(len(i)) for _ in range(3))
+    charge = np.asarray(charge, dtype=np.float64)
+    _combine(np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(j, dtype=np.int64), 0.5 * sigma,
+             np.sqrt(epsilon), ONE_4PI_EPS0 * charge, charge, *out)
+    return out
 
 
 def reaction_field_constants(cutoff, dielectric):

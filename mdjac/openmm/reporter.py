@@ -86,7 +86,7 @@ class ForceJacobianReporter:
         return open_writer(self._file, self._potential.n_atoms, names=[a.name for a in simulation.topology.atoms()],
                            masses=getattr(self._potential, "masses", None), periodic=self._potential.box is not None,
                            triclinic=is_triclinic(self._potential.box),
-                           forces=True, jacobian_atoms="all" if self._atoms is None else np.asarray(self._atoms),
+                           forces=True, jacobian_atoms=self._potential.jacobian_atoms if self._atoms is None else np.asarray(self._atoms),
                            dtype=self._dtype, mode="a" if self._append else "w", **self._writer_options)
 
     def close(self):

@@ -17,10 +17,13 @@ loops compiled by numba (mdjac.assembly). The pairs come from the neighbour list
 (i < j); AD runs once per pair; each pair's h is written straight into its two places in the
 row-major pattern, (i, j) and (j, i) (h is even in d, so J_ji = J_ij = h); the diagonal block is
 minus the sum of its row's off-diagonal blocks (translation invariance). Nothing is sorted or
-permuted after the neighbour search. The radial group with the most pairs sets the pattern; the
-other groups' off-diagonal blocks (bonds, angles, torsions, scaled 1-4 pairs) are added into it,
-their diagonal blocks by bincount. ``Potential.radial = False`` sends pair terms through the general
-replication instead (the tests compare the two).
+permuted after the neighbour search. The group of pair terms with the most pairs (the base) sets
+the pattern; the other groups' off-diagonal blocks (bonds, angles, torsions, scaled 1-4 pairs: the
+radial ones by the same chain rule, the rest by replication) are summed per atom pair and merged
+into the base's pairs before the blocks are written (mdjac.assembly.merge_pair_keys), so nothing is
+inserted afterwards; their diagonal blocks go in by bincount. Two-atom terms of the distance that
+are not pair terms (harmonic bonds) take the radial route too. ``Potential.radial = False`` sends
+them all through the general replication instead (the tests compare the two).
 
 Long-range terms (mdjac.terms.base.LongRangeTerm) add, through their protocol, their Hessian's
 block diagonal to the diagonal blocks and their Jacobian part beside the blocks.
@@ -29,8 +32,9 @@ import numpy as np
 
 from .. import assembly, kernel
 from ..errors import InputError
-from ..jacobian import ForceJacobian, add_symmetric_blocks, upper_blocks
+from ..jacobian import ForceJacobian, upper_blocks
 from ..neighbours import is_canonical
+from ..terms.base import PairTerm
 from ..chunks import RADIAL_CHUNK, padded_chunks
 from .coordinates import chain_matrix, local_coordinates, pair_geometry
 
@@ -63,44 +67,57 @@ def radial_hessian_blocks(group, d, r, params):
     return h
 
 
-def canonical_pairs(index):
-    """Pairs (P, 2) int64 as i < j, sorted row-major; ``index`` itself when it already is (neighbour lists)."""
+def canonical_pairs(index, order=False):
+    """Pairs (P, 2) int64 as i < j, sorted row-major; ``index`` itself when it already is (neighbour lists).
+
+    With ``order``, also the permutation (P,) int64 taking ``index``'s rows to them (None when
+    ``index`` is returned as it is).
+    """
     pairs = np.ascontiguousarray(index, dtype=np.int64)
     if is_canonical(pairs):
-        return pairs
+        return (pairs, None) if order else pairs
     lo, hi = pairs.min(axis=1), pairs.max(axis=1)
-    order = np.lexsort((hi, lo))
-    pairs = np.stack([lo[order], hi[order]], axis=1)
+    perm = np.lexsort((hi, lo))
+    pairs = np.stack([lo[perm], hi[perm]], axis=1)
     if not is_canonical(pairs):
         raise InputError("a pair term's pair list names one atom pair twice, or an atom paired with itself: give each pair once")
-    return pairs
+    return (pairs, perm) if order else pairs
 
 
-def radial_rows(n, group, index, config):
-    """The Jacobian blocks of a radial pair group, straight in row-major order (module docstring).
+def radial_rows(n, group, index, params, config, extra_keys=None, extra_blocks=None):
+    """The Jacobian blocks of a radial pair group and of other terms' atom pairs, straight in
+    row-major order (module docstring).
 
     Parameters
     ----------
     n : int, atoms
     group : mdjac.potential.TermGroup of radial terms
-    index : (M, 2) int, the group's pairs
+    index : (M, 2) int, the group's pairs; params: tuple of its (M,) (or 0-d) parameter arrays
     config : mdjac.potential.Configuration
+    extra_keys : None or (E,) int64 sorted unique pair keys i n + j, i < j, of other terms' blocks
+    extra_blocks : (E, 3, 3) float64, J_ij of those pairs (J_ji is the transpose)
 
     Returns
     -------
-    rows, cols : (K,) int64, the row-major pattern with every diagonal block
-    blocks : (K, 3, 3) in the compute dtype, J_ij = J_ji = h(d_ij), zero diagonal blocks
-    rowsum : (N, 9) float64, each row's sum of off-diagonal blocks (minus the group's diagonal block)
+    rows, cols : (K,) int64, the row-major pattern of both pair lists with every diagonal block
+    blocks : (K, 3, 3) in the compute dtype, zero diagonal blocks
+    rowsum : (N, 9) float64, each row's sum of the radial group's off-diagonal blocks (minus its
+        diagonal block)
     """
-    pairs = canonical_pairs(index)
+    pairs, perm = canonical_pairs(index, order=True)
+    if perm is not None:
+        params = tuple(p if np.ndim(p) == 0 else p[perm] for p in params)
     d, r = pair_geometry(config, pairs)
-    params = tuple(np.asarray(p, dtype=config.dtype) for p in group.pair_params(pairs[:, 0], pairs[:, 1]))
     dphi, d2phi = radial_derivatives(group, r, params)
-    indptr = assembly.symmetric_row_pointers(n, pairs)
+    if extra_keys is None:
+        extra_keys, extra_blocks = np.zeros(0, np.int64), np.zeros((0, 3, 3))
+    merged, radial, extra = assembly.merge_pair_keys(pairs[:, 0] * n + pairs[:, 1], extra_keys, n)
+    indptr = assembly.symmetric_row_pointers(n, merged)
     k = int(indptr[-1])
     rows, cols = np.empty(k, dtype=np.int64), np.empty(k, dtype=np.int64)
     blocks, rowsum = np.empty((k, 3, 3), dtype=config.dtype), np.zeros((n, 9))
-    assembly.radial_jacobian_rows(pairs, d, r, dphi, d2phi, indptr, rows, cols, blocks, rowsum)
+    assembly.jacobian_rows(merged, radial, d, r, dphi, d2phi, extra, np.ascontiguousarray(extra_blocks, dtype=np.float64),
+                           indptr, rows, cols, blocks, rowsum)
     return rows, cols, blocks, rowsum
 
 
@@ -135,8 +152,8 @@ def replicated_jacobian(potential, config, selected):
     """
     n = potential.n_atoms
     found = list(potential.instance_groups(config, selected, coordinates=False))
-    radial = [f for f in found if f[0].radial and potential.radial]
-    base = max(radial, key=lambda f: len(f[1]), default=None)
+    radial = [f for f in found if f[0].radial and potential.radial and all(isinstance(t, PairTerm) for t in f[0].terms)]
+    base = max(radial, key=lambda f: len(f[1]), default=None)     # pair terms name each pair once
     hdiag = np.zeros((9, n))        # Hessian diagonal of the groups other than the base
     extras = []                     # (rows, cols, Hessian blocks), each atom pair once
     for group, index, _, params in found:
@@ -153,12 +170,18 @@ def replicated_jacobian(potential, config, selected):
             _add_diagonal(hdiag, index[:, p], hx[:, p, p])
             for s in range(p + 1, group.n_body):
                 extras.append((index[:, p], index[:, s], hx[:, p, s]))
+    keys = upper = None
+    if extras:                                  # every pair once, in the upper triangle, summed
+        keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
+        on = keys // n == keys % n      # an instance naming one atom twice (CMAP's two torsions share three
+        if on.any():                    # atoms): its block and its transpose both land on the diagonal
+            atoms = keys[on] // n
+            _add_diagonal(hdiag, atoms, upper[on] + upper[on].transpose(0, 2, 1))
+            keys, upper = keys[~on], upper[~on]
     if base is None:
-        rows = cols = np.arange(n, dtype=np.int64)
-        blocks = np.zeros((n, 3, 3), dtype=config.dtype)
-        rowsum = np.zeros((n, 9))
-    else:
-        rows, cols, blocks, rowsum = radial_rows(n, base[0], base[1], config)
+        base = (None, np.zeros((0, 2), np.int64), None, ())
+    rows, cols, blocks, rowsum = radial_rows(n, base[0], base[1], base[3], config, keys,
+                                             None if upper is None else np.negative(upper, out=upper))
     diagonal = np.flatnonzero(rows == cols)          # one per atom, in atom order
     blocks.reshape(-1, 9)[diagonal] = -(rowsum + hdiag.T)
     long_range = None
@@ -166,7 +189,4 @@ def replicated_jacobian(potential, config, selected):
         kept = np.arange(n) if selected is None else np.flatnonzero(selected)
         blocks[diagonal[kept]] -= term.hessian_diagonal(config, kept).astype(blocks.dtype)   # J = -H
         long_range = term.jacobian_part(config, np.arange(n))   # data only: select() slices it
-    if extras:                                  # after the diagonal's sums: its positions are known only before
-        keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
-        rows, cols, blocks = add_symmetric_blocks(n, rows, cols, blocks, keys, -upper)
     return ForceJacobian(n, rows, cols, blocks, long_range=long_range)

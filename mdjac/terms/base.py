@@ -24,11 +24,12 @@ in the kernel (mdjac.kernel). There are three kinds, each an abstract class here
 """
 import abc
 import math
+import weakref
 
 import numpy as np
 
 from ..errors import InputError, finite_numbers
-from ..neighbours import excluded_mask, pair_keys
+from ..neighbours import pair_keys, pairs_without
 from ..space import box_volume
 from .checks import at_least, index_array, scalar
 from .geometry import norm
@@ -41,7 +42,8 @@ class Term(metaclass=abc.ABCMeta):
     ----------
     n_body : int, atoms per instance (k).
     relative : bool, q holds displacements from the first atom (True) or positions (False).
-    radial : bool, a pair term whose energy is ``radial_energy`` of the distance.
+    radial : bool, a two-atom term whose energy is ``radial_energy(r, *params)`` of the distance
+        r (..., M) nm: pair terms, and fixed terms such as harmonic bonds.
     n_atoms : int or None, atoms the term's per-atom tables describe (None if it has none).
     cutoff : float or None, nm, the neighbour-search cutoff if the term uses one.
     max_index : int, the largest atom the term names (-1 for none).
@@ -127,6 +129,12 @@ class PairTerm(Term):
                 raise InputError(f"{what} name atom {a.max()} but the per-atom tables describe {self.n_atoms} atoms: "
                                  "indices count from 0 to N-1")
         self._excluded_keys = np.unique(pair_keys(ex[:, 0], ex[:, 1], self.n_atoms))
+        self._kept = None
+
+    def __getstate__(self):      # what instances() keeps is not pickled (a weak reference)
+        state = dict(self.__dict__)
+        state["_kept"] = None
+        return state
 
     @property
     def max_index(self):
@@ -144,15 +152,28 @@ class PairTerm(Term):
         else:
             pairs = config.neighbour_pairs(self.cutoff)
         if len(self._excluded_keys):
-            pairs = pairs[~excluded_mask(pair_keys(pairs[:, 0], pairs[:, 1], self.n_atoms), self._excluded_keys)]
+            pairs = pairs_without(pairs, self._excluded_keys, self.n_atoms)
         return pairs
 
     def instances(self, config):
+        """The pairs (:meth:`candidate_pairs`) and their parameters, kept for the next call with the
+        same neighbour list or fixed pairs (a frame's forces, then its Jacobian: the potential's
+        Verlet list gives the same array for the same positions)."""
+        source = self.fixed_pairs
+        if source is None and self.cutoff is not None:
+            source = config.neighbour_pairs(self.cutoff)
+        kept = getattr(self, "_kept", None)
+        if source is not None and kept is not None and kept[0]() is source:
+            return kept[1]
         pairs = self.candidate_pairs(config)
-        return pairs, self.pair_params(pairs[:, 0], pairs[:, 1])
+        found = pairs, self.pair_params(pairs[:, 0], pairs[:, 1])
+        if source is not None:
+            self._kept = (weakref.ref(source), found)
+        return found
 
     def pair_params(self, i, j):
-        """Parameters of the pairs (i (P,), j (P,)): a tuple of (P,) float64 arrays (none by default)."""
+        """Parameters of the pairs (i (P,), j (P,)): a tuple of (P,) float64 arrays, or 0-d arrays
+        for values every pair shares (none by default)."""
         return ()
 
     def energy(self, q, *params):

@@ -35,7 +35,12 @@ class HarmonicCoordinate(FixedTerm):
         super().__init__(index, (k, reference))
 
     def energy(self, q, k, reference):
-        d = self.coordinate(q) - reference
+        return self.harmonic(self.coordinate(q), k, reference)
+
+    @staticmethod
+    def harmonic(c, k, reference):
+        """k/2 (c - c0)^2 of coordinates c (..., M), in MindSpore ops."""
+        d = c - reference
         return 0.5 * k * d * d
 
 
@@ -49,12 +54,16 @@ class HarmonicBond(HarmonicCoordinate):
     r0 : float or (M,), nm
     """
     n_body = 2
+    radial = True       # a function of the distance: the radial route (mdjac.strategies.replicate)
     coordinate = staticmethod(distance)
     index_name, k_unit = "bond pairs", "kJ mol^-1 nm^-2"
     reference_name, reference_unit, reference_fix = "r0", "nm", "a bond length is a distance; give it >= 0 in nm"
 
     def __init__(self, pairs, k, r0):
         super().__init__(pairs, k, r0)
+
+    def radial_energy(self, r, k, r0):
+        return self.harmonic(r, k, r0)
 
 
 class HarmonicAngle(HarmonicCoordinate):

@@ -63,9 +63,14 @@ class _CoordinateFunction(_FunctionTerm):
 
 
 class BondFunction(_CoordinateFunction):
-    """E = function((r,), params) per atom pair; pairs (M, 2) int."""
+    """E = function((r,), params) per atom pair; pairs (M, 2) int. A function of the distance: the
+    radial route (mdjac.strategies.replicate)."""
     n_body = 2
+    radial = True
     coordinate = staticmethod(distance)
+
+    def radial_energy(self, r, *params):
+        return self.function((r,), params)
 
 
 class AngleFunction(_CoordinateFunction):
@@ -98,24 +103,51 @@ class PairFunction(PairTerm):
 
     n_atoms: N. function: see the module docstring. pair_parameters: (i (P,), j (P,)) -> tuple
     of (P,) float64 arrays, the parameters of each pair (combined from per-atom values, looked up
-    in tables, ...). cutoff, exclusions: see :class:`mdjac.terms.base.PairTerm`. switch: None or the
-    distance (nm, below the cutoff) where the switching function starts.
+    in tables, ...), or 0-d arrays, one value shared by every pair (mdjac.chunks). cutoff,
+    exclusions, pairs: see :class:`mdjac.terms.base.PairTerm` (with ``pairs``, a fixed list such as
+    OpenMM's exceptions, pair_parameters is called with that list's two columns). switch: None or
+    the distance (nm, below the cutoff) where the switching function starts. groups: None (every pair)
+    or interaction groups, a list of (set1, set2) of atom indices: only pairs with one atom in set1
+    and the other in set2 of some group (OpenMM's CustomNonbondedForce interaction groups; a pair
+    may belong to one group only).
     """
 
-    def __init__(self, n_atoms, function, pair_parameters, cutoff=None, exclusions=None, switch=None, name=None):
-        super().__init__(n_atoms, cutoff, exclusions)
+    def __init__(self, n_atoms, function, pair_parameters, cutoff=None, exclusions=None, switch=None, name=None,
+                 pairs=None, groups=None):
+        super().__init__(n_atoms, cutoff, exclusions, pairs)
+        self.groups = None
+        if groups is not None:
+            self.groups = np.zeros((len(groups), 2, self.n_atoms), dtype=bool)   # [group, set, atom]
+            for g, sets in enumerate(groups):
+                for s, members in enumerate(sets):
+                    members = np.asarray(list(members), dtype=np.int64)
+                    if len(members) and (members.min() < 0 or members.max() >= self.n_atoms):
+                        raise InputError(f"interaction group {g} names atoms outside 0..{self.n_atoms - 1}")
+                    self.groups[g, s, members] = True
         if switch is not None and (self.cutoff is None or not 0 <= float(switch) < self.cutoff):
             raise InputError(f"the switching distance {switch} nm must lie in [0, cutoff) and needs a cutoff")
         self.function, self.pair_parameters = function, pair_parameters
         self.switch = None if switch is None else float(switch)
         self.name = name or "PairFunction"
 
+    def candidate_pairs(self, config):
+        pairs = super().candidate_pairs(config)
+        if self.groups is None:
+            return pairs
+        i, j = pairs[:, 0], pairs[:, 1]
+        count = ((self.groups[:, 0][:, i] & self.groups[:, 1][:, j]) | (self.groups[:, 1][:, i] & self.groups[:, 0][:, j])).sum(0)
+        if count.max(initial=0) > 1:
+            k = int(np.argmax(count))
+            raise InputError(f"atoms {i[k]} and {j[k]} are paired by {count[k]} interaction groups, which OpenMM counts "
+                             "as many times: mdjac takes each pair once; give each pair one group")
+        return pairs[count == 1]
+
     def pair_params(self, i, j):
         params = tuple(np.asarray(p, dtype=np.float64) for p in self.pair_parameters(i, j))
         if self.switch is None:
             return params
-        # switch and cutoff travel as per-pair float64 arrays (Python floats in a graph are float32)
-        return params + (np.full(len(i), self.switch), np.full(len(i), self.cutoff))
+        # switch and cutoff travel as 0-d float64 arrays (Python floats in a graph are float32)
+        return params + (np.float64(self.switch), np.float64(self.cutoff))
 
     def radial_energy(self, r, *params):
         """The energy as a function of the distance r (..., M) nm: the radial route of pair terms."""
@@ -124,4 +156,5 @@ class PairFunction(PairTerm):
         return self.function((r,), params[:-2]) * switching_function(r, params[-2], params[-1])
 
     def __repr__(self):
-        return f"{self.name}(cutoff={self.cutoff}, switch={self.switch})"
+        groups = "" if self.groups is None else f", {len(self.groups)} interaction groups"
+        return f"{self.name}(cutoff={self.cutoff}, switch={self.switch}{groups})"

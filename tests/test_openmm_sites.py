@@ -1,0 +1,163 @@
+"""Virtual sites (mdjac.sites) through the OpenMM adapter, against OpenMM's Reference platform:
+energies and the real atoms' forces, and Jacobian columns against central differences of
+OpenMM's forces where a displacement of a real atom moves its sites (Context.computeVirtualSites)."""
+import numpy as np
+import pytest
+
+from openmm_reference import fd_jacobian_columns, openmm, openmm_energy_forces, reference_context
+from openmm import app, unit
+
+import MDAnalysis
+
+from mdjac import InputError, open_trajectory
+from mdjac.io import open_writer
+from mdjac.openmm import adapt
+
+ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL = 1e-8, 1e-8, 1e-6
+
+
+def _parity(system, x, strategies=("replicate",)):
+    """(relative energy error, relative force error on real atoms, {strategy: relative Jacobian error})."""
+    context = reference_context(system, x)
+    e_ref, f_ref = openmm_energy_forces(context, range(32), x)
+    potential = adapt(system)
+    real = np.flatnonzero(~potential.sites.is_site)
+    e, f = potential.energy_and_forces(x)
+    ref = fd_jacobian_columns(context, range(32), x, real)[real]         # (R, 3, R, 3)
+    errors = {}
+    for strategy in strategies:
+        J = potential.force_jacobian(x, strategy=strategy)
+        assert np.array_equal(J.atoms, real)
+        errors[strategy] = float(np.abs(J.to_dense() - ref).max() / np.abs(ref).max())
+    return (abs(e - e_ref) / abs(e_ref), float(np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max()),
+            errors, f)
+
+
+@pytest.fixture(scope="module")
+def every_site():
+    """One molecule of four real atoms and four sites, one of each kind, each in a bond, one in a
+    site-site bond and one in a per-atom term, in a periodic box across its x face: (System, positions nm)."""
+    system = openmm.System()
+    system.setDefaultPeriodicBoxVectors(*(np.diag([1.6] * 3) * unit.nanometer))
+    x = np.array([[1.55, 0.8, 0.8], [1.66, 0.8, 0.81], [1.52, 0.9, 0.8], [1.57, 0.76, 0.9]] + [[0.0] * 3] * 4)
+    for mass in (12.0, 1.0, 14.0, 16.0, 0.0, 0.0, 0.0, 0.0):
+        system.addParticle(mass)
+    system.setVirtualSite(4, openmm.TwoParticleAverageSite(0, 1, 0.3, 0.7))
+    system.setVirtualSite(5, openmm.ThreeParticleAverageSite(0, 2, 3, 0.5, 0.2, 0.3))
+    system.setVirtualSite(6, openmm.OutOfPlaneSite(0, 1, 2, 0.3, -0.4, 5.0))
+    system.setVirtualSite(7, openmm.LocalCoordinatesSite([0, 1, 2, 3], [0.4, 0.2, 0.2, 0.2], [-1.0, 1.0, 0.0, 0.0],
+                                                         [-1.0, 0.0, 0.5, 0.5], openmm.Vec3(0.03, -0.02, 0.04)))
+    bonds = openmm.HarmonicBondForce()
+    for i, j, r0, k in ((0, 1, 0.11, 3e4), (0, 2, 0.1, 3e4), (0, 3, 0.11, 3e4),
+                        (2, 4, 0.09, 2e3), (1, 5, 0.1, 2e3), (3, 6, 0.12, 2e3), (2, 7, 0.08, 2e3)):
+        bonds.addBond(i, j, r0, k)
+    pair = openmm.CustomBondForce("k*(r - r0)^2 + 0.01/r")                 # a term between two nonlinear sites
+    pair.addGlobalParameter("k", 500.0)
+    pair.addGlobalParameter("r0", 0.05)
+    pair.addBond(6, 7, [])
+    external = openmm.CustomExternalForce("c*(x^2 + y*z)")                # a per-atom term on a site
+    external.addGlobalParameter("c", 3.0)
+    external.addParticle(6, [])
+    for force in (bonds, pair, external):
+        system.addForce(force)
+    context = reference_context(system, x)
+    context.computeVirtualSites()
+    placed = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    return system, np.array(placed)
+
+
+@pytest.mark.slow
+def test_every_site_kind_against_openmm(every_site):
+    system, x = every_site
+    e_err, f_err, j_err, f = _parity(system, x)
+    assert e_err < ENERGY_TOL and f_err < FORCE_TOL and j_err["replicate"] < JACOBIAN_TOL
+    assert np.all(f[adapt(system).sites.is_site] == 0)                 # forces are on the real atoms only
+
+
+def test_sites_are_placed_from_their_parents(every_site):
+    """A frame whose sites are stale gets them placed as Context.computeVirtualSites places them."""
+    system, x = every_site
+    potential = adapt(system)
+    stale = x.copy()
+    stale[potential.sites.is_site] += 0.05
+    assert np.allclose(potential.configuration(stale).positions, x, rtol=0, atol=1e-13)
+
+
+def test_sites_across_a_triclinic_box(every_site):
+    """In a triclinic box (OpenMM's reduced form, given to the potential), real atoms moved by lattice
+    vectors: the sites are placed in their first parent's image, where Context.computeVirtualSites
+    placed them on the whole molecule, and energy and forces are OpenMM's of the whole molecule (the
+    minimum image c, b, a)."""
+    system, x = every_site
+    vectors = np.array([[1.6, 0.0, 0.0], [0.5, 1.5, 0.0], [-0.6, 0.4, 1.4]])
+    potential = adapt(system)
+    moved = x.copy()
+    moved[1] += vectors[1] - vectors[2]
+    moved[3] += vectors[0] + vectors[2]
+    moved[potential.sites.is_site] += 0.05                                  # stale sites
+    assert np.allclose(potential.configuration(moved, box=vectors).positions[potential.sites.is_site],
+                       x[potential.sites.is_site], rtol=0, atol=1e-13)
+    real = np.flatnonzero(~potential.sites.is_site)
+    e_ref, f_ref = openmm_energy_forces(reference_context(system, x), range(32), x)
+    e, f = potential.energy_and_forces(moved, box=vectors)
+    assert abs(e - e_ref) / abs(e_ref) < ENERGY_TOL
+    assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
+
+
+@pytest.fixture(scope="module")
+def tip4pew_box():
+    """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), reaction field at 0.55 nm: (System, positions nm).
+
+    Its NonbondedForce alone (the bonded forces touch no site; fewer graphs to compile)."""
+    ff = app.ForceField("amber14/tip4pew.xml")
+    modeller = app.Modeller(app.Topology(), [])
+    modeller.addSolvent(ff, model="tip4pew", boxSize=openmm.Vec3(1.2, 1.2, 1.2) * unit.nanometer)
+    system = ff.createSystem(modeller.topology, nonbondedMethod=app.CutoffPeriodic,
+                             nonbondedCutoff=0.55 * unit.nanometer, rigidWater=False)
+    for k in reversed(range(system.getNumForces())):
+        if not isinstance(system.getForce(k), openmm.NonbondedForce):
+            system.removeForce(k)
+    return system, np.array(modeller.positions.value_in_unit(unit.nanometer))
+
+
+def test_tip4pew_box_against_openmm(tip4pew_box, tmp_path):
+    system, x = tip4pew_box
+    context = reference_context(system, x)
+    e_ref, f_ref = openmm_energy_forces(context, range(32), x)
+    potential = adapt(system)
+    assert len(potential.sites) == system.getNumParticles() // 4
+    real = np.flatnonzero(~potential.sites.is_site)
+    e, f = potential.energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < ENERGY_TOL
+    assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
+    J = potential.force_jacobian(x)
+    columns = [0, 1, 2, 4]                                # the first water's O, H1, H2 and the next O
+    ref = fd_jacobian_columns(context, range(32), x, columns)[real]
+    got = J.to_dense()[:, :, np.searchsorted(real, columns), :]
+    assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    # stored: every particle's position, the Jacobian over the real atoms (read back by MDAnalysis' reader too)
+    path = tmp_path / "tip4pew.h5md"
+    with open_writer(path, potential.n_atoms, masses=potential.masses, periodic=True, forces=True,
+                     jacobian_atoms=potential.jacobian_atoms, dtype=np.float64) as writer:
+        writer.append(0, 0.0, x, box=potential.box, forces=f, jacobian=J)
+    frame = open_trajectory(path)[0]
+    assert np.array_equal(frame.jacobian.atoms, real) and np.array_equal(frame.jacobian.to_bsr().toarray(), J.to_bsr().toarray())
+    universe = MDAnalysis.Universe(str(path))
+    assert universe.atoms.n_atoms == system.getNumParticles()
+    assert np.allclose(universe.trajectory[0].positions, 10 * x)             # MDAnalysis: angstrom
+
+
+def test_site_selection_and_long_range_are_refused(every_site):
+    system, x = every_site
+    potential = adapt(system)
+    with pytest.raises(InputError, match="virtual site"):
+        potential.force_jacobian(x, atoms=[0, 4])
+    force = openmm.NonbondedForce()
+    force.setNonbondedMethod(openmm.NonbondedForce.PME)
+    force.setCutoffDistance(0.7)
+    for i in range(system.getNumParticles()):
+        force.addParticle(0.1 * (-1) ** i, 0.3, 0.0)
+    copy = openmm.XmlSerializer.clone(system)
+    copy.addForce(force)
+    with pytest.raises(InputError, match="virtual sites with a reciprocal-space sum"):
+        adapt(copy)
