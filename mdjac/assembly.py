@@ -23,23 +23,22 @@ mdjac.neighbours returns them. Row r of the pattern holds, in order, the blocks 
 import numba
 import numpy as np
 
+from .neighbours import minimum_image_components
+
 
 @numba.njit(cache=True, nogil=True)
-def pair_displacements(x, pairs, box, d, r):
-    """Fill d (P, 3) with x_j - x_i (minimum image when ``box`` (3,) has positive edges; zeros: open)
-    and r (P,) with |d|, for pairs p = (i, j).
+def pair_displacements(x, pairs, vectors, d, r):
+    """Fill d (P, 3) with x_j - x_i (minimum image, mdjac.space's order c, b, a, along each box
+    vector with a positive diagonal; zeros: open) and r (P,) with |d|, for pairs p = (i, j).
 
-    x: (N, 3) float64 nm; pairs: (P, 2) int64; box: (3,) float64 nm. d (allocated by the caller,
+    x: (N, 3) float64 nm; pairs: (P, 2) int64; vectors: (3, 3) float64 box vectors (rows, nm,
+    reduced lower triangular; diagonal for an orthorhombic box). d (allocated by the caller,
     in the compute dtype) is computed in float64 and rounded once; r is the norm of d as stored,
     in d's dtype, so that d / r is a unit vector in that dtype.
     """
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
-        for c in range(3):
-            e = x[j, c] - x[i, c]
-            if box[c] > 0:
-                e -= box[c] * np.rint(e / box[c])
-            d[p, c] = e
+        d[p, 0], d[p, 1], d[p, 2] = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
         r[p] = np.sqrt(d[p, 0] * d[p, 0] + d[p, 1] * d[p, 1] + d[p, 2] * d[p, 2])
 
 

@@ -56,8 +56,9 @@ def add_system_options(p):
     g.add_argument("--coordinates", default=None, help="the coordinates file (inpcrd, gro, crd, PDB) if not beside it")
     g.add_argument("--parameters", action="append", default=None,
                    help="a CHARMM parameter file (repeat for each) or a GROMACS .mdp, if not beside it")
-    g.add_argument("--box", type=float, nargs=3, default=None, metavar=("LX", "LY", "LZ"),
-                   help="a periodic box (nm) for coordinates without one (a psf's crd)")
+    g.add_argument("--box", type=float, nargs="+", default=None, metavar="NM",
+                   help="a periodic box (nm) for coordinates without one (a psf's crd): 3 edges LX LY LZ, or the "
+                        "9 numbers of a triclinic box's vectors AX 0 0 BX BY 0 CX CY CZ (OpenMM's form)")
 
 
 def system_options(args):

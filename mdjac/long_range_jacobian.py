@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import InputError
 from .longrange.kinds import EWALD_KIND, KIND_SIZES, PME_KIND
-from .space import check_box
+from .space import box_volume, check_box, is_triclinic, reciprocal_vectors
 
 #: largest number of (atom, wave vector) entries one compiled call handles; bounds memory (about 100 MB in float64).
 CHUNK_ENTRIES = 1 << 22
@@ -54,14 +54,17 @@ def wave_numbers(kmax):
 
 
 def wave_vectors(numbers, box):
-    """(K, 3) k vectors (nm^-1) of integer wave numbers (K, 3) in a box of edges (3,) nm: k = 2 pi n / L."""
+    """(K, 3) k vectors (nm^-1) of integer wave numbers (K, 3) in a box, edges (3,) or (3, 3) vectors nm:
+    k = 2 pi n / L, or k = 2 pi sum_d n_d b*_d with b*_d the reciprocal vectors (mdjac.space.reciprocal_vectors)."""
+    if is_triclinic(box):
+        return 2.0 * math.pi * np.asarray(numbers, dtype=np.float64) @ reciprocal_vectors(box).T
     return 2.0 * math.pi * np.asarray(numbers, dtype=np.float64) / np.asarray(box, dtype=np.float64)
 
 
 def reciprocal_weights(kvectors, alpha, box, coulomb_constant):
     """(K,) w_k = (4 pi f / V) exp(-|k|^2 / 4 alpha^2) / |k|^2, kJ mol^-1 e^-2."""
     k2 = np.einsum("ka,ka->k", kvectors, kvectors)
-    volume = float(np.prod(box))
+    volume = box_volume(box)
     return 4.0 * math.pi * coulomb_constant / volume * np.exp(-k2 / (4.0 * alpha * alpha)) / k2
 
 

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .space import minimum_image
+from .space import box_vectors, face_distances, is_triclinic, minimum_image, wrap_positions
 
 
 def pair_keys(i, j, n):
@@ -111,8 +111,12 @@ def is_canonical(pairs):
 def neighbour_pairs(positions, cutoff, box=None):
     """All pairs closer than ``cutoff``.
 
-    positions: (N, 3) nm; cutoff: nm; box: None or (3,) edges nm (cutoff <= L/2, checked by the caller).
+    positions: (N, 3) nm; cutoff: nm; box: None, (3,) edges nm or (3, 3) reduced box vectors
+    (mdjac.space; cutoff <= half the smallest face distance, checked by the caller).
     Returns (P, 2) int64, ``i < j``, sorted row-major: a cell list (:func:`_cell_list_pairs`).
+    A triclinic box is cut into cells along its fractional coordinates, n_k = floor(h_k / cutoff)
+    along axis k (h_k the distance between the faces opposite vector k), so each cell's face
+    distances are at least the cutoff and every pair within it lies in neighbouring cells.
     """
     x = np.ascontiguousarray(positions, dtype=np.float64)
     if len(x) < 2:
@@ -125,26 +129,34 @@ def neighbour_pairs(positions, cutoff, box=None):
         while np.prod(cells.astype(float)) > 8 * len(x) + 1000:   # a sparse cloud: fewer, larger cells
             cells = np.maximum(1, cells // 2)
         edges = np.where(extent > 0, extent, 1.0) / cells
-        periodic = False
+        periodic, where, vectors = False, x, np.zeros((3, 3))
+    elif is_triclinic(box):
+        x, where = wrap_positions(x, box)
+        cells = np.maximum(1, np.floor(face_distances(box) / cutoff)).astype(np.int64)
+        edges = 1.0 / cells
+        periodic, vectors = True, np.ascontiguousarray(box, dtype=np.float64)
     else:
         box = np.asarray(box, dtype=np.float64)
         x = x - box * np.floor(x / box)
         cells = np.maximum(1, np.floor(box / cutoff)).astype(np.int64)
         edges = box / cells
-        periodic = True
-    return _cell_list_pairs(x, float(cutoff), np.zeros(3) if box is None else box, periodic, cells, edges)
+        periodic, where, vectors = True, x, np.diag(box)
+    return _cell_list_pairs(x, np.ascontiguousarray(where), float(cutoff), vectors, periodic, cells, edges)
 
 
 @numba.njit(cache=True, nogil=True)
-def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
+def _cell_list_pairs(x, where, cutoff, vectors, periodic, cells, edges):
     """Pairs i < j with |d| < cutoff, sorted row-major, by a cell list.
 
-    x: (N, 3) float64 in [0, L) (periodic) or [0, extent] (open); cells (3,) int64 cells per
-    edge, each of edge ``edges`` (3,) >= cutoff, so that every pair lies in neighbouring cells.
-    In a periodic box d is the minimum image: the image shift of a neighbouring cell across the
-    boundary when there are 3 cells or more along that edge, and rounding when fewer (then the
-    neighbouring cells repeat, and each is visited once). Each row (the j > i of one i) is sorted
-    by insertion, as its cells hand it out in runs.
+    x: (N, 3) float64 nm, inside the cell (periodic) or in [0, extent] (open); where: (N, 3) the
+    coordinates cells are cut along (x itself, or the fractional coordinates in [0, 1) of a
+    triclinic box); cells (3,) int64 cells per axis, each ``edges`` (3,) long in those coordinates,
+    so that every pair lies in neighbouring cells; vectors (3, 3) the box vectors (rows, nm; zeros
+    when open). In a periodic box d is the minimum image: the image shift (a box vector) of a
+    neighbouring cell across the boundary when there are 3 cells or more along that axis, and
+    rounding (mdjac.space's order: c, b, a) when fewer (then the neighbouring cells repeat, and
+    each is visited once). Each row (the j > i of one i) is sorted by insertion, as its cells hand
+    it out in runs.
     """
     n = x.shape[0]
     ncell = cells[0] * cells[1] * cells[2]
@@ -152,7 +164,7 @@ def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
     for a in range(n):
         c = 0
         for e in range(3):
-            k = min(max(int(x[a, e] / edges[e]), 0), cells[e] - 1)
+            k = min(max(int(where[a, e] / edges[e]), 0), cells[e] - 1)
             c = c * cells[e] + k
         cell[a] = c
     start = np.zeros(ncell + 1, np.int64)          # atoms sorted by cell, by index within a cell
@@ -169,7 +181,7 @@ def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
         xs[t, 0], xs[t, 1], xs[t, 2] = x[a, 0], x[a, 1], x[a, 2]
         fill[cell[a]] += 1
     near = np.empty((3, 3), np.int64)              # distinct neighbouring cells along each edge
-    shift = np.zeros((3, 3))                       # and the image shift (nm) added to x_j - x_i
+    shift = np.zeros((3, 3, 3))                    # and the image shift (nm, a 3-vector) added to x_j - x_i
     count = np.zeros(3, np.int64)
     rounding = np.zeros(3, np.bool_)
     for e in range(3):
@@ -190,10 +202,10 @@ def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
                 if periodic:
                     if k < 0:
                         k += cells[e]
-                        s = -box[e]
+                        s = -1.0
                     elif k >= cells[e]:
                         k -= cells[e]
-                        s = box[e]
+                        s = 1.0
                 elif k < 0 or k >= cells[e]:
                     continue
                 seen = False
@@ -201,7 +213,8 @@ def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
                     seen = seen or near[e, q] == k
                 if not seen:
                     near[e, count[e]] = k
-                    shift[e, count[e]] = 0.0 if rounding[e] else s
+                    for c in range(3):
+                        shift[e, count[e], c] = 0.0 if rounding[e] else s * vectors[e, c]
                     count[e] += 1
         length = 0
         x0, x1, x2 = x[i, 0], x[i, 1], x[i, 2]
@@ -209,7 +222,9 @@ def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
             for q1 in range(count[1]):
                 for q2 in range(count[2]):
                     other = (near[0, q0] * cells[1] + near[1, q1]) * cells[2] + near[2, q2]
-                    s0, s1, s2 = shift[0, q0] - x0, shift[1, q1] - x1, shift[2, q2] - x2
+                    s0 = shift[0, q0, 0] + shift[1, q1, 0] + shift[2, q2, 0] - x0
+                    s1 = shift[0, q0, 1] + shift[1, q1, 1] + shift[2, q2, 1] - x1
+                    s2 = shift[0, q0, 2] + shift[1, q1, 2] + shift[2, q2, 2] - x2
                     if length + start[other + 1] - start[other] > len(row):
                         bigger = np.empty(2 * len(row) + start[other + 1] - start[other], np.int64)
                         bigger[:length] = row[:length]
@@ -217,12 +232,17 @@ def _cell_list_pairs(x, cutoff, box, periodic, cells, edges):
                     for t in range(start[other], start[other + 1]):
                         d0, d1, d2 = xs[t, 0] + s0, xs[t, 1] + s1, xs[t, 2] + s2
                         if any_rounding:
-                            if rounding[0]:
-                                d0 -= box[0] * np.rint(d0 / box[0])
-                            if rounding[1]:
-                                d1 -= box[1] * np.rint(d1 / box[1])
                             if rounding[2]:
-                                d2 -= box[2] * np.rint(d2 / box[2])
+                                w = np.rint(d2 / vectors[2, 2])
+                                d0 -= vectors[2, 0] * w
+                                d1 -= vectors[2, 1] * w
+                                d2 -= vectors[2, 2] * w
+                            if rounding[1]:
+                                w = np.rint(d1 / vectors[1, 1])
+                                d0 -= vectors[1, 0] * w
+                                d1 -= vectors[1, 1] * w
+                            if rounding[0]:
+                                d0 -= vectors[0, 0] * np.rint(d0 / vectors[0, 0])
                         j = atoms[t]
                         row[length] = j                # kept only if it counts (no branch)
                         length += (j > i) & (d0 * d0 + d1 * d1 + d2 * d2 < cut2)
@@ -259,17 +279,31 @@ def ckdtree_pairs(positions, cutoff, box=None):
 
 
 @numba.njit(cache=True, nogil=True)
-def _within(x, pairs, box, cutoff2, keep):
+def minimum_image_components(e0, e1, e2, vectors):
+    """The minimum image (e0, e1, e2) nm of one displacement, compiled: mdjac.space's order c, b, a,
+    along each box vector (rows of ``vectors`` (3, 3) nm, reduced lower triangular; the diagonal of
+    an orthorhombic box) whose diagonal entry is positive (zeros: open, left as it is)."""
+    if vectors[2, 2] > 0:
+        t = np.rint(e2 / vectors[2, 2])
+        e0 -= vectors[2, 0] * t
+        e1 -= vectors[2, 1] * t
+        e2 -= vectors[2, 2] * t
+    if vectors[1, 1] > 0:
+        t = np.rint(e1 / vectors[1, 1])
+        e0 -= vectors[1, 0] * t
+        e1 -= vectors[1, 1] * t
+    if vectors[0, 0] > 0:
+        e0 -= vectors[0, 0] * np.rint(e0 / vectors[0, 0])
+    return e0, e1, e2
+
+
+@numba.njit(cache=True, nogil=True)
+def _within(x, pairs, vectors, cutoff2, keep):
     count = 0
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
-        r2 = 0.0
-        for c in range(3):
-            e = x[j, c] - x[i, c]
-            if box[c] > 0:
-                e -= box[c] * np.rint(e / box[c])
-            r2 += e * e
-        keep[p] = r2 < cutoff2
+        e0, e1, e2 = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
+        keep[p] = e0 * e0 + e1 * e1 + e2 * e2 < cutoff2
         count += keep[p]
     out = np.empty((count, 2), np.int64)
     k = 0
@@ -282,9 +316,9 @@ def _within(x, pairs, box, cutoff2, keep):
 
 def pairs_within(x, pairs, box, cutoff):
     """The pairs (P, 2) int64 closer than ``cutoff`` (nm) at positions x (N, 3) float64 nm, minimum
-    image in ``box`` (None or (3,) nm), in their order, in one compiled pass."""
+    image in ``box`` (None, (3,) or (3, 3) nm), in their order, in one compiled pass."""
     keep = np.empty(len(pairs), dtype=np.bool_)
-    return _within(x, pairs, np.zeros(3) if box is None else np.asarray(box, dtype=np.float64), float(cutoff) ** 2, keep)
+    return _within(x, pairs, np.zeros((3, 3)) if box is None else box_vectors(box), float(cutoff) ** 2, keep)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -329,7 +363,7 @@ class VerletList:
     more than skin/2 since the previous call: frames that close (MD steps) will reuse the list.
     Frames further apart (saved trajectory frames, often) would not reuse it, and a skin would
     only make the search and the list larger, so the rebuild is at the cutoff again. A skin that
-    would take ``cutoff + skin`` over half the smallest box edge is cut down to fit.
+    would take ``cutoff + skin`` over half the smallest box edge (face distance, triclinic) is cut down to fit.
 
     Same contract as :func:`neighbour_pairs`: (P, 2) int64, i < j, sorted row-major. The same
     positions and box again (a frame's forces, then its Jacobian) get the very same array again, so
@@ -345,7 +379,7 @@ class VerletList:
         self.builds = 0
 
     def pairs(self, positions, box=None):
-        """Pairs closer than the cutoff at ``positions`` (N, 3) nm in ``box`` (None or (3,) nm)."""
+        """Pairs closer than the cutoff at ``positions`` (N, 3) nm in ``box`` (None, (3,) or (3, 3) nm)."""
         x = np.asarray(positions, dtype=np.float64)
         if (self._last is not None and self._previous.shape == x.shape and np.array_equal(x, self._previous)
                 and (box is None) == (self._last_box is None) and (box is None or np.array_equal(box, self._last_box))):
@@ -353,7 +387,7 @@ class VerletList:
         if not self._valid(x, box):
             skin = 0.0
             if self._close_to_previous(x, box):
-                skin = self.skin if box is None else max(0.0, min(self.skin, 0.5 * float(np.min(box)) - self.cutoff))
+                skin = self.skin if box is None else max(0.0, min(self.skin, 0.5 * float(np.min(face_distances(box))) - self.cutoff))
             self._candidates = neighbour_pairs(x, self.cutoff + skin, box)
             self._reference, self._box, self.skin_used = x.copy(), None if box is None else np.array(box), skin
             self.builds += 1

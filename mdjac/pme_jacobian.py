@@ -16,7 +16,7 @@ The first is dense (every pair of atoms) but a product of sparse stencils and on
   (n, 3, 5) come from MindSpore's AD (mdjac.longrange.splines.spline_derivatives): given by the term
   that made the part, or computed on first use through a hook that imports the kernel only then
   (as ReciprocalJacobian's factors, mdjac.long_range_jacobian), so reading a file needs no MindSpore;
-* the mesh's recipe: grid (3,), alpha nm^-1, box edges (3,) nm, Coulomb constant, from which the
+* the mesh's recipe: grid (3,), alpha nm^-1, the box ((3,) edges or (3, 3) vectors nm), Coulomb constant, from which the
   influence function is rebuilt exactly (mdjac.longrange.pme_grid.influence_function).
 
 It follows the protocol of a long-range part documented in mdjac.long_range_jacobian
@@ -38,7 +38,7 @@ from .space import check_box
 class PMEJacobian:
     """The mesh part of a PME force Jacobian on n atoms, -q_i q_j G D_i^T Phi D_j G^T (module docstring).
 
-    positions: (n, 3) nm; charges: (n,) e; grid: (3,) int; alpha: nm^-1; box: (3,) nm;
+    positions: (n, 3) nm; charges: (n,) e; grid: (3,) int; alpha: nm^-1; box: (3,) edges or (3, 3) vectors nm;
     coulomb_constant: kJ mol^-1 nm e^-2; dtype: the compute dtype (the stencils are kept in it;
     grids and sums run in float64). derivatives: None, or the stencil weights' derivatives dw/du
     (n, 3, 5) in dtype (by AD) if known; derivatives_of: None (mdjac.longrange.splines.spline_derivatives,

@@ -24,7 +24,8 @@ SKIN = 0.1
 
 
 class Configuration:
-    """One validated configuration: positions (N, 3) float64 nm, box None or (3,) nm, compute dtype.
+    """One validated configuration: positions (N, 3) float64 nm, box None, (3,) edges or (3, 3) reduced
+    box vectors nm (mdjac.space), compute dtype.
 
     What terms see (``Term.instances(config)``). Neighbour pairs are found once per cutoff and
     shared by every term that asks, from the potential's Verlet lists (``verlet``: cutoff ->
@@ -85,9 +86,10 @@ class TermGroup:
 
 
 class Potential:
-    """A sum of force-field terms, with an optional orthorhombic periodic box.
+    """A sum of force-field terms, with an optional periodic box, rectangular or triclinic.
 
-    terms: list of mdjac.terms.Term. box: None or (3,) edges in nm. n_atoms: inferred from the
+    terms: list of mdjac.terms.Term. box: None, (3,) edges in nm, or (3, 3) box vectors (rows a, b,
+    c in nm; a along x, b in the xy plane: reduced to OpenMM's form by mdjac.space.check_box). n_atoms: inferred from the
     terms' per-atom tables (or their largest index) if not given. sites: None or
     mdjac.sites.VirtualSites: particles placed from their parents in every configuration; the
     potential is then a function of the real atoms, and force_jacobian is over them (its ``atoms``).
@@ -160,7 +162,7 @@ class Potential:
             for t in self.terms:
                 check_cutoff(t.cutoff, b)
         if self.long_range_terms and b is None:
-            raise InputError("the potential has a long-range term (a reciprocal sum) but no periodic box: give the box edges in nm")
+            raise InputError("the potential has a long-range term (a reciprocal sum) but no periodic box: give the box in nm")
         if self.sites is not None:
             x = self.sites.place(x, b)
         return Configuration(x, b, dtype, self._verlet)

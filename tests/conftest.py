@@ -153,6 +153,22 @@ def solvated_peptide(amber14):
     return solvated(amber14, *peptide(), padding=0.9)
 
 
+@pytest.fixture(scope="session")
+def peptide_in_octahedron(amber14):
+    """Alanine dipeptide in a truncated octahedron of TIP3P (Modeller, 3.44 nm box vectors, 2,947 atoms;
+    above the size where OpenMM's Reference platform misses pairs): (topology, positions nm, box (3, 3) nm)."""
+    from openmm_reference import peptide, solvated_in
+    return solvated_in(amber14, *peptide(), "octahedron", padding=1.72)
+
+
+@pytest.fixture(scope="session")
+def peptide_in_dodecahedron(amber14):
+    """Alanine dipeptide in a rhombic dodecahedron of TIP3P (Modeller, 2.64 nm box vectors, 1,195 atoms):
+    (topology, positions nm, box (3, 3) nm)."""
+    from openmm_reference import peptide, solvated_in
+    return solvated_in(amber14, *peptide(), "dodecahedron", padding=1.32)
+
+
 def pytest_terminal_summary(terminalreporter):
     """How many of this process's compiled graphs came from the store (mdjac.compile_cache)."""
     from mdjac import compile_cache

@@ -105,6 +105,25 @@ def solvated(forcefield, topology, positions, padding, model="tip3p"):
     return modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), box
 
 
+def solvated_in(forcefield, topology, positions, shape, padding, model="tip3p"):
+    """Modeller.addSolvent in a box of ``shape`` ('octahedron', 'dodecahedron'): (topology, positions nm,
+    box vectors (3, 3) nm, rows, OpenMM's reduced form)."""
+    modeller = app.Modeller(topology, positions * unit.nanometer)
+    modeller.addSolvent(forcefield, model=model, padding=padding * unit.nanometer, boxShape=shape)
+    box = np.array(modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer))
+    return modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), box
+
+
+def jacobian_columns(jacobian, atoms):
+    """(N, 3, len(atoms), 3): the Jacobian's columns of ``atoms`` through its matvec (long-range part included),
+    shaped as :func:`fd_jacobian_columns`."""
+    n = jacobian.n
+    columns = np.array([3 * a + b for a in atoms for b in range(3)])
+    units = np.zeros((3 * n, len(columns)))
+    units[columns, np.arange(len(columns))] = 1.0
+    return jacobian.matvec(units).reshape(n, 3, len(atoms), 3)
+
+
 def openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions=(), method="Ewald", configure=None):
     """An OpenMM Reference context (double precision) of NonbondedForce.Ewald (or ``method``): charges only
     (epsilon 0). configure: None, or a function called on the NonbondedForce before the context is made."""

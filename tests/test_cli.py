@@ -310,3 +310,52 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(mdjac.jobs.md, "_run_md", lambda *args: md_runs.append(args))
     code, _, err = run(["run", "-o", out], capsys)      # exists: refused before any MD
     assert code == 2 and "--overwrite" in err and len(calls) == 1 and not md_runs
+
+
+def test_compute_npt_trajectory_in_a_triclinic_box_frame_by_frame(tmp_path, capsys):
+    """A DCD of NPT frames in a rhombic dodecahedron (each frame its own box, written and read by
+    MDAnalysis): mdjac compute stores each frame's box as vectors, and its forces and Jacobian equal
+    those computed frame by frame in that frame's box."""
+    import json
+    import MDAnalysis as mda
+    from mdjac.catalogue import load_system
+    from mdjac.space import check_box
+    d = 2.2
+    box = np.array([[d, 0, 0], [0, d, 0], [d / 2, d / 2, np.sqrt(2) * d / 2]])
+    fractions = (np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 3) + 0.5) / 4
+    np.savez(tmp_path / "dodec.npz", positions=fractions @ box, types=np.zeros(N, int))
+    spec = {"engine": "mdjac", "coordinates": "dodec.npz", "box": box.tolist(),
+            "atom_types": [{"name": "Ar", "mass": 39.948}],
+            "terms": [{"term": "LennardJones", "sigma": [0.3405], "epsilon": [0.99774], "types": "@types", "cutoff": 0.7}]}
+    (tmp_path / "dodec.json").write_text(json.dumps(spec))
+    rng = np.random.default_rng(3)
+    u = mda.Universe.empty(N, trajectory=True)
+    boxes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with mda.Writer(str(tmp_path / "npt.dcd"), N) as w:
+            for k in range(3):
+                frame_box = box * (1 + 0.03 * k)
+                u.atoms.positions = 10 * ((fractions + rng.normal(scale=0.004, size=fractions.shape)) @ frame_box)
+                a, b, c = frame_box
+                lengths = np.linalg.norm(frame_box, axis=1)
+                angles = np.degrees(np.arccos([b @ c / lengths[1] / lengths[2], a @ c / lengths[0] / lengths[2],
+                                               a @ b / lengths[0] / lengths[1]]))
+                u.dimensions = [*(10 * lengths), *angles]
+                w.write(u)
+                boxes.append(frame_box)
+    code, _, err = run(["compute", tmp_path / "npt.dcd", "--system", tmp_path / "dodec.json", "-o", tmp_path / "o.h5md",
+                        "--float64", "--quiet"], capsys)
+    assert code == 0, err
+    system = load_system(str(tmp_path / "dodec.json"))
+    assert system.box.shape == (3, 3)
+    with open_trajectory(str(tmp_path / "npt.dcd")) as inp, open_trajectory(str(tmp_path / "o.h5md")) as out:
+        for k in range(3):
+            x, frame_box = inp.coordinates(k)
+            np.testing.assert_allclose(frame_box, check_box(boxes[k]), atol=2e-6)      # DCD keeps float32 cells
+            stored = out[k]
+            np.testing.assert_array_equal(stored.box, frame_box)
+            np.testing.assert_allclose(stored.forces, system.potential.forces(x, box=frame_box), rtol=0, atol=1e-9)
+            want = system.potential.force_jacobian(x, box=frame_box).to_dense()
+            np.testing.assert_allclose(stored.jacobian.to_dense(), want, rtol=0, atol=1e-9 * np.abs(want).max())
+        assert not np.allclose(out[0].box, out[2].box)

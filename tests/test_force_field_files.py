@@ -137,6 +137,33 @@ def test_the_chosen_electrostatics_are_the_stated_ones(trimmed, kind, options, m
     assert np.abs(f - f_ref).max() <= 1e-10 * np.abs(f_ref).max()
 
 
+def test_a_triclinic_box_given_to_a_psf(trimmed):
+    """box= as nine numbers (--box AX 0 0 BX BY 0 CX CY CZ): a psf's crd in a truncated octahedron gets
+    PME in that box, the System OpenMM's own psf reader builds for the cell given by its lengths and
+    angles (70.53, 109.47, 70.53 degrees); a cutoff over half its smallest face distance is refused."""
+    d = 4.5
+    vectors = np.array([[d, 0, 0], [d / 3, 2 * np.sqrt(2) * d / 3, 0], [-d / 3, np.sqrt(2) * d / 3, np.sqrt(6) * d / 3]])
+    system, x, box = loaded_openmm_system(trimmed / "a.psf", box=vectors.ravel().tolist())
+    np.testing.assert_allclose(box, vectors, rtol=0, atol=1e-12)
+    psf = app.CharmmPsfFile(str(trimmed / "a.psf"))
+    third = np.degrees(np.arccos(1 / 3))
+    psf.setBox(d * unit.nanometer, d * unit.nanometer, d * unit.nanometer, third * unit.degree,
+               (180 - third) * unit.degree, third * unit.degree)
+    reference = psf.createSystem(app.CharmmParameterSet(str(trimmed / "a.rtf"), str(trimmed / "a.par")),
+                                 nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer, ewaldErrorTolerance=5e-4,
+                                 constraints=None, rigidWater=False, flexibleConstraints=False)
+    reference.setDefaultPeriodicBoxVectors(*(openmm.Vec3(*v) for v in vectors) * unit.nanometer)
+    e, f = openmm_energy_forces(reference_context(system, x), set(range(32)))
+    e_ref, f_ref = openmm_energy_forces(reference_context(reference, x), set(range(32)))
+    assert abs(e - e_ref) <= 1e-10 * abs(e_ref)
+    assert np.abs(f - f_ref).max() <= 1e-10 * np.abs(f_ref).max()
+    loaded = mdjac.load_system(str(trimmed / "a.psf"), box=vectors.ravel().tolist())
+    assert "triclinic box" in loaded.description and "PME, cutoff 0.9 nm" in loaded.description
+    np.testing.assert_allclose(loaded.potential.box, vectors, rtol=0, atol=1e-12)
+    with pytest.raises(mdjac.InputError, match=r"over half the shortest distance between opposite faces .* \(0\.816"):
+        loaded_openmm_system(trimmed / "a.psf", box=(vectors * 2.0 / d).ravel().tolist(), cutoff=0.9)
+
+
 def test_top_follows_its_mdp(trimmed, tmp_path):
     """A .gro's box is not periodic when the .mdp beside the top says pbc = no; its coulombtype, rcoulomb
     and ewald-rtol are taken otherwise."""
@@ -222,6 +249,7 @@ REFUSALS = [
     (["modes", GBSA, "--nonbonded", "pme"], "--nonbonded pme needs a periodic box"),
     (["modes", EXPLICIT, "--cutoff", "2.0"], "cutoff 2 nm is over half the shortest box edge"),
     (["modes", EXPLICIT, "--ewald-tolerance", "0"], "Ewald tolerance 0.0: give a number above 0"),
+    (["modes", EXPLICIT, "--box", "3", "3"], "give three positive edges in nm (a rectangular box), or nine numbers"),
     (["modes", ADK_PSF, "--coordinates", ADK_CRD], "no CHARMM parameter files"),
     (["modes", BAD_TOP], "needs a .gro file beside it"),
     (["modes", BAD_TOP, "--coordinates", ADK_CRD], "OpenMM could not read it"),

@@ -264,6 +264,42 @@ def test_mdanalysis_reads_every_frame(tmp_path, periodic):
             assert ts.dimensions is None
 
 
+def cell_of(vectors):
+    """Lengths (3,) and angles alpha, beta, gamma (3,) in degrees of box vectors (rows)."""
+    a, b, c = vectors
+    lengths = np.linalg.norm(vectors, axis=1)
+    cosines = [b @ c / (lengths[1] * lengths[2]), a @ c / (lengths[0] * lengths[2]), a @ b / (lengths[0] * lengths[1])]
+    return lengths, np.degrees(np.arccos(cosines))
+
+
+def test_triclinic_boxes_are_h5md_edges_matrices_that_mdanalysis_reads(tmp_path):
+    """NPT frames in a truncated octahedron: each box stored as H5MD's (3, 3) edges matrix (rows the
+    vectors), read back by mdjac and by MDAnalysis (lengths and angles of the vectors); a rectangular
+    file refuses a triclinic frame."""
+    import MDAnalysis as mda
+    d = 2.0
+    octahedron = np.array([[d, 0, 0], [d / 3, 2 * np.sqrt(2) * d / 3, 0], [-d / 3, np.sqrt(2) * d / 3, np.sqrt(6) * d / 3]])
+    frames = random_frames(3)
+    for k, frame in enumerate(frames):
+        frame["box"] = octahedron * (1 + 0.02 * k)
+    write(tmp_path / "t.h5md", frames, triclinic=True)
+    with h5py.File(tmp_path / "t.h5md", "r") as f:
+        stored = f["particles/trajectory/box/edges/value"][()]
+    assert stored.shape == (3, 3, 3)
+    with open_trajectory(str(tmp_path / "t.h5md")) as traj:
+        for k in range(3):
+            np.testing.assert_allclose(traj[k].box, frames[k]["box"], rtol=1e-6, atol=1e-7)
+    write_pdb(tmp_path / "top.pdb", N)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        u = mda.Universe(str(tmp_path / "top.pdb"), str(tmp_path / "t.h5md"))
+    for ts, frame in zip(u.trajectory, frames):
+        lengths, angles = cell_of(frame["box"])
+        np.testing.assert_allclose(ts.dimensions, [*(10 * lengths), *angles], rtol=1e-5)
+    with pytest.raises(InputError, match="triclinic"):
+        write(tmp_path / "rect.h5md", frames[:1])
+
+
 def test_pyh5md_reads(tmp_path):
     import pyh5md
     frames = random_frames(3)

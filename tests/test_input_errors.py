@@ -116,7 +116,21 @@ def test_nonpositive_box(box):
 def test_bad_box_shapes():
     bond = terms.HarmonicBond([[0, 1]], 1.0, 0.1)
     raises(lambda: mdjac.Potential([bond], box=[2.0, 2.0]), "box", "shape")
-    raises(lambda: mdjac.Potential([bond], box=[[2, 0.1, 0], [0, 2, 0], [0, 0, 2]]), "orthorhombic")
+    raises(lambda: mdjac.Potential([bond], box=[[2, 0.1, 0], [0, 2, 0], [0, 0, 2]]), "OpenMM's form", "rotate")
+    raises(lambda: mdjac.Potential([bond], box=[[2, 0, 0], [0.5, -2, 0], [0, 0, 2]]), "b_y", "positive")
+    raises(lambda: mdjac.Potential([bond], box=[[2, 0, 0], [0.5, 2, 0], [0, np.nan, 2]]), "finite")
+
+
+def test_cutoff_over_half_the_smallest_face_distance_of_a_triclinic_box():
+    """A truncated octahedron of 3 nm vectors: faces 2.449 nm apart (sqrt(2/3) of 3), so 1.2247 nm is the
+    longest cutoff; the message gives the three face distances."""
+    from mdjac.space import check_cutoff
+    d = 3.0
+    box = [[d, 0, 0], [d / 3, 2 * np.sqrt(2) * d / 3, 0], [-d / 3, np.sqrt(2) * d / 3, np.sqrt(6) * d / 3]]
+    half = 0.5 * np.sqrt(2.0 / 3.0) * d
+    check_cutoff(half * (1 - 1e-12), np.array(box))
+    raises(lambda: mdjac.Potential([terms.LennardJones([0.3], [0.5], [0, 0, 0], cutoff=1.23)], box=box),
+           "1.23 nm", "opposite faces", "2.44949", "<= 1.22474")
 
 
 def test_box_override_checked(pot):

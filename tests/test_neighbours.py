@@ -152,3 +152,75 @@ def test_cell_list_with_few_cells_or_a_sparse_cloud(box):
     assert_same(nl, vs)
     if box is None:
         assert [7, 8] in nl.tolist()
+
+
+# ----------------------------------------------------------------------------- triclinic boxes
+def image_pairs(x, cutoff, vectors, reach=2):
+    """Reference for a triclinic box: the shortest of the images n_a a + n_b b + n_c c, |n| <= reach,
+    for every pair, after moving it into the cell (no rounding, no reduced form used), in canonical order."""
+    i, j = np.triu_indices(len(x), k=1)
+    d = x[j] - x[i]
+    d -= np.floor(d @ np.linalg.inv(vectors)) @ vectors
+    shifts = np.array(list(np.ndindex(*(2 * reach + 1,) * 3))) - reach
+    images = (shifts @ vectors)[None, :, :] + d[:, None, :]          # (P, S, 3)
+    r = np.sqrt(np.min(np.einsum("psk,psk->ps", images, images), axis=1))
+    keep = r < cutoff
+    return _canonical(i[keep], j[keep]) if keep.any() else np.zeros((0, 2), dtype=np.int64)
+
+
+def vesin_triclinic_pairs(x, cutoff, vectors):
+    """vesin's cell list on the triclinic box (rows a, b, c), in canonical order."""
+    import vesin
+    i, j = vesin.NeighborList(cutoff=float(cutoff), full_list=False).compute(
+        points=np.asarray(x, dtype=np.float64), box=np.asarray(vectors, dtype=np.float64), periodic=True, quantities="ij")
+    return _canonical(i, j) if len(i) else np.zeros((0, 2), dtype=np.int64)
+
+
+@st.composite
+def triclinic_systems(draw):
+    """A random reduced triclinic box (tilts anywhere in OpenMM's ranges, the edges of them included),
+    atoms up to a box outside it, a cutoff up to half the smallest face distance."""
+    from mdjac.space import box_vectors, check_box, face_distances
+    edges = [draw(st.floats(1.0, 4.0)) for _ in range(3)]
+    tilt = st.one_of(st.floats(-0.5, 0.5), st.sampled_from([-0.5, 0.5, 0.0]))
+    bx, cx, cy = draw(tilt) * edges[0], draw(tilt) * edges[0], draw(tilt) * edges[1]
+    box = check_box([[edges[0], 0, 0], [bx, edges[1], 0], [cx, cy, edges[2]]])   # (3,) edges if no tilt
+    vectors = box_vectors(box)
+    n = draw(st.integers(2, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    x = rng.uniform(-1.0, 2.0, (n, 3)) @ vectors
+    cutoff = draw(st.floats(0.05, 0.5)) * float(np.min(face_distances(box)))
+    if draw(st.booleans()):  # a pair just inside the cutoff, across a boundary
+        d = rng.normal(size=3)
+        x[1] = x[0] + (cutoff * (1 - 1e-7)) * d / np.linalg.norm(d) + vectors[draw(st.integers(0, 2))]
+    return x, cutoff, box
+
+
+@settings(max_examples=60, deadline=None)
+@given(triclinic_systems())
+def test_property_triclinic_cell_list_equals_explicit_images(system):
+    """No pair lost or doubled: the cell list on fractional coordinates equals the shortest explicit
+    image of every pair, brute force through mdjac.space's minimum image, and vesin."""
+    from mdjac.space import box_vectors
+    x, cutoff, box = system
+    nl = neighbour_pairs(x, cutoff, box)
+    assert_same(nl, image_pairs(x, cutoff, box_vectors(box)))
+    assert_same(nl, brute_force_pairs(x, cutoff, box))
+    assert_same(nl, vesin_triclinic_pairs(x, cutoff, box_vectors(box)))
+
+
+@pytest.mark.parametrize("shape", ["octahedron", "dodecahedron", "sheared"])
+def test_triclinic_dense_systems_match_explicit_images(shape):
+    """Many pairs, many cells (and along some axes 1 or 2): octahedron, dodecahedron, a box sheared to its limits."""
+    from mdjac.space import check_box
+    d = 3.0
+    vectors = {"octahedron": [[d, 0, 0], [d / 3, 2 * np.sqrt(2) * d / 3, 0], [-d / 3, np.sqrt(2) * d / 3, np.sqrt(6) * d / 3]],
+               "dodecahedron": [[d, 0, 0], [0, d, 0], [d / 2, d / 2, np.sqrt(2) * d / 2]],
+               "sheared": [[d, 0, 0], [d / 2, 1.9, 0], [-d / 2, 0.95, 4.1]]}[shape]
+    vectors = check_box(vectors)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-0.5, 1.5, (250, 3)) @ vectors
+    for cutoff in (0.45, 0.9):
+        nl = neighbour_pairs(x, cutoff, vectors)
+        assert len(nl) > 300
+        assert_same(nl, image_pairs(x, cutoff, vectors))

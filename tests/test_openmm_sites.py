@@ -83,6 +83,27 @@ def test_sites_are_placed_from_their_parents(every_site):
     assert np.allclose(potential.configuration(stale).positions, x, rtol=0, atol=1e-13)
 
 
+def test_sites_across_a_triclinic_box(every_site):
+    """In a triclinic box (OpenMM's reduced form, given to the potential), real atoms moved by lattice
+    vectors: the sites are placed in their first parent's image, where Context.computeVirtualSites
+    placed them on the whole molecule, and energy and forces are OpenMM's of the whole molecule (the
+    minimum image c, b, a)."""
+    system, x = every_site
+    vectors = np.array([[1.6, 0.0, 0.0], [0.5, 1.5, 0.0], [-0.6, 0.4, 1.4]])
+    potential = adapt(system)
+    moved = x.copy()
+    moved[1] += vectors[1] - vectors[2]
+    moved[3] += vectors[0] + vectors[2]
+    moved[potential.sites.is_site] += 0.05                                  # stale sites
+    assert np.allclose(potential.configuration(moved, box=vectors).positions[potential.sites.is_site],
+                       x[potential.sites.is_site], rtol=0, atol=1e-13)
+    real = np.flatnonzero(~potential.sites.is_site)
+    e_ref, f_ref = openmm_energy_forces(reference_context(system, x), range(32), x)
+    e, f = potential.energy_and_forces(moved, box=vectors)
+    assert abs(e - e_ref) / abs(e_ref) < ENERGY_TOL
+    assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
+
+
 @pytest.fixture(scope="module")
 def tip4pew_box():
     """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), reaction field at 0.55 nm: (System, positions nm).

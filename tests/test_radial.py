@@ -9,7 +9,7 @@
   and ``add_symmetric_blocks`` against ``assemble_blocks`` (a full sort) and the formula written out;
 * ``assembly.merge_pair_keys`` + ``assembly.jacobian_rows`` (radial pairs and other terms' blocks
   merged into one pattern before it is written) against ``assemble_blocks``;
-* ``VerletList`` against brute force along a random walk, periodic and open; ``pairs_within`` and
+* ``VerletList`` against brute force along a random walk, open, rectangular and triclinic; ``pairs_within`` and
   ``pairs_without`` against brute force and ``excluded_mask``; pair terms' kept instances against
   a fresh potential along a walk.
 """
@@ -24,6 +24,9 @@ from mdjac.strategies.replicate import canonical_pairs
 from mdjac.neighbours import VerletList, brute_force_pairs, excluded_mask, pair_keys, pairs_within, pairs_without
 
 from helpers import both_routes
+
+#: A triclinic box in OpenMM's reduced form (rows a, b, c, nm), its faces 1.87 to 2.0 nm apart.
+SHEARED = np.array([[2.4, 0.0, 0.0], [0.8, 2.2, 0.0], [-1.1, 0.9, 2.0]])
 
 
 def liquid(n=160, density=60.0, cutoff=0.55, seed=3):
@@ -105,7 +108,7 @@ def test_radial_rows_equal_full_sort_and_formula(dtype):
     np.testing.assert_allclose(B, ref[2], rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4])])
+@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4]), SHEARED], ids=["open", "rectangular", "triclinic"])
 def test_verlet_list_equals_brute_force_along_a_walk(box):
     rng = np.random.default_rng(11)
     x = rng.uniform(0, 2.0, (300, 3))
@@ -176,7 +179,7 @@ def test_merged_pattern_equals_full_sort():
     np.testing.assert_allclose(rowsum, radial_sum, rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4])])
+@pytest.mark.parametrize("box", [None, np.array([2.0, 2.2, 2.4]), SHEARED], ids=["open", "rectangular", "triclinic"])
 def test_pairs_within_and_without(box):
     rng = np.random.default_rng(4)
     x = rng.uniform(0, 2.0, (200, 3))

@@ -178,6 +178,9 @@ BAD_SYSTEM_FILES = {
     "not an object": (lambda s: None, ("JSON object",)),
     "coordinates a number": (lambda s: s.update(coordinates=3), ("'coordinates' is 3; give a string",)),
     "name a list": (lambda s: s.update(name=["tiny"]), ("'name' is ['tiny']; give a string",)),
+    "box not in OpenMM's form": (lambda s: s.update(box=[[1.5, 0.2, 0], [0, 1.5, 0], [0, 0, 1.5]]),
+                                 ("box", "OpenMM's form", "3 box vectors")),
+    "box a word": (lambda s: s.update(box="big"), ("box", "big", "3 edges or 3 box vectors")),
 }
 
 

@@ -118,7 +118,7 @@ def load_system(name_or_path=DEFAULT_SYSTEM, **options):
     ``options`` (force-field files only; None: the file's default): ``nonbonded`` ('pme', 'ewald',
     'reaction-field', 'cutoff' or 'none'), ``cutoff`` (nm), ``ewald_tolerance``, ``coordinates``
     (a coordinates file not beside it), ``parameters`` (CHARMM parameter files, a GROMACS .mdp),
-    ``box`` ((3,) nm, for coordinates without one); see :mod:`mdjac.openmm.files`.
+    ``box`` ((3,) edges or (3, 3) box vectors nm, for coordinates without one); see :mod:`mdjac.openmm.files`.
     """
     for engine in FILE_ENGINES.values():
         if engine.matches(name_or_path):

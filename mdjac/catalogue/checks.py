@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, finite_numbers
+from ..space import box_from_cell, check_box
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ def read_pdb(path):
     Returns
     -------
     positions : (N, 3) nm.  names : (N,) atom names.  resnames : (N,) residue names.
-    box : None or (3,) nm (from CRYST1).
+    box : None, (3,) nm or (3, 3) box vectors nm (from CRYST1: lengths and angles, mdjac.space.box_from_cell).
     """
     xyz, names, resnames, box = [], [], [], None
     with open(path) as f:
@@ -95,7 +96,9 @@ def read_pdb(path):
                 names.append(line[12:16].strip())
                 resnames.append(line[17:20].strip())
             elif line.startswith("CRYST1"):
-                box = 0.1 * np.array([float(line[6:15]), float(line[15:24]), float(line[24:33])])
+                lengths = 0.1 * np.array([float(line[6:15]), float(line[15:24]), float(line[24:33])])
+                angles = [float(line[33:40] or 90), float(line[40:47] or 90), float(line[47:54] or 90)]
+                box = box_from_cell(lengths, angles)
     if not xyz:
         raise InputError(f"{path} holds no ATOM records: give a PDB file with coordinates")
     return 0.1 * np.array(xyz), np.array(names), np.array(resnames), box
@@ -106,7 +109,7 @@ def read_coordinates(path):
 
     Returns
     -------
-    dict with 'positions' (N, 3) nm, 'box' None or (3,) nm, 'names' (N,) or None, and any other
+    dict with 'positions' (N, 3) nm, 'box' None, (3,) or (3, 3) nm, 'names' (N,) or None, and any other
     arrays of an npz file (e.g. 'types').
     """
     path = Path(path)
@@ -128,12 +131,18 @@ def read_coordinates(path):
 
 def file_positions(spec, path):
     """The checked coordinates of a system file: (coordinates dict of :func:`read_coordinates`,
-    positions (N, 3) nm float64, box None or (3,) nm float64)."""
+    positions (N, 3) nm float64, box None, (3,) edges or (3, 3) reduced box vectors nm float64).
+    The file's own ``box`` (3 edges or 3 box vectors, nm), if it has one, replaces the coordinates'."""
     coords = read_coordinates(path.parent / spec["coordinates"])
     x = finite_numbers(coords["positions"], f"{path}: the coordinates' positions")
     if x.ndim != 2 or x.shape[1] != 3:
         raise InputError(f"{path}: the coordinates' positions have shape {x.shape}; give (N, 3) in nm")
-    box = None if coords["box"] is None else np.asarray(coords["box"], dtype=np.float64).reshape(3)
+    box = spec["box"] if spec.get("box") is not None else coords["box"]
+    if box is not None:
+        try:
+            box = check_box(np.asarray(box, dtype=np.float64).reshape((3, 3) if np.size(box) == 9 else (-1,)))
+        except (InputError, TypeError, ValueError) as err:
+            raise InputError(f"{path}: its box: {err}; give 3 edges or 3 box vectors [[ax, 0, 0], [bx, by, 0], [cx, cy, cz]] in nm") from None
     return coords, x, box
 
 

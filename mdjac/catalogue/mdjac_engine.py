@@ -3,7 +3,8 @@
 Fields: ``coordinates`` (an npz or PDB file beside it), ``atom_types`` (a list of
 {"name", "mass"}, masses > 0 amu), ``terms``: objects such as ``{"term": "LennardJones", "sigma":
 [...], "types": "@types", "cutoff": 0.85}``, where a string ``"@key"`` stands for the array ``key``
-of the coordinates file. Each entry is checked against its term's parameters, and their values by
+of the coordinates file. Optional ``box``: 3 edges, or 3 box vectors [[ax, 0, 0], [bx, by, 0],
+[cx, cy, cz]] (a triclinic box, OpenMM's form), in nm, in place of the coordinates file's. Each entry is checked against its term's parameters, and their values by
 the term itself, when the potential is built.
 """
 import inspect
@@ -17,7 +18,7 @@ from .system import System
 
 ENGINE = "mdjac"
 REQUIRED_FIELDS = ("coordinates", "atom_types", "terms")
-OPTIONAL_FIELDS = ("name", "description")
+OPTIONAL_FIELDS = ("name", "description", "box")
 
 
 @dataclass

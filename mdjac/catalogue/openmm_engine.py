@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InputError
 from .system import System
 
@@ -100,7 +102,7 @@ def _recorded(options):
         elif key == "parameters":
             value = [os.path.abspath(p) for p in ([value] if isinstance(value, (str, os.PathLike)) else value)]
         elif key == "box":
-            value = [float(e) for e in value]
+            value = [float(e) for e in np.ravel(value)]
         out[key] = value
     return out
 

@@ -22,7 +22,7 @@ class System:
     name, description : str.
     positions : (N, 3) nm, float64.
     masses : (N,) amu.
-    box : None or (3,) nm (orthorhombic edges).
+    box : None, (3,) nm (orthorhombic edges) or (3, 3) nm (triclinic box vectors, mdjac.space).
     names : (N,) atom names.
     path : Path, the file the system was read from.
     spec : dict, the system file's contents (an engine's settings: ``cutoff``, ``md``, ...).

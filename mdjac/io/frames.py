@@ -17,7 +17,7 @@ class Frame:
     """One frame of a trajectory, in mdjac's units.
 
     step : int, MD step.  time : float, ps.
-    positions : (N, 3) nm.  box : (3,) orthorhombic edges in nm, or None (not periodic).
+    positions : (N, 3) nm.  box : (3,) orthorhombic edges in nm, (3, 3) triclinic box vectors (rows, nm), or None (not periodic).
     forces : (N, 3) kJ mol^-1 nm^-1, or None.  jacobian : ForceJacobian, or None.
     """
     step: int

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import journal
 from ..errors import InputError, os_error_reason
+from ..space import check_box
 from ..jacobian import ForceJacobian, rows_of
 from ..long_range_jacobian import rebuild
 from .frames import Frame, FrameSequence
@@ -123,15 +124,17 @@ class H5MDTrajectory(FrameSequence):
         return self._n
 
     def _box(self, i):
-        """(3,) nm or None; a (3, 3) matrix box is accepted only if diagonal."""
+        """(3,) nm, or None; a (3, 3) box (H5MD's triclinic edges, rows the box vectors) as
+        mdjac.space.check_box makes it: (3,) if diagonal, else reduced (3, 3) nm."""
         if not self.periodic:
             return None
         edges = self._edges[()] if isinstance(self._edges, h5py.Dataset) else self._edges["value"][i]
         edges = np.asarray(edges, dtype=np.float64) * self._box_factor
         if edges.shape == (3, 3):
-            if np.any(edges != np.diag(np.diag(edges))):
-                raise InputError(f"{self.path}: frame {i} has a triclinic box; mdjac supports orthorhombic boxes only")
-            edges = np.diag(edges).copy()
+            try:
+                return check_box(edges)
+            except InputError as err:
+                raise InputError(f"{self.path}: frame {i}: {err}") from None
         return edges
 
     def _read(self, i):

@@ -15,6 +15,7 @@ import numpy as np
 from . import journal
 from ..errors import InputError, os_error_reason
 from ..jacobian import row_pointers
+from ..space import box_vectors, check_box, is_triclinic
 from ..version import __version__
 from .h5md_index import materialise, parts_of, remove_parts
 from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, extents,
@@ -93,9 +94,10 @@ def _append(ds, data):
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
-                  metadata, triangle="full", times=True, compression=DEFAULT_COMPRESSION):
+                  metadata, triangle="full", times=True, compression=DEFAULT_COMPRESSION, triclinic=False):
     """Write the empty H5MD skeleton of an mdjac file into open h5py.File ``f``: the blocks with
-    the filter of ``compression``, the rest with :data:`OTHERS_COMPRESSION`."""
+    the filter of ``compression``, the rest with :data:`OTHERS_COMPRESSION`. A periodic box is
+    stored as its 3 edges, or (``triclinic``) as H5MD's (3, 3) edges matrix, rows the box vectors."""
     h5md = f.create_group("h5md")
     h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
     h5md.create_group("author").attrs["name"] = author
@@ -111,7 +113,7 @@ def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, ma
     box.attrs["dimension"] = np.int32(3)
     box.attrs["boundary"] = np.array(["periodic" if periodic else "none"] * 3, dtype=h5py.string_dtype())
     if periodic:
-        _element(box, "edges", (3,), dtype, UNITS["length"], clock=position)
+        _element(box, "edges", (3, 3) if triclinic else (3,), dtype, UNITS["length"], clock=position)
     if forces:
         _element(g, "force", (n_atoms, 3), dtype, UNITS["force"], clock=position)
     if masses is not None:
@@ -154,6 +156,8 @@ class H5MDWriter:
     n_atoms : int, atoms per frame.
     names : N atom names or None; masses : (N,) amu or None (written once).
     periodic : bool, whether frames carry a box (time-dependent edges, nm).
+    triclinic : bool, store each frame's box as H5MD's (3, 3) edges matrix (rows the box vectors a,
+        b, c, nm; OpenMM's reduced form), which any box fits; False: 3 edges, rectangular boxes only.
     forces : bool, whether frames carry forces (kJ mol^-1 nm^-1).
     jacobian_atoms : (n,) int, the atoms (global indices) whose Jacobian every frame carries
         (``ForceJacobian.atoms``); "all" for all atoms, None for no Jacobian.
@@ -183,8 +187,9 @@ class H5MDWriter:
     def __init__(self, path, n_atoms, names=None, masses=None, periodic=False, forces=True,
                  jacobian_atoms="all", dtype=np.float32, mode="w", batch=16, author="mdjac user",
                  metadata=None, overwrite=False, triangle="full", times=True,
-                 compression=DEFAULT_COMPRESSION):
+                 compression=DEFAULT_COMPRESSION, triclinic=False):
         self.path, self.n_atoms, self.batch = os.fspath(path), int(n_atoms), int(batch)
+        self.triclinic = bool(periodic) and bool(triclinic)
         self.times = bool(times)
         self.dtype, self.periodic, self.forces = np.dtype(dtype), bool(periodic), bool(forces)
         if mode not in ("w", "a"):
@@ -221,7 +226,7 @@ class H5MDWriter:
             with open_h5(tmp, "w") as f:
                 create_layout(f, self.n_atoms, self.dtype, self.periodic, self.forces,
                               self.jacobian_atoms, names, masses, author, metadata, triangle, self.times,
-                              self.compression)
+                              self.compression, self.triclinic)
             if os.path.exists(journal.journal_path(self.path)):
                 os.remove(journal.journal_path(self.path))   # a stale journal of the old file
             os.replace(tmp, self.path)
@@ -241,12 +246,13 @@ class H5MDWriter:
                          forces="force" in g, dtype=g["position/value"].dtype,
                          jacobian=None if JACOBIAN not in g else g[JACOBIAN]["atoms"][()].tolist(),
                          triangle=g[JACOBIAN].attrs.get("triangle", "full") if JACOBIAN in g else "full",
-                         times="time" in g["position"])
+                         times="time" in g["position"],
+                         triclinic="edges" in g["box"] and g["box/edges/value"].ndim == 3)
             wanted = dict(n_atoms=self.n_atoms, periodic=self.periodic, forces=self.forces,
                           dtype=self.dtype, jacobian=None if self.jacobian_atoms is None
                           else self.jacobian_atoms.tolist(),
                           triangle=self.triangle if self.jacobian_atoms is not None else "full",
-                          times=self.times)
+                          times=self.times, triclinic=self.triclinic)
             for key in found:
                 if found[key] != wanted[key]:
                     raise InputError(f"{self.path} does not match this run ({key} differs: "
@@ -264,7 +270,8 @@ class H5MDWriter:
     def append(self, step, time, positions, box=None, forces=None, jacobian=None):
         """Buffer one frame; the batch is written when full.
 
-        step : int.  time : ps.  positions : (N, 3) nm.  box : (3,) nm (periodic) or None.
+        step : int.  time : ps.  positions : (N, 3) nm.  box : (3,) edges or (3, 3) box vectors nm
+        (periodic; a triclinic one only in a ``triclinic`` file), or None.
         forces : (N, 3) kJ mol^-1 nm^-1.  jacobian : ForceJacobian over ``jacobian_atoms``.
         """
         self.buffer.append(self._check(step, time, positions, box, forces, jacobian))
@@ -279,6 +286,13 @@ class H5MDWriter:
         if (box is None) == self.periodic:
             raise InputError("this file is periodic: every frame needs a box" if self.periodic
                              else "this file is not periodic: frames take box=None")
+        if box is not None:
+            box = check_box(box)
+            if self.triclinic:
+                box = box_vectors(box)
+            elif is_triclinic(box):
+                raise InputError("this file stores rectangular boxes (3 edges) and the frame's box is triclinic: "
+                                 "write it to a file opened with triclinic=True")
         if (forces is None) == self.forces:
             raise InputError("this file stores forces: every frame needs them" if self.forces
                              else "this file was created without forces")

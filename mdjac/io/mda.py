@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputError, os_error_reason
+from ..space import box_from_cell
 from .frames import Frame, FrameSequence
 
 ANGSTROM = 0.1  # nm
@@ -56,13 +57,15 @@ def _release_quietly(err):
 
 
 def box_from_dimensions(dimensions, path, frame):
-    """MDAnalysis unit cell [a, b, c, alpha, beta, gamma] (Angstrom, degrees) -> (3,) nm or None."""
+    """MDAnalysis unit cell [a, b, c, alpha, beta, gamma] (Angstrom, degrees) -> (3,) nm edges, (3, 3)
+    nm box vectors in OpenMM's reduced form (a triclinic cell: mdjac.space.box_from_cell), or None."""
     if dimensions is None or np.all(np.asarray(dimensions[:3]) <= 1.0):
         return None  # no cell, or PDB's placeholder CRYST1 of 1 Angstrom
-    if not np.allclose(dimensions[3:], 90.0):
-        raise InputError(f"{path}: frame {frame} has a triclinic cell {list(dimensions)}; "
-                         "mdjac supports orthorhombic boxes only")
-    return np.asarray(dimensions[:3], dtype=np.float64) * ANGSTROM
+    dimensions = np.asarray(dimensions, dtype=np.float64)
+    try:
+        return box_from_cell(dimensions[:3] * ANGSTROM, dimensions[3:])
+    except InputError as err:
+        raise InputError(f"{path}: frame {frame}: {err}") from None
 
 
 #: MDAnalysis formats whose files record the time of each frame; the others (PDB, XYZ, GRO, ...)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import open_trajectory, read_metadata
+from ..space import check_box, is_triclinic
 
 
 def check_output(path, resume, overwrite, resumable=True):
@@ -41,7 +42,7 @@ def same_file(a, b):
 
 def frame_box(box, system):
     """The box for the potential: the frame's own ``box`` (NPT) or else the system's; None if
-    the system is not periodic. (3,) nm."""
+    the system is not periodic. (3,) edges or (3, 3) box vectors, nm."""
     if system.box is None:
         return None
     return np.asarray(system.box if box is None else box, dtype=np.float64)
@@ -60,6 +61,9 @@ def check_frames(frames, system):
             system.potential.configuration(positions, frame_box(box, system))   # the box, and against every cutoff
         except InputError as err:
             raise InputError(f"{frames.path}: frame {frames.indices[i]}: {err}") from None
+        if box is not None and system.box is not None and is_triclinic(check_box(box)) and not is_triclinic(system.box):
+            raise InputError(f"{frames.path}: frame {frames.indices[i]} has a triclinic box but the system's box is "
+                             "rectangular: give the system its triclinic box (CRYST1 angles, or box vectors in the system file)")
 
 
 def check_resumable(path, metadata):

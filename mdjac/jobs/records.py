@@ -9,6 +9,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..space import is_triclinic
+
 
 @dataclass(frozen=True)
 class ComputeOptions:
@@ -78,5 +80,5 @@ def writer_layout(system, metadata, times):
     system : :class:`mdjac.catalogue.System`.  metadata : dict, what the files record of the run.
     times : bool, whether the input records times.
     """
-    return dict(names=system.names, masses=system.masses, periodic=system.box is not None,
+    return dict(names=system.names, masses=system.masses, periodic=system.box is not None, triclinic=is_triclinic(system.box),
                 jacobian_atoms=system.jacobian_atoms, metadata=metadata, times=times)

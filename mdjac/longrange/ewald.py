@@ -62,7 +62,7 @@ from .. import kernel
 from ..errors import InputError
 from ..long_range_jacobian import ReciprocalJacobian, k_chunk, k_chunks, keeps_factors, outer_kk, reciprocal_weights, wave_numbers, wave_vectors
 from ..neighbours import pair_keys, pairs_of_keys
-from ..space import check_box
+from ..space import box_vectors, check_box
 from .. import terms
 from ..terms.base import ChargedLongRangeTerm
 from .phases import phase_derivatives
@@ -95,7 +95,8 @@ def ewald_parameters(tolerance, cutoff, box, alpha=None):
     """alpha (nm^-1) and kmax (3,) int as OpenMM chooses them for its Ewald method.
 
     tolerance: OpenMM's ewaldErrorTolerance (default 5e-4); cutoff: direct-space cutoff, nm;
-    box: (3,) edges, nm. alpha: None (OpenMM's choice), or a given alpha (nm^-1, e.g. a PME
+    box: (3,) edges or (3, 3) reduced box vectors, nm (a triclinic box's kmax from the vectors'
+    lengths; OpenMM has no Ewald in triclinic boxes). alpha: None (OpenMM's choice), or a given alpha (nm^-1, e.g. a PME
     force's own) for which kmax is chosen at the tolerance.
     """
     tolerance, cutoff = float(tolerance), float(cutoff)
@@ -111,7 +112,10 @@ def ewald_parameters(tolerance, cutoff, box, alpha=None):
     alpha = float(alpha)
     if not (math.isfinite(alpha) and alpha > 0):
         raise InputError(f"the Ewald alpha {alpha} is not a positive number (nm^-1)")
-    kmax = np.array([_find_kmax(float(L), alpha, tolerance) for L in box], dtype=np.int64)
+    # n_d = k . v_d / (2 pi): the wave vectors within |k| <= K need |n_d| <= K |v_d| / (2 pi), so each
+    # axis's kmax is OpenMM's rule on the length of its box vector (the edge, in a rectangular box)
+    kmax = np.array([_find_kmax(float(L), alpha, tolerance) for L in np.linalg.norm(box_vectors(box), axis=1)],
+                    dtype=np.int64)
     return alpha, kmax + (kmax % 2 == 0)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import scipy.fft
 
 from ..errors import InputError
+from ..space import box_vectors
 
 #: B-spline order (fixed on every OpenMM platform).
 ORDER = 5
@@ -116,7 +117,8 @@ GRID_ROUNDING = {
 def pme_parameters(tolerance, cutoff, box, alpha=None, grid=None, platform="Reference"):
     """alpha (nm^-1) and the grid (3,) int as OpenMM chooses them for PME (NonbondedForceImpl::calcPMEParameters).
 
-    tolerance: ewaldErrorTolerance; cutoff: nm; box: (3,) edges nm (the System's default box).
+    tolerance: ewaldErrorTolerance; cutoff: nm; box: (3,) edges or (3, 3) reduced box vectors nm (the
+    System's default box; OpenMM takes a_x, b_y, c_z as the edges L_d).
     alpha and grid: a force's own PME parameters (``setPMEParameters``), used as given when alpha
     is set (OpenMM's rule: alpha 0 means "choose"). Otherwise alpha = sqrt(-ln(2 tol)) / rc and
     n_d = max(6, ceil(2 alpha L_d / (3 tol^(1/5)))). platform: the OpenMM platform whose rounding
@@ -138,7 +140,8 @@ def pme_parameters(tolerance, cutoff, box, alpha=None, grid=None, platform="Refe
             raise InputError(f"the PME error tolerance {tolerance} is not in (0, 0.5): give e.g. 5e-4")
         if not (math.isfinite(cutoff) and cutoff > 0):
             raise InputError(f"the PME cutoff {cutoff} is not a positive length: give it in nm")
-        edges = np.asarray(box, dtype=np.float64).reshape(-1)
+        edges = np.asarray(box, dtype=np.float64)
+        edges = np.diag(edges).copy() if edges.shape == (3, 3) else edges.reshape(-1)
         if edges.shape != (3,) or not np.all(edges > 0):
             raise InputError("PME needs a periodic box: give the 3 box edges in nm")
         alpha = (1.0 / cutoff) * math.sqrt(-math.log(2.0 * tolerance))
@@ -148,12 +151,6 @@ def pme_parameters(tolerance, cutoff, box, alpha=None, grid=None, platform="Refe
 
 
 # ----------------------------------------------------------------------------- box and grid coordinates
-def box_vectors(box):
-    """(3, 3) box vectors (rows, nm) of an orthorhombic box given by its (3,) edges, or of (3, 3) vectors as given."""
-    b = np.asarray(box, dtype=np.float64)
-    return np.diag(b) if b.shape == (3,) else b.reshape(3, 3)
-
-
 def reciprocal_box_vectors(vectors):
     """(3, 3) reciprocal box vectors (rows, nm^-1) of OpenMM's reduced box vectors (ReferenceForce::invertBoxVectors)."""
     a, b, c = vectors

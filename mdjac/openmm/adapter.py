@@ -44,6 +44,7 @@ from ..longrange import ewald, pme, pme_grid
 from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
+from ..space import check_box
 from . import corrections, nonbonded
 from .expressions import Expression, Tabulated
 
@@ -59,13 +60,11 @@ def _value(q):
 
 
 def periodic_box(system):
-    """(3,) box edges in nm of a periodic System (orthorhombic only), or None."""
+    """The box of a periodic System, or None: (3,) edges nm if rectangular, else its (3, 3) box vectors
+    (rows, nm; OpenMM keeps them in the reduced form mdjac.space uses)."""
     if not system.usesPeriodicBoundaryConditions():
         return None
-    vectors = np.array([[_value(c) for c in v] for v in system.getDefaultPeriodicBoxVectors()])
-    if np.any(vectors[~np.eye(3, dtype=bool)] != 0):
-        raise InputError("the System's periodic box is triclinic: mdjac supports rectangular boxes only")
-    return np.diag(vectors).copy()
+    return check_box([[_value(c) for c in v] for v in system.getDefaultPeriodicBoxVectors()])
 
 
 def masses(system):

@@ -15,8 +15,9 @@ CHARMM psf (.psf)           coordinates ``<stem>.crd`` / ``.pdb``; every .prm .r
 Electrostatics (:data:`NONBONDED`) are chosen as the engines choose them, and said in the
 system's description (:func:`describe_nonbonded`):
 
-* periodic (a box in the coordinates, or given): OpenMM's PME at a 0.9 nm cutoff (or half the
-  shortest box edge if less) and Ewald tolerance 5e-4 (OpenMM's default); open: no cutoff.
+* periodic (a box in the coordinates, or given; rectangular or triclinic): OpenMM's PME at a 0.9 nm
+  cutoff (or half the shortest box edge, for a triclinic box the smallest distance between opposite
+  faces, if less) and Ewald tolerance 5e-4 (OpenMM's default); open: no cutoff.
 * A prmtop is periodic when its coordinates hold a box; a .gro's box counts unless the .mdp says
   ``pbc = no`` (GROMACS' default is ``pbc = xyz``), and the .mdp's ``coulombtype``, ``rcoulomb``
   and ``ewald-rtol`` are taken; a psf is periodic when its coordinates (a PDB's CRYST1) or
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..space import box_vectors, check_box, face_distances, is_triclinic
 
 #: The electrostatics ``nonbonded=`` names (``--nonbonded``).
 NONBONDED = ("pme", "ewald", "reaction-field", "cutoff", "none")
@@ -61,9 +63,23 @@ def check_load_options(nonbonded=None, cutoff=None, ewald_tolerance=None, box=No
         if value is not None and not (isinstance(value, (int, float)) and 0 < value < high):
             raise InputError(f"{what} {value!r}: give a number above 0" + (f" and below {high:g}" if high < math.inf else ""))
     if box is not None:
-        edges = np.asarray(box, dtype=np.float64) if np.size(box) == 3 else None
-        if edges is None or not np.all(np.isfinite(edges)) or np.any(edges <= 0):
-            raise InputError(f"box {box!r}: give three positive edges in nm (an orthorhombic box)")
+        given_box(box)
+
+
+def given_box(box):
+    """The box given beside a file, checked: 3 edges (nm) -> (3,), or 9 numbers, the box vectors a, b, c
+    (rows, nm, OpenMM's form) -> (3, 3) reduced (mdjac.space.check_box); refused in one line otherwise."""
+    try:
+        b = np.asarray(box, dtype=np.float64)
+    except (TypeError, ValueError):
+        b = None
+    if b is None or b.size not in (3, 9):
+        raise InputError(f"box {box!r}: give three positive edges in nm (a rectangular box), or nine numbers, "
+                         "the box vectors ax 0 0 bx by 0 cx cy cz in nm (a triclinic box)")
+    try:
+        return check_box(b.reshape(3) if b.size == 3 else b.reshape(3, 3))
+    except InputError as err:
+        raise InputError(f"box {box!r}: {err}") from None
 
 
 def _beside(path, suffixes, what, given=None):
@@ -86,20 +102,20 @@ def _positions(quantity):
 
 
 def _box(vectors):
-    """(3,) edges in nm of OpenMM box vectors, None for none or a zero box."""
+    """The box of OpenMM box vectors (mdjac.space.check_box: (3,) edges in nm, or (3, 3) box vectors
+    if triclinic), None for none or a zero box."""
     from openmm import unit
     if vectors is None:
         return None
     v = np.asarray(vectors.value_in_unit(unit.nanometer) if unit.is_quantity(vectors)
                    else [_positions(a) for a in vectors], dtype=np.float64)
-    edges = np.diag(v).copy()
-    return edges if np.all(edges > 0) else None
+    return check_box(v) if np.all(np.diag(v) > 0) else None
 
 
 def _vectors(box):
+    """OpenMM box vectors (Quantity, nm) of a box ((3,) edges or (3, 3) vectors)."""
     from openmm import Vec3, unit
-    a, b, c = (float(e) for e in box)
-    return (Vec3(a, 0, 0), Vec3(0, b, 0), Vec3(0, 0, c)) * unit.nanometer
+    return tuple(Vec3(*(float(e) for e in row)) for row in box_vectors(box)) * unit.nanometer
 
 
 def read_mdp(path):
@@ -135,11 +151,12 @@ def _choose(path, periodic_box, nonbonded, cutoff, tolerance):
                          "give --box or coordinates with a box")
     if nonbonded == "none":
         return nonbonded, None, None
-    half = None if periodic_box is None or nonbonded == "none" else 0.5 * float(np.min(periodic_box))
+    half = None if periodic_box is None or nonbonded == "none" else 0.5 * float(np.min(face_distances(periodic_box)))
     if cutoff is None:
         cutoff = PERIODIC_CUTOFF if half is None else min(PERIODIC_CUTOFF, half)
     elif half is not None and cutoff > half:
-        raise InputError(f"{path}: cutoff {cutoff:g} nm is over half the shortest box edge ({half:g} nm): give a "
+        shortest = "distance between opposite faces of the triclinic box" if is_triclinic(periodic_box) else "box edge"
+        raise InputError(f"{path}: cutoff {cutoff:g} nm is over half the shortest {shortest} ({half:g} nm): give a "
                          "smaller --cutoff")
     return nonbonded, float(cutoff), float(EWALD_TOLERANCE if tolerance is None else tolerance)
 
@@ -226,11 +243,12 @@ def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, c
     path : the force-field file.  coordinates : its coordinates file, if not beside it.
     parameters : sequence of CHARMM parameter files (psf) or a GROMACS .mdp (top), if not beside it.
     nonbonded : one of :data:`NONBONDED` or None (the file's default).  cutoff : nm.
-    ewald_tolerance : OpenMM's ewaldErrorTolerance.  box : (3,) nm, a box for files without one.
+    ewald_tolerance : OpenMM's ewaldErrorTolerance.  box : a box for files without one: (3,) edges
+    nm, or the box vectors (3, 3) (or 9 numbers) nm, rows a, b, c in OpenMM's form (:func:`given_box`).
 
     Returns
     -------
-    (openmm.System, topology, positions (N, 3) nm, box (3,) nm or None, companion files [Path])
+    (openmm.System, topology, positions (N, 3) nm, box (3,) or (3, 3) nm or None, companion files [Path])
     """
     check_load_options(nonbonded, cutoff, ewald_tolerance, box)
     path = Path(path)
@@ -239,7 +257,7 @@ def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, c
         raise InputError(f"{path}: unknown force-field file type {suffix!r}; give one of {', '.join(SUFFIXES)}")
     given = _Given(coordinates, [Path(p) for p in ([parameters] if isinstance(parameters, (str, Path))
                                                    else parameters or [])],
-                   None if box is None else np.asarray(box, dtype=np.float64), nonbonded, cutoff, ewald_tolerance)
+                   None if box is None else given_box(box), nonbonded, cutoff, ewald_tolerance)
     for p in given.parameters:
         if not p.is_file():
             raise InputError(f"{p}: no such parameter file")
@@ -254,7 +272,7 @@ def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, c
 
 @dataclass(frozen=True)
 class _Given:
-    """What the caller gave beside the file: coordinates path, parameter paths, box (3,) nm, and the
+    """What the caller gave beside the file: coordinates path, parameter paths, box ((3,) or (3, 3) nm), and the
     electrostatics (None: the file's default)."""
     coordinates: object
     parameters: list
@@ -335,10 +353,19 @@ def _read_psf(path, given):
         (_box(crd.topology.getPeriodicBoxVectors()) if hasattr(crd, "topology") else None)
     method, rc, tol = _choose(path, file_box, given.nonbonded, given.cutoff, given.tolerance)
     if file_box is not None and method != "none":
-        psf.setBox(*(float(e) * unit.nanometer for e in file_box))
+        psf.setBox(*_lengths_and_angles(file_box, unit))
     system = psf.createSystem(parameter_set, constraints=None, rigidWater=False, flexibleConstraints=False,
                               **_openmm_options(method, file_box is not None, rc, tol))
     return (*_finish(system, psf.topology, crd.positions, file_box, method, rc, tol), [crd_path] + list(params))
+
+
+def _lengths_and_angles(box, unit):
+    """(a, b, c, alpha, beta, gamma) of a box as OpenMM Quantities (nm, degrees), for CharmmPsfFile.setBox."""
+    v = box_vectors(box)
+    lengths = np.linalg.norm(v, axis=1)
+    angles = [np.degrees(np.arccos(np.clip(np.dot(v[k], v[m]) / (lengths[k] * lengths[m]), -1.0, 1.0)))
+              for k, m in ((1, 2), (0, 2), (0, 1))]
+    return (*(float(e) * unit.nanometer for e in lengths), *(float(t) * unit.degree for t in angles))
 
 
 #: The reader of each suffix: (path, _Given) -> (System, topology, positions, box, companion files).
@@ -359,7 +386,7 @@ def _finish(system, topology, positions, box, method, cutoff, tolerance):
 def load_openmm_system(path, **options):
     """What a catalogue System needs from a force-field file, as a dict: name, description (the
     files and the electrostatics, one line), electrostatics, positions (N, 3) nm, masses (N,) amu,
-    box (3,) nm or None, names (N,), topology (openmm.app.Topology), potential (adapted), openmm_system.
+    box (3,) or (3, 3) nm or None, names (N,), topology (openmm.app.Topology), potential (adapted), openmm_system.
     ``options``: the keywords of :func:`read_openmm_files`."""
     from .adapter import adapt
     system, topology, positions, box, companions = read_openmm_files(path, **options)
@@ -368,7 +395,12 @@ def load_openmm_system(path, **options):
         raise InputError(f"{path}: the coordinates hold {len(positions)} atoms but the System has {potential.n_atoms}")
     box = potential.box if potential.box is not None else box
     electrostatics = describe_nonbonded(system)
-    where = f"box {' x '.join(f'{e:.4g}' for e in box)} nm" if box is not None else "no box"
+    if box is None:
+        where = "no box"
+    elif is_triclinic(box):
+        where = f"triclinic box {'; '.join(' '.join(f'{e:.4g}' for e in row) for row in box)} nm"
+    else:
+        where = f"box {' x '.join(f'{e:.4g}' for e in box)} nm"
     description = (f"{Path(path).name} (+ {', '.join(p.name for p in companions)}): {potential.n_atoms} atoms, "
                    f"{where}, electrostatics: {electrostatics}")
     return dict(name=Path(path).stem, description=description, electrostatics=electrostatics, positions=positions,

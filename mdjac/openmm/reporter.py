@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import open_writer
+from ..space import check_box, is_triclinic
 
 
 class ForceJacobianReporter:
@@ -72,7 +73,7 @@ class ForceJacobianReporter:
         forces = np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
         box = None
         if self._potential.box is not None:
-            box = np.diag(np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)))
+            box = check_box(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
         jacobian = self._potential.force_jacobian(x, atoms=self._atoms, strategy=self._strategy, box=box)
         self._writer.append(step, state.getTime().value_in_unit(unit.picosecond), x, box=box, forces=forces,
                             jacobian=jacobian)
@@ -84,6 +85,7 @@ class ForceJacobianReporter:
             self._potential = adapt(simulation.system)
         return open_writer(self._file, self._potential.n_atoms, names=[a.name for a in simulation.topology.atoms()],
                            masses=getattr(self._potential, "masses", None), periodic=self._potential.box is not None,
+                           triclinic=is_triclinic(self._potential.box),
                            forces=True, jacobian_atoms=self._potential.jacobian_atoms if self._atoms is None else np.asarray(self._atoms),
                            dtype=self._dtype, mode="a" if self._append else "w", **self._writer_options)
 

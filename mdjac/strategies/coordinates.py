@@ -12,7 +12,7 @@ The minimum image is applied here, in numpy, outside the differentiated graph.
 import numpy as np
 
 from .. import assembly
-from ..space import minimum_image
+from ..space import box_vectors, minimum_image
 
 
 def chain_matrix(term):
@@ -34,9 +34,9 @@ def local_coordinates(term, index, positions, box):
 def pair_geometry(config, pairs):
     """Minimum-image displacements d (P, 3) = x_j - x_i (nm) and distances r (P,) of pairs (P, 2)
     int64, in the configuration's compute dtype (computed in float64)."""
-    box = np.zeros(3) if config.box is None else np.asarray(config.box, dtype=np.float64)
+    vectors = np.zeros((3, 3)) if config.box is None else box_vectors(config.box)
     d, r = np.empty((len(pairs), 3), dtype=config.dtype), np.empty(len(pairs), dtype=config.dtype)
-    assembly.pair_displacements(config.positions, pairs, box, d, r)
+    assembly.pair_displacements(config.positions, pairs, vectors, d, r)
     return d, r
 
 

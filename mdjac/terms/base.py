@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputError, finite_numbers
 from ..neighbours import pair_keys, pairs_without
+from ..space import box_volume
 from .checks import at_least, index_array, scalar
 from .geometry import norm
 
@@ -247,6 +248,6 @@ class ChargedLongRangeTerm(LongRangeTerm):
         return finite_numbers(charges, f"{cls.__name__} charges (e)").reshape(-1)
 
     def constant_energy(self, box):
-        """E_self + E_net (kJ/mol): the self term and the net charge's background term in a box (3,) nm."""
+        """E_self + E_net (kJ/mol): the self term and the net charge's background term in a box ((3,) or (3, 3) nm)."""
         total = float(self.charges.sum())
-        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * float(np.prod(box)) * self.alpha ** 2)
+        return self.self_energy - math.pi * self.coulomb_constant * total * total / (2.0 * box_volume(box) * self.alpha ** 2)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 from mindspore import ops
 
+from ..space import box_volume
 from .base import Term
 from .checks import scalar
 from .pairs import switching_function_numpy
@@ -78,7 +79,7 @@ class LongRangeDispersion(Term):
     def instances(self, config):
         if config.box is None:
             return np.zeros((0, 1), np.int64), (np.zeros(0),)
-        return np.zeros((1, 1), np.int64), (np.array([self.coefficient / float(np.prod(config.box))]),)
+        return np.zeros((1, 1), np.int64), (np.array([self.coefficient / box_volume(config.box)]),)
 
     def energy(self, q, value):
         return ops.broadcast_to(value, q.shape[:-2])   # (..., M): constant in q
