@@ -10,7 +10,9 @@ Per round, each part in a process of its own, the load average before each:
 * fresh: a new process loads the system, reads OUT's frames and computes their Jacobians in order
   (the first compiles; mean after it), as the callback does (float32 positions, the stored box),
   then writes the same frames to a new file through :func:`mdjac.io.open_writer` with run_md's
-  options (append every frame, close), timed per frame: the same write outside MD.
+  layout and the writer's default batch (16: the four frames in one batch at close, what run_md
+  did before it wrote each frame as it came), append every frame and close, timed per frame: the
+  same write outside MD.
 
 Ratios per round: callback Jacobian / fresh Jacobian, and run write / callback Jacobian (what the
 run summary shows) beside fresh write / fresh Jacobian. Targets: at most 1.1 and at most 1/3.
