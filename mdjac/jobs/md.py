@@ -119,7 +119,7 @@ def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy,
     finally:
         closing = time.perf_counter()
         if own_writer:
-            writer.close()          # writes the frames still buffered
+            writer.close()          # writes what is still buffered (nothing, one frame a batch) and unlocks
         done = time.perf_counter()
     wall = closing - start
     summary = {
@@ -131,7 +131,8 @@ def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy,
         "callback_seconds_per_frame": float(np.mean(callback.seconds[1:] or callback.seconds or [np.nan])),
         "callback_seconds": list(callback.seconds),
         "jacobian_seconds": list(callback.jacobian_seconds),
-        "write_seconds_per_frame": (float(np.sum(callback.write_seconds)) + done - closing) / max(1, len(callback.steps)),
+        "write_seconds_per_frame": (float(np.sum(callback.write_seconds)) + done - closing)
+        / max(1, len(callback.steps)),
         "seconds_per_md_step": (wall - float(np.sum(callback.seconds))) / steps,
         "seconds_per_force": _seconds_per_force(potential, sys_.positions.astype(dtype)),
     }
