@@ -293,7 +293,7 @@ SUMMARY_NOTES = {
     "fd_max_relative_error": "their largest error, relative to the column's largest entry",
     "first_jacobian_seconds": "with compilation",
     "seconds_per_md_step": "the MD engine's own step, callbacks excluded",
-    "write_seconds_per_frame": "writing the frames still buffered at the end",
+    "write_seconds_per_frame": "the close at the end and, in a MindSPONGE run, each frame written as it comes",
 }
 
 

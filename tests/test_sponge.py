@@ -14,6 +14,7 @@ from mdjac import InputError
 from mdjac.catalogue import load_system, systems_dir
 from mdjac.io import open_trajectory
 from mdjac.jobs import run_md
+from mdjac.jobs.interrupts import DeferredInterrupt
 from mdjac import sponge
 
 from helpers import rel
@@ -198,11 +199,22 @@ def test_jacobian_paths_water(small_water, fd):
 
 # ----------------------------------------------------------------------------- during MD
 @pytest.mark.slow
-def test_md_run_writes_the_jacobian_of_each_stored_step(ala, tmp_path):
+def test_md_run_writes_the_jacobian_of_each_stored_step_as_it_comes(ala, tmp_path, monkeypatch):
     system, _, _, potential = ala
     path = tmp_path / "ala.h5"
+    on_disk = []                      # frames the file holds (read by another reader) after each frame's callback
+    check = DeferredInterrupt.check
+
+    def look(self):
+        with open_trajectory(path) as traj:
+            on_disk.append([f.step for f in traj])
+        check(self)
+
+    monkeypatch.setattr(DeferredInterrupt, "check", look)
     summary = run_md(system, steps=12, every=4, output=path)
+    assert on_disk == [[0], [0, 4], [0, 4, 8]]                   # written as they come, not held until the end
     assert summary["frames"] == 3 and summary["frame_steps"] == [0, 4, 8]
+    assert len(summary["jacobian_seconds"]) == 3 and summary["write_seconds_per_frame"] > 0
     assert summary["fd_max_relative_error"] <= 1e-4          # float32 Jacobian vs float64 differences
     dt = system.spec["md"]["time_step"]
     with open_trajectory(path) as traj:

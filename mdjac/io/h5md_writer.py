@@ -86,6 +86,14 @@ def _element(group, name, shape, dtype, unit, clock=None, times=True):
     return el
 
 
+def _joined(arrays, dtype):
+    """The arrays concatenated along axis 0 in ``dtype``, copied only where needed (a single array
+    already in ``dtype`` is handed over as it is: a frame's blocks are most of its bytes)."""
+    if len(arrays) == 1:
+        return np.asarray(arrays[0], dtype=dtype)
+    return np.concatenate(arrays).astype(dtype, copy=False)
+
+
 def _append(ds, data):
     """Append ``data`` (k, ...) along axis 0 of resizable dataset ``ds``."""
     n = len(ds)
@@ -372,9 +380,9 @@ class H5MDWriter:
                  for j in jacobians]
         indptr = np.stack([row_pointers(rows, n) for rows, _, _ in parts])
         start = len(jac["blocks"])
-        _append(jac["indices"], np.concatenate([cols for _, cols, _ in parts]).astype(np.int32))
-        _append(jac["blocks"], np.concatenate([blocks for _, _, blocks in parts]).astype(self.dtype))
-        _append(jac["indptr"], indptr.astype(np.int64))
+        _append(jac["indices"], _joined([cols for _, cols, _ in parts], np.int32))
+        _append(jac["blocks"], _joined([blocks for _, _, blocks in parts], self.dtype))
+        _append(jac["indptr"], indptr.astype(np.int64, copy=False))
         _append(jac["offset"], start + np.concatenate([[0], np.cumsum(indptr[:-1, -1])]))
         if self.long_range is not None and LONG_RANGE not in jac:
             kind, sizes, alpha, constant, charges = self.long_range

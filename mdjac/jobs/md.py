@@ -44,10 +44,11 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
     dict : a summary: frames, steps of the frames, atoms, blocks per frame, seconds per Jacobian
     (mean after the first frame; the first with compilation), seconds per force evaluation of
     the adapted potential, MindSPONGE's wall seconds per MD step (its compilation included, the
-    callback's time excluded), the callback's seconds per frame (Jacobian and buffering; mean
-    after the first frame, and every frame's in ``callback_seconds``), the seconds per frame of
-    writing what was still buffered at the end, and the spot check's columns and max relative
-    error.
+    callback's time excluded), the callback's seconds per frame (Jacobian and writing; mean
+    after the first frame, and every frame's in ``callback_seconds``, its Jacobian's in
+    ``jacobian_seconds``), the seconds per frame of writing (each frame as it comes, and the
+    close at the end; a ``writer`` given that buffers writes at its close), and the spot check's
+    columns and max relative error.
     """
     if int(steps) < 1 or int(every) < 1:
         raise InputError(f"steps={steps}, every={every}: both must be positive")
@@ -95,8 +96,10 @@ def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy,
     engine = sponge_md(molecule, forcefield, sys_.cutoff, temperature, time_step)
     own_writer = writer is None
     if own_writer:
+        # one frame a batch: each frame reaches the file as it comes (nothing held in memory, no
+        # large batch at the end; benchmarks/bench_md_path.py)
         writer = open_writer(output, potential.n_atoms, names=sys_.names, masses=sys_.masses,
-                             periodic=sys_.box is not None, dtype=dtype, overwrite=overwrite,
+                             periodic=sys_.box is not None, dtype=dtype, overwrite=overwrite, batch=1,
                              metadata={"system": sys_.name, "steps": steps, "every": every})
     n_frames = len(range(0, steps, every))
     bar = tqdm(total=steps, unit="step", desc="MD + jacobians", file=sys.stderr, disable=not progress,
@@ -116,7 +119,7 @@ def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy,
     finally:
         closing = time.perf_counter()
         if own_writer:
-            writer.close()          # writes the frames still buffered
+            writer.close()          # writes what is still buffered (nothing, one frame a batch) and unlocks
         done = time.perf_counter()
     wall = closing - start
     summary = {
@@ -127,7 +130,9 @@ def _run_md(sys_, steps, every, output, temperature, time_step, dtype, strategy,
         "seconds_per_jacobian": float(np.mean(callback.jacobian_seconds[1:] or callback.jacobian_seconds or [np.nan])),
         "callback_seconds_per_frame": float(np.mean(callback.seconds[1:] or callback.seconds or [np.nan])),
         "callback_seconds": list(callback.seconds),
-        "write_seconds_per_frame": (done - closing) / max(1, len(callback.steps)),
+        "jacobian_seconds": list(callback.jacobian_seconds),
+        "write_seconds_per_frame": (float(np.sum(callback.write_seconds)) + done - closing)
+        / max(1, len(callback.steps)),
         "seconds_per_md_step": (wall - float(np.sum(callback.seconds))) / steps,
         "seconds_per_force": _seconds_per_force(potential, sys_.positions.astype(dtype)),
     }
