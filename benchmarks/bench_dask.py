@@ -4,19 +4,21 @@ one run; the load is printed beside them):
 
 ``join`` (no cluster). The water box (1,000 SPC/E waters, 3,000 atoms, float32, blocks
 uncompressed: the default): one frame computed (the second of two, the first paying for
-compilation), then SHARDS shard files of PER_SHARD copies of it written with the output's writer.
-The same bytes are then
+compilation), then SHARDS shard files of PER_SHARD copies of it (default: one-frame shards, the
+join's worst case) written with the output's writer. The same bytes are then
 
 * copied as files (``shutil.copyfile``): the limit of any join that moves bytes;
-* joined as before (every frame read back through the reader and appended by the writer);
-* joined by the index (``mdjac.io.h5md_index``: the output's frame datasets become HDF5 virtual
-  datasets over the shard files; metadata only), shard by shard as the client does;
+* joined as before the index (every frame read back through the reader and appended by the writer);
+* joined by the index (``mdjac.io.h5md_index``: HDF5 virtual datasets over the shard files,
+  metadata only), shard by shard as the client does: the first join writes the index with every
+  planned shard, each later one renames its shard into place and appends to the index;
 * consolidated (the index copied into one file: ``mdjac consolidate``, slabs of datasets);
 * copied chunk by chunk raw (h5py's ``read_direct_chunk``/``write_direct_chunk``) for the first
   shard's blocks, where chunks line up: design (b)'s best case.
 
 Each as seconds, frames/s, MB/s of the frames' bytes, and per frame against computing one. Then
-the index's cost as it grows: the time to add the k-th part (one-frame parts), k up to PARTS.
+the index's cost as it grows: PARTS one-frame parts joined one by one into an index planned for
+them all, the time of the k-th join for k = 2, 10, 100, 1000.
 
 ``many`` (a LocalCluster of WORKERS processes, default 8, on the 256-atom argon crystal: cheap
 frames, so the client and the scheduler are what is measured). FRAMES jittered frames in shards of
@@ -31,7 +33,7 @@ per worker, steady and wall frames/s, the join's seconds, threads per worker, as
 Then the estimate for 100 machines from these figures.
 
 Run: .venv/bin/python benchmarks/bench_dask.py [join] [many] [water]     (default: all three)
-Options by environment: BENCH_SHARDS (4), BENCH_PER_SHARD (3), BENCH_PARTS (1000), BENCH_WORKERS (8),
+Options by environment: BENCH_SHARDS (6), BENCH_PER_SHARD (1), BENCH_PARTS (1000), BENCH_WORKERS (8),
 BENCH_MANY_FRAMES (960), BENCH_SHARD (30), BENCH_WATER_FRAMES (6).
 """
 import os
@@ -103,33 +105,52 @@ def raw_chunk_copy(src_path, dst_path, name="particles/trajectory/force_jacobian
     return copied
 
 
-def index_growth(folder, parts):
-    """Seconds to add the k-th one-frame part to an index, for some k up to ``parts``: {k: seconds}."""
-    from mdjac.io.h5md_index import H5MDIndex, read_part
+def fake_parts(folder, count):
+    """``count`` one-frame part files of a 12-atom frame with a dense Jacobian (the index's cost
+    does not depend on the frames' bytes); their paths."""
     from mdjac.io.h5md_writer import H5MDWriter
     from mdjac.jacobian import ForceJacobian
 
     rng = np.random.default_rng(0)
-    first = os.path.join(folder, "part-0.h5md")
+    first = os.path.join(folder, "done-0.h5md")
     n = 12
     rows, cols = np.nonzero(np.ones((n, n), bool))
     with H5MDWriter(first, n, periodic=True) as w:
         w.append(0, 0.0, rng.random((n, 3)), np.ones(3), rng.random((n, 3)),
                  ForceJacobian(n, rows, cols, rng.random((len(rows), 3, 3)).astype(np.float32)))
-    paths = [first] + [shutil.copyfile(first, os.path.join(folder, f"part-{k}.h5md")) for k in range(1, parts)]
-    seconds = {}
-    with H5MDIndex(os.path.join(folder, "index.h5md")) as index:
-        for k in [k for k in (1, 3, 10, 30, 100, 300, 1000, 3000, 10000) if k <= parts]:
-            index.parts += [read_part(p) for p in paths[len(index.parts):k - 1]]     # the k - 1 before, not timed
+    return [first] + [shutil.copyfile(first, os.path.join(folder, f"done-{k}.h5md")) for k in range(1, count)]
+
+
+def planned_joins(out, done, frames=1):
+    """Join the finished part files ``done`` (of ``frames`` frames each) one at a time into a new
+    index ``out`` that planned them all, as the client does. Returns the seconds of each join (the
+    first writes the index whole, with every planned part)."""
+    from mdjac.io.h5md_index import H5MDIndex
+
+    folder = f"{out}.shards"
+    os.makedirs(folder, exist_ok=True)
+    seconds = []
+    with H5MDIndex(out) as index:
+        index.plan([(os.path.join(folder, f"part-{k:06d}.h5md"), frames) for k in range(len(done))])
+        for path in done:
             t0 = time.perf_counter()
-            index.add([paths[k - 1]])
-            seconds[k] = time.perf_counter() - t0
+            index.add([path])
+            seconds.append(time.perf_counter() - t0)
     return seconds
 
 
-def join_section(shards=4, per_shard=3, parts=1000):
+def index_growth(folder, parts):
+    """Seconds of the k-th join of one-frame parts into an index planned for ``parts`` of them:
+    ({k: (the k-th join, mean of joins k/2+1..k)} for k in 2, 10, 100, 1000 up to ``parts``,
+    the first join (it writes the index whole, every planned part mapped), every join)."""
+    seconds = planned_joins(os.path.join(folder, "index.h5md"), fake_parts(folder, parts))
+    ks = [k for k in (2, 10, 100, 1000, 10000) if k <= parts]
+    return {k: (seconds[k - 1], float(np.mean(seconds[k // 2:k]))) for k in ks}, seconds[0], seconds
+
+
+def join_section(shards=6, per_shard=1, parts=1000):
     import mdjac
-    from mdjac.io.h5md_index import H5MDIndex, materialise
+    from mdjac.io.h5md_index import materialise
     from mdjac.io.h5md_writer import H5MDWriter
 
     system = mdjac.load_system("water-box")
@@ -169,22 +190,21 @@ def join_section(shards=4, per_shard=3, parts=1000):
         old_join(os.path.join(folder, "old.h5md"), paths, system)
         row("join before: read + append every frame", time.perf_counter() - t0)
         os.remove(os.path.join(folder, "old.h5md"))
-        per_shard_seconds = []
         out = os.path.join(folder, "out.h5md")
-        with H5MDIndex(out) as index:
-            for p in paths:
-                t0 = time.perf_counter()
-                index.add([p])
-                per_shard_seconds.append(time.perf_counter() - t0)
-        row("join by the index (virtual datasets)", sum(per_shard_seconds),
-            f"{1e3 * np.mean(per_shard_seconds):.1f} ms per shard")
+        joins = planned_joins(out, paths, per_shard)
+        later = joins[1:]
+        rows.append(("index: first join (writes the plan)", joins[0], per_shard / joins[0],
+                     size / shards / joins[0] / 1e6, joins[0] / per_shard / compute, "once per run"))
+        rows.append(("index: each later join", sum(later), len(later) * per_shard / sum(later),
+                     size * len(later) / shards / sum(later) / 1e6, np.mean(later) / per_shard / compute,
+                     f"{1e3 * np.mean(later):.1f} ms per shard (median {1e3 * np.median(later):.1f})"))
         t0 = time.perf_counter()
         materialise(out)
         row("consolidate (index -> one file)", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        copied = raw_chunk_copy(paths[0], os.path.join(folder, "raw.h5"))
+        copied = raw_chunk_copy(os.path.join(f"{out}.shards", "part-000000.h5md"), os.path.join(folder, "raw.h5"))
         raw = time.perf_counter() - t0
-        growth = index_growth(tempfile.mkdtemp(dir=folder), parts)
+        growth, first_join, all_joins = index_growth(tempfile.mkdtemp(dir=folder), parts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\njoin: water-box ({len(x)} atoms, {jacobian.nnz_blocks} blocks), float32, blocks uncompressed; "
@@ -196,10 +216,19 @@ def join_section(shards=4, per_shard=3, parts=1000):
     for name, seconds, fps, mbs, ratio, note in rows:
         print(f"{name:42} {seconds:>8.3f} {fps:>9.1f} {mbs:>8.0f} {ratio:>20.4f}  {note}")
     print(f"{'raw chunk copy, blocks of shard 0 (b)':42} {raw:>8.3f} {'':>9} {copied / raw / 1e6:>8.0f}")
-    print("index growth: time to add the k-th part (the index rewritten over k parts): " + ", ".join(
-        f"k={k}: {growth[k] * 1e3:.0f} ms" for k in sorted(growth)))
-    return dict(compute=compute, join_per_shard=float(np.mean(per_shard_seconds)), per_shard=per_shard,
-                mb_per_frame=size / frames / 1e6, growth=growth, copy_mbs=rows[0][3], old_ratio=rows[1][4])
+    print(f"\nindex growth: one-frame parts (12 atoms) joined one by one into an index planned for {parts}; the "
+          f"first join wrote it whole in {1e3 * first_join:.0f} ms; {load()}")
+    head = f"{'shards joined k':>15} {'k-th join (ms)':>15} {'mean of joins k/2..k (ms)':>26}"
+    print(head + "\n" + "-" * len(head))
+    for k in sorted(growth):
+        print(f"{k:>15} {1e3 * growth[k][0]:>15.2f} {1e3 * growth[k][1]:>26.2f}")
+    later = np.array(all_joins[1:])
+    print(f"joins 2..{parts}: mean {1e3 * later.mean():.2f} ms, median {1e3 * np.median(later):.2f}, max "
+          f"{1e3 * later.max():.1f} ms; water-box {per_shard}-frame shard: a later join is "
+          f"{rows[3][4]:.4f} of a frame's compute per frame")
+    return dict(compute=compute, join_per_shard=float(np.mean(joins[1:])), per_shard=per_shard,
+                mb_per_frame=size / frames / 1e6, growth={k: v[1] for k, v in growth.items()}, copy_mbs=rows[0][3],
+                old_ratio=rows[1][4])
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,7 +412,7 @@ def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
 def main(sections):
     join = many = None
     if "join" in sections:
-        join = join_section(env_int("BENCH_SHARDS", 4), env_int("BENCH_PER_SHARD", 3), env_int("BENCH_PARTS", 1000))
+        join = join_section(env_int("BENCH_SHARDS", 6), env_int("BENCH_PER_SHARD", 1), env_int("BENCH_PARTS", 1000))
     if "many" in sections:
         many = many_section(env_int("BENCH_WORKERS", 8), env_int("BENCH_MANY_FRAMES", 960), env_int("BENCH_SHARD", 30))
     if "water" in sections:

@@ -26,8 +26,11 @@ The join (:func:`join_shards`, on the client, in frame order while the other sha
 The output is an index of the shard files (:mod:`mdjac.io.h5md_index`: HDF5 virtual datasets), so
 joining is metadata only: as soon as shards 0..k are complete, each is checked (:func:`check_shard`:
 it opens and holds its b_k - a_k frames; a damaged one is deleted and computed again, not joined)
-and the index is rewritten over the shards joined so far. The shard files stay: they hold the
-output's frames (``mdjac consolidate`` copies them into one file). A task lost with its scheduler
+and renamed to ``<output>.shards/part-<run>-<k>.h5md``, where the index, written once with every
+shard of the plan (:meth:`mdjac.io.h5md_index.H5MDIndex.plan`), expects it; the join then appends
+its offsets and its blocks' place to the index, at a cost that does not grow with the shards
+joined before. The part files stay: they hold the output's frames (``mdjac consolidate`` copies
+them into one file). A task lost with its scheduler
 (restarted) is submitted again and continues its file. A resume first joins what is finished,
 then submits the rest; a shard file already holding b_k - a_k frames is not recomputed, a partial
 one is continued; an ordinary output's frames become the index's first part. The output's datasets
@@ -152,6 +155,19 @@ def shard_folder(output):
 def shard_path(folder, run, index):
     """Shard ``index``'s file of the run ``run`` (the plan's id) in ``folder``."""
     return os.path.join(folder, f"shard-{run}-{index:06d}.h5md")
+
+
+def part_path(folder, run, index):
+    """Where shard ``index``'s file goes when the output joins it (the index's planned part)."""
+    return os.path.join(folder, f"part-{run}-{index:06d}.h5md")
+
+
+def finished_path(folder, run, index):
+    """Shard ``index``'s file: where its task writes it, or where a join that was killed before
+    it counted the shard's frames had moved it already."""
+    shard = shard_path(folder, run, index)
+    part = part_path(folder, run, index)
+    return part if os.path.exists(part) and not os.path.exists(shard) else shard
 
 
 def base_path(folder, run):
@@ -430,7 +446,7 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     run, shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, options.resume,
                                     keep=parts_of(output) if os.path.exists(output) else ())
     first = next((k for k, (a, b) in enumerate(shards) if b > done), len(shards))
-    count = {k: stored_frames(shard_path(folder, run, k)) for k in range(first, len(shards))}
+    count = {k: stored_frames(finished_path(folder, run, k)) for k in range(first, len(shards))}
 
     def finished():
         """Frames of the selection done: in the output, or in a shard beyond the output's end."""
@@ -482,14 +498,17 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
                 ready = []
                 while next_join + len(ready) < len(shards) and next_join + len(ready) not in futures:
                     k = next_join + len(ready)
-                    part = check_shard(shard_path(folder, run, k), *shards[k])
+                    part = check_shard(finished_path(folder, run, k), *shards[k])
                     if part is None:          # damaged on disk: computed again, not joined
                         again(k)
                         break
                     ready.append((*shards[k], part))
                 if ready:
                     t0 = time.perf_counter()
-                    writer = writer or open_output(base_part=base_path(folder, run))
+                    if writer is None:
+                        writer = open_output(base_part=base_path(folder, run))
+                        writer.plan([(part_path(folder, run, k), b - a) for k, (a, b) in enumerate(shards)
+                                     if k >= next_join])
                     join_shards(writer, ready)
                     join_seconds += time.perf_counter() - t0
                     next_join += len(ready)
