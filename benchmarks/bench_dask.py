@@ -405,8 +405,10 @@ def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
               f"(a few bytes each)")
         print(f"     shared file system: {rate * join['mb_per_frame'] / 1e3:.1f} GB/s of shard writes, each byte written "
               f"once (the join before: written, read back and written again: 3x)")
+    ratio = join["join_per_shard"] / join["per_shard"] / join["compute"]
     print(f"  the join before cost {join['old_ratio']:.3f} of a frame's compute per frame here: one client kept at "
-          f"most {1 / join['old_ratio']:.1f} workers busy, whatever the number of machines")
+          f"most {1 / join['old_ratio']:.1f} workers busy, whatever the number of machines; the index's join of a "
+          f"{join['per_shard']}-frame shard costs {ratio:.4f}: one client joins for {1 / ratio:.0f} workers")
 
 
 def main(sections):
@@ -417,7 +419,7 @@ def main(sections):
         many = many_section(env_int("BENCH_WORKERS", 8), env_int("BENCH_MANY_FRAMES", 960), env_int("BENCH_SHARD", 30))
     if "water" in sections:
         water_section(env_int("BENCH_WATER_FRAMES", 6))
-    if join and many:
+    if join:
         estimate(join, many)
 
 

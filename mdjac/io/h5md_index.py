@@ -523,7 +523,8 @@ class H5MDIndex:
                 if len(store.parts) < size:
                     _write_segment(store, group)
         self.parts = self.parts + parts
-        update_index(self.path, np.concatenate(offsets) if offsets else None, store if sealed else None)
+        if offsets:
+            update_index(self.path, np.concatenate(offsets), store if sealed else None)
 
     def write(self):
         """Rewrite the index whole (the joined and the planned parts); the first write over a

@@ -17,8 +17,9 @@ so a process killed inside a batch leaves the file as it was before it, and read
 with a pending journal see it as it was before that batch (:func:`open_h5`).
 
 A distributed run's output is an index of part files (:mod:`mdjac.io.h5md_index`): the same tree
-with its frame datasets (:func:`extents`) virtual; :func:`part_files` names its parts and
-:func:`open_h5` refuses one whose parts are missing (:func:`missing_parts`).
+with its frame datasets (:func:`extents`) virtual; :func:`part_files` names its parts,
+:func:`store_files` the segment files of its Jacobian store, and :func:`open_h5` refuses one
+whose files are missing (:func:`missing_parts`).
 """
 import contextlib
 import gc
