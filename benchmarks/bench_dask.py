@@ -142,15 +142,18 @@ def planned_joins(out, done, frames=1):
 def index_growth(folder, parts):
     """Seconds of the k-th join of one-frame parts into an index planned for ``parts`` of them:
     ({k: (the k-th join, mean of joins k/2+1..k)} for k in 2, 10, 100, 1000 up to ``parts``,
-    the first join (it writes the index whole, every planned part mapped), every join)."""
-    seconds = planned_joins(os.path.join(folder, "index.h5md"), fake_parts(folder, parts))
+    the first join (it writes the index whole, every planned part mapped), every join, the index's
+    bytes at the end)."""
+    out = os.path.join(folder, "index.h5md")
+    seconds = planned_joins(out, fake_parts(folder, parts))
     ks = [k for k in (2, 10, 100, 1000, 10000) if k <= parts]
-    return {k: (seconds[k - 1], float(np.mean(seconds[k // 2:k]))) for k in ks}, seconds[0], seconds
+    return {k: (seconds[k - 1], float(np.mean(seconds[k // 2:k]))) for k in ks}, seconds[0], seconds, \
+        os.path.getsize(out)
 
 
 def join_section(shards=6, per_shard=1, parts=1000):
     import mdjac
-    from mdjac.io.h5md_index import materialise
+    from mdjac.io.h5md_index import SEGMENT_PARTS, materialise
     from mdjac.io.h5md_writer import H5MDWriter
 
     system = mdjac.load_system("water-box")
@@ -204,7 +207,7 @@ def join_section(shards=6, per_shard=1, parts=1000):
         t0 = time.perf_counter()
         copied = raw_chunk_copy(os.path.join(f"{out}.shards", "part-000000.h5md"), os.path.join(folder, "raw.h5"))
         raw = time.perf_counter() - t0
-        growth, first_join, all_joins = index_growth(tempfile.mkdtemp(dir=folder), parts)
+        growth, first_join, all_joins, index_bytes = index_growth(tempfile.mkdtemp(dir=folder), parts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\njoin: water-box ({len(x)} atoms, {jacobian.nnz_blocks} blocks), float32, blocks uncompressed; "
@@ -217,7 +220,8 @@ def join_section(shards=6, per_shard=1, parts=1000):
         print(f"{name:42} {seconds:>8.3f} {fps:>9.1f} {mbs:>8.0f} {ratio:>20.4f}  {note}")
     print(f"{'raw chunk copy, blocks of shard 0 (b)':42} {raw:>8.3f} {'':>9} {copied / raw / 1e6:>8.0f}")
     print(f"\nindex growth: one-frame parts (12 atoms) joined one by one into an index planned for {parts}; the "
-          f"first join wrote it whole in {1e3 * first_join:.0f} ms; {load()}")
+          f"first join wrote it whole in {1e3 * first_join:.0f} ms; the index, copied by each join, holds "
+          f"{index_bytes / 1e3:.0f} kB at the end (segments of {SEGMENT_PARTS} parts); {load()}")
     head = f"{'shards joined k':>15} {'k-th join (ms)':>15} {'mean of joins k/2..k (ms)':>26}"
     print(head + "\n" + "-" * len(head))
     for k in sorted(growth):
