@@ -393,6 +393,19 @@ def compute_shard(job, index, a, b, path, joined=None):
 # the join
 # --------------------------------------------------------------------------------------------
 
+def shard_lock(path):
+    """The lock of the shard file ``path`` (:class:`mdjac.io.output_lock.OutputLock`), taken while
+    its shard is checked and joined, or None if a writer holds it. The lock file of a worker killed
+    after its last frame (e.g. while it reported progress to a scheduler that was gone) is taken
+    over, and removed when released."""
+    from .io.output_lock import OutputLock
+
+    try:
+        return OutputLock(path)
+    except OutputLocked:
+        return None
+
+
 def check_shard(path, a, b):
     """The :class:`mdjac.io.h5md_index.Part` of the finished shard file ``path`` (selection
     positions a..b-1), or None if it cannot be joined (missing, damaged on disk, short): the
@@ -532,25 +545,34 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
                         del futures[k]
                 if finished() > bar.n:
                     bar.update(finished() - bar.n)
-                ready = []
-                while next_join + len(ready) < len(shards) and joinable(next_join + len(ready)):
-                    k = next_join + len(ready)
-                    part = check_shard(finished_path(folder, run, k), *shards[k])
-                    if part is None:          # damaged on disk: computed again, not joined
-                        again(k)
-                        break
-                    ready.append((*shards[k], part))
-                    count[k] = shards[k][1] - shards[k][0]
-                if ready:
-                    t0 = time.perf_counter()
-                    if writer is None:
-                        writer = open_output(base_part=base_path(folder, run))
-                        writer.plan([(part_path(folder, run, k), b - a) for k, (a, b) in enumerate(shards)
-                                     if k >= next_join])
-                    join_shards(writer, ready)
-                    join_seconds += time.perf_counter() - t0
-                    next_join += len(ready)
-                    joins.append((time.time(), writer.n_frames))
+                ready, locks = [], []
+                try:
+                    while next_join + len(ready) < len(shards) and joinable(next_join + len(ready)):
+                        k = next_join + len(ready)
+                        path = finished_path(folder, run, k)
+                        lock = shard_lock(path)
+                        if lock is None:          # a writer still has it open
+                            break
+                        locks.append(lock)
+                        part = check_shard(path, *shards[k])
+                        if part is None:          # damaged on disk: computed again, not joined
+                            again(k)
+                            break
+                        ready.append((*shards[k], part))
+                        count[k] = shards[k][1] - shards[k][0]
+                    if ready:
+                        t0 = time.perf_counter()
+                        if writer is None:
+                            writer = open_output(base_part=base_path(folder, run))
+                            writer.plan([(part_path(folder, run, k), b - a) for k, (a, b) in enumerate(shards)
+                                         if k >= next_join])
+                        join_shards(writer, ready)
+                        join_seconds += time.perf_counter() - t0
+                        next_join += len(ready)
+                        joins.append((time.time(), writer.n_frames))
+                finally:
+                    for lock in locks:
+                        lock.release()
                 if interrupt is not None:
                     interrupt.check()
                 if next_join < len(shards):
