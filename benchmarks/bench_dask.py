@@ -49,6 +49,11 @@ def env_int(name, default):
     return int(os.environ.get(name, default))
 
 
+def threads():
+    """MindSpore's CPU kernel threads in this process (its default: the cores)."""
+    return os.environ.get("MDJAC_THREADS") or len(os.sched_getaffinity(0))
+
+
 def load():
     return f"load average {os.getloadavg()[0]:.1f} (2 cores shared with other jobs)"
 
@@ -123,20 +128,22 @@ def fake_parts(folder, count):
 
 def planned_joins(out, done, frames=1):
     """Join the finished part files ``done`` (of ``frames`` frames each) one at a time into a new
-    index ``out`` that planned them all, as the client does. Returns the seconds of each join (the
-    first writes the index whole, with every planned part)."""
+    index ``out`` that planned them all, as the client does (each join checks its part first, as
+    the client does before). Returns the seconds of each join (the first writes the index whole,
+    with every planned part), and the CPU seconds of each (this thread's)."""
     from mdjac.io.h5md_index import H5MDIndex
 
     folder = f"{out}.shards"
     os.makedirs(folder, exist_ok=True)
-    seconds = []
+    seconds, cpu = [], []
     with H5MDIndex(out) as index:
         index.plan([(os.path.join(folder, f"part-{k:06d}.h5md"), frames) for k in range(len(done))])
         for path in done:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             index.add([path])
             seconds.append(time.perf_counter() - t0)
-    return seconds
+            cpu.append(time.thread_time() - c0)
+    return seconds, cpu
 
 
 def index_growth(folder, parts):
@@ -145,7 +152,7 @@ def index_growth(folder, parts):
     the first join (it writes the index whole, every planned part mapped), every join, the index's
     bytes at the end)."""
     out = os.path.join(folder, "index.h5md")
-    seconds = planned_joins(out, fake_parts(folder, parts))
+    seconds, _ = planned_joins(out, fake_parts(folder, parts))
     ks = [k for k in (2, 10, 100, 1000, 10000) if k <= parts]
     return {k: (seconds[k - 1], float(np.mean(seconds[k // 2:k]))) for k in ks}, seconds[0], seconds, \
         os.path.getsize(out)
@@ -161,10 +168,10 @@ def join_section(shards=6, per_shard=1, parts=1000):
     x = np.asarray(system.positions, dtype=np.float32)
     times = []
     for _ in range(2):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         forces, jacobian = potential.forces(x, box=box), potential.force_jacobian(x, box=box)
         times.append(time.perf_counter() - t0)
-    compute = times[1]
+    compute, compute_cpu = times[1], time.process_time() - c0
     folder = tempfile.mkdtemp(prefix="bench-join-", dir=os.environ.get("BENCH_DIR"))
     try:
         paths, t0 = [], time.perf_counter()
@@ -194,13 +201,14 @@ def join_section(shards=6, per_shard=1, parts=1000):
         row("join before: read + append every frame", time.perf_counter() - t0)
         os.remove(os.path.join(folder, "old.h5md"))
         out = os.path.join(folder, "out.h5md")
-        joins = planned_joins(out, paths, per_shard)
-        later = joins[1:]
+        joins, joins_cpu = planned_joins(out, paths, per_shard)
+        later, later_cpu = joins[1:], np.mean(joins_cpu[1:])
         rows.append(("index: first join (writes the plan)", joins[0], per_shard / joins[0],
                      size / shards / joins[0] / 1e6, joins[0] / per_shard / compute, "once per run"))
         rows.append(("index: each later join", sum(later), len(later) * per_shard / sum(later),
                      size * len(later) / shards / sum(later) / 1e6, np.mean(later) / per_shard / compute,
-                     f"{1e3 * np.mean(later):.1f} ms per shard (median {1e3 * np.median(later):.1f})"))
+                     f"{1e3 * np.mean(later):.1f} ms per shard (median {1e3 * np.median(later):.1f}), "
+                     f"CPU {1e3 * later_cpu:.1f} ms"))
         t0 = time.perf_counter()
         materialise(out)
         row("consolidate (index -> one file)", time.perf_counter() - t0)
@@ -229,8 +237,11 @@ def join_section(shards=6, per_shard=1, parts=1000):
     later = np.array(all_joins[1:])
     print(f"joins 2..{parts}: mean {1e3 * later.mean():.2f} ms, median {1e3 * np.median(later):.2f}, max "
           f"{1e3 * later.max():.1f} ms; water-box {per_shard}-frame shard: a later join is "
-          f"{rows[3][4]:.4f} of a frame's compute per frame")
+          f"{rows[3][4]:.4f} of a frame's compute per frame in wall time at this load; in CPU time "
+          f"{later_cpu / per_shard / compute_cpu:.4f} (the join's thread {1e3 * later_cpu:.1f} ms, the frame's process "
+          f"{compute_cpu:.2f} s on {threads()} threads)")
     return dict(compute=compute, join_per_shard=float(np.mean(joins[1:])), per_shard=per_shard,
+                cpu_ratio=later_cpu / per_shard / compute_cpu,
                 mb_per_frame=size / frames / 1e6, growth={k: v[1] for k, v in growth.items()}, copy_mbs=rows[0][3],
                 old_ratio=rows[1][4])
 
@@ -341,10 +352,12 @@ def one_run(workers, traj, out):
         if seconds:
             rates.append(len(seconds) / sum(seconds))
     steady = [s for t in result["tasks"] for s in (t["seconds"][1:] if t["compile"] else t["seconds"])]
+    steady_cpu = [s for t in result["tasks"] for s in (t["cpu"][1:] if t["compile"] else t["cpu"])]
     info = describe(out)
     return dict(workers=workers, start=start, compile=compile_, steady=sum(rates),
                 wall=result["computed"] / result["seconds"], join=result["join_seconds"],
                 join_frame=result["join_seconds"] / result["computed"], frame=float(np.median(steady)),
+                join_cpu=result["join_cpu_seconds"] / result["computed"] / float(np.median(steady_cpu)),
                 threads=threads, mb=info["file_bytes"] / info["frames"] / 1e6, frames=result["computed"])
 
 
@@ -361,13 +374,16 @@ def water_section(frames=6):
     print(f"\nwater: mdjac compute on a Dask LocalCluster, water-box ({len(system.positions)} atoms), {frames} frames, "
           f"float32, blocks uncompressed; threads per worker = cores / workers; {load()}")
     head = (f"{'workers':>7} {'start (s)':>9} {'compile per worker (s)':>23} {'steady frames/s':>15} "
-            f"{'wall frames/s':>13} {'join (s)':>8} {'join / frame':>12} {'MB/frame':>8} {'threads/busy':>14}")
+            f"{'wall frames/s':>13} {'join (s)':>8} {'join / frame':>12} {'CPU':>7} {'MB/frame':>8} {'threads/busy':>14}")
     print(head + "\n" + "-" * len(head))
     for r in rows:
         print(f"{r['workers']:>7} {r['start']:>9.1f} {', '.join(f'{c:.1f}' for c in r['compile']):>23} "
               f"{r['steady']:>15.3f} {r['wall']:>13.3f} {r['join']:>8.3f} {r['join_frame'] / r['frame']:>12.5f} "
+              f"{r['join_cpu']:>7.4f} "
               f"{r['mb']:>8.1f} {', '.join(f'{n}/{b}' for n, b in r['threads']):>14}")
-    print("join / frame: the client's join time per frame over a worker's median compute time per frame")
+    print("join / frame: the client's join time per frame over a worker's median compute time per frame (wall, "
+          "at this load; the first join, which writes the index with every planned shard, included); CPU: the "
+          "join's CPU time (the client's thread) per frame over a frame's (the worker process's)")
     one, two = rows
     print(f"scaling efficiency (2 workers vs 1): steady {two['steady'] / (2 * one['steady']):.2f}, "
           f"wall {two['wall'] / (2 * one['wall']):.2f}")
@@ -384,7 +400,10 @@ def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
     each worker computing ``quiet_rate`` frames/s (a quiet core: README's Benchmark), from the
     figures measured above (the index's cost, under this machine's load, is an upper bound)."""
     ks = np.array(sorted(join["growth"]), dtype=float)
-    slope, intercept = np.polyfit(ks, [join["growth"][int(k)] for k in ks], 1)
+    cost = [join["growth"][int(k)] for k in ks]
+    slope, intercept = np.polyfit(ks, cost, 1) if len(ks) > 2 else (0.0, float(np.mean(cost)))
+    if slope <= 0:        # no growth: the mean cost
+        slope, intercept = 0.0, float(np.mean(cost))
     print(f"\nestimate for {machines} machines, {frames} water-box frames ({join['mb_per_frame']:.0f} MB each), "
           f"{quiet_rate} frames/s per worker on a quiet core; adding a shard to an index of k shards measured above "
           f"as {1e3 * intercept:.1f} ms + {1e6 * slope:.0f} us x k (fitted)")
@@ -412,7 +431,8 @@ def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
     ratio = join["join_per_shard"] / join["per_shard"] / join["compute"]
     print(f"  the join before cost {join['old_ratio']:.3f} of a frame's compute per frame here: one client kept at "
           f"most {1 / join['old_ratio']:.1f} workers busy, whatever the number of machines; the index's join of a "
-          f"{join['per_shard']}-frame shard costs {ratio:.4f}: one client joins for {1 / ratio:.0f} workers")
+          f"{join['per_shard']}-frame shard costs {ratio:.4f} in wall time at this load ({join['cpu_ratio']:.4f} in CPU "
+          f"time): one client joins for {1 / ratio:.0f} workers ({1 / join['cpu_ratio']:.0f} by CPU time)")
 
 
 def main(sections):

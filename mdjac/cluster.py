@@ -357,19 +357,19 @@ def compute_shard(job, index, a, b, path, joined=None):
     Returns
     -------
     dict : index, worker (pid), threads, resumed (frames found in the shard), computed, seconds
-    (per computed frame), compile (True if the first of them was this process's first), started
+    (per computed frame), cpu (the worker process's CPU seconds per computed frame), compile (True if the first of them was this process's first), started
     and ended (the task's clock times, s since the epoch).
     """
     if joined is not None and os.path.exists(joined):
         now = time.time()
-        return dict(index=index, worker=os.getpid(), threads=None, resumed=b - a, computed=0, seconds=[],
+        return dict(index=index, worker=os.getpid(), threads=None, resumed=b - a, computed=0, seconds=[], cpu=[],
                     compile=False, started=now, ended=now)
     threads = limit_threads(os.environ.get(THREADS_VARIABLE))
     system = _WORKER.system(job.system, job.system_options)
     potential = system.potential
     progress = Progress(job.queue, index)
     first_of_process = _WORKER.frames == 0
-    seconds, started = [], time.time()
+    seconds, cpu, started = [], [], time.time()
     dtype, strategy = job.options.dtype, job.options.strategy
     with open_trajectory(job.trajectory, n_atoms=len(system.positions)) as traj:
         start, stop, step = job.selection
@@ -379,14 +379,16 @@ def compute_shard(job, index, a, b, path, joined=None):
             progress.put(resumed, final=True)
             for i in range(a + resumed, b):
                 frame = frames[i]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 x, box, forces, jacobian = job.compute_frame(potential, frame, system, dtype, strategy)
                 writer.append(frame.step, frame.time, x, box, forces, jacobian)
                 seconds.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
                 _WORKER.frames += 1
                 progress.put(i + 1 - a, final=i + 1 == b)
     return dict(index=index, worker=os.getpid(), threads=threads, resumed=resumed, computed=len(seconds),
-                seconds=seconds, compile=bool(first_of_process and seconds), started=started, ended=time.time())
+                seconds=seconds, cpu=cpu, compile=bool(first_of_process and seconds), started=started,
+                ended=time.time())
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,7 +469,8 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     -------
     dict : that of :func:`mdjac.jobs.compute_trajectory`, plus ``workers`` (worker processes
     seen), ``shards``, ``tasks`` (each task's dict from :func:`compute_shard`),
-    ``compile_seconds`` ({worker pid: seconds of its first frame}), ``join_seconds`` (the client's
+    ``compile_seconds`` ({worker pid: seconds of its first frame}), ``join_cpu_seconds`` (the CPU
+    time of the client's thread joining), ``join_seconds`` (the client's
     time joining), ``joins`` ([(clock time, frames in the output)] after each join),
     ``recomputed`` (shards submitted again: damaged files, tasks lost with the scheduler).
     """
@@ -509,7 +512,7 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     started = time.perf_counter()
     futures = {k: submit(k) for k, (a, b) in enumerate(shards) if k >= first and count[k] < b - a}
     attempts = {k: 0 for k in futures}
-    tasks, join_seconds, next_join, writer, joins, recomputed = [], 0.0, first, None, [], 0
+    tasks, join_seconds, join_cpu, next_join, writer, joins, recomputed = [], 0.0, 0.0, first, None, [], 0
     retired, seen = [], {}        # futures of tasks whose shard went on without them; files looked at
     bar = tqdm(total=len(frames), initial=kept, unit="frame", desc="jacobians", file=sys.stderr,
                disable=not options.progress, dynamic_ncols=True, smoothing=0.1)
@@ -561,13 +564,14 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
                         ready.append((*shards[k], part))
                         count[k] = shards[k][1] - shards[k][0]
                     if ready:
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.thread_time()
                         if writer is None:
                             writer = open_output(base_part=base_path(folder, run))
                             writer.plan([(part_path(folder, run, k), b - a) for k, (a, b) in enumerate(shards)
                                          if k >= next_join])
                         join_shards(writer, ready)
                         join_seconds += time.perf_counter() - t0
+                        join_cpu += time.thread_time() - c0
                         next_join += len(ready)
                         joins.append((time.time(), writer.n_frames))
                 finally:
@@ -592,6 +596,7 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     compile_seconds = {t["worker"]: t["seconds"][0] for t in tasks if t["compile"]}
     return dict(output=os.fspath(output), computed=len(frames) - kept, kept=kept, seconds=seconds, workers=workers,
                 shards=len(shards), tasks=tasks, compile_seconds=compile_seconds, join_seconds=join_seconds,
+                join_cpu_seconds=join_cpu,
                 joins=joins, recomputed=recomputed, first_seconds=max(compile_seconds.values(), default=None))
 
 

@@ -59,7 +59,7 @@ BLOCKS = f"{JACOBIAN}/blocks"
 #: The Jacobian's flat store: datasets whose rows are blocks, not frames.
 STORE = (f"{JACOBIAN}/indices", BLOCKS)
 #: Parts per segment file of an index's Jacobian store (a join rewrites the open segment).
-SEGMENT_PARTS = 32
+SEGMENT_PARTS = 16
 UNLIMITED = h5py.h5s.UNLIMITED
 
 
