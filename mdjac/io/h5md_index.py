@@ -91,6 +91,8 @@ def read_part(path, frames=None):
     with open_h5(path) as f:
         try:
             g = f[f"particles/{GROUP}"]
+            # held open, so that HDF5 decompresses their last chunk once for complete_frames and extents
+            held = [g[name] for name in (OFFSET, f"{JACOBIAN}/indptr") if name in g]  # noqa: F841
             n = complete_frames(g)
             wanted = n if frames is None else int(frames)
             if n < wanted:
