@@ -357,8 +357,9 @@ def compute_shard(job, index, a, b, path, joined=None):
     Returns
     -------
     dict : index, worker (pid), threads, resumed (frames found in the shard), computed, seconds
-    (per computed frame), cpu (the worker process's CPU seconds per computed frame), compile (True if the first of them was this process's first), started
-    and ended (the task's clock times, s since the epoch).
+    (per computed frame), cpu (the worker process's CPU seconds per computed frame), compile
+    (True if the first of them was this process's first), started and ended (the task's clock
+    times, s since the epoch).
     """
     if joined is not None and os.path.exists(joined):
         now = time.time()

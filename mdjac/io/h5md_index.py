@@ -38,6 +38,7 @@ only once ``offset`` holds it (:func:`mdjac.io.h5md_layout.complete_frames`), wh
 writes last. A part added without a plan (or holding more rows than its frames) rewrites the
 index whole.
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -211,6 +212,25 @@ def _virtual_dataset(f, name, shape, dtype, mappings):
     return h5py.Dataset(dsid)
 
 
+@contextlib.contextmanager
+def _replacing(path):
+    """``path``.tmp to write, renamed over ``path`` when the block ends (removed if it fails): a
+    reader sees the old file or the new one."""
+    tmp = f"{path}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _set_records(f, records):
+    """``records`` ({name: JSON-able}) as attributes of /parameters/mdjac of the open file ``f``."""
+    for key, value in (records or {}).items():
+        f["parameters/mdjac"].attrs[key] = json.dumps(value, sort_keys=True)
+
+
 def _relative(path, folder):
     return os.path.relpath(path, folder).encode()
 
@@ -268,24 +288,18 @@ def _write_segment(store, template):
     """Write the open segment's file (``path``.tmp renamed over it): for each store dataset, a
     virtual dataset concatenating its parts' (its rows' shape and dtype as ``template``'s, an
     open h5py group holding the store datasets)."""
-    tmp = f"{store.path}.tmp"
-    try:
-        with h5py.File(tmp, "w") as f:
-            for name in STORE:
-                src = template[name]
-                start, mappings = 0, []
-                for part in store.parts:
-                    used, shape = part.lengths[name]
-                    if used:
-                        mappings.append((start, used, store.relative(part.path), shape))
-                    start += used
-                full = f"particles/{GROUP}/{name}"
-                f.require_group(os.path.dirname(full))
-                _virtual_dataset(f, full, (start,) + src.shape[1:], src.dtype, mappings)
-        os.replace(tmp, store.path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with _replacing(store.path) as tmp, h5py.File(tmp, "w") as f:
+        for name in STORE:
+            src = template[name]
+            start, mappings = 0, []
+            for part in store.parts:
+                used, shape = part.lengths[name]
+                if used:
+                    mappings.append((start, used, store.relative(part.path), shape))
+                start += used
+            full = f"particles/{GROUP}/{name}"
+            f.require_group(os.path.dirname(full))
+            _virtual_dataset(f, full, (start,) + src.shape[1:], src.dtype, mappings)
 
 
 def write_index(path, parts, planned=(), records=None, segment_parts=None):
@@ -300,7 +314,6 @@ def write_index(path, parts, planned=(), records=None, segment_parts=None):
     """
     folder = os.path.dirname(os.path.abspath(path))
     segment_parts = SEGMENT_PARTS if segment_parts is None else int(segment_parts)
-    tmp = f"{path}.tmp"
     starts = {}
     for name in parts[0].lengths:
         starts[name] = np.concatenate([[0], np.cumsum([p.lengths[name][0] for p in parts])])
@@ -339,15 +352,9 @@ def write_index(path, parts, planned=(), records=None, segment_parts=None):
             ds.attrs[key] = value
         return True
 
-    try:
-        with h5py.File(parts[0].path, "r") as template, open_h5(tmp, "w") as f:
-            _copy_tree(template, f, frame_dataset, list(starts))
-            for key, value in (records or {}).items():
-                f["parameters/mdjac"].attrs[key] = json.dumps(value, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with _replacing(path) as tmp, h5py.File(parts[0].path, "r") as template, open_h5(tmp, "w") as f:
+        _copy_tree(template, f, frame_dataset, list(starts))
+        _set_records(f, records)
     return store
 
 
@@ -357,8 +364,7 @@ def update_index(path, offsets=None, store=None, records=None):
     ``records``, in a copy of the index renamed over it (its bytes are metadata: the cost does not
     grow with the frames' bytes, nor with the parts joined but for the offsets' 8 bytes a frame)."""
     folder = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp"
-    try:
+    with _replacing(path) as tmp:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+", locking=False) as f:
             g = f[f"particles/{GROUP}"]
@@ -375,12 +381,7 @@ def update_index(path, offsets=None, store=None, records=None):
                     ds = _virtual_dataset(f, f"particles/{GROUP}/{name}", shape, dtype, store.mappings(folder))
                     for key, value in attrs.items():
                         ds.attrs[key] = value
-            for key, value in (records or {}).items():
-                f["parameters/mdjac"].attrs[key] = json.dumps(value, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            _set_records(f, records)
 
 
 def read_records(path):
