@@ -4,19 +4,21 @@ one run; the load is printed beside them):
 
 ``join`` (no cluster). The water box (1,000 SPC/E waters, 3,000 atoms, float32, blocks
 uncompressed: the default): one frame computed (the second of two, the first paying for
-compilation), then SHARDS shard files of PER_SHARD copies of it written with the output's writer.
-The same bytes are then
+compilation), then SHARDS shard files of PER_SHARD copies of it (default: one-frame shards, the
+join's worst case) written with the output's writer. The same bytes are then
 
 * copied as files (``shutil.copyfile``): the limit of any join that moves bytes;
-* joined as before (every frame read back through the reader and appended by the writer);
-* joined by the index (``mdjac.io.h5md_index``: the output's frame datasets become HDF5 virtual
-  datasets over the shard files; metadata only), shard by shard as the client does;
+* joined as before the index (every frame read back through the reader and appended by the writer);
+* joined by the index (``mdjac.io.h5md_index``: HDF5 virtual datasets over the shard files,
+  metadata only), shard by shard as the client does: the first join writes the index with every
+  planned shard, each later one renames its shard into place and appends to the index;
 * consolidated (the index copied into one file: ``mdjac consolidate``, slabs of datasets);
 * copied chunk by chunk raw (h5py's ``read_direct_chunk``/``write_direct_chunk``) for the first
   shard's blocks, where chunks line up: design (b)'s best case.
 
 Each as seconds, frames/s, MB/s of the frames' bytes, and per frame against computing one. Then
-the index's cost as it grows: the time to add the k-th part (one-frame parts), k up to PARTS.
+the index's cost as it grows: PARTS one-frame parts joined one by one into an index planned for
+them all, the time of the k-th join for k = 2, 10, 100, 1000.
 
 ``many`` (a LocalCluster of WORKERS processes, default 8, on the 256-atom argon crystal: cheap
 frames, so the client and the scheduler are what is measured). FRAMES jittered frames in shards of
@@ -31,7 +33,7 @@ per worker, steady and wall frames/s, the join's seconds, threads per worker, as
 Then the estimate for 100 machines from these figures.
 
 Run: .venv/bin/python benchmarks/bench_dask.py [join] [many] [water]     (default: all three)
-Options by environment: BENCH_SHARDS (4), BENCH_PER_SHARD (3), BENCH_PARTS (1000), BENCH_WORKERS (8),
+Options by environment: BENCH_SHARDS (6), BENCH_PER_SHARD (1), BENCH_PARTS (1000), BENCH_WORKERS (8),
 BENCH_MANY_FRAMES (960), BENCH_SHARD (30), BENCH_WATER_FRAMES (6).
 """
 import os
@@ -45,6 +47,11 @@ import numpy as np
 
 def env_int(name, default):
     return int(os.environ.get(name, default))
+
+
+def threads():
+    """MindSpore's CPU kernel threads in this process (its default: the cores)."""
+    return os.environ.get("MDJAC_THREADS") or len(os.sched_getaffinity(0))
 
 
 def load():
@@ -103,33 +110,57 @@ def raw_chunk_copy(src_path, dst_path, name="particles/trajectory/force_jacobian
     return copied
 
 
-def index_growth(folder, parts):
-    """Seconds to add the k-th one-frame part to an index, for some k up to ``parts``: {k: seconds}."""
-    from mdjac.io.h5md_index import H5MDIndex, read_part
+def fake_parts(folder, count):
+    """``count`` one-frame part files of a 12-atom frame with a dense Jacobian (the index's cost
+    does not depend on the frames' bytes); their paths."""
     from mdjac.io.h5md_writer import H5MDWriter
     from mdjac.jacobian import ForceJacobian
 
     rng = np.random.default_rng(0)
-    first = os.path.join(folder, "part-0.h5md")
+    first = os.path.join(folder, "done-0.h5md")
     n = 12
     rows, cols = np.nonzero(np.ones((n, n), bool))
     with H5MDWriter(first, n, periodic=True) as w:
         w.append(0, 0.0, rng.random((n, 3)), np.ones(3), rng.random((n, 3)),
                  ForceJacobian(n, rows, cols, rng.random((len(rows), 3, 3)).astype(np.float32)))
-    paths = [first] + [shutil.copyfile(first, os.path.join(folder, f"part-{k}.h5md")) for k in range(1, parts)]
-    seconds = {}
-    with H5MDIndex(os.path.join(folder, "index.h5md")) as index:
-        for k in [k for k in (1, 3, 10, 30, 100, 300, 1000, 3000, 10000) if k <= parts]:
-            index.parts += [read_part(p) for p in paths[len(index.parts):k - 1]]     # the k - 1 before, not timed
-            t0 = time.perf_counter()
-            index.add([paths[k - 1]])
-            seconds[k] = time.perf_counter() - t0
-    return seconds
+    return [first] + [shutil.copyfile(first, os.path.join(folder, f"done-{k}.h5md")) for k in range(1, count)]
 
 
-def join_section(shards=4, per_shard=3, parts=1000):
+def planned_joins(out, done, frames=1):
+    """Join the finished part files ``done`` (of ``frames`` frames each) one at a time into a new
+    index ``out`` that planned them all, as the client does (each join checks its part first, as
+    the client does before). Returns the seconds of each join (the first writes the index whole,
+    with every planned part), and the CPU seconds of each (this thread's)."""
+    from mdjac.io.h5md_index import H5MDIndex
+
+    folder = f"{out}.shards"
+    os.makedirs(folder, exist_ok=True)
+    seconds, cpu = [], []
+    with H5MDIndex(out) as index:
+        index.plan([(os.path.join(folder, f"part-{k:06d}.h5md"), frames) for k in range(len(done))])
+        for path in done:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            index.add([path])
+            seconds.append(time.perf_counter() - t0)
+            cpu.append(time.thread_time() - c0)
+    return seconds, cpu
+
+
+def index_growth(folder, parts):
+    """Seconds of the k-th join of one-frame parts into an index planned for ``parts`` of them:
+    ({k: (the k-th join, mean of joins k/2+1..k)} for k in 2, 10, 100, 1000 up to ``parts``,
+    the first join (it writes the index whole, every planned part mapped), every join, the index's
+    bytes at the end)."""
+    out = os.path.join(folder, "index.h5md")
+    seconds, _ = planned_joins(out, fake_parts(folder, parts))
+    ks = [k for k in (2, 10, 100, 1000, 10000) if k <= parts]
+    return {k: (seconds[k - 1], float(np.mean(seconds[k // 2:k]))) for k in ks}, seconds[0], seconds, \
+        os.path.getsize(out)
+
+
+def join_section(shards=6, per_shard=1, parts=1000):
     import mdjac
-    from mdjac.io.h5md_index import H5MDIndex, materialise
+    from mdjac.io.h5md_index import SEGMENT_PARTS, materialise
     from mdjac.io.h5md_writer import H5MDWriter
 
     system = mdjac.load_system("water-box")
@@ -137,10 +168,10 @@ def join_section(shards=4, per_shard=3, parts=1000):
     x = np.asarray(system.positions, dtype=np.float32)
     times = []
     for _ in range(2):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         forces, jacobian = potential.forces(x, box=box), potential.force_jacobian(x, box=box)
         times.append(time.perf_counter() - t0)
-    compute = times[1]
+    compute, compute_cpu = times[1], time.process_time() - c0
     folder = tempfile.mkdtemp(prefix="bench-join-", dir=os.environ.get("BENCH_DIR"))
     try:
         paths, t0 = [], time.perf_counter()
@@ -169,22 +200,22 @@ def join_section(shards=4, per_shard=3, parts=1000):
         old_join(os.path.join(folder, "old.h5md"), paths, system)
         row("join before: read + append every frame", time.perf_counter() - t0)
         os.remove(os.path.join(folder, "old.h5md"))
-        per_shard_seconds = []
         out = os.path.join(folder, "out.h5md")
-        with H5MDIndex(out) as index:
-            for p in paths:
-                t0 = time.perf_counter()
-                index.add([p])
-                per_shard_seconds.append(time.perf_counter() - t0)
-        row("join by the index (virtual datasets)", sum(per_shard_seconds),
-            f"{1e3 * np.mean(per_shard_seconds):.1f} ms per shard")
+        joins, joins_cpu = planned_joins(out, paths, per_shard)
+        later, later_cpu = joins[1:], np.mean(joins_cpu[1:])
+        rows.append(("index: first join (writes the plan)", joins[0], per_shard / joins[0],
+                     size / shards / joins[0] / 1e6, joins[0] / per_shard / compute, "once per run"))
+        rows.append(("index: each later join", sum(later), len(later) * per_shard / sum(later),
+                     size * len(later) / shards / sum(later) / 1e6, np.mean(later) / per_shard / compute,
+                     f"{1e3 * np.mean(later):.1f} ms per shard (median {1e3 * np.median(later):.1f}), "
+                     f"CPU {1e3 * later_cpu:.1f} ms"))
         t0 = time.perf_counter()
         materialise(out)
         row("consolidate (index -> one file)", time.perf_counter() - t0)
         t0 = time.perf_counter()
-        copied = raw_chunk_copy(paths[0], os.path.join(folder, "raw.h5"))
+        copied = raw_chunk_copy(os.path.join(f"{out}.shards", "part-000000.h5md"), os.path.join(folder, "raw.h5"))
         raw = time.perf_counter() - t0
-        growth = index_growth(tempfile.mkdtemp(dir=folder), parts)
+        growth, first_join, all_joins, index_bytes = index_growth(tempfile.mkdtemp(dir=folder), parts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\njoin: water-box ({len(x)} atoms, {jacobian.nnz_blocks} blocks), float32, blocks uncompressed; "
@@ -196,10 +227,23 @@ def join_section(shards=4, per_shard=3, parts=1000):
     for name, seconds, fps, mbs, ratio, note in rows:
         print(f"{name:42} {seconds:>8.3f} {fps:>9.1f} {mbs:>8.0f} {ratio:>20.4f}  {note}")
     print(f"{'raw chunk copy, blocks of shard 0 (b)':42} {raw:>8.3f} {'':>9} {copied / raw / 1e6:>8.0f}")
-    print("index growth: time to add the k-th part (the index rewritten over k parts): " + ", ".join(
-        f"k={k}: {growth[k] * 1e3:.0f} ms" for k in sorted(growth)))
-    return dict(compute=compute, join_per_shard=float(np.mean(per_shard_seconds)), per_shard=per_shard,
-                mb_per_frame=size / frames / 1e6, growth=growth, copy_mbs=rows[0][3], old_ratio=rows[1][4])
+    print(f"\nindex growth: one-frame parts (12 atoms) joined one by one into an index planned for {parts}; the "
+          f"first join wrote it whole in {1e3 * first_join:.0f} ms; the index, copied by each join, holds "
+          f"{index_bytes / 1e3:.0f} kB at the end (segments of {SEGMENT_PARTS} parts); {load()}")
+    head = f"{'shards joined k':>15} {'k-th join (ms)':>15} {'mean of joins k/2..k (ms)':>26}"
+    print(head + "\n" + "-" * len(head))
+    for k in sorted(growth):
+        print(f"{k:>15} {1e3 * growth[k][0]:>15.2f} {1e3 * growth[k][1]:>26.2f}")
+    later = np.array(all_joins[1:])
+    print(f"joins 2..{parts}: mean {1e3 * later.mean():.2f} ms, median {1e3 * np.median(later):.2f}, max "
+          f"{1e3 * later.max():.1f} ms; water-box {per_shard}-frame shard: a later join is "
+          f"{rows[3][4]:.4f} of a frame's compute per frame in wall time at this load; in CPU time "
+          f"{later_cpu / per_shard / compute_cpu:.4f} (the join's thread {1e3 * later_cpu:.1f} ms, the frame's process "
+          f"{compute_cpu:.2f} s on {threads()} threads)")
+    return dict(compute=compute, join_per_shard=float(np.mean(joins[1:])), per_shard=per_shard,
+                cpu_ratio=later_cpu / per_shard / compute_cpu,
+                mb_per_frame=size / frames / 1e6, growth={k: v[1] for k, v in growth.items()}, copy_mbs=rows[0][3],
+                old_ratio=rows[1][4])
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,10 +352,12 @@ def one_run(workers, traj, out):
         if seconds:
             rates.append(len(seconds) / sum(seconds))
     steady = [s for t in result["tasks"] for s in (t["seconds"][1:] if t["compile"] else t["seconds"])]
+    steady_cpu = [s for t in result["tasks"] for s in (t["cpu"][1:] if t["compile"] else t["cpu"])]
     info = describe(out)
     return dict(workers=workers, start=start, compile=compile_, steady=sum(rates),
                 wall=result["computed"] / result["seconds"], join=result["join_seconds"],
                 join_frame=result["join_seconds"] / result["computed"], frame=float(np.median(steady)),
+                join_cpu=result["join_cpu_seconds"] / result["computed"] / float(np.median(steady_cpu)),
                 threads=threads, mb=info["file_bytes"] / info["frames"] / 1e6, frames=result["computed"])
 
 
@@ -328,13 +374,16 @@ def water_section(frames=6):
     print(f"\nwater: mdjac compute on a Dask LocalCluster, water-box ({len(system.positions)} atoms), {frames} frames, "
           f"float32, blocks uncompressed; threads per worker = cores / workers; {load()}")
     head = (f"{'workers':>7} {'start (s)':>9} {'compile per worker (s)':>23} {'steady frames/s':>15} "
-            f"{'wall frames/s':>13} {'join (s)':>8} {'join / frame':>12} {'MB/frame':>8} {'threads/busy':>14}")
+            f"{'wall frames/s':>13} {'join (s)':>8} {'join / frame':>12} {'CPU':>7} {'MB/frame':>8} {'threads/busy':>14}")
     print(head + "\n" + "-" * len(head))
     for r in rows:
         print(f"{r['workers']:>7} {r['start']:>9.1f} {', '.join(f'{c:.1f}' for c in r['compile']):>23} "
               f"{r['steady']:>15.3f} {r['wall']:>13.3f} {r['join']:>8.3f} {r['join_frame'] / r['frame']:>12.5f} "
+              f"{r['join_cpu']:>7.4f} "
               f"{r['mb']:>8.1f} {', '.join(f'{n}/{b}' for n, b in r['threads']):>14}")
-    print("join / frame: the client's join time per frame over a worker's median compute time per frame")
+    print("join / frame: the client's join time per frame over a worker's median compute time per frame (wall, "
+          "at this load; the first join, which writes the index with every planned shard, included); CPU: the "
+          "join's CPU time (the client's thread) per frame over a frame's (the worker process's)")
     one, two = rows
     print(f"scaling efficiency (2 workers vs 1): steady {two['steady'] / (2 * one['steady']):.2f}, "
           f"wall {two['wall'] / (2 * one['wall']):.2f}")
@@ -351,7 +400,10 @@ def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
     each worker computing ``quiet_rate`` frames/s (a quiet core: README's Benchmark), from the
     figures measured above (the index's cost, under this machine's load, is an upper bound)."""
     ks = np.array(sorted(join["growth"]), dtype=float)
-    slope, intercept = np.polyfit(ks, [join["growth"][int(k)] for k in ks], 1)
+    cost = [join["growth"][int(k)] for k in ks]
+    slope, intercept = np.polyfit(ks, cost, 1) if len(ks) > 2 else (0.0, float(np.mean(cost)))
+    if slope <= 0:        # no growth: the mean cost
+        slope, intercept = 0.0, float(np.mean(cost))
     print(f"\nestimate for {machines} machines, {frames} water-box frames ({join['mb_per_frame']:.0f} MB each), "
           f"{quiet_rate} frames/s per worker on a quiet core; adding a shard to an index of k shards measured above "
           f"as {1e3 * intercept:.1f} ms + {1e6 * slope:.0f} us x k (fitted)")
@@ -376,19 +428,22 @@ def estimate(join, many, machines=100, quiet_rate=0.6, frames=100_000):
               f"(a few bytes each)")
         print(f"     shared file system: {rate * join['mb_per_frame'] / 1e3:.1f} GB/s of shard writes, each byte written "
               f"once (the join before: written, read back and written again: 3x)")
+    ratio = join["join_per_shard"] / join["per_shard"] / join["compute"]
     print(f"  the join before cost {join['old_ratio']:.3f} of a frame's compute per frame here: one client kept at "
-          f"most {1 / join['old_ratio']:.1f} workers busy, whatever the number of machines")
+          f"most {1 / join['old_ratio']:.1f} workers busy, whatever the number of machines; the index's join of a "
+          f"{join['per_shard']}-frame shard costs {ratio:.4f} in wall time at this load ({join['cpu_ratio']:.4f} in CPU "
+          f"time): one client joins for {1 / ratio:.0f} workers ({1 / join['cpu_ratio']:.0f} by CPU time)")
 
 
 def main(sections):
     join = many = None
     if "join" in sections:
-        join = join_section(env_int("BENCH_SHARDS", 4), env_int("BENCH_PER_SHARD", 3), env_int("BENCH_PARTS", 1000))
+        join = join_section(env_int("BENCH_SHARDS", 6), env_int("BENCH_PER_SHARD", 1), env_int("BENCH_PARTS", 1000))
     if "many" in sections:
         many = many_section(env_int("BENCH_WORKERS", 8), env_int("BENCH_MANY_FRAMES", 960), env_int("BENCH_SHARD", 30))
     if "water" in sections:
         water_section(env_int("BENCH_WATER_FRAMES", 6))
-    if join and many:
+    if join:
         estimate(join, many)
 
 

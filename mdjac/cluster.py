@@ -24,11 +24,17 @@ and returns its timings. Workers never wait for the client.
 
 The join (:func:`join_shards`, on the client, in frame order while the other shards still run).
 The output is an index of the shard files (:mod:`mdjac.io.h5md_index`: HDF5 virtual datasets), so
-joining is metadata only: as soon as shards 0..k are complete, each is checked (:func:`check_shard`:
+joining is metadata only: as soon as shards 0..k are complete (each one's task has reported its
+end, or its file holds its frames with no writer on it, :func:`written_shard`: a worker starved of
+CPU reports seconds late), each is checked (:func:`check_shard`:
 it opens and holds its b_k - a_k frames; a damaged one is deleted and computed again, not joined)
-and the index is rewritten over the shards joined so far. The shard files stay: they hold the
-output's frames (``mdjac consolidate`` copies them into one file). A task lost with its scheduler
-(restarted) is submitted again and continues its file. A resume first joins what is finished,
+and renamed to ``<output>.shards/part-<run>-<k>.h5md``, where the index, written once with every
+shard of the plan (:meth:`mdjac.io.h5md_index.H5MDIndex.plan`), expects it; the join then appends
+its offsets and its blocks' place to the index, at a cost that does not grow with the shards
+joined before. The part files stay: they hold the output's frames (``mdjac consolidate`` copies
+them into one file). A task lost with its scheduler
+(restarted) is submitted again and continues its file, unless its shard was joined already (a
+rerun task finds the part file and does nothing). A resume first joins what is finished,
 then submits the rest; a shard file already holding b_k - a_k frames is not recomputed, a partial
 one is continued; an ordinary output's frames become the index's first part. The output's datasets
 equal a serial run's; the one attribute that differs is ``/parameters/mdjac`` ``distributed``
@@ -154,6 +160,19 @@ def shard_path(folder, run, index):
     return os.path.join(folder, f"shard-{run}-{index:06d}.h5md")
 
 
+def part_path(folder, run, index):
+    """Where shard ``index``'s file goes when the output joins it (the index's planned part)."""
+    return os.path.join(folder, f"part-{run}-{index:06d}.h5md")
+
+
+def finished_path(folder, run, index):
+    """Shard ``index``'s file: where its task writes it, or where a join that was killed before
+    it counted the shard's frames had moved it already."""
+    shard = shard_path(folder, run, index)
+    part = part_path(folder, run, index)
+    return part if os.path.exists(part) and not os.path.exists(shard) else shard
+
+
 def base_path(folder, run):
     """Where a resumed run puts the frames an ordinary output held (the index's first part)."""
     return os.path.join(folder, f"base-{run}.h5md")
@@ -201,6 +220,25 @@ def load_or_make_plan(folder, metadata, first, total, workers, shard_frames, res
         json.dump({"metadata": wanted, "run": run, "shards": shards}, f)
     os.replace(path + ".tmp", path)
     return run, shards
+
+
+def written_shard(path, frames, seen=None):
+    """True if the shard file ``path`` holds its ``frames`` complete frames and no writer has it
+    open (no lock file, no journal): it is final, whatever its task has still to report (a
+    worker whose event loop is starved reports late). ``seen``: a dict remembering each file's
+    (size, mtime) at its last look, so an unchanged file is not opened again."""
+    if os.path.exists(f"{path}.lock") or os.path.exists(f"{path}.journal"):
+        return False
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    key = (st.st_size, st.st_mtime_ns)
+    if seen is not None:
+        if seen.get(path) == key:
+            return False
+        seen[path] = key
+    return stored_frames(path) == frames
 
 
 def stored_frames(path):
@@ -305,7 +343,7 @@ class Progress:
             pass
 
 
-def compute_shard(job, index, a, b, path):
+def compute_shard(job, index, a, b, path, joined=None):
     """Worker task: frames a..b-1 of the selection into the shard file ``path``.
 
     Parameters
@@ -313,19 +351,26 @@ def compute_shard(job, index, a, b, path):
     job : :class:`ShardJob`.
     index : int, the shard's number.  a, b : int, its frames (selection positions a..b-1).
     path : str, its file.
+    joined : str or None, where the join moves it: if a file is there, the shard was joined
+        already (its task is being rerun after its worker died) and nothing is done.
 
     Returns
     -------
     dict : index, worker (pid), threads, resumed (frames found in the shard), computed, seconds
-    (per computed frame), compile (True if the first of them was this process's first), started
-    and ended (the task's clock times, s since the epoch).
+    (per computed frame), cpu (the worker process's CPU seconds per computed frame), compile
+    (True if the first of them was this process's first), started and ended (the task's clock
+    times, s since the epoch).
     """
+    if joined is not None and os.path.exists(joined):
+        now = time.time()
+        return dict(index=index, worker=os.getpid(), threads=None, resumed=b - a, computed=0, seconds=[], cpu=[],
+                    compile=False, started=now, ended=now)
     threads = limit_threads(os.environ.get(THREADS_VARIABLE))
     system = _WORKER.system(job.system, job.system_options)
     potential = system.potential
     progress = Progress(job.queue, index)
     first_of_process = _WORKER.frames == 0
-    seconds, started = [], time.time()
+    seconds, cpu, started = [], [], time.time()
     dtype, strategy = job.options.dtype, job.options.strategy
     with open_trajectory(job.trajectory, n_atoms=len(system.positions)) as traj:
         start, stop, step = job.selection
@@ -335,19 +380,34 @@ def compute_shard(job, index, a, b, path):
             progress.put(resumed, final=True)
             for i in range(a + resumed, b):
                 frame = frames[i]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 x, box, forces, jacobian = job.compute_frame(potential, frame, system, dtype, strategy)
                 writer.append(frame.step, frame.time, x, box, forces, jacobian)
                 seconds.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
                 _WORKER.frames += 1
                 progress.put(i + 1 - a, final=i + 1 == b)
     return dict(index=index, worker=os.getpid(), threads=threads, resumed=resumed, computed=len(seconds),
-                seconds=seconds, compile=bool(first_of_process and seconds), started=started, ended=time.time())
+                seconds=seconds, cpu=cpu, compile=bool(first_of_process and seconds), started=started,
+                ended=time.time())
 
 
 # --------------------------------------------------------------------------------------------
 # the join
 # --------------------------------------------------------------------------------------------
+
+def shard_lock(path):
+    """The lock of the shard file ``path`` (:class:`mdjac.io.output_lock.OutputLock`), taken while
+    its shard is checked and joined, or None if a writer holds it. The lock file of a worker killed
+    after its last frame (e.g. while it reported progress to a scheduler that was gone) is taken
+    over, and removed when released."""
+    from .io.output_lock import OutputLock
+
+    try:
+        return OutputLock(path)
+    except OutputLocked:
+        return None
+
 
 def check_shard(path, a, b):
     """The :class:`mdjac.io.h5md_index.Part` of the finished shard file ``path`` (selection
@@ -410,7 +470,8 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     -------
     dict : that of :func:`mdjac.jobs.compute_trajectory`, plus ``workers`` (worker processes
     seen), ``shards``, ``tasks`` (each task's dict from :func:`compute_shard`),
-    ``compile_seconds`` ({worker pid: seconds of its first frame}), ``join_seconds`` (the client's
+    ``compile_seconds`` ({worker pid: seconds of its first frame}), ``join_cpu_seconds`` (the CPU
+    time of the client's thread joining), ``join_seconds`` (the client's
     time joining), ``joins`` ([(clock time, frames in the output)] after each join),
     ``recomputed`` (shards submitted again: damaged files, tasks lost with the scheduler).
     """
@@ -430,7 +491,7 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     run, shards = load_or_make_plan(folder, metadata, done, len(frames), workers, shard_frames, options.resume,
                                     keep=parts_of(output) if os.path.exists(output) else ())
     first = next((k for k, (a, b) in enumerate(shards) if b > done), len(shards))
-    count = {k: stored_frames(shard_path(folder, run, k)) for k in range(first, len(shards))}
+    count = {k: stored_frames(finished_path(folder, run, k)) for k in range(first, len(shards))}
 
     def finished():
         """Frames of the selection done: in the output, or in a shard beyond the output's end."""
@@ -446,22 +507,30 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
 
     def submit(k, attempt=0):
         a, b = shards[k]
-        return client.submit(compute_shard, job, k, a, b, shard_path(folder, run, k), pure=False,
-                             key=f"mdjac-shard-{k}-{attempt}-{queue_name[-12:]}")
+        return client.submit(compute_shard, job, k, a, b, shard_path(folder, run, k), part_path(folder, run, k),
+                             pure=False, key=f"mdjac-shard-{k}-{attempt}-{queue_name[-12:]}")
 
     started = time.perf_counter()
     futures = {k: submit(k) for k, (a, b) in enumerate(shards) if k >= first and count[k] < b - a}
     attempts = {k: 0 for k in futures}
-    tasks, join_seconds, next_join, writer, joins, recomputed = [], 0.0, first, None, [], 0
+    tasks, join_seconds, join_cpu, next_join, writer, joins, recomputed = [], 0.0, 0.0, first, None, [], 0
+    retired, seen = [], {}        # futures of tasks whose shard went on without them; files looked at
     bar = tqdm(total=len(frames), initial=kept, unit="frame", desc="jacobians", file=sys.stderr,
                disable=not options.progress, dynamic_ncols=True, smoothing=0.1)
 
     def again(k):
         nonlocal recomputed
+        if k in futures:
+            retired.append(futures.pop(k))
         attempts[k] = attempts.get(k, 0) + 1
         recomputed += 1
         count[k] = 0
         futures[k] = submit(k, attempts[k])
+
+    def joinable(k):
+        """Shard k's task reported its end, or its file is final already."""
+        a, b = shards[k]
+        return k not in futures or written_shard(shard_path(folder, run, k), b - a, seen)
 
     try:
         with bar:
@@ -472,33 +541,50 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
                 for k, future in list(futures.items()):
                     if _lost(future):
                         del futures[k]
-                        again(k)
+                        if k >= next_join:
+                            again(k)
                     elif future.done():
                         tasks.append(future.result())      # a task's error is raised here
                         count[k] = shards[k][1] - shards[k][0]
                         del futures[k]
                 if finished() > bar.n:
                     bar.update(finished() - bar.n)
-                ready = []
-                while next_join + len(ready) < len(shards) and next_join + len(ready) not in futures:
-                    k = next_join + len(ready)
-                    part = check_shard(shard_path(folder, run, k), *shards[k])
-                    if part is None:          # damaged on disk: computed again, not joined
-                        again(k)
-                        break
-                    ready.append((*shards[k], part))
-                if ready:
-                    t0 = time.perf_counter()
-                    writer = writer or open_output(base_part=base_path(folder, run))
-                    join_shards(writer, ready)
-                    join_seconds += time.perf_counter() - t0
-                    next_join += len(ready)
-                    joins.append((time.time(), writer.n_frames))
+                ready, locks = [], []
+                try:
+                    while next_join + len(ready) < len(shards) and joinable(next_join + len(ready)):
+                        k = next_join + len(ready)
+                        path = finished_path(folder, run, k)
+                        lock = shard_lock(path)
+                        if lock is None:          # a writer still has it open
+                            break
+                        locks.append(lock)
+                        part = check_shard(path, *shards[k])
+                        if part is None:          # damaged on disk: computed again, not joined
+                            again(k)
+                            break
+                        ready.append((*shards[k], part))
+                        count[k] = shards[k][1] - shards[k][0]
+                    if ready:
+                        t0, c0 = time.perf_counter(), time.thread_time()
+                        if writer is None:
+                            writer = open_output(base_part=base_path(folder, run))
+                            writer.plan([(part_path(folder, run, k), b - a) for k, (a, b) in enumerate(shards)
+                                         if k >= next_join])
+                        join_shards(writer, ready)
+                        join_seconds += time.perf_counter() - t0
+                        join_cpu += time.thread_time() - c0
+                        next_join += len(ready)
+                        joins.append((time.time(), writer.n_frames))
+                finally:
+                    for lock in locks:
+                        lock.release()
                 if interrupt is not None:
                     interrupt.check()
                 if next_join < len(shards):
                     time.sleep(0.05)
         seconds = time.perf_counter() - started
+        tasks += _results(list(futures.values()) + retired)
+        futures = {}
         if os.path.exists(os.path.join(folder, PLAN)):
             os.remove(os.path.join(folder, PLAN))
         if writer is not None:
@@ -511,7 +597,24 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
     compile_seconds = {t["worker"]: t["seconds"][0] for t in tasks if t["compile"]}
     return dict(output=os.fspath(output), computed=len(frames) - kept, kept=kept, seconds=seconds, workers=workers,
                 shards=len(shards), tasks=tasks, compile_seconds=compile_seconds, join_seconds=join_seconds,
+                join_cpu_seconds=join_cpu,
                 joins=joins, recomputed=recomputed, first_seconds=max(compile_seconds.values(), default=None))
+
+
+def _results(futures, timeout=60.0):
+    """The results of tasks whose shards were joined before they reported their end: each one's
+    dict once it reports (within ``timeout`` seconds in all), none for a task lost or failed
+    after its shard was final (a task's error before that stops the run in the client's loop)."""
+    from distributed import wait
+
+    futures = [f for f in futures if not _lost(f)]
+    if not futures:
+        return []
+    try:
+        wait(futures, timeout=timeout)
+    except Exception:  # noqa: BLE001 - distributed's TimeoutError: the results are for the record only
+        pass
+    return [f.result() for f in futures if f.status == "finished"]
 
 
 def _queue(name, client):

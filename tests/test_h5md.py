@@ -585,6 +585,57 @@ def test_index_of_parts_reads_as_the_serial_file(tmp_path, monkeypatch):
                 (want.chunks, want.maxshape, want.compression)
 
 
+def test_planned_index_joins_in_place_and_shows_exactly_the_joined_frames(tmp_path, monkeypatch):
+    """An index written once with every planned part (Jacobian store segments of 2 parts): each
+    later join moves its part into place without rewriting the index, and h5py, MDAnalysis and
+    open_trajectory then see exactly the frames joined; a part missing before a present one is
+    refused; a part moved into place by a join killed before it counted is not a frame of the
+    index, and a resumed index joins it; at the end the datasets are the serial file's."""
+    from mdjac.io import h5md_index
+    from mdjac.io.h5md_index import H5MDIndex, parts_of
+
+    frames = random_frames(9, seed=4)
+    write(tmp_path / "serial.h5md", frames, batch=4)
+    bounds = [(0, 2), (2, 3), (3, 5), (5, 6), (6, 9)]
+    done = write_parts(tmp_path / "done", frames, bounds)            # where the workers wrote them
+    folder = tmp_path / "out.h5md.shards"
+    folder.mkdir()
+    planned = [str(folder / f"part-{k}.h5md") for k in range(len(bounds))]
+    out = tmp_path / "out.h5md"
+    with H5MDIndex(out, segment_parts=2) as index:
+        index.plan([(p, b - a) for p, (a, b) in zip(planned, bounds)])
+        for k, (a, b) in enumerate(bounds[:3]):
+            assert index.add([done[k]]) == b - a and index.n_frames == b
+            assert not os.path.exists(done[k]) and os.path.exists(planned[k])
+            with h5py.File(out, "r") as f:
+                assert f["particles/trajectory/position/value"].shape == (b, N, 3)
+                assert len(f["particles/trajectory/position/value"].virtual_sources()) == len(bounds)
+            with open_trajectory(out) as traj:
+                assert len(traj) == b
+                assert_frame_equal(traj[b - 1], frames[b - 1])
+            monkeypatch.setattr(h5md_index, "write_index", None)     # later joins never rewrite it whole
+    assert_mdanalysis_reads(out, frames[:5], tmp_path)
+    os.rename(planned[1], tmp_path / "away.h5md")
+    with pytest.raises(InputError, match=r"part-1.h5md is missing \(1 missing\)"):
+        open_trajectory(out)
+    os.rename(tmp_path / "away.h5md", planned[1])
+    os.replace(done[3], planned[3])          # a join killed after moving the part, before counting it
+    with open_trajectory(out) as traj:
+        assert len(traj) == 5
+    monkeypatch.undo()
+    with H5MDIndex(out, mode="a", segment_parts=2) as index:
+        assert index.n_frames == 5 and [p.path for p in index.parts] == planned[:3]
+        index.plan([(p, b - a) for p, (a, b) in zip(planned[3:], bounds[3:])])
+        index.add([planned[3]])
+        index.add([done[4]])
+        index.record("run", {"parts": 5})
+    assert_same_datasets(out, tmp_path / "serial.h5md", ignore=[("parameters/mdjac", "run")])
+    assert sorted(str(p) for p in folder.iterdir()) == sorted(parts_of(out))
+    with open_trajectory(out) as traj:
+        for got, want in zip(traj, frames):
+            assert_frame_equal(got, want)
+
+
 def test_index_continues_a_file_and_a_writer_continues_an_index(tmp_path):
     """An index resumed over an ordinary file takes its frames as its first part; a writer
     resumed over an index makes it one file first and appends to it."""

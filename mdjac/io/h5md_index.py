@@ -18,24 +18,50 @@ so mdjac's readers refuse an index with a missing part (:func:`missing_parts`, i
 :func:`mdjac.io.h5md_layout.open_h5`). :func:`consolidate` copies an index into one self-contained
 file (chunks and filters as the parts', i.e. a serial run's) and deletes its parts.
 
-The index is rewritten whole, as ``<index>.tmp`` renamed over it, each time parts are added: a
-reader sees the old index or the new one, and a killed writer leaves the old one.
+A join that costs the same whatever the parts before it. The index is written whole (as
+``<index>.tmp`` renamed over it) once a run knows its parts: the parts joined, each mapped with an
+end, and the parts still to come (:meth:`H5MDIndex.plan`), each mapped *without* an end (HDF5's
+unlimited mappings: a source contributes the rows it holds, none while its file is absent). A
+planned part joins by being renamed, complete, to its planned path, in frame order; the frame
+datasets then grow by its frames with no write to the index (HDF5 sizes them when they are
+opened, so a reader sees the frames of the parts present: the joined ones). Two things do
+depend on the parts before: ``offset`` (stored: the join appends the part's offsets, shifted)
+and the place of the part's blocks in the flat store. The store is therefore mapped through
+segment files of at most :data:`SEGMENT_PARTS` parts (each a small file of two virtual datasets
+over its parts' stores): the index maps the sealed segments with an end and the open one
+without; a join rewrites the open segment (at most :data:`SEGMENT_PARTS` mappings) and, once in
+:data:`SEGMENT_PARTS` joins, the index's two store datasets (one mapping per segment). The index
+itself is updated by copying its bytes (metadata: the tree, the mappings, the offsets),
+changing the copy in place and renaming it over the index (:func:`update_index`), so a reader
+sees the old index or the new one, and a killed join leaves the old one. Readers count a frame
+only once ``offset`` holds it (:func:`mdjac.io.h5md_layout.complete_frames`), which the join
+writes last. A part added without a plan (or holding more rows than its frames) rewrites the
+index whole.
 """
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
 from ..errors import InputError
-from .h5md_layout import GROUP, JACOBIAN, complete_frames, extents, missing_parts, open_h5, part_files
+from .h5md_layout import (GROUP, JACOBIAN, complete_frames, extents, is_index, mappings, missing_parts, open_h5,
+                          part_files, store_files)
 from .output_lock import OutputLock
 
 #: The frame dataset stored in the index itself (it points into the concatenated flat store).
 OFFSET = f"{JACOBIAN}/offset"
 BLOCKS = f"{JACOBIAN}/blocks"
+#: The Jacobian's flat store: datasets whose rows are blocks, not frames.
+STORE = (f"{JACOBIAN}/indices", BLOCKS)
+#: Parts per segment file of an index's Jacobian store (a join rewrites the open segment).
+SEGMENT_PARTS = 16
+UNLIMITED = h5py.h5s.UNLIMITED
 
 
 @dataclass(frozen=True)
@@ -66,6 +92,8 @@ def read_part(path, frames=None):
     with open_h5(path) as f:
         try:
             g = f[f"particles/{GROUP}"]
+            # held open, so that HDF5 decompresses their last chunk once for complete_frames and extents
+            held = [g[name] for name in (OFFSET, f"{JACOBIAN}/indptr") if name in g]  # noqa: F841
             n = complete_frames(g)
             wanted = n if frames is None else int(frames)
             if n < wanted:
@@ -79,10 +107,11 @@ def read_part(path, frames=None):
 
 
 def parts_of(path):
-    """The part files of the file ``path`` if it is a readable index, else []."""
+    """Every file the file ``path`` reads if it is a readable index (its part files, and the
+    segment files of its Jacobian store), else []."""
     try:
         with h5py.File(path, "r") as f:
-            return part_files(f)
+            return part_files(f) + store_files(f)
     except (OSError, KeyError, ValueError):
         return []
 
@@ -142,37 +171,165 @@ def _copy_tree(template, f, frame_dataset, frame_names):
             template.copy(obj, f.require_group(parent or "/"), leaf)
 
 
+def _space(shape, start=0, rows=None):
+    """A dataspace of ``shape`` (unlimited along axis 0) with rows start..start+rows-1 selected
+    (every element along the other axes), or every row from ``start`` on if ``rows`` is None."""
+    space = h5py.h5s.create_simple(tuple(int(n) for n in shape), (UNLIMITED,) + tuple(int(n) for n in shape[1:]))
+    _select(space, start, rows)
+    return space
+
+
+def _select(space, start, rows):
+    """Select rows start..start+rows-1 of ``space`` (all of them from ``start`` if rows is None)."""
+    rest = space.shape[1:]
+    corner = (int(start),) + (0,) * len(rest)
+    if rows is None:
+        ones = (1,) * (1 + len(rest))
+        space.select_hyperslab(corner, ones, ones, (UNLIMITED,) + rest)
+    else:
+        space.select_hyperslab(corner, (int(rows),) + rest)
+
+
 def _virtual_dataset(f, name, shape, dtype, mappings):
-    """A virtual dataset ``name`` of ``shape`` in the open file ``f`` whose rows start..start+used-1
-    are rows 0..used-1 of the dataset of the same name in each part file, for ``mappings``
-    [(start, used, file name relative to ``f``'s folder (bytes), that dataset's shape), ...]; fill
-    value NaN (floats) or -1. (HDF5's own calls: h5py's VirtualLayout costs a millisecond a mapping.)"""
+    """A virtual dataset ``name`` of ``shape`` (resizable along axis 0) in the open file ``f``
+    whose rows start..start+rows-1 are rows 0..rows-1 of the dataset of the same name in a
+    source file, for ``mappings`` [(start, rows, file name relative to ``f``'s folder (bytes),
+    that dataset's length or shape), ...]; rows None: as many rows as the source holds (none while it is
+    absent; its shape is then ignored). Fill value NaN (floats) or -1. (HDF5's own calls: h5py's
+    VirtualLayout costs a millisecond a mapping.)"""
     dtype = np.dtype(dtype)
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_fill_value(np.array(np.nan if np.issubdtype(dtype, np.floating) else -1, dtype=dtype))
-    rest = tuple(shape[1:])
-    for start, used, file_name, source_shape in mappings:
-        target = h5py.h5s.create_simple(tuple(shape))
-        target.select_hyperslab((start,) + (0,) * len(rest), (used,) + rest)
-        source = h5py.h5s.create_simple(tuple(source_shape))
-        source.select_hyperslab((0,) * len(source_shape), (used,) + tuple(source_shape[1:]))
-        dcpl.set_virtual(target, file_name, name.encode(), source)
-    dsid = h5py.h5d.create(f.id, name.encode(), h5py.h5t.py_create(dtype), h5py.h5s.create_simple(tuple(shape)),
-                           dcpl=dcpl)
+    rest, dataset, sources = tuple(shape[1:]), name.encode(), {}
+    target = _space(shape)      # HDF5 copies the selections: one dataspace serves every mapping
+    for start, rows, file_name, source_shape in mappings:
+        _select(target, start, rows)
+        key = (rows, None if rows is None else source_shape[0])
+        if key not in sources:
+            sources[key] = _space(((0 if rows is None else source_shape[0]),) + rest, 0, rows)
+        dcpl.set_virtual(target, file_name, dataset, sources[key])
+    dsid = h5py.h5d.create(f.id, dataset, h5py.h5t.py_create(dtype), _space(shape), dcpl=dcpl)
     return h5py.Dataset(dsid)
 
 
-def write_index(path, parts, records=None):
-    """Write the index of ``parts`` (a list of :class:`Part`, in frame order) to ``path``
-    (as ``path``.tmp renamed over it), with ``records`` ({name: JSON-able}) as attributes of
-    /parameters/mdjac beside the parts' metadata."""
-    folder = os.path.dirname(os.path.abspath(path))
+@contextlib.contextmanager
+def _replacing(path):
+    """``path``.tmp to write, renamed over ``path`` when the block ends (removed if it fails): a
+    reader sees the old file or the new one."""
     tmp = f"{path}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _set_records(f, records):
+    """``records`` ({name: JSON-able}) as attributes of /parameters/mdjac of the open file ``f``."""
+    for key, value in (records or {}).items():
+        f["parameters/mdjac"].attrs[key] = json.dumps(value, sort_keys=True)
+
+
+def _relative(path, folder):
+    return os.path.relpath(path, folder).encode()
+
+
+@dataclass
+class Store:
+    """The Jacobian's flat store (``indices`` and ``blocks``) of an index, mapped through segment
+    files of at most :data:`SEGMENT_PARTS` parts each: the index maps the ``sealed`` segments
+    [(path, first block, blocks), ...] and, without an end, the open one (``path``, from block
+    ``start``), which maps its ``parts`` (list of :class:`Part`) and is rewritten as parts join.
+    ``name``: the stem of its segment files; ``count``: segments made so far."""
+    name: str
+    sealed: list
+    path: str
+    start: int
+    parts: list
+    count: int
+    names: dict = dataclasses.field(default_factory=dict)
+
+    def relative(self, path):
+        """``path`` relative to the segment files' folder (bytes), as a mapping names its file."""
+        if path not in self.names:
+            self.names[path] = _relative(path, os.path.dirname(self.name))
+        return self.names[path]
+
+    @property
+    def end(self):
+        """Blocks of the store, the open segment's included."""
+        return self.start + sum(p.blocks for p in self.parts)
+
+    def mappings(self, folder):
+        """The index's mappings of the store (:func:`_virtual_dataset`), relative to ``folder``."""
+        return [(start, blocks, _relative(path, folder), (blocks,)) for path, start, blocks in self.sealed] + \
+            [(self.start, None, _relative(self.path, folder), None)]
+
+    def append(self, part, template, segment_parts):
+        """Add ``part`` to the open segment (sealing it first if it is full, then opening the
+        next); the segment's file is written once it is full (else by the caller, after its last
+        part). Returns True if a segment was sealed (the index must map the store anew)."""
+        sealed = len(self.parts) == segment_parts
+        if sealed:
+            self.sealed.append((self.path, self.start, self.end - self.start))
+            self.start, self.parts, self.count = self.end, [], self.count + 1
+            self.path = f"{self.name}-{self.count:06d}.h5"
+        self.parts.append(part)
+        if len(self.parts) == segment_parts:
+            _write_segment(self, template)
+        return sealed
+
+    def files(self):
+        return [path for path, _, _ in self.sealed] + [self.path]
+
+
+def _write_segment(store, template):
+    """Write the open segment's file (``path``.tmp renamed over it): for each store dataset, a
+    virtual dataset concatenating its parts' (its rows' shape and dtype as ``template``'s, an
+    open h5py group holding the store datasets)."""
+    with _replacing(store.path) as tmp, h5py.File(tmp, "w") as f:
+        for name in STORE:
+            src = template[name]
+            start, mappings = 0, []
+            for part in store.parts:
+                used, shape = part.lengths[name]
+                if used:
+                    mappings.append((start, used, store.relative(part.path), shape))
+                start += used
+            full = f"particles/{GROUP}/{name}"
+            f.require_group(os.path.dirname(full))
+            _virtual_dataset(f, full, (start,) + src.shape[1:], src.dtype, mappings)
+
+
+def write_index(path, parts, planned=(), records=None, segment_parts=None):
+    """Write the index of ``parts`` (a list of :class:`Part`, in frame order; the parts joined)
+    followed by the ``planned`` parts [(path, frames), ...] still to come, to ``path`` (as
+    ``path``.tmp renamed over it), with ``records`` ({name: JSON-able}) as attributes of
+    /parameters/mdjac beside the parts' metadata. Returns the :class:`Store` of its Jacobian
+    (None without one), whose segment files it wrote beside the parts.
+
+    Each joined part is mapped with an end (the frames it holds for the index); each planned one
+    without (it joins when its complete file appears at its path, in order: :meth:`H5MDIndex.add`).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    segment_parts = SEGMENT_PARTS if segment_parts is None else int(segment_parts)
     starts = {}
     for name in parts[0].lengths:
         starts[name] = np.concatenate([[0], np.cumsum([p.lengths[name][0] for p in parts])])
+    store = None
+    if BLOCKS in starts:
+        stem = os.path.join(os.path.dirname(parts[0].path), f"store-{uuid.uuid4().hex[:8]}")
+        store = Store(stem, [], f"{stem}-000000.h5", 0, [], 0)
+        with h5py.File(parts[0].path, "r") as template:
+            group = template[f"particles/{GROUP}"]
+            for part in parts:
+                store.append(part, group, segment_parts)
+            if len(store.parts) < segment_parts:
+                _write_segment(store, group)
     shifts = starts.get(BLOCKS)
-    names = [os.path.relpath(p.path, folder).encode() for p in parts]
+    names = [_relative(p.path, folder) for p in parts]
+    planned_starts = np.cumsum([starts["position/value"][-1]] + [frames for _, frames in planned])
 
     def frame_dataset(f, name, src):
         if name not in starts:
@@ -184,22 +341,47 @@ def write_index(path, parts, records=None):
             ds = _same_creation(src, f, full, data.shape, (None,) + data.shape[1:])
             ds[...] = data
             return True
-        mappings = [(int(starts[name][k]), part.lengths[name][0], names[k], part.lengths[name][1])
-                    for k, part in enumerate(parts) if part.lengths[name][0]]
+        if name in STORE:
+            mappings = store.mappings(folder)
+        else:
+            mappings = [(int(starts[name][k]), part.lengths[name][0], names[k], part.lengths[name][1])
+                        for k, part in enumerate(parts) if part.lengths[name][0]]
+            mappings += [(int(planned_starts[k]), None, _relative(p, folder), None) for k, (p, _) in enumerate(planned)]
         ds = _virtual_dataset(f, full, (total,) + src.shape[1:], src.dtype, mappings)
         for key, value in src.attrs.items():
             ds.attrs[key] = value
         return True
 
-    try:
-        with h5py.File(parts[0].path, "r") as template, open_h5(tmp, "w") as f:
-            _copy_tree(template, f, frame_dataset, list(starts))
-            for key, value in (records or {}).items():
-                f["parameters/mdjac"].attrs[key] = json.dumps(value, sort_keys=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with _replacing(path) as tmp, h5py.File(parts[0].path, "r") as template, open_h5(tmp, "w") as f:
+        _copy_tree(template, f, frame_dataset, list(starts))
+        _set_records(f, records)
+    return store
+
+
+def update_index(path, offsets=None, store=None, records=None):
+    """Append ``offsets`` (int64, already shifted) to the index's stored ``offset``, map the
+    Jacobian's store anew through ``store`` (a :class:`Store`; None: unchanged) and set
+    ``records``, in a copy of the index renamed over it (its bytes are metadata: the cost does not
+    grow with the frames' bytes, nor with the parts joined but for the offsets' 8 bytes a frame)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    with _replacing(path) as tmp:
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+", locking=False) as f:
+            g = f[f"particles/{GROUP}"]
+            if offsets is not None and len(offsets):
+                ds = g[OFFSET]
+                n = len(ds)
+                ds.resize(n + len(offsets), axis=0)
+                ds[n:] = offsets
+            if store is not None:
+                for name in STORE:
+                    old = g[name]
+                    shape, dtype, attrs = (store.end,) + old.shape[1:], old.dtype, dict(old.attrs)
+                    del g[name]
+                    ds = _virtual_dataset(f, f"particles/{GROUP}/{name}", shape, dtype, store.mappings(folder))
+                    for key, value in attrs.items():
+                        ds.attrs[key] = value
+            _set_records(f, records)
 
 
 def read_records(path):
@@ -207,6 +389,26 @@ def read_records(path):
     with open_h5(path) as f:
         attrs = f["parameters/mdjac"].attrs if "parameters/mdjac" in f else {}
         return {k: json.loads(v) for k, v in attrs.items() if k != "metadata"}
+
+
+def joined_parts(path):
+    """The :class:`Part` of each part file the index ``path`` holds frames of, in frame order
+    (with the frames of it that are complete in the index)."""
+    with open_h5(path) as f:
+        g = f[f"particles/{GROUP}"]
+        n = complete_frames(g)
+        sources = mappings(g["position/value"])
+    parts, held = [], 0
+    for k, (source, start, rows) in enumerate(sources):
+        if start >= n:
+            break
+        end = n if k + 1 == len(sources) else min(n, sources[k + 1][1])
+        end = end if rows is None else min(end, start + rows)
+        parts.append(read_part(source, end - start))
+        held = end
+    if held != n:
+        raise InputError(f"{path}: its part files hold {held} of its {n} frames; use --overwrite")
+    return parts
 
 
 class H5MDIndex:
@@ -217,34 +419,38 @@ class H5MDIndex:
     path : the output file.
     mode : 'w' starts an empty index (the file is created by the first :meth:`add`; an existing
         one is refused unless ``overwrite``), 'a' continues an existing output: an index keeps its
-        parts; an ordinary mdjac file's complete frames become the first part (hard-linked, or
-        copied, to ``base_part``).
+        joined parts; an ordinary mdjac file's complete frames become the first part (hard-linked,
+        or copied, to ``base_part``).
     overwrite : with mode 'w', replace an existing ``path`` at the first :meth:`add`.
     base_part : where an ordinary output's frames go when resumed (mode 'a').
+    segment_parts : parts per segment file of the Jacobian's store (default :data:`SEGMENT_PARTS`).
 
-    Attributes: ``n_frames``, ``last_step``, ``parts`` (list of :class:`Part`). Holds the output's
-    lock (:class:`mdjac.io.output_lock.OutputLock`) until :meth:`close`.
+    Attributes: ``n_frames``, ``last_step``, ``parts`` (the joined parts, list of :class:`Part`),
+    ``planned`` ([(path, frames), ...] still to come, :meth:`plan`). Holds the output's lock
+    (:class:`mdjac.io.output_lock.OutputLock`) until :meth:`close`.
     """
 
-    def __init__(self, path, mode="w", overwrite=False, base_part=None):
+    def __init__(self, path, mode="w", overwrite=False, base_part=None, segment_parts=None):
         from . import journal
 
         self.path = os.fspath(path)
         if mode == "w" and os.path.exists(self.path) and not overwrite:
             raise InputError(f"{self.path} exists; resume it or overwrite it")
         self.lock = OutputLock(self.path)
-        self.parts, self.records = [], {}
-        self.replaced = parts_of(self.path) if mode == "w" and os.path.exists(self.path) else []
+        self.parts, self.planned, self.records, self.store = [], [], {}, None
+        self.segment_parts = segment_parts
+        self.mapped = False         # the file on disk maps the planned parts: a join adds no mapping
+        self.replaced = parts_of(self.path) if os.path.exists(self.path) else []
         try:
             if mode == "a" and os.path.exists(self.path):
                 journal.recover(self.path)
                 with open_h5(self.path) as f:
-                    files = part_files(f)
-                if files:
-                    self.parts = [read_part(p) for p in files]
-                    self.parts = self._used(self.parts)
+                    indexed = is_index(f)
+                if indexed:
+                    self.parts = joined_parts(self.path)
                     self.records = read_records(self.path)
                 else:
+                    self.replaced = []
                     part = read_part(self.path)
                     if part.frames:
                         _link_or_copy(self.path, base_part)
@@ -252,15 +458,6 @@ class H5MDIndex:
         except BaseException:
             self.lock.release()
             raise
-
-    def _used(self, parts):
-        """The parts with the frames the index uses of each (from its position mapping)."""
-        with open_h5(self.path) as f:
-            used = {}
-            for source in f[f"particles/{GROUP}/position/value"].virtual_sources():
-                name = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self.path)), source.file_name))
-                used[name] = used.get(name, 0) + source.src_space.get_select_bounds()[1][0] + 1
-        return [read_part(p.path, used[p.path]) for p in parts]
 
     @property
     def n_frames(self):
@@ -274,27 +471,83 @@ class H5MDIndex:
         with open_h5(last.path) as f:
             return int(f[f"particles/{GROUP}/position/step"][last.frames - 1])
 
+    def plan(self, parts):
+        """Declare the parts still to come, [(path, frames), ...] in frame order: the next write
+        maps them all (each read as absent until it joins), so that joining one then costs the
+        same whatever the number of parts (:meth:`add`)."""
+        self.planned = [(os.path.abspath(p), int(n)) for p, n in parts]
+        self.mapped = False
+
     def add(self, parts):
-        """Append ``parts`` (paths of complete part files, or :class:`Part`) and rewrite the index.
-        Returns the frames added."""
+        """Append ``parts`` (paths of complete part files, or :class:`Part`), in frame order.
+        Returns the frames added.
+
+        A part that was planned (:meth:`plan`) is moved (renamed) to its planned path, which is
+        what makes its frames appear in the index; once the index maps the planned parts, a join
+        writes only their offsets and the open segment of the Jacobian's store. Any other part
+        (or one whose datasets hold more than its frames) rewrites the index whole."""
         parts = [p if isinstance(p, Part) else read_part(p) for p in parts]
         if not parts:
             return 0
-        self.parts = self.parts + parts
-        self.write()
+        placed = [self._place(p) for p in parts]
+        parts = [part for part, _ in placed]
+        if self.mapped and all(exact for _, exact in placed):
+            self._join(parts)
+        else:
+            self.parts = self.parts + parts
+            self.write()
         return sum(p.frames for p in parts)
 
+    def _place(self, part):
+        """``part`` moved to the path of the next planned part, if any; and True if it was planned
+        and may join without a mapping of its own (its datasets hold exactly its frames)."""
+        if not self.planned:
+            return part, False
+        target, frames = self.planned[0]
+        if part.frames != frames:
+            raise InputError(f"{part.path} holds {part.frames} frames but the index planned {frames} "
+                             f"for {target}; use --overwrite")
+        self.planned.pop(0)
+        if part.path != target:
+            os.replace(part.path, target)
+            part = dataclasses.replace(part, path=target)
+        return part, all(used == shape[0] for used, shape in part.lengths.values())
+
+    def _join(self, parts):
+        """Join planned parts already mapped: their offsets, and the store's open segment."""
+        store, offsets, sealed, size = self.store, [], False, self.segment_parts or SEGMENT_PARTS
+        if store is not None:
+            with h5py.File(parts[0].path, "r") as template:
+                group = template[f"particles/{GROUP}"]
+                for part in parts:
+                    shift = store.end
+                    sealed |= store.append(part, group, size)
+                    offsets.append(part.offsets + shift)
+                if len(store.parts) < size:
+                    _write_segment(store, group)
+        self.parts = self.parts + parts
+        if offsets:
+            update_index(self.path, np.concatenate(offsets), store if sealed else None)
+
     def write(self):
-        """Rewrite the index; the first write over a replaced index deletes that one's parts."""
+        """Rewrite the index whole (the joined and the planned parts); the first write over a
+        replaced index deletes the files of that one it no longer uses."""
         if self.parts:
-            write_index(self.path, self.parts, self.records)
-            remove_parts([p for p in self.replaced if p not in {q.path for q in self.parts}])
+            stale = self.replaced + (self.store.files() if self.store is not None else [])
+            self.store = write_index(self.path, self.parts, self.planned, self.records, self.segment_parts)
+            self.mapped = True
+            used = {p.path for p in self.parts} | {p for p, _ in self.planned}
+            used |= set(self.store.files()) if self.store is not None else set()
+            remove_parts([p for p in stale if p not in used])
             self.replaced = []
 
     def record(self, name, value):
         """Store ``value`` (JSON-able) as the attribute ``name`` of /parameters/mdjac."""
         self.records[name] = value
-        self.write()
+        if self.mapped:
+            update_index(self.path, records={name: value})
+        else:
+            self.write()
 
     def close(self):
         self.lock.release()
@@ -323,66 +576,54 @@ COPY_BYTES = 64 << 20
 
 def materialise(path):
     """Replace the index ``path`` by one self-contained file (``path``.tmp renamed over it) whose
-    frame datasets are ordinary, resizable, with the parts' chunks and filters: the file a serial
-    run writes. The parts are left in place; returns their paths. Call with the output's lock held."""
+    frame datasets are ordinary, resizable, with the parts' chunks and filters, and hold its
+    complete frames: the file a serial run writes. The files it read are left in place; returns
+    (its part files, its store's segment files). Call with the output's lock held."""
     tmp = f"{path}.tmp"
     with open_h5(path) as index:
-        parts = part_files(index)
+        parts, segments = part_files(index), store_files(index)
         if not parts:
-            return []
+            return [], []
         problem = missing_parts(index)
         if problem:
             raise InputError(problem)
         first = h5py.File(parts[0], "r")
+        g = index[f"particles/{GROUP}"]
+        lengths = extents(g, complete_frames(g))
 
         def frame_dataset(f, name, src):
             full = f"particles/{GROUP}/{name}"
-            if not src.is_virtual:
-                return False
-            model = first[full]
-            ds = _same_creation(model, f, full, src.shape, (None,) + src.shape[1:])
+            shape = (lengths[name],) + src.shape[1:]
+            ds = _same_creation(first[full], f, full, shape, (None,) + src.shape[1:])
             for key, value in src.attrs.items():
                 ds.attrs[key] = value
-            _copy_mapped(src, ds, os.path.dirname(os.path.abspath(path)))
+            row = max(1, int(np.prod(shape[1:], dtype=np.int64)) * src.dtype.itemsize)
+            step = max(1, COPY_BYTES // row)
+            for i in range(0, shape[0], step):
+                ds[i:i + step] = src[i:min(shape[0], i + step)]
             return True
 
         try:
             with first, open_h5(tmp, "w") as f:
-                _copy_tree(index, f, frame_dataset, list(read_part(parts[0], 0).lengths))
+                _copy_tree(index, f, frame_dataset, list(lengths))
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-    return parts
-
-
-def _copy_mapped(src, dst, folder):
-    """Copy every mapping of the virtual dataset ``src`` from its source file into ``dst``, in
-    slabs of at most :data:`COPY_BYTES`."""
-    row = max(1, int(np.prod(src.shape[1:], dtype=np.int64)) * src.dtype.itemsize)
-    step = max(1, COPY_BYTES // row)
-    for mapping in src.virtual_sources():
-        lo, hi = mapping.vspace.get_select_bounds()
-        slo, _ = mapping.src_space.get_select_bounds()
-        a, b, s = lo[0], hi[0] + 1, slo[0]
-        with h5py.File(os.path.join(folder, mapping.file_name), "r") as part:
-            source = part[mapping.dset_name]
-            for i in range(a, b, step):
-                j = min(b, i + step)
-                dst[i:j] = source[s + i - a:s + j - a]
+    return parts, segments
 
 
 def consolidate(path):
     """Copy the index output ``path`` into one self-contained file in its place
-    (:func:`materialise`), then delete its part files (and their folder, once empty). Returns the
-    number of part files removed (0: ``path`` was already self-contained)."""
+    (:func:`materialise`), then delete its part files and segment files (and their folder, once
+    empty). Returns the number of part files removed (0: ``path`` was already self-contained)."""
     path = os.fspath(path)
     lock = OutputLock(path)
     try:
-        parts = materialise(path)
+        parts, segments = materialise(path)
     finally:
         lock.release()
-    remove_parts(parts)
+    remove_parts(parts + segments)
     return len(parts)
 
 

@@ -17,8 +17,9 @@ so a process killed inside a batch leaves the file as it was before it, and read
 with a pending journal see it as it was before that batch (:func:`open_h5`).
 
 A distributed run's output is an index of part files (:mod:`mdjac.io.h5md_index`): the same tree
-with its frame datasets (:func:`extents`) virtual; :func:`part_files` names its parts and
-:func:`open_h5` refuses one whose parts are missing (:func:`missing_parts`).
+with its frame datasets (:func:`extents`) virtual; :func:`part_files` names its parts,
+:func:`store_files` the segment files of its Jacobian store, and :func:`open_h5` refuses one
+whose files are missing (:func:`missing_parts`).
 """
 import contextlib
 import gc
@@ -211,21 +212,63 @@ def is_index(f):
     return isinstance(ds, h5py.Dataset) and ds.is_virtual
 
 
+def mappings(ds):
+    """[(absolute path of the source file, first row, rows or None), ...] of the virtual dataset
+    ``ds``, one per mapping in the order written; rows is None for a mapping without end (an
+    index's planned part, or its open store segment: as many rows as the source holds, none while
+    the source file is absent)."""
+    folder = os.path.dirname(os.path.abspath(ds.file.filename))
+    out = []
+    for source in ds.virtual_sources():
+        start, _, count, block = source.vspace.get_regular_hyperslab()
+        rows = None if h5py.h5s.UNLIMITED in (count[0], block[0]) else int(count[0] * block[0])
+        out.append((os.path.normpath(os.path.join(folder, source.file_name)), int(start[0]), rows))
+    return out
+
+
 def part_files(f):
-    """Absolute paths of the part files of the open index ``f``, in frame order ([] for a file
-    that is not an index)."""
+    """Absolute paths of the part files of the open index ``f`` that hold its frames, in frame
+    order: every joined part, up to the first planned part not joined yet ([] for a file that is
+    not an index)."""
     if not is_index(f):
         return []
-    folder = os.path.dirname(os.path.abspath(f.filename))
-    names = [source.file_name for source in f[f"particles/{GROUP}/position/value"].virtual_sources()]
-    return [os.path.normpath(os.path.join(folder, name)) for name in dict.fromkeys(names)]
+    used = []
+    for path, _, rows in mappings(f[f"particles/{GROUP}/position/value"]):
+        if rows is None and not os.path.isfile(path):
+            break
+        used.append(path)
+    return list(dict.fromkeys(used))
+
+
+def store_files(f):
+    """Absolute paths of the segment files through which the index ``f`` maps its Jacobian store
+    (:mod:`mdjac.io.h5md_index`), [] if it maps the parts' stores directly or has no Jacobian."""
+    store = f.get(f"particles/{GROUP}/{JACOBIAN}/blocks")
+    if not is_index(f) or not isinstance(store, h5py.Dataset) or not store.is_virtual:
+        return []
+    parts = set(part_files(f))
+    return [p for p in dict.fromkeys(path for path, _, _ in mappings(store)) if p not in parts]
 
 
 def missing_parts(f):
-    """One line naming the first missing part file of the open index ``f``, or None."""
-    missing = [p for p in part_files(f) if not os.path.isfile(p)]
+    """One line naming the first missing part file of the open index ``f``, or None.
+
+    Missing: a joined part (a mapping with an end), a planned part before one that is there or
+    before the frames the index's stored ``offset`` counts as joined, a store segment file."""
+    if not is_index(f):
+        return None
+    g = f[f"particles/{GROUP}"]
+    joined = len(g[f"{JACOBIAN}/offset"]) if JACOBIAN in g and not g[f"{JACOBIAN}/offset"].is_virtual else 0
+    needed, later = [], False
+    for path, start, rows in reversed(mappings(g["position/value"])):
+        there = os.path.isfile(path)
+        if there or rows is not None or later or start < joined:
+            needed.append((path, there))
+        later = later or there
+    needed = needed[::-1] + [(p, os.path.isfile(p)) for p in store_files(f)]
+    missing = [p for p, there in needed if not there]
     if not missing:
         return None
-    return (f"{f.filename} indexes its frames in {len(part_files(f))} part files and {missing[0]} is missing "
+    return (f"{f.filename} indexes its frames in {len(needed)} files and {missing[0]} is missing "
             f"({len(missing)} missing); keep the folder {os.path.dirname(missing[0])} beside the file "
             "(or `mdjac consolidate` it into one file while the parts are there)")

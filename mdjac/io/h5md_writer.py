@@ -217,7 +217,7 @@ class H5MDWriter:
         try:
             if mode == "a" and os.path.exists(self.path):
                 journal.recover(self.path)
-                remove_parts(materialise(self.path))      # an index of part files: one file first
+                remove_parts(sum(materialise(self.path), []))     # an index of part files: one file first
                 self.n_frames = self._resume()
             else:
                 self._create(names, masses, author, metadata, triangle)
