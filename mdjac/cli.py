@@ -132,6 +132,7 @@ def build_parser():
     p.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help="refuse a solver whose estimated memory exceeds this [the memory available]")
     p.add_argument("--system", "-s", default=None, help="system for a file's masses/potential (default: the one it records)")
+    p.add_argument("--no-minimise", action="store_true", help="a system's modes at its given positions, not minimised first")
     add_system_options(p)
     return parser
 
@@ -322,7 +323,7 @@ def cmd_modes(args):
         print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
     max_memory = None if args.max_memory is None else args.max_memory * 1e9
     print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system, sigma=args.sigma,
-                     max_memory=max_memory, system_options=system_options(args)))
+                     max_memory=max_memory, system_options=system_options(args), minimise=not args.no_minimise))
 
 
 COMMANDS = {"compute": cmd_compute, "consolidate": cmd_consolidate, "info": cmd_info, "run": cmd_run,
