@@ -44,6 +44,8 @@ class Parser(argparse.ArgumentParser):
 
 #: ``--nonbonded``'s choices (mdjac.openmm.files.NONBONDED, named here so that --help does not import OpenMM).
 NONBONDED = ("pme", "ewald", "reaction-field", "cutoff", "none")
+#: ``--implicit-solvent``'s choices (mdjac.openmm.files.IMPLICIT_SOLVENTS).
+IMPLICIT_SOLVENTS = ("HCT", "OBC1", "OBC2", "GBn", "GBn2")
 
 
 def add_system_options(p):
@@ -58,12 +60,15 @@ def add_system_options(p):
                    help="a CHARMM parameter file (repeat for each) or a GROMACS .mdp, if not beside it")
     g.add_argument("--box", type=float, nargs=3, default=None, metavar=("LX", "LY", "LZ"),
                    help="a periodic box (nm) for coordinates without one (a psf's crd)")
+    g.add_argument("--implicit-solvent", choices=IMPLICIT_SOLVENTS, default=None,
+                   help="a prmtop's generalized Born model (open boundaries; GBn and GBn2 are refused) [none]")
 
 
 def system_options(args):
     """The loader options given on the command line, as load_system's keywords."""
     return dict(nonbonded=args.nonbonded, cutoff=args.cutoff, ewald_tolerance=args.ewald_tolerance,
-                coordinates=args.coordinates, parameters=args.parameters, box=args.box)
+                coordinates=args.coordinates, parameters=args.parameters, box=args.box,
+                implicit_solvent=args.implicit_solvent)
 
 
 def build_parser():

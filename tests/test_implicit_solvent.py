@@ -128,3 +128,19 @@ def test_gbn2_and_other_custom_gb_forces_are_refused():
     system.addForce(other)
     with pytest.raises(InputError, match="not one of OpenMM's amber implicit solvents"):
         adapt(system)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(radii=[0.15, 0.005]), "radius of atom 1 is 0.005 nm: GB radii must exceed"),
+    (dict(scales=[0.8]), "one charge, radius and scale factor per atom"),
+    (dict(kappa=-1.0), "kappa -1.0 is negative"),
+    (dict(model="GBn"), "unknown Born radius model 'GBn'"),
+    (dict(charges=[0.5, np.nan]), "charges"),
+])
+def test_bad_parameters_are_one_line(kwargs, message):
+    from mdjac.longrange.born import GeneralizedBorn
+    given = dict(charges=[0.5, -0.5], radii=[0.15, 0.12], scales=[0.8, 0.85])
+    given.update(kwargs)
+    with pytest.raises(InputError, match=message) as err:
+        GeneralizedBorn(**given)
+    assert "\n" not in str(err.value)

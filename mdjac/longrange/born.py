@@ -138,12 +138,17 @@ def _values(fn, s, params):
     return out
 
 
-def _entrywise(fn, s, params):
-    """(value, first, second derivative) (M,) of entry-wise energies fn(s, *params), derivatives by AD."""
-    d1, d2 = np.empty_like(s), np.empty_like(s)
-    for start, stop, s_chunk, p_chunk, _ in padded_chunks(s, params, RADIAL_CHUNK):
-        a, b = kernel.elementwise_derivatives(fn, s_chunk, p_chunk)
-        d1[start:stop], d2[start:stop] = a[: stop - start], b[: stop - start]
+def _entrywise(fn, s, params, second=True):
+    """(value, first, second derivative or None) (M,) of entry-wise energies fn(s, *params), derivatives by AD."""
+    d1 = np.empty_like(s)
+    d2 = np.empty_like(s) if second else None
+    for start, stop, s_chunk, p_chunk, weights in padded_chunks(s, params, RADIAL_CHUNK):
+        if second:
+            a, b = kernel.elementwise_derivatives(fn, s_chunk, p_chunk)
+            d2[start:stop] = b[: stop - start]
+        else:       # the gradient of the weighted sum is every entry's derivative
+            a = kernel.term_energy_and_gradient(fn, s_chunk, weights, p_chunk)[1]
+        d1[start:stop] = a[: stop - start]
     return _values(fn, s, params), d1, d2
 
 
@@ -241,8 +246,8 @@ class GeneralizedBorn(LongRangeTerm):
         d, r = np.empty((len(pairs), 3), dtype=dtype), np.empty(len(pairs), dtype=dtype)
         assembly.pair_displacements(config.positions, pairs, np.zeros(3) if config.box is None else config.box, d, r)
         off, sc = cast(self.offset), cast(self.scaled)
-        I_ij, I1_ij, I2_ij = _entrywise(descreening, r, (off[i], sc[j], inside))
-        I_ji, I1_ji, I2_ji = _entrywise(descreening, r, (off[j], sc[i], inside))
+        I_ij, I1_ij, I2_ij = _entrywise(descreening, r, (off[i], sc[j], inside), second)
+        I_ji, I1_ji, I2_ji = _entrywise(descreening, r, (off[j], sc[i], inside), second)
         S = (np.bincount(i, weights=I_ij, minlength=n) + np.bincount(j, weights=I_ji, minlength=n)).astype(dtype)
         B, b1, b2 = _entrywise(BORN_RADIUS[self.model], S, (off, cast(self.radii), alpha, beta, gamma))
         q = np.stack([r, B[i], B[j]], axis=1)[:, None, :]
