@@ -51,7 +51,9 @@ B is bookkeeping, as the chain matrix is. :meth:`GeneralizedBorn.energy_function
 same pieces into one function of all positions, which the dense strategy differentiates as a
 whole: the independent check of the factored Jacobian.
 """
+import mindspore as ms
 import numpy as np
+from mindspore import ops
 
 from .. import assembly, kernel
 from ..chunks import RADIAL_CHUNK, padded_chunks
@@ -69,6 +71,8 @@ OBC2 = (1.0, 0.8, 4.85)
 OBC1 = (0.8, 0.0, 2.91)
 #: kJ mol^-1 nm^-2, GBSAOBCForce's default surface-area energy gamma_sa.
 SURFACE_AREA_ENERGY = 2.25936
+#: pairs per compiled call of the pair energy's gradient and Hessian in (r, B_i, B_j)
+PAIR_CHUNK = 1 << 18
 
 
 # ------------------------------------------------------------------ the energy's pieces (MindSpore ops)
@@ -76,7 +80,6 @@ def descreening(r, offset_i, scaled_j, inside):
     """I_ij (...) nm^-1: atom j's descreening integral seen from atom i at distance r (...) nm
     (module docstring); offset_i = or_i, scaled_j = sr_j nm, broadcasting against r; inside: 1.0 to
     add the term of atom i inside atom j (GBSAOBCForce), 0.0 not (the CustomGBForces)."""
-    from mindspore import ops
     upper = r + scaled_j
     lower = ops.maximum(offset_i, ops.abs(r - scaled_j))
     inv_u, inv_l = 1.0 / upper, 1.0 / lower
@@ -88,7 +91,6 @@ def descreening(r, offset_i, scaled_j, inside):
 
 def obc_radius(s, offset, radius, alpha, beta, gamma):
     """OBC's B_i (...) nm of the integral sums S_i (...) nm^-1 (module docstring); offset, radius nm."""
-    from mindspore import ops
     psi = 0.5 * offset * s
     return 1.0 / (1.0 / offset - ops.tanh(psi * (alpha + psi * (gamma * psi - beta))) / radius)
 
@@ -105,14 +107,12 @@ BORN_RADIUS = {"OBC": obc_radius, "HCT": hct_radius}
 
 def _screened(x, product_in, product_out, kappa):
     """-(product_in - product_out exp(-kappa x)): the dielectric factor times k q q (module docstring)."""
-    from mindspore import ops
     return -(product_in - product_out * ops.exp(-kappa * x))
 
 
 def pair_energy(q, product_in, product_out, kappa, inv_cutoff):
     """G_ij (..., P) kJ/mol of q (..., P, 1, 3) = (r, B_i, B_j) nm (module docstring); product_in (P,) =
     k q_i q_j / eps_in and product_out = k q_i q_j / eps_out (kJ mol^-1 nm), kappa nm^-1, inv_cutoff nm^-1."""
-    from mindspore import ops
     r, bi, bj = q[..., 0, 0], q[..., 0, 1], q[..., 0, 2]
     bb = bi * bj
     f = ops.sqrt(r * r + bb * ops.exp(-r * r / (4.0 * bb)))
@@ -130,7 +130,6 @@ def atom_energy(b, self_in, self_out, kappa, surface, radius):
 
 def _values(fn, s, params):
     """fn(s, *params) (M,) entry-wise, forward only (no derivative), in chunks of s (M,)."""
-    import mindspore as ms
     out = np.empty_like(s)
     for start, stop, s_chunk, p_chunk, _ in padded_chunks(s, params, RADIAL_CHUNK):
         value = fn(ms.Tensor.from_numpy(s_chunk), *[ms.Tensor.from_numpy(np.ascontiguousarray(p)) for p in p_chunk])
@@ -255,7 +254,7 @@ class GeneralizedBorn(LongRangeTerm):
         params = (cast(self.k_in * qq), cast(self.k_out * qq), kappa, inv_cutoff)
         energy, g = 0.0, np.empty((len(pairs), 3), dtype=dtype)
         hess = np.empty((len(pairs), 3, 3), dtype=dtype) if second else None
-        for start, stop, q_chunk, p_chunk, weights in padded_chunks(q, params):
+        for start, stop, q_chunk, p_chunk, weights in padded_chunks(q, params, PAIR_CHUNK):
             e, grad = kernel.term_energy_and_gradient(pair_energy, q_chunk, weights, p_chunk)
             energy += e
             g[start:stop] = grad[: stop - start, 0]
@@ -317,7 +316,6 @@ class GeneralizedBorn(LongRangeTerm):
     def energy_function(self, config):
         """(energy, args): the GB energy of copies X (C, N, 3) nm as one MindSpore function, (C,) kJ/mol,
         the pieces above composed over every pair (within the cutoff at ``config``, minimum image frozen there)."""
-        from mindspore import ops
         dtype, n = config.dtype, self.n_atoms
         pairs = self.pairs(config)
         within = np.zeros((n, n))
