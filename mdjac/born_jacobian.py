@@ -45,14 +45,15 @@ class BornJacobian:
         b = dphi / r
         h = (d2phi - b)[:, None, None] * u[:, :, None] * u[:, None, :]
         h[:, [0, 1, 2], [0, 1, 2]] += b[:, None]
-        radial = np.zeros((n, 3, n, 3))
         i, j = pairs[:, 0], pairs[:, 1]
-        radial[i, :, j, :] = -h
-        radial[j, :, i, :] = -h
         diagonal = np.zeros((n, 9))
         for p in (i, j):
             for e in range(9):
                 diagonal[:, e] += np.bincount(p, weights=h.reshape(-1, 9)[:, e], minlength=n)
+        np.negative(h, out=h)
+        radial = np.zeros((n, 3, n, 3))
+        radial[i, :, j, :] = h
+        radial[j, :, i, :] = h
         radial[np.arange(n), :, np.arange(n), :] = diagonal.reshape(n, 3, 3)
         return cls(radial, Q, W, M, dtype)
 

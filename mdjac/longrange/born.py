@@ -51,12 +51,11 @@ B is bookkeeping, as the chain matrix is. :meth:`GeneralizedBorn.energy_function
 same pieces into one function of all positions, which the dense strategy differentiates as a
 whole: the independent check of the factored Jacobian.
 """
-import mindspore as ms
 import numpy as np
 from mindspore import ops
 
 from .. import assembly, kernel
-from ..chunks import RADIAL_CHUNK, padded_chunks
+from ..chunks import padded_chunks
 from ..errors import InputError, finite_numbers
 from ..space import minimum_image
 from ..terms.base import LongRangeTerm
@@ -71,8 +70,8 @@ OBC2 = (1.0, 0.8, 4.85)
 OBC1 = (0.8, 0.0, 2.91)
 #: kJ mol^-1 nm^-2, GBSAOBCForce's default surface-area energy gamma_sa.
 SURFACE_AREA_ENERGY = 2.25936
-#: pairs per compiled call of the pair energy's gradient and Hessian in (r, B_i, B_j)
-PAIR_CHUNK = 1 << 18
+#: pairs per compiled call of the pieces' derivatives (bounds the compiled calls' memory)
+PAIR_CHUNK = 1 << 16
 
 
 # ------------------------------------------------------------------ the energy's pieces (MindSpore ops)
@@ -128,27 +127,14 @@ def atom_energy(b, self_in, self_out, kappa, surface, radius):
     return _screened(b, self_in, self_out, kappa) / b + surface * ratio3 * ratio3
 
 
-def _values(fn, s, params):
-    """fn(s, *params) (M,) entry-wise, forward only (no derivative), in chunks of s (M,)."""
-    out = np.empty_like(s)
-    for start, stop, s_chunk, p_chunk, _ in padded_chunks(s, params, RADIAL_CHUNK):
-        value = fn(ms.Tensor.from_numpy(s_chunk), *[ms.Tensor.from_numpy(np.ascontiguousarray(p)) for p in p_chunk])
-        out[start:stop] = value.asnumpy()[: stop - start]
-    return out
-
-
 def _entrywise(fn, s, params, second=True):
-    """(value, first, second derivative or None) (M,) of entry-wise energies fn(s, *params), derivatives by AD."""
-    d1 = np.empty_like(s)
-    d2 = np.empty_like(s) if second else None
-    for start, stop, s_chunk, p_chunk, weights in padded_chunks(s, params, RADIAL_CHUNK):
-        if second:
-            a, b = kernel.elementwise_derivatives(fn, s_chunk, p_chunk)
-            d2[start:stop] = b[: stop - start]
-        else:       # the gradient of the weighted sum is every entry's derivative
-            a = kernel.term_energy_and_gradient(fn, s_chunk, weights, p_chunk)[1]
-        d1[start:stop] = a[: stop - start]
-    return _values(fn, s, params), d1, d2
+    """(value, first, second derivative or None) (M,) of entry-wise energies fn(s, *params), by AD, in
+    chunks of :data:`PAIR_CHUNK` (the compiled calls' memory)."""
+    out = [np.empty_like(s) for _ in range(3 if second else 2)]
+    for start, stop, s_chunk, p_chunk, _ in padded_chunks(s, params, PAIR_CHUNK):
+        for a, value in zip(out, kernel.elementwise_values(fn, s_chunk, p_chunk, second)):
+            a[start:stop] = value[: stop - start]
+    return tuple(out) + (() if second else (None,))
 
 
 class GeneralizedBorn(LongRangeTerm):
@@ -264,6 +250,7 @@ class GeneralizedBorn(LongRangeTerm):
         A, A1, A2 = _entrywise(atom_energy, B, (cast(self.k_in * q2), cast(self.k_out * q2), kappa, cast(self.surface),
                                                 cast(self.radii)))
         energy += float(A.sum())
+        del q, params
         dEdB = np.bincount(i, weights=g[:, 1], minlength=n) + np.bincount(j, weights=g[:, 2], minlength=n) + A1
         beta_s = dEdB * b1
         out = dict(pairs=pairs, d=d, r=r, energy=energy, dphi=g[:, 0] + beta_s[i] * I1_ij + beta_s[j] * I1_ji)
@@ -290,11 +277,12 @@ class GeneralizedBorn(LongRangeTerm):
         f = self.derivatives(config, second=True)
         n, pairs = self.n_atoms, f["pairs"]
         i, j = pairs[:, 0], pairs[:, 1]
-        u = f["d"].astype(np.float64) / f["r"].astype(np.float64)[:, None]
-        G = f["G"].astype(np.float64)
+        as64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+        r = as64(f["r"])
+        u = as64(f["d"]) / r[:, None]
+        G, I1 = as64(f["G"]), as64(f["I1"])
         # Q = dS/dx and W = sum G_{r B} grad r, as (N, N, 3): row a, atom k
         Q, W = np.zeros((n, n, 3)), np.zeros((n, n, 3))
-        I1 = f["I1"].astype(np.float64)
         Q[i, j] = I1[:, 0, None] * u
         Q[j, i] = -I1[:, 1, None] * u
         W[i, j] = G[:, 0, 1, None] * u
@@ -305,12 +293,14 @@ class GeneralizedBorn(LongRangeTerm):
         M[i, j] = M[j, i] = G[:, 1, 2]
         M[np.arange(n), np.arange(n)] = (np.bincount(i, weights=G[:, 1, 1], minlength=n)
                                          + np.bincount(j, weights=G[:, 2, 2], minlength=n) + f["A2"])
-        b1 = f["b1"].astype(np.float64)
+        del G, I1
+        b1 = as64(f["b1"])
         M *= b1[:, None] * b1[None, :]
         M[np.arange(n), np.arange(n)] += f["dEdB"] * f["b2"]
         W *= b1[:, None, None]
-        part = BornJacobian.from_pairs(n, pairs, u, f["r"].astype(np.float64), f["dphi"].astype(np.float64),
-                                       f["d2phi"].astype(np.float64), Q, W, M, dtype=config.dtype)
+        part = BornJacobian.from_pairs(n, pairs, u, r, as64(f["dphi"]), as64(f["d2phi"]), Q, W, M, dtype=config.dtype)
+        for key in ("d2phi", "I1", "G"):       # the second derivatives are in the part now: kept no longer
+            f.pop(key)
         return part if len(atoms) == n and np.array_equal(atoms, np.arange(n)) else part.select(np.asarray(atoms))
 
     def energy_function(self, config):
