@@ -13,7 +13,8 @@ nm); the 10 lowest normal modes (Lanczos on the matvec). Then ``mdjac modes`` on
 (no minimisation) as a user runs it, timed.
 
 Run: .venv/bin/python benchmarks/bench_implicit.py [PDB, or villin (OpenMM's test.pdb); default
-../shared/data/dhfr-jac.pdb or /work/shared/data/dhfr-jac.pdb]
+../shared/data/dhfr-jac.pdb or /work/shared/data/dhfr-jac.pdb] [quick: float64 and the whole potential
+only, one timed call each]
 """
 import os
 import subprocess
@@ -75,6 +76,7 @@ def openmm_reference(system, x, columns):
 
 def main():
     pdb_path = sys.argv[1] if len(sys.argv) > 1 else next((p for p in CANDIDATES if os.path.isfile(p)), CANDIDATES[-1])
+    quick = "quick" in sys.argv[2:]      # float64 and the whole potential only, one timed call each
     import mdjac
     from mdjac.longrange.born import GeneralizedBorn
     from mdjac.openmm import adapt
@@ -90,18 +92,19 @@ def main():
               f"{'matvec (s)':>11} {'first J (s)':>12}")
     print(header)
     print("-" * len(header))
-    for dtype in (np.float64, np.float32):
+    repeat = 1 if quick else 3
+    for dtype in (np.float64,) if quick else (np.float64, np.float32):
         x = x0.astype(dtype)
         # a new frame at each call (1e-5 nm apart): the GB term keeps the last frame's derivatives for its Jacobian
         frames = [(x0 + 1e-5 * k).astype(dtype) for k in range(1, 8)]
         fresh = lambda: frames.append(frames.pop(0)) or frames[0]  # noqa: E731
-        for name, pot in (("whole", potential), ("GB alone", gb)):
+        for name, pot in (("whole", potential),) + ((("GB alone", gb),) if not quick else ()):
             pot.energy_and_forces(x)
             t = time.perf_counter()
             pot.force_jacobian(x)
             first = time.perf_counter() - t
-            t_force, _ = best(lambda: pot.energy_and_forces(fresh()), 3)
-            t_jac, J = best(lambda: pot.force_jacobian(fresh()), 3)
+            t_force, _ = best(lambda: pot.energy_and_forces(fresh()), repeat)
+            t_jac, J = best(lambda: pot.force_jacobian(fresh()), repeat)
             v = np.random.default_rng(0).normal(size=3 * n)
             t_mv, _ = best(lambda: J.matvec(v), 3)
             print(f"{name:>10} {np.dtype(dtype).name:>8} {t_force:>10.3f} {t_jac:>13.3f} {t_jac / t_force:>8.2f} "

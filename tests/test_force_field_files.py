@@ -253,7 +253,7 @@ def test_cluster_workers_load_the_system_with_the_runs_options():
 
 
 @pytest.mark.parametrize("model", ["OBC2", "HCT"])
-def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model):
+def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, capsys):
     """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (HCT) from the file,
     energy and forces against OpenMM's Reference platform."""
     loaded = mdjac.load_system(GBSA, implicit_solvent=model)
@@ -264,3 +264,7 @@ def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model):
     e_ref, f_ref = openmm_energy_forces(reference_context(system, x), set(range(32)))
     e, f = loaded.potential.energy_and_forces(x)
     assert abs(e - e_ref) < 1e-8 * abs(e_ref) and np.abs(f - f_ref).max() < 1e-8 * np.abs(f_ref).max()
+    if model == "OBC2":     # the command line: its normal modes where the file puts the atoms
+        assert main(["modes", GBSA, "--implicit-solvent", model, "--no-minimise", "-k", "3"]) == 0
+        out = capsys.readouterr().out
+        assert "implicit solvent OBC2" in out and "3 modes of 22 atoms" in out and "minimised" not in out
