@@ -44,6 +44,8 @@ class Parser(argparse.ArgumentParser):
 
 #: ``--nonbonded``'s choices (mdjac.openmm.files.NONBONDED, named here so that --help does not import OpenMM).
 NONBONDED = ("pme", "ewald", "reaction-field", "cutoff", "none")
+#: ``--implicit-solvent``'s choices (mdjac.openmm.files.IMPLICIT_SOLVENTS).
+IMPLICIT_SOLVENTS = ("HCT", "OBC1", "OBC2", "GBn", "GBn2")
 
 
 def add_system_options(p):
@@ -59,12 +61,15 @@ def add_system_options(p):
     g.add_argument("--box", type=float, nargs="+", default=None, metavar="NM",
                    help="a periodic box (nm) for coordinates without one (a psf's crd): 3 edges LX LY LZ, or the "
                         "9 numbers of a triclinic box's vectors AX 0 0 BX BY 0 CX CY CZ (OpenMM's form)")
+    g.add_argument("--implicit-solvent", choices=IMPLICIT_SOLVENTS, default=None,
+                   help="a prmtop's generalized Born model (open boundaries; GBn and GBn2 are refused) [none]")
 
 
 def system_options(args):
     """The loader options given on the command line, as load_system's keywords."""
     return dict(nonbonded=args.nonbonded, cutoff=args.cutoff, ewald_tolerance=args.ewald_tolerance,
-                coordinates=args.coordinates, parameters=args.parameters, box=args.box)
+                coordinates=args.coordinates, parameters=args.parameters, box=args.box,
+                implicit_solvent=args.implicit_solvent)
 
 
 def build_parser():
@@ -133,6 +138,7 @@ def build_parser():
     p.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help="refuse a solver whose estimated memory exceeds this [the memory available]")
     p.add_argument("--system", "-s", default=None, help="system for a file's masses/potential (default: the one it records)")
+    p.add_argument("--no-minimise", action="store_true", help="a system's modes at its given positions, not minimised first")
     add_system_options(p)
     return parser
 
@@ -323,7 +329,7 @@ def cmd_modes(args):
         print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
     max_memory = None if args.max_memory is None else args.max_memory * 1e9
     print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system, sigma=args.sigma,
-                     max_memory=max_memory, system_options=system_options(args)))
+                     max_memory=max_memory, system_options=system_options(args), minimise=not args.no_minimise))
 
 
 COMMANDS = {"compute": cmd_compute, "consolidate": cmd_consolidate, "info": cmd_info, "run": cmd_run,

@@ -132,9 +132,37 @@ def _build_elementwise_derivatives(energy):
     return ms.jit(derivatives)
 
 
+def _build_elementwise_first(energy):
+    """jit: (s, *params) -> (phi, dphi/ds), both of s's shape, of entry-wise energies phi(s)."""
+    def first(s, *params):
+        def energy_sum(s):      # the energies ride along as the aux output
+            phi = energy(s, *params)
+            return phi.sum(), phi
+        (_, phi), d1 = ms.value_and_grad(energy_sum, has_aux=True)(s)
+        return phi, d1
+    return ms.jit(first)
+
+
+def _build_elementwise_second(energy):
+    """jit: (s, *params) -> (phi, dphi/ds, d2phi/ds2), each of s's shape, of entry-wise energies phi(s)."""
+    def second(s, *params):
+        def energy_sum(s):
+            phi = energy(s, *params)
+            return phi.sum(), phi
+
+        def first_sum(s):       # phi and phi' ride along as aux outputs: one forward pass for all three
+            (_, phi), d1 = ms.value_and_grad(energy_sum, has_aux=True)(s)
+            return d1.sum(), d1, phi
+        (_, d1, phi), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
+        return phi, d1, d2
+    return ms.jit(second)
+
+
 _BUILDERS = {
     "masked_grad": _build_masked_grad,
     "elementwise_derivatives": _build_elementwise_derivatives,
+    "elementwise_first": _build_elementwise_first,
+    "elementwise_second": _build_elementwise_second,
     "energy_and_gradient": _build_energy_and_gradient,
 }
 
@@ -207,6 +235,14 @@ def elementwise_derivatives(energy, s, params):
     fn = _compiled(energy, "elementwise_derivatives")
     d1, d2 = fn(_tensor(s), *[_tensor(p) for p in params])
     return d1.asnumpy(), d2.asnumpy()
+
+
+def elementwise_values(energy, s, params, second=True):
+    """phi(s), phi'(s) and (if ``second``) phi''(s) of entry-wise energies (as :func:`elementwise_derivatives`),
+    in one compiled call. Returns (phi, dphi, d2phi or None), each of s's shape and dtype."""
+    fn = _compiled(energy, "elementwise_second" if second else "elementwise_first")
+    out = fn(_tensor(s), *[_tensor(p) for p in params])
+    return tuple(a.asnumpy() for a in out) + (() if second else (None,))
 
 
 def distance2_colouring(n, pairs):

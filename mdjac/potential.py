@@ -161,7 +161,7 @@ class Potential:
         if box is not None:
             for t in self.terms:
                 check_cutoff(t.cutoff, b)
-        if self.long_range_terms and b is None:
+        if any(t.needs_box for t in self.long_range_terms) and b is None:
             raise InputError("the potential has a long-range term (a reciprocal sum) but no periodic box: give the box in nm")
         if self.sites is not None:
             x = self.sites.place(x, b)

@@ -256,6 +256,8 @@ REFUSALS = [
     (["modes", "water-box", "--nonbonded", "pme"], "--nonbonded apply to force-field files"),
     (["run", "--system", "argon", "--steps", "2"], "mdjac run takes a MindSPONGE system of the catalogue or a force-field"),
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
+    (["modes", ADK_PSF, "--implicit-solvent", "OBC2"], "--implicit-solvent is for an AMBER prmtop"),
+    (["modes", GBSA, "--implicit-solvent", "GBn2"], "GBn2 (igb=8) implicit solvent, whose neck integrals"),
 ]
 
 
@@ -276,3 +278,21 @@ def test_cluster_workers_load_the_system_with_the_runs_options():
     assert system.electrostatics.startswith("no cutoff") and state.system(GBSA, {"nonbonded": "none"}) is system
     with pytest.raises(mdjac.InputError, match="GB radius set"):
         state.system(GBSA, {})
+
+
+@pytest.mark.parametrize("model", ["OBC2", "HCT"])
+def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, capsys):
+    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (HCT) from the file,
+    energy and forces against OpenMM's Reference platform."""
+    loaded = mdjac.load_system(GBSA, implicit_solvent=model)
+    assert loaded.electrostatics.endswith(f"implicit solvent {model}") and loaded.box is None
+    system = app.AmberPrmtopFile(GBSA).createSystem(nonbondedMethod=app.NoCutoff, implicitSolvent=getattr(app, model),
+                                                    constraints=None, rigidWater=False)
+    x = np.asarray(loaded.positions, dtype=np.float64)
+    e_ref, f_ref = openmm_energy_forces(reference_context(system, x), set(range(32)))
+    e, f = loaded.potential.energy_and_forces(x)
+    assert abs(e - e_ref) < 1e-8 * abs(e_ref) and np.abs(f - f_ref).max() < 1e-8 * np.abs(f_ref).max()
+    if model == "OBC2":     # the command line: its normal modes where the file puts the atoms
+        assert main(["modes", GBSA, "--implicit-solvent", model, "--no-minimise", "-k", "3"]) == 0
+        out = capsys.readouterr().out
+        assert "implicit solvent OBC2" in out and "3 modes of 22 atoms" in out and "minimised" not in out

@@ -22,6 +22,10 @@ CustomNonbondedForce       custom.PairFunction of the expression with the per-pa
                            parameters of both atoms, exclusions, cutoff, switch, interaction
                            groups; its long-range correction as terms.LongRangeDispersion
                            (E = c / V, c as OpenMM integrates it: mdjac.openmm.corrections)
+GBSAOBCForce               longrange.born.GeneralizedBorn (OBC2), NoCutoff or a cutoff
+CustomGBForce              the same, for OpenMM's amber implicit solvents HCT, OBC1 and OBC2 (with
+                           salt screening, ACE or not), recognised by their expressions
+                           (mdjac.openmm.implicit); GBn, GBn2 and other CustomGBForces refused
 CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 
@@ -45,7 +49,7 @@ from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
 from ..space import check_box
-from . import corrections, nonbonded
+from . import corrections, implicit, nonbonded
 from .expressions import Expression, Tabulated
 
 IGNORED = ("CMMotionRemover",)
@@ -281,6 +285,8 @@ READERS = {
     "CustomTorsionForce": _custom_torsions,
     "CustomExternalForce": _custom_external,
     "CustomNonbondedForce": _custom_nonbonded,
+    "GBSAOBCForce": implicit.gbsa_obc,
+    "CustomGBForce": implicit.custom_gb,
 }
 
 

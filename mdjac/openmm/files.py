@@ -22,6 +22,9 @@ system's description (:func:`describe_nonbonded`):
   ``pbc = no`` (GROMACS' default is ``pbc = xyz``), and the .mdp's ``coulombtype``, ``rcoulomb``
   and ``ewald-rtol`` are taken; a psf is periodic when its coordinates (a PDB's CRYST1) or
   ``box=`` give a box. A System XML keeps the method it was built with unless told.
+* ``implicit_solvent=`` (a prmtop only): OpenMM's amber generalized Born model of that name
+  (:data:`IMPLICIT_SOLVENTS`; ``createSystem(implicitSolvent=...)``, open boundaries; mdjac states
+  HCT, OBC1 and OBC2, mdjac.openmm.implicit).
 * ``nonbonded=`` overrides: 'pme', 'ewald', 'reaction-field' (OpenMM's reaction field,
   dielectric 78.3), 'cutoff' (the same with dielectric 1: Coulomb shifted to zero at the cutoff),
   'none' (every pair, open boundaries: the box is dropped). ``cutoff=`` (nm) and
@@ -30,7 +33,7 @@ system's description (:func:`describe_nonbonded`):
 The System is built by OpenMM's ``createSystem`` without constraints (rigid water off). Refused
 in one line: PME or Ewald without a box, a cutoff over half the box, and a non-periodic prmtop
 whose GB radius set (:data:`GB_RADIUS_SETS`: those tleap gives on request, not its default
-mbondi) says it was made for implicit solvent, which mdjac cannot state, unless
+mbondi) says it was made for implicit solvent, unless ``implicit_solvent=`` names the model or
 ``nonbonded='none'`` asks for it in vacuum. (A GB prmtop made with tleap's default radii cannot
 be told from a vacuum one: it loads in vacuum, as the description says.)
 """
@@ -53,12 +56,16 @@ _METHOD_NAMES = {0: "none", 1: "reaction-field", 2: "reaction-field", 3: "ewald"
 #: tleap's GB radius sets chosen on purpose (``set default PBradii``): all but its default, mbondi,
 #: which every prmtop carries whether made for GB or not.
 GB_RADIUS_SETS = ("bondi", "amber6", "mbondi2", "mbondi3", "parse")
+#: The ``implicit_solvent=`` names (``--implicit-solvent``): OpenMM's amber GB models (app.HCT, ...).
+IMPLICIT_SOLVENTS = ("HCT", "OBC1", "OBC2", "GBn", "GBn2")
 
 
-def check_load_options(nonbonded=None, cutoff=None, ewald_tolerance=None, box=None):
+def check_load_options(nonbonded=None, cutoff=None, ewald_tolerance=None, box=None, implicit_solvent=None):
     """Refuse (InputError, one line) electrostatics options that no file could take."""
     if nonbonded is not None and nonbonded not in NONBONDED:
         raise InputError(f"nonbonded {nonbonded!r} unknown: give one of {', '.join(NONBONDED)}")
+    if implicit_solvent is not None and implicit_solvent not in IMPLICIT_SOLVENTS:
+        raise InputError(f"implicit solvent {implicit_solvent!r} unknown: give one of {', '.join(IMPLICIT_SOLVENTS)}")
     for value, what, high in ((cutoff, "cutoff", math.inf), (ewald_tolerance, "Ewald tolerance", 1.0)):
         if value is not None and not (isinstance(value, (int, float)) and 0 < value < high):
             raise InputError(f"{what} {value!r}: give a number above 0" + (f" and below {high:g}" if high < math.inf else ""))
@@ -230,12 +237,12 @@ def _refuse_gb(path, prmtop, nonbonded, box):
     radii = " ".join(prmtop._prmtop._raw_data.get("RADIUS_SET", [])).strip()
     named = re.search(r"\((\w+)\)$", radii)
     if box is None and nonbonded is None and named and named.group(1) in GB_RADIUS_SETS:
-        raise InputError(f"{path}: its GB radius set ({radii}) is for implicit solvent, which mdjac cannot state "
-                         "(no GBSA force): give --nonbonded none for the molecule in vacuum")
+        raise InputError(f"{path}: its GB radius set ({radii}) is for implicit solvent: give --implicit-solvent "
+                         "(OBC2, OBC1 or HCT) for it, or --nonbonded none for the molecule in vacuum")
 
 
 def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, cutoff=None, ewald_tolerance=None,
-                      box=None):
+                      box=None, implicit_solvent=None):
     """An OpenMM System from a force-field file, with its electrostatics chosen (see the module docstring).
 
     Parameters
@@ -245,19 +252,24 @@ def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, c
     nonbonded : one of :data:`NONBONDED` or None (the file's default).  cutoff : nm.
     ewald_tolerance : OpenMM's ewaldErrorTolerance.  box : a box for files without one: (3,) edges
     nm, or the box vectors (3, 3) (or 9 numbers) nm, rows a, b, c in OpenMM's form (:func:`given_box`).
+    implicit_solvent : one of :data:`IMPLICIT_SOLVENTS` or None: a prmtop's generalized Born model.
 
     Returns
     -------
     (openmm.System, topology, positions (N, 3) nm, box (3,) or (3, 3) nm or None, companion files [Path])
     """
-    check_load_options(nonbonded, cutoff, ewald_tolerance, box)
+    check_load_options(nonbonded, cutoff, ewald_tolerance, box, implicit_solvent)
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in READERS:
         raise InputError(f"{path}: unknown force-field file type {suffix!r}; give one of {', '.join(SUFFIXES)}")
+    if implicit_solvent is not None and READERS[suffix] is not _read_prmtop:
+        raise InputError(f"{path}: --implicit-solvent is for an AMBER prmtop; build this System with implicit "
+                         "solvent in OpenMM and give its System XML")
     given = _Given(coordinates, [Path(p) for p in ([parameters] if isinstance(parameters, (str, Path))
                                                    else parameters or [])],
-                   None if box is None else given_box(box), nonbonded, cutoff, ewald_tolerance)
+                   None if box is None else given_box(box), nonbonded, cutoff, ewald_tolerance,
+                   implicit_solvent)
     for p in given.parameters:
         if not p.is_file():
             raise InputError(f"{p}: no such parameter file")
@@ -280,6 +292,7 @@ class _Given:
     nonbonded: object
     cutoff: object
     tolerance: object
+    implicit: object = None
 
 
 def _read_xml(path, given):
@@ -308,10 +321,15 @@ def _read_prmtop(path, given):
     crd_path = _beside(path, (".inpcrd", ".rst7", ".crd"), "coordinates", given.coordinates)
     crd = app.AmberInpcrdFile(str(crd_path))
     file_box = given.box if given.box is not None else _box(crd.boxVectors)
-    _refuse_gb(path, prmtop, given.nonbonded, file_box)
+    extra = {}
+    if given.implicit is None:
+        _refuse_gb(path, prmtop, given.nonbonded, file_box)
+    else:
+        file_box = None                 # implicit solvent: open boundaries, whatever box the coordinates hold
+        extra["implicitSolvent"] = getattr(app, given.implicit)
     method, rc, tol = _choose(path, file_box, given.nonbonded, given.cutoff, given.tolerance)
     system = prmtop.createSystem(constraints=None, rigidWater=False,
-                                 **_openmm_options(method, file_box is not None, rc, tol))
+                                 **_openmm_options(method, file_box is not None, rc, tol), **extra)
     return (*_finish(system, prmtop.topology, crd.positions, file_box, method, rc, tol), [crd_path])
 
 
@@ -395,6 +413,8 @@ def load_openmm_system(path, **options):
         raise InputError(f"{path}: the coordinates hold {len(positions)} atoms but the System has {potential.n_atoms}")
     box = potential.box if potential.box is not None else box
     electrostatics = describe_nonbonded(system)
+    if options.get("implicit_solvent"):
+        electrostatics += f", implicit solvent {options['implicit_solvent']}"
     if box is None:
         where = "no box"
     elif is_triclinic(box):

@@ -200,6 +200,8 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     radial = False
     cutoff = None
     n_atoms = None
+    #: a reciprocal sum needs the periodic box; a sum over all pairs in open space (generalized Born) does not
+    needs_box = True
 
     @property
     def max_index(self):

@@ -1,0 +1,148 @@
+"""Generalized Born implicit solvent on a protein: what the factored Jacobian costs against a force
+evaluation, how far it is from OpenMM's Reference platform, and the protein's normal modes.
+
+The DHFR of OpenMM's implicit-solvent benchmark: the protein of the JAC PDB (shared/data/dhfr-jac.pdb)
+without water and ions, hydrogens rebuilt by OpenMM's Modeller, amber99sb.xml + amber99_obc.xml
+(GBSAOBCForce: OBC2, ACE), no cutoff, minimised by OpenMM (L-BFGS, Reference platform) to settle the
+hydrogens. In one process, float64 then float32 positions: the best of 3 calls of energy_and_forces
+and of force_jacobian, each on a new frame, (the replicate strategy: bonded and nonbonded terms by the radial route, the
+GB term's Jacobian part factored) after a first call, their ratio, each for the whole potential and
+the GB term alone; the Jacobian's matvec against a force evaluation; energy, forces and a few
+Jacobian columns against OpenMM's Reference platform (central differences of its forces, h = 1e-5
+nm); the 10 lowest normal modes (Lanczos on the matvec). Then ``mdjac modes`` on the System XML
+(no minimisation) as a user runs it, timed.
+
+Run: .venv/bin/python benchmarks/bench_implicit.py [PDB, or villin (OpenMM's test.pdb); default
+../shared/data/dhfr-jac.pdb or /work/shared/data/dhfr-jac.pdb] [quick: float64 and the whole potential
+only, one timed call each]
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from common import best, peak_gb
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CANDIDATES = [os.path.join(HERE, "..", "..", "shared", "data", "dhfr-jac.pdb"), "/work/shared/data/dhfr-jac.pdb"]
+
+
+def protein_system(pdb_path):
+    """(openmm.System, topology, positions nm (N, 3)) of the protein in OBC2, minimised by OpenMM."""
+    import openmm
+    from openmm import app, unit
+    if pdb_path == "villin":        # OpenMM's test.pdb: the villin headpiece in water
+        pdb_path = os.path.join(os.path.dirname(app.__file__), "data", "test.pdb")
+    pdb = app.PDBFile(pdb_path)
+    ff = app.ForceField("amber99sb.xml", "amber99_obc.xml")
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.deleteWater()
+    modeller.delete([r for r in modeller.topology.residues() if r.name.upper() in ("NA", "CL", "NA+", "CL-", "SOD", "CLA", "POT")])
+    modeller.delete([a for a in modeller.topology.atoms() if a.element is not None and a.element.symbol == "H"])
+    modeller.addHydrogens(ff)
+    system = ff.createSystem(modeller.topology, nonbondedMethod=app.NoCutoff, constraints=None)
+    context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(modeller.positions)
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 100)
+    x = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    return system, modeller.topology, np.array(x)
+
+
+def openmm_reference(system, x, columns):
+    """OpenMM Reference: (energy, forces (N, 3), J columns (N, 3, len(columns), 3) by central differences)."""
+    import openmm
+    from openmm import unit
+    context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+
+    def ef(pos):
+        context.setPositions(pos)
+        s = context.getState(getEnergy=True, getForces=True)
+        return (s.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+                s.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+    e, f = ef(x)
+    cols = np.zeros((len(x), 3, len(columns), 3))
+    h = 1e-5
+    for c, j in enumerate(columns):
+        for b in range(3):
+            xp, xm = x.copy(), x.copy()
+            xp[j, b] += h
+            xm[j, b] -= h
+            cols[:, :, c, b] = (ef(xp)[1] - ef(xm)[1]) / (2 * h)
+    return e, np.array(f), cols
+
+
+def main():
+    pdb_path = sys.argv[1] if len(sys.argv) > 1 else next((p for p in CANDIDATES if os.path.isfile(p)), CANDIDATES[-1])
+    quick = "quick" in sys.argv[2:]      # float64 and the whole potential only, one timed call each
+    import mdjac
+    from mdjac.longrange.born import GeneralizedBorn
+    from mdjac.openmm import adapt
+    t = time.perf_counter()
+    system, topology, x0 = protein_system(pdb_path)
+    n = len(x0)
+    print(f"Generalized Born (GBSAOBCForce, OBC2, no cutoff): the protein of {os.path.basename(pdb_path)}, {n} atoms, "
+          f"amber99sb + amber99_obc, minimised by OpenMM ({time.perf_counter() - t:.0f} s); "
+          f"load average {os.getloadavg()[0]:.1f} at the start (2 cores, shared)")
+    potential = adapt(system)
+    gb = mdjac.Potential([t for t in potential.terms if isinstance(t, GeneralizedBorn)], n_atoms=n)
+    header = (f"{'potential':>10} {'dtype':>8} {'force (s)':>10} {'Jacobian (s)':>13} {'J/force':>8} "
+              f"{'matvec (s)':>11} {'first J (s)':>12}")
+    print(header)
+    print("-" * len(header))
+    repeat = 1 if quick else 3
+    for dtype in (np.float64,) if quick else (np.float64, np.float32):
+        x = x0.astype(dtype)
+        # a new frame at each call (1e-5 nm apart): the GB term keeps the last frame's derivatives for its Jacobian
+        frames = [(x0 + 1e-5 * k).astype(dtype) for k in range(1, 8)]
+        fresh = lambda: frames.append(frames.pop(0)) or frames[0]  # noqa: E731
+        for name, pot in (("whole", potential),) + ((("GB alone", gb),) if not quick else ()):
+            pot.energy_and_forces(x)
+            t = time.perf_counter()
+            pot.force_jacobian(x)
+            first = time.perf_counter() - t
+            t_force, _ = best(lambda: pot.energy_and_forces(fresh()), repeat)
+            t_jac, J = best(lambda: pot.force_jacobian(fresh()), repeat)
+            v = np.random.default_rng(0).normal(size=3 * n)
+            t_mv, _ = best(lambda: J.matvec(v), 3)
+            print(f"{name:>10} {np.dtype(dtype).name:>8} {t_force:>10.3f} {t_jac:>13.3f} {t_jac / t_force:>8.2f} "
+                  f"{t_mv:>11.3f} {first:>12.1f}", flush=True)
+            del J
+    print(f"peak RSS {peak_gb():.2f} GB; load average {os.getloadavg()[0]:.1f}")
+
+    columns = [0, n // 2, n - 1]
+    e_ref, f_ref, cols_ref = openmm_reference(system, x0, columns)
+    e, f = potential.energy_and_forces(x0)
+    J = potential.force_jacobian(x0)
+    got = np.stack([J.matvec(np.eye(3 * n)[:, 3 * j + b]).reshape(n, 3) for j in columns for b in range(3)], axis=-1)
+    got = got.reshape(n, 3, len(columns), 3)
+    print(f"against OpenMM Reference (double): energy {e_ref:.10g} kJ/mol, rel. error {abs(e - e_ref) / abs(e_ref):.1e}; "
+          f"forces max rel. error {np.abs(f - f_ref).max() / np.abs(f_ref).max():.1e}; Jacobian columns {columns} "
+          f"vs central differences of its forces: max rel. error {np.abs(got - cols_ref).max() / np.abs(cols_ref).max():.1e}")
+
+    t = time.perf_counter()
+    modes = mdjac.normal_modes(J, potential.masses, positions=x0, project="molecule", k=10, method="sparse")
+    print(f"normal modes (float64 Jacobian, Lanczos on the matvec, 10 lowest): {time.perf_counter() - t:.1f} s, {modes.solver}; "
+          f"lowest wavenumbers (cm^-1): {', '.join(f'{w:.2f}' for w in modes.frequencies[:10])}")
+    print(f"peak RSS {peak_gb():.2f} GB")
+
+    import openmm
+    from openmm import app, unit
+    with tempfile.TemporaryDirectory() as folder:
+        xml = os.path.join(folder, "dhfr-obc2.xml")
+        with open(xml, "w") as out:
+            out.write(openmm.XmlSerializer.serialize(system))
+        with open(os.path.join(folder, "dhfr-obc2.pdb"), "w") as out:
+            app.PDBFile.writeFile(topology, x0 * unit.nanometer, out)
+        command = [os.path.join(os.path.dirname(sys.executable), "mdjac"), "modes", xml, "--no-minimise", "-k", "10"]
+        t = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        print(f"$ mdjac modes dhfr-obc2.xml --no-minimise -k 10   [{time.perf_counter() - t:.0f} s, exit {done.returncode}]")
+        print(done.stdout.rstrip() or done.stderr.strip().splitlines()[-1])
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Generalized Born implicit solvent (mdjac.longrange.born) against OpenMM's Reference platform in
+double precision: energies and forces to 1e-8 relative, Jacobian columns against central
+differences of OpenMM's forces to 1e-6 relative; the factored Jacobian against the dense strategy
+(AD of the whole energy as one function), and its matvec, diagonal and selection against its dense form."""
+import numpy as np
+import pytest
+
+from openmm_reference import app, openmm, parity_by_force, peptide
+
+from mdjac import InputError
+from mdjac.openmm import adapt
+
+ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL = 1e-8, 1e-8, 1e-6
+
+
+def assert_parity(results):
+    for name, (e, f, j) in results.items():
+        assert e < ENERGY_TOL, f"{name}: energy relative error {e:.2e}"
+        assert f < FORCE_TOL, f"{name}: force relative error {f:.2e}"
+        assert j is None or j < JACOBIAN_TOL, f"{name}: Jacobian relative error {j:.2e}"
+
+
+def small_molecule():
+    """12 atoms in a 0.7 nm cube, one hydrogen-sized atom 0.07 nm from a large one (inside its scaled
+    radius): positions (N, 3) nm, charges (N,) e (net -0.3), radii (N,) nm, scale factors (N,)."""
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.0, 0.7, size=(12, 3))
+    x[1] = x[0] + np.array([0.07, 0.0, 0.0])
+    charges = rng.uniform(-0.8, 0.8, 12)
+    charges += (-0.3 - charges.sum()) / 12
+    radii = rng.uniform(0.11, 0.2, 12)
+    radii[0], radii[1] = 0.2, 0.12
+    scales = rng.uniform(0.7, 0.95, 12)
+    scales[0] = 0.96
+    return x, charges, radii, scales
+
+
+def gb_system(force):
+    """An OpenMM System of the small molecule with ``force`` (its particles added here) alone."""
+    x, charges, radii, scales = small_molecule()
+    system = openmm.System()
+    for _ in x:
+        system.addParticle(12.0)
+    for q, r, s in zip(charges, radii, scales):
+        if isinstance(force, openmm.GBSAOBCForce):
+            force.addParticle(q, r, s)
+        else:
+            force.addParticle([q, r, s])
+    if not isinstance(force, openmm.GBSAOBCForce):
+        force.finalize()
+    system.addForce(force)
+    return system, x
+
+
+def builtin_obc(cutoff=None):
+    force = openmm.GBSAOBCForce()
+    force.setSolventDielectric(78.5)
+    if cutoff is not None:
+        force.setNonbondedMethod(openmm.GBSAOBCForce.CutoffNonPeriodic)
+        force.setCutoffDistance(cutoff)
+    return force
+
+
+def amber_custom(name, cutoff=None, kappa=0.0, sa="ACE"):
+    from openmm.app.internal import customgbforces
+    force = getattr(customgbforces, name)(solventDielectric=78.5, soluteDielectric=1.0, SA=sa, cutoff=cutoff, kappa=kappa)
+    if cutoff is not None:
+        force.setNonbondedMethod(openmm.CustomGBForce.CutoffNonPeriodic)
+        force.setCutoffDistance(cutoff)
+    return force
+
+
+CASES = {
+    "GBSAOBCForce": lambda: builtin_obc(),
+    "GBSAOBCForce-cutoff": lambda: builtin_obc(cutoff=0.6),
+    "HCT": lambda: amber_custom("GBSAHCTForce"),
+    "OBC1-salt": lambda: amber_custom("GBSAOBC1Force", kappa=0.8),
+    "OBC2-salt-cutoff-noSA": lambda: amber_custom("GBSAOBC2Force", cutoff=0.6, kappa=0.5, sa=None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_small_molecule_against_openmm(case):
+    system, x = gb_system(CASES[case]())
+    assert_parity(parity_by_force(system, x, jacobian_atoms=[0, 1, 5], report=print))
+
+
+def test_factored_jacobian_against_the_dense_strategy():
+    """The factored Jacobian against AD of the whole energy as one function (the dense strategy); its
+    part's matvec, diagonal and select against its dense form."""
+    system, x = gb_system(amber_custom("GBSAOBC1Force", cutoff=0.6, kappa=0.8))
+    potential = adapt(system)
+    factored = potential.force_jacobian(x)
+    whole = potential.force_jacobian(x, strategy="dense").to_dense()
+    assert np.abs(factored.to_dense() - whole).max() < 1e-9 * np.abs(whole).max()
+    part = factored.long_range
+    dense = part.dense()
+    n = part.n
+    v = np.random.default_rng(1).normal(size=(3 * n, 2))
+    assert np.allclose(part.matvec(v), dense.reshape(3 * n, 3 * n) @ v, rtol=0, atol=1e-10 * np.abs(dense).max())
+    assert np.allclose(part.diagonal(), dense[np.arange(n), :, np.arange(n), :], rtol=0, atol=1e-10 * np.abs(dense).max())
+    where = np.array([1, 4, 7, 10])
+    assert np.allclose(part.select(where).dense(), dense[where][:, :, where], rtol=0, atol=1e-12 * np.abs(dense).max())
+
+
+@pytest.mark.slow
+def test_peptide_in_amber14_obc2():
+    """Alanine dipeptide in amber14 with implicit/obc2.xml (a CustomGBForce), force by force."""
+    topology, x = peptide()
+    system = app.ForceField("amber14-all.xml", "implicit/obc2.xml").createSystem(topology, nonbondedMethod=app.NoCutoff,
+                                                                                 constraints=None)
+    results = parity_by_force(system, x, jacobian_atoms=[0, 6, 14], report=print)
+    assert "CustomGBForce" in {name.split("#")[0] for name in results}
+    assert_parity(results)
+
+
+def test_gbn2_and_other_custom_gb_forces_are_refused():
+    topology, _ = peptide()
+    system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(topology, nonbondedMethod=app.NoCutoff)
+    with pytest.raises(InputError, match=r"GBn2 \(igb=8\).*cannot state yet"):
+        adapt(system)
+    other = openmm.CustomGBForce()
+    other.addPerParticleParameter("q")
+    other.addComputedValue("B", "1", openmm.CustomGBForce.SingleParticle)
+    other.addEnergyTerm("q*B", openmm.CustomGBForce.SingleParticle)
+    system = openmm.System()
+    for q in (0.5, -0.5):
+        system.addParticle(1.0)
+        other.addParticle([q])
+    system.addForce(other)
+    with pytest.raises(InputError, match="not one of OpenMM's amber implicit solvents"):
+        adapt(system)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(radii=[0.15, 0.005]), "radius of atom 1 is 0.005 nm: GB radii must exceed"),
+    (dict(scales=[0.8]), "one charge, radius and scale factor per atom"),
+    (dict(kappa=-1.0), "kappa -1.0 is negative"),
+    (dict(model="GBn"), "unknown Born radius model 'GBn'"),
+    (dict(charges=[0.5, np.nan]), "charges"),
+])
+def test_bad_parameters_are_one_line(kwargs, message):
+    from mdjac.longrange.born import GeneralizedBorn
+    given = dict(charges=[0.5, -0.5], radii=[0.15, 0.12], scales=[0.8, 0.85])
+    given.update(kwargs)
+    with pytest.raises(InputError, match=message) as err:
+        GeneralizedBorn(**given)
+    assert "\n" not in str(err.value)
