@@ -57,7 +57,7 @@ from mindspore import ops
 from .. import assembly, kernel
 from ..chunks import padded_chunks
 from ..errors import InputError, finite_numbers
-from ..space import minimum_image
+from ..space import box_vectors, minimum_image
 from ..terms.base import LongRangeTerm
 from .ewald import OPENMM_COULOMB_CONSTANT
 
@@ -229,7 +229,7 @@ class GeneralizedBorn(LongRangeTerm):
         pairs = self.pairs(config)
         i, j = pairs[:, 0], pairs[:, 1]
         d, r = np.empty((len(pairs), 3), dtype=dtype), np.empty(len(pairs), dtype=dtype)
-        assembly.pair_displacements(config.positions, pairs, np.zeros(3) if config.box is None else config.box, d, r)
+        assembly.pair_displacements(config.positions, pairs, np.zeros((3, 3)) if config.box is None else box_vectors(config.box), d, r)
         off, sc = cast(self.offset), cast(self.scaled)
         I_ij, I1_ij, I2_ij = _entrywise(descreening, r, (off[i], sc[j], inside), second)
         I_ji, I1_ji, I2_ji = _entrywise(descreening, r, (off[j], sc[i], inside), second)
