@@ -22,6 +22,11 @@ from .errors import InputError
 BORN_KIND = "generalized-born-1"
 
 
+#: why a file cannot hold this part (yet); :attr:`mdjac.longrange.born.GeneralizedBorn.not_storable`
+NOT_STORABLE = ("a generalized-Born (implicit solvent) Jacobian cannot be stored in an H5MD file yet: "
+                "use it in memory (the API, mdjac modes)")
+
+
 class BornJacobian:
     """The GB force Jacobian on n atoms (module docstring).
 
@@ -65,8 +70,7 @@ class BornJacobian:
         return f"BornJacobian(n={self.n}, N={self.Q.shape[0]})"
 
     def recipe(self):
-        raise InputError("a generalized-Born (implicit solvent) Jacobian cannot be stored in an H5MD file yet: "
-                         "use it in memory (the API, mdjac modes)")
+        raise InputError(NOT_STORABLE)
 
     def _flat(self):
         return self.Q.reshape(len(self.Q), -1), self.W.reshape(len(self.W), -1)

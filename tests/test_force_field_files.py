@@ -258,6 +258,10 @@ REFUSALS = [
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
     (["modes", ADK_PSF, "--implicit-solvent", "OBC2"], "--implicit-solvent is for an AMBER prmtop"),
     (["modes", GBSA, "--implicit-solvent", "GBn2"], "GBn2 (igb=8) implicit solvent, whose neck integrals"),
+    (["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "-o", "gb.h5"],
+     "generalized-Born (implicit solvent) Jacobian cannot be stored"),
+    (["run", "--system", GBSA, "--implicit-solvent", "OBC2", "--steps", "2", "-o", "gb.h5"],
+     "generalized-Born (implicit solvent) Jacobian cannot be stored"),
 ]
 
 
@@ -268,6 +272,15 @@ def test_refusals_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_an_unstorable_jacobian_leaves_the_output_it_would_overwrite(capsys, tmp_path):
+    """compute --overwrite on a system whose Jacobian no file holds (GB) refuses before it opens the output."""
+    out = tmp_path / "kept.h5"
+    out.write_bytes(b"kept")
+    argv = ["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "-o", str(out)]
+    assert main(argv + ["--overwrite"]) == 2
+    assert "cannot be stored" in capsys.readouterr().err and out.read_bytes() == b"kept"
 
 
 def test_cluster_workers_load_the_system_with_the_runs_options():

@@ -48,6 +48,14 @@ def frame_box(box, system):
     return np.asarray(system.box if box is None else box, dtype=np.float64)
 
 
+def check_storable(potential):
+    """Refuse, before any output is opened, a potential whose Jacobian part a file cannot hold
+    (a long-range term's ``not_storable``)."""
+    for term in potential.long_range_terms:
+        if term.not_storable:
+            raise InputError(term.not_storable)
+
+
 def check_frames(frames, system):
     """Read every selected frame once and refuse the run if any has NaN/inf positions, a bad box
     or a box too small for the potential's cutoffs: nothing is written for a trajectory that

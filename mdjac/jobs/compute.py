@@ -14,7 +14,7 @@ import numpy as np
 from ..catalogue import resolve_system
 from ..errors import InputError
 from ..io import describe, open_index, open_trajectory, open_writer
-from .checks import (check_frames, check_output, check_resumable, check_stored_frames, frame_box,
+from .checks import (check_frames, check_output, check_storable, check_resumable, check_stored_frames, frame_box,
                      same_file)
 from .interrupts import DeferredInterrupt
 from .records import ComputeOptions, ComputePlan
@@ -96,6 +96,7 @@ def plan_compute(trajectory, system, output, selection, options, system_options=
     system = resolve_system(system, **(system_options or {}))
     if system.n_atoms is None:
         raise InputError(f"system {system.name!r} has no potential (it is not a molecule); pick another")
+    check_storable(system.potential)
     traj = open_trajectory(trajectory, n_atoms=system.n_atoms)
     try:
         frames = traj[start:stop:step]

@@ -12,7 +12,7 @@ import numpy as np
 from ..catalogue import resolve_system
 from ..errors import InputError
 from ..io import open_trajectory, open_writer
-from .checks import check_output
+from .checks import check_output, check_storable
 from .compute import expected_size
 from .interrupts import DeferredInterrupt
 
@@ -56,6 +56,7 @@ def run_md(system="alanine-dipeptide", steps=100, every=10, output="mdjac-md.h5m
         check_output(output, False, overwrite, resumable=False)
     sys_ = resolve_system(system, **(system_options or {}))
     if sys_.engine == "openmm":
+        check_storable(sys_.potential)
         if writer is not None:
             raise InputError("run_md on a force-field file writes its own output (OpenMM's reporter): give output=")
         return _run_openmm(sys_, int(steps), int(every), output, temperature, time_step, dtype, strategy, overwrite,

@@ -202,6 +202,8 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     n_atoms = None
     #: a reciprocal sum needs the periodic box; a sum over all pairs in open space (generalized Born) does not
     needs_box = True
+    #: None if a file can store the Jacobian part (mdjac.io), else why not: one line, checked before any output is opened
+    not_storable = None
 
     @property
     def max_index(self):
