@@ -404,15 +404,15 @@ def strained():
     return jac, masses, x, projected_eigh(jac, masses)
 
 
-@pytest.mark.parametrize("method", ["dense", "sparse", "auto"])
+@pytest.mark.parametrize("method", ["dense", "sparse", "lobpcg", "auto"])
 def test_lowest_k_off_a_minimum_are_the_smallest_eigenvalues(strained, method, monkeypatch):
     jac, masses, x, reference = strained
     assert reference[5] < -5.0 * abs(modes.wavenumbers_to_eigenvalues(-10.0))   # well below -10 cm^-1
     if method == "auto":
         monkeypatch.setattr(modes, "DENSE_MAX_DOF", 300)      # 750 degrees of freedom: Lanczos
     low = mdjac.normal_modes(jac, masses, positions=x, project="periodic", k=6, method=method)
-    assert low.solver.startswith("dense" if method == "dense" else "Lanczos")
-    # dense: to rounding; Lanczos: each within its residual bound, LANCZOS_TOL |lambda|
+    assert low.solver.startswith({"dense": "dense", "lobpcg": "LOBPCG"}.get(method, "Lanczos"))
+    # dense: to rounding; LOBPCG and Lanczos: each within its residual bound, LANCZOS_TOL |lambda|
     bound = (1e-12 if method == "dense" else modes.LANCZOS_TOL) * np.abs(reference[:6]) + 1e-12 * np.abs(reference).max()
     assert np.all(np.abs(low.eigenvalues - reference[:6]) <= bound)
     v = low.vectors.reshape(6, -1)                # eigenvectors of D, orthogonal to the translations
@@ -421,6 +421,26 @@ def test_lowest_k_off_a_minimum_are_the_smallest_eigenvalues(strained, method, m
     assert np.all(np.linalg.norm(d @ v.T - v.T * low.eigenvalues, axis=0) <= 1.5 * bound)
     translations = np.kron(np.sqrt(masses)[:, None], np.eye(3)) / np.sqrt(masses.sum())    # orthonormal
     assert np.abs(v @ translations).max() < 1e-8
+
+
+def test_lobpcg_and_lanczos_give_the_same_lowest_modes_as_dense_eigh_where_they_cluster(strained):
+    """Off a minimum the lowest eigenvalues crowd together; LOBPCG and Lanczos (the default) find the same
+    ones as dense eigh of the projected matrix, each within its residual bound, and LOBPCG's vectors
+    diagonalise D with residuals below that bound."""
+    jac, masses, x, reference = strained
+    k = 12
+    got = {method: mdjac.normal_modes(jac, masses, positions=x, project="periodic", k=k, method=method)
+           for method in ("sparse", "lobpcg")}
+    assert got["lobpcg"].solver.startswith("LOBPCG") and got["sparse"].solver.startswith("Lanczos")
+    bound = modes.LANCZOS_TOL * np.abs(reference[:k])
+    for found in got.values():
+        assert np.all(np.abs(found.eigenvalues - reference[:k]) <= bound)
+    v = got["lobpcg"].vectors.reshape(k, -1)
+    w = np.repeat(1.0 / np.sqrt(masses), 3)
+    d = -w[:, None] * jac.to_dense().reshape(v.shape[1], -1) * w[None, :]
+    residuals = np.linalg.norm(d @ v.T - v.T * got["lobpcg"].eigenvalues, axis=0)
+    assert np.all(residuals <= bound)
+    assert np.allclose(v @ v.T, np.eye(k), atol=1e-10)
 
 
 @pytest.mark.parametrize("method", ["dense", "sparse"])
@@ -446,5 +466,9 @@ def test_memory_over_budget_is_refused_with_the_numbers(strained):
     assert low.solver.startswith("Lanczos")
     with pytest.raises(InputError, match="Lanczos of 750 degrees of freedom needs about"):
         mdjac.normal_modes(jac, masses, x, "periodic", k=3, max_memory=1e5)
+    with pytest.raises(InputError, match="LOBPCG of 750 degrees of freedom needs about"):
+        mdjac.normal_modes(jac, masses, x, "periodic", k=3, method="lobpcg", max_memory=1e5)
+    with pytest.raises(InputError, match="LOBPCG finds the lowest modes only"):
+        mdjac.normal_modes(jac, masses, x, "periodic", k=3, sigma=10.0, method="lobpcg")
     with pytest.raises(InputError, match="give k"):
         mdjac.normal_modes(jac, masses, x, "periodic", sigma=10.0)

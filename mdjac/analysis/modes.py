@@ -61,6 +61,17 @@ the 3n - r vibrational eigenvalues plus r copies of s.
   minimum, whose spectrum is dense at its low end. Lanczos may return an exactly degenerate
   eigenvalue (the unprojected rigid-body zeros, the floppy modes of an under-constrained network)
   with too low a multiplicity; project the rigid-body modes out when asking for the lowest ones.
+* LOBPCG (scipy's ``lobpcg``, ``method='lobpcg'``, the lowest modes only): a block of k + :data:`LOBPCG_EXTRA` vectors kept
+  orthogonal to span(B) (so no shift s, and no Lanczos steps to find the top of the spectrum),
+  preconditioned with T = (D_diag - sigma I)^{-1}, D_diag the 3x3 diagonal blocks of D
+  (:func:`atom_block_preconditioner`): the lowest modes of a liquid or a protein off its minimum move a few
+  atoms each (most often one hydrogen across its bond), which T was meant to catch; measured, it takes more
+  matvecs than Lanczos (``benchmarks/bench_modes_solvers.py``: a hydrogen's mode couples to its oxygen and
+  its neighbours as strongly as to itself), so it is not the default. It stops on the
+  same criterion as Lanczos, each of the k residuals below :data:`LANCZOS_TOL` |lambda|, checked every
+  :data:`LOBPCG_CHECK_EVERY` iterations (the extra vectors need not converge; |lambda| counted as at least 1e-6
+  of D's largest diagonal entry, so that a zero can converge); should it not get there in
+  :data:`LOBPCG_MAX_ITERATIONS` iterations, Lanczos takes over. Memory: the blocks plus about 12 (k + 6) vectors of 3n.
 * nearest a shift sigma (``sigma=``, cm^-1): dense eigh, picking the k eigenvalues nearest sigma's;
   when that does not fit in memory, for a Jacobian without a long-range part, ``eigsh`` in
   shift-invert mode with (A - sigma I)^{-1} from one sparse LU of D - sigma I and the Woodbury identity
@@ -102,9 +113,17 @@ LANCZOS_MIN_NCV = 40
 #: Lanczos stops when every residual |A v - lambda v| is below this times |lambda|; an eigenvalue then
 #: lies within that distance of the one reported (so wavenumbers to half of it, relative)
 LANCZOS_TOL = 1e-6
+#: LOBPCG's block for k modes: k plus this many vectors, which speed up the k-th's convergence and need not converge
+LOBPCG_EXTRA = 6
+#: LOBPCG iterations between checks of the k wanted residuals (scipy's lobpcg stops only when its whole block has
+#: converged; each check costs two products of the block)
+LOBPCG_CHECK_EVERY = 25
+#: LOBPCG gives up (and the modes are found by Lanczos) after this many iterations
+LOBPCG_MAX_ITERATIONS = 1000
 #: columns of the long-range part made dense per matvec when dense eigh needs it
 DENSE_CHUNK = 256
 PROJECTIONS = (None, "molecule", "periodic")
+METHODS = ("auto", "dense", "sparse", "lobpcg")
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,9 +389,10 @@ def solver_bytes(solver, dim, n_vectors, nnz_blocks, long_range=False):
     """Bytes a solver allocates (an estimate of its peak beyond the Jacobian itself).
 
     solver: 'dense' (the float64 matrix, its eigenvectors and the chunks that build it), 'lanczos'
-    (the float64 mass-weighted blocks, built with one temporary copy, and the Lanczos basis) or
+    (the float64 mass-weighted blocks, built with one temporary copy, and the Lanczos basis), 'lobpcg'
+    (the blocks and a dozen copies of its block of vectors) or
     'shift-invert' (the same plus the sparse LU, at least as large as the blocks; its fill-in is not
-    known in advance). dim: 3n; n_vectors: eigenvectors returned (dense) or Lanczos basis size;
+    known in advance). dim: 3n; n_vectors: eigenvectors returned (dense), Lanczos basis size or LOBPCG block size;
     nnz_blocks: stored 3x3 blocks; long_range: the Jacobian has a long-range part.
     """
     blocks = 2 * 80 * nnz_blocks
@@ -382,6 +402,8 @@ def solver_bytes(solver, dim, n_vectors, nnz_blocks, long_range=False):
     basis = 8 * dim * (n_vectors + 4)
     if solver == "lanczos":
         return blocks + basis
+    if solver == "lobpcg":      # X, AX, the residuals, the directions and their products, and Rayleigh-Ritz's copies
+        return blocks + 8 * dim * (12 * n_vectors + 4)
     return 2 * blocks + basis
 
 
@@ -482,6 +504,58 @@ def _lanczos_modes(d, b, k, which, counter, tol=LANCZOS_TOL):
     return vals[order], vecs[:, order]
 
 
+def atom_block_preconditioner(diagonal):
+    """x -> T x, T = blockdiag(V_i |Lambda_i - sigma|^{-1} V_i^T) from the (n, 3, 3) diagonal blocks D_ii = V_i Lambda_i V_i^T
+    of D (kJ mol^-1 nm^-2 amu^-1, float64), for x (3n,) or (3n, m): symmetric positive definite, close to
+    (D - sigma I)^{-1} for a mode that moves one atom. sigma lies below every block's eigenvalues (by Cauchy's
+    interlacing the lowest eigenvalue of D lies below the lowest of any D_ii): the lowest, less its magnitude,
+    less 1e-3 of the largest."""
+    values, vectors = np.linalg.eigh(0.5 * (diagonal + diagonal.transpose(0, 2, 1)))
+    sigma = values.min() - abs(values.min()) - 1e-3 * np.abs(values).max()
+    inverse = np.einsum("nab,nb,ncb->nac", vectors, 1.0 / np.abs(values - sigma), vectors)
+    n = diagonal.shape[0]
+
+    def apply(x):
+        x = np.asarray(x, dtype=np.float64)
+        return np.einsum("nab,nbm->nam", inverse, x.reshape(n, 3, -1)).reshape(x.shape)
+
+    return apply
+
+
+def _lobpcg_modes(d, b, k, counter, diagonal, tol=LANCZOS_TOL):
+    """The k smallest eigenpairs of D on the complement of span(B), by LOBPCG (scipy's, the constraint Y = B)
+    preconditioned with :func:`atom_block_preconditioner` of ``diagonal`` (n, 3, 3), D's diagonal blocks. The block
+    has k + :data:`LOBPCG_EXTRA` vectors; every :data:`LOBPCG_CHECK_EVERY` iterations the k lowest are checked, and
+    it stops when each residual |D v - lambda v| is below ``tol`` |lambda| (as Lanczos's; |lambda| taken as at least
+    1e-6 of D's largest diagonal entry, so that a zero eigenvalue can converge). Returns None when that
+    has not happened after :data:`LOBPCG_MAX_ITERATIONS` iterations."""
+    import warnings
+
+    def counted(x):
+        counter[0] += 1 if x.ndim == 1 else x.shape[1]
+        return d @ x
+
+    dim = d.shape[0]
+    size = min(k + LOBPCG_EXTRA, (dim - b.shape[1]) // 5) if dim - b.shape[1] >= 5 * k else k
+    op = spla.LinearOperator(d.shape, matvec=counted, matmat=counted, dtype=np.float64)
+    precondition = atom_block_preconditioner(diagonal)
+    pre = spla.LinearOperator(d.shape, matvec=precondition, matmat=precondition, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((dim, size))
+    x -= b @ (b.T @ x)
+    floor = 1e-6 * np.abs(diagonal).max()       # |lambda| below it counts as it: a zero's residual is |D| times rounding
+    for _ in range(0, LOBPCG_MAX_ITERATIONS, LOBPCG_CHECK_EVERY):
+        with one_blas_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)     # "not reaching the requested tolerance": checked here
+            vals, x, history = spla.lobpcg(op, x, M=pre, Y=b if b.shape[1] else None, tol=1e-300,
+                                           maxiter=LOBPCG_CHECK_EVERY, largest=False, retResidualNormsHistory=True)
+        order = np.argsort(vals)
+        vals, x = vals[order], x[:, order]
+        residuals = np.asarray(history[-1])[order]     # of the vectors returned (scipy's closing Rayleigh-Ritz)
+        if np.all(residuals[:k] <= tol * np.maximum(np.abs(vals[:k]), floor)):
+            return vals[:k], x[:, :k]
+    return None
+
+
 def _shift_invert_operator(d, b, sigma, shift):
     """LinearOperator x -> (P D P + shift B B^T - sigma I)^{-1} x, by LU of D - sigma I + Woodbury."""
     dim = d.shape[0]
@@ -543,8 +617,8 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
         nearest its eigenvalue instead (needs k; ``which`` is then unused).
     method : 'auto' (dense eigh up to DENSE_MAX_DOF degrees of freedom, or when k is more than a
         quarter of the modes, or with sigma, unless it does not fit in memory; Lanczos, or
-        shift-invert with sigma, otherwise), 'dense' or 'sparse' (Lanczos; with sigma, shift-invert
-        on a sparse LU).
+        shift-invert with sigma, otherwise), 'dense', 'sparse' (Lanczos; with sigma, shift-invert
+        on a sparse LU) or 'lobpcg' (the lowest modes by preconditioned LOBPCG, no sigma).
     max_memory : None (the memory available now) or bytes: a solver whose estimated memory
         (:func:`solver_bytes`) exceeds it is refused with an InputError before it starts.
 
@@ -556,8 +630,8 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
         raise InputError(f"project must be one of {PROJECTIONS}; got {project!r}")
     if which not in ("lowest", "highest"):
         raise InputError(f"which must be 'lowest' or 'highest'; got {which!r}")
-    if method not in ("auto", "dense", "sparse"):
-        raise InputError(f"method must be 'auto', 'dense' or 'sparse'; got {method!r}")
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
     atoms, n_atoms = _jacobian_atoms(jacobian)
     m = _checked_masses(masses, atoms, n_atoms)
     if project is not None and atoms.shape[0] != n_atoms:
@@ -582,7 +656,7 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
         raise InputError(f"max_memory must be a positive number of bytes; got {max_memory!r}")
     budget = available_memory() if max_memory is None else float(max_memory)
     solver = _choose_solver(method, dim, n_vib, k, sigma, getattr(jacobian, "long_range", None) is not None,
-                                  len(jacobian.rows), budget)
+                                  len(jacobian.rows), budget, which)
     n_out = n_vib if k is None else int(k)
     counter = [0]
     if solver == "dense":
@@ -596,6 +670,17 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
             first = _nearest_window(vals, target, n_out)
             vals, vecs = vals[first:first + n_out], vecs[:, first:first + n_out]
         how = "dense eigh"
+    elif solver == "lobpcg":
+        d = mass_weighted_operator(jacobian, m)
+        diagonal = -np.asarray(jacobian.diagonal(), dtype=np.float64) / m[:, None, None]
+        found = _lobpcg_modes(d, b, n_out, counter, diagonal)
+        if found is None:
+            vals, vecs = _lanczos_modes(d, b, n_out, which, counter)
+            how = (f"Lanczos after LOBPCG did not converge in {LOBPCG_MAX_ITERATIONS} iterations ({counter[0]} matvecs "
+                   f"in all, residuals below {LANCZOS_TOL:g} |lambda|)")
+        else:
+            vals, vecs = found
+            how = f"LOBPCG ({counter[0]} matvecs, residuals below {LANCZOS_TOL:g} |lambda|)"
     elif solver == "lanczos":
         vals, vecs = _lanczos_modes(mass_weighted_operator(jacobian, m), b, n_out, which, counter)
         how = f"Lanczos ({counter[0]} matvecs, residuals below {LANCZOS_TOL:g} |lambda|)"
@@ -609,14 +694,15 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
                        masses=m, atoms=atoms, projection=project, n_rigid=int(b.shape[1]), solver=how)
 
 
-def _choose_solver(method, dim, n_vib, k, sigma, long_range, nnz, budget):
-    """'dense', 'lanczos' or 'shift-invert', its estimated bytes checked against ``budget`` bytes
+def _choose_solver(method, dim, n_vib, k, sigma, long_range, nnz, budget, which="lowest"):
+    """'dense', 'lobpcg', 'lanczos' or 'shift-invert', its estimated bytes checked against ``budget`` bytes
     (normal_modes's ``method`` rule); InputError when it cannot be done or does not fit."""
-    iterative = "lanczos" if sigma is None else "shift-invert"
+    iterative = "shift-invert" if sigma is not None else "lobpcg" if method == "lobpcg" else "lanczos"
     n_out = n_vib if k is None else int(k)
     ncv = min(max(2 * n_out + 1, LANCZOS_MIN_NCV), dim)
     needs = {"dense": solver_bytes("dense", dim, n_vib if sigma is not None else n_out, nnz, long_range),
-             iterative: solver_bytes(iterative, dim, ncv, nnz, long_range)}
+             iterative: solver_bytes(iterative, dim, n_out + LOBPCG_EXTRA if iterative == "lobpcg" else ncv, nnz,
+                                     long_range)}
     why_not = None          # why the iterative solver cannot be used, if it cannot
     if k is None:
         why_not = "all modes need dense eigh"
@@ -624,7 +710,9 @@ def _choose_solver(method, dim, n_vib, k, sigma, long_range, nnz, budget):
         why_not = f"the {iterative} solver needs k below {min(dim - 1, n_vib)}"
     elif sigma is not None and long_range:
         why_not = "sigma with a long-range (Ewald, PME) part needs dense eigh (no sparse LU of it)"
-    if method == "sparse" and why_not:
+    if method == "lobpcg" and (sigma is not None or which != "lowest"):
+        why_not = "LOBPCG finds the lowest modes only (no sigma, which='lowest'); use method='sparse'"
+    if method in ("sparse", "lobpcg") and why_not:
         raise InputError(f"{why_not}; use method='dense'")
     if method == "auto":
         # sigma: dense eigh whenever it fits (a sparse LU fills in for 3D systems, unpredictably)
@@ -635,7 +723,7 @@ def _choose_solver(method, dim, n_vib, k, sigma, long_range, nnz, budget):
             solver = other if needs[other] < needs[solver] else solver
     else:
         solver = "dense" if method == "dense" else iterative
-    name = {"dense": "dense eigh", "lanczos": "Lanczos", "shift-invert": "shift-invert Lanczos"}[solver]
+    name = {"dense": "dense eigh", "lobpcg": "LOBPCG", "lanczos": "Lanczos", "shift-invert": "shift-invert Lanczos"}[solver]
     _check_memory(f"{name} of {dim} degrees of freedom", needs[solver], budget)
     return solver
 
