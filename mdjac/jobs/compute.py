@@ -96,13 +96,13 @@ def plan_compute(trajectory, system, output, selection, options, system_options=
     system = resolve_system(system, **(system_options or {}))
     if system.n_atoms is None:
         raise InputError(f"system {system.name!r} has no potential (it is not a molecule); pick another")
-    check_storable(system.potential)
     traj = open_trajectory(trajectory, n_atoms=system.n_atoms)
     try:
         frames = traj[start:stop:step]
         if not len(frames):
             raise InputError(f"{trajectory}: the selection start={start} stop={stop} "
                              f"step={step} holds no frame of its {len(traj)}")
+        check_storable(system.potential)
         check_frames(frames, system)
         metadata = dict(source=os.path.abspath(trajectory), system=label,
                         frames=[frames.indices.start, frames.indices.stop, frames.indices.step],
