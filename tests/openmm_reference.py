@@ -62,6 +62,14 @@ def jacobian_columns(jacobian, atoms):
     return jacobian.matvec(unit_vectors).reshape(n, 3, len(atoms), 3)
 
 
+def assert_parity(results, energy_tol, force_tol, jacobian_tol=1e-6):
+    """Assert every force's relative errors of :func:`parity_by_force` ({name: (energy, forces, Jacobian or None)})."""
+    for name, (e, f, j) in results.items():
+        assert e < energy_tol, f"{name}: energy relative error {e:.2e}"
+        assert f < force_tol, f"{name}: force relative error {f:.2e}"
+        assert j is None or j < jacobian_tol, f"{name}: Jacobian relative error {j:.2e}"
+
+
 def parity_by_force(system, positions, box=None, jacobian_atoms=(), report=None):
     """Compare every force group of the System with the mdjac terms of that force.
 
@@ -122,16 +130,6 @@ def solvated_in(forcefield, topology, positions, shape, padding, model="tip3p"):
     modeller.addSolvent(forcefield, model=model, padding=padding * unit.nanometer, boxShape=shape)
     box = np.array(modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer))
     return modeller.topology, np.array(modeller.positions.value_in_unit(unit.nanometer)), box
-
-
-def jacobian_columns(jacobian, atoms):
-    """(N, 3, len(atoms), 3): the Jacobian's columns of ``atoms`` through its matvec (long-range part included),
-    shaped as :func:`fd_jacobian_columns`."""
-    n = jacobian.n
-    columns = np.array([3 * a + b for a in atoms for b in range(3)])
-    units = np.zeros((3 * n, len(columns)))
-    units[columns, np.arange(len(columns))] = 1.0
-    return jacobian.matvec(units).reshape(n, 3, len(atoms), 3)
 
 
 def openmm_context(charges, exclusions, box, cutoff, tolerance, exceptions=(), method="Ewald", configure=None):
