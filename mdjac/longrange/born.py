@@ -282,25 +282,15 @@ class GeneralizedBorn(LongRangeTerm):
         as64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
         r = as64(f["r"])
         u = as64(f["d"]) / r[:, None]
-        G, I1 = as64(f["G"]), as64(f["I1"])
-        # Q = dS/dx and W = sum G_{r B} grad r, as (N, N, 3): row a, atom k
-        Q, W = np.zeros((n, n, 3)), np.zeros((n, n, 3))
-        Q[i, j] = I1[:, 0, None] * u
-        Q[j, i] = -I1[:, 1, None] * u
-        W[i, j] = G[:, 0, 1, None] * u
-        W[j, i] = -G[:, 0, 2, None] * u
-        for X in (Q, W):
-            X[np.arange(n), np.arange(n)] = -X.sum(axis=1)
-        M = np.zeros((n, n))
-        M[i, j] = M[j, i] = G[:, 1, 2]
-        M[np.arange(n), np.arange(n)] = (np.bincount(i, weights=G[:, 1, 1], minlength=n)
-                                         + np.bincount(j, weights=G[:, 2, 2], minlength=n) + f["A2"])
-        del G, I1
-        b1 = as64(f["b1"])
-        M *= b1[:, None] * b1[None, :]
-        M[np.arange(n), np.arange(n)] += f["dEdB"] * f["b2"]
-        W *= b1[:, None, None]
-        part = BornJacobian.from_pairs(n, pairs, u, r, as64(f["dphi"]), as64(f["d2phi"]), Q, W, M, dtype=config.dtype)
+        G, b1 = as64(f["G"]), as64(f["b1"])
+        # per pair: W's scalars (b_i' G_{r B_i}, b_j' G_{r B_j}) and M's b_i' G_{B_i B_j} b_j'
+        w = np.stack([b1[i] * G[:, 0, 1], b1[j] * G[:, 0, 2]], axis=1)
+        m = G[:, 1, 2] * b1[i] * b1[j]
+        m_diagonal = ((np.bincount(i, weights=G[:, 1, 1], minlength=n) + np.bincount(j, weights=G[:, 2, 2], minlength=n)
+                       + f["A2"]) * b1 * b1 + f["dEdB"] * f["b2"])
+        del G
+        part = BornJacobian.from_pairs(pairs, u, r, as64(f["dphi"]), as64(f["d2phi"]), as64(f["I1"]), w, m, m_diagonal,
+                                       dtype=config.dtype)
         for key in ("d2phi", "I1", "G"):       # the second derivatives are in the part now: kept no longer
             f.pop(key)
         return part if len(atoms) == n and np.array_equal(atoms, np.arange(n)) else part.select(np.asarray(atoms))
