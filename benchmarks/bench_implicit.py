@@ -3,18 +3,18 @@ evaluation, how far it is from OpenMM's Reference platform, and the protein's no
 
 The DHFR of OpenMM's implicit-solvent benchmark: the protein of the JAC PDB (shared/data/dhfr-jac.pdb)
 without water and ions, hydrogens rebuilt by OpenMM's Modeller, amber99sb.xml + amber99_obc.xml
-(GBSAOBCForce: OBC2, ACE), no cutoff, minimised by OpenMM (L-BFGS, Reference platform) to settle the
+(GBSAOBCForce: OBC2, ACE), no cutoff, minimised by OpenMM (L-BFGS, CPU platform) to settle the
 hydrogens. In one process, float64 then float32 positions: the best of 3 calls of energy_and_forces
 and of force_jacobian, each on a new frame, (the replicate strategy: bonded and nonbonded terms by the radial route, the
 GB term's Jacobian part factored) after a first call, their ratio, each for the whole potential and
 the GB term alone; the Jacobian's matvec against a force evaluation; energy, forces and a few
 Jacobian columns against OpenMM's Reference platform (central differences of its forces, h = 1e-5
-nm); the 10 lowest normal modes (Lanczos on the matvec). Then ``mdjac modes`` on the System XML
+nm); the 10 lowest normal modes (dense eigh, :data:`MODES_METHOD`), timed against a force evaluation. Then ``mdjac modes`` on the System XML
 (no minimisation) as a user runs it, timed.
 
 Run: .venv/bin/python benchmarks/bench_implicit.py [PDB, or villin (OpenMM's test.pdb); default
 ../shared/data/dhfr-jac.pdb or /work/shared/data/dhfr-jac.pdb] [quick: float64 and the whole potential
-only, one timed call each]
+only, one timed call each; or modes: no table and no command-line run, the comparison and the modes]
 """
 import os
 import subprocess
@@ -27,6 +27,9 @@ import numpy as np
 from common import best, peak_gb
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the modes' solver: dense eigh, the GB part added in place (BornJacobian.add_dense). Lanczos on the matvec took
+#: 18,485 matvecs on minimised villin (its lowest modes crowd near zero): benchmarks/bench-implicit-2026-12-03.txt
+MODES_METHOD = "dense"
 CANDIDATES = [os.path.join(HERE, "..", "..", "shared", "data", "dhfr-jac.pdb"), "/work/shared/data/dhfr-jac.pdb"]
 
 
@@ -44,7 +47,7 @@ def protein_system(pdb_path):
     modeller.delete([a for a in modeller.topology.atoms() if a.element is not None and a.element.symbol == "H"])
     modeller.addHydrogens(ff)
     system = ff.createSystem(modeller.topology, nonbondedMethod=app.NoCutoff, constraints=None)
-    context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("Reference"))
+    context = openmm.Context(system, openmm.VerletIntegrator(1e-3), openmm.Platform.getPlatformByName("CPU"))
     context.setPositions(modeller.positions)
     openmm.LocalEnergyMinimizer.minimize(context, 10.0, 100)
     x = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
@@ -77,6 +80,7 @@ def openmm_reference(system, x, columns):
 def main():
     pdb_path = sys.argv[1] if len(sys.argv) > 1 else next((p for p in CANDIDATES if os.path.isfile(p)), CANDIDATES[-1])
     quick = "quick" in sys.argv[2:]      # float64 and the whole potential only, one timed call each
+    modes_only = "modes" in sys.argv[2:]     # no table, no command-line run: the comparison and the modes
     import mdjac
     from mdjac.longrange.born import GeneralizedBorn
     from mdjac.openmm import adapt
@@ -90,10 +94,11 @@ def main():
     gb = mdjac.Potential([t for t in potential.terms if isinstance(t, GeneralizedBorn)], n_atoms=n)
     header = (f"{'potential':>10} {'dtype':>8} {'force (s)':>10} {'Jacobian (s)':>13} {'J/force':>8} "
               f"{'matvec (s)':>11} {'first J (s)':>12}")
-    print(header)
-    print("-" * len(header))
+    if not modes_only:
+        print(header)
+        print("-" * len(header))
     repeat = 1 if quick else 3
-    for dtype in (np.float64,) if quick else (np.float64, np.float32):
+    for dtype in () if modes_only else (np.float64,) if quick else (np.float64, np.float32):
         x = x0.astype(dtype)
         # a new frame at each call (1e-5 nm apart): the GB term keeps the last frame's derivatives for its Jacobian
         frames = [(x0 + 1e-5 * k).astype(dtype) for k in range(1, 8)]
@@ -116,17 +121,33 @@ def main():
     e_ref, f_ref, cols_ref = openmm_reference(system, x0, columns)
     e, f = potential.energy_and_forces(x0)
     J = potential.force_jacobian(x0)
-    got = np.stack([J.matvec(np.eye(3 * n)[:, 3 * j + b]).reshape(n, 3) for j in columns for b in range(3)], axis=-1)
-    got = got.reshape(n, 3, len(columns), 3)
+    basis = np.zeros((n, 3, len(columns), 3))
+    for c, j in enumerate(columns):
+        basis[j, :, c, :] = np.eye(3)
+    got = J.matvec(basis.reshape(3 * n, -1)).reshape(n, 3, len(columns), 3)
+    del J
     print(f"against OpenMM Reference (double): energy {e_ref:.10g} kJ/mol, rel. error {abs(e - e_ref) / abs(e_ref):.1e}; "
           f"forces max rel. error {np.abs(f - f_ref).max() / np.abs(f_ref).max():.1e}; Jacobian columns {columns} "
           f"vs central differences of its forces: max rel. error {np.abs(got - cols_ref).max() / np.abs(cols_ref).max():.1e}")
 
+    t_force, _ = best(lambda: potential.energy_and_forces(x0 + 3e-5), 1)     # a new frame: the force time alone
     t = time.perf_counter()
-    modes = mdjac.normal_modes(J, potential.masses, positions=x0, project="molecule", k=10, method="sparse")
-    print(f"normal modes (float64 Jacobian, Lanczos on the matvec, 10 lowest): {time.perf_counter() - t:.1f} s, {modes.solver}; "
+    J = potential.force_jacobian(x0)
+    t_jac = time.perf_counter() - t
+    part = J.long_range
+    print(f"float64 Jacobian: {t_jac:.1f} s ({t_jac / t_force:.2f} force evaluations of {t_force:.1f} s); its GB part "
+          f"{part.nbytes / 1e9:.2f} GB ({len(part.pairs)} pairs), its {len(J.rows)} blocks {J.blocks.nbytes / 1e9:.2f} GB; "
+          f"peak RSS {peak_gb():.2f} GB")
+    t = time.perf_counter()
+    modes = mdjac.normal_modes(J, potential.masses, positions=x0, project="molecule", k=10, method=MODES_METHOD)
+    t_modes = time.perf_counter() - t
+    print(f"normal modes (float64 Jacobian, method={MODES_METHOD!r}, 10 lowest): {t_modes:.1f} s "
+          f"({t_modes / t_force:.1f} force evaluations; with the Jacobian {(t_modes + t_jac) / t_force:.1f}), {modes.solver}; "
           f"lowest wavenumbers (cm^-1): {', '.join(f'{w:.2f}' for w in modes.frequencies[:10])}")
-    print(f"peak RSS {peak_gb():.2f} GB")
+    print(f"peak RSS {peak_gb():.2f} GB; load average {os.getloadavg()[0]:.1f}", flush=True)
+    del J, part
+    if modes_only:
+        return
 
     import openmm
     from openmm import app, unit

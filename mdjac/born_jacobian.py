@@ -121,6 +121,27 @@ def _columns(pairs, u, scalars, column, q, w, radial):
                     radial[cj, e, f] += h
 
 
+@numba.njit(cache=True, nogil=True)
+def _add_radial(pairs, u, scalars, local, weights, sign, a):
+    """a (n, 3, n, 3) += sign * w w^T * (-H_radial) on the kept atoms (local[k] their place, -1 elsewhere),
+    weights (3n,)."""
+    for p in range(pairs.shape[0]):
+        li, lj = local[pairs[p, 0]], local[pairs[p, 1]]
+        if li < 0 and lj < 0:
+            continue
+        ra, rb = scalars[p, 0], scalars[p, 1]
+        for e in range(3):
+            for f in range(3):
+                h = sign * (ra * u[p, e] * u[p, f] + (rb if e == f else 0.0))
+                if li >= 0:
+                    a[li, e, li, f] -= weights[3 * li + e] * h * weights[3 * li + f]
+                if lj >= 0:
+                    a[lj, e, lj, f] -= weights[3 * lj + e] * h * weights[3 * lj + f]
+                if li >= 0 and lj >= 0:
+                    a[li, e, lj, f] += weights[3 * li + e] * h * weights[3 * lj + f]
+                    a[lj, e, li, f] += weights[3 * lj + e] * h * weights[3 * li + f]
+
+
 class BornJacobian:
     """The GB force Jacobian on n atoms (module docstring), of a term over N atoms.
 
@@ -216,7 +237,7 @@ class BornJacobian:
     def diagonal(self):
         """(n, 3, 3) float64 diagonal blocks of J: H_radial's, plus sum_ab M_ab Q_ak Q_bk^T + W_ak Q_ak^T +
         Q_ak W_ak^T over blocks of :data:`COLUMN_BLOCK` columns (O(N^2 n))."""
-        kept = np.arange(self.n_atoms) if self.where is None else self.where
+        kept = self._kept()
         M = self._m_matrix()
         out = np.empty((len(kept), 3, 3))
         column = np.full(self.n_atoms, -1, dtype=np.int64)
@@ -233,16 +254,44 @@ class BornJacobian:
             out[start:start + size] = radial + np.einsum("Nka,Nkb->kab", q, mq) + cross + cross.transpose(0, 2, 1)
         return np.negative(out, out=out)
 
+    def _kept(self):
+        return np.arange(self.n_atoms) if self.where is None else self.where
+
+    def add_dense(self, a, weights=None, sign=1.0):
+        """a (3n, 3n) float64, C-contiguous, += sign * diag(weights) J diag(weights) (weights (3n,), default
+        ones), in place: H_radial pair by pair, then the rank-2N part T + T^T, T = Q^T (M Q / 2 + W), by BLAS
+        (M Q, then one triangle of T + T^T by syr2k; Q and W built dense on the kept atoms, (N, 3n) each,
+        and one (3n, 3n) array for the triangle)."""
+        from scipy.linalg import blas
+        kept, n = self._kept(), self.n
+        weights = np.ones(3 * n) if weights is None else np.asarray(weights, dtype=np.float64).reshape(3 * n)
+        if a.shape != (3 * n, 3 * n) or a.dtype != np.float64 or not a.flags.c_contiguous:
+            raise InputError(f"add_dense needs a C-contiguous float64 ({3 * n}, {3 * n}) array")
+        local = np.full(self.n_atoms, -1, dtype=np.int64)
+        local[kept] = np.arange(n)
+        _add_radial(self.pairs, self.u, self.scalars, local, weights, float(sign), a.reshape(n, 3, n, 3))
+        q, w = np.zeros((self.n_atoms, n, 3)), np.zeros((self.n_atoms, n, 3))
+        _columns(self.pairs, self.u, self.scalars, local, q, w, np.zeros((n, 3, 3)))
+        q, w = q.reshape(self.n_atoms, 3 * n), w.reshape(self.n_atoms, 3 * n)
+        q *= weights
+        w *= weights
+        x = self._m_matrix() @ q
+        x *= 0.5
+        x += w
+        del w
+        lower = blas.dsyr2k(1.0, q, x, trans=1, lower=0).T     # C-ordered: its lower triangle that of T + T^T (3n, 3n)
+        del q, x
+        dim = 3 * n
+        for r0 in range(0, dim, 3 * COLUMN_BLOCK):             # a += -sign (T + T^T), rows of a block at a time
+            r1 = min(dim, r0 + 3 * COLUMN_BLOCK)
+            rows = np.tril(lower[r0:r1], k=r0 - 1) + np.triu(lower[:, r0:r1].T, k=r0)
+            a[r0:r1] -= sign * rows
+        return a
+
     def dense(self):
-        """(n, 3, n, 3) float64: the matvec of the identity, :data:`COLUMN_BLOCK` atoms' columns at a time."""
-        dim = 3 * self.n
-        out = np.empty((dim, dim))
-        for start in range(0, dim, 3 * COLUMN_BLOCK):
-            stop = min(dim, start + 3 * COLUMN_BLOCK)
-            unit = np.zeros((dim, stop - start))
-            unit[np.arange(start, stop), np.arange(stop - start)] = 1.0
-            out[:, start:stop] = self.matvec(unit)
-        return out.reshape(self.n, 3, self.n, 3)
+        """(n, 3, n, 3) float64 (:meth:`add_dense` into zeros)."""
+        out = np.zeros((3 * self.n, 3 * self.n))
+        return self.add_dense(out).reshape(self.n, 3, self.n, 3)
 
     def select(self, where):
         """The part on local atoms ``where`` (m,) int: their rows and columns (the arrays shared)."""

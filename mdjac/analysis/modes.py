@@ -424,7 +424,7 @@ def _check_memory(solver, need, budget):
 # --------------------------------------------------------------------------------------------
 def dense_mass_weighted(jacobian, masses):
     """D as a (3n, 3n) float64 array, symmetrised, the long-range part included (its matvec on
-    :data:`DENSE_CHUNK` unit vectors at a time)."""
+    :data:`DENSE_CHUNK` unit vectors at a time, or its ``add_dense`` when it has one)."""
     n = int(jacobian.n)
     dim = 3 * n
     rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
@@ -438,11 +438,14 @@ def dense_mass_weighted(jacobian, masses):
     long_range = getattr(jacobian, "long_range", None)
     if long_range is not None:
         w = np.repeat(1.0 / np.sqrt(masses), 3)
-        for c0 in range(0, dim, DENSE_CHUNK):
-            c1 = min(c0 + DENSE_CHUNK, dim)
-            unit = np.zeros((dim, c1 - c0))
-            unit[np.arange(c0, c1), np.arange(c1 - c0)] = w[c0:c1]
-            a[:, c0:c1] -= w[:, None] * long_range.matvec(unit)
+        if hasattr(long_range, "add_dense"):        # a part that builds its dense form in place (generalized Born)
+            long_range.add_dense(a, w, sign=-1.0)
+        else:
+            for c0 in range(0, dim, DENSE_CHUNK):
+                c1 = min(c0 + DENSE_CHUNK, dim)
+                unit = np.zeros((dim, c1 - c0))
+                unit[np.arange(c0, c1), np.arange(c1 - c0)] = w[c0:c1]
+                a[:, c0:c1] -= w[:, None] * long_range.matvec(unit)
         for r0 in range(0, dim, DENSE_CHUNK):     # symmetrise, a row chunk against its column chunk
             r1 = min(r0 + DENSE_CHUNK, dim)
             mean = 0.5 * (a[r0:r1, :r1] + a[:r1, r0:r1].T)
