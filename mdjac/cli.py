@@ -252,9 +252,12 @@ def format_info(info):
                   f"  Jacobian bytes   {info['jacobian_bytes_per_frame']:.0f} per frame on disk"]
         if "long_range" in info:
             lr = info["long_range"]
-            what = f"PME mesh (grid {lr['grid']}" if "grid" in lr else f"Ewald reciprocal sum (kmax {lr['kmax']}"
-            lines.append(f"  long range       {what}, alpha {lr['alpha']:.6g} nm^-1), "
-                         "rebuilt from each frame's positions and box")
+            if "alpha" not in lr:
+                lines.append("  long range       generalized Born, its per-pair arrays stored with each frame")
+            else:
+                what = f"PME mesh (grid {lr['grid']}" if "grid" in lr else f"Ewald reciprocal sum (kmax {lr['kmax']}"
+                lines.append(f"  long range       {what}, alpha {lr['alpha']:.6g} nm^-1), "
+                             "rebuilt from each frame's positions and box")
     else:
         lines.append("  Jacobian         none")
     lines.append(f"  file bytes       {info['file_bytes']}"

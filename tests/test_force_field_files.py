@@ -258,10 +258,6 @@ REFUSALS = [
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
     (["modes", ADK_PSF, "--implicit-solvent", "OBC2"], "--implicit-solvent is for an AMBER prmtop"),
     (["modes", GBSA, "--implicit-solvent", "GBn2"], "GBn2 (igb=8) implicit solvent, whose neck integrals"),
-    (["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "-o", "gb.h5"],
-     "generalized-Born (implicit solvent) Jacobian cannot be stored"),
-    (["run", "--system", GBSA, "--implicit-solvent", "OBC2", "--steps", "2", "-o", "gb.h5"],
-     "generalized-Born (implicit solvent) Jacobian cannot be stored"),
 ]
 
 
@@ -274,13 +270,21 @@ def test_refusals_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-def test_an_unstorable_jacobian_leaves_the_output_it_would_overwrite(capsys, tmp_path):
-    """compute --overwrite on a system whose Jacobian no file holds (GB) refuses before it opens the output."""
-    out = tmp_path / "kept.h5"
-    out.write_bytes(b"kept")
-    argv = ["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "-o", str(out)]
-    assert main(argv + ["--overwrite"]) == 2
-    assert "cannot be stored" in capsys.readouterr().err and out.read_bytes() == b"kept"
+def test_compute_stores_a_gb_jacobian_that_reads_back(capsys, tmp_path, monkeypatch):
+    """mdjac compute on a prmtop in OBC2 stores the generalized-Born part's per-pair arrays with each frame: the
+    Jacobian read back gives the products of the one computed in memory, and info names the part."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "--float64"]
+    assert main(argv + ["-o", "gb.h5"]) == 0
+    assert main(["info", "gb.h5"]) == 0
+    assert "long range       generalized Born" in capsys.readouterr().out
+    with mdjac.open_trajectory("gb.h5") as frames:
+        frame = frames[0]
+    assert type(frame.jacobian.long_range).__name__ == "BornJacobian"
+    stored = mdjac.load_system(GBSA, implicit_solvent="OBC2").potential.force_jacobian(frame.positions)
+    v = np.random.default_rng(3).normal(size=(3 * 22, 2))
+    expected = stored.matvec(v)
+    np.testing.assert_allclose(frame.jacobian.matvec(v), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 
 
 def test_cluster_workers_load_the_system_with_the_runs_options():

@@ -204,6 +204,8 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     needs_box = True
     #: None if a file can store the Jacobian part (mdjac.io), else why not: one line, checked before any output is opened
     not_storable = None
+    #: None if a distributed run (part files joined by an index) can store the Jacobian part, else why not: one line
+    not_distributable = None
 
     @property
     def max_index(self):
