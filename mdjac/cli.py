@@ -63,13 +63,15 @@ def add_system_options(p):
                         "9 numbers of a triclinic box's vectors AX 0 0 BX BY 0 CX CY CZ (OpenMM's form)")
     g.add_argument("--implicit-solvent", choices=IMPLICIT_SOLVENTS, default=None,
                    help="a prmtop's generalized Born model (open boundaries; GBn and GBn2 are refused) [none]")
+    g.add_argument("--salt", type=float, default=None, metavar="MOL_PER_L",
+                   help="the implicit solvent's salt concentration, mol/L (OpenMM's implicitSolventSaltConc) [0]")
 
 
 def system_options(args):
     """The loader options given on the command line, as load_system's keywords."""
     return dict(nonbonded=args.nonbonded, cutoff=args.cutoff, ewald_tolerance=args.ewald_tolerance,
                 coordinates=args.coordinates, parameters=args.parameters, box=args.box,
-                implicit_solvent=args.implicit_solvent)
+                implicit_solvent=args.implicit_solvent, salt=args.salt)
 
 
 def build_parser():

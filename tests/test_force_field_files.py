@@ -258,6 +258,8 @@ REFUSALS = [
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
     (["modes", ADK_PSF, "--implicit-solvent", "OBC2"], "--implicit-solvent is for an AMBER prmtop"),
     (["modes", GBSA, "--implicit-solvent", "GBn2"], "GBn2 (igb=8) implicit solvent, whose neck integrals"),
+    (["modes", GBSA, "--salt", "0.1"], "salt 0.1 mol/L is the implicit solvent's: give --implicit-solvent with it"),
+    (["modes", GBSA, "--implicit-solvent", "OBC2", "--salt", "-1"], "salt -1.0: give a concentration >= 0 in mol/L"),
 ]
 
 
@@ -297,14 +299,21 @@ def test_cluster_workers_load_the_system_with_the_runs_options():
         state.system(GBSA, {})
 
 
-@pytest.mark.parametrize("model", ["OBC2", "HCT"])
-def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, capsys):
-    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (HCT) from the file,
-    energy and forces against OpenMM's Reference platform."""
-    loaded = mdjac.load_system(GBSA, implicit_solvent=model)
-    assert loaded.electrostatics.endswith(f"implicit solvent {model}") and loaded.box is None
+@pytest.mark.parametrize("model,salt", [("OBC2", None), ("HCT", None), ("OBC2", 0.15)])
+def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, salt, capsys):
+    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (HCT, and OBC2 with salt=
+    mol/L) from the file, energy and forces against OpenMM's Reference platform at that salt."""
+    loaded = mdjac.load_system(GBSA, implicit_solvent=model, salt=salt)
+    said = f"implicit solvent {model}" + (f" with {salt:g} mol/L salt" if salt else "")
+    assert loaded.electrostatics.endswith(said) and loaded.box is None
     system = app.AmberPrmtopFile(GBSA).createSystem(nonbondedMethod=app.NoCutoff, implicitSolvent=getattr(app, model),
+                                                    implicitSolventSaltConc=(salt or 0.0) * unit.molar,
                                                     constraints=None, rigidWater=False)
+    if salt:        # OpenMM states the screening in its CustomGBForce; the energy differs from no salt's
+        assert any(isinstance(f, openmm.CustomGBForce) for f in system.getForces())
+        x = np.asarray(loaded.positions, dtype=np.float64)
+        unsalted = mdjac.load_system(GBSA, implicit_solvent=model).potential.energy_and_forces(x)[0]
+        assert abs(loaded.potential.energy_and_forces(x)[0] - unsalted) > 1e-3
     x = np.asarray(loaded.positions, dtype=np.float64)
     e_ref, f_ref = openmm_energy_forces(reference_context(system, x), set(range(32)))
     e, f = loaded.potential.energy_and_forces(x)
