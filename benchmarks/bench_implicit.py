@@ -110,6 +110,7 @@ def modes_through_a_file(system, topology, x0, potential):
     its columns and forces with OpenMM's, and runs the modes. Prints one line per step."""
     import resource
     import openmm
+    from openmm import app, unit
     from mdjac.io import open_writer
     bindir = os.path.dirname(sys.executable)
     n = len(x0)
@@ -125,6 +126,8 @@ def modes_through_a_file(system, topology, x0, potential):
         xml, frame, out, ref = (os.path.join(folder, name) for name in ("system.xml", "frame.h5", "jacobian.h5", "ref.npz"))
         with open(xml, "w") as handle:
             handle.write(openmm.XmlSerializer.serialize(system))
+        with open(os.path.join(folder, "system.pdb"), "w") as handle:     # the topology the XML needs beside it
+            app.PDBFile.writeFile(topology, x0 * unit.nanometer, handle)
         with open_writer(frame, n, forces=False, jacobian_atoms=None, dtype=np.float64) as writer:
             writer.append(0, 0.0, x0)           # the positions in full precision (a PDB keeps 1e-4 nm)
         np.savez(ref, x=x0, f=f_ref, cols=cols_ref, columns=columns, masses=potential.masses)

@@ -40,7 +40,8 @@ NOT_DISTRIBUTABLE = ("a generalized-Born (implicit solvent) Jacobian is stored b
 SCALARS = ("a", "b", "q_i", "q_j", "w_i", "w_j", "m")
 #: atoms per block of columns in diagonal() and dense()
 COLUMN_BLOCK = 128
-#: M is multiplied as a dense (N, N) array up to this many atoms, as a sparse matrix above
+#: M is multiplied as a dense (N, N) array up to this many atoms when its pairs are a quarter of all or more, else
+#: as a sparse matrix (a cutoff's)
 DENSE_M_ATOMS = 8192
 
 
@@ -221,9 +222,9 @@ class BornJacobian:
         return np.negative(out, out=out).reshape(V.shape)
 
     def _m_matrix(self):
-        """M as a dense (N, N) array, or a scipy.sparse CSR matrix above :data:`DENSE_M_ATOMS` atoms."""
+        """M as a dense (N, N) array, or a scipy.sparse CSR matrix (above :data:`DENSE_M_ATOMS` atoms, or few pairs)."""
         n, i, j, m = self.n_atoms, self.pairs[:, 0], self.pairs[:, 1], self.scalars[:, 6]
-        if n <= DENSE_M_ATOMS:
+        if n <= DENSE_M_ATOMS and 8 * len(self.pairs) >= n * n:       # most pairs (no cutoff): dense
             out = np.zeros((n, n))
             out[i, j] = m
             out[j, i] = m

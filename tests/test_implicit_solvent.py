@@ -164,3 +164,45 @@ def test_stored_jacobian_reads_back(tmp_path, atoms):
             expected = J.matvec(v)
             assert np.abs(frame.jacobian.matvec(v) - expected).max() <= 1e-13 * np.abs(expected).max()
             assert np.allclose(frame.jacobian.diagonal(), J.diagonal(), rtol=0, atol=1e-13 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.1])
+def test_born_part_against_its_definition(fraction):
+    """BornJacobian's matvec, dense (BLAS, M dense for all pairs and sparse for a tenth of them, as with a cutoff),
+    diagonal and selection against H = H_radial + Q^T M Q + W^T Q + Q^T W built entry by entry from its per-pair
+    scalars (mdjac.born_jacobian's module docstring)."""
+    from mdjac.born_jacobian import BornJacobian
+    rng = np.random.default_rng(11)
+    n = 30
+    i, j = np.triu_indices(n, k=1)
+    keep = rng.random(len(i)) < fraction
+    i, j = i[keep], j[keep]
+    u = rng.normal(size=(len(i), 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    scalars, m_diagonal = rng.normal(size=(len(i), 7)), rng.normal(size=n)
+    H = np.zeros((n, 3, n, 3))
+    Q, W, M = np.zeros((n, n, 3)), np.zeros((n, n, 3)), np.diag(m_diagonal)
+    for p, (a, b) in enumerate(zip(i, j)):
+        h = scalars[p, 0] * np.outer(u[p], u[p]) + scalars[p, 1] * np.eye(3)
+        H[a, :, a] += h
+        H[b, :, b] += h
+        H[a, :, b] -= h
+        H[b, :, a] -= h
+        for X, (ci, cj) in ((Q, scalars[p, 2:4]), (W, scalars[p, 4:6])):
+            X[a, b] += ci * u[p]
+            X[a, a] -= ci * u[p]
+            X[b, b] += cj * u[p]
+            X[b, a] -= cj * u[p]
+        M[a, b] = M[b, a] = scalars[p, 6]
+    Qf, Wf = Q.reshape(n, 3 * n), W.reshape(n, 3 * n)
+    J = -(H.reshape(3 * n, 3 * n) + Qf.T @ M @ Qf + Wf.T @ Qf + Qf.T @ Wf)
+    part = BornJacobian(np.stack([i, j], axis=1), u, scalars, m_diagonal)
+    scale = np.abs(J).max()
+    v = rng.normal(size=(3 * n, 2))
+    assert np.abs(part.matvec(v) - J @ v).max() < 1e-13 * scale * np.abs(v).max() * 3 * n
+    assert np.abs(part.dense().reshape(J.shape) - J).max() < 1e-13 * scale
+    blocks = J.reshape(n, 3, n, 3)
+    assert np.abs(part.diagonal() - blocks[np.arange(n), :, np.arange(n), :]).max() < 1e-13 * scale
+    where = np.array([2, 9, 17, 25])
+    assert np.abs(part.select(where).dense() - blocks[where][:, :, where]).max() < 1e-13 * scale
+    assert np.abs(part.select(where).diagonal() - blocks[where, :, where, :]).max() < 1e-13 * scale
