@@ -257,7 +257,6 @@ REFUSALS = [
     (["run", "--system", "argon", "--steps", "2"], "mdjac run takes a MindSPONGE system of the catalogue or a force-field"),
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
     (["modes", ADK_PSF, "--implicit-solvent", "OBC2"], "--implicit-solvent is for an AMBER prmtop"),
-    (["modes", GBSA, "--implicit-solvent", "GBn2"], "GBn2 (igb=8) implicit solvent, whose neck integrals"),
     (["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "-o", "gb.h5"],
      "generalized-Born (implicit solvent) Jacobian cannot be stored"),
     (["run", "--system", GBSA, "--implicit-solvent", "OBC2", "--steps", "2", "-o", "gb.h5"],
@@ -293,9 +292,9 @@ def test_cluster_workers_load_the_system_with_the_runs_options():
         state.system(GBSA, {})
 
 
-@pytest.mark.parametrize("model", ["OBC2", "HCT"])
+@pytest.mark.parametrize("model", ["OBC2", "HCT", "GBn", "GBn2"])
 def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, capsys):
-    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (HCT) from the file,
+    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (the others) from the file,
     energy and forces against OpenMM's Reference platform."""
     loaded = mdjac.load_system(GBSA, implicit_solvent=model)
     assert loaded.electrostatics.endswith(f"implicit solvent {model}") and loaded.box is None

@@ -61,9 +61,9 @@ from .. import assembly, kernel
 from ..chunks import padded_chunks
 from ..born_jacobian import NOT_STORABLE
 from ..errors import InputError, finite_numbers
-from .born_neck import neck_integral
 from ..space import box_vectors, minimum_image
 from ..terms.base import LongRangeTerm
+from .born_neck import neck_integral
 from .ewald import OPENMM_COULOMB_CONSTANT
 
 #: nm, OpenMM's dielectric offset of the radii (ObcParameters, customgbforces).
