@@ -62,7 +62,7 @@ def add_system_options(p):
                    help="a periodic box (nm) for coordinates without one (a psf's crd): 3 edges LX LY LZ, or the "
                         "9 numbers of a triclinic box's vectors AX 0 0 BX BY 0 CX CY CZ (OpenMM's form)")
     g.add_argument("--implicit-solvent", choices=IMPLICIT_SOLVENTS, default=None,
-                   help="a prmtop's generalized Born model (open boundaries; GBn and GBn2 are refused) [none]")
+                   help="a prmtop's generalized Born model (open boundaries) [none]")
     g.add_argument("--salt", type=float, default=None, metavar="MOL_PER_L",
                    help="the implicit solvent's salt concentration, mol/L (OpenMM's implicitSolventSaltConc) [0]")
 

@@ -257,7 +257,6 @@ REFUSALS = [
     (["run", "--system", "argon", "--steps", "2"], "mdjac run takes a MindSPONGE system of the catalogue or a force-field"),
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
     (["modes", ADK_PSF, "--implicit-solvent", "OBC2"], "--implicit-solvent is for an AMBER prmtop"),
-    (["modes", GBSA, "--implicit-solvent", "GBn2"], "GBn2 (igb=8) implicit solvent, whose neck integrals"),
     (["modes", GBSA, "--salt", "0.1"], "salt 0.1 mol/L is the implicit solvent's: give --implicit-solvent with it"),
     (["modes", GBSA, "--implicit-solvent", "OBC2", "--salt", "-1"], "salt -1.0: give a concentration >= 0 in mol/L"),
 ]
@@ -299,10 +298,10 @@ def test_cluster_workers_load_the_system_with_the_runs_options():
         state.system(GBSA, {})
 
 
-@pytest.mark.parametrize("model,salt", [("OBC2", None), ("HCT", None), ("OBC2", 0.15)])
+@pytest.mark.parametrize("model,salt", [("OBC2", None), ("HCT", None), ("GBn", None), ("GBn2", None), ("OBC2", 0.15)])
 def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, salt, capsys):
-    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (HCT, and OBC2 with salt=
-    mol/L) from the file, energy and forces against OpenMM's Reference platform at that salt."""
+    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (the others, and OBC2 with
+    salt= mol/L) from the file, energy and forces against OpenMM's Reference platform at that salt."""
     loaded = mdjac.load_system(GBSA, implicit_solvent=model, salt=salt)
     said = f"implicit solvent {model}" + (f" with {salt:g} mol/L salt" if salt else "")
     assert loaded.electrostatics.endswith(said) and loaded.box is None

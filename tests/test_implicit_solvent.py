@@ -28,17 +28,25 @@ def small_molecule():
     return x, charges, radii, scales
 
 
-def gb_system(force):
-    """An OpenMM System of the small molecule with ``force`` (its particles added here) alone."""
+#: GBn2's per-atom (alpha, beta, gamma): OpenMM's rows for H, C, N and O, given to the atoms in turn
+GBN2_COEFFICIENTS = [[0.788440, 0.798699, 0.437334], [0.733756, 0.506378, 0.205844], [0.503364, 0.316828, 0.192915],
+                     [0.867814, 0.876635, 0.387882]]
+
+
+def gb_system(force, stretch=1.0):
+    """An OpenMM System of the small molecule, its positions scaled by ``stretch`` about atom 0, with ``force``
+    (its particles added here) alone."""
     x, charges, radii, scales = small_molecule()
+    x = x[0] + stretch * (x - x[0])
     system = openmm.System()
     for _ in x:
         system.addParticle(12.0)
-    for q, r, s in zip(charges, radii, scales):
+    for k, (q, r, s) in enumerate(zip(charges, radii, scales)):
         if isinstance(force, openmm.GBSAOBCForce):
             force.addParticle(q, r, s)
         else:
-            force.addParticle([q, r, s])
+            per_atom = GBN2_COEFFICIENTS[k % 4] if type(force).__name__ == "GBSAGBn2Force" else []
+            force.addParticle([q, r, s] + per_atom)
     if not isinstance(force, openmm.GBSAOBCForce):
         force.finalize()
     system.addForce(force)
@@ -69,6 +77,8 @@ CASES = {
     "HCT": lambda: amber_custom("GBSAHCTForce"),
     "OBC1-salt": lambda: amber_custom("GBSAOBC1Force", kappa=0.8),
     "OBC2-salt-cutoff-noSA": lambda: amber_custom("GBSAOBC2Force", cutoff=0.6, kappa=0.5, sa=None),
+    "GBn": lambda: amber_custom("GBSAGBnForce"),
+    "GBn2-salt-cutoff": lambda: amber_custom("GBSAGBn2Force", cutoff=0.6, kappa=0.5),
 }
 
 
@@ -79,10 +89,23 @@ def test_small_molecule_against_openmm(case):
     assert_parity(results, ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
 
 
+def test_gbn2_neck_reach_against_openmm():
+    """GBn2 on the small molecule stretched 1.6 times: some pairs beyond the neck's reach (rho_i + rho_j +
+    0.68 nm, where OpenMM's step cuts the neck term off), some within, and the neck's tables and radius
+    indices as the force holds them."""
+    system, x = gb_system(amber_custom("GBSAGBn2Force"), stretch=1.6)
+    _, _, radii, _ = small_molecule()
+    r = np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(len(x), 1)]
+    reach = (radii[:, None] + radii[None, :] + 0.68)[np.triu_indices(len(x), 1)]
+    assert np.sum(r > reach + 1e-3) >= 5 and np.sum(r < reach - 1e-3) >= 5
+    assert_parity(parity_by_force(system, x, jacobian_atoms=[0, 1, 5], report=print), ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
+
+
 def test_factored_jacobian_against_the_dense_strategy():
-    """The factored Jacobian against AD of the whole energy as one function (the dense strategy); its
-    part's matvec, diagonal and select against its dense form."""
-    system, x = gb_system(amber_custom("GBSAOBC1Force", cutoff=0.6, kappa=0.8))
+    """The factored Jacobian against AD of the whole energy as one function (the dense strategy), on GBn2
+    (OBC radii with per-atom coefficients, the neck, salt, a cutoff); its part's matvec, diagonal and select
+    against its dense form."""
+    system, x = gb_system(amber_custom("GBSAGBn2Force", cutoff=0.6, kappa=0.8))
     potential = adapt(system)
     factored = potential.force_jacobian(x)
     whole = potential.force_jacobian(x, strategy="dense").to_dense()
@@ -108,11 +131,21 @@ def test_peptide_in_amber14_obc2():
     assert_parity(results, ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
 
 
-def test_gbn2_and_other_custom_gb_forces_are_refused():
-    topology, _ = peptide()
-    system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(topology, nonbondedMethod=app.NoCutoff)
-    with pytest.raises(InputError, match=r"GBn2 \(igb=8\).*cannot state yet"):
-        adapt(system)
+def test_peptide_in_amber14_gbn2():
+    """Alanine dipeptide in amber14 with implicit/gbn2.xml (GBSAGBn2Force: mbondi3 radii, per-atom alpha, beta,
+    gamma by element, ACE), the GB force alone."""
+    topology, x = peptide()
+    system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(topology, nonbondedMethod=app.NoCutoff,
+                                                                                 constraints=None)
+    for k in reversed(range(system.getNumForces())):
+        if not isinstance(system.getForce(k), openmm.CustomGBForce):
+            system.removeForce(k)
+    results = parity_by_force(system, x, jacobian_atoms=[0, 6, 14], report=print)
+    assert list(results) == ["CustomGBForce#0"]
+    assert_parity(results, ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
+
+
+def test_other_custom_gb_forces_are_refused():
     other = openmm.CustomGBForce()
     other.addPerParticleParameter("q")
     other.addComputedValue("B", "1", openmm.CustomGBForce.SingleParticle)
@@ -131,6 +164,8 @@ def test_gbn2_and_other_custom_gb_forces_are_refused():
     (dict(scales=[0.8]), "one charge, radius and scale factor per atom"),
     (dict(kappa=-1.0), "kappa -1.0 is negative"),
     (dict(model="GBn"), "unknown Born radius model 'GBn'"),
+    (dict(obc=[[1.0, 0.8, 4.85]]), r"OBC coefficients have shape \(1, 3\)"),
+    (dict(radii=[0.15, 0.019], offset=0.0195141), "radius of atom 1 is 0.019 nm: GB radii must exceed the 0.0195141 nm"),
     (dict(charges=[0.5, np.nan]), "charges"),
 ])
 def test_bad_parameters_are_one_line(kwargs, message):

@@ -14,8 +14,8 @@ import numpy as np
 from ..catalogue import resolve_system
 from ..errors import InputError
 from ..io import describe, open_index, open_trajectory, open_writer
-from .checks import (check_distributable, check_frames, check_output, check_storable, check_resumable, check_stored_frames, frame_box,
-                     same_file)
+from .checks import (check_distributable, check_frames, check_output, check_storable, check_resumable,
+                     check_stored_frames, frame_box, same_file)
 from .interrupts import DeferredInterrupt
 from .records import ComputeOptions, ComputePlan
 

@@ -23,9 +23,9 @@ CustomNonbondedForce       custom.PairFunction of the expression with the per-pa
                            groups; its long-range correction as terms.LongRangeDispersion
                            (E = c / V, c as OpenMM integrates it: mdjac.openmm.corrections)
 GBSAOBCForce               longrange.born.GeneralizedBorn (OBC2), NoCutoff or a cutoff
-CustomGBForce              the same, for OpenMM's amber implicit solvents HCT, OBC1 and OBC2 (with
-                           salt screening, ACE or not), recognised by their expressions
-                           (mdjac.openmm.implicit); GBn, GBn2 and other CustomGBForces refused
+CustomGBForce              the same, for OpenMM's amber implicit solvents HCT, OBC1, OBC2, GBn and
+                           GBn2 (with salt screening, ACE or not), recognised by their expressions
+                           (mdjac.openmm.implicit); other CustomGBForces refused
 CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 

@@ -24,7 +24,7 @@ system's description (:func:`describe_nonbonded`):
   ``box=`` give a box. A System XML keeps the method it was built with unless told.
 * ``implicit_solvent=`` (a prmtop only): OpenMM's amber generalized Born model of that name
   (:data:`IMPLICIT_SOLVENTS`; ``createSystem(implicitSolvent=...)``, open boundaries; mdjac states
-  HCT, OBC1 and OBC2, mdjac.openmm.implicit); ``salt=`` (mol/L) its salt concentration
+  all five, mdjac.openmm.implicit); ``salt=`` (mol/L) its salt concentration
   (``createSystem(implicitSolventSaltConc=...)``: the Debye screening of the GB energy).
 * ``nonbonded=`` overrides: 'pme', 'ewald', 'reaction-field' (OpenMM's reaction field,
   dielectric 78.3), 'cutoff' (the same with dielectric 1: Coulomb shifted to zero at the cutoff),
@@ -244,7 +244,7 @@ def _refuse_gb(path, prmtop, nonbonded, box):
     named = re.search(r"\((\w+)\)$", radii)
     if box is None and nonbonded is None and named and named.group(1) in GB_RADIUS_SETS:
         raise InputError(f"{path}: its GB radius set ({radii}) is for implicit solvent: give --implicit-solvent "
-                         "(OBC2, OBC1 or HCT) for it, or --nonbonded none for the molecule in vacuum")
+                         "(OBC2, OBC1, HCT, GBn or GBn2) for it, or --nonbonded none for the molecule in vacuum")
 
 
 def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, cutoff=None, ewald_tolerance=None,
