@@ -174,9 +174,9 @@ class BornJacobian:
     def from_pairs(cls, pairs, u, r, dphi, d2phi, q, w, m, m_diagonal, dtype=np.float64):
         """The part from the pairs' derivatives: pairs (P, 2), u (P, 3), r (P,) nm, phi' (P,) kJ mol^-1 nm^-1,
         phi'' (P,) kJ mol^-1 nm^-2, q (P, 2) = (I'_ij, I'_ji), w (P, 2) = (w_i, w_j), m (P,), m_diagonal (N,)."""
-        b = dphi / r
         scalars = np.empty((len(pairs), len(SCALARS)))
-        scalars[:, 0], scalars[:, 1] = d2phi - b, b
+        np.divide(dphi, r, out=scalars[:, 1])
+        np.subtract(d2phi, scalars[:, 1], out=scalars[:, 0])
         scalars[:, 2:4], scalars[:, 4:6], scalars[:, 6] = q, w, m
         return cls(pairs, u, scalars, m_diagonal, dtype=dtype)
 

@@ -308,17 +308,16 @@ class GeneralizedBorn(LongRangeTerm):
         as64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
         r = as64(f["r"])
         u = as64(f["d"]) / r[:, None]
-        G, b1 = as64(f["G"]), as64(f["b1"])
+        # the second derivatives go into the part: kept no longer (each freed once used, the peak memory)
+        G, d2phi, I1 = (as64(f.pop(key)) for key in ("G", "d2phi", "I1"))
+        b1 = as64(f["b1"])
         # per pair: W's scalars (b_i' G_{r B_i}, b_j' G_{r B_j}) and M's b_i' G_{B_i B_j} b_j'
         w = np.stack([b1[i] * G[:, 0, 1], b1[j] * G[:, 0, 2]], axis=1)
         m = G[:, 1, 2] * b1[i] * b1[j]
         m_diagonal = ((np.bincount(i, weights=G[:, 1, 1], minlength=n) + np.bincount(j, weights=G[:, 2, 2], minlength=n)
                        + f["A2"]) * b1 * b1 + f["dEdB"] * f["b2"])
         del G
-        part = BornJacobian.from_pairs(pairs, u, r, as64(f["dphi"]), as64(f["d2phi"]), as64(f["I1"]), w, m, m_diagonal,
-                                       dtype=config.dtype)
-        for key in ("d2phi", "I1", "G"):       # the second derivatives are in the part now: kept no longer
-            f.pop(key)
+        part = BornJacobian.from_pairs(pairs, u, r, as64(f["dphi"]), d2phi, I1, w, m, m_diagonal, dtype=config.dtype)
         return part if len(atoms) == n and np.array_equal(atoms, np.arange(n)) else part.select(np.asarray(atoms))
 
     def energy_function(self, config):
