@@ -183,6 +183,16 @@ class ReciprocalJacobian:
             out -= (a * a + b * b).T @ (2.0 * w[:, None] * outer_kk(k).reshape(len(w), 9))
         return out.reshape(self.n, 3, 3)
 
+    def pair_blocks(self, pairs):
+        """(P, 3, 3) blocks J_ab of atom pairs (a, b) (P, 2) local indices: -sum_k 2 w_k (c_ka' c_kb' + s_ka' s_kb') k k^T."""
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        out = np.zeros((len(pairs), 9))
+        for w, k, a, b in self.chunks():
+            a, b = a.astype(np.float64), b.astype(np.float64)
+            both = a[:, pairs[:, 0]] * a[:, pairs[:, 1]] + b[:, pairs[:, 0]] * b[:, pairs[:, 1]]
+            out -= both.T @ (2.0 * w[:, None] * outer_kk(k).reshape(len(w), 9))
+        return out.reshape(-1, 3, 3)
+
     def matvec(self, v):
         """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back, float64.
 

@@ -128,9 +128,10 @@ class Potential:
             if self.sites.n_atoms != self.n_atoms:
                 raise InputError(f"the virtual sites describe {self.sites.n_atoms} particles but the terms {self.n_atoms}: "
                                  "give both the same N")
-            if self.long_range_terms:
-                raise InputError("virtual sites with a reciprocal-space sum (Ewald, PME) are not supported yet: "
-                                 "use a cutoff method (reaction field) for a system with virtual sites")
+            unmapped = [t for t in self.long_range_terms if not t.maps_through_sites]
+            if unmapped:
+                raise InputError(f"virtual sites with the long-range term {type(unmapped[0]).__name__} are not supported: "
+                                 "use a reciprocal-space sum (Ewald, PME) or a cutoff method for a system with virtual sites")
         self._groups = {}
         self._verlet = {}
         for t in self.terms:
@@ -232,7 +233,7 @@ class Potential:
         for term in self.long_range_terms:
             e, f = term.energy_and_forces(config)
             energy += e
-            forces += f
+            forces += f if self.sites is None else self.sites.distribute(f, config)   # a site's force on its parents
         return energy, forces.astype(config.dtype)
 
     def _radial_forces(self, group, index, config, params, forces):

@@ -378,3 +378,37 @@ def self_blocks(factors, kernel, out):
                         row += s * corr[1, hy]
                     total += row * corr[0, hx]
                 out[i, p, q] = out[i, q, p] = total
+
+
+@numba.njit(cache=True, nogil=True)
+def pair_blocks(origins, factors, phi, pairs, out):
+    """out (P, S, S) = sum_{g, g'} s_ap(g) Phi(g - g') s_bq(g') for the atom pairs (a, b) of ``pairs`` (P, 2):
+    two atoms' stencils through the grid (:func:`self_blocks` for a = b, here for atoms whose stencils differ).
+
+    origins (N, 3) int; factors (N, S, 3, 5) (:func:`stencil_factors`); phi (nx, ny, nz) the real-space kernel
+    (:func:`real_space_kernel`). With h = k - k' the offset within the stencils, g - g' = o_a - o_b + h: the
+    1-D correlations of the factors, contracted with Phi at those offsets (wrapped around the grid).
+    """
+    m = 2 * ORDER - 1
+    nx, ny, nz = phi.shape
+    n_stencils = factors.shape[1]
+    corr = np.empty((3, m))
+    for t in range(pairs.shape[0]):
+        i, j = pairs[t, 0], pairs[t, 1]
+        dx, dy, dz = origins[i, 0] - origins[j, 0], origins[i, 1] - origins[j, 1], origins[i, 2] - origins[j, 2]
+        for p in range(n_stencils):
+            for q in range(n_stencils):
+                for a in range(3):
+                    _correlate(factors[i, p, a], factors[j, q, a], corr[a])
+                total = 0.0
+                for hx in range(m):
+                    gx = (dx + hx - (ORDER - 1)) % nx
+                    row = 0.0
+                    for hy in range(m):
+                        gy = (dy + hy - (ORDER - 1)) % ny
+                        s = 0.0
+                        for hz in range(m):
+                            s += phi[gx, gy, (dz + hz - (ORDER - 1)) % nz] * corr[2, hz]
+                        row += s * corr[1, hy]
+                    total += row * corr[0, hx]
+                out[t, p, q] = total

@@ -34,6 +34,7 @@ from .. import assembly, kernel
 from ..errors import InputError
 from ..jacobian import ForceJacobian, upper_blocks
 from ..neighbours import is_canonical
+from ..site_jacobian import SiteMappedPart
 from ..terms.base import PairTerm
 from ..chunks import RADIAL_CHUNK, padded_chunks
 from .coordinates import chain_matrix, local_coordinates, pair_geometry
@@ -170,6 +171,9 @@ def replicated_jacobian(potential, config, selected):
             _add_diagonal(hdiag, index[:, p], hx[:, p, p])
             for s in range(p + 1, group.n_body):
                 extras.append((index[:, p], index[:, s], hx[:, p, s]))
+    sites = potential.sites if potential.long_range_terms else None
+    for term in potential.long_range_terms if sites is not None else ():   # through the sites: short-range pieces
+        extras.append(sites.long_range_hessian(term, config))
     keys = upper = None
     if extras:                                  # every pair once, in the upper triangle, summed
         keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
@@ -187,6 +191,10 @@ def replicated_jacobian(potential, config, selected):
     long_range = None
     for term in potential.long_range_terms:     # one at most (Potential): its part beside the blocks
         kept = np.arange(n) if selected is None else np.flatnonzero(selected)
+        if sites is not None:
+            kept = kept[~sites.is_site[kept]]
         blocks[diagonal[kept]] -= term.hessian_diagonal(config, kept).astype(blocks.dtype)   # J = -H
         long_range = term.jacobian_part(config, np.arange(n))   # data only: select() slices it
+        if sites is not None:                   # over the real atoms: S^T J_all S
+            long_range = SiteMappedPart(long_range, sites.chain(config), np.arange(n))
     return ForceJacobian(n, rows, cols, blocks, long_range=long_range)
