@@ -109,9 +109,6 @@ class Potential:
             raise InputError("a Potential needs at least one term")
         self.long_range_terms = [t for t in self.terms if isinstance(t, LongRangeTerm)]
         self.short_range_terms = [t for t in self.terms if not isinstance(t, LongRangeTerm)]
-        if len(self.long_range_terms) > 1:    # the Jacobian holds one long-range part
-            raise InputError(f"the potential has {len(self.long_range_terms)} long-range (reciprocal-space) terms: "
-                             "give one, with all the charges")
         sizes = {t.n_atoms for t in self.terms if t.n_atoms is not None}
         if n_atoms is not None:
             sizes.add(int(n_atoms))

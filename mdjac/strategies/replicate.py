@@ -33,6 +33,7 @@ import numpy as np
 from .. import assembly, kernel
 from ..errors import InputError
 from ..jacobian import ForceJacobian, upper_blocks
+from ..long_range_jacobian import PartSum
 from ..neighbours import is_canonical
 from ..site_jacobian import SiteMappedPart
 from ..terms.base import PairTerm
@@ -188,13 +189,14 @@ def replicated_jacobian(potential, config, selected):
                                              None if upper is None else np.negative(upper, out=upper))
     diagonal = np.flatnonzero(rows == cols)          # one per atom, in atom order
     blocks.reshape(-1, 9)[diagonal] = -(rowsum + hdiag.T)
-    long_range = None
-    for term in potential.long_range_terms:     # one at most (Potential): its part beside the blocks
+    parts = []
+    for term in potential.long_range_terms:     # their parts beside the blocks (LJ-PME: two meshes, summed)
         kept = np.arange(n) if selected is None else np.flatnonzero(selected)
         if sites is not None:
             kept = kept[~sites.is_site[kept]]
         blocks[diagonal[kept]] -= term.hessian_diagonal(config, kept).astype(blocks.dtype)   # J = -H
-        long_range = term.jacobian_part(config, np.arange(n))   # data only: select() slices it
-        if sites is not None:                   # over the real atoms: S^T J_all S
-            long_range = SiteMappedPart(long_range, sites.chain(config), np.arange(n))
+        parts.append(term.jacobian_part(config, np.arange(n)))   # data only: select() slices it
+    long_range = None if not parts else parts[0] if len(parts) == 1 else PartSum(parts)
+    if long_range is not None and sites is not None:           # over the real atoms: S^T J_all S
+        long_range = SiteMappedPart(long_range, sites.chain(config), np.arange(n))
     return ForceJacobian(n, rows, cols, blocks, long_range=long_range)

@@ -195,7 +195,7 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     The potential sums the energies and forces of its long-range terms, subtracts their Hessians'
     block diagonals from the replicate strategy's diagonal blocks and keeps their Jacobian parts
     beside the short-range blocks; colour and dense put :meth:`energy_function` into the one
-    opaque energy. One long-range term per potential (the Jacobian holds one long-range part).
+    opaque energy. Several long-range terms (LJ-PME's two meshes) give one part, their sum (mdjac.long_range_jacobian.PartSum).
     """
     radial = False
     cutoff = None
