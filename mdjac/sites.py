@@ -311,6 +311,29 @@ class VirtualSites:
             out[:, b] = np.bincount(atom, weights=moved[:, b], minlength=self.n_atoms)
         return out
 
+    def placement_args(self, config):
+        """What :meth:`place_copies` needs, frozen at a configuration: per kind, its sites' parents (S n,) int32, the
+        constant minimum-image offsets (S, n, 3) and the weights (S, w) in the compute dtype; then the (N,) int32
+        row of each particle in [X, the placed sites]."""
+        args, row, at = [], np.arange(self.n_atoms), self.n_atoms
+        for k in range(len(self.kinds)):
+            sites, parents, y = self._kind_parents(k, config)
+            shift = y.astype(np.float64) - config.positions[parents]
+            args += [parents.reshape(-1).astype(np.int32), shift.astype(config.dtype), self.weights[sites].astype(config.dtype)]
+            row[sites] = at + np.arange(len(sites))
+            at += len(sites)
+        return args + [row.astype(np.int32)]
+
+    def place_copies(self, X, *args):
+        """Copies X (C, N, 3) nm with every site placed from its parents (MindSpore ops, so AD goes through the
+        placement; args: :meth:`placement_args`): a long-range term's energy of the real atoms (mdjac.strategies.one_function)."""
+        parts = [X]
+        for k, kind in enumerate(self.kinds):
+            parents, shift, w = args[3 * k: 3 * k + 3]
+            y = ops.gather(X, parents, 1).reshape(X.shape[:1] + shift.shape) + shift
+            parts.append(kind.position(y, w))
+        return ops.gather(ops.concat(parts, axis=1), args[-1], 1)
+
     def long_range_hessian(self, term, config):
         """The short-range blocks a long-range term adds over the real atoms through the sites.
 

@@ -200,7 +200,8 @@ def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
 def test_nonlinear_sites_with_pme_against_openmm():
     """Charged OutOfPlane and LocalCoordinates sites with PME: the placement's curvature and the mesh operator
     through the chain dX/dx. The reciprocal part alone (OpenMM's reciprocal-space force group: the mesh, self and
-    plasma terms; mdjac's PMEReciprocal), against OpenMM's energy, forces and central differences of its forces."""
+    plasma terms; mdjac's PMEReciprocal), against OpenMM's energy, forces and central differences of its forces,
+    and against the dense strategy (the whole energy, sites placed inside it, differentiated at once)."""
     from mdjac import Potential
     from mdjac.longrange.pme import PMEReciprocal
 
@@ -214,7 +215,7 @@ def test_nonlinear_sites_with_pme_against_openmm():
     force = openmm.NonbondedForce()
     force.setNonbondedMethod(openmm.NonbondedForce.PME)
     force.setCutoffDistance(0.7)
-    force.setEwaldErrorTolerance(5e-4)
+    force.setPMEParameters(3.75, 8, 8, 8)                   # a small grid: the dense strategy states the mesh whole
     for q in (0.4, -0.3, 0.2, 0.5, -0.8):
         force.addParticle(q, 0.3, 0.0)
     system.addForce(force)
@@ -235,3 +236,5 @@ def test_nonlinear_sites_with_pme_against_openmm():
     ref = fd_jacobian_columns(context, {1}, x, real)[real]
     got = potential.force_jacobian(x).to_dense()
     assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    whole = potential.force_jacobian(x, strategy="dense").to_dense()     # AD through the placement, whole
+    assert np.abs(whole - got).max() / np.abs(got).max() < 1e-10
