@@ -164,6 +164,7 @@ def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
     differences of OpenMM's forces (the M sites moved with their parents), the diagonal blocks as the dense
     matrix's; the lowest modes by Lanczos on the matvec as the dense solver's; storing it is refused in one line."""
     from mdjac import normal_modes
+    from mdjac.analysis.modes import default_projection
     from mdjac.jobs.checks import check_storable
 
     system, x = _tip4pew(method)
@@ -186,6 +187,7 @@ def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
     assert np.allclose(part.dense(), J.long_range.dense()[:5, :, :5], rtol=0, atol=1e-9 * np.abs(dense).max())
     if method == "PME":
         masses = potential.masses                         # the sites' zero masses: the Jacobian leaves them out
+        assert default_projection(J, potential.box, masses) == "periodic" and default_projection(J, potential.box) is None
         lanczos = normal_modes(J, masses, project="periodic", k=4, method="sparse")
         full = normal_modes(J, masses, project="periodic", k=4, method="dense")
         assert np.allclose(lanczos.eigenvalues, full.eigenvalues, rtol=1e-6, atol=1e-8 * np.abs(full.eigenvalues).max())

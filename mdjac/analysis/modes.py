@@ -746,8 +746,10 @@ def _nearest_window(values, target, k):
     return first
 
 
-def default_projection(jacobian, box):
-    """'periodic' in a box, 'molecule' without one, None for a partial Jacobian."""
-    if len(jacobian.atoms) != jacobian.n_atoms:
+def default_projection(jacobian, box, masses=None):
+    """'periodic' in a box, 'molecule' without one, None for a partial Jacobian (one that leaves out atoms
+    other than massless virtual sites, given all n_atoms ``masses``)."""
+    atoms, n_atoms = _jacobian_atoms(jacobian)
+    if len(atoms) != n_atoms and (masses is None or not _only_massless_left_out(masses, atoms, n_atoms)):
         return None
     return "molecule" if box is None else "periodic"
