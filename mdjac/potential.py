@@ -219,6 +219,9 @@ class Potential:
             if group.radial and self.radial:
                 energy += self._radial_forces(group, index, config, params, forces)
                 continue
+            if self.radial and getattr(group, "linear_radial", False):
+                energy += self._linear_site_forces(group, index, config, params, forces)
+                continue
             q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
             A = chain_matrix(group)
             for start, stop, q_chunk, p_chunk, weights in padded_chunks(q, params):
@@ -243,6 +246,23 @@ class Potential:
             energy += e
             dphi[start:stop] = g[: stop - start]
         assembly.radial_pair_forces(pairs, d, r, dphi, forces)
+        return energy
+
+    def _linear_site_forces(self, group, index, config, params, forces):
+        """Add the forces of pairs through linear sites (mdjac.sites.SiteMappedGroup.linear_radial) to ``forces``:
+        phi'(r) by AD on the pair distances, then dE/dx_p = c_p phi' d / r; return their energy (kJ/mol)."""
+        q = local_coordinates(group, index, config.positions, config.box)
+        d, c = group.pair_vectors(q, params)
+        r = np.sqrt(np.einsum("mi,mi->m", d, d)).astype(config.dtype)
+        inner = params[:group.n_params]
+        energy, dphi = 0.0, np.empty(len(r))
+        for start, stop, r_chunk, p_chunk, weights in padded_chunks(r, inner, RADIAL_CHUNK):
+            e, g = kernel.term_energy_and_gradient(group.group.radial_energy, r_chunk, weights, p_chunk)
+            energy += e
+            dphi[start:stop] = g[: stop - start]
+        g = (dphi / r)[:, None] * d                 # dE/dd
+        for p in range(group.n_body):
+            forces -= scatter_add(self.n_atoms, index[:, p], c[:, p, None] * g)
         return energy
 
     def energy(self, positions, box=None):

@@ -172,6 +172,32 @@ class SiteMappedGroup:
             local = ops.stack(points, axis=-2)
         return self.group.energy(local, *params[:self.n_params])
 
+    @property
+    def linear_radial(self):
+        """True for a radial pair group whose sites are all linear (averages): the pair's energy is phi(|d|) with
+        d = sum_p c_p Y_p linear in the real atoms (:meth:`pair_vectors`), so the radial route applies (the
+        chain rule through r as for plain pairs, then through the constant c: mdjac.strategies.replicate)."""
+        return self.group.radial and len(self.slots) == 2 and all(not s.site or s.kind.linear for s in self.slots)
+
+    def pair_vectors(self, q, params):
+        """(d (M, 3) nm, c (M, n_body)) of a :attr:`linear_radial` group's instances: the pair vector d = y_2 - y_1
+        and its constant coefficients over the expanded real atoms (d = sum_p c_p Y_p), from their coordinates
+        q (M, c, 3) nm (as the energy sees them) and the parameters (numpy)."""
+        shift = np.asarray(params[-1], dtype=np.float64)
+        qt = np.asarray(q, dtype=np.float64) + shift
+        Y = np.concatenate([np.zeros_like(qt[:, :1]), qt], axis=1) if self.relative else qt
+        c = np.zeros((len(qt), self.n_body))
+        at = self.n_params
+        for sign, slot in zip((-1.0, 1.0), self.slots):
+            if slot.site:
+                w = np.asarray(params[at], dtype=np.float64)
+                at += 1
+                for k, column in enumerate(slot.parents):
+                    c[:, column] += sign * w[:, k]
+            else:
+                c[:, slot.atom] += sign
+        return np.einsum("mp,mpi->mi", c, Y), c
+
     def __repr__(self):
         return f"SiteMapped({self.group}, {self.slots})"
 

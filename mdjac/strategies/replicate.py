@@ -167,6 +167,15 @@ def replicated_jacobian(potential, config, selected):
                 _add_diagonal(hdiag, index[:, p], h)
             extras.append((index[:, 0], index[:, 1], np.negative(h, out=h)))
             continue
+        if potential.radial and getattr(group, "linear_radial", False):    # a pair through linear sites: radial too
+            d, c = group.pair_vectors(local_coordinates(group, index, config.positions, config.box), params)
+            d = d.astype(config.dtype)
+            h = radial_hessian_blocks(group.group, d, np.sqrt(np.einsum("mi,mi->m", d, d)), params[:group.n_params])
+            for p in range(group.n_body):              # H_ps = c_p c_s h: the chain rule through d = sum_p c_p x_p
+                _add_diagonal(hdiag, index[:, p], c[:, p, None, None] ** 2 * h)
+                for s in range(p + 1, group.n_body):
+                    extras.append((index[:, p], index[:, s], (c[:, p] * c[:, s])[:, None, None] * h))
+            continue
         hx = _instance_hessians(group, index, config, params)
         for p in range(group.n_body):
             _add_diagonal(hdiag, index[:, p], hx[:, p, p])
