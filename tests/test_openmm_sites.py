@@ -158,7 +158,7 @@ def test_site_selection_is_refused(every_site):
         potential.force_jacobian(x, atoms=[0, 4])
 
 
-@pytest.mark.parametrize("method", ["PME", pytest.param("Ewald", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("method", ["PME", "Ewald"])
 def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
     """TIP4P-Ew with PME and Ewald: energy and the real atoms' forces as OpenMM's, Jacobian columns as central
     differences of OpenMM's forces (the M sites moved with their parents), the diagonal blocks as the dense
