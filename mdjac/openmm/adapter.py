@@ -147,6 +147,7 @@ def _nonbonded(force, n, box=None):
     switched = cutoff is not None and force.getUseSwitchingFunction() and method != "LJPME"   # the Lennard-Jones switch (OpenMM ignores it under LJPME)
     shared = (np.float64(_value(force.getSwitchingDistance())), np.float64(cutoff)) if switched else ()
     out = []
+    c6 = None                           # LJ-PME's dispersion coefficients (a cell every closure below can read)
     if method == "NoCutoff":
         function = nonbonded.lennard_jones_coulomb
     elif method in ("Ewald", "PME", "LJPME"):
@@ -173,7 +174,7 @@ def _nonbonded(force, n, box=None):
 
     def pair_parameters(i, j):   # per pair sigma, epsilon, qq (and LJ-PME's c6c6); the form's constants as 0-d arrays
         combined = nonbonded.combined_pair_parameters(i, j, sigma, epsilon, charge)
-        return combined + ((c6[i] * c6[j],) if method == "LJPME" else ()) + shared
+        return combined + ((c6[i] * c6[j],) if c6 is not None else ()) + shared
     out.append(custom.PairFunction(n, function, pair_parameters, cutoff=cutoff, exclusions=pairs, name="Nonbonded"))
     live = (params[:, 0] != 0) | (params[:, 2] != 0)
     if live.any():
