@@ -243,6 +243,15 @@ def _per_atom(values, atoms, n_atoms, what, shape=()):
     return arr[atoms] if arr.shape[0] == n_atoms and atoms.shape[0] != n_atoms else arr
 
 
+def _only_massless_left_out(masses, atoms, n_atoms):
+    """True if ``masses`` has all n_atoms rows and every atom the Jacobian leaves out is massless (virtual
+    sites, mdjac.sites: they move with their parents, so rigid-body motions of the kept atoms are the system's)."""
+    arr = np.asarray(masses, dtype=np.float64)
+    left_out = np.ones(n_atoms, dtype=bool)
+    left_out[atoms] = False
+    return arr.shape == (n_atoms,) and bool(np.all(arr[left_out] == 0))
+
+
 def _checked_masses(masses, atoms, n_atoms):
     """(n,) float64 amu; raises InputError unless finite and positive."""
     m = _per_atom(masses, atoms, n_atoms, "masses")
@@ -637,7 +646,7 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
         raise InputError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
     atoms, n_atoms = _jacobian_atoms(jacobian)
     m = _checked_masses(masses, atoms, n_atoms)
-    if project is not None and atoms.shape[0] != n_atoms:
+    if project is not None and atoms.shape[0] != n_atoms and not _only_massless_left_out(masses, atoms, n_atoms):
         raise InputError(f"rigid-body projection needs the Jacobian of all {n_atoms} atoms; this "
                          f"one covers {atoms.shape[0]} (pass project=None)")
     if project == "molecule" and positions is None:
@@ -740,8 +749,10 @@ def _nearest_window(values, target, k):
     return first
 
 
-def default_projection(jacobian, box):
-    """'periodic' in a box, 'molecule' without one, None for a partial Jacobian."""
-    if len(jacobian.atoms) != jacobian.n_atoms:
+def default_projection(jacobian, box, masses=None):
+    """'periodic' in a box, 'molecule' without one, None for a partial Jacobian (one that leaves out atoms
+    other than massless virtual sites, given all n_atoms ``masses``)."""
+    atoms, n_atoms = _jacobian_atoms(jacobian)
+    if len(atoms) != n_atoms and (masses is None or not _only_massless_left_out(masses, atoms, n_atoms)):
         return None
     return "molecule" if box is None else "periodic"
