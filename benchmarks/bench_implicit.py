@@ -9,12 +9,13 @@ and of force_jacobian, each on a new frame, (the replicate strategy: bonded and 
 GB term's Jacobian part factored) after a first call, their ratio, each for the whole potential and
 the GB term alone; the Jacobian's matvec against a force evaluation; energy, forces and a few
 Jacobian columns against OpenMM's Reference platform (central differences of its forces, h = 1e-5
-nm); the 10 lowest normal modes (dense eigh, :data:`MODES_METHOD`), timed against a force evaluation. Then ``mdjac modes`` on the System XML
-(no minimisation) as a user runs it, timed.
+nm); the 10 lowest normal modes (dense eigh, :data:`MODES_METHOD`), timed against a force evaluation. Then
+``mdjac modes`` on the System XML (no minimisation) as a user runs it, timed.
 
 Run: .venv/bin/python benchmarks/bench_implicit.py [PDB, or villin (OpenMM's test.pdb); default
 ../shared/data/dhfr-jac.pdb or /work/shared/data/dhfr-jac.pdb] [quick: float64 and the whole potential
-only, one timed call each; or modes: modes_through_a_file alone, each step in a process of its own]
+only, one timed call each; or modes: modes_through_a_file alone, each step in a process of its own: DHFR's
+modes this way, since one process holding the table's Jacobians and the modes would pass 4 GB]
 """
 import json
 import os
