@@ -6,7 +6,7 @@
     mdjac consolidate OUT
     mdjac info FILE
     mdjac run [--system alanine-dipeptide] [--steps N] [--every K] [-o OUT]
-    mdjac modes FILE|SYSTEM [--frame N] [-k K] [--sigma CM] [--max-memory GB]
+    mdjac modes FILE|SYSTEM [--frame N] [-k K] [--sigma CM] [--method M] [--max-memory GB]
 
 S is a name from systems/ or a system file; for a force-field file (prmtop, top, psf, System XML)
 every command that takes a system also takes --nonbonded, --cutoff, --ewald-tolerance,
@@ -139,6 +139,9 @@ def build_parser():
                    help="with -k: the K modes nearest this wavenumber in cm^-1 instead (negative: imaginary)")
     p.add_argument("--max-memory", type=float, default=None, metavar="GB",
                    help="refuse a solver whose estimated memory exceeds this [the memory available]")
+    p.add_argument("--method", choices=("auto", "dense", "sparse", "lobpcg"), default="auto",
+                   help="eigensolver: dense eigh, Lanczos (sparse), LOBPCG, or auto (dense up to a size, "
+                   "else Lanczos) [auto]")
     p.add_argument("--system", "-s", default=None, help="system for a file's masses/potential (default: the one it records)")
     p.add_argument("--no-minimise", action="store_true", help="a system's modes at its given positions, not minimised first")
     add_system_options(p)
@@ -334,7 +337,8 @@ def cmd_modes(args):
         print(f"mdjac modes: loading {args.source} ...", file=sys.stderr, flush=True)
     max_memory = None if args.max_memory is None else args.max_memory * 1e9
     print(modes_text(args.source, frame=args.frame, k=args.k, system=args.system, sigma=args.sigma,
-                     max_memory=max_memory, system_options=system_options(args), minimise=not args.no_minimise))
+                     max_memory=max_memory, system_options=system_options(args), minimise=not args.no_minimise,
+                     method=args.method))
 
 
 COMMANDS = {"compute": cmd_compute, "consolidate": cmd_consolidate, "info": cmd_info, "run": cmd_run,

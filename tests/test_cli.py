@@ -287,6 +287,12 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     wavenumbers = np.sign(lam) * np.sqrt(np.abs(lam)) / (2 * np.pi * 2.99792458e-2)
     printed = [float(line.split()[1]) for line in stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"], ["3"])]
     np.testing.assert_allclose(printed, wavenumbers[:4], atol=2e-3)
+    code, stdout, err = run(["modes", out, "-k", 4, "--method", "sparse"], capsys)   # Lanczos, asked for by name
+    assert code == 0, err
+    printed = [float(line.split()[1]) for line in stdout.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"], ["3"])]
+    np.testing.assert_allclose(printed, wavenumbers[:4], atol=2e-3)
+    code, _, err = run(["modes", out, "-k", 2, "--sigma", 100, "--method", "lobpcg"], capsys)
+    assert code == 2 and "LOBPCG finds the lowest modes only" in err and len(err.splitlines()) == 1
     code, stdout, _ = run(["modes", out, "-k", 2, "--sigma", wavenumbers[10]], capsys)
     assert code == 0 and "nearest" in stdout and f"{wavenumbers[10]:.3f}" in stdout
     code, _, err = run(["modes", out, "--max-memory", 1e-4], capsys)

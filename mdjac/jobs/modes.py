@@ -15,7 +15,7 @@ from ..io import format_of, open_trajectory, read_metadata
 
 
 def modes_text(source, frame=0, k=None, system=None, minimise=True, project="auto", gtol=1e-6, sigma=None,
-               max_memory=None, system_options=None):
+               max_memory=None, system_options=None, method="auto"):
     """The text ``mdjac modes`` prints: a table of normal-mode frequencies.
 
     Parameters
@@ -33,6 +33,7 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
     max_memory : None (the memory available) or bytes: the solver's memory limit.
     system_options : dict or None, :func:`mdjac.load_system`'s loader options for a force-field file
         (default for a file's recorded system: the options it records).
+    method : the eigensolver, one of :data:`mdjac.analysis.modes.METHODS` ('auto' chooses by size).
 
     Returns
     -------
@@ -50,7 +51,8 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
         case = _system_case(resolve_system(source, **options), minimise, gtol)
     jacobian, masses, x, box, where = case
     proj = default_projection(jacobian, box, masses) if project == "auto" else project
-    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k, sigma=sigma, max_memory=max_memory)
+    nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k, sigma=sigma, max_memory=max_memory,
+                      method=method)
     return nm.table(title=f"normal modes of {where} [{time.perf_counter() - t0:.1f} s]")
 
 
