@@ -294,21 +294,22 @@ def mass_weighted_hessian(jacobian, masses):
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _block_rows_product(indptr, cols, blocks, x, out):
     """out[i] = sum_p blocks[p] x[cols[p]] over the blocks p of block row i, for x and out (n, 3, m)
-    float64; blocks (nnz, 3, 3) float32 or float64, summed in float64; block rows in parallel."""
+    float64; blocks (nnz, 3, 3) float32 or float64, summed in float64; block rows in parallel, each
+    block read once for all m columns."""
     for i in numba.prange(indptr.shape[0] - 1):
-        for c in range(x.shape[2]):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            for p in range(indptr[i], indptr[i + 1]):
-                j = cols[p]
+        for a in range(3):
+            for c in range(x.shape[2]):
+                out[i, a, c] = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = cols[p]
+            b00, b01, b02 = np.float64(blocks[p, 0, 0]), np.float64(blocks[p, 0, 1]), np.float64(blocks[p, 0, 2])
+            b10, b11, b12 = np.float64(blocks[p, 1, 0]), np.float64(blocks[p, 1, 1]), np.float64(blocks[p, 1, 2])
+            b20, b21, b22 = np.float64(blocks[p, 2, 0]), np.float64(blocks[p, 2, 1]), np.float64(blocks[p, 2, 2])
+            for c in range(x.shape[2]):
                 x0, x1, x2 = x[j, 0, c], x[j, 1, c], x[j, 2, c]
-                a0 += blocks[p, 0, 0] * x0 + blocks[p, 0, 1] * x1 + blocks[p, 0, 2] * x2
-                a1 += blocks[p, 1, 0] * x0 + blocks[p, 1, 1] * x1 + blocks[p, 1, 2] * x2
-                a2 += blocks[p, 2, 0] * x0 + blocks[p, 2, 1] * x1 + blocks[p, 2, 2] * x2
-            out[i, 0, c] = a0
-            out[i, 1, c] = a1
-            out[i, 2, c] = a2
+                out[i, 0, c] += b00 * x0 + b01 * x1 + b02 * x2
+                out[i, 1, c] += b10 * x0 + b11 * x1 + b12 * x2
+                out[i, 2, c] += b20 * x0 + b21 * x1 + b22 * x2
 
 
 def mass_weighted_operator(jacobian, masses):
