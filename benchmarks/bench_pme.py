@@ -22,8 +22,10 @@ the Verlet list), and per frame the force (``energy_and_forces``) and then the J
 frames. The Jacobian is what the issue's target counts, "short-range blocks and PME diagonal,
 ready for matvec": the stored blocks with the long-range curvature on their diagonal, and the PME
 mesh part (PMEJacobian) with its stencils; what its first matvec still builds (the blocks in
-float64 for scipy, the stencils' factors) is the ``1st mv`` column. Then, on the last frame's
-Jacobian: diagonal (``J.diagonal()``, with the long-range part, its first call on this Jacobian), matvec (one
+float64 for scipy, the stencils' factors) is the ``1st mv`` column. The Jacobian after the force
+reuses the frame's pair list and pair parameters (as ``mdjac compute`` does, forces then Jacobian);
+``cold J`` is the Jacobian alone on ``--repeat`` other new frames, paying them. Then, on the last
+frame's Jacobian: diagonal (``J.diagonal()``, with the long-range part, its first call on this Jacobian), matvec (one
 ``J.matvec`` of a random (N, 3) vector, best of 5), ``mv/16`` (one ``J.matvec`` of 16 columns,
 per column, best of 3), the 10 lowest modes (``mdjac.normal_modes(J, masses, k=10,
 project='periodic')``, once, with the number of matvecs; only for the systems given to
@@ -133,8 +135,15 @@ def measure(spec, repeat, modes):
         t = time.perf_counter()
         J.matvec(v)
         first_matvec.append(time.perf_counter() - t)
+    cold = []
+    for z in frames(x0 + 0.001, repeat):     # other new frames: the Jacobian alone, paying the frame's pair list
+        J = None
+        gc.collect()
+        t = time.perf_counter()
+        J = pot.force_jacobian(z.astype(dtype))
+        cold.append(time.perf_counter() - t)
     row.update(force_s=min(force), jacobian_s=min(jacobian), first_matvec_s=min(first_matvec),
-               long_range=type(J.long_range).__name__)
+               cold_jacobian_s=min(cold), long_range=type(J.long_range).__name__)
     t = time.perf_counter()
     J.diagonal()
     row["diagonal_s"] = time.perf_counter() - t
@@ -145,21 +154,21 @@ def measure(spec, repeat, modes):
 
 
 def print_table(rows):
-    print(f"{'system':>10} {'route':>6} {'dtype':>7} {'atoms':>6} {'force':>8} {'Jacobian':>9} {'1st mv':>8} {'diagonal':>9} "
+    print(f"{'system':>10} {'route':>6} {'dtype':>7} {'atoms':>6} {'force':>8} {'Jacobian':>9} {'1st mv':>8} {'cold J':>8} {'diagonal':>9} "
           f"{'matvec':>8} {'mv/16':>8} {'10 modes':>17} {'peak RSS':>9}")
     for r in rows:
         if "error" in r:
             print(f"{r['system']:>10} {r.get('route', ''):>6} {r.get('dtype', ''):>7} {r['error']}")
             continue
         cells = [f"{r[k]:>7.3f}s" if k in r else f"{'-':>8}"
-                 for k in ("force_s", "jacobian_s", "first_matvec_s", "diagonal_s", "matvec_s", "matvec16_s")]
+                 for k in ("force_s", "jacobian_s", "first_matvec_s", "cold_jacobian_s", "diagonal_s", "matvec_s", "matvec16_s")]
         modes = (f"{r['modes_s']:.0f} s ({r['modes_matvecs']} mv)" if "modes_s" in r else
                  "not run" if r["route"] != "openmm" else "-")
         print(f"{r['system']:>10} {r['route']:>6} {r['dtype']:>7} {r['atoms']:>6} {cells[0]} {cells[1]:>9} {cells[2]} "
-              f"{cells[3]:>9} {cells[4]} {cells[5]} {modes:>17} {r['peak_gb']:>7.2f}GB")
+              f"{cells[3]} {cells[4]:>9} {cells[5]} {cells[6]} {modes:>17} {r['peak_gb']:>7.2f}GB")
     print("force: energy_and_forces, Jacobian: force_jacobian (short-range blocks + PME diagonal, ready for matvec), each "
           "the least over new frames (openmm: CPU platform getState(forces, energy), best of 5); 1st mv: the Jacobian's "
-          "first matvec; diagonal: J.diagonal() first call; matvec: one J v (best of 5); mv/16: J of 16 columns, per "
+          "first matvec; cold J: the Jacobian alone on other new frames; diagonal: J.diagonal() first call; matvec: one J v (best of 5); mv/16: J of 16 columns, per "
           "column (best of 3); 10 modes: normal_modes(k=10, project='periodic', method='sparse'), mv = matvecs.")
     for r in rows:
         if "lowest_cm" in r:
@@ -195,6 +204,8 @@ def print_targets(rows):
             first = get(system, "pme", dtype, "first_matvec_s")
             line(f"  {dtype} {system} (Jacobian + its first matvec) / force",
                  ratio(None if first is None else jacobian + first, force), 6)
+            line(f"  {dtype} {system} cold Jacobian (alone on a new frame) / force",
+                 ratio(get(system, "pme", dtype, "cold_jacobian_s"), force), 6)
             line(f"  {dtype} {system} mdjac force / OpenMM CPU force", ratio(force, get(system, "openmm", "mixed", "force_s")), 3)
         line(f"  {dtype} dhfr 10 modes", get("dhfr", "pme", dtype, "modes_s"), 180, " s")
     line("  float32 water-100k peak RSS", get("water-100k", "pme", "float32", "peak_gb"), 8, " GB")
