@@ -344,6 +344,15 @@ def gather(origins, factors, potential, out):
                     out[i, p] += factors[i, p, 0, a] * factors[i, p, 1, b] * s
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _stencil_row(factors, i, a, b, weights):
+    """weights (P, 5): stencil p of atom i along z at the stencil's x offset a and y offset b."""
+    for p in range(factors.shape[1]):
+        s = factors[i, p, 0, a] * factors[i, p, 1, b]
+        for c in range(ORDER):
+            weights[p, c] = s * factors[i, p, 2, c]
+
+
 @numba.njit(cache=True, nogil=True)
 def spread_columns(origins, factors, coefficients, grids):
     """Add sum_i sum_p c_ikp (stencil p of atom i) to grid k of ``grids`` (nx, ny, nz, m), every column k at once.
@@ -359,10 +368,7 @@ def spread_columns(origins, factors, coefficients, grids):
             gx = (origins[i, 0] + a) % nx
             for b in range(ORDER):
                 gy = (origins[i, 1] + b) % ny
-                for p in range(n_stencils):
-                    s = factors[i, p, 0, a] * factors[i, p, 1, b]
-                    for c in range(ORDER):
-                        weights[p, c] = s * factors[i, p, 2, c]
+                _stencil_row(factors, i, a, b, weights)
                 for c in range(ORDER):
                     gz = (origins[i, 2] + c) % nz
                     for k in range(m):
@@ -385,10 +391,7 @@ def gather_columns(origins, factors, potentials, out):
             gx = (origins[i, 0] + a) % nx
             for b in range(ORDER):
                 gy = (origins[i, 1] + b) % ny
-                for p in range(n_stencils):
-                    s = factors[i, p, 0, a] * factors[i, p, 1, b]
-                    for c in range(ORDER):
-                        weights[p, c] = s * factors[i, p, 2, c]
+                _stencil_row(factors, i, a, b, weights)
                 for c in range(ORDER):
                     gz = (origins[i, 2] + c) % nz
                     for k in range(m):
