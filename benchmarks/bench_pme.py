@@ -21,8 +21,8 @@ the Verlet list), and per frame the force (``energy_and_forces``) and then the J
 (``force_jacobian``) of that frame, the previous Jacobian freed first; each the least over the
 frames. The Jacobian is what the issue's target counts, "short-range blocks and PME diagonal,
 ready for matvec": the stored blocks with the long-range curvature on their diagonal, and the PME
-mesh part (PMEJacobian) with its stencils; what its first matvec still builds (the blocks in
-float64 for scipy, the stencils' factors) is the ``1st mv`` column. The Jacobian after the force
+mesh part (PMEJacobian) with its stencils; what its first matvec still builds (the block-row
+pointers, the stencils' factors) is the ``1st mv`` column. The Jacobian after the force
 reuses the frame's pair list and pair parameters (as ``mdjac compute`` does, forces then Jacobian);
 ``cold J`` is the Jacobian alone on ``--repeat`` other new frames, paying them. Then, on the last
 frame's Jacobian: diagonal (``J.diagonal()``, with the long-range part, its first call on this Jacobian), matvec (one
