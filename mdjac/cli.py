@@ -62,14 +62,16 @@ def add_system_options(p):
                    help="a periodic box (nm) for coordinates without one (a psf's crd): 3 edges LX LY LZ, or the "
                         "9 numbers of a triclinic box's vectors AX 0 0 BX BY 0 CX CY CZ (OpenMM's form)")
     g.add_argument("--implicit-solvent", choices=IMPLICIT_SOLVENTS, default=None,
-                   help="a prmtop's generalized Born model (open boundaries; GBn and GBn2 are refused) [none]")
+                   help="a prmtop's generalized Born model (open boundaries) [none]")
+    g.add_argument("--salt", type=float, default=None, metavar="MOL_PER_L",
+                   help="the implicit solvent's salt concentration, mol/L (OpenMM's implicitSolventSaltConc) [0]")
 
 
 def system_options(args):
     """The loader options given on the command line, as load_system's keywords."""
     return dict(nonbonded=args.nonbonded, cutoff=args.cutoff, ewald_tolerance=args.ewald_tolerance,
                 coordinates=args.coordinates, parameters=args.parameters, box=args.box,
-                implicit_solvent=args.implicit_solvent)
+                implicit_solvent=args.implicit_solvent, salt=args.salt)
 
 
 def build_parser():
@@ -252,9 +254,12 @@ def format_info(info):
                   f"  Jacobian bytes   {info['jacobian_bytes_per_frame']:.0f} per frame on disk"]
         if "long_range" in info:
             lr = info["long_range"]
-            what = f"PME mesh (grid {lr['grid']}" if "grid" in lr else f"Ewald reciprocal sum (kmax {lr['kmax']}"
-            lines.append(f"  long range       {what}, alpha {lr['alpha']:.6g} nm^-1), "
-                         "rebuilt from each frame's positions and box")
+            if "alpha" not in lr:
+                lines.append("  long range       generalized Born, its per-pair arrays stored with each frame")
+            else:
+                what = f"PME mesh (grid {lr['grid']}" if "grid" in lr else f"Ewald reciprocal sum (kmax {lr['kmax']}"
+                lines.append(f"  long range       {what}, alpha {lr['alpha']:.6g} nm^-1), "
+                             "rebuilt from each frame's positions and box")
     else:
         lines.append("  Jacobian         none")
     lines.append(f"  file bytes       {info['file_bytes']}"

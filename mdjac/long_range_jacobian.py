@@ -17,6 +17,8 @@ The protocol of a long-range part (``ForceJacobian.long_range``), for any kind:
   ``force_jacobian/long_range`` (docs/h5md.md), from which, with each frame's positions and box,
   the reader rebuilds the part (mdjac.io.h5md_reader, mdjac.io.h5md_layout.long_range_recipe).
 
+A sum of parts (:class:`PartSum`, LJ-PME's two meshes) follows the protocol too but has no file kind.
+
 Two kinds (:func:`rebuild` makes either from its recipe): :class:`mdjac.pme_jacobian.PMEJacobian`
 (``"pme-mesh-1"``), smooth PME's mesh operator, in its own numpy-only module beside this one; and
 :class:`ReciprocalJacobian` (``"ewald-reciprocal-1"``): an Ewald reciprocal sum's part, -sum_k 2 w_k (g_k g_k^T + h_k h_k^T), whose maths is derived in mdjac.longrange.ewald. The k
@@ -183,6 +185,16 @@ class ReciprocalJacobian:
             out -= (a * a + b * b).T @ (2.0 * w[:, None] * outer_kk(k).reshape(len(w), 9))
         return out.reshape(self.n, 3, 3)
 
+    def pair_blocks(self, pairs):
+        """(P, 3, 3) blocks J_ab of atom pairs (a, b) (P, 2) local indices: -sum_k 2 w_k (c_ka' c_kb' + s_ka' s_kb') k k^T."""
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        out = np.zeros((len(pairs), 9))
+        for w, k, a, b in self.chunks():
+            a, b = a.astype(np.float64), b.astype(np.float64)
+            both = a[:, pairs[:, 0]] * a[:, pairs[:, 1]] + b[:, pairs[:, 0]] * b[:, pairs[:, 1]]
+            out -= both.T @ (2.0 * w[:, None] * outer_kk(k).reshape(len(w), 9))
+        return out.reshape(-1, 3, 3)
+
     def matvec(self, v):
         """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back, float64.
 
@@ -229,6 +241,44 @@ class ReciprocalJacobian:
         """(kmax (3,) int64, alpha nm^-1, coulomb_constant kJ mol^-1 nm e^-2, charges (n,) e): what a file
         stores, besides each frame's positions and box, to rebuild this part."""
         return self.kmax, self.alpha, self.coulomb_constant, self.charges
+
+
+class PartSum:
+    """The sum of the long-range parts of several long-range terms on the same n atoms (LJ-PME: the Coulomb
+    and the dispersion meshes). Follows the protocol; its kind has no file recipe (refused by the writer)."""
+
+    kind = "sum"
+
+    def __init__(self, parts):
+        self.parts = tuple(parts)
+        if len({p.n for p in self.parts}) != 1:
+            raise InputError("long-range parts on different numbers of atoms cannot be added")
+
+    @property
+    def n(self):
+        return self.parts[0].n
+
+    @property
+    def dtype(self):
+        return self.parts[0].dtype
+
+    def __repr__(self):
+        return f"PartSum({', '.join(map(repr, self.parts))})"
+
+    def diagonal(self):
+        return sum(p.diagonal() for p in self.parts)
+
+    def pair_blocks(self, pairs):
+        return sum(p.pair_blocks(pairs) for p in self.parts)
+
+    def matvec(self, v):
+        return sum(p.matvec(v) for p in self.parts)
+
+    def dense(self):
+        return sum(p.dense() for p in self.parts)
+
+    def select(self, where):
+        return PartSum([p.select(where) for p in self.parts])
 
 
 def keeps_factors(nbytes, cache_bytes=None):

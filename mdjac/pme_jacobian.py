@@ -110,6 +110,16 @@ class PMEJacobian:
         G = self.scale
         return -(self.charges ** 2)[:, None, None] * (G @ blocks @ G.T)
 
+    def pair_blocks(self, pairs):
+        """(P, 3, 3) blocks J_ab of atom pairs (a, b) (P, 2) local indices: -q_a q_b G [sum_{g, g'} D_a(g) Phi(g - g') D_b(g')^T] G^T
+        (the diagonal's blocks for a = b; mdjac.site_jacobian needs those of a site and its parents)."""
+        pairs = np.ascontiguousarray(pairs, dtype=np.int64).reshape(-1, 2)
+        blocks = np.empty((len(pairs), 3, 3))
+        pme_grid.pair_blocks(self.origins, self.factors, np.ascontiguousarray(pme_grid.real_space_kernel(self.eterm)),
+                             pairs, blocks)
+        G = self.scale
+        return -(self.charges[pairs[:, 0]] * self.charges[pairs[:, 1]])[:, None, None] * (G @ blocks @ G.T)
+
     def matvec(self, v):
         """J_lr v for v (n, 3) or (3n,) (or (3n, m) for m vectors at once); same shape back, float64."""
         v = np.asarray(v, dtype=np.float64)

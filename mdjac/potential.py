@@ -109,9 +109,6 @@ class Potential:
             raise InputError("a Potential needs at least one term")
         self.long_range_terms = [t for t in self.terms if isinstance(t, LongRangeTerm)]
         self.short_range_terms = [t for t in self.terms if not isinstance(t, LongRangeTerm)]
-        if len(self.long_range_terms) > 1:    # the Jacobian holds one long-range part
-            raise InputError(f"the potential has {len(self.long_range_terms)} long-range (reciprocal-space) terms: "
-                             "give one, with all the charges")
         sizes = {t.n_atoms for t in self.terms if t.n_atoms is not None}
         if n_atoms is not None:
             sizes.add(int(n_atoms))
@@ -128,9 +125,10 @@ class Potential:
             if self.sites.n_atoms != self.n_atoms:
                 raise InputError(f"the virtual sites describe {self.sites.n_atoms} particles but the terms {self.n_atoms}: "
                                  "give both the same N")
-            if self.long_range_terms:
-                raise InputError("virtual sites with a reciprocal-space sum (Ewald, PME) are not supported yet: "
-                                 "use a cutoff method (reaction field) for a system with virtual sites")
+            unmapped = [t for t in self.long_range_terms if not t.maps_through_sites]
+            if unmapped:
+                raise InputError(f"virtual sites with the long-range term {type(unmapped[0]).__name__} are not supported: "
+                                 "use a reciprocal-space sum (Ewald, PME) or a cutoff method for a system with virtual sites")
         self._groups = {}
         self._verlet = {}
         for t in self.terms:
@@ -221,6 +219,9 @@ class Potential:
             if group.radial and self.radial:
                 energy += self._radial_forces(group, index, config, params, forces)
                 continue
+            if self.radial and getattr(group, "linear_radial", False):
+                energy += self._linear_site_forces(group, index, config, params, forces)
+                continue
             q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype)
             A = chain_matrix(group)
             for start, stop, q_chunk, p_chunk, weights in padded_chunks(q, params):
@@ -232,7 +233,7 @@ class Potential:
         for term in self.long_range_terms:
             e, f = term.energy_and_forces(config)
             energy += e
-            forces += f
+            forces += f if self.sites is None else self.sites.distribute(f, config)   # a site's force on its parents
         return energy, forces.astype(config.dtype)
 
     def _radial_forces(self, group, index, config, params, forces):
@@ -245,6 +246,23 @@ class Potential:
             energy += e
             dphi[start:stop] = g[: stop - start]
         assembly.radial_pair_forces(pairs, d, r, dphi, forces)
+        return energy
+
+    def _linear_site_forces(self, group, index, config, params, forces):
+        """Add the forces of pairs through linear sites (mdjac.sites.SiteMappedGroup.linear_radial) to ``forces``:
+        phi'(r) by AD on the pair distances, then dE/dx_p = c_p phi' d / r; return their energy (kJ/mol)."""
+        q = local_coordinates(group, index, config.positions, config.box)
+        d, c = group.pair_vectors(q, params)
+        r = np.sqrt(np.einsum("mi,mi->m", d, d)).astype(config.dtype)
+        inner = params[:group.n_params]
+        energy, dphi = 0.0, np.empty(len(r))
+        for start, stop, r_chunk, p_chunk, weights in padded_chunks(r, inner, RADIAL_CHUNK):
+            e, g = kernel.term_energy_and_gradient(group.group.radial_energy, r_chunk, weights, p_chunk)
+            energy += e
+            dphi[start:stop] = g[: stop - start]
+        g = (dphi / r)[:, None] * d                 # dE/dd
+        for p in range(group.n_body):
+            forces -= scatter_add(self.n_atoms, index[:, p], c[:, p, None] * g)
         return energy
 
     def energy(self, positions, box=None):

@@ -33,6 +33,8 @@ nearest the site, and the resulting constant offsets travel as a parameter (``sh
 import numpy as np
 from mindspore import ops
 
+from . import kernel
+from .chunks import padded_chunks
 from .errors import InputError
 from .space import minimum_image
 from .strategies.coordinates import local_coordinates
@@ -44,6 +46,8 @@ WEIGHT_TOLERANCE = 1e-6
 
 class AverageSite:
     """y = sum_i w_i x_i over n parents (OpenMM's Two/ThreeParticleAverageSite); weights (n,) sum to 1."""
+    #: y is linear in its parents: dy/dx is constant and d2y/dx2 = 0 (the placement's curvature is skipped)
+    linear = True
 
     def __init__(self, n_parents):
         self.n_parents = int(n_parents)
@@ -64,6 +68,7 @@ class OutOfPlaneSite:
     """y = x1 + w12 r12 + w13 r13 + wc r12 x r13 (OpenMM's OutOfPlaneSite); weights (w12, w13, wc)."""
     n_parents = 3
     name = "out_of_plane"
+    linear = False
 
     def check(self, weights):
         return True, ""
@@ -76,6 +81,7 @@ class OutOfPlaneSite:
 
 class LocalCoordinatesSite:
     """OpenMM's LocalCoordinatesSite over n parents; weights (3n + 3,): origin (n), x (n), y (n), local position (3) nm."""
+    linear = False
 
     def __init__(self, n_parents):
         self.n_parents = int(n_parents)
@@ -166,8 +172,52 @@ class SiteMappedGroup:
             local = ops.stack(points, axis=-2)
         return self.group.energy(local, *params[:self.n_params])
 
+    @property
+    def linear_radial(self):
+        """True for a radial pair group whose sites are all linear (averages): the pair's energy is phi(|d|) with
+        d = sum_p c_p Y_p linear in the real atoms (:meth:`pair_vectors`), so the radial route applies (the
+        chain rule through r as for plain pairs, then through the constant c: mdjac.strategies.replicate)."""
+        return self.group.radial and len(self.slots) == 2 and all(not s.site or s.kind.linear for s in self.slots)
+
+    def pair_vectors(self, q, params):
+        """(d (M, 3) nm, c (M, n_body)) of a :attr:`linear_radial` group's instances: the pair vector d = y_2 - y_1
+        and its constant coefficients over the expanded real atoms (d = sum_p c_p Y_p), from their coordinates
+        q (M, c, 3) nm (as the energy sees them) and the parameters (numpy)."""
+        shift = np.asarray(params[-1], dtype=np.float64)
+        qt = np.asarray(q, dtype=np.float64) + shift
+        Y = np.concatenate([np.zeros_like(qt[:, :1]), qt], axis=1) if self.relative else qt
+        c = np.zeros((len(qt), self.n_body))
+        at = self.n_params
+        for sign, slot in zip((-1.0, 1.0), self.slots):
+            if slot.site:
+                w = np.asarray(params[at], dtype=np.float64)
+                at += 1
+                for k, column in enumerate(slot.parents):
+                    c[:, column] += sign * w[:, k]
+            else:
+                c[:, slot.atom] += sign
+        return np.einsum("mp,mpi->mi", c, Y), c
+
     def __repr__(self):
         return f"SiteMapped({self.group}, {self.slots})"
+
+
+class SitePlacement:
+    """A site kind's placement as an instance energy for the kernel: E_s = F_s . y_s(parents).
+
+    Its gradient in the parents (M, n, 3) is (dy_s/dx)^T F_s, its Hessian sum_a F_sa d2y_sa/dx dx:
+    with F_s the force a long-range term puts on site s, the force on its parents and the placement's
+    curvature of the force Jacobian (:meth:`VirtualSites.long_range_hessian`); with F_s a unit vector, a row
+    of the chain dy_s/dx (:meth:`VirtualSites.chain`).
+    """
+    relative = False
+
+    def __init__(self, kind):
+        self.kind, self.n_body = kind, kind.n_parents
+
+    def energy(self, q, w, force):
+        """(..., M) F . y of parents q (..., M, n, 3) nm, weights w (M, nw) and vectors F (M, 3)."""
+        return (self.kind.position(q, w) * force).sum(-1)
 
 
 class VirtualSites:
@@ -212,6 +262,7 @@ class VirtualSites:
                              "placed from real atoms only")
         self.real = np.flatnonzero(~self.is_site)
         self._mapped = {}
+        self._placements, self._chain = {}, (None, None)
 
     def __len__(self):
         return int(self.is_site.sum())
@@ -235,6 +286,113 @@ class VirtualSites:
             w = self.weights[sites]
             out[sites] = kind.position(_float64(y), _float64(w)).asnumpy()
         return out
+
+    def _placement(self, k):
+        """The (kept) :class:`SitePlacement` of kind k, so its compiled functions are reused."""
+        if k not in self._placements:
+            self._placements[k] = SitePlacement(self.kinds[k])
+        return self._placements[k]
+
+    def _kind_parents(self, k, config):
+        """Sites (S,) of kind k, their parents (S, n) and the parents' positions (S, n, 3) nm at the images nearest
+        each site, in the configuration's dtype (the placed sites' own positions are the configuration's)."""
+        sites = np.flatnonzero(self.code == k + 1)
+        parents = self.parents[sites, :self.kinds[k].n_parents]
+        y = self._parent_positions(sites, config.positions, config.box, config.positions[sites])
+        return sites, parents, y.astype(config.dtype)
+
+    def chain(self, config):
+        """The placement's derivative dX/dx as links: (particle (L,), atom (L,), blocks (L, 3, 3)) with
+        blocks[l][a, b] = dX_{particle[l], a} / dx_{atom[l], b}: the identity for each real atom, and each site's
+        derivative in each of its parents by AD (mdjac.kernel, the gradients of e_a . y_s). Kept for the last
+        configuration."""
+        if self._chain[0] is config:
+            return self._chain[1]
+        real = self.real
+        particle, atom, blocks = [real], [real], [np.broadcast_to(np.eye(3), (len(real), 3, 3))]
+        for k, kind in enumerate(self.kinds):
+            sites, parents, y = self._kind_parents(k, config)
+            S, n = parents.shape
+            rows = np.empty((S, 3, n, 3))
+            for a in range(3):          # row a of every block: the gradient of e_a . y_s
+                unit = np.zeros((S, 3), dtype=y.dtype)
+                unit[:, a] = 1.0
+                params = (self.weights[sites].astype(y.dtype), unit)
+                for start, stop, q, p, weights in padded_chunks(y, params):
+                    rows[start:stop, a] = kernel.term_energy_and_gradient(self._placement(k).energy, q, weights, p)[1][:stop - start]
+            particle.append(np.repeat(sites, n))
+            atom.append(parents.reshape(-1))
+            blocks.append(rows.transpose(0, 2, 1, 3).reshape(-1, 3, 3))
+        links = (np.concatenate(particle), np.concatenate(atom), np.concatenate(blocks).astype(np.float64))
+        self._chain = (config, links)
+        return links
+
+    def distribute(self, forces, config):
+        """Forces (N, 3) on every particle -> the same forces on the real atoms: each site's force F_s moved to its
+        parents as (dy_s/dx_p)^T F_s (:meth:`chain`), the sites' rows zero."""
+        particle, atom, blocks = self.chain(config)
+        moved = np.einsum("lab,la->lb", blocks, forces[particle])
+        out = np.zeros_like(forces, dtype=np.float64)
+        for b in range(3):
+            out[:, b] = np.bincount(atom, weights=moved[:, b], minlength=self.n_atoms)
+        return out
+
+    def placement_args(self, config):
+        """What :meth:`place_copies` needs, frozen at a configuration: per kind, its sites' parents (S n,) int32, the
+        constant minimum-image offsets (S, n, 3) and the weights (S, w) in the compute dtype; then the (N,) int32
+        row of each particle in [X, the placed sites]."""
+        args, row, at = [], np.arange(self.n_atoms), self.n_atoms
+        for k in range(len(self.kinds)):
+            sites, parents, y = self._kind_parents(k, config)
+            shift = y.astype(np.float64) - config.positions[parents]
+            args += [parents.reshape(-1).astype(np.int32), shift.astype(config.dtype), self.weights[sites].astype(config.dtype)]
+            row[sites] = at + np.arange(len(sites))
+            at += len(sites)
+        return args + [row.astype(np.int32)]
+
+    def place_copies(self, X, *args):
+        """Copies X (C, N, 3) nm with every site placed from its parents (MindSpore ops, so AD goes through the
+        placement; args: :meth:`placement_args`): a long-range term's energy of the real atoms (mdjac.strategies.one_function)."""
+        parts = [X]
+        for k, kind in enumerate(self.kinds):
+            parents, shift, w = args[3 * k: 3 * k + 3]
+            y = ops.gather(X, parents, 1).reshape(X.shape[:1] + shift.shape) + shift
+            parts.append(kind.position(y, w))
+        return ops.gather(ops.concat(parts, axis=1), args[-1], 1)
+
+    def long_range_hessian(self, term, config):
+        """The short-range blocks a long-range term adds over the real atoms through the sites.
+
+        U = U_lr(X(x)): its Hessian over real atoms is S^T H_all S (S = dX/dx, :meth:`chain`) minus the placement's
+        curvature sum_s F_s . d2y_s/dx dx (F_s = -dU_lr/dy_s). H_all is the term's block diagonal
+        (``hessian_diagonal``) plus its Jacobian part (kept as an operator, mdjac.site_jacobian). Returned here:
+        every site's S_sp^T D_s S_sq (D_s the term's diagonal block of site s) and the curvature (nonlinear
+        kinds; by AD, kernel.term_hessians of F_s . y_s), as Hessian blocks (rows (K,), cols (K,), (K, 3, 3)),
+        each parent pair of a site once (rows == cols on the diagonal; mdjac.jacobian.upper_blocks' convention).
+        """
+        particle, atom, links = self.chain(config)
+        site_links = self.is_site[particle]
+        sites_all = np.flatnonzero(self.is_site)
+        diagonal = np.zeros((self.n_atoms, 3, 3))
+        diagonal[sites_all] = term.hessian_diagonal(config, sites_all)
+        forces = term.energy_and_forces(config)[1]
+        rows, cols, out = [], [], []
+        for k, kind in enumerate(self.kinds):
+            sites, parents, y = self._kind_parents(k, config)
+            S, n = parents.shape
+            mine = site_links & (self.code[particle] == k + 1)
+            blocks = links[mine].reshape(S, n, 3, 3)         # the chain lists each kind's sites in order, n parents each
+            h = np.einsum("spai,sab,sqbj->spqij", blocks, diagonal[sites], blocks)
+            if not kind.linear:
+                params = (self.weights[sites].astype(y.dtype), forces[sites].astype(y.dtype))
+                for start, stop, q, p, _ in padded_chunks(y, params):
+                    h[start:stop] -= kernel.term_hessians(self._placement(k).energy, q, p)[:stop - start].transpose(0, 1, 3, 2, 4)
+            for a in range(n):
+                for b in range(a, n):
+                    rows.append(parents[:, a])
+                    cols.append(parents[:, b])
+                    out.append(h[:, a, b] if a < b else 0.5 * h[:, a, a])    # a diagonal entry counts twice (upper_blocks)
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(out)
 
     def expand(self, group, index, params, config):
         """The instances of ``group`` as [(group, index, params)]: those touching no site as given,

@@ -303,7 +303,7 @@ def test_modes_and_run_wiring(files, tmp_path, capsys, monkeypatch):
     assert code == 0 and "frames" in stdout and calls[0][0] == "alanine-dipeptide"
     assert calls[0][1] == dict(steps=20, every=10, output=str(tmp_path / "md.h5md"), overwrite=False, progress=True,
                                system_options=dict(nonbonded=None, cutoff=None, ewald_tolerance=None, coordinates=None,
-                                                   parameters=None, box=None, implicit_solvent=None))
+                                                   parameters=None, box=None, implicit_solvent=None, salt=None))
     import mdjac.jobs.md
     md_runs = []
     monkeypatch.setattr(mdjac.jobs, "run_md", mdjac.jobs.md.run_md)      # the job itself checks the output

@@ -281,13 +281,28 @@ def test_bad_input():
     pot = mdjac.Potential([ewald.EwaldReciprocal(q, alpha=3.0, kmax=[3, 3, 3])])
     with pytest.raises(mdjac.InputError, match="no periodic box"):
         pot.energy(np.zeros((2, 3)))
-    with pytest.raises(mdjac.InputError, match="one, with all the charges"):
-        mdjac.Potential([ewald.EwaldReciprocal(q, alpha=3.0, kmax=[3, 3, 3])] * 2, box=[3, 3, 3])
     with pytest.raises(mdjac.InputError, match="explicit pairs"):
         terms.Coulomb(q, charge_products=[1.0])
     J = ForceJacobian(2, [0, 1], [0, 1], np.zeros((2, 3, 3)))
     with pytest.raises(mdjac.InputError, match="shape"):
         J.matvec(np.zeros(5))
+
+
+def test_two_long_range_terms_add():
+    """Two long-range terms (as LJ-PME's two meshes): energies, forces and Jacobians are the sums of each alone;
+    the Jacobian's long-range part is their sum (PartSum), a diagonal and a matvec included."""
+    x = np.array([[0.1, 0.2, 0.3], [0.9, 1.1, 0.4], [1.6, 0.3, 2.2]])
+    box = [3.0, 3.0, 3.0]
+    first = ewald.EwaldReciprocal(np.array([0.5, -0.3, -0.2]), alpha=3.0, kmax=[4, 4, 4])
+    second = ewald.EwaldReciprocal(np.array([0.2, 0.1, -0.3]), alpha=2.0, kmax=[3, 3, 3])
+    both, one, other = (mdjac.Potential(t, box=box) for t in ([first, second], [first], [second]))
+    assert both.energy(x) == pytest.approx(one.energy(x) + other.energy(x), rel=1e-12)
+    assert np.allclose(both.forces(x), one.forces(x) + other.forces(x), rtol=1e-12, atol=1e-12)
+    J = both.force_jacobian(x)
+    parts = one.force_jacobian(x).to_dense() + other.force_jacobian(x).to_dense()
+    assert np.allclose(J.to_dense(), parts, rtol=1e-12, atol=1e-10)
+    assert np.allclose(J.diagonal(), np.einsum("iaib->iab", parts), rtol=1e-12, atol=1e-10)
+    assert len(J.long_range.parts) == 2
 
 
 # ----------------------------------------------------------------------------- H5MD

@@ -257,11 +257,8 @@ REFUSALS = [
     (["run", "--system", "argon", "--steps", "2"], "mdjac run takes a MindSPONGE system of the catalogue or a force-field"),
     (["modes", GBSA, "--parameters", "no-such.prm"], "no-such.prm: no such parameter file"),
     (["modes", ADK_PSF, "--implicit-solvent", "OBC2"], "--implicit-solvent is for an AMBER prmtop"),
-    (["modes", GBSA, "--implicit-solvent", "GBn2"], "GBn2 (igb=8) implicit solvent, whose neck integrals"),
-    (["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "-o", "gb.h5"],
-     "generalized-Born (implicit solvent) Jacobian cannot be stored"),
-    (["run", "--system", GBSA, "--implicit-solvent", "OBC2", "--steps", "2", "-o", "gb.h5"],
-     "generalized-Born (implicit solvent) Jacobian cannot be stored"),
+    (["modes", GBSA, "--salt", "0.1"], "salt 0.1 mol/L is the implicit solvent's: give --implicit-solvent with it"),
+    (["modes", GBSA, "--implicit-solvent", "OBC2", "--salt", "-1"], "salt -1.0: give a concentration >= 0 in mol/L"),
 ]
 
 
@@ -274,13 +271,21 @@ def test_refusals_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-def test_an_unstorable_jacobian_leaves_the_output_it_would_overwrite(capsys, tmp_path):
-    """compute --overwrite on a system whose Jacobian no file holds (GB) refuses before it opens the output."""
-    out = tmp_path / "kept.h5"
-    out.write_bytes(b"kept")
-    argv = ["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "-o", str(out)]
-    assert main(argv + ["--overwrite"]) == 2
-    assert "cannot be stored" in capsys.readouterr().err and out.read_bytes() == b"kept"
+def test_compute_stores_a_gb_jacobian_that_reads_back(capsys, tmp_path, monkeypatch):
+    """mdjac compute on a prmtop in OBC2 stores the generalized-Born part's per-pair arrays with each frame: the
+    Jacobian read back gives the products of the one computed in memory, and info names the part."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["compute", GBSA.replace(".prmtop", ".pdb"), "--system", GBSA, "--implicit-solvent", "OBC2", "--float64"]
+    assert main(argv + ["-o", "gb.h5"]) == 0
+    assert main(["info", "gb.h5"]) == 0
+    assert "long range       generalized Born" in capsys.readouterr().out
+    with mdjac.open_trajectory("gb.h5") as frames:
+        frame = frames[0]
+    assert type(frame.jacobian.long_range).__name__ == "BornJacobian"
+    stored = mdjac.load_system(GBSA, implicit_solvent="OBC2").potential.force_jacobian(frame.positions)
+    v = np.random.default_rng(3).normal(size=(3 * 22, 2))
+    expected = stored.matvec(v)
+    np.testing.assert_allclose(frame.jacobian.matvec(v), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
 
 
 def test_cluster_workers_load_the_system_with_the_runs_options():
@@ -293,14 +298,21 @@ def test_cluster_workers_load_the_system_with_the_runs_options():
         state.system(GBSA, {})
 
 
-@pytest.mark.parametrize("model", ["OBC2", "HCT"])
-def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, capsys):
-    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (HCT) from the file,
-    energy and forces against OpenMM's Reference platform."""
-    loaded = mdjac.load_system(GBSA, implicit_solvent=model)
-    assert loaded.electrostatics.endswith(f"implicit solvent {model}") and loaded.box is None
+@pytest.mark.parametrize("model,salt", [("OBC2", None), ("HCT", None), ("GBn", None), ("GBn2", None), ("OBC2", 0.15)])
+def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, salt, capsys):
+    """A GB prmtop with implicit_solvent=: OpenMM's GBSAOBCForce (OBC2) or CustomGBForce (the others, and OBC2 with
+    salt= mol/L) from the file, energy and forces against OpenMM's Reference platform at that salt."""
+    loaded = mdjac.load_system(GBSA, implicit_solvent=model, salt=salt)
+    said = f"implicit solvent {model}" + (f" with {salt:g} mol/L salt" if salt else "")
+    assert loaded.electrostatics.endswith(said) and loaded.box is None
     system = app.AmberPrmtopFile(GBSA).createSystem(nonbondedMethod=app.NoCutoff, implicitSolvent=getattr(app, model),
+                                                    implicitSolventSaltConc=(salt or 0.0) * unit.molar,
                                                     constraints=None, rigidWater=False)
+    if salt:        # OpenMM states the screening in its CustomGBForce; the energy differs from no salt's
+        assert any(isinstance(f, openmm.CustomGBForce) for f in system.getForces())
+        x = np.asarray(loaded.positions, dtype=np.float64)
+        unsalted = mdjac.load_system(GBSA, implicit_solvent=model).potential.energy_and_forces(x)[0]
+        assert abs(loaded.potential.energy_and_forces(x)[0] - unsalted) > 1e-3
     x = np.asarray(loaded.positions, dtype=np.float64)
     e_ref, f_ref = openmm_energy_forces(reference_context(system, x), set(range(32)))
     e, f = loaded.potential.energy_and_forces(x)
@@ -309,3 +321,12 @@ def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, capsys):
         assert main(["modes", GBSA, "--implicit-solvent", model, "--no-minimise", "-k", "3"]) == 0
         out = capsys.readouterr().out
         assert "implicit solvent OBC2" in out and "3 modes of 22 atoms" in out and "minimised" not in out
+
+
+def test_a_distributed_run_refuses_generalized_born(tmp_path):
+    """A distributed compute of a GB system is refused in one line before the client is used or an output made."""
+    from mdjac.jobs import compute_trajectory
+    with pytest.raises(mdjac.InputError, match="stored by one process") as err:
+        compute_trajectory(GBSA.replace(".prmtop", ".pdb"), GBSA, str(tmp_path / "gb.h5"), client=object(),
+                           system_options={"implicit_solvent": "OBC2"})
+    assert "\n" not in str(err.value) and not list(tmp_path.iterdir())

@@ -28,17 +28,25 @@ def small_molecule():
     return x, charges, radii, scales
 
 
-def gb_system(force):
-    """An OpenMM System of the small molecule with ``force`` (its particles added here) alone."""
+#: GBn2's per-atom (alpha, beta, gamma): OpenMM's rows for H, C, N and O, given to the atoms in turn
+GBN2_COEFFICIENTS = [[0.788440, 0.798699, 0.437334], [0.733756, 0.506378, 0.205844], [0.503364, 0.316828, 0.192915],
+                     [0.867814, 0.876635, 0.387882]]
+
+
+def gb_system(force, stretch=1.0):
+    """An OpenMM System of the small molecule, its positions scaled by ``stretch`` about atom 0, with ``force``
+    (its particles added here) alone."""
     x, charges, radii, scales = small_molecule()
+    x = x[0] + stretch * (x - x[0])
     system = openmm.System()
     for _ in x:
         system.addParticle(12.0)
-    for q, r, s in zip(charges, radii, scales):
+    for k, (q, r, s) in enumerate(zip(charges, radii, scales)):
         if isinstance(force, openmm.GBSAOBCForce):
             force.addParticle(q, r, s)
         else:
-            force.addParticle([q, r, s])
+            per_atom = GBN2_COEFFICIENTS[k % 4] if type(force).__name__ == "GBSAGBn2Force" else []
+            force.addParticle([q, r, s] + per_atom)
     if not isinstance(force, openmm.GBSAOBCForce):
         force.finalize()
     system.addForce(force)
@@ -69,6 +77,8 @@ CASES = {
     "HCT": lambda: amber_custom("GBSAHCTForce"),
     "OBC1-salt": lambda: amber_custom("GBSAOBC1Force", kappa=0.8),
     "OBC2-salt-cutoff-noSA": lambda: amber_custom("GBSAOBC2Force", cutoff=0.6, kappa=0.5, sa=None),
+    "GBn": lambda: amber_custom("GBSAGBnForce"),
+    "GBn2-salt-cutoff": lambda: amber_custom("GBSAGBn2Force", cutoff=0.6, kappa=0.5),
 }
 
 
@@ -79,10 +89,23 @@ def test_small_molecule_against_openmm(case):
     assert_parity(results, ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
 
 
+def test_gbn2_neck_reach_against_openmm():
+    """GBn2 on the small molecule stretched 1.6 times: some pairs beyond the neck's reach (rho_i + rho_j +
+    0.68 nm, where OpenMM's step cuts the neck term off), some within, and the neck's tables and radius
+    indices as the force holds them."""
+    system, x = gb_system(amber_custom("GBSAGBn2Force"), stretch=1.6)
+    _, _, radii, _ = small_molecule()
+    r = np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(len(x), 1)]
+    reach = (radii[:, None] + radii[None, :] + 0.68)[np.triu_indices(len(x), 1)]
+    assert np.sum(r > reach + 1e-3) >= 5 and np.sum(r < reach - 1e-3) >= 5
+    assert_parity(parity_by_force(system, x, jacobian_atoms=[0, 1, 5], report=print), ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
+
+
 def test_factored_jacobian_against_the_dense_strategy():
-    """The factored Jacobian against AD of the whole energy as one function (the dense strategy); its
-    part's matvec, diagonal and select against its dense form."""
-    system, x = gb_system(amber_custom("GBSAOBC1Force", cutoff=0.6, kappa=0.8))
+    """The factored Jacobian against AD of the whole energy as one function (the dense strategy), on GBn2
+    (OBC radii with per-atom coefficients, the neck, salt, a cutoff); its part's matvec, diagonal and select
+    against its dense form."""
+    system, x = gb_system(amber_custom("GBSAGBn2Force", cutoff=0.6, kappa=0.8))
     potential = adapt(system)
     factored = potential.force_jacobian(x)
     whole = potential.force_jacobian(x, strategy="dense").to_dense()
@@ -108,11 +131,21 @@ def test_peptide_in_amber14_obc2():
     assert_parity(results, ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
 
 
-def test_gbn2_and_other_custom_gb_forces_are_refused():
-    topology, _ = peptide()
-    system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(topology, nonbondedMethod=app.NoCutoff)
-    with pytest.raises(InputError, match=r"GBn2 \(igb=8\).*cannot state yet"):
-        adapt(system)
+def test_peptide_in_amber14_gbn2():
+    """Alanine dipeptide in amber14 with implicit/gbn2.xml (GBSAGBn2Force: mbondi3 radii, per-atom alpha, beta,
+    gamma by element, ACE), the GB force alone."""
+    topology, x = peptide()
+    system = app.ForceField("amber14-all.xml", "implicit/gbn2.xml").createSystem(topology, nonbondedMethod=app.NoCutoff,
+                                                                                 constraints=None)
+    for k in reversed(range(system.getNumForces())):
+        if not isinstance(system.getForce(k), openmm.CustomGBForce):
+            system.removeForce(k)
+    results = parity_by_force(system, x, jacobian_atoms=[0, 6, 14], report=print)
+    assert list(results) == ["CustomGBForce#0"]
+    assert_parity(results, ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
+
+
+def test_other_custom_gb_forces_are_refused():
     other = openmm.CustomGBForce()
     other.addPerParticleParameter("q")
     other.addComputedValue("B", "1", openmm.CustomGBForce.SingleParticle)
@@ -131,6 +164,8 @@ def test_gbn2_and_other_custom_gb_forces_are_refused():
     (dict(scales=[0.8]), "one charge, radius and scale factor per atom"),
     (dict(kappa=-1.0), "kappa -1.0 is negative"),
     (dict(model="GBn"), "unknown Born radius model 'GBn'"),
+    (dict(obc=[[1.0, 0.8, 4.85]]), r"OBC coefficients have shape \(1, 3\)"),
+    (dict(radii=[0.15, 0.019], offset=0.0195141), "radius of atom 1 is 0.019 nm: GB radii must exceed the 0.0195141 nm"),
     (dict(charges=[0.5, np.nan]), "charges"),
 ])
 def test_bad_parameters_are_one_line(kwargs, message):
@@ -140,3 +175,81 @@ def test_bad_parameters_are_one_line(kwargs, message):
     with pytest.raises(InputError, match=message) as err:
         GeneralizedBorn(**given)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("atoms", [None, [1, 4, 7, 10]])
+def test_stored_jacobian_reads_back(tmp_path, atoms):
+    """Two frames with a cutoff (their pair lists differ) written to H5MD and read back: the generalized-Born part
+    rebuilt from its stored per-pair arrays gives the products and the diagonal of the one computed, whole or
+    on a selection of atoms."""
+    from mdjac.io import open_trajectory, open_writer
+    system, x = gb_system(amber_custom("GBSAOBC1Force", cutoff=0.6, kappa=0.8))
+    potential = adapt(system)
+    frames = [x, x + np.random.default_rng(2).normal(scale=0.05, size=x.shape)]
+    computed = [potential.force_jacobian(p, atoms=atoms) for p in frames]
+    assert len(computed[0].long_range.pairs) != len(computed[1].long_range.pairs)
+    path = tmp_path / "gb.h5"
+    with open_writer(path, len(x), forces=False, dtype=np.float64,
+                     jacobian_atoms="all" if atoms is None else np.asarray(atoms)) as writer:
+        for step, (p, J) in enumerate(zip(frames, computed)):
+            writer.append(step, 0.0, p, jacobian=J)
+    v = np.random.default_rng(5).normal(size=(3 * computed[0].n, 3))
+    with open_trajectory(path) as read:
+        for frame, J in zip(read, computed):
+            expected = J.matvec(v)
+            assert np.abs(frame.jacobian.matvec(v) - expected).max() <= 1e-13 * np.abs(expected).max()
+            assert np.allclose(frame.jacobian.diagonal(), J.diagonal(), rtol=0, atol=1e-13 * np.abs(expected).max())
+    if atoms is None:       # a file cut inside the second frame's GB arrays holds one frame; a resume rewrites it
+        import h5py
+        with h5py.File(path, "r+") as f:
+            f["particles/trajectory/force_jacobian/long_range/scalars"].resize(len(computed[0].long_range.pairs) + 3, axis=0)
+        with open_trajectory(path) as read:
+            assert len(read) == 1
+        with open_writer(path, len(x), forces=False, dtype=np.float64, mode="a") as writer:
+            assert writer.n_frames == 1
+            writer.append(1, 0.0, frames[1], jacobian=computed[1])
+        with open_trajectory(path) as read:
+            expected = computed[1].matvec(v)
+            assert len(read) == 2 and np.abs(read[1].jacobian.matvec(v) - expected).max() <= 1e-13 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.1])
+def test_born_part_against_its_definition(fraction):
+    """BornJacobian's matvec, dense (BLAS, M dense for all pairs and sparse for a tenth of them, as with a cutoff),
+    diagonal and selection against H = H_radial + Q^T M Q + W^T Q + Q^T W built entry by entry from its per-pair
+    scalars (mdjac.born_jacobian's module docstring)."""
+    from mdjac.born_jacobian import BornJacobian
+    rng = np.random.default_rng(11)
+    n = 30
+    i, j = np.triu_indices(n, k=1)
+    keep = rng.random(len(i)) < fraction
+    i, j = i[keep], j[keep]
+    u = rng.normal(size=(len(i), 3))
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    scalars, m_diagonal = rng.normal(size=(len(i), 7)), rng.normal(size=n)
+    H = np.zeros((n, 3, n, 3))
+    Q, W, M = np.zeros((n, n, 3)), np.zeros((n, n, 3)), np.diag(m_diagonal)
+    for p, (a, b) in enumerate(zip(i, j)):
+        h = scalars[p, 0] * np.outer(u[p], u[p]) + scalars[p, 1] * np.eye(3)
+        H[a, :, a] += h
+        H[b, :, b] += h
+        H[a, :, b] -= h
+        H[b, :, a] -= h
+        for X, (ci, cj) in ((Q, scalars[p, 2:4]), (W, scalars[p, 4:6])):
+            X[a, b] += ci * u[p]
+            X[a, a] -= ci * u[p]
+            X[b, b] += cj * u[p]
+            X[b, a] -= cj * u[p]
+        M[a, b] = M[b, a] = scalars[p, 6]
+    Qf, Wf = Q.reshape(n, 3 * n), W.reshape(n, 3 * n)
+    J = -(H.reshape(3 * n, 3 * n) + Qf.T @ M @ Qf + Wf.T @ Qf + Qf.T @ Wf)
+    part = BornJacobian(np.stack([i, j], axis=1), u, scalars, m_diagonal)
+    scale = np.abs(J).max()
+    v = rng.normal(size=(3 * n, 2))
+    assert np.abs(part.matvec(v) - J @ v).max() < 1e-13 * scale * np.abs(v).max() * 3 * n
+    assert np.abs(part.dense().reshape(J.shape) - J).max() < 1e-13 * scale
+    blocks = J.reshape(n, 3, n, 3)
+    assert np.abs(part.diagonal() - blocks[np.arange(n), :, np.arange(n), :]).max() < 1e-13 * scale
+    where = np.array([2, 9, 17, 25])
+    assert np.abs(part.select(where).dense() - blocks[where][:, :, where]).max() < 1e-13 * scale
+    assert np.abs(part.select(where).diagonal() - blocks[where, :, where, :]).max() < 1e-13 * scale

@@ -81,12 +81,9 @@ def test_amber14_peptide_in_tip3p_with_ewald(amber14, solvated_peptide):
 def test_pme_is_openmms_pme(amber14, solvated_peptide):
     """PME is OpenMM's own smooth PME (mdjac.longrange.pme): energies and forces to OpenMM's PME force group by
     force group at a tight tolerance (its own grid), the Jacobian (with its mesh part) against central
-    differences of OpenMM's forces; LJPME is refused."""
+    differences of OpenMM's forces."""
     topology, x, box = solvated_peptide
     system = amber14.createSystem(topology, nonbondedMethod=app.PME, nonbondedCutoff=0.8 * unit.nanometer,
                                   constraints=None, rigidWater=False, ewaldErrorTolerance=1e-5)
     results = parity_by_force(system, x, box=box, jacobian_atoms=[3, 40, 300], report=print)
     assert_parity(results, ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL)
-    lj_pme = amber14.createSystem(topology, nonbondedMethod=app.LJPME, nonbondedCutoff=0.8 * unit.nanometer)
-    with pytest.raises(mdjac.InputError, match="LJPME"):
-        adapt(lj_pme)

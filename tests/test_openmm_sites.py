@@ -104,20 +104,24 @@ def test_sites_across_a_triclinic_box(every_site):
     assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
 
 
-@pytest.fixture(scope="module")
-def tip4pew_box():
-    """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), reaction field at 0.55 nm: (System, positions nm).
-
-    Its NonbondedForce alone (the bonded forces touch no site; fewer graphs to compile)."""
+def _tip4pew(method):
+    """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), ``method`` (an app method name) at 0.55 nm:
+    (System, positions nm). Its NonbondedForce alone (the bonded forces touch no site; fewer graphs to compile)."""
     ff = app.ForceField("amber14/tip4pew.xml")
     modeller = app.Modeller(app.Topology(), [])
     modeller.addSolvent(ff, model="tip4pew", boxSize=openmm.Vec3(1.2, 1.2, 1.2) * unit.nanometer)
-    system = ff.createSystem(modeller.topology, nonbondedMethod=app.CutoffPeriodic,
-                             nonbondedCutoff=0.55 * unit.nanometer, rigidWater=False)
+    system = ff.createSystem(modeller.topology, nonbondedMethod=getattr(app, method),
+                             nonbondedCutoff=0.55 * unit.nanometer, rigidWater=False, ewaldErrorTolerance=5e-4)
     for k in reversed(range(system.getNumForces())):
         if not isinstance(system.getForce(k), openmm.NonbondedForce):
             system.removeForce(k)
     return system, np.array(modeller.positions.value_in_unit(unit.nanometer))
+
+
+@pytest.fixture(scope="module")
+def tip4pew_box():
+    """TIP4P-Ew with reaction field (:func:`_tip4pew`)."""
+    return _tip4pew("CutoffPeriodic")
 
 
 def test_tip4pew_box_against_openmm(tip4pew_box, tmp_path):
@@ -147,17 +151,92 @@ def test_tip4pew_box_against_openmm(tip4pew_box, tmp_path):
     assert np.allclose(universe.trajectory[0].positions, 10 * x)             # MDAnalysis: angstrom
 
 
-def test_site_selection_and_long_range_are_refused(every_site):
+def test_site_selection_is_refused(every_site):
     system, x = every_site
     potential = adapt(system)
     with pytest.raises(InputError, match="virtual site"):
         potential.force_jacobian(x, atoms=[0, 4])
+
+
+@pytest.mark.parametrize("method", ["PME", "Ewald"])
+def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
+    """TIP4P-Ew with PME and Ewald: energy and the real atoms' forces as OpenMM's, Jacobian columns as central
+    differences of OpenMM's forces (the M sites moved with their parents), the diagonal blocks as the dense
+    matrix's; the lowest modes by Lanczos on the matvec as the dense solver's; storing it is refused in one line."""
+    from mdjac import normal_modes
+    from mdjac.analysis.modes import default_projection
+    from mdjac.jobs.checks import check_storable
+
+    system, x = _tip4pew(method)
+    context = reference_context(system, x)
+    e_ref, f_ref = openmm_energy_forces(context, range(32), x)
+    potential = adapt(system)
+    real = np.flatnonzero(~potential.sites.is_site)
+    e, f = potential.energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < ENERGY_TOL
+    assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
+    assert np.all(f[potential.sites.is_site] == 0)
+    J = potential.force_jacobian(x)
+    assert np.array_equal(J.atoms, real)
+    columns = [0, 1, 2, 4]                                # the first water's O, H1, H2 and the next O
+    ref = fd_jacobian_columns(context, range(32), x, columns)[real]
+    dense = J.to_dense()
+    assert np.abs(dense[:, :, np.searchsorted(real, columns), :] - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    assert np.allclose(J.diagonal(), np.einsum("iaib->iab", dense), rtol=0, atol=1e-9 * np.abs(dense).max())
+    part = J.select(real[:5]).long_range                  # a selection's part: the rows and columns of its atoms
+    assert np.allclose(part.dense(), J.long_range.dense()[:5, :, :5], rtol=0, atol=1e-9 * np.abs(dense).max())
+    if method == "PME":
+        masses = potential.masses                         # the sites' zero masses: the Jacobian leaves them out
+        assert default_projection(J, potential.box, masses) == "periodic" and default_projection(J, potential.box) is None
+        lanczos = normal_modes(J, masses, project="periodic", k=4, method="sparse")
+        full = normal_modes(J, masses, project="periodic", k=4, method="dense")
+        assert np.allclose(lanczos.eigenvalues, full.eigenvalues, rtol=1e-6, atol=1e-8 * np.abs(full.eigenvalues).max())
+    with pytest.raises(InputError, match="virtual sites and a reciprocal-space sum"):
+        check_storable(potential)
+    with pytest.raises(InputError, match="cannot be stored"):
+        with open_writer(tmp_path / "sites.h5md", potential.n_atoms, periodic=True, forces=False,
+                         jacobian_atoms=potential.jacobian_atoms, dtype=np.float64) as writer:
+            writer.append(0, 0.0, x, box=potential.box, jacobian=J)
+
+
+def test_nonlinear_sites_with_pme_against_openmm():
+    """Charged OutOfPlane and LocalCoordinates sites with PME: the placement's curvature and the mesh operator
+    through the chain dX/dx. The reciprocal part alone (OpenMM's reciprocal-space force group: the mesh, self and
+    plasma terms; mdjac's PMEReciprocal), against OpenMM's energy, forces and central differences of its forces,
+    and against the dense strategy (the whole energy, sites placed inside it, differentiated at once)."""
+    from mdjac import Potential
+    from mdjac.longrange.pme import PMEReciprocal
+
+    system = openmm.System()
+    system.setDefaultPeriodicBoxVectors(*(np.diag([1.6] * 3) * unit.nanometer))
+    for mass in (16.0, 1.0, 1.0, 0.0, 0.0):
+        system.addParticle(mass)
+    system.setVirtualSite(3, openmm.OutOfPlaneSite(0, 1, 2, 0.3, -0.4, 5.0))
+    system.setVirtualSite(4, openmm.LocalCoordinatesSite([0, 1, 2], [0.6, 0.2, 0.2], [-1.0, 1.0, 0.0],
+                                                         [-1.0, 0.0, 1.0], openmm.Vec3(0.03, -0.02, 0.04)))
     force = openmm.NonbondedForce()
     force.setNonbondedMethod(openmm.NonbondedForce.PME)
     force.setCutoffDistance(0.7)
-    for i in range(system.getNumParticles()):
-        force.addParticle(0.1 * (-1) ** i, 0.3, 0.0)
-    copy = openmm.XmlSerializer.clone(system)
-    copy.addForce(force)
-    with pytest.raises(InputError, match="virtual sites with a reciprocal-space sum"):
-        adapt(copy)
+    force.setPMEParameters(3.75, 8, 8, 8)                   # a small grid: the dense strategy states the mesh whole
+    for q in (0.4, -0.3, 0.2, 0.5, -0.8):
+        force.addParticle(q, 0.3, 0.0)
+    system.addForce(force)
+    x = np.array([[1.55, 0.8, 0.8], [1.64, 0.82, 0.81], [1.52, 0.9, 0.78], [0.0] * 3, [0.0] * 3])
+    context = reference_context(system, x)
+    force.setReciprocalSpaceForceGroup(1)
+    context.reinitialize()
+    context.setPositions(x)
+    context.computeVirtualSites()
+    x = np.array(context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    e_ref, f_ref = openmm_energy_forces(context, {1}, x)
+    full = adapt(system)
+    potential = Potential([t for t in full.terms if isinstance(t, PMEReciprocal)], box=full.box, sites=full.sites)
+    real = np.flatnonzero(~potential.sites.is_site)
+    e, f = potential.energy_and_forces(x)
+    assert abs(e - e_ref) / abs(e_ref) < ENERGY_TOL
+    assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
+    ref = fd_jacobian_columns(context, {1}, x, real)[real]
+    got = potential.force_jacobian(x).to_dense()
+    assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    whole = potential.force_jacobian(x, strategy="dense").to_dense()     # AD through the placement, whole
+    assert np.abs(whole - got).max() / np.abs(got).max() < 1e-10

@@ -242,6 +242,15 @@ def _per_atom(values, atoms, n_atoms, what, shape=()):
     return arr[atoms] if arr.shape[0] == n_atoms and atoms.shape[0] != n_atoms else arr
 
 
+def _only_massless_left_out(masses, atoms, n_atoms):
+    """True if ``masses`` has all n_atoms rows and every atom the Jacobian leaves out is massless (virtual
+    sites, mdjac.sites: they move with their parents, so rigid-body motions of the kept atoms are the system's)."""
+    arr = np.asarray(masses, dtype=np.float64)
+    left_out = np.ones(n_atoms, dtype=bool)
+    left_out[atoms] = False
+    return arr.shape == (n_atoms,) and bool(np.all(arr[left_out] == 0))
+
+
 def _checked_masses(masses, atoms, n_atoms):
     """(n,) float64 amu; raises InputError unless finite and positive."""
     m = _per_atom(masses, atoms, n_atoms, "masses")
@@ -403,7 +412,7 @@ def _check_memory(solver, need, budget):
 # --------------------------------------------------------------------------------------------
 def dense_mass_weighted(jacobian, masses):
     """D as a (3n, 3n) float64 array, symmetrised, the long-range part included (its matvec on
-    :data:`DENSE_CHUNK` unit vectors at a time)."""
+    :data:`DENSE_CHUNK` unit vectors at a time, or its ``add_dense`` when it has one)."""
     n = int(jacobian.n)
     dim = 3 * n
     rows, cols, blocks = mass_weighted_blocks(jacobian, masses)
@@ -417,11 +426,14 @@ def dense_mass_weighted(jacobian, masses):
     long_range = getattr(jacobian, "long_range", None)
     if long_range is not None:
         w = np.repeat(1.0 / np.sqrt(masses), 3)
-        for c0 in range(0, dim, DENSE_CHUNK):
-            c1 = min(c0 + DENSE_CHUNK, dim)
-            unit = np.zeros((dim, c1 - c0))
-            unit[np.arange(c0, c1), np.arange(c1 - c0)] = w[c0:c1]
-            a[:, c0:c1] -= w[:, None] * long_range.matvec(unit)
+        if hasattr(long_range, "add_dense"):        # a part that builds its dense form in place (generalized Born)
+            long_range.add_dense(a, w, sign=-1.0)
+        else:
+            for c0 in range(0, dim, DENSE_CHUNK):
+                c1 = min(c0 + DENSE_CHUNK, dim)
+                unit = np.zeros((dim, c1 - c0))
+                unit[np.arange(c0, c1), np.arange(c1 - c0)] = w[c0:c1]
+                a[:, c0:c1] -= w[:, None] * long_range.matvec(unit)
         for r0 in range(0, dim, DENSE_CHUNK):     # symmetrise, a row chunk against its column chunk
             r1 = min(r0 + DENSE_CHUNK, dim)
             mean = 0.5 * (a[r0:r1, :r1] + a[:r1, r0:r1].T)
@@ -613,7 +625,7 @@ def normal_modes(jacobian, masses, positions=None, project=None, k=None, which="
         raise InputError(f"method must be one of {', '.join(repr(m) for m in METHODS)}; got {method!r}")
     atoms, n_atoms = _jacobian_atoms(jacobian)
     m = _checked_masses(masses, atoms, n_atoms)
-    if project is not None and atoms.shape[0] != n_atoms:
+    if project is not None and atoms.shape[0] != n_atoms and not _only_massless_left_out(masses, atoms, n_atoms):
         raise InputError(f"rigid-body projection needs the Jacobian of all {n_atoms} atoms; this "
                          f"one covers {atoms.shape[0]} (pass project=None)")
     if project == "molecule" and positions is None:
@@ -716,8 +728,10 @@ def _nearest_window(values, target, k):
     return first
 
 
-def default_projection(jacobian, box):
-    """'periodic' in a box, 'molecule' without one, None for a partial Jacobian."""
-    if len(jacobian.atoms) != jacobian.n_atoms:
+def default_projection(jacobian, box, masses=None):
+    """'periodic' in a box, 'molecule' without one, None for a partial Jacobian (one that leaves out atoms
+    other than massless virtual sites, given all n_atoms ``masses``)."""
+    atoms, n_atoms = _jacobian_atoms(jacobian)
+    if len(atoms) != n_atoms and (masses is None or not _only_massless_left_out(masses, atoms, n_atoms)):
         return None
     return "molecule" if box is None else "periodic"

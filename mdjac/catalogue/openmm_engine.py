@@ -22,7 +22,7 @@ ENGINE = "openmm"
 SUFFIXES = (".xml", ".prmtop", ".parm7", ".top", ".psf")
 #: The keywords of :func:`load` (``load_system``'s loader options; the command line's ``--nonbonded``,
 #: ``--cutoff``, ``--ewald-tolerance``, ``--coordinates``, ``--parameters``, ``--box``).
-OPTIONS = ("nonbonded", "cutoff", "ewald_tolerance", "coordinates", "parameters", "box", "implicit_solvent")
+OPTIONS = ("nonbonded", "cutoff", "ewald_tolerance", "coordinates", "parameters", "box", "implicit_solvent", "salt")
 
 
 def topology_folder():

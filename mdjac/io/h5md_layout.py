@@ -8,7 +8,8 @@ stored as one flat, resizable store of blocks and column indices plus per-frame 
 offsets (layout name ``mdjac-bsr-1``). A Jacobian with a long-range (Ewald or PME) part also stores,
 once per file, what rebuilds that part from each frame's positions and box (``force_jacobian/long_range``:
 its kind, kmax or the PME grid, alpha, the Coulomb constant and the kept atoms' charges;
-:func:`long_range_recipe`).
+:func:`long_range_recipe`). A generalized-Born part cannot be rebuilt from positions without the term's AD,
+so the same group holds its per-pair arrays frame by frame (:data:`BORN_DATASETS`, mdjac.born_jacobian).
 
 Never lose a frame. The writer stores a frame's data first and the shared ``step``/``time``
 datasets last, so a frame counts as stored only once every dataset holds it
@@ -34,6 +35,7 @@ import numpy as np
 from . import journal
 from ..errors import InputError, os_error_reason
 from ..long_range_jacobian import KIND_SIZES
+from ..longrange.kinds import BORN_KIND
 
 GROUP = "trajectory"
 JACOBIAN = "force_jacobian"
@@ -42,6 +44,11 @@ LAYOUT = "mdjac-bsr-1"
 LONG_RANGE = "long_range"
 #: the attribute holding each kind's sizes (the one table of kinds, mdjac.longrange.kinds)
 LONG_RANGE_SIZES = KIND_SIZES
+#: a generalized-Born part's datasets in ``long_range``: the pairs' flat store (pairs (P, 2) int32, vectors (P, 3),
+#: scalars (P, 7)), each frame's extent in it (offset (F, 2): first pair, pairs) and M's diagonal (F, N_GB)
+BORN_DATASETS = ("pairs", "vectors", "scalars", "extent", "m_diagonal")
+#: the recipe of a generalized-Born part: its kind alone (its arrays are stored per frame)
+BORN_RECIPE = (BORN_KIND, np.zeros(0, dtype=np.int64), 0.0, 0.0, np.zeros(0))
 UNITS = {"length": "nm", "time": "ps", "force": "kJ mol-1 nm-1", "jacobian": "kJ mol-1 nm-2",
          "mass": "u"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -143,15 +150,23 @@ def complete_frames(g):
         stored = min(len(jac["indices"]), len(jac["blocks"]))
         while n and int(jac["offset"][n - 1]) + int(jac["indptr"][n - 1, -1]) > stored:
             n -= 1
+        born = jac.get(LONG_RANGE)
+        if born is not None and "extent" in born:      # a generalized-Born part's arrays, frame by frame
+            n = min(n, len(born["extent"]), len(born["m_diagonal"]))
+            stored = min(len(born[name]) for name in ("pairs", "vectors", "scalars"))
+            while n and int(born["extent"][n - 1].sum()) > stored:
+                n -= 1
     return n
 
 
 def long_range_recipe(part):
     """(kind, sizes (3,) int64, alpha nm^-1, coulomb_constant, charges (n,) e) of a long-range part: what
     the file keeps, its ``kind`` and ``recipe()`` (sizes: Ewald's kmax, or PME's grid; :data:`LONG_RANGE_SIZES`)."""
+    if part.kind == BORN_KIND:
+        return BORN_RECIPE
     if part.kind not in LONG_RANGE_SIZES:
         raise InputError(f"a long-range Jacobian part of kind {part.kind!r} cannot be stored; this mdjac stores "
-                         f"{', '.join(LONG_RANGE_SIZES)}")
+                         f"{', '.join(LONG_RANGE_SIZES)}, {BORN_KIND}")
     sizes, alpha, constant, charges = part.recipe()
     return part.kind, np.asarray(sizes, dtype=np.int64), float(alpha), float(constant), np.asarray(charges)
 
@@ -160,9 +175,11 @@ def read_recipe(lr):
     """The :func:`long_range_recipe` stored in a ``long_range`` group."""
     kind = lr.attrs.get("kind", "")
     kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind == BORN_KIND:
+        return BORN_RECIPE
     if kind not in LONG_RANGE_SIZES:
         raise InputError(f"{lr.file.filename}: long-range Jacobian part of kind {kind!r}; this mdjac reads "
-                         f"{', '.join(LONG_RANGE_SIZES)}")
+                         f"{', '.join(LONG_RANGE_SIZES)}, {BORN_KIND}")
     return (kind, np.asarray(lr.attrs[LONG_RANGE_SIZES[kind]], dtype=np.int64), float(lr.attrs["alpha"]),
             float(lr.attrs["coulomb_constant"]), lr["charges"][()])
 
@@ -203,6 +220,11 @@ def extents(g, n):
         end = int(jac["offset"][n - 1] + jac["indptr"][n - 1, -1]) if n else 0
         out.update({f"{JACOBIAN}/indptr": n, f"{JACOBIAN}/offset": n,
                     f"{JACOBIAN}/indices": end, f"{JACOBIAN}/blocks": end})
+        born = jac.get(LONG_RANGE)
+        if born is not None and "extent" in born:
+            end = int(born["extent"][n - 1].sum()) if n else 0
+            out.update({f"{JACOBIAN}/{LONG_RANGE}/{name}": n if name in ("extent", "m_diagonal") else end
+                        for name in BORN_DATASETS})
     return out
 
 

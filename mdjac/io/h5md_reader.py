@@ -19,7 +19,8 @@ from ..jacobian import ForceJacobian, rows_of
 from ..long_range_jacobian import rebuild
 from .frames import Frame, FrameSequence
 from .h5md_index import part_files
-from .h5md_layout import GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, complete_frames, mirror_upper, open_h5, read_recipe
+from .h5md_layout import (BORN_DATASETS, BORN_RECIPE, GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, complete_frames, mirror_upper, open_h5,
+                          read_recipe)
 
 # H5MD unit strings of input files, as factors to mdjac's units (nm; kJ mol^-1 nm^-1).
 LENGTH_FACTORS = {"nm": 1.0, "Angstrom": 0.1, "angstrom": 0.1, "A": 0.1, "pm": 1e-3, "um": 1e3}
@@ -185,8 +186,20 @@ def read_jacobian(jac, i, n_atoms, atoms, recipe, positions=None, box=None):
     blocks = jac["blocks"][start:stop]
     if jac.attrs.get("triangle", "full") == "upper":
         rows, cols, blocks = mirror_upper(rows, cols, blocks)
-    return ForceJacobian(n_atoms, rows, cols, blocks, atoms=atoms,
-                         long_range=_long_range(jac, atoms, recipe, positions, box))
+    long_range = (_born_part(jac, i, atoms) if recipe is not None and recipe[0] == BORN_RECIPE[0]
+                  else _long_range(jac, atoms, recipe, positions, box))
+    return ForceJacobian(n_atoms, rows, cols, blocks, atoms=atoms, long_range=long_range)
+
+
+def _born_part(jac, i, atoms):
+    """Frame ``i``'s generalized-Born part from its stored arrays (mdjac.born_jacobian; no MindSpore)."""
+    from ..born_jacobian import BornJacobian
+    lr = jac[LONG_RANGE]
+    first, count = (int(v) for v in lr["extent"][i])
+    rows = slice(first, first + count)
+    dtype = np.float64 if jac["blocks"].dtype == np.float64 else np.float32
+    return BornJacobian.from_stored(dict(pairs=lr["pairs"][rows], u=lr["vectors"][rows], scalars=lr["scalars"][rows],
+                                         m_diagonal=lr["m_diagonal"][i], where=atoms), dtype)
 
 
 def _long_range(jac, atoms, recipe, positions, box):
@@ -218,6 +231,9 @@ def _storage(jac, parts=()):
     for part in parts:
         with h5py.File(part, "r") as f:
             total += sum(f[name].id.get_storage_size() for name in virtual)
+    born = jac.get(LONG_RANGE)
+    if born is not None and "extent" in born:       # a generalized-Born part's arrays
+        total += sum(born[name].id.get_storage_size() for name in BORN_DATASETS)
     return total
 
 
@@ -289,5 +305,6 @@ def _describe(path):
                        bytes_per_frame=out["file_bytes"] / max(n, 1))
             if LONG_RANGE in jac:
                 kind, sizes, alpha, _, _ = read_recipe(jac[LONG_RANGE])
-                out.update(long_range={"kind": kind, LONG_RANGE_SIZES[kind]: sizes.tolist(), "alpha": alpha})
+                out.update(long_range={"kind": kind} if kind == BORN_RECIPE[0] else
+                           {"kind": kind, LONG_RANGE_SIZES[kind]: sizes.tolist(), "alpha": alpha})
         return out

@@ -18,7 +18,7 @@ from ..jacobian import row_pointers
 from ..space import box_vectors, check_box, is_triclinic
 from ..version import __version__
 from .h5md_index import materialise, parts_of, remove_parts
-from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, extents,
+from .h5md_layout import (BORN_RECIPE, GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, extents,
                           long_range_recipe, modify, open_h5, read_recipe, same_recipe, upper_triangle)
 from .output_lock import OutputLock
 
@@ -99,6 +99,28 @@ def _append(ds, data):
     n = len(ds)
     ds.resize(n + len(data), axis=0)
     ds[n:] = data
+
+
+def _write_born(jac, parts):
+    """Append generalized-Born parts' arrays (mdjac.born_jacobian.BornJacobian.stored) to ``long_range``, made at the
+    first frame: the pairs' flat store, each frame's extent in it and M's diagonal (h5md_layout.BORN_DATASETS)."""
+    arrays = [part.stored() for part in parts]
+    if LONG_RANGE not in jac:
+        lr = jac.create_group(LONG_RANGE)
+        lr.attrs["kind"] = BORN_RECIPE[0]
+        _resizable(lr, "pairs", (2,), np.int32, chunks=(1 << 15, 2))
+        _resizable(lr, "vectors", (3,), np.float64, chunks=(1 << 14, 3), compression="none")
+        _resizable(lr, "scalars", (7,), np.float64, chunks=(1 << 13, 7), compression="none")
+        _resizable(lr, "extent", (2,), np.int64, chunks=(1024, 2))
+        _resizable(lr, "m_diagonal", arrays[0]["m_diagonal"].shape, np.float64)
+    lr = jac[LONG_RANGE]
+    counts = np.array([len(a["pairs"]) for a in arrays], dtype=np.int64)
+    first = len(lr["pairs"]) + np.concatenate([[0], np.cumsum(counts[:-1])])
+    _append(lr["pairs"], _joined([a["pairs"] for a in arrays], np.int32))
+    _append(lr["vectors"], _joined([a["u"] for a in arrays], np.float64))
+    _append(lr["scalars"], _joined([a["scalars"] for a in arrays], np.float64))
+    _append(lr["m_diagonal"], np.stack([a["m_diagonal"] for a in arrays]))
+    _append(lr["extent"], np.stack([first, counts], axis=1))
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
@@ -313,6 +335,10 @@ class H5MDWriter:
             self._check_long_range(jacobian.long_range)
         return (int(step), float(time), positions, box, forces, jacobian)
 
+    def _born(self):
+        """Whether the file's Jacobians have a generalized-Born part (its arrays stored frame by frame)."""
+        return self.long_range is not None and self.long_range[0] == BORN_RECIPE[0]
+
     def _check_long_range(self, part):
         """A file's frames all have the same long-range recipe, or none has one."""
         first = self.n_frames == 0 and not self.buffer
@@ -350,6 +376,7 @@ class H5MDWriter:
         journal's pre-images): HDF5 is not asked to write into a full disk when that can be seen."""
         need = sum(np.asarray(a).nbytes for a in positions) * (2 if self.forces else 1) + (1 << 20)
         need += sum(j.nnz_blocks * (9 * self.dtype.itemsize + 4) for j in jacobians if j is not None)
+        need += sum(getattr(j.long_range, "nbytes", 0) for j in jacobians if j is not None and self._born())
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
         if free < need:
             self.buffer = []
@@ -379,6 +406,8 @@ class H5MDWriter:
         parts = [upper_triangle(j) if self.triangle == "upper" else (j.rows, j.cols, j.blocks)
                  for j in jacobians]
         indptr = np.stack([row_pointers(rows, n) for rows, _, _ in parts])
+        if self._born():      # its arrays before the frames' offsets (complete_frames)
+            _write_born(jac, [j.long_range for j in jacobians])
         start = len(jac["blocks"])
         _append(jac["indices"], _joined([cols for _, cols, _ in parts], np.int32))
         _append(jac["blocks"], _joined([blocks for _, _, blocks in parts], self.dtype))

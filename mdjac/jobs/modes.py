@@ -49,7 +49,7 @@ def modes_text(source, frame=0, k=None, system=None, minimise=True, project="aut
     else:
         case = _system_case(resolve_system(source, **options), minimise, gtol)
     jacobian, masses, x, box, where = case
-    proj = default_projection(jacobian, box) if project == "auto" else project
+    proj = default_projection(jacobian, box, masses) if project == "auto" else project
     nm = normal_modes(jacobian, masses, positions=x, project=proj, k=k, sigma=sigma, max_memory=max_memory)
     return nm.table(title=f"normal modes of {where} [{time.perf_counter() - t0:.1f} s]")
 

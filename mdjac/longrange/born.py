@@ -1,20 +1,23 @@
-"""Generalized Born implicit solvent: OpenMM's GBSAOBCForce and its amber CustomGBForces (HCT, OBC1, OBC2).
+"""Generalized Born implicit solvent: OpenMM's GBSAOBCForce and its amber CustomGBForces (HCT, OBC1, OBC2, GBn, GBn2).
 
 The energy, exactly as OpenMM computes it (ReferenceObc.cpp; the expressions of
 openmm.app.internal.customgbforces), for atoms with charges q_i (e), radii rho_i (nm) and scale
 factors s_i:
 
-* offset and scaled radii: or_i = rho_i - 0.009 nm, sr_i = s_i or_i;
+* offset and scaled radii: or_i = rho_i - delta, sr_i = s_i or_i, the dielectric offset delta 0.009 nm
+  (GBn2: 0.0195141 nm);
 * the descreening integral of atom j seen from atom i (the HCT form), with U = r + sr_j,
   L = max(or_i, |r - sr_j|), where or_i < U (else 0):
 
       I_ij(r) = 1/L - 1/U + r/4 (1/U^2 - 1/L^2) + ln(L/U) / (2 r) + sr_j^2 / (4 r) (1/L^2 - 1/U^2)
                 [+ 2 (1/or_i - 1/L) when or_i < sr_j - r: atom i inside atom j; GBSAOBCForce only]
 
+* GBn and GBn2 add to I_ij a neck term of r_ij alone (mdjac.longrange.born_neck);
 * S_i = sum_{j != i} I_ij(r_ij) over the pairs within the cutoff (all pairs without one),
   psi_i = or_i S_i / 2 and the Born radius
   OBC: B_i = 1 / (1/or_i - tanh(alpha psi - beta psi^2 + gamma psi^3) / rho_i), with OBC2's
-  (alpha, beta, gamma) = (1, 0.8, 4.85) and OBC1's (0.8, 0, 2.91) (the CustomGBForce: 2.909125);
+  (alpha, beta, gamma) = (1, 0.8, 4.85) and OBC1's (0.8, 0, 2.91) (the CustomGBForce: 2.909125),
+  GBn's (1.09511284, 1.907992938, 2.50798245), GBn2's per atom;
   HCT: B_i = 1 / (1/or_i - psi_i / or_i);
 * the polar energy, with k the Coulomb constant, eps_in and eps_out the solute's and solvent's
   dielectrics and kappa the salt's Debye screening (nm^-1; 0 without salt), over pairs i < j
@@ -56,10 +59,11 @@ from mindspore import ops
 
 from .. import assembly, kernel
 from ..chunks import padded_chunks
-from ..born_jacobian import NOT_STORABLE
+from ..born_jacobian import NOT_DISTRIBUTABLE
 from ..errors import InputError, finite_numbers
 from ..space import box_vectors, minimum_image
 from ..terms.base import LongRangeTerm
+from .born_neck import neck_integral
 from .ewald import OPENMM_COULOMB_CONSTANT
 
 #: nm, OpenMM's dielectric offset of the radii (ObcParameters, customgbforces).
@@ -69,6 +73,8 @@ PROBE_RADIUS = 0.14
 #: (alpha, beta, gamma) of the OBC radii: OBC2 (GBSAOBCForce, amber's igb=5) and OBC1 (igb=2).
 OBC2 = (1.0, 0.8, 4.85)
 OBC1 = (0.8, 0.0, 2.91)
+#: (alpha, beta, gamma) of GBn's radii (amber's igb=7; GBn2, igb=8, has them per atom).
+GBN = (1.09511284, 1.907992938, 2.50798245)
 #: kJ mol^-1 nm^-2, GBSAOBCForce's default surface-area energy gamma_sa.
 SURFACE_AREA_ENERGY = 2.25936
 #: pairs per compiled call of the pieces' derivatives (bounds the compiled calls' memory)
@@ -144,25 +150,27 @@ class GeneralizedBorn(LongRangeTerm):
     Parameters
     ----------
     charges : (N,) e
-    radii : (N,) nm, the atoms' GB radii rho_i (> the 0.009 nm offset)
+    radii : (N,) nm, the atoms' GB radii rho_i (> the dielectric offset)
     scales : (N,) the radii's scale factors s_i
     solute_dielectric, solvent_dielectric : float (GBSAOBCForce's defaults 1 and 78.3)
     surface_area_energy : float, kJ mol^-1 nm^-2, gamma_sa of the ACE term (0 for none)
     model : "OBC" or "HCT", the Born radii
-    obc : (alpha, beta, gamma) of "OBC", :data:`OBC2` or :data:`OBC1`
+    obc : (alpha, beta, gamma) of "OBC", :data:`OBC2`, :data:`OBC1`, :data:`GBN`, or (N, 3) one row per atom (GBn2)
     inside : bool, add the descreening term of an atom inside another (GBSAOBCForce: True)
     kappa : float, nm^-1, the salt's Debye screening (0 for none)
     cutoff : None or float, nm: the integrals and pair energies within it, shifted by 1/r_c
     coulomb_constant : float, kJ mol^-1 nm e^-2 (GBSAOBCForce: OpenMM's; the CustomGBForces: 138.935485)
+    offset : float, nm, the dielectric offset delta (:data:`DIELECTRIC_OFFSET`; GBn2 0.0195141)
+    neck : None or :class:`mdjac.longrange.born_neck.Neck`, GBn's and GBn2's neck correction
 
     Its Jacobian part is a :class:`mdjac.born_jacobian.BornJacobian` holding the whole GB Hessian, factored.
     """
     needs_box = False
-    not_storable = NOT_STORABLE
+    not_distributable = NOT_DISTRIBUTABLE
 
     def __init__(self, charges, radii, scales, solute_dielectric=1.0, solvent_dielectric=78.3,
                  surface_area_energy=SURFACE_AREA_ENERGY, model="OBC", obc=OBC2, inside=True, kappa=0.0, cutoff=None,
-                 coulomb_constant=OPENMM_COULOMB_CONSTANT):
+                 coulomb_constant=OPENMM_COULOMB_CONSTANT, offset=DIELECTRIC_OFFSET, neck=None):
         name = type(self).__name__
         self.charges = finite_numbers(charges, f"{name} charges (e)").reshape(-1)
         self.n_atoms = len(self.charges)
@@ -171,28 +179,36 @@ class GeneralizedBorn(LongRangeTerm):
         if self.radii.shape != self.charges.shape or self.scales.shape != self.charges.shape:
             raise InputError(f"{name} needs one charge, radius and scale factor per atom "
                              f"({len(self.charges)}, {len(self.radii)}, {len(self.scales)} given)")
-        if np.any(self.radii <= DIELECTRIC_OFFSET):
-            bad = int(np.flatnonzero(self.radii <= DIELECTRIC_OFFSET)[0])
+        offset = float(offset)
+        if np.any(self.radii <= offset):
+            bad = int(np.flatnonzero(self.radii <= offset)[0])
             raise InputError(f"{name} radius of atom {bad} is {self.radii[bad]} nm: GB radii must exceed the "
-                             f"{DIELECTRIC_OFFSET} nm dielectric offset; give them in nm")
+                             f"{offset} nm dielectric offset; give them in nm")
         if model not in BORN_RADIUS:
             raise InputError(f"unknown Born radius model {model!r}: use one of {', '.join(BORN_RADIUS)}")
         if not kappa >= 0:
             raise InputError(f"{name} kappa {kappa} is negative: the Debye screening is >= 0 nm^-1")
         if cutoff is not None and not cutoff > 0:
             raise InputError(f"the cutoff {cutoff} is not a positive length: give it in nm, or None for all pairs")
-        self.model, self.obc, self.inside = model, tuple(float(v) for v in obc), bool(inside)
+        self.obc = finite_numbers(obc, f"{name} OBC coefficients")
+        if self.obc.shape not in ((3,), (self.n_atoms, 3)):
+            raise InputError(f"{name} OBC coefficients have shape {self.obc.shape}: give (alpha, beta, gamma), "
+                             f"or one such row per atom ({self.n_atoms}, 3)")
+        if neck is not None and len(neck.index) != self.n_atoms:
+            raise InputError(f"{name} neck has {len(neck.index)} radius indices for {self.n_atoms} atoms: give one per atom")
+        self.model, self.inside, self.neck = model, bool(inside), neck
         self.kappa, self.cutoff = float(kappa), None if cutoff is None else float(cutoff)
         eps_in, eps_out = float(solute_dielectric), float(solvent_dielectric)
         k = float(coulomb_constant) if eps_in != 0.0 and eps_out != 0.0 else 0.0   # OpenMM: no polar term then
         self.k_in, self.k_out = k / eps_in if k else 0.0, k / eps_out if k else 0.0
-        self.offset = self.radii - DIELECTRIC_OFFSET
+        self.offset = self.radii - offset
         self.scaled = self.offset * self.scales
         self.surface = 4.0 * np.pi * float(surface_area_energy) * (self.radii + PROBE_RADIUS) ** 2
         self._last = None
 
     def __repr__(self):
-        return f"GeneralizedBorn(n_atoms={self.n_atoms}, model={self.model}, cutoff={self.cutoff})"
+        neck = "" if self.neck is None else f", neck={self.neck.scale}"
+        return f"GeneralizedBorn(n_atoms={self.n_atoms}, model={self.model}{neck}, cutoff={self.cutoff})"
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -209,9 +225,19 @@ class GeneralizedBorn(LongRangeTerm):
         return np.stack([i, j], axis=1).astype(np.int64)
 
     def _constants(self, dtype):
-        """The pieces' shared parameters as 0-d arrays in ``dtype``: inside, obc (3), kappa, 1/r_c."""
+        """The pieces' shared parameters in ``dtype``: inside, alpha, beta, gamma (0-d, or (N,) per atom), kappa, 1/r_c."""
         inv_cutoff = 0.0 if self.cutoff is None else 1.0 / self.cutoff
-        return tuple(np.asarray(v, dtype=dtype) for v in (float(self.inside),) + self.obc + (self.kappa, inv_cutoff))
+        return tuple(np.asarray(v, dtype=dtype) for v in (float(self.inside),) + tuple(self.obc.T) + (self.kappa, inv_cutoff))
+
+    def _integrals(self, r, a, b, inside, dtype, second):
+        """I_ab (P,) nm^-1 of atoms b seen from atoms a (P,) int at distances r (P,), with its first and (if
+        ``second``) second derivatives in r: the descreening integral, plus the neck term of GBn and GBn2."""
+        cast = lambda v: np.asarray(v, dtype=dtype)  # noqa: E731
+        out = _entrywise(descreening, r, (cast(self.offset[a]), cast(self.scaled[b]), inside), second)
+        if self.neck is None:
+            return out
+        neck = _entrywise(neck_integral, r, tuple(map(cast, self.neck.pair_constants(a, b, self.radii))), second)
+        return tuple(None if u is None else u + v for u, v in zip(out, neck))
 
     # -------------------------------------------------------------- the scalars, by AD
     def derivatives(self, config, second=True):
@@ -232,9 +258,9 @@ class GeneralizedBorn(LongRangeTerm):
         i, j = pairs[:, 0], pairs[:, 1]
         d, r = np.empty((len(pairs), 3), dtype=dtype), np.empty(len(pairs), dtype=dtype)
         assembly.pair_displacements(config.positions, pairs, np.zeros((3, 3)) if config.box is None else box_vectors(config.box), d, r)
-        off, sc = cast(self.offset), cast(self.scaled)
-        I_ij, I1_ij, I2_ij = _entrywise(descreening, r, (off[i], sc[j], inside), second)
-        I_ji, I1_ji, I2_ji = _entrywise(descreening, r, (off[j], sc[i], inside), second)
+        off = cast(self.offset)
+        I_ij, I1_ij, I2_ij = self._integrals(r, i, j, inside, dtype, second)
+        I_ji, I1_ji, I2_ji = self._integrals(r, j, i, inside, dtype, second)
         S = (np.bincount(i, weights=I_ij, minlength=n) + np.bincount(j, weights=I_ji, minlength=n)).astype(dtype)
         B, b1, b2 = _entrywise(BORN_RADIUS[self.model], S, (off, cast(self.radii), alpha, beta, gamma))
         q = np.stack([r, B[i], B[j]], axis=1)[:, None, :]
@@ -282,27 +308,16 @@ class GeneralizedBorn(LongRangeTerm):
         as64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
         r = as64(f["r"])
         u = as64(f["d"]) / r[:, None]
-        G, I1 = as64(f["G"]), as64(f["I1"])
-        # Q = dS/dx and W = sum G_{r B} grad r, as (N, N, 3): row a, atom k
-        Q, W = np.zeros((n, n, 3)), np.zeros((n, n, 3))
-        Q[i, j] = I1[:, 0, None] * u
-        Q[j, i] = -I1[:, 1, None] * u
-        W[i, j] = G[:, 0, 1, None] * u
-        W[j, i] = -G[:, 0, 2, None] * u
-        for X in (Q, W):
-            X[np.arange(n), np.arange(n)] = -X.sum(axis=1)
-        M = np.zeros((n, n))
-        M[i, j] = M[j, i] = G[:, 1, 2]
-        M[np.arange(n), np.arange(n)] = (np.bincount(i, weights=G[:, 1, 1], minlength=n)
-                                         + np.bincount(j, weights=G[:, 2, 2], minlength=n) + f["A2"])
-        del G, I1
+        # the second derivatives go into the part: kept no longer (each freed once used, the peak memory)
+        G, d2phi, I1 = (as64(f.pop(key)) for key in ("G", "d2phi", "I1"))
         b1 = as64(f["b1"])
-        M *= b1[:, None] * b1[None, :]
-        M[np.arange(n), np.arange(n)] += f["dEdB"] * f["b2"]
-        W *= b1[:, None, None]
-        part = BornJacobian.from_pairs(n, pairs, u, r, as64(f["dphi"]), as64(f["d2phi"]), Q, W, M, dtype=config.dtype)
-        for key in ("d2phi", "I1", "G"):       # the second derivatives are in the part now: kept no longer
-            f.pop(key)
+        # per pair: W's scalars (b_i' G_{r B_i}, b_j' G_{r B_j}) and M's b_i' G_{B_i B_j} b_j'
+        w = np.stack([b1[i] * G[:, 0, 1], b1[j] * G[:, 0, 2]], axis=1)
+        m = G[:, 1, 2] * b1[i] * b1[j]
+        m_diagonal = ((np.bincount(i, weights=G[:, 1, 1], minlength=n) + np.bincount(j, weights=G[:, 2, 2], minlength=n)
+                       + f["A2"]) * b1 * b1 + f["dEdB"] * f["b2"])
+        del G
+        part = BornJacobian.from_pairs(pairs, u, r, as64(f["dphi"]), d2phi, I1, w, m, m_diagonal, dtype=config.dtype)
         return part if len(atoms) == n and np.array_equal(atoms, np.arange(n)) else part.select(np.asarray(atoms))
 
     def energy_function(self, config):
@@ -319,15 +334,18 @@ class GeneralizedBorn(LongRangeTerm):
         shift = minimum_image(raw.copy(), config.box) - raw
         q2 = 0.5 * self.charges ** 2
         model = BORN_RADIUS[self.model]
+        rows, cols = np.indices((n, n))
+        neck = (np.zeros((n, n)),) * 3 if self.neck is None else self.neck.pair_constants(rows, cols, self.radii)
         args = tuple(np.ascontiguousarray(a, dtype=dtype) for a in (
             self.offset, self.scaled, self.radii, self.k_in * qq, self.k_out * qq, self.k_in * q2, self.k_out * q2,
-            self.surface, within, np.eye(n), shift)) + self._constants(dtype)
+            self.surface, within, np.eye(n), shift) + neck) + self._constants(dtype)
 
         def energy(X, offset, scaled, radii, pair_in, pair_out, self_in, self_out, surface, within, eye, shift,
-                   inside, alpha, beta, gamma, kappa, inv_cutoff):
+                   height, place, reach, inside, alpha, beta, gamma, kappa, inv_cutoff):
             d = X[:, None, :, :] - X[:, :, None, :] + shift
             r = ops.sqrt((d * d).sum(-1) + eye)          # eye: a harmless 1 nm on the diagonal, masked out
-            integrals = descreening(r, offset[:, None], scaled[None, :], inside) * within
+            integrals = (descreening(r, offset[:, None], scaled[None, :], inside)
+                         + neck_integral(r, height, place, reach)) * within
             b = model(integrals.sum(-1), offset, radii, alpha, beta, gamma)
             shape = r.shape
             q = ops.stack([r, ops.broadcast_to(b[:, :, None], shape), ops.broadcast_to(b[:, None, :], shape)], -1)

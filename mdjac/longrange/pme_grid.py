@@ -37,6 +37,7 @@ from fractions import Fraction
 import numba
 import numpy as np
 import scipy.fft
+import scipy.special
 
 from ..errors import InputError
 from ..space import box_vectors
@@ -114,7 +115,7 @@ GRID_ROUNDING = {
 }
 
 
-def pme_parameters(tolerance, cutoff, box, alpha=None, grid=None, platform="Reference"):
+def pme_parameters(tolerance, cutoff, box, alpha=None, grid=None, platform="Reference", dispersion=False):
     """alpha (nm^-1) and the grid (3,) int as OpenMM chooses them for PME (NonbondedForceImpl::calcPMEParameters).
 
     tolerance: ewaldErrorTolerance; cutoff: nm; box: (3,) edges or (3, 3) reduced box vectors nm (the
@@ -123,7 +124,8 @@ def pme_parameters(tolerance, cutoff, box, alpha=None, grid=None, platform="Refe
     is set (OpenMM's rule: alpha 0 means "choose"). Otherwise alpha = sqrt(-ln(2 tol)) / rc and
     n_d = max(6, ceil(2 alpha L_d / (3 tol^(1/5)))). platform: the OpenMM platform whose rounding
     of the sizes to FFT-friendly ones applies (:data:`GRID_ROUNDING`; the Reference platform
-    takes them as they are).
+    takes them as they are). dispersion: LJ-PME's dispersion mesh (calcPMEParameters with lj = true): the same
+    alpha, n_d = max(6, ceil(alpha L_d / (3 tol^(1/5)))), half the electrostatic grid's rate.
     """
     if platform not in GRID_ROUNDING:
         raise InputError(f"unknown OpenMM platform {platform!r} for the PME grid: use one of {', '.join(GRID_ROUNDING)}")
@@ -145,7 +147,8 @@ def pme_parameters(tolerance, cutoff, box, alpha=None, grid=None, platform="Refe
         if edges.shape != (3,) or not np.all(edges > 0):
             raise InputError("PME needs a periodic box: give the 3 box edges in nm")
         alpha = (1.0 / cutoff) * math.sqrt(-math.log(2.0 * tolerance))
-        grid = np.array([max(6, math.ceil(2 * alpha * L / (3 * tolerance ** 0.2))) for L in edges], dtype=np.int64)
+        rate = 1 if dispersion else 2
+        grid = np.array([max(6, math.ceil(rate * alpha * L / (3 * tolerance ** 0.2))) for L in edges], dtype=np.int64)
     rounding = GRID_ROUNDING[platform]
     return alpha, np.array([rounding(int(n)) for n in grid], dtype=np.int64)
 
@@ -223,6 +226,29 @@ def influence_function(grid, vectors, alpha, coulomb_constant):
     eterm = coulomb_constant * np.exp(-(math.pi * math.pi / (alpha * alpha)) * m2) / denom
     eterm[0, 0, 0] = 0.0
     return eterm
+
+
+def dispersion_influence_function(grid, vectors, alpha):
+    """eterm (nx, ny, nz) kJ mol^-1 nm^6 of LJ-PME's dispersion mesh, OpenMM's (dpme_reciprocal_convolution), m = 0 included.
+
+    With |m*| = m, b = pi m / alpha and V the volume: eterm(m) = -(2 pi^1.5 / 3V) (2 pi^3.5 erfc(b) m^3
+    + exp(-b^2) (alpha^3 - 2 alpha pi^2 m^2)) / (b_x b_y b_z), the same B-spline moduli as :func:`influence_function`;
+    E = 1/2 sum_m eterm(m) |FFT(C)(m)|^2 with C the grid of the atoms' C6 coefficients (mdjac.longrange.ljpme).
+    """
+    nx, ny, nz = (int(n) for n in grid)
+    recip = reciprocal_box_vectors(vectors)
+    mx, my, mz = np.meshgrid(_frequencies(nx), _frequencies(ny), _frequencies(nz), indexing="ij")
+    mhx = mx * recip[0, 0]
+    mhy = mx * recip[1, 0] + my * recip[1, 1]
+    mhz = mx * recip[2, 0] + my * recip[2, 1] + mz * recip[2, 2]
+    m2 = mhx * mhx + mhy * mhy + mhz * mhz
+    m = np.sqrt(m2)
+    b = math.pi / alpha * m
+    boxfactor = -2.0 * math.pi * math.sqrt(math.pi) / (6.0 * vectors[0, 0] * vectors[1, 1] * vectors[2, 2])
+    moduli = bspline_moduli(nx)[:, None, None] * bspline_moduli(ny)[None, :, None] * bspline_moduli(nz)[None, None, :]
+    fac1 = 2.0 * math.pi ** 3 * math.sqrt(math.pi)
+    value = fac1 * scipy.special.erfc(b) * m * m2 + np.exp(-b * b) * (alpha ** 3 - 2.0 * alpha * math.pi ** 2 * m2)
+    return value * boxfactor / moduli
 
 
 def half_spectrum(eterm):
@@ -437,3 +463,37 @@ def self_blocks(factors, kernel, out):
                         row += s * corr[1, hy]
                     total += row * corr[0, hx]
                 out[i, p, q] = out[i, q, p] = total
+
+
+@numba.njit(cache=True, nogil=True)
+def pair_blocks(origins, factors, phi, pairs, out):
+    """out (P, S, S) = sum_{g, g'} s_ap(g) Phi(g - g') s_bq(g') for the atom pairs (a, b) of ``pairs`` (P, 2):
+    two atoms' stencils through the grid (:func:`self_blocks` for a = b, here for atoms whose stencils differ).
+
+    origins (N, 3) int; factors (N, S, 3, 5) (:func:`stencil_factors`); phi (nx, ny, nz) the real-space kernel
+    (:func:`real_space_kernel`). With h = k - k' the offset within the stencils, g - g' = o_a - o_b + h: the
+    1-D correlations of the factors, contracted with Phi at those offsets (wrapped around the grid).
+    """
+    m = 2 * ORDER - 1
+    nx, ny, nz = phi.shape
+    n_stencils = factors.shape[1]
+    corr = np.empty((3, m))
+    for t in range(pairs.shape[0]):
+        i, j = pairs[t, 0], pairs[t, 1]
+        dx, dy, dz = origins[i, 0] - origins[j, 0], origins[i, 1] - origins[j, 1], origins[i, 2] - origins[j, 2]
+        for p in range(n_stencils):
+            for q in range(n_stencils):
+                for a in range(3):
+                    _correlate(factors[i, p, a], factors[j, q, a], corr[a])
+                total = 0.0
+                for hx in range(m):
+                    gx = (dx + hx - (ORDER - 1)) % nx
+                    row = 0.0
+                    for hy in range(m):
+                        gy = (dy + hy - (ORDER - 1)) % ny
+                        s = 0.0
+                        for hz in range(m):
+                            s += phi[gx, gy, (dz + hz - (ORDER - 1)) % nz] * corr[2, hz]
+                        row += s * corr[1, hy]
+                    total += row * corr[0, hx]
+                out[t, p, q] = total

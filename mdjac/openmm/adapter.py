@@ -15,7 +15,10 @@ NonbondedForce             custom.PairFunction (LJ + Coulomb / reaction field / 
                            (fixed pairs); terms.LongRangeDispersion (see mdjac.openmm.nonbonded);
                            with Ewald or PME also terms.EwaldExclusion over every exception
                            pair, and ewald.EwaldReciprocal (Ewald: OpenMM's alpha and k grid) or
-                           pme.PMEReciprocal (PME: OpenMM's smooth PME, its alpha and grid)
+                           pme.PMEReciprocal (PME: OpenMM's smooth PME, its alpha and grid);
+                           with LJPME as PME plus the LJ-PME direct space, a
+                           DispersionExclusion pair term over every exception pair and
+                           ljpme.DispersionPMEReciprocal (its own alpha and grid)
 CustomBondForce, -Angle-,  custom.Bond/Angle/Torsion/PositionFunction of the Lepton expression
 -Torsion-, -ExternalForce  (mdjac.openmm.expressions), per-instance parameters from the force
 CustomNonbondedForce       custom.PairFunction of the expression with the per-particle
@@ -23,14 +26,14 @@ CustomNonbondedForce       custom.PairFunction of the expression with the per-pa
                            groups; its long-range correction as terms.LongRangeDispersion
                            (E = c / V, c as OpenMM integrates it: mdjac.openmm.corrections)
 GBSAOBCForce               longrange.born.GeneralizedBorn (OBC2), NoCutoff or a cutoff
-CustomGBForce              the same, for OpenMM's amber implicit solvents HCT, OBC1 and OBC2 (with
-                           salt screening, ACE or not), recognised by their expressions
-                           (mdjac.openmm.implicit); GBn, GBn2 and other CustomGBForces refused
+CustomGBForce              the same, for OpenMM's amber implicit solvents HCT, OBC1, OBC2, GBn and
+                           GBn2 (with salt screening, ACE or not), recognised by their expressions
+                           (mdjac.openmm.implicit); other CustomGBForces refused
 CMMotionRemover            nothing (it changes velocities, not the potential)
 =========================  ===================================================================
 
 Virtual sites (Two/ThreeParticleAverage, OutOfPlane, LocalCoordinates) become mdjac.sites.VirtualSites:
-the potential places them from their parents and its Jacobian is over the real atoms. LJPME,
+the potential places them from their parents and its Jacobian is over the real atoms.
 SymmetrySite, computed values and any other force are refused with an InputError naming them: mdjac
 never returns a partial potential. Constraints are not part of the potential: the
 Jacobian is that of the unconstrained potential, said once in a warning.
@@ -44,7 +47,7 @@ import warnings
 import numpy as np
 
 from .. import sites, terms
-from ..longrange import ewald, pme, pme_grid
+from ..longrange import ewald, ljpme, pme, pme_grid
 from ..terms import custom
 from ..errors import InputError
 from ..potential import Potential
@@ -125,9 +128,6 @@ def _global_defaults(force):
 
 def _nonbonded(force, n, box=None):
     method = _NONBONDED_METHODS[force.getNonbondedMethod()]
-    if method == "LJPME":
-        raise InputError("NonbondedForce with LJPME is not supported: use PME, Ewald, CutoffPeriodic, CutoffNonPeriodic "
-                         "or NoCutoff")
     table = np.array([[_value(v) for v in force.getParticleParameters(i)] for i in range(force.getNumParticles())])
     charge, sigma, epsilon = table.T.copy()
     globals_ = _global_defaults(force)
@@ -144,38 +144,53 @@ def _nonbonded(force, n, box=None):
         params[e] += globals_[name] * np.array([dq, ds, de])
     f = nonbonded.ONE_4PI_EPS0
     cutoff = None if method == "NoCutoff" else _value(force.getCutoffDistance())
-    switched = cutoff is not None and force.getUseSwitchingFunction()   # the Lennard-Jones switch
+    switched = cutoff is not None and force.getUseSwitchingFunction() and method != "LJPME"   # the Lennard-Jones switch (OpenMM ignores it under LJPME)
     shared = (np.float64(_value(force.getSwitchingDistance())), np.float64(cutoff)) if switched else ()
     out = []
+    c6 = None                           # LJ-PME's dispersion coefficients (a cell every closure below can read)
     if method == "NoCutoff":
         function = nonbonded.lennard_jones_coulomb
-    elif method in ("Ewald", "PME"):
+    elif method in ("Ewald", "PME", "LJPME"):
         tolerance = float(force.getEwaldErrorTolerance())
-        if method == "PME":   # the force's own alpha and grid if set (alpha 0: OpenMM chooses both)
+        if method in ("PME", "LJPME"):   # the force's own alpha and grid if set (alpha 0: OpenMM chooses both)
             given, *grid = force.getPMEParameters()
             alpha, grid = pme_grid.pme_parameters(tolerance, cutoff, box, alpha=_value(given), grid=grid)
         else:
             alpha, kmax = ewald.ewald_parameters(tolerance, cutoff, box)
         shared = (np.float64(alpha),) + shared
         function = nonbonded.switched_lennard_jones_ewald if switched else nonbonded.lennard_jones_ewald
+        if method == "LJPME":   # the dispersion mesh's own alpha and grid, chosen alike
+            given, *dispersion_grid = force.getLJPMEParameters()
+            dispersion_alpha, dispersion_grid = pme_grid.pme_parameters(tolerance, cutoff, box, alpha=_value(given),
+                                                                        grid=dispersion_grid, dispersion=True)
+            c6 = ljpme.dispersion_coefficients(sigma, epsilon)
+            shared = (np.float64(alpha), np.float64(dispersion_alpha), np.float64(cutoff))
+            function = nonbonded.lennard_jones_ljpme
     else:
         shared = tuple(map(np.float64, nonbonded.reaction_field_constants(
             cutoff, float(force.getReactionFieldDielectric())))) + shared
         function = (nonbonded.switched_lennard_jones_reaction_field if switched
                     else nonbonded.lennard_jones_reaction_field)
 
-    def pair_parameters(i, j):   # per pair sigma, epsilon, qq; the form's constants as 0-d arrays
-        return nonbonded.combined_pair_parameters(i, j, sigma, epsilon, charge) + shared
+    def pair_parameters(i, j):   # per pair sigma, epsilon, qq (and LJ-PME's c6c6); the form's constants as 0-d arrays
+        combined = nonbonded.combined_pair_parameters(i, j, sigma, epsilon, charge)
+        return combined + ((c6[i] * c6[j],) if c6 is not None else ()) + shared
     out.append(custom.PairFunction(n, function, pair_parameters, cutoff=cutoff, exclusions=pairs, name="Nonbonded"))
     live = (params[:, 0] != 0) | (params[:, 2] != 0)
     if live.any():
         exception = (params[live, 1], params[live, 2], f * params[live, 0])
         out.append(custom.PairFunction(n, nonbonded.lennard_jones_coulomb, lambda i, j: exception, pairs=pairs[live],
                                        name="NonbondedExceptions"))
-    if method in ("Ewald", "PME"):
+    if method in ("Ewald", "PME", "LJPME"):
         out.append(terms.EwaldExclusion(charge, pairs, alpha, coulomb_constant=f))
-        out.append(pme.PMEReciprocal(charge, alpha=alpha, grid=grid, coulomb_constant=f) if method == "PME"
+        out.append(pme.PMEReciprocal(charge, alpha=alpha, grid=grid, coulomb_constant=f) if method != "Ewald"
                    else ewald.EwaldReciprocal(charge, alpha=alpha, kmax=kmax, coulomb_constant=f))
+    if method == "LJPME":       # every exception pair's dispersion share back, and the dispersion mesh
+        if len(pairs):
+            products = (c6[pairs[:, 0]] * c6[pairs[:, 1]], np.float64(dispersion_alpha))
+            out.append(custom.PairFunction(n, nonbonded.dispersion_exclusion, lambda i, j: products, pairs=pairs,
+                                           name="DispersionExclusion"))
+        out.append(ljpme.DispersionPMEReciprocal(c6, dispersion_alpha, dispersion_grid))
     if method in ("CutoffPeriodic", "Ewald", "PME") and force.getUseDispersionCorrection():
         switching = _value(force.getSwitchingDistance()) if force.getUseSwitchingFunction() else None
         out.append(terms.LongRangeDispersion(terms.dispersion_coefficient(sigma, epsilon, cutoff, switching), n))

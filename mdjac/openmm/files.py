@@ -24,7 +24,8 @@ system's description (:func:`describe_nonbonded`):
   ``box=`` give a box. A System XML keeps the method it was built with unless told.
 * ``implicit_solvent=`` (a prmtop only): OpenMM's amber generalized Born model of that name
   (:data:`IMPLICIT_SOLVENTS`; ``createSystem(implicitSolvent=...)``, open boundaries; mdjac states
-  HCT, OBC1 and OBC2, mdjac.openmm.implicit).
+  all five, mdjac.openmm.implicit); ``salt=`` (mol/L) its salt concentration
+  (``createSystem(implicitSolventSaltConc=...)``: the Debye screening of the GB energy).
 * ``nonbonded=`` overrides: 'pme', 'ewald', 'reaction-field' (OpenMM's reaction field,
   dielectric 78.3), 'cutoff' (the same with dielectric 1: Coulomb shifted to zero at the cutoff),
   'none' (every pair, open boundaries: the box is dropped). ``cutoff=`` (nm) and
@@ -60,8 +61,13 @@ GB_RADIUS_SETS = ("bondi", "amber6", "mbondi2", "mbondi3", "parse")
 IMPLICIT_SOLVENTS = ("HCT", "OBC1", "OBC2", "GBn", "GBn2")
 
 
-def check_load_options(nonbonded=None, cutoff=None, ewald_tolerance=None, box=None, implicit_solvent=None):
+def check_load_options(nonbonded=None, cutoff=None, ewald_tolerance=None, box=None, implicit_solvent=None, salt=None):
     """Refuse (InputError, one line) electrostatics options that no file could take."""
+    if salt is not None:
+        if implicit_solvent is None:
+            raise InputError(f"salt {salt!r} mol/L is the implicit solvent's: give --implicit-solvent with it")
+        if not (isinstance(salt, (int, float)) and math.isfinite(salt) and salt >= 0):
+            raise InputError(f"salt {salt!r}: give a concentration >= 0 in mol/L")
     if nonbonded is not None and nonbonded not in NONBONDED:
         raise InputError(f"nonbonded {nonbonded!r} unknown: give one of {', '.join(NONBONDED)}")
     if implicit_solvent is not None and implicit_solvent not in IMPLICIT_SOLVENTS:
@@ -238,11 +244,11 @@ def _refuse_gb(path, prmtop, nonbonded, box):
     named = re.search(r"\((\w+)\)$", radii)
     if box is None and nonbonded is None and named and named.group(1) in GB_RADIUS_SETS:
         raise InputError(f"{path}: its GB radius set ({radii}) is for implicit solvent: give --implicit-solvent "
-                         "(OBC2, OBC1 or HCT) for it, or --nonbonded none for the molecule in vacuum")
+                         "(OBC2, OBC1, HCT, GBn or GBn2) for it, or --nonbonded none for the molecule in vacuum")
 
 
 def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, cutoff=None, ewald_tolerance=None,
-                      box=None, implicit_solvent=None):
+                      box=None, implicit_solvent=None, salt=None):
     """An OpenMM System from a force-field file, with its electrostatics chosen (see the module docstring).
 
     Parameters
@@ -253,12 +259,13 @@ def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, c
     ewald_tolerance : OpenMM's ewaldErrorTolerance.  box : a box for files without one: (3,) edges
     nm, or the box vectors (3, 3) (or 9 numbers) nm, rows a, b, c in OpenMM's form (:func:`given_box`).
     implicit_solvent : one of :data:`IMPLICIT_SOLVENTS` or None: a prmtop's generalized Born model.
+    salt : None or mol/L, the implicit solvent's salt concentration (OpenMM's implicitSolventSaltConc; None: 0).
 
     Returns
     -------
     (openmm.System, topology, positions (N, 3) nm, box (3,) or (3, 3) nm or None, companion files [Path])
     """
-    check_load_options(nonbonded, cutoff, ewald_tolerance, box, implicit_solvent)
+    check_load_options(nonbonded, cutoff, ewald_tolerance, box, implicit_solvent, salt)
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in READERS:
@@ -269,7 +276,7 @@ def read_openmm_files(path, coordinates=None, parameters=None, nonbonded=None, c
     given = _Given(coordinates, [Path(p) for p in ([parameters] if isinstance(parameters, (str, Path))
                                                    else parameters or [])],
                    None if box is None else given_box(box), nonbonded, cutoff, ewald_tolerance,
-                   implicit_solvent)
+                   implicit_solvent, salt)
     for p in given.parameters:
         if not p.is_file():
             raise InputError(f"{p}: no such parameter file")
@@ -293,6 +300,7 @@ class _Given:
     cutoff: object
     tolerance: object
     implicit: object = None
+    salt: object = None
 
 
 def _read_xml(path, given):
@@ -327,6 +335,9 @@ def _read_prmtop(path, given):
     else:
         file_box = None                 # implicit solvent: open boundaries, whatever box the coordinates hold
         extra["implicitSolvent"] = getattr(app, given.implicit)
+        if given.salt is not None:
+            from openmm import unit
+            extra["implicitSolventSaltConc"] = float(given.salt) * unit.molar
     method, rc, tol = _choose(path, file_box, given.nonbonded, given.cutoff, given.tolerance)
     system = prmtop.createSystem(constraints=None, rigidWater=False,
                                  **_openmm_options(method, file_box is not None, rc, tol), **extra)
@@ -415,6 +426,8 @@ def load_openmm_system(path, **options):
     electrostatics = describe_nonbonded(system)
     if options.get("implicit_solvent"):
         electrostatics += f", implicit solvent {options['implicit_solvent']}"
+        if options.get("salt"):
+            electrostatics += f" with {options['salt']:g} mol/L salt"
     if box is None:
         where = "no box"
     elif is_triclinic(box):

@@ -1,12 +1,13 @@
 """OpenMM's implicit solvents as mdjac.longrange.born.GeneralizedBorn: GBSAOBCForce, and the CustomGBForces
-of OpenMM's amber implicit solvents (openmm.app.internal.customgbforces: HCT, OBC1, OBC2, with or
-without salt screening and the ACE term, with or without a cutoff).
+of OpenMM's amber implicit solvents (openmm.app.internal.customgbforces: HCT, OBC1, OBC2, GBn, GBn2,
+with or without salt screening and the ACE term, with or without a cutoff).
 
 A CustomGBForce is recognised, not parsed: its settings (dielectrics, kappa, cutoff) are read from
 the constants its energy terms carry, each amber class is built again with them, and the force is
-taken only if every computed value, energy term and per-particle parameter is that class's, string
-for string. GBn and GBn2 (neck integrals with tabulated coefficients) are refused by name, and so is
-any other CustomGBForce.
+taken only if every computed value, energy term, per-particle parameter and tabulated function's
+name and kind is that class's, string for string. GBn's and GBn2's neck tables (Discrete2DFunctions
+over radius indices, mdjac.longrange.born_neck) and each particle's radius index are read from the
+force itself, so the neck's constants are the ones OpenMM evaluates. Any other CustomGBForce is refused.
 """
 import math
 import re
@@ -14,20 +15,27 @@ import re
 import numpy as np
 
 from ..errors import InputError
-from ..longrange.born import DIELECTRIC_OFFSET, OBC2, GeneralizedBorn
+from ..longrange.born import GBN, OBC2, GeneralizedBorn
+from ..longrange.born_neck import GBN2_NECK_SCALE, GBN_NECK_SCALE, Neck
 
 #: kJ mol^-1 nm e^-2, the Coulomb constant the CustomGBForces' expressions write.
 CUSTOM_COULOMB_CONSTANT = 138.935485
 #: kJ mol^-1 nm^-2: the ACE constant the CustomGBForces write, 28.3919551 = 4 pi gamma_sa.
 CUSTOM_SURFACE_AREA_ENERGY = 28.3919551 / (4.0 * math.pi)
-#: the amber classes mdjac states: class name -> (model, OBC coefficients, the name said in messages)
+#: the amber classes mdjac states: class name -> (model, OBC coefficients or None for per-particle ones (GBn2's
+#: alpha, beta, gamma), the name said in messages)
 AMBER_FORMS = {
     "GBSAHCTForce": ("HCT", (0.0, 0.0, 0.0), "HCT (igb=1)"),
     "GBSAOBC1Force": ("OBC", (0.8, 0.0, 2.909125), "OBC1 (igb=2)"),
     "GBSAOBC2Force": ("OBC", OBC2, "OBC2 (igb=5)"),
+    "GBSAGBnForce": ("OBC", GBN, "GBn (igb=7)"),
+    "GBSAGBn2Force": ("OBC", None, "GBn2 (igb=8)"),
 }
-#: the neck scale each of amber's neck models writes in its integral, and its name (refused)
-NECK_FORMS = {"neckScale=0.361825": "GBn (igb=7)", "neckScale=0.826836": "GBn2 (igb=8)"}
+#: the amber classes with a neck correction, and its scale
+NECK_FORMS = {"GBSAGBnForce": GBN_NECK_SCALE, "GBSAGBn2Force": GBN2_NECK_SCALE}
+#: a particle's parameters that let a neck class build its energy terms (finalize): charge, radius nm,
+#: screen, and GBn2's alpha, beta, gamma
+_PROBE_PARTICLE = {"GBSAGBnForce": [0.0, 0.15, 0.5], "GBSAGBn2Force": [0.0, 0.15, 0.5, 1.0, 0.8, 4.85]}
 _SETTINGS = re.compile(r"; solventDielectric=([^;]+); soluteDielectric=([^;]+); kappa=([^;]+); offset=([^;]+)"
                        r"(?:; cutoff=([^;]+))?$")
 
@@ -68,7 +76,9 @@ def _signature(force):
     return (tuple(force.getPerParticleParameterName(k) for k in range(force.getNumPerParticleParameters())),
             tuple(tuple(force.getComputedValueParameters(k)) for k in range(force.getNumComputedValues())),
             tuple(tuple(force.getEnergyTermParameters(k)) for k in range(force.getNumEnergyTerms())),
-            force.getNumGlobalParameters(), force.getNumTabulatedFunctions(), force.getNumExclusions())
+            force.getNumGlobalParameters(), force.getNumExclusions(),
+            tuple((force.getTabulatedFunctionName(k), type(force.getTabulatedFunction(k)).__name__)
+                  for k in range(force.getNumTabulatedFunctions())))
 
 
 def _amber_class(force):
@@ -77,10 +87,6 @@ def _amber_class(force):
     unknown = ("the System has a CustomGBForce that is not one of OpenMM's amber implicit solvents "
                f"({', '.join(f[2] for f in AMBER_FORMS.values())}): mdjac cannot state it; use one of those")
     mine = _signature(force)
-    for marker, form in NECK_FORMS.items():
-        if any(marker in value[1] for value in mine[1]):
-            raise InputError(f"the System's CustomGBForce is OpenMM's {form} implicit solvent, whose neck integrals "
-                             "mdjac cannot state yet: use HCT, OBC1 or OBC2")
     if not force.getNumEnergyTerms():
         raise InputError(unknown)
     found = _SETTINGS.search(force.getEnergyTermParameters(0)[0])
@@ -92,6 +98,9 @@ def _amber_class(force):
     for name in AMBER_FORMS:
         candidate = getattr(customgbforces, name)(solventDielectric=solvent, soluteDielectric=solute, SA=sa,
                                                   cutoff=cutoff, kappa=kappa)
+        if name in _PROBE_PARTICLE:            # the neck classes write their terms when finalized
+            candidate.addParticle(list(_PROBE_PARTICLE[name]))
+            candidate.finalize()
         if _signature(candidate) == mine:
             return name, dict(solvent=solvent, solute=solute, kappa=kappa, offset=offset, cutoff=cutoff, sa=sa)
     raise InputError(unknown)
@@ -100,20 +109,35 @@ def _amber_class(force):
 def custom_gb(force, n):
     """[GeneralizedBorn] of a CustomGBForce made by OpenMM's amber implicit solvents (module docstring)."""
     import openmm
+    from openmm.app.internal import customgbforces
     name, s = _amber_class(force)
-    if s["offset"] != DIELECTRIC_OFFSET:
-        raise InputError(f"the CustomGBForce's offset is {s['offset']} nm, not {DIELECTRIC_OFFSET}: mdjac cannot state it")
+    offset = getattr(customgbforces, name).OFFSET
+    if s["offset"] != offset:
+        raise InputError(f"the CustomGBForce's offset is {s['offset']} nm, not {offset}: mdjac cannot state it")
     cls = openmm.CustomGBForce
     cutoff = _cutoff(force, (cls.NoCutoff, cls.CutoffNonPeriodic, cls.CutoffPeriodic))
     if (cutoff is None) != (s["cutoff"] is None) or (cutoff is not None and abs(cutoff - s["cutoff"]) > 1e-12 * cutoff):
         raise InputError(f"the CustomGBForce's cutoff ({cutoff} nm) is not the one its energy is shifted by "
                          f"({s['cutoff']} nm): build it with the same cutoff")
-    rows = np.array([force.getParticleParameters(i) for i in range(force.getNumParticles())], dtype=np.float64).reshape(-1, 3)
+    rows = np.array([force.getParticleParameters(i) for i in range(force.getNumParticles())],
+                    dtype=np.float64).reshape(-1, force.getNumPerParticleParameters())
     if len(rows) != n:
         raise InputError(f"the CustomGBForce has {len(rows)} particles but the System {n}: give every particle its parameters")
-    charges, offset, scaled = rows.T
+    charges, offset_radii, scaled = rows[:, :3].T
     model, obc, _ = AMBER_FORMS[name]
-    return [GeneralizedBorn(charges, offset + DIELECTRIC_OFFSET, scaled / offset, solute_dielectric=s["solute"],
+    return [GeneralizedBorn(charges, offset_radii + offset, scaled / offset_radii, solute_dielectric=s["solute"],
                             solvent_dielectric=s["solvent"],
-                            surface_area_energy=CUSTOM_SURFACE_AREA_ENERGY if s["sa"] else 0.0, model=model, obc=obc,
-                            inside=False, kappa=s["kappa"], cutoff=cutoff, coulomb_constant=CUSTOM_COULOMB_CONSTANT)]
+                            surface_area_energy=CUSTOM_SURFACE_AREA_ENERGY if s["sa"] else 0.0, model=model,
+                            obc=rows[:, 3:6] if obc is None else obc, inside=False, kappa=s["kappa"], cutoff=cutoff,
+                            coulomb_constant=CUSTOM_COULOMB_CONSTANT, offset=offset,
+                            neck=_neck(force, NECK_FORMS[name], rows[:, -1]) if name in NECK_FORMS else None)]
+
+
+def _neck(force, scale, index):
+    """The :class:`mdjac.longrange.born_neck.Neck` of a GBn or GBn2 CustomGBForce: its getm0 and getd0
+    Discrete2DFunctions, [a, b] = values[a + K b], and the particles' radius indices (N,)."""
+    tables = {}
+    for k in range(force.getNumTabulatedFunctions()):
+        xsize, ysize, values = force.getTabulatedFunction(k).getFunctionParameters()
+        tables[force.getTabulatedFunctionName(k)] = np.array(values, dtype=np.float64).reshape(ysize, xsize).T
+    return Neck(scale, index, tables["getm0"], tables["getd0"])

@@ -13,6 +13,10 @@ f = ONE_4PI_EPS0 = 138.93545764438198 kJ mol^-1 nm e^-2 (OpenMM's value), S the 
   field with dielectric eps_rf: k_rf = r_c^-3 (eps_rf - 1)/(2 eps_rf + 1),
   c_rf = r_c^-1 3 eps_rf/(2 eps_rf + 1), so that the Coulomb energy is zero at r_c.
 
+* LJPME: as PME, plus OpenMM's LJ-PME dispersion (mdjac.longrange.ljpme): each pair within the cutoff
+  adds the dispersion mesh's share back, c_i c_j (1 - g(x)) / r^6, and a constant that makes the pair's
+  energy zero at r_c; every exception pair gets the mesh's share back too; no switch (OpenMM ignores it
+  under LJPME), no long-range dispersion correction (the mesh is it).
 * Ewald, PME: pairs with r < r_c, Coulomb f q_i q_j erfc(alpha r)/r, the direct space of an
   Ewald sum whose other parts are mdjac.longrange.ewald's (Ewald) or mdjac.longrange.pme's (PME, OpenMM's smooth
   PME itself: its alpha and grid): the exclusion correction for every exception pair, the
@@ -101,6 +105,34 @@ def switched_lennard_jones_ewald(variables, params):
     (r,) = variables
     sigma, epsilon, qq, alpha, switch, switch_end = params
     return lennard_jones(r, sigma, epsilon) * switching_function(r, switch, switch_end) + ewald_direct(r, qq, alpha)
+
+
+def dispersion_mesh_share(r, c6c6, alpha):
+    """c6c6 (1 - exp(-x)(1 + x + x^2/2)) / r^6, x = (alpha r)^2: the share of the pair that LJ-PME's dispersion
+    mesh holds (-1 times it; mdjac.longrange.ljpme), in MindSpore ops."""
+    r2 = r * r
+    x = alpha * alpha * r2
+    r6 = r2 * r2 * r2
+    return c6c6 * (1.0 - ops.exp(-x) * (1.0 + x + 0.5 * x * x)) / r6
+
+
+def lennard_jones_ljpme(variables, params):
+    """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq erfc(alpha r) / r + (the mesh's dispersion share, taken back)
+    - (the same Lennard-Jones and share at the cutoff): OpenMM's LJ-PME direct space (ReferenceLJCoulombIxn),
+    zero at the cutoff; params (sigma, epsilon, qq, c6c6, alpha, dispersion_alpha, cutoff)."""
+    (r,) = variables
+    sigma, epsilon, qq, c6c6, alpha, dispersion_alpha, cutoff = params
+    shift = lennard_jones(cutoff, sigma, epsilon) + dispersion_mesh_share(cutoff, c6c6, dispersion_alpha)
+    return (lennard_jones(r, sigma, epsilon) + ewald_direct(r, qq, alpha)
+            + dispersion_mesh_share(r, c6c6, dispersion_alpha) - shift)
+
+
+def dispersion_exclusion(variables, params):
+    """E = + c6c6 (1 - g(x)) / r^6: LJ-PME's exclusion correction of an excluded or exception pair (the mesh's
+    share of the pair taken back, :func:`dispersion_mesh_share`); params (c6c6, dispersion_alpha)."""
+    (r,) = variables
+    c6c6, dispersion_alpha = params
+    return dispersion_mesh_share(r, c6c6, dispersion_alpha)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -50,6 +50,11 @@ def energy_function(potential, config):
             args.append((q.astype(np.float64) - raw).astype(config.dtype))
         args.extend(params)
         layout.append((group, index.shape, len(params)))
+    sites = potential.sites if potential.long_range_terms else None
+    if sites is not None:       # the long-range terms see every particle: the sites placed from the real atoms
+        site_args = sites.placement_args(config)
+        args.extend(site_args)
+        layout.append((sites.place_copies, "sites", len(site_args)))
     for term in potential.long_range_terms:
         lr_energy, lr_args = term.energy_function(config)
         args.extend(lr_args)
@@ -58,9 +63,14 @@ def energy_function(potential, config):
     def energy(X, *args):
         total = 0.0
         at = 0
+        placed = X
         for group, shape, n_params in layout:
+            if shape == "sites":
+                placed = group(X, *args[at:at + n_params])
+                at += n_params
+                continue
             if shape is None:  # a long-range term: a function of all positions
-                total = total + group(X, *args[at:at + n_params])
+                total = total + group(placed, *args[at:at + n_params])
                 at += n_params
                 continue
             x = ops.gather(X, args[at], 1).reshape(X.shape[:1] + shape + (3,))

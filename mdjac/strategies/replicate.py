@@ -33,7 +33,9 @@ import numpy as np
 from .. import assembly, kernel
 from ..errors import InputError
 from ..jacobian import ForceJacobian, upper_blocks
+from ..long_range_jacobian import PartSum
 from ..neighbours import is_canonical
+from ..site_jacobian import SiteMappedPart
 from ..terms.base import PairTerm
 from ..chunks import RADIAL_CHUNK, padded_chunks
 from .coordinates import chain_matrix, local_coordinates, pair_geometry
@@ -165,11 +167,23 @@ def replicated_jacobian(potential, config, selected):
                 _add_diagonal(hdiag, index[:, p], h)
             extras.append((index[:, 0], index[:, 1], np.negative(h, out=h)))
             continue
+        if potential.radial and getattr(group, "linear_radial", False):    # a pair through linear sites: radial too
+            d, c = group.pair_vectors(local_coordinates(group, index, config.positions, config.box), params)
+            d = d.astype(config.dtype)
+            h = radial_hessian_blocks(group.group, d, np.sqrt(np.einsum("mi,mi->m", d, d)), params[:group.n_params])
+            for p in range(group.n_body):              # H_ps = c_p c_s h: the chain rule through d = sum_p c_p x_p
+                _add_diagonal(hdiag, index[:, p], c[:, p, None, None] ** 2 * h)
+                for s in range(p + 1, group.n_body):
+                    extras.append((index[:, p], index[:, s], (c[:, p] * c[:, s])[:, None, None] * h))
+            continue
         hx = _instance_hessians(group, index, config, params)
         for p in range(group.n_body):
             _add_diagonal(hdiag, index[:, p], hx[:, p, p])
             for s in range(p + 1, group.n_body):
                 extras.append((index[:, p], index[:, s], hx[:, p, s]))
+    sites = potential.sites if potential.long_range_terms else None
+    for term in potential.long_range_terms if sites is not None else ():   # through the sites: short-range pieces
+        extras.append(sites.long_range_hessian(term, config))
     keys = upper = None
     if extras:                                  # every pair once, in the upper triangle, summed
         keys, upper = upper_blocks(n, *(np.concatenate([x[a] for x in extras]) for a in range(3)))
@@ -184,9 +198,14 @@ def replicated_jacobian(potential, config, selected):
                                              None if upper is None else np.negative(upper, out=upper))
     diagonal = np.flatnonzero(rows == cols)          # one per atom, in atom order
     blocks.reshape(-1, 9)[diagonal] = -(rowsum + hdiag.T)
-    long_range = None
-    for term in potential.long_range_terms:     # one at most (Potential): its part beside the blocks
+    parts = []
+    for term in potential.long_range_terms:     # their parts beside the blocks (LJ-PME: two meshes, summed)
         kept = np.arange(n) if selected is None else np.flatnonzero(selected)
+        if sites is not None:
+            kept = kept[~sites.is_site[kept]]
         blocks[diagonal[kept]] -= term.hessian_diagonal(config, kept).astype(blocks.dtype)   # J = -H
-        long_range = term.jacobian_part(config, np.arange(n))   # data only: select() slices it
+        parts.append(term.jacobian_part(config, np.arange(n)))   # data only: select() slices it
+    long_range = None if not parts else parts[0] if len(parts) == 1 else PartSum(parts)
+    if long_range is not None and sites is not None:           # over the real atoms: S^T J_all S
+        long_range = SiteMappedPart(long_range, sites.chain(config), np.arange(n))
     return ForceJacobian(n, rows, cols, blocks, long_range=long_range)

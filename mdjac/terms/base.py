@@ -195,7 +195,7 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     The potential sums the energies and forces of its long-range terms, subtracts their Hessians'
     block diagonals from the replicate strategy's diagonal blocks and keeps their Jacobian parts
     beside the short-range blocks; colour and dense put :meth:`energy_function` into the one
-    opaque energy. One long-range term per potential (the Jacobian holds one long-range part).
+    opaque energy. Several long-range terms (LJ-PME's two meshes) give one part, their sum (mdjac.long_range_jacobian.PartSum).
     """
     radial = False
     cutoff = None
@@ -204,6 +204,11 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     needs_box = True
     #: None if a file can store the Jacobian part (mdjac.io), else why not: one line, checked before any output is opened
     not_storable = None
+    #: None if a distributed run (part files joined by an index) can store the Jacobian part, else why not: one line
+    not_distributable = None
+    #: whether the term works with virtual sites: its part has ``pair_blocks`` (mdjac.site_jacobian) and its
+    #: ``hessian_diagonal`` and forces cover every particle (sites included)
+    maps_through_sites = False
 
     @property
     def max_index(self):
@@ -238,6 +243,8 @@ class ChargedLongRangeTerm(LongRangeTerm):
     E_net = -pi k (sum_i q_i)^2 / (2 V alpha^2). A subclass checks the charges first
     (:meth:`finite_charges`), chooses alpha, then calls this ``__init__``.
     """
+
+    maps_through_sites = True
 
     def __init__(self, charges, alpha, coulomb_constant):
         self.charges = charges
