@@ -81,12 +81,12 @@ def graph_kernel_attempt(dtype):
             "def energy(r, *p):\n    return nonbonded.lennard_jones_ewald((r,), p)\n"
             "w = np.ones_like(r)\nkernel.term_energy_and_gradient(energy, r, w, p)\n"
             "t = time.perf_counter(); kernel.term_energy_and_gradient(energy, r, w, p); print('ok', time.perf_counter() - t)\n")
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:     # MindSpore compiles from files only
-        f.write(code)
-    try:
-        out = subprocess.run([sys.executable, f.name], capture_output=True, text=True, env=dict(os.environ, GLOG_v="3"))
-    finally:
-        os.unlink(f.name)
+    with tempfile.TemporaryDirectory() as folder:     # MindSpore compiles from files only; AKG leaves files in the cwd
+        script = os.path.join(folder, "graph_kernel.py")
+        with open(script, "w") as f:
+            f.write(code)
+        out = subprocess.run([sys.executable, script], capture_output=True, text=True, cwd=folder,
+                             env=dict(os.environ, GLOG_v="3"))
     lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
     ok = [line for line in lines if line.startswith("ok ")]
     if ok:
