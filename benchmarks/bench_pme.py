@@ -24,8 +24,9 @@ ready for matvec": the stored blocks with the long-range curvature on their diag
 mesh part (PMEJacobian) with its stencils; what its first matvec still builds (the block-row
 pointers, the stencils' factors) is the ``1st mv`` column. The Jacobian after the force
 reuses the frame's pair list and pair parameters (as ``mdjac compute`` does, forces then Jacobian);
-``cold J`` is the Jacobian alone on ``--repeat`` other new frames, paying them. Then, on the last
-frame's Jacobian: diagonal (``J.diagonal()``, with the long-range part, its first call on this Jacobian), matvec (one
+``cold J`` is the Jacobian alone on ``--repeat`` other new frames, paying them. All of these run before
+any parallel numba loop (a matvec): OpenMP's threads left waiting after one slow MindSpore's later calls.
+Then, on the last frame's Jacobian: diagonal (``J.diagonal()``, with the long-range part, its first call on this Jacobian), matvec (one
 ``J.matvec`` of a random (N, 3) vector, best of 5), ``mv/16`` (one ``J.matvec`` of 16 columns,
 per column, best of 3), the 10 lowest modes (``mdjac.normal_modes(J, masses, k=10,
 project='periodic')``, once, with the number of matvecs; only for the systems given to
@@ -116,13 +117,11 @@ def measure(spec, repeat, modes):
     row = dict(system=name, route=route, dtype=dtype, atoms=len(x0), build_s=time.perf_counter() - t)
     t = time.perf_counter()
     v = np.random.default_rng(1).normal(size=(len(x0), 3))
-    pot.energy_and_forces(x0.astype(dtype))               # the first frame compiles (MindSpore graphs, numba loops)
-    J = pot.force_jacobian(x0.astype(dtype))
-    J.matvec(v)
-    J.diagonal()
+    pot.energy_and_forces(x0.astype(dtype))               # the first frame compiles (MindSpore graphs)
+    first_J = pot.force_jacobian(x0.astype(dtype))
     row["first_frame_s"] = time.perf_counter() - t
-    force, jacobian, first_matvec = [], [], []
-    for y in frames(x0, repeat):
+    force, jacobian = [], []
+    for y in frames(x0, repeat):      # before any parallel numba loop: its OpenMP threads slow MindSpore's after it
         y = y.astype(dtype)
         t = time.perf_counter()
         pot.energy_and_forces(y)
@@ -132,9 +131,6 @@ def measure(spec, repeat, modes):
         t = time.perf_counter()
         J = pot.force_jacobian(y)
         jacobian.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        J.matvec(v)
-        first_matvec.append(time.perf_counter() - t)
     cold = []
     for z in frames(x0 + 0.001, repeat):     # other new frames: the Jacobian alone, paying the frame's pair list
         J = None
@@ -142,7 +138,12 @@ def measure(spec, repeat, modes):
         t = time.perf_counter()
         J = pot.force_jacobian(z.astype(dtype))
         cold.append(time.perf_counter() - t)
-    row.update(force_s=min(force), jacobian_s=min(jacobian), first_matvec_s=min(first_matvec),
+    first_J.matvec(v)                 # numba's loops loaded on the compile frame's Jacobian
+    first_J.diagonal()
+    del first_J
+    t = time.perf_counter()
+    J.matvec(v)
+    row.update(force_s=min(force), jacobian_s=min(jacobian), first_matvec_s=time.perf_counter() - t,
                cold_jacobian_s=min(cold), long_range=type(J.long_range).__name__)
     t = time.perf_counter()
     J.diagonal()
