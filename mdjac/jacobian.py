@@ -28,6 +28,7 @@ atoms and refuses above, unless asked for the short-range part (``short_range_on
 stored ``rows``, ``cols``, ``blocks`` and :meth:`~ForceJacobian.pattern` are the short-range part.
 Without a long-range part (``long_range`` None) a ForceJacobian is exactly the block-sparse matrix.
 """
+import numba
 import numpy as np
 import scipy.sparse
 
@@ -40,6 +41,27 @@ LONG_RANGE_BSR_MAX_ATOMS = 2000
 def row_pointers(rows, n):
     """(n + 1,) int64 block-row pointers (CSR over blocks) of row-major sorted block rows (nnz,)."""
     return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def block_rows_product(indptr, cols, blocks, x, out):
+    """out[i] = sum_p blocks[p] x[cols[p]] over the blocks p of block row i, for x and out (n, 3, m)
+    float64; blocks (nnz, 3, 3) float32 or float64, summed in float64; block rows in parallel, each
+    block read once for all m columns."""
+    for i in numba.prange(indptr.shape[0] - 1):
+        for a in range(3):
+            for c in range(x.shape[2]):
+                out[i, a, c] = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            j = cols[p]
+            b00, b01, b02 = np.float64(blocks[p, 0, 0]), np.float64(blocks[p, 0, 1]), np.float64(blocks[p, 0, 2])
+            b10, b11, b12 = np.float64(blocks[p, 1, 0]), np.float64(blocks[p, 1, 1]), np.float64(blocks[p, 1, 2])
+            b20, b21, b22 = np.float64(blocks[p, 2, 0]), np.float64(blocks[p, 2, 1]), np.float64(blocks[p, 2, 2])
+            for c in range(x.shape[2]):
+                x0, x1, x2 = x[j, 0, c], x[j, 1, c], x[j, 2, c]
+                out[i, 0, c] += b00 * x0 + b01 * x1 + b02 * x2
+                out[i, 1, c] += b10 * x0 + b11 * x1 + b12 * x2
+                out[i, 2, c] += b20 * x0 + b21 * x1 + b22 * x2
 
 
 def rows_of(indptr):
@@ -75,7 +97,7 @@ class ForceJacobian:
         if long_range is not None and long_range.n != n:
             raise InputError(f"the long-range part describes {long_range.n} atoms but the Jacobian keeps {n}")
         self.long_range = long_range
-        self._bsr64 = None          # the float64 BSR matrix matvec uses, built on first use
+        self._indptr = None         # block-row pointers, built on the first matvec
 
     @property
     def n(self):
@@ -136,11 +158,12 @@ class ForceJacobian:
         v = np.asarray(v, dtype=np.float64)
         if v.shape not in ((self.n, 3), (3 * self.n,)) and not (v.ndim == 2 and v.shape[0] == 3 * self.n):
             raise InputError(f"the vector has shape {v.shape}: give ({self.n}, 3), ({3 * self.n},) or ({3 * self.n}, m)")
-        flat = v.reshape(3 * self.n, -1)
-        if self._bsr64 is None:      # kept: Krylov solvers call matvec hundreds of times
-            self._bsr64 = scipy.sparse.bsr_matrix((self.blocks.astype(np.float64), self.cols, self.indptr()),
-                                                  shape=(3 * self.n, 3 * self.n))
-        out = self._bsr64 @ flat
+        flat = np.ascontiguousarray(v.reshape(3 * self.n, -1))
+        if self._indptr is None:     # kept: Krylov solvers call matvec hundreds of times
+            self._indptr = self.indptr()
+        out = np.empty((self.n, 3, flat.shape[1]))
+        block_rows_product(self._indptr, self.cols, self.blocks, flat.reshape(self.n, 3, -1), out)
+        out = out.reshape(flat.shape)
         if self.long_range is not None:
             out += self.long_range.matvec(flat)
         return out.reshape(v.shape)

@@ -23,9 +23,11 @@ It follows the protocol of a long-range part documented in mdjac.long_range_jaco
 (kind ``"pme-mesh-1"``, :meth:`PMEJacobian.recipe`).
 
 Its matvec is one spread (rho(g) = sum_j q_j D_j(g) . G^T v_j), one real FFT pair (phi = Phi * rho)
-and one gather ((H v)_i = q_i G sum_g D_i(g) phi(g)); its diagonal blocks are each atom's
-interaction with itself through the grid, contracted over the stencil's 9 x 9 x 9 offsets axis by
-axis (mdjac.longrange.pme_grid.self_blocks).
+and one gather ((H v)_i = q_i G sum_g D_i(g) phi(g)); for a block of m vectors (matmat), one spread of
+all m columns onto m grids held column-last, one FFT pair batched over them and one gather
+(mdjac.longrange.pme_grid.spread_columns, gather_columns), so each stencil is formed once per block.
+Its diagonal blocks are each atom's interaction with itself through the grid, contracted over the
+stencil's 9 x 9 x 9 offsets axis by axis (mdjac.longrange.pme_grid.self_blocks).
 """
 import numpy as np
 
@@ -125,15 +127,19 @@ class PMEJacobian:
         V = v.reshape(self.n, 3, -1)
         m = V.shape[2]
         coefficients = np.einsum("iam,ad->imd", V, self.scale) * self.charges[:, None, None]   # q_j G^T v_j, (n, m, 3)
-        rho = np.zeros((m,) + tuple(self.grid))
-        for c in range(m):
-            pme_grid.spread(self.origins, self.factors, np.ascontiguousarray(coefficients[:, c]), rho[c])
-        phi = pme_grid.convolve(rho, self.spectrum)
-        out = np.empty((self.n, 3, m))
-        gathered = np.empty((self.n, 3))
-        for c in range(m):
-            pme_grid.gather(self.origins, self.factors, np.ascontiguousarray(phi[c]), gathered)
-            out[:, :, c] = -self.charges[:, None] * (gathered @ self.scale.T)
+        if m == 1:      # one vector: the single-grid loops (the column loop costs more than it saves for one)
+            rho = np.zeros(tuple(self.grid))
+            pme_grid.spread(self.origins, self.factors, np.ascontiguousarray(coefficients[:, 0]), rho)
+            gathered = np.empty((self.n, 3))
+            pme_grid.gather(self.origins, self.factors, pme_grid.convolve(rho, self.spectrum), gathered)
+            gathered = gathered[:, None, :]
+        else:           # a block: one spread of all columns, one batched FFT pair, one gather
+            rho = np.zeros(tuple(self.grid) + (m,))
+            pme_grid.spread_columns(self.origins, self.factors, np.ascontiguousarray(coefficients), rho)
+            phi = pme_grid.convolve(rho, self.spectrum, axes=(0, 1, 2))
+            gathered = np.empty((self.n, m, 3))
+            pme_grid.gather_columns(self.origins, self.factors, np.ascontiguousarray(phi), gathered)
+        out = -self.charges[:, None, None] * np.einsum("imd,ad->iam", gathered, self.scale)
         return out.reshape(shape)
 
     def dense(self):

@@ -264,6 +264,8 @@ def test_structured_jacobian_equals_dense_strategy_on_a_wrapping_grid():
     assert rel(J.diagonal(), np.einsum("iaib->iab", dense)) < 1e-10
     v = np.random.default_rng(4).normal(size=(n, 3))
     assert rel(J.matvec(v), (dense.reshape(3 * n, 3 * n) @ v.ravel()).reshape(n, 3)) < 1e-10
+    block = np.random.default_rng(5).normal(size=(3 * n, 5))       # the mesh part's matmat: one spread of all columns
+    assert rel(J.long_range.matvec(block), np.stack([J.long_range.matvec(c) for c in block.T], axis=1)) < 1e-12
     sel = np.array([0, 5, 6, 20, 35])
     part = J.select(sel)
     assert rel(part.to_dense(), dense[np.ix_(sel, range(3), sel, range(3))]) < 1e-10

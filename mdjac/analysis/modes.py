@@ -92,14 +92,13 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-import numba
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import InputError
-from ..jacobian import row_pointers, rows_of
+from ..jacobian import block_rows_product, row_pointers, rows_of
 
 #: speed of light in cm ps^-1
 C_CM_PER_PS = 2.99792458e-2
@@ -300,26 +299,6 @@ def mass_weighted_hessian(jacobian, masses):
     return sp.bsr_matrix((blocks, cols, row_pointers(rows, n)), shape=(3 * n, 3 * n))
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _block_rows_product(indptr, cols, blocks, x, out):
-    """out[i] = sum_p blocks[p] x[cols[p]] over the blocks p of block row i, for x and out (n, 3, m)
-    float64; blocks (nnz, 3, 3) float32 or float64, summed in float64; block rows in parallel."""
-    for i in numba.prange(indptr.shape[0] - 1):
-        for c in range(x.shape[2]):
-            a0 = 0.0
-            a1 = 0.0
-            a2 = 0.0
-            for p in range(indptr[i], indptr[i + 1]):
-                j = cols[p]
-                x0, x1, x2 = x[j, 0, c], x[j, 1, c], x[j, 2, c]
-                a0 += blocks[p, 0, 0] * x0 + blocks[p, 0, 1] * x1 + blocks[p, 0, 2] * x2
-                a1 += blocks[p, 1, 0] * x0 + blocks[p, 1, 1] * x1 + blocks[p, 1, 2] * x2
-                a2 += blocks[p, 2, 0] * x0 + blocks[p, 2, 1] * x1 + blocks[p, 2, 2] * x2
-            out[i, 0, c] = a0
-            out[i, 1, c] = a1
-            out[i, 2, c] = a2
-
-
 def mass_weighted_operator(jacobian, masses):
     """x -> D x for x (3n,) or (3n, m): the sparse mass-weighted blocks plus, with a long-range part
     (Ewald, PME), -M^{-1/2} J_lr M^{-1/2} x from its matvec. A LinearOperator in float64.
@@ -339,7 +318,7 @@ def mass_weighted_operator(jacobian, masses):
         x = np.asarray(x, dtype=np.float64)
         flat = np.ascontiguousarray(x.reshape(3 * n, -1))
         out = np.empty((n, 3, flat.shape[1]))
-        _block_rows_product(indptr, cols, blocks, flat.reshape(n, 3, -1), out)
+        block_rows_product(indptr, cols, blocks, flat.reshape(n, 3, -1), out)
         out = out.reshape(flat.shape)
         if long_range is not None:
             out -= w[:, None] * long_range.matvec(w[:, None] * flat)

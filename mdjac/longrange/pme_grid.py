@@ -262,14 +262,16 @@ def half_spectrum(eterm):
     return np.ascontiguousarray((0.5 * (eterm + mirrored))[:, :, : eterm.shape[2] // 2 + 1])
 
 
-def convolve(values, spectrum, workers=None):
+def convolve(values, spectrum, workers=None, axes=(-3, -2, -1)):
     """psi = Phi * values (cyclic convolution, (nx, ny, nz)): sum_m eterm(m) FFT(values)(m) e^{2 pi i m.g / n}.
 
-    values: real grid (nx, ny, nz) or grids (b, nx, ny, nz); spectrum: :func:`half_spectrum`.
-    One real FFT pair (scipy.fft), in the values' dtype.
+    values: real grid (nx, ny, nz) or grids (b, nx, ny, nz), or with ``axes=(0, 1, 2)`` grids
+    (nx, ny, nz, b) (columns last, as :func:`spread_columns` makes them); spectrum: :func:`half_spectrum`.
+    One real FFT pair (scipy.fft) over the three grid axes, batched over the others, in the values' dtype.
     """
-    shape = values.shape[-3:]
-    axes = (-3, -2, -1)
+    shape = tuple(values.shape[a] for a in axes)
+    if axes != (-3, -2, -1):
+        spectrum = spectrum.reshape(spectrum.shape + (1,) * (values.ndim - 3))
     transformed = scipy.fft.rfftn(values, axes=axes, workers=workers)
     transformed *= spectrum.astype(transformed.real.dtype, copy=False)
     return scipy.fft.irfftn(transformed, s=shape, axes=axes, workers=workers) * float(np.prod(shape))
@@ -366,6 +368,63 @@ def gather(origins, factors, potential, out):
                     for c in range(ORDER):
                         s += factors[i, p, 2, c] * column[c]
                     out[i, p] += factors[i, p, 0, a] * factors[i, p, 1, b] * s
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _stencil_row(factors, i, a, b, weights):
+    """weights (P, 5): stencil p of atom i along z at the stencil's x offset a and y offset b."""
+    for p in range(factors.shape[1]):
+        s = factors[i, p, 0, a] * factors[i, p, 1, b]
+        for c in range(ORDER):
+            weights[p, c] = s * factors[i, p, 2, c]
+
+
+@numba.njit(cache=True, nogil=True)
+def spread_columns(origins, factors, coefficients, grids):
+    """Add sum_i sum_p c_ikp (stencil p of atom i) to grid k of ``grids`` (nx, ny, nz, m), every column k at once.
+
+    origins (N, 3) int; factors (N, P, 3, 5) (:func:`stencil_factors`); coefficients (N, m, P).
+    The columns are the last, contiguous axis, so each stencil's weights are formed once for all m.
+    """
+    nx, ny, nz, m = grids.shape
+    n_stencils = factors.shape[1]
+    weights = np.empty((n_stencils, ORDER))
+    for i in range(origins.shape[0]):
+        for a in range(ORDER):
+            gx = (origins[i, 0] + a) % nx
+            for b in range(ORDER):
+                gy = (origins[i, 1] + b) % ny
+                _stencil_row(factors, i, a, b, weights)
+                for c in range(ORDER):
+                    gz = (origins[i, 2] + c) % nz
+                    for k in range(m):
+                        total = 0.0
+                        for p in range(n_stencils):
+                            total += coefficients[i, k, p] * weights[p, c]
+                        grids[gx, gy, gz, k] += total
+
+
+@numba.njit(cache=True, nogil=True)
+def gather_columns(origins, factors, potentials, out):
+    """out (N, m, P) = sum_g (stencil p of atom i)(g) psi_k(g) for grid potentials psi (nx, ny, nz, m), all k at once."""
+    nx, ny, nz, m = potentials.shape
+    n_stencils = factors.shape[1]
+    weights = np.empty((n_stencils, ORDER))
+    total = np.empty((m, n_stencils))
+    for i in range(origins.shape[0]):
+        total[:] = 0.0
+        for a in range(ORDER):
+            gx = (origins[i, 0] + a) % nx
+            for b in range(ORDER):
+                gy = (origins[i, 1] + b) % ny
+                _stencil_row(factors, i, a, b, weights)
+                for c in range(ORDER):
+                    gz = (origins[i, 2] + c) % nz
+                    for k in range(m):
+                        value = potentials[gx, gy, gz, k]
+                        for p in range(n_stencils):
+                            total[k, p] += weights[p, c] * value
+        out[i] = total
 
 
 @numba.njit(cache=True, nogil=True)
