@@ -121,10 +121,10 @@ def _build_energy_and_gradient(energy):
     return ms.jit(energy_and_gradient)
 
 
-def _build_elementwise(energy, order):
-    """jit: (s, *params) -> (phi, dphi/ds) if ``order`` is 1, (phi, dphi/ds, d2phi/ds2) if 2, each of
-    s's shape, of entry-wise energies phi(s). The lower orders ride along as aux outputs of the grad
-    that takes the highest: one forward pass for all."""
+def _build_elementwise(energy, order, values=True):
+    """jit: (s, *params) -> phi (if ``values``) and dphi/ds, ..., up to the ``order``-th derivative (1 or
+    2), each of s's shape, of entry-wise energies phi(s). The lower orders ride along as aux outputs of
+    the grad that takes the highest: one forward pass for all."""
     def first(s, *params):
         def energy_sum(s):
             phi = energy(s, *params)
@@ -138,11 +138,17 @@ def _build_elementwise(energy, order):
             return d1.sum(), d1, phi
         (_, d1, phi), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
         return phi, d1, d2
-    return ms.jit({1: first, 2: second}[order])
+
+    highest = {1: first, 2: second}[order]
+
+    def derivatives(s, *params):
+        return highest(s, *params)[1:]
+    return ms.jit(highest if values else derivatives)
 
 
 _BUILDERS = {
     "masked_grad": _build_masked_grad,
+    "elementwise_derivatives": functools.partial(_build_elementwise, order=2, values=False),
     "elementwise_first": functools.partial(_build_elementwise, order=1),
     "elementwise_second": functools.partial(_build_elementwise, order=2),
     "energy_and_gradient": _build_energy_and_gradient,
@@ -214,8 +220,9 @@ def elementwise_derivatives(energy, s, params):
     s: array (float32 or float64); params: tuple of arrays that broadcast against s.
     Returns (dphi, d2phi), both of s's shape and dtype (kJ/mol per unit of s, and per unit squared).
     """
-    _, d1, d2 = elementwise_values(energy, s, params)
-    return d1, d2
+    fn = _compiled(energy, "elementwise_derivatives")
+    d1, d2 = fn(_tensor(s), *[_tensor(p) for p in params])
+    return d1.asnumpy(), d2.asnumpy()
 
 
 def elementwise_values(energy, s, params, second=True):

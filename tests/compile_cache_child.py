@@ -81,7 +81,7 @@ def main(ops):
         fn, r, params, e1, e2 = case(name, int(n))
         d1, d2 = kernel.elementwise_derivatives(fn, r, params)
         signature = tuple(((len(r),), "Float64") for _ in (r,) + params)
-        keys[op] = compile_cache.graph_key("elementwise_second", fn, signature)
+        keys[op] = compile_cache.graph_key("elementwise_derivatives", fn, signature)
         errors[op] = max(float(np.max(np.abs(d1 - e1) / np.abs(e1))), float(np.max(np.abs(d2 - e2) / np.abs(e2))))
     store = compile_cache.cache_dir()
     print(json.dumps({"errors": errors, "keys": keys, "stats": compile_cache.STATS,

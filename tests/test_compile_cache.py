@@ -143,7 +143,7 @@ SIGNATURE = (((8,), "Float64"), ((8,), "Float64"), ((8,), "Float64"))
 CHARGES = np.array([0.5, -0.5, 0.3, -0.3])
 
 
-def key(fn, signature=SIGNATURE, kind="elementwise_second"):
+def key(fn, signature=SIGNATURE, kind="elementwise_derivatives"):
     return compile_cache.graph_key(kind, fn, signature)
 
 

@@ -206,7 +206,7 @@ def test_equal_functions_share_one_compiled_function_and_unequal_ones_do_not():
 
     first, again = group(), group()
     assert first.radial_energy != again.radial_energy        # two objects: the identity cache alone compiles twice
-    kind = "elementwise_second"
+    kind = "elementwise_derivatives"
     assert kernel._compiled(first.radial_energy, kind) is kernel._compiled(again.radial_energy, kind)
     others = [group((1, 0)), group(method="dsf", alpha=3.0), group(method="ewald", alpha=3.0),
               group(method="ewald", alpha=3.5)]
