@@ -3,15 +3,20 @@
 #               files the tests read, installed without their dependencies), then the main job: MindSPONGE MD of the
 #               default system with Jacobians into out/run.h5md (replaced on each run), and a summary
 #   make test   creates .venv if needed, then runs the test suite: the tests not marked slow, then the
-#               slow ones, each half in a process of its own (MindSpore keeps the memory of every graph
+#               slow ones, each half in processes of its own (MindSpore keeps the memory of every graph
 #               it compiles until its process ends); both halves run, and either failing fails (a half
-#               with no test selected, pytest's exit code 5, e.g. under PYTEST_ADDOPTS=-k, passes)
+#               with no test selected, pytest's exit code 5, e.g. under PYTEST_ADDOPTS=-k, passes).
+#               The first half runs on two worker processes (pytest-xdist, TEST_WORKERS), a test file
+#               at a time per worker, so that a module's fixtures are built once: both cores work. The
+#               slow half stays in one process: on two workers its peak memory (with the Dask tests'
+#               clusters) went over 8 GB (benchmarks/test-suite-timing-2026-12-03.txt)
 #   make test-fast  the first half only (the edit loop)
 #   make bench-peers  mdjac against JAX and matscipy (their own .venv-peers, made by make peers-env)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+TEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: run test test-fast bench env clean peers-env bench-peers
 
@@ -30,11 +35,11 @@ run: $(STAMP)
 	$(VENV)/bin/mdjac run --output out/run.h5md --overwrite
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"; fast=$$?; $(PY) -m pytest -q -m slow; slow=$$?; \
+	$(PY) -m pytest -q -m "not slow" $(TEST_WORKERS); fast=$$?; $(PY) -m pytest -q -m slow; slow=$$?; \
 	for code in $$fast $$slow; do [ $$code -eq 0 ] || [ $$code -eq 5 ] || exit $$code; done
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -m "not slow" $(TEST_WORKERS) || [ $$? -eq 5 ]
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_jacobian.py

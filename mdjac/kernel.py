@@ -37,6 +37,8 @@ Second derivatives run only compiled: every function here goes through ``mindspo
 (PyNative grad-of-grad is wrong or raises on this MindSpore). Inputs are float32 or float64 and
 the computation stays in that dtype throughout.
 """
+import functools
+
 import numpy as np
 import mindspore as ms
 import scipy.sparse
@@ -119,50 +121,36 @@ def _build_energy_and_gradient(energy):
     return ms.jit(energy_and_gradient)
 
 
-def _build_elementwise_derivatives(energy):
-    """jit: (s, *params) -> (dphi/ds, d2phi/ds2), both of s's shape, of entry-wise energies phi(s)."""
-    first = instance_gradient_of(energy)
-
-    def derivatives(s, *params):
-        def first_sum(s):       # phi' rides along as the aux output: one forward pass for both
-            d1 = first(s, *params)
-            return d1.sum(), d1
-        (_, d1), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
-        return d1, d2
-    return ms.jit(derivatives)
-
-
-def _build_elementwise_first(energy):
-    """jit: (s, *params) -> (phi, dphi/ds), both of s's shape, of entry-wise energies phi(s)."""
+def _build_elementwise(energy, order, values=True):
+    """jit: (s, *params) -> phi (if ``values``) and dphi/ds, ..., up to the ``order``-th derivative (1 or
+    2), each of s's shape, of entry-wise energies phi(s). The lower orders ride along as aux outputs of
+    the grad that takes the highest: one forward pass for all."""
     def first(s, *params):
-        def energy_sum(s):      # the energies ride along as the aux output
+        def energy_sum(s):
             phi = energy(s, *params)
             return phi.sum(), phi
         (_, phi), d1 = ms.value_and_grad(energy_sum, has_aux=True)(s)
         return phi, d1
-    return ms.jit(first)
 
-
-def _build_elementwise_second(energy):
-    """jit: (s, *params) -> (phi, dphi/ds, d2phi/ds2), each of s's shape, of entry-wise energies phi(s)."""
     def second(s, *params):
-        def energy_sum(s):
-            phi = energy(s, *params)
-            return phi.sum(), phi
-
-        def first_sum(s):       # phi and phi' ride along as aux outputs: one forward pass for all three
-            (_, phi), d1 = ms.value_and_grad(energy_sum, has_aux=True)(s)
+        def first_sum(s):
+            phi, d1 = first(s, *params)
             return d1.sum(), d1, phi
         (_, d1, phi), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
         return phi, d1, d2
-    return ms.jit(second)
+
+    highest = {1: first, 2: second}[order]
+
+    def derivatives(s, *params):
+        return highest(s, *params)[1:]
+    return ms.jit(highest if values else derivatives)
 
 
 _BUILDERS = {
     "masked_grad": _build_masked_grad,
-    "elementwise_derivatives": _build_elementwise_derivatives,
-    "elementwise_first": _build_elementwise_first,
-    "elementwise_second": _build_elementwise_second,
+    "elementwise_derivatives": functools.partial(_build_elementwise, order=2, values=False),
+    "elementwise_first": functools.partial(_build_elementwise, order=1),
+    "elementwise_second": functools.partial(_build_elementwise, order=2),
     "energy_and_gradient": _build_energy_and_gradient,
 }
 

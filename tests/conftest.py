@@ -169,7 +169,28 @@ def peptide_in_dodecahedron(amber14):
     return solvated_in(amber14, *peptide(), "dodecahedron", padding=1.32)
 
 
+_WORKER_STATS = []
+
+
+def pytest_sessionfinish(session):
+    """In a pytest-xdist worker: hand this process's compile-cache counts to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        from mdjac import compile_cache
+        session.config.workeroutput["mdjac_compile_cache"] = dict(compile_cache.STATS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """In the pytest-xdist controller: keep each finished worker's compile-cache counts."""
+    stats = getattr(node, "workeroutput", {}).get("mdjac_compile_cache")
+    if stats is not None:
+        _WORKER_STATS.append(stats)
+
+
 def pytest_terminal_summary(terminalreporter):
-    """How many of this process's compiled graphs came from the store (mdjac.compile_cache)."""
+    """How many of the test processes' compiled graphs came from the store (mdjac.compile_cache):
+    this process's, or, under pytest-xdist, its workers' added up."""
     from mdjac import compile_cache
-    terminalreporter.write_line(f"mdjac compile cache, graphs of the test process: {compile_cache.STATS}")
+    stats = {k: sum(s[k] for s in _WORKER_STATS) for k in compile_cache.STATS} if _WORKER_STATS else compile_cache.STATS
+    processes = f"the {len(_WORKER_STATS)} test processes" if _WORKER_STATS else "the test process"
+    terminalreporter.write_line(f"mdjac compile cache, graphs of {processes}: {stats}")

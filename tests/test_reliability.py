@@ -137,23 +137,27 @@ def test_full_disk_mid_run(reference, tmp_path):
     assert_same_datasets(out, reference["ref"])
 
 
-@pytest.mark.slow
-def test_overwrite_survives_a_failing_check(reference, tmp_path):
+def main_err(argv, capsys):
+    """``mdjac argv`` in this process (for checks, not the process's own behaviour): (exit code, stderr)."""
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def test_overwrite_survives_a_failing_check(reference, tmp_path, capsys):
     """A check that fails after --overwrite was accepted (a box too small for the cutoff) leaves the
     existing output byte for byte as it was, and a new output is not created."""
     small = write_input(tmp_path / "smallbox.h5md", 3, box=[1.6, 1.6, 1.6])   # cutoff 0.85 > 1.6 / 2
     keep = tmp_path / "keep.h5md"
     keep.write_bytes(open(reference["ref"], "rb").read())
     before = sorted(os.listdir(tmp_path))
-    runs = ((keep, ["--overwrite"]), (tmp_path / "new.h5md", []))
-    for code, err in mdjac_at_once(*[("compute", small, "-s", "argon", "-o", out, "-q", *extra) for out, extra in runs]):
+    for out, extra in ((keep, ["--overwrite"]), (tmp_path / "new.h5md", [])):
+        code, err = main_err(["compute", small, "-s", "argon", "-o", out, "-q", *extra], capsys)
         assert code == 2 and "over half the smallest box edge" in err and len(err.strip().splitlines()) == 1, err
     assert keep.read_bytes() == open(reference["ref"], "rb").read()
     assert sorted(os.listdir(tmp_path)) == before
 
 
-@pytest.mark.slow
-def test_resume_refuses_a_changed_input(reference, tmp_path):
+def test_resume_refuses_a_changed_input(reference, tmp_path, capsys):
     """--resume over an input rewritten at the same path is refused; the output is untouched."""
     traj = write_input(tmp_path / "in.h5md", 8)
     out = tmp_path / "out.h5md"
@@ -161,19 +165,19 @@ def test_resume_refuses_a_changed_input(reference, tmp_path):
     write_input(tmp_path / "changed.h5md", 8, seed=1)
     os.replace(tmp_path / "changed.h5md", traj)
     before = out.read_bytes()
-    code, err = mdjac("compute", traj, "-s", "argon", "-o", out, "-q", "--stop", "4", "--resume")
+    capsys.readouterr()
+    code, err = main_err(["compute", traj, "-s", "argon", "-o", out, "-q", "--stop", "4", "--resume"], capsys)
     assert code == 2 and "differs from frame 0 of the input" in err and len(err.strip().splitlines()) == 1, err
     assert out.read_bytes() == before
 
 
-@pytest.mark.slow
-def test_output_naming_the_input_through_a_link_is_refused(reference, tmp_path):
+def test_output_naming_the_input_through_a_link_is_refused(reference, tmp_path, capsys):
     traj = write_input(tmp_path / "in.h5md", 2)
     before = open(traj, "rb").read()
     os.symlink(traj, tmp_path / "link.h5md")
     os.link(traj, tmp_path / "hard.h5md")
-    runs = [("compute", traj, "-s", "argon", "-o", tmp_path / out, "-q", "--overwrite") for out in ("link.h5md", "hard.h5md")]
-    for code, err in mdjac_at_once(*runs):
+    for out in ("link.h5md", "hard.h5md"):
+        code, err = main_err(["compute", traj, "-s", "argon", "-o", tmp_path / out, "-q", "--overwrite"], capsys)
         assert code == 2 and "would replace the input" in err, err
     assert open(traj, "rb").read() == before
 
