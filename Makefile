@@ -8,8 +8,9 @@
 #               with no test selected, pytest's exit code 5, e.g. under PYTEST_ADDOPTS=-k, passes).
 #               The first half runs on two worker processes (pytest-xdist, TEST_WORKERS), a test file
 #               at a time per worker, so that a module's fixtures are built once: both cores work. The
-#               slow half stays in one process: on two workers its peak memory (with the Dask tests'
-#               clusters) went over 8 GB (benchmarks/test-suite-timing-2026-12-03.txt)
+#               slow half runs the same way, but for the Dask tests (tests/test_cluster.py), which run after
+#               it in a process of their own: beside another worker their clusters took the suite's peak
+#               memory over 8 GB (benchmarks/test-suite-timing-2026-12-03.txt)
 #   make test-fast  the first half only (the edit loop)
 #   make bench-peers  mdjac against JAX and matscipy (their own .venv-peers, made by make peers-env)
 PYTHON ?= python3
@@ -17,6 +18,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TEST_WORKERS ?= -n 2 --dist loadfile
+CLUSTER_TESTS := tests/test_cluster.py
 
 .PHONY: run test test-fast bench env clean peers-env bench-peers
 
@@ -35,8 +37,10 @@ run: $(STAMP)
 	$(VENV)/bin/mdjac run --output out/run.h5md --overwrite
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(TEST_WORKERS); fast=$$?; $(PY) -m pytest -q -m slow; slow=$$?; \
-	for code in $$fast $$slow; do [ $$code -eq 0 ] || [ $$code -eq 5 ] || exit $$code; done
+	$(PY) -m pytest -q -m "not slow" $(TEST_WORKERS); fast=$$?; \
+	$(PY) -m pytest -q -m slow $(TEST_WORKERS) --ignore=$(CLUSTER_TESTS); slow=$$?; \
+	$(PY) -m pytest -q -m slow $(CLUSTER_TESTS); cluster=$$?; \
+	for code in $$fast $$slow $$cluster; do [ $$code -eq 0 ] || [ $$code -eq 5 ] || exit $$code; done
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(TEST_WORKERS) || [ $$? -eq 5 ]
