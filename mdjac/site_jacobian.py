@@ -48,8 +48,8 @@ class SiteMappedPart:
         keep = local[atom] >= 0
         p, c, b = particle[keep], local[atom[keep]], blocks[keep]
         self._particle, self._column, self._blocks = p, c, b
-        rows = (3 * p[:, None, None] + np.arange(3)[None, :, None]) + 0 * np.arange(3)[None, None, :]
-        cols = (3 * c[:, None, None] + np.arange(3)[None, None, :]) + 0 * np.arange(3)[None, :, None]
+        rows = np.broadcast_to(3 * p[:, None, None] + np.arange(3)[None, :, None], b.shape)
+        cols = np.broadcast_to(3 * c[:, None, None] + np.arange(3)[None, None, :], b.shape)
         self._S = scipy.sparse.csr_matrix((b.reshape(-1), (rows.reshape(-1), cols.reshape(-1))),
                                           shape=(3 * inner.n, 3 * len(self.columns)))
 
