@@ -301,6 +301,13 @@ class WorkerState:
 _WORKER = WorkerState()
 
 
+def _remove(path):
+    """Remove the shard file ``path`` and its journal, those that exist."""
+    for p in (path, f"{path}.journal"):
+        if os.path.exists(p):
+            os.remove(p)
+
+
 def _shard_writer(path, system, job):
     """The shard's writer (mode 'a': continues what a killed attempt left), waiting for the lock of
     an attempt whose worker is still ending. A shard file that cannot be read (damaged on disk:
@@ -318,9 +325,7 @@ def _shard_writer(path, system, job):
             if damaged or "cannot open as HDF5" not in str(err):
                 raise
             damaged = True
-            for p in (path, f"{path}.journal"):
-                if os.path.exists(p):
-                    os.remove(p)
+            _remove(path)
 
 
 class Progress:
@@ -376,7 +381,9 @@ def compute_shard(job, index, a, b, path, joined=None):
         start, stop, step = job.selection
         frames = traj[start:stop:step]
         with _shard_writer(path, system, job) as writer:
-            resumed = writer.n_frames
+            # joined while this task waited for the lock: the file is one it has just begun
+            late = joined is not None and os.path.exists(joined)
+            resumed = b - a if late else writer.n_frames
             progress.put(resumed, final=True)
             for i in range(a + resumed, b):
                 frame = frames[i]
@@ -387,6 +394,8 @@ def compute_shard(job, index, a, b, path, joined=None):
                 cpu.append(time.process_time() - c0)
                 _WORKER.frames += 1
                 progress.put(i + 1 - a, final=i + 1 == b)
+    if late:
+        _remove(path)
     return dict(index=index, worker=os.getpid(), threads=threads, resumed=resumed, computed=len(seconds),
                 seconds=seconds, cpu=cpu, compile=bool(first_of_process and seconds), started=started,
                 ended=time.time())
@@ -418,10 +427,30 @@ def check_shard(path, a, b):
     try:
         return read_part(path, b - a)
     except InputError:
-        for p in (path, f"{path}.journal"):
-            if os.path.exists(p):
-                os.remove(p)
+        _remove(path)
         return None
+
+
+def sweep_folder(folder, keep):
+    """Remove from the shard folder ``folder`` of a finished run what the output does not read
+    (``keep``: :func:`mdjac.io.h5md_index.parts_of`): a shard file begun by a task rerun after its
+    shard was joined, the lock files of killed workers and of a join killed before it released
+    them, the unfinished store (``.tmp``) of a killed client. A file a writer still has locked is
+    left alone."""
+    keep = {os.path.abspath(p) for p in keep}
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if path in keep or not name.endswith((".h5md", ".journal", ".tmp", ".lock")) or not os.path.exists(path):
+            continue
+        owner = path.rsplit(".", 1)[0] if name.endswith((".journal", ".lock")) else path
+        lock = shard_lock(owner)      # released below, which removes its lock file
+        if lock is None:
+            continue
+        try:
+            if owner not in keep:
+                _remove(owner)
+        finally:
+            lock.release()
 
 
 def join_shards(index, ready):
@@ -594,6 +623,8 @@ def compute_on_cluster(client, plan, options, open_output, compute_frame, shard_
         client.cancel(list(futures.values()))
         if writer is not None:
             writer.close()
+    if writer is not None and os.path.isdir(folder):
+        sweep_folder(folder, parts_of(output))
     compile_seconds = {t["worker"]: t["seconds"][0] for t in tasks if t["compile"]}
     return dict(output=os.fspath(output), computed=len(frames) - kept, kept=kept, seconds=seconds, workers=workers,
                 shards=len(shards), tasks=tasks, compile_seconds=compile_seconds, join_seconds=join_seconds,

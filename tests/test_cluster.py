@@ -287,6 +287,49 @@ def test_a_rerun_shard_waits_for_the_lock_and_only_for_it(tmp_path, monkeypatch)
     assert time.monotonic() - started < 5
 
 
+def test_a_task_whose_shard_is_joined_while_it_waits_leaves_no_file(files, tmp_path):
+    """A rerun task that got its shard's lock only after the join had moved the shard to its part
+    (the join held the lock) computes nothing and removes the shard file its writer began."""
+    from mdjac.io.h5md_writer import OutputLock
+    from mdjac.jobs import frame_forces_and_jacobian
+    from mdjac.jobs.records import ComputeOptions
+
+    job = cluster.ShardJob(trajectory=str(files["traj"]), selection=(0, FRAMES, 1), system=str(files["system"]),
+                           compute_frame=frame_forces_and_jacobian, options=ComputeOptions(), metadata={},
+                           times=True, queue="")
+    path, joined = str(tmp_path / "shard-r-000000.h5md"), tmp_path / "part-r-000000.h5md"
+    lock = OutputLock(path)                                   # the join, checking the shard
+
+    def join():
+        joined.write_bytes(b"joined")
+        lock.release()
+
+    threading.Timer(1.0, join).start()
+    result = cluster.compute_shard(job, 0, 0, 4, path, str(joined))
+    assert result["computed"] == 0
+    assert sorted(os.listdir(tmp_path)) == [joined.name]
+
+
+def test_sweep_leaves_the_parts_and_what_a_writer_holds(tmp_path):
+    """The end of a run removes the shard folder's leftovers: a stray shard file and its journal,
+    free lock files (of a part too), a killed client's store .tmp; it keeps the parts, the files
+    a writer still holds, and files that are not mdjac's."""
+    from mdjac.io.h5md_writer import OutputLock
+
+    names = ["part-r-000000.h5md", "part-r-000000.h5md.lock", "store-a-000000.h5", "store-b-000000.h5.tmp",
+             "shard-r-000000.h5md", "shard-r-000000.h5md.journal", "shard-r-000001.h5md.lock",
+             "shard-r-000002.h5md", "notes.txt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    held = OutputLock(str(tmp_path / "shard-r-000002.h5md"))
+    try:
+        cluster.sweep_folder(str(tmp_path), [str(tmp_path / n) for n in ("part-r-000000.h5md", "store-a-000000.h5")])
+        assert sorted(os.listdir(tmp_path)) == ["notes.txt", "part-r-000000.h5md", "shard-r-000002.h5md",
+                                                "shard-r-000002.h5md.lock", "store-a-000000.h5"]
+    finally:
+        held.release()
+
+
 def free_port():
     import socket
     with socket.socket() as s:
