@@ -4,6 +4,7 @@ OpenMM's forces where a displacement of a real atom moves its sites (Context.com
 import numpy as np
 import pytest
 
+from helpers import rel
 from openmm_reference import fd_jacobian_columns, openmm, openmm_energy_forces, reference_context
 from openmm import app, unit
 
@@ -162,7 +163,9 @@ def test_site_selection_is_refused(every_site):
 def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
     """TIP4P-Ew with PME and Ewald: energy and the real atoms' forces as OpenMM's, Jacobian columns as central
     differences of OpenMM's forces (the M sites moved with their parents), the diagonal blocks as the dense
-    matrix's; the lowest modes by Lanczos on the matvec as the dense solver's; storing it is refused in one line."""
+    matrix's; the lowest modes by Lanczos on the matvec as the dense solver's. Stored (whole, and a partial Jacobian
+    of five atoms), the file reads back the Jacobian computed: its long-range part rebuilt from the inner part's
+    recipe over every particle and the frame's site map, as OpenMM's central differences too."""
     from mdjac import normal_modes
     from mdjac.analysis.modes import default_projection
     from mdjac.jobs.checks import check_storable
@@ -191,12 +194,19 @@ def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
         lanczos = normal_modes(J, masses, project="periodic", k=4, method="sparse")
         full = normal_modes(J, masses, project="periodic", k=4, method="dense")
         assert np.allclose(lanczos.eigenvalues, full.eigenvalues, rtol=1e-6, atol=1e-8 * np.abs(full.eigenvalues).max())
-    with pytest.raises(InputError, match="virtual sites and a reciprocal-space sum"):
-        check_storable(potential)
-    with pytest.raises(InputError, match="cannot be stored"):
-        with open_writer(tmp_path / "sites.h5md", potential.n_atoms, periodic=True, forces=False,
-                         jacobian_atoms=potential.jacobian_atoms, dtype=np.float64) as writer:
-            writer.append(0, 0.0, x, box=potential.box, jacobian=J)
+    check_storable(potential)
+    v = np.random.default_rng(3).normal(size=(len(real), 3))
+    for name, stored in (("whole", J), ("partial", J.select(real[:5]))):
+        with open_writer(tmp_path / f"{name}.h5md", potential.n_atoms, periodic=True, forces=False,
+                         jacobian_atoms=stored.atoms, dtype=np.float64) as writer:
+            writer.append(0, 0.0, x, box=potential.box, jacobian=stored)
+        with open_trajectory(tmp_path / f"{name}.h5md") as frames:
+            got = frames[0].jacobian
+            assert type(got.long_range).__name__ == "SiteMappedPart" and np.array_equal(got.atoms, stored.atoms)
+            assert rel(got.matvec(v[:stored.n]), stored.matvec(v[:stored.n])) < 1e-12
+            assert rel(got.diagonal(), stored.diagonal()) < 1e-12 and rel(got.to_dense(), stored.to_dense()) < 1e-12
+    partial = got.to_dense()[:, :, np.searchsorted(real, columns)]        # the columns are among the five atoms
+    assert np.abs(partial - ref[:5]).max() / np.abs(ref[:5]).max() < JACOBIAN_TOL
 
 
 def test_nonlinear_sites_with_pme_against_openmm():
