@@ -105,10 +105,12 @@ def test_sites_across_a_triclinic_box(every_site):
     assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
 
 
-def _tip4pew(method):
-    """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), ``method`` (an app method name) at 0.55 nm:
-    (System, positions nm). Its NonbondedForce alone (the bonded forces touch no site; fewer graphs to compile)."""
-    ff = app.ForceField("amber14/tip4pew.xml")
+def _water_box(method, model="tip4pew"):
+    """A 1.2 nm box of a four-site water (amber14's tip4pew.xml or opc.xml), ``method`` (an app method name) at
+    0.55 nm: (System, positions nm, Topology). Its NonbondedForce alone (the bonded forces touch no site; fewer
+    graphs to compile). OpenMM's Modeller has no OPC box: OPC's waters are placed from TIP4P-Ew's (the same four
+    atoms, O, H1, H2, M, which opc.xml's template matches; the flexible waters keep TIP4P-Ew's geometry)."""
+    ff = app.ForceField(f"amber14/{model}.xml")
     modeller = app.Modeller(app.Topology(), [])
     modeller.addSolvent(ff, model="tip4pew", boxSize=openmm.Vec3(1.2, 1.2, 1.2) * unit.nanometer)
     system = ff.createSystem(modeller.topology, nonbondedMethod=getattr(app, method),
@@ -116,7 +118,12 @@ def _tip4pew(method):
     for k in reversed(range(system.getNumForces())):
         if not isinstance(system.getForce(k), openmm.NonbondedForce):
             system.removeForce(k)
-    return system, np.array(modeller.positions.value_in_unit(unit.nanometer))
+    return system, np.array(modeller.positions.value_in_unit(unit.nanometer)), modeller.topology
+
+
+def _tip4pew(method):
+    """TIP4P-Ew (:func:`_water_box`): (System, positions nm)."""
+    return _water_box(method)[:2]
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +257,52 @@ def test_nonlinear_sites_with_pme_against_openmm():
     assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
     whole = potential.force_jacobian(x, strategy="dense").to_dense()     # AD through the placement, whole
     assert np.abs(whole - got).max() / np.abs(got).max() < 1e-10
+
+
+def test_compute_stores_an_opc_box_with_pme(tmp_path, capsys):
+    """`mdjac compute` on a box of OPC (amber14's opc.xml, System XML) with PME, two frames (the second with
+    stale sites): each stored frame reads back as the Jacobian computed in memory (1e-12 in float64), whose
+    columns are OpenMM's central differences; the frames written again as two part files joined by an index (as
+    a distributed run joins its shards) read back the same, their site maps concatenated frame by frame."""
+    from mdjac.cli import main
+    from mdjac.io.h5md_index import H5MDIndex
+
+    system, x, topology = _water_box("PME", "opc")
+    (tmp_path / "opc.xml").write_text(openmm.XmlSerializer.serialize(system))
+    with open(tmp_path / "opc.pdb", "w") as f:
+        app.PDBFile.writeFile(topology, x * unit.nanometer, f)
+    potential = adapt(system)
+    real = np.flatnonzero(~potential.sites.is_site)
+    frames = [x, x + np.random.default_rng(5).normal(scale=0.003, size=x.shape)]   # its sites are off their places
+    with open_writer(tmp_path / "in.h5md", len(x), periodic=True, forces=False, jacobian_atoms=None,
+                     dtype=np.float64) as writer:
+        for k, y in enumerate(frames):
+            writer.append(k, 0.1 * k, y, box=potential.box)
+    out = tmp_path / "out.h5md"
+    assert main(["compute", str(tmp_path / "in.h5md"), "-s", str(tmp_path / "opc.xml"), "-o", str(out), "-q",
+                 "--float64"]) == 0
+    v = np.random.default_rng(6).normal(size=(len(real), 3))
+    jacobians = [potential.force_jacobian(y) for y in frames]
+    with open_trajectory(out) as stored:
+        read = [stored[k] for k in range(2)]
+    for frame, J in zip(read, jacobians):
+        got = frame.jacobian
+        assert np.array_equal(got.atoms, real) and rel(got.matvec(v), J.matvec(v)) < 1e-12
+        assert rel(got.diagonal(), J.diagonal()) < 1e-12 and rel(got.to_dense(), J.to_dense()) < 1e-12
+    columns = [0, 1, 2, 4]                                # the first water's O, H1, H2 and the next O
+    ref = fd_jacobian_columns(reference_context(system, frames[1]), range(32), frames[1], columns)[real]
+    got = read[1].jacobian.to_dense()[:, :, np.searchsorted(real, columns)]
+    assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    assert main(["info", str(out)]) == 0
+    assert f"site map of {len(potential.sites)} virtual sites" in capsys.readouterr().out
+    shards = tmp_path / "index.h5md.shards"
+    shards.mkdir()
+    for k, frame in enumerate(read):
+        with open_writer(shards / f"part-{k}.h5md", len(x), periodic=True, forces=True, jacobian_atoms=real,
+                         dtype=np.float64) as writer:
+            writer.append(k, 0.1 * k, frame.positions, box=frame.box, forces=frame.forces, jacobian=frame.jacobian)
+    with H5MDIndex(tmp_path / "index.h5md") as index:
+        assert index.add([str(shards / f"part-{k}.h5md") for k in range(2)]) == 2
+    with open_trajectory(tmp_path / "index.h5md") as joined:
+        for k, J in enumerate(jacobians):
+            assert rel(joined[k].jacobian.matvec(v), J.matvec(v)) < 1e-12
