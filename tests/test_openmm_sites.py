@@ -1,10 +1,11 @@
 """Virtual sites (mdjac.sites) through the OpenMM adapter, against OpenMM's Reference platform:
 energies and the real atoms' forces, and Jacobian columns against central differences of
 OpenMM's forces where a displacement of a real atom moves its sites (Context.computeVirtualSites)."""
+import h5py
 import numpy as np
 import pytest
 
-from helpers import rel
+from helpers import read_without_mindspore, rel
 from openmm_reference import fd_jacobian_columns, openmm, openmm_energy_forces, reference_context
 from openmm import app, unit
 
@@ -214,6 +215,16 @@ def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
             assert rel(got.diagonal(), stored.diagonal()) < 1e-12 and rel(got.to_dense(), stored.to_dense()) < 1e-12
     partial = got.to_dense()[:, :, np.searchsorted(real, columns)]        # the columns are among the five atoms
     assert np.abs(partial - ref[:5]).max() / np.abs(ref[:5]).max() < JACOBIAN_TOL
+    # appended (the recipe and site map read back and compared), a frame counts once its site map is stored too
+    with open_writer(tmp_path / "whole.h5md", potential.n_atoms, periodic=True, forces=False,
+                     jacobian_atoms=J.atoms, dtype=np.float64, mode="a") as writer:
+        writer.append(1, 0.1, x, box=potential.box, jacobian=J)
+    with open_trajectory(tmp_path / "whole.h5md") as frames:
+        assert len(frames) == 2 and rel(frames[1].jacobian.matvec(v), J.matvec(v)) < 1e-12
+    with h5py.File(tmp_path / "whole.h5md", "r+") as f:
+        f["particles/trajectory/force_jacobian/long_range/site_map/blocks"].resize(1, axis=0)
+    with open_trajectory(tmp_path / "whole.h5md") as frames:
+        assert len(frames) == 1
 
 
 def test_nonlinear_sites_with_pme_against_openmm():
@@ -295,6 +306,8 @@ def test_compute_stores_an_opc_box_with_pme(tmp_path, capsys):
     assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
     assert main(["info", str(out)]) == 0
     assert f"site map of {len(potential.sites)} virtual sites" in capsys.readouterr().out
+    assert read_without_mindspore(out, "type(J.long_range).__name__, type(J.long_range.inner).__name__") == [
+        "SiteMappedPart", "PMEJacobian"]
     shards = tmp_path / "index.h5md.shards"
     shards.mkdir()
     for k, frame in enumerate(read):
