@@ -167,9 +167,9 @@ def test_site_selection_is_refused(every_site):
         potential.force_jacobian(x, atoms=[0, 4])
 
 
-@pytest.mark.parametrize("method", ["PME", "Ewald"])
+@pytest.mark.parametrize("method", ["PME", "Ewald", "LJPME"])
 def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
-    """TIP4P-Ew with PME and Ewald: energy and the real atoms' forces as OpenMM's, Jacobian columns as central
+    """TIP4P-Ew with PME, Ewald and LJ-PME: energy and the real atoms' forces as OpenMM's, Jacobian columns as central
     differences of OpenMM's forces (the M sites moved with their parents), the diagonal blocks as the dense
     matrix's; the lowest modes by Lanczos on the matvec as the dense solver's. Stored (whole, and a partial Jacobian
     of five atoms), the file reads back the Jacobian computed: its long-range part rebuilt from the inner part's
