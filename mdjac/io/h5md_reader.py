@@ -17,10 +17,10 @@ from ..errors import InputError, os_error_reason
 from ..space import check_box
 from ..jacobian import ForceJacobian, rows_of
 from ..long_range_jacobian import PartSum, rebuild
-from ..longrange.kinds import SUM_KIND
+from ..longrange.kinds import BORN_KIND, SUM_KIND
 from .frames import Frame, FrameSequence
 from .h5md_index import part_files
-from .h5md_layout import (BORN_DATASETS, BORN_KIND, GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, SITE_FRAME_DATASETS,
+from .h5md_layout import (BORN_DATASETS, GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, SITE_FRAME_DATASETS,
                           SITE_MAP, complete_frames, mirror_upper, open_h5, read_recipe)
 
 # H5MD unit strings of input files, as factors to mdjac's units (nm; kJ mol^-1 nm^-1).

@@ -15,10 +15,11 @@ import numpy as np
 from . import journal
 from ..errors import InputError, os_error_reason
 from ..jacobian import row_pointers
+from ..longrange.kinds import BORN_KIND
 from ..space import box_vectors, check_box, is_triclinic
 from ..version import __version__
 from .h5md_index import materialise, parts_of, remove_parts
-from .h5md_layout import (BORN_KIND, GROUP, JACOBIAN, LAYOUT, LONG_RANGE, SITE_MAP, UNITS, complete_frames, extents,
+from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, SITE_MAP, UNITS, complete_frames, extents,
                           long_range_recipe, modify, open_h5, read_recipe, same_recipe, site_frame, upper_triangle,
                           write_recipe)
 from .output_lock import OutputLock
