@@ -208,6 +208,7 @@ BORN_RECIPE = LongRangeRecipe(BORN_KIND)
 
 
 def _stored_kinds():
+    """The kinds a file stores, for messages."""
     return ", ".join(list(LONG_RANGE_SIZES) + [SUM_KIND, BORN_KIND])
 
 
@@ -236,6 +237,7 @@ def long_range_recipe(part):
 
 
 def _kind(group):
+    """A ``long_range`` group's (or part's) ``kind`` attribute as a str."""
     kind = group.attrs.get("kind", "")
     return kind.decode() if isinstance(kind, bytes) else str(kind)
 
