@@ -18,6 +18,7 @@ import os
 import sys
 
 from .errors import InputError
+from .longrange.kinds import BORN_KIND, DISPERSION_KIND, PME_KIND
 from .jobs.interrupts import hold_interrupts, is_interrupt, release_interrupts, restore_interrupts
 from .version import __version__
 
@@ -257,12 +258,12 @@ def format_info(info):
                   f"  Jacobian bytes   {info['jacobian_bytes_per_frame']:.0f} per frame on disk"]
         if "long_range" in info:
             lr = info["long_range"]
-            if "alpha" not in lr:
+            if lr["kind"] == BORN_KIND:
                 lines.append("  long range       generalized Born, its per-pair arrays stored with each frame")
             else:
-                what = f"PME mesh (grid {lr['grid']}" if "grid" in lr else f"Ewald reciprocal sum (kmax {lr['kmax']}"
-                lines.append(f"  long range       {what}, alpha {lr['alpha']:.6g} nm^-1), "
-                             "rebuilt from each frame's positions and box")
+                what = " + ".join(_long_range_part(p) for p in lr.get("parts", [lr]))
+                sites = f", through the site map of {lr['sites']} virtual sites" if "sites" in lr else ""
+                lines.append(f"  long range       {what}{sites}, rebuilt from each frame's positions and box")
     else:
         lines.append("  Jacobian         none")
     lines.append(f"  file bytes       {info['file_bytes']}"
@@ -271,6 +272,13 @@ def format_info(info):
         lines.append(f"  stored in        {info['parts']} part files beside it (an index; "
                      "`mdjac consolidate` makes it one file)")
     return "\n".join(lines)
+
+
+def _long_range_part(part):
+    """One long-range part of ``describe``'s ``long_range``, in words."""
+    what = {PME_KIND: "PME mesh", DISPERSION_KIND: "LJ-PME dispersion mesh"}.get(part["kind"], "Ewald reciprocal sum")
+    sizes = f"grid {part['grid']}" if "grid" in part else f"kmax {part['kmax']}"
+    return f"{what} ({sizes}, alpha {part['alpha']:.6g} nm^-1)"
 
 
 def cmd_info(args):

@@ -17,10 +17,12 @@ The protocol of a long-range part (``ForceJacobian.long_range``), for any kind:
   ``force_jacobian/long_range`` (docs/h5md.md), from which, with each frame's positions and box,
   the reader rebuilds the part (mdjac.io.h5md_reader, mdjac.io.h5md_layout.long_range_recipe).
 
-A sum of parts (:class:`PartSum`, LJ-PME's two meshes) follows the protocol too but has no file kind.
+A sum of parts (:class:`PartSum`, LJ-PME's two meshes; kind ``"part-sum-1"``) follows the protocol too, and a
+file stores the recipe of each of its parts; so does a part seen through virtual sites (mdjac.site_jacobian).
 
-Two kinds (:func:`rebuild` makes either from its recipe): :class:`mdjac.pme_jacobian.PMEJacobian`
-(``"pme-mesh-1"``), smooth PME's mesh operator, in its own numpy-only module beside this one; and
+Three kinds (:func:`rebuild` makes each from its recipe): :class:`mdjac.pme_jacobian.PMEJacobian`
+(``"pme-mesh-1"``), smooth PME's mesh operator, in its own numpy-only module beside this one, and LJ-PME's
+dispersion mesh on the same machinery (``"pme-dispersion-mesh-1"``, mdjac.pme_jacobian.DispersionPMEJacobian); and
 :class:`ReciprocalJacobian` (``"ewald-reciprocal-1"``): an Ewald reciprocal sum's part, -sum_k 2 w_k (g_k g_k^T + h_k h_k^T), whose maths is derived in mdjac.longrange.ewald. The k
 vectors and weights it is rebuilt from are computed here (numpy), and by the term from the same
 functions. Units: nm, e, kJ/mol; k in nm^-1, w_k in kJ mol^-1 e^-2.
@@ -31,7 +33,7 @@ import os
 import numpy as np
 
 from .errors import InputError
-from .longrange.kinds import EWALD_KIND, KIND_SIZES, PME_KIND
+from .longrange.kinds import DISPERSION_KIND, EWALD_KIND, KIND_SIZES, PME_KIND, SUM_KIND
 from .space import box_volume, check_box, is_triclinic, reciprocal_vectors
 
 #: largest number of (atom, wave vector) entries one compiled call handles; bounds memory (about 100 MB in float64).
@@ -245,9 +247,9 @@ class ReciprocalJacobian:
 
 class PartSum:
     """The sum of the long-range parts of several long-range terms on the same n atoms (LJ-PME: the Coulomb
-    and the dispersion meshes). Follows the protocol; its kind has no file recipe (refused by the writer)."""
+    and the dispersion meshes). Follows the protocol; a file stores each part's recipe (mdjac.io.h5md_layout)."""
 
-    kind = "sum"
+    kind = SUM_KIND
 
     def __init__(self, parts):
         self.parts = tuple(parts)
@@ -292,11 +294,13 @@ def keeps_factors(nbytes, cache_bytes=None):
 
 def rebuild(kind, positions, charges, sizes, alpha, box, coulomb_constant, dtype=np.float64):
     """The long-range part of a ``kind`` rebuilt from its recipe (``recipe()``: sizes (3,) int, Ewald's kmax
-    or PME's grid; alpha nm^-1; coulomb_constant; charges (n,) e) and a frame's positions (n, 3) nm and box (3,) nm."""
+    or PME's grid; alpha nm^-1; coulomb_constant (1 for the dispersion mesh); charges (n,) e, or the dispersion
+    coefficients) and a frame's positions (n, 3) nm and box (3,) nm."""
     if kind == EWALD_KIND:
         return ReciprocalJacobian(positions, charges, sizes, alpha, box, coulomb_constant, dtype)
-    if kind == PME_KIND:
-        from .pme_jacobian import PMEJacobian    # numba's compiled loops, imported only for a PME part
-        return PMEJacobian(positions, charges, sizes, alpha, box, coulomb_constant, dtype)
+    if kind in (PME_KIND, DISPERSION_KIND):
+        from .pme_jacobian import DispersionPMEJacobian, PMEJacobian    # numba's compiled loops, imported only for a PME part
+        part_class = PMEJacobian if kind == PME_KIND else DispersionPMEJacobian
+        return part_class(positions, charges, sizes, alpha, box, coulomb_constant, dtype)
     raise InputError(f"a long-range Jacobian part of kind {kind!r}; this mdjac reads "
                      f"{', '.join(map(repr, KIND_SIZES))}")

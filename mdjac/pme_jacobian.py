@@ -20,7 +20,9 @@ The first is dense (every pair of atoms) but a product of sparse stencils and on
   influence function is rebuilt exactly (mdjac.longrange.pme_grid.influence_function).
 
 It follows the protocol of a long-range part documented in mdjac.long_range_jacobian
-(kind ``"pme-mesh-1"``, :meth:`PMEJacobian.recipe`).
+(kind ``"pme-mesh-1"``, :meth:`PMEJacobian.recipe`). :class:`DispersionPMEJacobian` is the same operator on LJ-PME's
+dispersion mesh (mdjac.longrange.ljpme: the dispersion coefficients as charges, the dispersion influence function;
+kind ``"pme-dispersion-mesh-1"``).
 
 Its matvec is one spread (rho(g) = sum_j q_j D_j(g) . G^T v_j), one real FFT pair (phi = Phi * rho)
 and one gather ((H v)_i = q_i G sum_g D_i(g) phi(g)); for a block of m vectors (matmat), one spread of
@@ -33,7 +35,7 @@ import numpy as np
 
 from .errors import InputError
 from .longrange import pme_grid
-from .longrange.kinds import PME_KIND
+from .longrange.kinds import DISPERSION_KIND, PME_KIND
 from .space import check_box
 
 
@@ -66,12 +68,15 @@ class PMEJacobian:
         vectors, self.scale, origins, self.fractions, weights = pme_grid.frame_geometry(self.positions, self.box, self.grid)
         self.origins = np.ascontiguousarray(origins, dtype=np.int64)
         self.weights = np.ascontiguousarray(weights.astype(self.dtype))
-        self.eterm = (pme_grid.influence_function(self.grid, vectors, self.alpha, self.coulomb_constant)
-                      if eterm is None else eterm)
+        self.eterm = self.influence(vectors) if eterm is None else eterm
         self.spectrum = pme_grid.half_spectrum(self.eterm)
         self.derivatives_of = derivatives_of
         self._derivatives = None if derivatives is None else np.ascontiguousarray(derivatives).reshape(n, 3, pme_grid.ORDER)
         self._factors = None
+
+    def influence(self, vectors):
+        """eterm (grid) kJ mol^-1 e^-2 of box vectors (3, 3) nm: OpenMM's Coulomb influence function."""
+        return pme_grid.influence_function(self.grid, vectors, self.alpha, self.coulomb_constant)
 
     @property
     def n(self):
@@ -150,10 +155,22 @@ class PMEJacobian:
         """The part on a subset: rows and columns of local atoms ``where`` (m,) int."""
         where = np.asarray(where, dtype=np.int64)
         derivatives = None if self._derivatives is None else self._derivatives[where]
-        return PMEJacobian(self.positions[where], self.charges[where], self.grid, self.alpha, self.box,
-                           self.coulomb_constant, self.dtype, derivatives, self.derivatives_of, self.eterm)
+        return type(self)(self.positions[where], self.charges[where], self.grid, self.alpha, self.box,
+                          self.coulomb_constant, self.dtype, derivatives, self.derivatives_of, self.eterm)
 
     def recipe(self):
         """(grid (3,) int64, alpha nm^-1, coulomb_constant kJ mol^-1 nm e^-2, charges (n,) e): what a file
         stores, besides each frame's positions and box, to rebuild this part."""
         return self.grid, self.alpha, self.coulomb_constant, self.charges
+
+
+class DispersionPMEJacobian(PMEJacobian):
+    """LJ-PME's dispersion mesh part on n atoms (mdjac.longrange.ljpme): :class:`PMEJacobian` with the dispersion
+    coefficients c_i ((kJ/mol)^1/2 nm^3) as ``charges``, ``coulomb_constant`` 1 and OpenMM's dispersion influence
+    function (m = 0 included; kJ mol^-1 nm^6 per c_i c_j)."""
+
+    kind = DISPERSION_KIND
+
+    def influence(self, vectors):
+        """eterm (grid) of box vectors (3, 3) nm: OpenMM's dispersion influence function."""
+        return pme_grid.dispersion_influence_function(self.grid, vectors, self.alpha)

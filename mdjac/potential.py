@@ -199,7 +199,7 @@ class Potential:
                     keep = atoms[index].any(axis=1)
                     if not keep.any():
                         continue
-                    index, params = index[keep], tuple(p[keep] for p in params)
+                    index, params = index[keep], tuple(p if np.ndim(p) == 0 else p[keep] for p in params)
                 q = local_coordinates(group, index, config.positions, config.box).astype(config.dtype) if coordinates else None
                 yield group, index, q, tuple(np.asarray(p, dtype=config.dtype) for p in params)
 

@@ -14,18 +14,17 @@ the term's own part (mdjac.pme_jacobian.PMEJacobian or mdjac.long_range_jacobian
 :class:`SiteMappedPart` follows the protocol of a long-range part (mdjac.long_range_jacobian). A
 matvec is S v, one product with J_all, S^T. A diagonal block of real atom p sums, over the
 particles T(p) that move with p (p and the sites it is a parent of), S_ap^T J_ab S_bp: J_all's
-diagonal blocks and its blocks between a site and its parents (``pair_blocks``). It has no file
-kind: an H5MD file stores a part's recipe from the kept atoms' own positions and charges, which
-for the sites' part would need the site map too (docs/h5md.md); such Jacobians are refused by
-the writer and by mdjac.jobs.checks.check_storable.
+diagonal blocks and its blocks between a site and its parents (``pair_blocks``). An H5MD file
+stores it as J_all's recipe over every particle and the site map beside it: S's links once, their
+blocks and the sites' positions with each frame (docs/h5md.md, mdjac.io.h5md_layout.LongRangeRecipe);
+the reader rebuilds J_all and makes this part of it without MindSpore.
 
 Numpy and scipy only.
 """
 import numpy as np
 import scipy.sparse
 
-#: the kind tag of a site-mapped part: no H5MD file kind (mdjac.longrange.kinds) carries it
-SITE_MAPPED_KIND = "site-mapped"
+from .longrange.kinds import SITE_MAPPED_KIND
 
 
 class SiteMappedPart:

@@ -4,10 +4,12 @@ of OpenMM's forces; its long-range part (two meshes) as an operator."""
 import numpy as np
 import pytest
 
+from helpers import read_without_mindspore, rel
 from openmm_reference import fd_jacobian_columns, jacobian_columns, openmm, openmm_energy_forces, reference_context
 from openmm import unit
 
-from mdjac import InputError
+from mdjac import open_trajectory
+from mdjac.io import describe, open_writer
 from mdjac.jobs.checks import check_storable
 from mdjac.longrange.ljpme import DispersionPMEReciprocal
 from mdjac.openmm import adapt
@@ -59,8 +61,31 @@ def test_ljpme_is_openmms_ljpme(lj_fluid):
     dense = J.to_dense()
     assert np.allclose(J.diagonal(), np.einsum("iaib->iab", dense), rtol=0, atol=1e-10 * np.abs(dense).max())
     assert len(J.long_range.parts) == 2     # the Coulomb and the dispersion meshes
-    with pytest.raises(InputError, match="LJ-PME"):
-        check_storable(potential)
+
+
+def test_ljpme_jacobian_read_back_from_a_file(lj_fluid, tmp_path):
+    """Stored, each mesh's recipe is a part of the file's (the dispersion mesh's of its own kind); read back
+    without MindSpore, the Jacobian is the one computed (1e-12), so its columns are OpenMM's central differences."""
+    system, force, x = lj_fluid
+    potential = adapt(system)
+    check_storable(potential)
+    J = potential.force_jacobian(x)
+    path = tmp_path / "ljpme.h5md"
+    with open_writer(path, len(x), periodic=True, forces=False, jacobian_atoms="all", dtype=np.float64) as writer:
+        writer.append(0, 0.0, x, box=potential.box, jacobian=J)
+    with open_trajectory(path) as frames:
+        got = frames[0].jacobian
+    v = np.random.default_rng(4).normal(size=x.shape)
+    assert rel(got.matvec(v), J.matvec(v)) < 1e-12 and rel(got.diagonal(), J.diagonal()) < 1e-12
+    assert rel(got.to_dense(), J.to_dense()) < 1e-12
+    columns = [0, 2, 5]
+    ref = fd_jacobian_columns(reference_context(system, x), range(32), x, columns)
+    assert np.abs(jacobian_columns(got, columns) - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    parts = describe(path)["long_range"]["parts"]
+    assert [p["kind"] for p in parts] == ["pme-mesh-1", "pme-dispersion-mesh-1"]
+    assert parts[1]["grid"] == list(force.getLJPMEParametersInContext(reference_context(system, x))[1:])
+    assert read_without_mindspore(path, "*[type(p).__name__ for p in J.long_range.parts]") == [
+        "PMEJacobian", "DispersionPMEJacobian"]
 
 
 def test_ljpme_with_the_forces_own_parameters(lj_fluid):

@@ -1,9 +1,11 @@
 """Virtual sites (mdjac.sites) through the OpenMM adapter, against OpenMM's Reference platform:
 energies and the real atoms' forces, and Jacobian columns against central differences of
 OpenMM's forces where a displacement of a real atom moves its sites (Context.computeVirtualSites)."""
+import h5py
 import numpy as np
 import pytest
 
+from helpers import read_without_mindspore, rel
 from openmm_reference import fd_jacobian_columns, openmm, openmm_energy_forces, reference_context
 from openmm import app, unit
 
@@ -104,10 +106,12 @@ def test_sites_across_a_triclinic_box(every_site):
     assert np.abs(f[real] - f_ref[real]).max() / np.abs(f_ref[real]).max() < FORCE_TOL
 
 
-def _tip4pew(method):
-    """A 1.2 nm box of TIP4P-Ew (amber14's tip4pew.xml), ``method`` (an app method name) at 0.55 nm:
-    (System, positions nm). Its NonbondedForce alone (the bonded forces touch no site; fewer graphs to compile)."""
-    ff = app.ForceField("amber14/tip4pew.xml")
+def _water_box(method, model="tip4pew"):
+    """A 1.2 nm box of a four-site water (amber14's tip4pew.xml or opc.xml), ``method`` (an app method name) at
+    0.55 nm: (System, positions nm, Topology). Its NonbondedForce alone (the bonded forces touch no site; fewer
+    graphs to compile). OpenMM's Modeller has no OPC box: OPC's waters are placed from TIP4P-Ew's (the same four
+    atoms, O, H1, H2, M, which opc.xml's template matches; the flexible waters keep TIP4P-Ew's geometry)."""
+    ff = app.ForceField(f"amber14/{model}.xml")
     modeller = app.Modeller(app.Topology(), [])
     modeller.addSolvent(ff, model="tip4pew", boxSize=openmm.Vec3(1.2, 1.2, 1.2) * unit.nanometer)
     system = ff.createSystem(modeller.topology, nonbondedMethod=getattr(app, method),
@@ -115,7 +119,12 @@ def _tip4pew(method):
     for k in reversed(range(system.getNumForces())):
         if not isinstance(system.getForce(k), openmm.NonbondedForce):
             system.removeForce(k)
-    return system, np.array(modeller.positions.value_in_unit(unit.nanometer))
+    return system, np.array(modeller.positions.value_in_unit(unit.nanometer)), modeller.topology
+
+
+def _tip4pew(method):
+    """TIP4P-Ew (:func:`_water_box`): (System, positions nm)."""
+    return _water_box(method)[:2]
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +167,13 @@ def test_site_selection_is_refused(every_site):
         potential.force_jacobian(x, atoms=[0, 4])
 
 
-@pytest.mark.parametrize("method", ["PME", "Ewald"])
+@pytest.mark.parametrize("method", ["PME", "Ewald", "LJPME"])
 def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
-    """TIP4P-Ew with PME and Ewald: energy and the real atoms' forces as OpenMM's, Jacobian columns as central
+    """TIP4P-Ew with PME, Ewald and LJ-PME: energy and the real atoms' forces as OpenMM's, Jacobian columns as central
     differences of OpenMM's forces (the M sites moved with their parents), the diagonal blocks as the dense
-    matrix's; the lowest modes by Lanczos on the matvec as the dense solver's; storing it is refused in one line."""
+    matrix's; the lowest modes by Lanczos on the matvec as the dense solver's. Stored (whole, and a partial Jacobian
+    of five atoms), the file reads back the Jacobian computed: its long-range part rebuilt from the inner part's
+    recipe over every particle and the frame's site map, as OpenMM's central differences too."""
     from mdjac import normal_modes
     from mdjac.analysis.modes import default_projection
     from mdjac.jobs.checks import check_storable
@@ -191,12 +202,29 @@ def test_tip4pew_with_a_reciprocal_sum_against_openmm(method, tmp_path):
         lanczos = normal_modes(J, masses, project="periodic", k=4, method="sparse")
         full = normal_modes(J, masses, project="periodic", k=4, method="dense")
         assert np.allclose(lanczos.eigenvalues, full.eigenvalues, rtol=1e-6, atol=1e-8 * np.abs(full.eigenvalues).max())
-    with pytest.raises(InputError, match="virtual sites and a reciprocal-space sum"):
-        check_storable(potential)
-    with pytest.raises(InputError, match="cannot be stored"):
-        with open_writer(tmp_path / "sites.h5md", potential.n_atoms, periodic=True, forces=False,
-                         jacobian_atoms=potential.jacobian_atoms, dtype=np.float64) as writer:
-            writer.append(0, 0.0, x, box=potential.box, jacobian=J)
+    check_storable(potential)
+    v = np.random.default_rng(3).normal(size=(len(real), 3))
+    for name, stored in (("whole", J), ("partial", potential.force_jacobian(x, atoms=real[:5]))):
+        with open_writer(tmp_path / f"{name}.h5md", potential.n_atoms, periodic=True, forces=False,
+                         jacobian_atoms=stored.atoms, dtype=np.float64) as writer:
+            writer.append(0, 0.0, x, box=potential.box, jacobian=stored)
+        with open_trajectory(tmp_path / f"{name}.h5md") as frames:
+            got = frames[0].jacobian
+            assert type(got.long_range).__name__ == "SiteMappedPart" and np.array_equal(got.atoms, stored.atoms)
+            assert rel(got.matvec(v[:stored.n]), stored.matvec(v[:stored.n])) < 1e-12
+            assert rel(got.diagonal(), stored.diagonal()) < 1e-12 and rel(got.to_dense(), stored.to_dense()) < 1e-12
+    partial = got.to_dense()[:, :, np.searchsorted(real, columns)]        # the columns are among the five atoms
+    assert np.abs(partial - ref[:5]).max() / np.abs(ref[:5]).max() < JACOBIAN_TOL
+    # appended (the recipe and site map read back and compared), a frame counts once its site map is stored too
+    with open_writer(tmp_path / "whole.h5md", potential.n_atoms, periodic=True, forces=False,
+                     jacobian_atoms=J.atoms, dtype=np.float64, mode="a") as writer:
+        writer.append(1, 0.1, x, box=potential.box, jacobian=J)
+    with open_trajectory(tmp_path / "whole.h5md") as frames:
+        assert len(frames) == 2 and rel(frames[1].jacobian.matvec(v), J.matvec(v)) < 1e-12
+    with h5py.File(tmp_path / "whole.h5md", "r+") as f:
+        f["particles/trajectory/force_jacobian/long_range/site_map/blocks"].resize(1, axis=0)
+    with open_trajectory(tmp_path / "whole.h5md") as frames:
+        assert len(frames) == 1
 
 
 def test_nonlinear_sites_with_pme_against_openmm():
@@ -240,3 +268,54 @@ def test_nonlinear_sites_with_pme_against_openmm():
     assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
     whole = potential.force_jacobian(x, strategy="dense").to_dense()     # AD through the placement, whole
     assert np.abs(whole - got).max() / np.abs(got).max() < 1e-10
+
+
+def test_compute_stores_an_opc_box_with_pme(tmp_path, capsys):
+    """`mdjac compute` on a box of OPC (amber14's opc.xml, System XML) with PME, two frames (the second with
+    stale sites): each stored frame reads back as the Jacobian computed in memory (1e-12 in float64), whose
+    columns are OpenMM's central differences; the frames written again as two part files joined by an index (as
+    a distributed run joins its shards) read back the same, their site maps concatenated frame by frame."""
+    from mdjac.cli import main
+    from mdjac.io.h5md_index import H5MDIndex
+
+    system, x, topology = _water_box("PME", "opc")
+    (tmp_path / "opc.xml").write_text(openmm.XmlSerializer.serialize(system))
+    with open(tmp_path / "opc.pdb", "w") as f:
+        app.PDBFile.writeFile(topology, x * unit.nanometer, f)
+    potential = adapt(system)
+    real = np.flatnonzero(~potential.sites.is_site)
+    frames = [x, x + np.random.default_rng(5).normal(scale=0.003, size=x.shape)]   # its sites are off their places
+    with open_writer(tmp_path / "in.h5md", len(x), periodic=True, forces=False, jacobian_atoms=None,
+                     dtype=np.float64) as writer:
+        for k, y in enumerate(frames):
+            writer.append(k, 0.1 * k, y, box=potential.box)
+    out = tmp_path / "out.h5md"
+    assert main(["compute", str(tmp_path / "in.h5md"), "-s", str(tmp_path / "opc.xml"), "-o", str(out), "-q",
+                 "--float64"]) == 0
+    v = np.random.default_rng(6).normal(size=(len(real), 3))
+    jacobians = [potential.force_jacobian(y) for y in frames]
+    with open_trajectory(out) as stored:
+        read = [stored[k] for k in range(2)]
+    for frame, J in zip(read, jacobians):
+        got = frame.jacobian
+        assert np.array_equal(got.atoms, real) and rel(got.matvec(v), J.matvec(v)) < 1e-12
+        assert rel(got.diagonal(), J.diagonal()) < 1e-12 and rel(got.to_dense(), J.to_dense()) < 1e-12
+    columns = [0, 1, 2, 4]                                # the first water's O, H1, H2 and the next O
+    ref = fd_jacobian_columns(reference_context(system, frames[1]), range(32), frames[1], columns)[real]
+    got = read[1].jacobian.to_dense()[:, :, np.searchsorted(real, columns)]
+    assert np.abs(got - ref).max() / np.abs(ref).max() < JACOBIAN_TOL
+    assert main(["info", str(out)]) == 0
+    assert f"site map of {len(potential.sites)} virtual sites" in capsys.readouterr().out
+    assert read_without_mindspore(out, "type(J.long_range).__name__, type(J.long_range.inner).__name__") == [
+        "SiteMappedPart", "PMEJacobian"]
+    shards = tmp_path / "index.h5md.shards"
+    shards.mkdir()
+    for k, frame in enumerate(read):
+        with open_writer(shards / f"part-{k}.h5md", len(x), periodic=True, forces=True, jacobian_atoms=real,
+                         dtype=np.float64) as writer:
+            writer.append(k, 0.1 * k, frame.positions, box=frame.box, forces=frame.forces, jacobian=frame.jacobian)
+    with H5MDIndex(tmp_path / "index.h5md") as index:
+        assert index.add([str(shards / f"part-{k}.h5md") for k in range(2)]) == 2
+    with open_trajectory(tmp_path / "index.h5md") as joined:
+        for k, J in enumerate(jacobians):
+            assert rel(joined[k].jacobian.matvec(v), J.matvec(v)) < 1e-12

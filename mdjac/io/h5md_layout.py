@@ -5,11 +5,13 @@ The tree (documented with a stand-alone h5py snippet in ``docs/h5md.md``): an H5
 as time-dependent elements, all sharing one ``step`` and one ``time`` dataset through hard links,
 and next to them ``force_jacobian``: every frame's 3x3 blocks as a block-sparse row (BSR) matrix,
 stored as one flat, resizable store of blocks and column indices plus per-frame row pointers and
-offsets (layout name ``mdjac-bsr-1``). A Jacobian with a long-range (Ewald or PME) part also stores,
+offsets (layout name ``mdjac-bsr-1``). A Jacobian with a long-range (Ewald, PME, LJ-PME) part also stores,
 once per file, what rebuilds that part from each frame's positions and box (``force_jacobian/long_range``:
-its kind, kmax or the PME grid, alpha, the Coulomb constant and the kept atoms' charges;
-:func:`long_range_recipe`). A generalized-Born part cannot be rebuilt from positions without the term's AD,
-so the same group holds its per-pair arrays frame by frame (:data:`BORN_DATASETS`, mdjac.born_jacobian).
+its kind, kmax or the PME grid, alpha, the Coulomb constant and the kept atoms' charges, or a sum's parts
+each so; a :class:`LongRangeRecipe`), and, for a part seen through virtual sites, the site map beside it
+(:data:`SITE_MAP`: its links once, their 3x3 blocks and the sites' positions frame by frame). A
+generalized-Born part cannot be rebuilt from positions without the term's AD, so the same group holds its
+per-pair arrays frame by frame (:data:`BORN_DATASETS`, mdjac.born_jacobian).
 
 Never lose a frame. The writer stores a frame's data first and the shared ``step``/``time``
 datasets last, so a frame counts as stored only once every dataset holds it
@@ -23,6 +25,7 @@ with its frame datasets (:func:`extents`) virtual; :func:`part_files` names its 
 whose files are missing (:func:`missing_parts`).
 """
 import contextlib
+import dataclasses
 import gc
 import io
 import os
@@ -35,7 +38,7 @@ import numpy as np
 from . import journal
 from ..errors import InputError, os_error_reason
 from ..long_range_jacobian import KIND_SIZES
-from ..longrange.kinds import BORN_KIND
+from ..longrange.kinds import BORN_KIND, KIND_WEIGHTS, SITE_MAPPED_KIND, SUM_KIND
 
 GROUP = "trajectory"
 JACOBIAN = "force_jacobian"
@@ -47,8 +50,11 @@ LONG_RANGE_SIZES = KIND_SIZES
 #: a generalized-Born part's datasets in ``long_range``: the pairs' flat store (pairs (P, 2) int32, vectors (P, 3),
 #: scalars (P, 7)), each frame's extent in it (offset (F, 2): first pair, pairs) and M's diagonal (F, N_GB)
 BORN_DATASETS = ("pairs", "vectors", "scalars", "extent", "m_diagonal")
-#: the recipe of a generalized-Born part: its kind alone (its arrays are stored per frame)
-BORN_RECIPE = (BORN_KIND, np.zeros(0, dtype=np.int64), 0.0, 0.0, np.zeros(0))
+#: subgroup of ``long_range`` holding the site map S = dX/dx of a part seen through virtual sites: ``particle``,
+#: ``atom`` (L,) int64 once (site particle[l] hangs on real atom atom[l]), and :data:`SITE_FRAME_DATASETS` per frame
+SITE_MAP = "site_map"
+#: the site map's datasets per frame: blocks (F, L, 3, 3) dX_particle/dx_atom, positions (F, S, 3) nm of the sites
+SITE_FRAME_DATASETS = ("blocks", "positions")
 UNITS = {"length": "nm", "time": "ps", "force": "kJ mol-1 nm-1", "jacobian": "kJ mol-1 nm-2",
          "mass": "u"}
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -156,38 +162,149 @@ def complete_frames(g):
             stored = min(len(born[name]) for name in ("pairs", "vectors", "scalars"))
             while n and int(born["extent"][n - 1].sum()) > stored:
                 n -= 1
+        if born is not None and SITE_MAP in born:     # a site map's blocks and sites, frame by frame
+            n = min([n] + [len(born[SITE_MAP][name]) for name in SITE_FRAME_DATASETS])
     return n
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class LongRangeRecipe:
+    """What a file keeps once to rebuild each frame's long-range part (``force_jacobian/long_range``, docs/h5md.md).
+
+    kind : str, a kind of mdjac.longrange.kinds: Ewald's, PME's, the dispersion mesh's (:data:`LONG_RANGE_SIZES`),
+        generalized Born's (its arrays are stored frame by frame; nothing else here) or a sum's.
+    sizes : (3,) int64, Ewald's kmax or the mesh's grid.
+    alpha : nm^-1.  constant : the Coulomb constant kJ mol^-1 nm e^-2 (1 for the dispersion mesh).
+    charges : (n,) float64, the charges e (the dispersion mesh: its coefficients) of the atoms the part is on: the
+        Jacobian's kept atoms, or every particle when ``sites`` is set.
+    parts : tuple of LongRangeRecipe, the parts of a sum (kind ``SUM_KIND``; each of a kind of :data:`LONG_RANGE_SIZES`).
+    sites : None, or (particle (L,), atom (L,)) int64, the links of the site map S = dX/dx from each virtual site
+        to its parents: the part is over every particle and the Jacobian's is S^T J_all S on the kept real atoms
+        (mdjac.site_jacobian); the links' blocks and the sites' positions are stored frame by frame (:data:`SITE_MAP`).
+    """
+    kind: str
+    sizes: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    alpha: float = 0.0
+    constant: float = 0.0
+    charges: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    parts: tuple = ()
+    sites: tuple = None
+
+    def same(self, other):
+        """True if ``other`` is the identical recipe."""
+        def equal(a, b):
+            return a.shape == b.shape and np.array_equal(a, b)
+        if self.sites is None or other.sites is None:
+            sites = self.sites is None and other.sites is None
+        else:
+            sites = all(equal(a, b) for a, b in zip(self.sites, other.sites))
+        return (self.kind == other.kind and equal(self.sizes, other.sizes) and self.alpha == other.alpha
+                and self.constant == other.constant and equal(self.charges, other.charges) and sites
+                and len(self.parts) == len(other.parts) and all(a.same(b) for a, b in zip(self.parts, other.parts)))
+
+
+#: the recipe of a generalized-Born part: its kind alone (its arrays are stored per frame)
+BORN_RECIPE = LongRangeRecipe(BORN_KIND)
+
+
+def _stored_kinds():
+    """The kinds a file stores, for messages."""
+    return ", ".join(list(LONG_RANGE_SIZES) + [SUM_KIND, BORN_KIND])
+
+
 def long_range_recipe(part):
-    """(kind, sizes (3,) int64, alpha nm^-1, coulomb_constant, charges (n,) e) of a long-range part: what
-    the file keeps, its ``kind`` and ``recipe()`` (sizes: Ewald's kmax, or PME's grid; :data:`LONG_RANGE_SIZES`)."""
+    """The :class:`LongRangeRecipe` of a long-range part: what the file keeps, from its ``kind`` and ``recipe()``
+    (a sum: its parts'; a part seen through virtual sites: its inner part's and the links of its site map)."""
+    if part.kind == SITE_MAPPED_KIND:
+        particle, atom, _ = part.links
+        site = particle != atom                 # the links of a site to its parents (the others: real atoms, identity)
+        return dataclasses.replace(long_range_recipe(part.inner), sites=(particle[site].astype(np.int64),
+                                                                          atom[site].astype(np.int64)))
+    if part.kind == SUM_KIND:
+        parts = tuple(long_range_recipe(p) for p in part.parts)
+        if any(p.kind not in LONG_RANGE_SIZES for p in parts):
+            raise InputError(f"a sum of long-range Jacobian parts of kinds {[p.kind for p in parts]} cannot be stored; "
+                             f"this mdjac stores sums of {', '.join(LONG_RANGE_SIZES)}")
+        return LongRangeRecipe(SUM_KIND, parts=parts)
     if part.kind == BORN_KIND:
         return BORN_RECIPE
     if part.kind not in LONG_RANGE_SIZES:
         raise InputError(f"a long-range Jacobian part of kind {part.kind!r} cannot be stored; this mdjac stores "
-                         f"{', '.join(LONG_RANGE_SIZES)}, {BORN_KIND}")
+                         f"{_stored_kinds()}")
     sizes, alpha, constant, charges = part.recipe()
-    return part.kind, np.asarray(sizes, dtype=np.int64), float(alpha), float(constant), np.asarray(charges)
+    return LongRangeRecipe(part.kind, np.asarray(sizes, dtype=np.int64), float(alpha), float(constant),
+                           np.asarray(charges, dtype=np.float64))
+
+
+def _kind(group):
+    """A ``long_range`` group's (or part's) ``kind`` attribute as a str."""
+    kind = group.attrs.get("kind", "")
+    return kind.decode() if isinstance(kind, bytes) else str(kind)
 
 
 def read_recipe(lr):
-    """The :func:`long_range_recipe` stored in a ``long_range`` group."""
-    kind = lr.attrs.get("kind", "")
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    """The :class:`LongRangeRecipe` stored in a ``long_range`` group."""
+    kind = _kind(lr)
     if kind == BORN_KIND:
         return BORN_RECIPE
+    sites = None
+    if SITE_MAP in lr:
+        sites = (lr[SITE_MAP]["particle"][()].astype(np.int64), lr[SITE_MAP]["atom"][()].astype(np.int64))
+    if kind == SUM_KIND:
+        parts = tuple(_read_part(lr[f"part{k}"]) for k in range(int(lr.attrs["parts"])))
+        return LongRangeRecipe(SUM_KIND, parts=parts, sites=sites)
+    return dataclasses.replace(_read_part(lr), sites=sites)
+
+
+def _read_part(lr):
+    """The recipe of one part of a kind of :data:`LONG_RANGE_SIZES` from its group's attributes and weights."""
+    kind = _kind(lr)
     if kind not in LONG_RANGE_SIZES:
         raise InputError(f"{lr.file.filename}: long-range Jacobian part of kind {kind!r}; this mdjac reads "
-                         f"{', '.join(LONG_RANGE_SIZES)}, {BORN_KIND}")
-    return (kind, np.asarray(lr.attrs[LONG_RANGE_SIZES[kind]], dtype=np.int64), float(lr.attrs["alpha"]),
-            float(lr.attrs["coulomb_constant"]), lr["charges"][()])
+                         f"{_stored_kinds()}")
+    return LongRangeRecipe(kind, np.asarray(lr.attrs[LONG_RANGE_SIZES[kind]], dtype=np.int64), float(lr.attrs["alpha"]),
+                           float(lr.attrs.get("coulomb_constant", 1.0)), lr[KIND_WEIGHTS[kind][0]][()])
+
+
+def write_recipe(lr, recipe):
+    """Write ``recipe`` (a :class:`LongRangeRecipe`, not generalized Born's) into the empty ``long_range`` group ``lr``:
+    a part's attributes and weights, a sum's parts as subgroups ``part0``, ``part1``, ..., and the site map's links
+    (its per-frame datasets are made by the writer)."""
+    if recipe.kind == SUM_KIND:
+        lr.attrs["kind"] = SUM_KIND
+        lr.attrs["parts"] = np.int64(len(recipe.parts))
+        for k, part in enumerate(recipe.parts):
+            write_recipe(lr.create_group(f"part{k}"), part)
+    else:
+        lr.attrs["kind"] = recipe.kind
+        lr.attrs[LONG_RANGE_SIZES[recipe.kind]] = np.asarray(recipe.sizes, dtype=np.int64)
+        lr.attrs["alpha"] = np.float64(recipe.alpha)
+        name, unit = KIND_WEIGHTS[recipe.kind]
+        if unit == "e":
+            lr.attrs["coulomb_constant"] = np.float64(recipe.constant)
+        lr.create_dataset(name, data=np.asarray(recipe.charges, dtype=np.float64)).attrs["unit"] = unit
+    if recipe.sites is not None:
+        site_map = lr.create_group(SITE_MAP)
+        site_map.create_dataset("particle", data=recipe.sites[0])
+        site_map.create_dataset("atom", data=recipe.sites[1])
 
 
 def same_recipe(a, b):
-    """True if two long-range recipes (:func:`long_range_recipe`) are identical."""
-    return (a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2] and a[3] == b[3] and a[4].shape == b[4].shape
-            and np.array_equal(a[4], b[4]))
+    """True if two long-range recipes (:class:`LongRangeRecipe`) are identical."""
+    return a.same(b)
+
+
+def site_frame(part):
+    """What a frame stores of the site map of a part seen through virtual sites (mdjac.site_jacobian.SiteMappedPart):
+    (blocks (L, 3, 3) float64 of its site links, in the order of :func:`long_range_recipe`'s ``sites``; the sites'
+    positions (S, 3) float64 nm at which the part was computed, sites ascending)."""
+    particle, atom, blocks = part.links
+    site = particle != atom
+    inner = part.inner
+    while not hasattr(inner, "positions"):      # a sum: its parts are on the same particles
+        inner = inner.parts[0]
+    return (np.asarray(blocks[site], dtype=np.float64),
+            np.asarray(inner.positions, dtype=np.float64)[np.unique(particle[site])])
 
 
 def upper_triangle(jacobian):
@@ -225,6 +342,8 @@ def extents(g, n):
             end = int(born["extent"][n - 1].sum()) if n else 0
             out.update({f"{JACOBIAN}/{LONG_RANGE}/{name}": n if name in ("extent", "m_diagonal") else end
                         for name in BORN_DATASETS})
+        if born is not None and SITE_MAP in born:
+            out.update({f"{JACOBIAN}/{LONG_RANGE}/{SITE_MAP}/{name}": n for name in SITE_FRAME_DATASETS})
     return out
 
 

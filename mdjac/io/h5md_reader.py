@@ -16,11 +16,12 @@ from . import journal
 from ..errors import InputError, os_error_reason
 from ..space import check_box
 from ..jacobian import ForceJacobian, rows_of
-from ..long_range_jacobian import rebuild
+from ..long_range_jacobian import PartSum, rebuild
+from ..longrange.kinds import BORN_KIND, SUM_KIND
 from .frames import Frame, FrameSequence
 from .h5md_index import part_files
-from .h5md_layout import (BORN_DATASETS, BORN_RECIPE, GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, complete_frames, mirror_upper, open_h5,
-                          read_recipe)
+from .h5md_layout import (BORN_DATASETS, GROUP, JACOBIAN, LONG_RANGE, LONG_RANGE_SIZES, SITE_FRAME_DATASETS,
+                          SITE_MAP, complete_frames, mirror_upper, open_h5, read_recipe)
 
 # H5MD unit strings of input files, as factors to mdjac's units (nm; kJ mol^-1 nm^-1).
 LENGTH_FACTORS = {"nm": 1.0, "Angstrom": 0.1, "angstrom": 0.1, "A": 0.1, "pm": 1e-3, "um": 1e3}
@@ -73,6 +74,7 @@ class H5MDTrajectory(FrameSequence):
                     \\-- [indptr] (n, n_kept + 1) int64, [offset] (n,) int64
                     \\-- [indices] (total,) int32, [blocks] (total, 3, 3)  +-- unit kJ mol-1 nm-2
                     \\-- (long_range)  optional: +-- kind, kmax (Ewald) or grid (PME), alpha, coulomb_constant; [charges] (n_kept,)
+                                       (or a sum's parts, a site map, generalized Born's arrays: docs/h5md.md)
          \\-- (observables), (parameters)   ignored
 
     Only complete frames count (:func:`complete_frames`). The file stays open until
@@ -176,7 +178,8 @@ def read_jacobian(jac, i, n_atoms, atoms, recipe, positions=None, box=None):
     :func:`read_recipe` (None without one), both read once per file. With a recipe the whole
     Jacobian is given: its long-range part is rebuilt from the frame's ``positions`` (N, 3) nm and
     ``box`` (3,) nm (mdjac.long_range_jacobian.rebuild: Ewald's ReciprocalJacobian or PME's mesh
-    operator, mdjac.pme_jacobian.PMEJacobian).
+    operator, mdjac.pme_jacobian.PMEJacobian; a sum of them; seen through the site map,
+    mdjac.site_jacobian.SiteMappedPart).
     """
     indptr = jac["indptr"][i]
     start = int(jac["offset"][i])
@@ -186,8 +189,8 @@ def read_jacobian(jac, i, n_atoms, atoms, recipe, positions=None, box=None):
     blocks = jac["blocks"][start:stop]
     if jac.attrs.get("triangle", "full") == "upper":
         rows, cols, blocks = mirror_upper(rows, cols, blocks)
-    long_range = (_born_part(jac, i, atoms) if recipe is not None and recipe[0] == BORN_RECIPE[0]
-                  else _long_range(jac, atoms, recipe, positions, box))
+    long_range = (_born_part(jac, i, atoms) if recipe is not None and recipe.kind == BORN_KIND
+                  else _long_range(jac, i, atoms, recipe, positions, box))
     return ForceJacobian(n_atoms, rows, cols, blocks, atoms=atoms, long_range=long_range)
 
 
@@ -202,15 +205,33 @@ def _born_part(jac, i, atoms):
                                          m_diagonal=lr["m_diagonal"][i], where=atoms), dtype)
 
 
-def _long_range(jac, atoms, recipe, positions, box):
-    """The Jacobian's long-range part rebuilt from the file's ``recipe``, or None if it has none."""
+def _long_range(jac, i, atoms, recipe, positions, box):
+    """Frame ``i``'s long-range part rebuilt from the file's ``recipe``, or None if it has none: on the kept
+    ``atoms``, or over every particle (the sites at their stored places) seen through the frame's site map."""
     if recipe is None:
         return None
-    kind, sizes, alpha, constant, charges = recipe
     if positions is None or box is None:
         raise InputError(f"{jac.file.filename}: the Jacobian's long-range part needs the frame's positions and box")
     dtype = np.float64 if jac["blocks"].dtype == np.float64 else np.float32
-    return rebuild(kind, np.asarray(positions, dtype=np.float64)[atoms], charges, sizes, alpha, box, constant, dtype)
+    x = np.array(positions, dtype=np.float64)
+    if recipe.sites is None:
+        return _rebuild(recipe, x[atoms], box, dtype)
+    from ..site_jacobian import SiteMappedPart
+    site_map = jac[LONG_RANGE][SITE_MAP]
+    particle, atom = recipe.sites
+    sites = np.unique(particle)
+    x[sites] = site_map["positions"][i]
+    real = np.setdiff1d(np.arange(len(x)), sites)          # every other particle: dX/dx the identity
+    links = (np.concatenate([real, particle]), np.concatenate([real, atom]),
+             np.concatenate([np.broadcast_to(np.eye(3), (len(real), 3, 3)), site_map["blocks"][i]]))
+    return SiteMappedPart(_rebuild(recipe, x, box, dtype), links, atoms)
+
+
+def _rebuild(recipe, positions, box, dtype):
+    """The part of ``recipe`` (a sum's parts summed) on the atoms at ``positions`` (n, 3) nm."""
+    if recipe.kind == SUM_KIND:
+        return PartSum([_rebuild(part, positions, box, dtype) for part in recipe.parts])
+    return rebuild(recipe.kind, positions, recipe.charges, recipe.sizes, recipe.alpha, box, recipe.constant, dtype)
 
 
 def read_metadata(path):
@@ -234,6 +255,12 @@ def _storage(jac, parts=()):
     born = jac.get(LONG_RANGE)
     if born is not None and "extent" in born:       # a generalized-Born part's arrays
         total += sum(born[name].id.get_storage_size() for name in BORN_DATASETS)
+    if born is not None and SITE_MAP in born:       # a site map's blocks and sites (from the parts of an index)
+        frames = [born[SITE_MAP][name] for name in SITE_FRAME_DATASETS]
+        total += sum(ds.id.get_storage_size() for ds in frames if not ds.is_virtual)
+        for part in parts:
+            with h5py.File(part, "r") as f:
+                total += sum(f[ds.name].id.get_storage_size() for ds in frames if ds.is_virtual)
     return total
 
 
@@ -304,7 +331,17 @@ def _describe(path):
                        jacobian_bytes_per_frame=_storage(jac, parts) / max(n, 1),
                        bytes_per_frame=out["file_bytes"] / max(n, 1))
             if LONG_RANGE in jac:
-                kind, sizes, alpha, _, _ = read_recipe(jac[LONG_RANGE])
-                out.update(long_range={"kind": kind} if kind == BORN_RECIPE[0] else
-                           {"kind": kind, LONG_RANGE_SIZES[kind]: sizes.tolist(), "alpha": alpha})
+                out.update(long_range=_described(read_recipe(jac[LONG_RANGE])))
         return out
+
+
+def _described(recipe):
+    """A long-range recipe as plain values: kind, kmax or grid and alpha of a part (a sum: ``parts``, each so),
+    and ``sites`` (the virtual sites of its site map, if it has one)."""
+    if recipe.kind == BORN_KIND:
+        return {"kind": recipe.kind}
+    out = ({"kind": recipe.kind, "parts": [_described(p) for p in recipe.parts]} if recipe.kind == SUM_KIND else
+           {"kind": recipe.kind, LONG_RANGE_SIZES[recipe.kind]: recipe.sizes.tolist(), "alpha": recipe.alpha})
+    if recipe.sites is not None:
+        out["sites"] = len(np.unique(recipe.sites[0]))
+    return out

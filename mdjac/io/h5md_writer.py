@@ -15,11 +15,13 @@ import numpy as np
 from . import journal
 from ..errors import InputError, os_error_reason
 from ..jacobian import row_pointers
+from ..longrange.kinds import BORN_KIND
 from ..space import box_vectors, check_box, is_triclinic
 from ..version import __version__
 from .h5md_index import materialise, parts_of, remove_parts
-from .h5md_layout import (BORN_RECIPE, GROUP, JACOBIAN, LAYOUT, LONG_RANGE, LONG_RANGE_SIZES, UNITS, complete_frames, extents,
-                          long_range_recipe, modify, open_h5, read_recipe, same_recipe, upper_triangle)
+from .h5md_layout import (GROUP, JACOBIAN, LAYOUT, LONG_RANGE, SITE_MAP, UNITS, complete_frames, extents,
+                          long_range_recipe, modify, open_h5, read_recipe, same_recipe, site_frame, upper_triangle,
+                          write_recipe)
 from .output_lock import OutputLock
 
 #: The filters the Jacobian's blocks can have (``mdjac compute --compression``), as h5py's
@@ -107,7 +109,7 @@ def _write_born(jac, parts):
     arrays = [part.stored() for part in parts]
     if LONG_RANGE not in jac:
         lr = jac.create_group(LONG_RANGE)
-        lr.attrs["kind"] = BORN_RECIPE[0]
+        lr.attrs["kind"] = BORN_KIND
         _resizable(lr, "pairs", (2,), np.int32, chunks=(1 << 15, 2))
         _resizable(lr, "vectors", (3,), np.float64, chunks=(1 << 14, 3), compression="none")
         _resizable(lr, "scalars", (7,), np.float64, chunks=(1 << 13, 7), compression="none")
@@ -121,6 +123,18 @@ def _write_born(jac, parts):
     _append(lr["scalars"], _joined([a["scalars"] for a in arrays], np.float64))
     _append(lr["m_diagonal"], np.stack([a["m_diagonal"] for a in arrays]))
     _append(lr["extent"], np.stack([first, counts], axis=1))
+
+
+def _write_site_frames(lr, parts):
+    """Append the site maps of parts seen through virtual sites (h5md_layout.site_frame) to ``long_range/site_map``,
+    whose per-frame datasets are made at the first frame: blocks (F, L, 3, 3) and the sites' positions (F, S, 3)."""
+    arrays = [site_frame(part) for part in parts]
+    site_map = lr[SITE_MAP]
+    if "blocks" not in site_map:
+        _resizable(site_map, "blocks", arrays[0][0].shape, np.float64)
+        _resizable(site_map, "positions", arrays[0][1].shape, np.float64, UNITS["length"])
+    _append(site_map["blocks"], np.stack([blocks for blocks, _ in arrays]))
+    _append(site_map["positions"], np.stack([positions for _, positions in arrays]))
 
 
 def create_layout(f, n_atoms, dtype, periodic, forces, jacobian_atoms, names, masses, author,
@@ -235,7 +249,7 @@ class H5MDWriter:
         self.jacobian_atoms = None if jacobian_atoms is None else np.asarray(jacobian_atoms, dtype=np.int64)
         self.lock = OutputLock(self.path)
         self.buffer, self.last_step = [], None
-        self.long_range = None      # the file's long-range recipe (kind, kmax or grid, alpha, constant, charges), once known
+        self.long_range = None      # the file's long-range recipe (h5md_layout.LongRangeRecipe), once known
         try:
             if mode == "a" and os.path.exists(self.path):
                 journal.recover(self.path)
@@ -337,7 +351,7 @@ class H5MDWriter:
 
     def _born(self):
         """Whether the file's Jacobians have a generalized-Born part (its arrays stored frame by frame)."""
-        return self.long_range is not None and self.long_range[0] == BORN_RECIPE[0]
+        return self.long_range is not None and self.long_range.kind == BORN_KIND
 
     def _check_long_range(self, part):
         """A file's frames all have the same long-range recipe, or none has one."""
@@ -353,7 +367,7 @@ class H5MDWriter:
             self.long_range = recipe
         elif not same_recipe(recipe, self.long_range):
             raise InputError("the Jacobian's long-range (Ewald or PME) part differs from the file's (kind, kmax or grid, "
-                             "alpha, constant or charges): write it to another file")
+                             "alpha, constant, charges or site map): write it to another file")
 
     def flush(self):
         """Write the buffered frames: Jacobians, forces, box, positions, then step and time."""
@@ -377,6 +391,8 @@ class H5MDWriter:
         need = sum(np.asarray(a).nbytes for a in positions) * (2 if self.forces else 1) + (1 << 20)
         need += sum(j.nnz_blocks * (9 * self.dtype.itemsize + 4) for j in jacobians if j is not None)
         need += sum(getattr(j.long_range, "nbytes", 0) for j in jacobians if j is not None and self._born())
+        if self.long_range is not None and self.long_range.sites is not None:    # the site map's blocks and sites
+            need += len(jacobians) * (72 + 24) * len(self.long_range.sites[0])
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
         if free < need:
             self.buffer = []
@@ -406,21 +422,17 @@ class H5MDWriter:
         parts = [upper_triangle(j) if self.triangle == "upper" else (j.rows, j.cols, j.blocks)
                  for j in jacobians]
         indptr = np.stack([row_pointers(rows, n) for rows, _, _ in parts])
+        if self.long_range is not None and LONG_RANGE not in jac and not self._born():
+            write_recipe(jac.create_group(LONG_RANGE), self.long_range)
         if self._born():      # its arrays before the frames' offsets (complete_frames)
             _write_born(jac, [j.long_range for j in jacobians])
+        if self.long_range is not None and self.long_range.sites is not None:      # so the site map's
+            _write_site_frames(jac[LONG_RANGE], [j.long_range for j in jacobians])
         start = len(jac["blocks"])
         _append(jac["indices"], _joined([cols for _, cols, _ in parts], np.int32))
         _append(jac["blocks"], _joined([blocks for _, _, blocks in parts], self.dtype))
         _append(jac["indptr"], indptr.astype(np.int64, copy=False))
         _append(jac["offset"], start + np.concatenate([[0], np.cumsum(indptr[:-1, -1])]))
-        if self.long_range is not None and LONG_RANGE not in jac:
-            kind, sizes, alpha, constant, charges = self.long_range
-            lr = jac.create_group(LONG_RANGE)
-            lr.attrs["kind"] = kind
-            lr.attrs[LONG_RANGE_SIZES[kind]] = np.asarray(sizes, dtype=np.int64)
-            lr.attrs["alpha"] = np.float64(alpha)
-            lr.attrs["coulomb_constant"] = np.float64(constant)
-            lr.create_dataset("charges", data=np.asarray(charges, dtype=np.float64)).attrs["unit"] = "e"
 
     def record(self, name, value):
         """Store ``value`` (JSON-able) as the attribute ``name`` of /parameters/mdjac, beside the

@@ -49,12 +49,8 @@ def frame_box(box, system):
 
 
 def check_storable(potential):
-    """Refuse, before any output is opened, a potential whose Jacobian part a file cannot hold
-    (a long-range term's ``not_storable``, or a long-range part mapped through virtual sites: mdjac.site_jacobian)."""
-    if potential.long_range_terms and getattr(potential, "sites", None) is not None:
-        raise InputError("a Jacobian with virtual sites and a reciprocal-space sum (Ewald, PME) cannot be stored: the file "
-                         "format has no place for the site map its long-range part needs; use a cutoff method to store it, "
-                         "or mdjac.Potential.force_jacobian in memory (matvec, diagonal, normal_modes)")
+    """Refuse, before any output is opened, a potential whose Jacobian part a file cannot hold (a long-range
+    term's ``not_storable``)."""
     for term in potential.long_range_terms:
         if term.not_storable:
             raise InputError(term.not_storable)

@@ -18,7 +18,7 @@ or exception pair, + c_i c_j (1 - g(x)) / r^6 (the exclusion correction); and th
 :class:`DispersionPMEReciprocal` is mdjac.longrange.pme.PMEReciprocal with the coefficients c_i in
 place of the charges, that influence function, and the constant energy E_self = alpha^6 / 12 sum_i c_i^2
 (the mesh's self interaction taken back; no plasma term). Its forces, block-diagonal curvature and
-mesh operator (mdjac.pme_jacobian.PMEJacobian, given this influence function) are PME's: the
+mesh operator (mdjac.pme_jacobian.DispersionPMEJacobian: PMEJacobian with this influence function) are PME's: the
 derivatives come from MindSpore's AD of the B-spline (mdjac.longrange.splines).
 
 Units: nm, kJ/mol; c_i in (kJ/mol)^1/2 nm^3, alpha nm^-1.
@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import pme_grid
+from ..pme_jacobian import DispersionPMEJacobian
 from .pme import PMEReciprocal
 
 
@@ -44,8 +45,7 @@ class DispersionPMEReciprocal(PMEReciprocal):
     coefficients: (N,) c_i (:func:`dispersion_coefficients`); alpha: nm^-1; grid: (3,) ints (OpenMM's
     dispersion grid: mdjac.longrange.pme_grid.pme_parameters with ``dispersion=True``).
     """
-    not_storable = ("an H5MD file stores a PME part's recipe with the Coulomb influence function; LJ-PME's dispersion "
-                    "mesh has its own, which the format does not hold: use PME (no LJ-PME) to store Jacobians")
+    part_class = DispersionPMEJacobian
 
     def __init__(self, coefficients, alpha, grid):
         super().__init__(coefficients, alpha=alpha, grid=grid, coulomb_constant=1.0)

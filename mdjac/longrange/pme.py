@@ -87,6 +87,9 @@ class PMEReciprocal(ChargedLongRangeTerm):
     ``hessian_diagonal(config, atoms)`` (the curvature term), ``jacobian_part(config, atoms)``
     (an mdjac.pme_jacobian.PMEJacobian) and ``energy_function(config)`` (dense checks).
     """
+    #: the class of its Jacobian part (LJ-PME's dispersion mesh has its own kind: mdjac.longrange.ljpme)
+    part_class = PMEJacobian
+
     def __init__(self, charges, alpha=None, grid=None, tolerance=None, cutoff=None, box=None,
                  coulomb_constant=OPENMM_COULOMB_CONSTANT, platform="Reference"):
         charges = self.finite_charges(charges)
@@ -143,12 +146,12 @@ class PMEReciprocal(ChargedLongRangeTerm):
         return self.charges[atoms][:, None, None] * (G @ pme_grid.curvature_blocks(entries) @ G.T)
 
     def jacobian_part(self, config, atoms):
-        """The mesh operator part of the force Jacobian on atoms (n,) (global indices), as a PMEJacobian."""
+        """The mesh operator part of the force Jacobian on atoms (n,) (global indices), as a :attr:`part_class`."""
         mesh = self.mesh(config)
         atoms = np.asarray(atoms, dtype=np.int64)
-        return PMEJacobian(config.positions[atoms], self.charges[atoms], self.grid, self.alpha, config.box,
-                           self.coulomb_constant, config.dtype, derivatives=mesh.first[atoms],
-                           eterm=self.influence(config.box))
+        return self.part_class(config.positions[atoms], self.charges[atoms], self.grid, self.alpha, config.box,
+                               self.coulomb_constant, config.dtype, derivatives=mesh.first[atoms],
+                               eterm=self.influence(config.box))
 
     def energy_function(self, config):
         """(energy, args): ``energy(X, *args)`` maps copies X (C, N, 3) to (C,) reciprocal energies (dense checks).
