@@ -316,9 +316,10 @@ def axis_image(e, edge):
 
 
 @numba.njit(cache=True, nogil=True)
-def _within(x, pairs, vectors, cutoff2, keep):
-    count = 0
+def _within(x, pairs, vectors, cutoff2, out):
+    """Copy the pairs closer than sqrt(cutoff2) into out (P, 2) in their order; return how many."""
     tilted = is_tilted(vectors)
+    k = 0
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
         if tilted:
@@ -329,22 +330,16 @@ def _within(x, pairs, vectors, cutoff2, keep):
             for c in range(3):
                 e = axis_image(x[j, c] - x[i, c], vectors[c, c])
                 r2 += e * e
-        keep[p] = r2 < cutoff2
-        count += keep[p]
-    out = np.empty((count, 2), np.int64)
-    k = 0
-    for p in range(pairs.shape[0]):
-        if keep[p]:
-            out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
-            k += 1
-    return out
+        out[k, 0], out[k, 1] = i, j             # kept only if it counts (no branch)
+        k += r2 < cutoff2
+    return k
 
 
 def pairs_within(x, pairs, box, cutoff):
     """The pairs (P, 2) int64 closer than ``cutoff`` (nm) at positions x (N, 3) float64 nm, minimum
     image in ``box`` (None, (3,) or (3, 3) nm), in their order, in one compiled pass."""
-    keep = np.empty(len(pairs), dtype=np.bool_)
-    return _within(x, pairs, np.zeros((3, 3)) if box is None else box_vectors(box), float(cutoff) ** 2, keep)
+    out = np.empty_like(pairs)
+    return out[:_within(x, pairs, np.zeros((3, 3)) if box is None else box_vectors(box), float(cutoff) ** 2, out)]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -357,10 +352,8 @@ def _without(pairs, excluded_keys, n, out):
         previous = key
         while e < excluded_keys.shape[0] and excluded_keys[e] < key:
             e += 1
-        if e < excluded_keys.shape[0] and excluded_keys[e] == key:
-            continue
-        out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
-        k += 1
+        out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]     # kept only if it counts (no branch)
+        k += e == excluded_keys.shape[0] or excluded_keys[e] != key
     return k
 
 
