@@ -18,12 +18,12 @@ Run: .venv/bin/python benchmarks/probe_pair_geometry_forms.py [N] [--repeat R]
 """
 import os
 import sys
-import time
 
 import numba
 import numpy as np
 
 from bench_peers import CUTOFF, liquid_positions
+from common import interleaved_times
 from mdjac.neighbours import minimum_image_components
 
 
@@ -65,12 +65,7 @@ def main(argv):
         call()
     print(f"LJ liquid N = {n}, {len(pairs)} pairs; the two forms agree bit for bit: {same}; "
           f"load average before: {os.getloadavg()}")
-    times = {name: [] for name in cases}
-    for _ in range(repeat):
-        for name, call in cases.items():
-            t = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - t)
+    times = interleaved_times(cases, repeat)
     print(f"load average after: {os.getloadavg()}")
     print(f"{'form':>48} {'least':>8} {'median':>8} {'ns/pair':>8}")
     for name, values in times.items():

@@ -36,13 +36,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numba
 import numpy as np
 
 from bench_pme import build_system
-from common import peak_gb
+from common import interleaved_times, peak_gb
 
 CHUNKS = (1 << 16, 1 << 18, 1 << 20, 1 << 22)
 
@@ -173,12 +172,7 @@ def main(argv):
         call()
     print(f"DHFR {len(x)} atoms, {len(r)} nonbonded pairs, {dtype}, {threads} numba threads; "
           f"load average before: {os.getloadavg()}", flush=True)
-    times = {name: [] for name in cases}
-    for _ in range(repeat):
-        for name, call in cases.items():
-            t = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - t)
+    times = interleaved_times(cases, repeat)
     gk = graph_kernel_attempt(dtype)
     print(f"load average after: {os.getloadavg()}; peak RSS {peak_gb():.2f} GB")
     print(f"{'part or lever':>52} {'time':>9} {'ns/pair':>8}")
