@@ -31,9 +31,9 @@ and the worst block's |dJ_b| / |J_b| (Frobenius norms, over blocks with |J_b| > 
 
 With ``--baseline DIR`` (a checkout of an earlier mdjac, e.g. ``git worktree add DIR COMMIT``), the
 rows "base ..." run that mdjac in the same rounds, so a change is measured before and after in
-one interleaved run.
+one interleaved run. Given again, the next checkouts' rows are "base2 ...", "base3 ...".
 
-Run: .venv/bin/python benchmarks/bench_peers.py [--rounds 5] [--calls 2] [--baseline DIR] [--only T,T,...] [N ...]
+Run: .venv/bin/python benchmarks/bench_peers.py [--rounds 5] [--calls 2] [--baseline DIR ...] [--only T,T,...] [N ...]
      (default N: 300 3000 30000)
 """
 import json
@@ -66,7 +66,7 @@ TASKS = [
     ("mdjac kept f32", "project", "float32", "jacobian kept"),
 ]
 DENSE_MAX = 300
-#: With --baseline: the earlier mdjac's rows, run from that directory.
+#: With --baseline: the earlier mdjac's rows, run from that directory (the k-th's named by baseline_label).
 BASELINE_TASKS = [
     ("base f32", "baseline", "float32", "jacobian"),
     ("base f64", "baseline", "float64", "jacobian"),
@@ -171,14 +171,28 @@ def matscipy_program(x, box, dtype, what):
     return jacobian
 
 
-PROGRAMS = {"mdjac": mdjac_program, "base": mdjac_program, "jax": jax_program, "matscipy": matscipy_program}
+PROGRAMS = {"mdjac": mdjac_program, "jax": jax_program, "matscipy": matscipy_program}
+
+
+def baseline_label(k):
+    """The row prefix of the k-th ``--baseline`` (from 0): base, base2, base3, ..."""
+    return "base" if k == 0 else f"base{k + 1}"
+
+
+def task_spec(task):
+    """(task, environment, dtype, what) of a task name; a baseline's rows as BASELINE_TASKS, any prefix."""
+    spec = next((t for t in TASKS if t[0] == task), None)
+    if spec is not None:
+        return spec
+    rest = task.split(" ", 1)[1]
+    return (task,) + next(t for t in BASELINE_TASKS if t[0] == "base " + rest)[1:]
 
 
 def worker(task, positions_file, output_file, calls):
     """Run one task in this process: a cold call, ``calls`` warm calls; print a JSON line."""
-    name, _, dtype, what = next(t for t in TASKS + BASELINE_TASKS if t[0] == task)
+    name, environment, dtype, what = task_spec(task)
     data = np.load(positions_file)
-    program = PROGRAMS[name.split()[0]](data["x"], float(data["box"]), dtype, what)
+    program = PROGRAMS["mdjac" if environment == "baseline" else name.split()[0]](data["x"], float(data["box"]), dtype, what)
     t = time.perf_counter()
     result = program()
     cold = time.perf_counter() - t
@@ -241,12 +255,14 @@ def agreement(result, reference, n):
 
 
 # ----------------------------------------------------------------------------- the driver
-def run_task(task, positions_file, output_file, calls, baseline=None):
-    env_name = next(t[1] for t in TASKS + BASELINE_TASKS if t[0] == task)
+def run_task(task, positions_file, output_file, calls, baselines=()):
+    env_name = task_spec(task)[1]
     python = PEERS_PYTHON if env_name == "peers" else sys.executable
     env = dict(os.environ, GLOG_v="3")
     if env_name in ("project", "baseline"):
-        root = baseline if env_name == "baseline" else os.path.join(HERE, "..")
+        root = os.path.join(HERE, "..")
+        if env_name == "baseline":
+            root = baselines[[baseline_label(k) for k in range(len(baselines))].index(task.split()[0])]
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     else:
         env.pop("PYTHONPATH", None)
@@ -267,7 +283,7 @@ def main(argv):
     if argv[:1] == ["--worker"]:
         worker(argv[1], argv[2], argv[3] or None, int(argv[4]))
         return
-    rounds, calls, ns, baseline, only = 5, 2, [], None, None
+    rounds, calls, ns, baselines, only = 5, 2, [], [], None
     it = iter(argv)
     for a in it:
         if a == "--rounds":
@@ -275,27 +291,29 @@ def main(argv):
         elif a == "--calls":
             calls = int(next(it))
         elif a == "--baseline":
-            baseline = os.path.abspath(next(it))
+            baselines.append(os.path.abspath(next(it)))
         elif a == "--only":
             only = next(it).split(",")
         else:
             ns.append(int(a))
     ns = ns or [300, 3000, 30000]
-    if not os.path.exists(PEERS_PYTHON):
-        sys.exit(f"{PEERS_PYTHON} is missing: run `make peers-env` first")
+    peers = [t[0] for t in TASKS if t[1] == "peers" and (only is None or t[0] in only)]
+    if peers and not os.path.exists(PEERS_PYTHON):
+        sys.exit(f"{PEERS_PYTHON} is missing (for {', '.join(peers)}): run `make peers-env` first, or leave them out (--only)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in ns:
             x, box = liquid_positions(n)
             positions_file = os.path.join(tmp, f"positions_{n}.npz")
             np.savez(positions_file, x=x, box=box)
-            tasks = [t[0] for t in TASKS + (BASELINE_TASKS if baseline else []) if t[3] != "dense" or n <= DENSE_MAX]
+            based = [(baseline_label(k) + " " + t[0].split(" ", 1)[1],) + t[1:] for k in range(len(baselines)) for t in BASELINE_TASKS]
+            tasks = [t[0] for t in TASKS + based if t[3] != "dense" or n <= DENSE_MAX]
             tasks = [t for t in tasks if only is None or t in only]
             seen = {t: {"warm": [], "cold": [], "rss": []} for t in tasks}
             for k in range(rounds):
                 for task in tasks[k % len(tasks):] + tasks[:k % len(tasks)]:  # a different order each round
                     output = os.path.join(tmp, f"{task.replace(' ', '_')}_{n}.npz") if k == 0 else None
-                    r = run_task(task, positions_file, output, calls, baseline)
+                    r = run_task(task, positions_file, output, calls, baselines)
                     if "error" in r:
                         seen[task]["error"] = r["error"]
                         continue
@@ -316,7 +334,7 @@ def main(argv):
                     continue
                 row.update(min=min(s["warm"]), median=float(np.median(s["warm"])),
                            compile=float(np.median(s["cold"])) - min(s["warm"]), rss=max(s["rss"]))
-                what = next(t[3] for t in TASKS + BASELINE_TASKS if t[0] == task)
+                what = task_spec(task)[3]
                 ref = references.get("forces" if what == "forces" else "jacobian")
                 path = os.path.join(tmp, f"{task.replace(' ', '_')}_{n}.npz")
                 if ref is not None and os.path.exists(path):

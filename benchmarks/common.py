@@ -23,6 +23,18 @@ def best(call, repeat):
     return min(times), result
 
 
+def interleaved_times(cases, repeat):
+    """Wall times (s) of ``repeat`` rounds over ``cases`` (name -> call of no arguments), the cases
+    interleaved in each round so that load changes hit them alike: name -> list of times."""
+    times = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, call in cases.items():
+            t = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
 def peak_gb():
     """The process's peak resident set size so far, GB (Linux reports ru_maxrss in kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2

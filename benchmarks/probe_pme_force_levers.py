@@ -8,7 +8,11 @@ Parts of one force evaluation (a new frame, as bench_pme times it; the whole for
 another frame's pairs were taken, so it pays the new frame's pair work as well):
 
 * ``new frame: pairs + parameters``: the Verlet list's filtering, the exclusions and the pair
-  parameters of the ~3.5 M pairs (what a new frame pays before any energy);
+  parameters of the ~3.5 M pairs (what a new frame pays before any energy), and its three parts
+  apart on the same arrays each time (``pairs_within`` over the skin list's candidates,
+  ``pairs_without`` of the nonbonded term's exclusions, its ``pair_params``); a new frame's part
+  also pays the first touch of the fresh memory its arrays take (on this VM a large share, and
+  the most variable one);
 * ``pair geometry``, ``pair AD``, ``pair force scatter``: the radial route of the nonbonded group
   (mdjac.potential.Potential._radial_forces): displacements and distances (numba), MindSpore's
   compiled value-and-grad of the stated pair energy (Lennard-Jones + erfc Coulomb, one element-wise
@@ -32,13 +36,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numba
 import numpy as np
 
 from bench_pme import build_system
-from common import peak_gb
+from common import interleaved_times, peak_gb
 
 CHUNKS = (1 << 16, 1 << 18, 1 << 20, 1 << 22)
 
@@ -99,7 +102,7 @@ def main(argv):
     dtype = "float64" if "float64" in argv else "float32"
     repeat = int(argv[argv.index("--repeat") + 1]) if "--repeat" in argv else 3
     import mdjac.openmm
-    from mdjac import assembly, kernel
+    from mdjac import assembly, kernel, neighbours
     from mdjac.chunks import RADIAL_CHUNK, padded_chunks
     from mdjac.openmm import nonbonded
     from mdjac.strategies.coordinates import pair_geometry
@@ -141,9 +144,19 @@ def main(argv):
     threads = numba.get_num_threads()
     d64, r64 = np.empty((len(r), 3)), np.empty(len(r))
     new_positions = iter(y.astype(dtype) for y in frames(x0, 10 * repeat + 10))
+    nonbonded_term = next(t for t in pot.short_range_terms if t.cutoff is not None)
+    new_frame_pairs(next(new_positions))    # a new frame near the last: the Verlet list holds its skin candidates
+    frame = pot.configuration(next(new_positions))
+    candidates = pot._verlet[nonbonded_term.cutoff]._candidates
+    filtered = neighbours.pairs_within(frame.positions, candidates, frame.box, nonbonded_term.cutoff)
+    kept = neighbours.pairs_without(filtered, nonbonded_term._excluded_keys, nonbonded_term.n_atoms)
     cases = {
         "whole force (positions the list last saw change)": lambda: pot.energy_and_forces(x),
         "new frame: pairs + parameters": lambda: new_frame_pairs(next(new_positions)),
+        f"  Verlet filter ({len(candidates)} candidates)":
+            lambda: neighbours.pairs_within(frame.positions, candidates, frame.box, nonbonded_term.cutoff),
+        "  exclusions": lambda: neighbours.pairs_without(filtered, nonbonded_term._excluded_keys, nonbonded_term.n_atoms),
+        "  pair parameters": lambda: nonbonded_term.pair_params(kept[:, 0], kept[:, 1]),
         "pair geometry (numba, serial)": lambda: pair_geometry(config, pairs),
         "(d) pair geometry, numba prange": lambda: parallel_pair_displacements(config.positions, pairs, box, d64, r64),
         "pair force scatter (numba, serial)": lambda: assembly.radial_pair_forces(pairs, d, r, dphi, forces),
@@ -159,12 +172,7 @@ def main(argv):
         call()
     print(f"DHFR {len(x)} atoms, {len(r)} nonbonded pairs, {dtype}, {threads} numba threads; "
           f"load average before: {os.getloadavg()}", flush=True)
-    times = {name: [] for name in cases}
-    for _ in range(repeat):
-        for name, call in cases.items():
-            t = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - t)
+    times = interleaved_times(cases, repeat)
     gk = graph_kernel_attempt(dtype)
     print(f"load average after: {os.getloadavg()}; peak RSS {peak_gb():.2f} GB")
     print(f"{'part or lever':>52} {'time':>9} {'ns/pair':>8}")

@@ -23,7 +23,7 @@ mdjac.neighbours returns them. Row r of the pattern holds, in order, the blocks 
 import numba
 import numpy as np
 
-from .neighbours import minimum_image_components
+from .neighbours import axis_image, is_tilted, minimum_image_components
 
 
 @numba.njit(cache=True, nogil=True)
@@ -36,9 +36,14 @@ def pair_displacements(x, pairs, vectors, d, r):
     in the compute dtype) is computed in float64 and rounded once; r is the norm of d as stored,
     in d's dtype, so that d / r is a unit vector in that dtype.
     """
+    tilted = is_tilted(vectors)
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
-        d[p, 0], d[p, 1], d[p, 2] = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
+        if tilted:
+            d[p, 0], d[p, 1], d[p, 2] = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
+        else:
+            for c in range(3):
+                d[p, c] = axis_image(x[j, c] - x[i, c], vectors[c, c])
         r[p] = np.sqrt(d[p, 0] * d[p, 0] + d[p, 1] * d[p, 1] + d[p, 2] * d[p, 2])
 
 

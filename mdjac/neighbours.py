@@ -298,27 +298,48 @@ def minimum_image_components(e0, e1, e2, vectors):
 
 
 @numba.njit(cache=True, nogil=True)
-def _within(x, pairs, vectors, cutoff2, keep):
-    count = 0
-    for p in range(pairs.shape[0]):
-        i, j = pairs[p, 0], pairs[p, 1]
-        e0, e1, e2 = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
-        keep[p] = e0 * e0 + e1 * e1 + e2 * e2 < cutoff2
-        count += keep[p]
-    out = np.empty((count, 2), np.int64)
+def is_tilted(vectors):
+    """Whether box vectors (3, 3) have an off-diagonal entry: a triclinic box (False: orthorhombic or open)."""
+    return vectors[1, 0] != 0.0 or vectors[2, 0] != 0.0 or vectors[2, 1] != 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def axis_image(e, edge):
+    """The minimum image of one component e (nm) along an axis of an untilted box: e - L rint(e / L)
+    for an edge L > 0 (0: open, e as it is). Called component by component in a loop over the three,
+    which the compiler turns into vector instructions: the general order c, b, a of
+    :func:`minimum_image_components` chains the three roundings, and took an orthorhombic box's
+    pair loops 1.4 times as long."""
+    if edge > 0:
+        e -= edge * np.rint(e / edge)
+    return e
+
+
+@numba.njit(cache=True, nogil=True)
+def _within(x, pairs, vectors, cutoff2, out):
+    """Copy the pairs closer than sqrt(cutoff2) into out (P, 2) in their order; return how many."""
+    tilted = is_tilted(vectors)
     k = 0
     for p in range(pairs.shape[0]):
-        if keep[p]:
-            out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
-            k += 1
-    return out
+        i, j = pairs[p, 0], pairs[p, 1]
+        if tilted:
+            e0, e1, e2 = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
+            r2 = e0 * e0 + e1 * e1 + e2 * e2
+        else:
+            r2 = 0.0
+            for c in range(3):
+                e = axis_image(x[j, c] - x[i, c], vectors[c, c])
+                r2 += e * e
+        out[k, 0], out[k, 1] = i, j             # kept only if it counts (no branch)
+        k += r2 < cutoff2
+    return k
 
 
 def pairs_within(x, pairs, box, cutoff):
     """The pairs (P, 2) int64 closer than ``cutoff`` (nm) at positions x (N, 3) float64 nm, minimum
     image in ``box`` (None, (3,) or (3, 3) nm), in their order, in one compiled pass."""
-    keep = np.empty(len(pairs), dtype=np.bool_)
-    return _within(x, pairs, np.zeros((3, 3)) if box is None else box_vectors(box), float(cutoff) ** 2, keep)
+    out = np.empty_like(pairs)
+    return out[:_within(x, pairs, np.zeros((3, 3)) if box is None else box_vectors(box), float(cutoff) ** 2, out)]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -331,10 +352,8 @@ def _without(pairs, excluded_keys, n, out):
         previous = key
         while e < excluded_keys.shape[0] and excluded_keys[e] < key:
             e += 1
-        if e < excluded_keys.shape[0] and excluded_keys[e] == key:
-            continue
-        out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]
-        k += 1
+        out[k, 0], out[k, 1] = pairs[p, 0], pairs[p, 1]     # kept only if it counts (no branch)
+        k += e == excluded_keys.shape[0] or excluded_keys[e] != key
     return k
 
 

@@ -153,7 +153,7 @@ def combined_pair_parameters(i, j, sigma, epsilon, charge):
     """
     out = tuple(np.empty(len(i)) for _ in range(3))
     charge = np.asarray(charge, dtype=np.float64)
-    _combine(np.ascontiguousarray(i, dtype=np.int64), np.ascontiguousarray(j, dtype=np.int64), 0.5 * sigma,
+    _combine(np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), 0.5 * sigma,   # columns of the pairs: no copies
              np.sqrt(epsilon), ONE_4PI_EPS0 * charge, charge, *out)
     return out
 
