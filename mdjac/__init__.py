@@ -13,23 +13,6 @@ import os
 # unless the user chose a level (GLOG_v: 0 debug, 1 info, 2 warning, 3 error).
 os.environ.setdefault("GLOG_v", "3")
 
-
-def _no_huge_page_advice():
-    """Stop numpy advising the kernel to back its large arrays with transparent huge pages, unless the user
-    chose (NUMPY_MADVISE_HUGEPAGE). Where the kernel defragments on that advice (``defrag`` "madvise" in
-    /sys/kernel/mm/transparent_hugepage, a common default), the first touch of each new frame's large
-    arrays can stall in memory compaction; README, "Huge pages", gives what it costs and how to turn it back on."""
-    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        return
-    try:
-        from numpy.core.multiarray import _set_madvise_hugepage
-    except ImportError:           # a numpy without the switch: nothing to do
-        return
-    _set_madvise_hugepage(False)
-
-
-_no_huge_page_advice()
-
 from .errors import InputError, OutputLocked  # noqa: E402
 from .lazy import lazy_getattr  # noqa: E402
 from .version import __version__  # noqa: E402
@@ -44,6 +27,7 @@ _PUBLIC = {
     "compute_trajectory": "jobs",
     "run_md": "jobs",
     "normal_modes": "analysis.modes",
+    "keep_freed_memory": "process_memory",
 }
 __all__ = sorted(_PUBLIC) + ["InputError", "OutputLocked", "terms", "__version__"]
 

@@ -20,6 +20,7 @@ import sys
 from .errors import InputError
 from .longrange.kinds import BORN_KIND, DISPERSION_KIND, PME_KIND
 from .jobs.interrupts import hold_interrupts, is_interrupt, release_interrupts, restore_interrupts
+from .process_memory import keep_freed_memory
 from .version import __version__
 
 #: The strategies of Potential.force_jacobian (mdjac.strategies.STRATEGIES), named here so that
@@ -175,7 +176,9 @@ def run():
     After a write that failed half-way (a full disk), HDF5 may hold objects that crash the
     interpreter when it frees them at exit; the file has been put back by then, so the process
     ends without that clean-up (output flushed first) and the exit code stays what main said.
+    The program keeps its freed memory for its next frames (:func:`mdjac.process_memory.keep_freed_memory`).
     """
+    keep_freed_memory()
     code = main()
     layout = sys.modules.get("mdjac.io.h5md_layout")
     if layout is not None and layout.ABANDONED_BATCHES:

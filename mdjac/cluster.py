@@ -59,6 +59,7 @@ from .catalogue import resolve_system
 from .errors import InputError, OutputLocked
 from .io import open_trajectory, open_writer
 from .jobs.records import writer_layout
+from .process_memory import keep_freed_memory
 
 PLAN = "plan.json"
 THREADS_VARIABLE = "MDJAC_THREADS"
@@ -371,6 +372,7 @@ def compute_shard(job, index, a, b, path, joined=None):
         return dict(index=index, worker=os.getpid(), threads=None, resumed=b - a, computed=0, seconds=[], cpu=[],
                     compile=False, started=now, ended=now)
     threads = limit_threads(os.environ.get(THREADS_VARIABLE))
+    keep_freed_memory()                     # as the mdjac program does (mdjac.process_memory)
     system = _WORKER.system(job.system, job.system_options)
     potential = system.potential
     progress = Progress(job.queue, index)

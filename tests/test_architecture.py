@@ -14,7 +14,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "mdjac"
 
 #: Layer of each room (docs/architecture.md): a module may import only from its own layer or lower ones.
 LAYERS = {
-    "errors": 0, "version": 0, "chunks": 0, "lazy": 0, "space": 0, "neighbours": 0, "assembly": 0, "kernel": 0, "compile_cache": 0, "jacobian": 0, "terms": 0, "numerical": 0, "longrange": 0, "long_range_jacobian": 0, "pme_jacobian": 0, "born_jacobian": 0, "site_jacobian": 0,
+    "errors": 0, "version": 0, "process_memory": 0, "chunks": 0, "lazy": 0, "space": 0, "neighbours": 0, "assembly": 0, "kernel": 0, "compile_cache": 0, "jacobian": 0, "terms": 0, "numerical": 0, "longrange": 0, "long_range_jacobian": 0, "pme_jacobian": 0, "born_jacobian": 0, "site_jacobian": 0,
     "potential": 1, "strategies": 1, "sites": 1,
     "catalogue": 2, "sponge": 2, "openmm": 2, "io": 2,
     "jobs": 3, "cluster": 3, "analysis": 3,

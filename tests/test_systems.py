@@ -4,7 +4,6 @@ References are independent of the code under test: the article's Jacobian is bui
 its y and index, argon's energy by an all-pairs numpy sum, PDB coordinates by MDAnalysis.
 """
 import json
-import os
 import subprocess
 import sys
 from importlib.resources import files
@@ -138,16 +137,6 @@ def test_importing_mdjac_does_not_import_mindsponge():
     code = ("import sys, mdjac; s = mdjac.load_system('argon'); s.potential; "
             "assert 'mindsponge' not in sys.modules, 'mindsponge imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_importing_mdjac_turns_numpys_huge_page_advice_off_unless_the_user_chose():
-    """numpy's switch (which returns its previous state) reads off after ``import mdjac``, and on when the user
-    set NUMPY_MADVISE_HUGEPAGE=1 before."""
-    code = ("import numpy.core.multiarray as m, mdjac; print(m._set_madvise_hugepage(False))")
-    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    outs = [subprocess.run([sys.executable, "-c", code], env=e, check=True, capture_output=True, text=True).stdout.strip()
-            for e in (env, dict(env, NUMPY_MADVISE_HUGEPAGE="1"))]
-    assert outs == ["False", "True"]
 
 
 # ----------------------------------------------------------------------------- bad system files
