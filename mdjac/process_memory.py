@@ -19,6 +19,7 @@ leaves the process as it is.
 import ctypes
 import ctypes.util
 import os
+import sys
 
 #: glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -41,7 +42,7 @@ def keep_freed_memory():
         return {}
     if not _done:
         _done["glibc"] = _glibc_keeps_freed_memory()
-        _done["numpy_huge_page_advice"] = _numpy_huge_page_advice(False)
+        _done["numpy_huge_page_advice"] = _no_numpy_huge_page_advice()
     return dict(_done)
 
 
@@ -56,8 +57,16 @@ def _glibc_keeps_freed_memory():
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _NEVER))
 
 
-def _numpy_huge_page_advice(enabled):
-    """Set numpy's transparent-huge-page advice for its large arrays; returns the advice now in force."""
+def _no_numpy_huge_page_advice():
+    """Turn numpy's transparent-huge-page advice off unless the user chose (NUMPY_MADVISE_HUGEPAGE); returns
+    the advice in force. Before numpy is imported this only sets that variable, which numpy reads when it is
+    imported: the ``mdjac`` program calls this before it blocks Ctrl-C for the threads libraries start
+    (mdjac.jobs.interrupts), and importing numpy starts BLAS threads."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return os.environ["NUMPY_MADVISE_HUGEPAGE"] != "0"
+    if "numpy" not in sys.modules:
+        os.environ["NUMPY_MADVISE_HUGEPAGE"] = "0"
+        return False
     try:
         from numpy.core.multiarray import _set_madvise_hugepage
     except ImportError:
@@ -65,5 +74,5 @@ def _numpy_huge_page_advice(enabled):
             from numpy._core.multiarray import _set_madvise_hugepage     # numpy 2
         except ImportError:      # a numpy without the switch gives no advice to turn off
             return False
-    _set_madvise_hugepage(enabled)
-    return enabled
+    _set_madvise_hugepage(False)
+    return False
