@@ -50,7 +50,7 @@ import time
 import numpy as np
 
 from bench_real_systems import frames
-from common import best, child_row, peak_gb, with_modes
+from common import best, child_row, new_frame_times, peak_gb, with_modes
 
 SYSTEMS = ("water-3k", "water-24k", "water-100k", "dhfr")
 WATER_EDGE_NM = {"water-3k": 3.2, "water-24k": 6.2, "water-100k": 10.0}
@@ -120,17 +120,8 @@ def measure(spec, repeat, modes):
     pot.energy_and_forces(x0.astype(dtype))               # the first frame compiles (MindSpore graphs)
     first_J = pot.force_jacobian(x0.astype(dtype))
     row["first_frame_s"] = time.perf_counter() - t
-    force, jacobian = [], []
-    for y in frames(x0, repeat):      # before any parallel numba loop: its OpenMP threads slow MindSpore's after it
-        y = y.astype(dtype)
-        t = time.perf_counter()
-        pot.energy_and_forces(y)
-        force.append(time.perf_counter() - t)
-        J = None
-        gc.collect()
-        t = time.perf_counter()
-        J = pot.force_jacobian(y)
-        jacobian.append(time.perf_counter() - t)
+    # before any parallel numba loop: its OpenMP threads slow MindSpore's after it
+    force, jacobian, J = new_frame_times(pot, frames(x0, repeat), dtype)
     cold = []
     for z in frames(x0 + 0.001, repeat):     # other new frames: the Jacobian alone, paying the frame's pair list
         J = None

@@ -35,6 +35,26 @@ def interleaved_times(cases, repeat):
     return times
 
 
+def new_frame_times(potential, frames, dtype):
+    """Wall times (s) of a force evaluation and then a Jacobian on each of ``frames`` (positions (N, 3) nm,
+    new to ``potential``), cast to ``dtype``; the previous Jacobian is freed before each one is timed.
+    Returns (force times, Jacobian times, the last Jacobian)."""
+    import gc
+
+    force, jacobian, J = [], [], None
+    for y in frames:
+        y = y.astype(dtype)
+        t = time.perf_counter()
+        potential.energy_and_forces(y)
+        force.append(time.perf_counter() - t)
+        J = None
+        gc.collect()
+        t = time.perf_counter()
+        J = potential.force_jacobian(y)
+        jacobian.append(time.perf_counter() - t)
+    return force, jacobian, J
+
+
 def peak_gb():
     """The process's peak resident set size so far, GB (Linux reports ru_maxrss in kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2

@@ -12,16 +12,14 @@ bench_peers at N = 30,000 (float32). Also printed: the kernel's huge-page settin
 
 Run: .venv/bin/python benchmarks/probe_process_memory.py [--rounds R] [dhfr] [liquid]
 """
-import gc
 import json
 import os
 import resource
 import sys
-import time
 
 import numpy as np
 
-from common import run_child
+from common import new_frame_times, run_child
 
 FRAMES = 6
 #: name -> environment of the child
@@ -67,17 +65,7 @@ def child(name):
     potential.energy_and_forces(x0.astype(np.float32))
     potential.force_jacobian(x0.astype(np.float32))
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    force, jacobian = [], []
-    for y in frames(x0, FRAMES):
-        y = y.astype(np.float32)
-        t = time.perf_counter()
-        potential.energy_and_forces(y)
-        force.append(time.perf_counter() - t)
-        J = None
-        gc.collect()
-        t = time.perf_counter()
-        J = potential.force_jacobian(y)
-        jacobian.append(time.perf_counter() - t)
+    force, jacobian, J = new_frame_times(potential, frames(x0, FRAMES), np.float32)
     del J
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / FRAMES
     print(json.dumps(dict(force=force, jacobian=jacobian, faults=faults)))
