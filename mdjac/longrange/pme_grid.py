@@ -210,15 +210,20 @@ def _frequencies(n):
     return np.where(k < (n + 1) // 2, k, k - n).astype(np.float64)
 
 
-def influence_function(grid, vectors, alpha, coulomb_constant):
-    """eterm (nx, ny, nz) kJ mol^-1 e^-2 on the whole grid, OpenMM's (pme_reciprocal_convolution); eterm(0) = 0."""
-    nx, ny, nz = (int(n) for n in grid)
+def _reciprocal_m2(nx, ny, nz, vectors):
+    """|m*|^2 (nx, ny, nz) nm^-2 of every grid index's reciprocal vector m* (OpenMM's signed frequencies)."""
     recip = reciprocal_box_vectors(vectors)
     mx, my, mz = np.meshgrid(_frequencies(nx), _frequencies(ny), _frequencies(nz), indexing="ij")
     mhx = mx * recip[0, 0]
     mhy = mx * recip[1, 0] + my * recip[1, 1]
     mhz = mx * recip[2, 0] + my * recip[2, 1] + mz * recip[2, 2]
-    m2 = mhx * mhx + mhy * mhy + mhz * mhz
+    return mhx * mhx + mhy * mhy + mhz * mhz
+
+
+def influence_function(grid, vectors, alpha, coulomb_constant):
+    """eterm (nx, ny, nz) kJ mol^-1 e^-2 on the whole grid, OpenMM's (pme_reciprocal_convolution); eterm(0) = 0."""
+    nx, ny, nz = (int(n) for n in grid)
+    m2 = _reciprocal_m2(nx, ny, nz, vectors)
     bx, by, bz = bspline_moduli(nx), bspline_moduli(ny), bspline_moduli(nz)
     boxfactor = math.pi * vectors[0, 0] * vectors[1, 1] * vectors[2, 2]
     denom = m2 * (boxfactor * bx)[:, None, None] * by[None, :, None] * bz[None, None, :]
@@ -236,12 +241,7 @@ def dispersion_influence_function(grid, vectors, alpha):
     E = 1/2 sum_m eterm(m) |FFT(C)(m)|^2 with C the grid of the atoms' C6 coefficients (mdjac.longrange.ljpme).
     """
     nx, ny, nz = (int(n) for n in grid)
-    recip = reciprocal_box_vectors(vectors)
-    mx, my, mz = np.meshgrid(_frequencies(nx), _frequencies(ny), _frequencies(nz), indexing="ij")
-    mhx = mx * recip[0, 0]
-    mhy = mx * recip[1, 0] + my * recip[1, 1]
-    mhz = mx * recip[2, 0] + my * recip[2, 1] + mz * recip[2, 2]
-    m2 = mhx * mhx + mhy * mhy + mhz * mhz
+    m2 = _reciprocal_m2(nx, ny, nz, vectors)
     m = np.sqrt(m2)
     b = math.pi / alpha * m
     boxfactor = -2.0 * math.pi * math.sqrt(math.pi) / (6.0 * vectors[0, 0] * vectors[1, 1] * vectors[2, 2])
