@@ -54,12 +54,9 @@ class DispersionPMEReciprocal(PMEReciprocal):
     def __repr__(self):
         return f"DispersionPMEReciprocal(alpha={self.alpha:.6g}, grid={self.grid.tolist()})"
 
-    def influence(self, box):
-        """eterm (nx, ny, nz) of a box (the last box's kept): the dispersion influence function."""
-        key = np.asarray(box, dtype=np.float64).tobytes()
-        if self._eterm[0] != key:
-            self._eterm = (key, pme_grid.dispersion_influence_function(self.grid, pme_grid.box_vectors(box), self.alpha))
-        return self._eterm[1]
+    def influence_of(self, vectors):
+        """eterm (nx, ny, nz) of box vectors (3, 3) nm: the dispersion influence function."""
+        return pme_grid.dispersion_influence_function(self.grid, vectors, self.alpha)
 
     def constant_energy(self, box):
         """E_self = alpha^6 / 12 sum_i c_i^2 (kJ/mol), whatever the box."""

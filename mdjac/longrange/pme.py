@@ -108,12 +108,15 @@ class PMEReciprocal(ChargedLongRangeTerm):
         return f"PMEReciprocal(alpha={self.alpha:.6g}, grid={self.grid.tolist()})"
 
     def influence(self, box):
-        """eterm (nx, ny, nz) of a box (3,) nm (the last box's kept)."""
+        """eterm (nx, ny, nz) of a box (3,) nm (the last box's kept): :meth:`influence_of` its vectors."""
         key = np.asarray(box, dtype=np.float64).tobytes()
         if self._eterm[0] != key:
-            self._eterm = (key, pme_grid.influence_function(self.grid, pme_grid.box_vectors(box), self.alpha,
-                                                            self.coulomb_constant))
+            self._eterm = (key, self.influence_of(pme_grid.box_vectors(box)))
         return self._eterm[1]
+
+    def influence_of(self, vectors):
+        """eterm (nx, ny, nz) kJ mol^-1 e^-2 of box vectors (3, 3) nm: OpenMM's Coulomb influence function."""
+        return pme_grid.influence_function(self.grid, vectors, self.alpha, self.coulomb_constant)
 
     def mesh(self, config):
         """The :class:`Mesh` of a configuration (the last one's kept: the Potential asks for the
