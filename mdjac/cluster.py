@@ -437,12 +437,12 @@ def sweep_folder(folder, keep):
     """Remove from the shard folder ``folder`` of a finished run what the output does not read
     (``keep``: :func:`mdjac.io.h5md_index.parts_of`): a shard file begun by a task rerun after its
     shard was joined, the lock files of killed workers and of a join killed before it released
-    them, the unfinished store (``.tmp``) of a killed client. A file a writer still has locked is
-    left alone."""
+    them, the store segments (``store-*.h5``, finished or ``.tmp``) of a killed client that the
+    resumed run's index replaced. A file a writer still has locked is left alone."""
     keep = {os.path.abspath(p) for p in keep}
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        if path in keep or not name.endswith((".h5md", ".journal", ".tmp", ".lock")) or not os.path.exists(path):
+        if path in keep or not name.endswith((".h5md", ".h5", ".journal", ".tmp", ".lock")) or not os.path.exists(path):
             continue
         owner = path.rsplit(".", 1)[0] if name.endswith((".journal", ".lock")) else path
         lock = shard_lock(owner)      # released below, which removes its lock file

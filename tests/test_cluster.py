@@ -312,12 +312,13 @@ def test_a_task_whose_shard_is_joined_while_it_waits_leaves_no_file(files, tmp_p
 
 def test_sweep_leaves_the_parts_and_what_a_writer_holds(tmp_path):
     """The end of a run removes the shard folder's leftovers: a stray shard file and its journal,
-    free lock files (of a part too), a killed client's store .tmp; it keeps the parts, the files
+    free lock files (of a part too), a killed client's store segments (finished or .tmp) that
+    the index does not read; it keeps the parts, the files
     a writer still holds, and files that are not mdjac's."""
     from mdjac.io.h5md_writer import OutputLock
 
     names = ["part-r-000000.h5md", "part-r-000000.h5md.lock", "store-a-000000.h5", "store-b-000000.h5.tmp",
-             "shard-r-000000.h5md", "shard-r-000000.h5md.journal", "shard-r-000001.h5md.lock",
+             "store-c-000000.h5", "shard-r-000000.h5md", "shard-r-000000.h5md.journal", "shard-r-000001.h5md.lock",
              "shard-r-000002.h5md", "notes.txt"]
     for name in names:
         (tmp_path / name).write_bytes(b"x")
