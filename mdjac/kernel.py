@@ -220,7 +220,8 @@ def term_energy_and_gradient(energy, q, weights, params):
     """Weighted energy sum (kJ/mol) and its gradient (M, c, 3) wrt per-instance coordinates q (M, c, 3)."""
     fn = _compiled(energy, "energy_and_gradient")
     e, g = fn(_tensor(q), _tensor(weights, q.dtype), *[_tensor(p) for p in params])
-    return float(e.asnumpy()), g.asnumpy()
+    g = g.asnumpy()     # the array first: waiting on the scalar first makes small calls several times slower
+    return float(e.asnumpy()), g
 
 
 def elementwise_derivatives(energy, s, params):
