@@ -102,6 +102,23 @@ def test_spline_weights_and_derivatives_equal_openmms_recursion():
             assert np.allclose(d2w[i, a], m3(x) - 2 * m3(x - 1) + m3(x - 2), rtol=0, atol=1e-13)
 
 
+def test_spread_equals_spread_columns_and_gather_is_its_adjoint():
+    """spread gives what spread_columns gives a single column, on stencils that wrap around the
+    grid; gather is its adjoint, <spread c, psi> = <c, gather psi>."""
+    rng = np.random.default_rng(3)
+    grid = np.array([9, 10, 12])
+    origins = np.stack([rng.integers(0, k, 200) for k in grid], axis=1)
+    factors = pme_grid.stencil_factors([rng.normal(size=(200, 3, 5)) for _ in range(3)], pme_grid.GRADIENT_ORDERS)
+    c, psi = rng.normal(size=(200, factors.shape[1])), rng.normal(size=tuple(grid))
+    rho, out = np.zeros(tuple(grid)), np.empty_like(c)
+    pme_grid.spread(origins, factors, c, rho)
+    pme_grid.gather(origins, factors, psi, out)
+    columns = np.zeros(tuple(grid) + (1,))
+    pme_grid.spread_columns(origins, factors, np.ascontiguousarray(c[:, None, :]), columns)
+    np.testing.assert_allclose(rho, columns[..., 0], rtol=0, atol=1e-12)
+    assert math.isclose(np.vdot(rho, psi), np.vdot(c, out), rel_tol=1e-12)
+
+
 # ----------------------------------------------------------------------------- parameters
 @pytest.mark.parametrize("box", [(2.0, 2.2, 2.6), (3.1, 3.41, 4.03), (1.9, 5.3, 7.7)])
 def test_alpha_and_grid_equal_openmms_choice(box):

@@ -193,6 +193,27 @@ def test_pairs_within_and_without(box):
     np.testing.assert_array_equal(kept, shuffled[~np.isin(pair_keys(shuffled[:, 0], shuffled[:, 1], 200), excluded)])
 
 
+def test_pair_displacements_and_force_scatter_equal_numpy():
+    """The compiled pair loops against numpy: minimum-image displacements and distances, and the
+    scatter of pair forces against np.add.at."""
+    rng = np.random.default_rng(8)
+    box = np.array([2.0, 2.2, 2.4])
+    x = rng.uniform(0, 2.0, (300, 3))
+    pairs = brute_force_pairs(x, 0.8, box)
+    dphi = rng.normal(size=len(pairs))
+    d, r = np.empty((len(pairs), 3)), np.empty(len(pairs))
+    assembly.pair_displacements(x, pairs, np.diag(box), d, r)
+    forces = np.zeros((300, 3))
+    assembly.radial_pair_forces(pairs, d, r, dphi, forces)
+    e = x[pairs[:, 1]] - x[pairs[:, 0]]
+    np.testing.assert_allclose(d, e - box * np.round(e / box), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(r, np.linalg.norm(d, axis=1), rtol=1e-15, atol=0)
+    reference = np.zeros((300, 3))
+    np.add.at(reference, pairs[:, 0], (dphi / r)[:, None] * d)
+    np.add.at(reference, pairs[:, 1], -(dphi / r)[:, None] * d)
+    np.testing.assert_allclose(forces, reference, rtol=0, atol=1e-12)
+
+
 def test_kept_pair_instances_follow_the_frames():
     """A frame's pairs and parameters are kept for its Jacobian and renewed for the next frame."""
     pot, x = liquid()
