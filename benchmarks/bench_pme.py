@@ -140,9 +140,9 @@ def measure(spec, repeat, modes):
     J.diagonal()
     row["diagonal_s"] = time.perf_counter() - t
     row["matvec_s"], _ = best(lambda: J.matvec(v), 5)
-    block = np.random.default_rng(2).normal(size=(3 * len(y), 16))
+    block = np.random.default_rng(2).normal(size=(3 * len(z), 16))
     row["matvec16_s"] = best(lambda: J.matvec(block), 3)[0] / 16
-    return with_modes(spec, row, J, masses, y, len(y) if modes else 0)
+    return with_modes(spec, row, J, masses, z, len(z) if modes else 0)     # J is z's Jacobian
 
 
 def print_table(rows):
