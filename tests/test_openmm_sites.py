@@ -331,3 +331,29 @@ def test_compute_stores_an_opc_box_with_pme(tmp_path, capsys):
     with open_trajectory(tmp_path / "index.h5md") as joined:
         for k, J in enumerate(jacobians):
             assert rel(joined[k].jacobian.matvec(v), J.matvec(v)) < 1e-12
+
+
+def test_reporter_stores_an_opc_box_with_pme(tmp_path):
+    """ForceJacobianReporter in a Simulation of an OPC box with PME (OpenMM places the sites as it
+    steps): each report reads back as the Jacobian of its positions computed in memory (1e-12,
+    float64), its PME part through the frame's site map, over the real atoms."""
+    from mdjac.openmm import ForceJacobianReporter
+
+    system, x, topology = _water_box("PME", "opc")
+    integrator = openmm.VerletIntegrator(0.0005 * unit.picoseconds)
+    simulation = app.Simulation(topology, system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    simulation.context.setPositions(x)
+    simulation.context.computeVirtualSites()
+    reporter = ForceJacobianReporter(str(tmp_path / "run.h5md"), 2, dtype=np.float64)
+    simulation.reporters.append(reporter)
+    simulation.step(4)
+    reporter.close()
+    potential = adapt(system)
+    real = np.flatnonzero(~potential.sites.is_site)
+    v = np.random.default_rng(7).normal(size=(len(real), 3))
+    with open_trajectory(tmp_path / "run.h5md") as frames:
+        assert len(frames) == 2
+        for frame in frames:
+            got, want = frame.jacobian, potential.force_jacobian(frame.positions)
+            assert type(got.long_range).__name__ == "SiteMappedPart" and np.array_equal(got.atoms, real)
+            assert rel(got.matvec(v), want.matvec(v)) < 1e-12 and rel(got.diagonal(), want.diagonal()) < 1e-12
