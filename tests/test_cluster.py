@@ -312,9 +312,9 @@ def test_a_task_whose_shard_is_joined_while_it_waits_leaves_no_file(files, tmp_p
 
 def test_sweep_leaves_the_parts_and_what_a_writer_holds(tmp_path):
     """The end of a run removes the shard folder's leftovers: a stray shard file and its journal,
-    free lock files (of a part too), a killed client's store segments (finished or .tmp) that
-    the index does not read; it keeps the parts, the files
-    a writer still holds, and files that are not mdjac's."""
+    free lock files (of a part too), a killed client's store segments (finished or .tmp) that the
+    index does not read; it keeps the parts, the files a writer still holds, and files that are
+    not mdjac's."""
     from mdjac.io.h5md_writer import OutputLock
 
     names = ["part-r-000000.h5md", "part-r-000000.h5md.lock", "store-a-000000.h5", "store-b-000000.h5.tmp",
