@@ -33,9 +33,6 @@ import numpy as np
 from .errors import InputError
 from .longrange.kinds import BORN_KIND
 
-#: why a distributed run cannot store this part: :attr:`mdjac.longrange.born.GeneralizedBorn.not_distributable`
-NOT_DISTRIBUTABLE = ("a generalized-Born (implicit solvent) Jacobian is stored by one process: its per-frame arrays "
-                     "are not joined across part files; run mdjac compute without --workers/--scheduler")
 #: the columns of ``scalars``: the radial block's a and b, Q's q_i and q_j, W's w_i and w_j, M's m_ij
 SCALARS = ("a", "b", "q_i", "q_j", "w_i", "w_j", "m")
 #: atoms per block of columns in diagonal() and dense()

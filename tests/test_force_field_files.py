@@ -321,12 +321,3 @@ def test_gb_prmtop_in_its_implicit_solvent_equals_openmm(model, salt, capsys):
         assert main(["modes", GBSA, "--implicit-solvent", model, "--no-minimise", "-k", "3"]) == 0
         out = capsys.readouterr().out
         assert "implicit solvent OBC2" in out and "3 modes of 22 atoms" in out and "minimised" not in out
-
-
-def test_a_distributed_run_refuses_generalized_born(tmp_path):
-    """A distributed compute of a GB system is refused in one line before the client is used or an output made."""
-    from mdjac.jobs import compute_trajectory
-    with pytest.raises(mdjac.InputError, match="stored by one process") as err:
-        compute_trajectory(GBSA.replace(".prmtop", ".pdb"), GBSA, str(tmp_path / "gb.h5"), client=object(),
-                           system_options={"implicit_solvent": "OBC2"})
-    assert "\n" not in str(err.value) and not list(tmp_path.iterdir())

@@ -10,6 +10,8 @@ from openmm_reference import app, assert_parity, openmm, parity_by_force, peptid
 from mdjac import InputError
 from mdjac.openmm import adapt
 
+from helpers import rel
+
 ENERGY_TOL, FORCE_TOL, JACOBIAN_TOL = 1e-8, 1e-8, 1e-6
 
 
@@ -211,6 +213,44 @@ def test_stored_jacobian_reads_back(tmp_path, atoms):
         with open_trajectory(path) as read:
             expected = computed[1].matvec(v)
             assert len(read) == 2 and np.abs(read[1].jacobian.matvec(v) - expected).max() <= 1e-13 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("planned", [True, False])
+def test_part_files_joined_by_an_index_read_back(tmp_path, planned):
+    """Four frames with a cutoff (pair lists of different lengths) written as two part files and joined by an
+    index (as a distributed run joins its shards; planned first, or added as they come), then consolidated into
+    one file: each frame's generalized-Born part reads back as the one computed, through the index and after."""
+    from mdjac.io import open_trajectory, open_writer
+    from mdjac.io.h5md_index import H5MDIndex, consolidate
+    system, x = gb_system(amber_custom("GBSAOBC1Force", cutoff=0.6, kappa=0.8))
+    potential = adapt(system)
+    rng = np.random.default_rng(4)
+    frames = [x + rng.normal(scale=0.05, size=x.shape) for _ in range(4)]
+    computed = [potential.force_jacobian(p) for p in frames]
+    shards = tmp_path / "out.h5md.shards"
+    shards.mkdir()
+    paths = [str(shards / f"shard-{k}.h5md") for k in range(2)]
+    for k, path in enumerate(paths):
+        with open_writer(path, len(x), forces=False, dtype=np.float64, jacobian_atoms="all") as writer:
+            for step in (2 * k, 2 * k + 1):
+                writer.append(step, 0.0, frames[step], jacobian=computed[step])
+    v = np.random.default_rng(5).normal(size=(computed[0].n, 3))
+
+    def assert_reads_back(path):
+        with open_trajectory(path) as read:
+            assert len(read) == 4
+            for frame, J in zip(read, computed):
+                assert rel(frame.jacobian.matvec(v), J.matvec(v)) < 1e-13 and rel(frame.jacobian.diagonal(), J.diagonal()) < 1e-13
+
+    out = tmp_path / "out.h5md"
+    with H5MDIndex(out) as index:
+        if planned:                                       # each part renamed to its planned path as it joins
+            index.plan([(str(shards / f"part-{k}.h5md"), 2) for k in range(2)])
+        for path in paths:
+            assert index.add([path]) == 2
+    assert_reads_back(out)
+    consolidate(out)
+    assert_reads_back(out)
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.1])

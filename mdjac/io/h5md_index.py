@@ -37,6 +37,14 @@ sees the old index or the new one, and a killed join leaves the old one. Readers
 only once ``offset`` holds it (:func:`mdjac.io.h5md_layout.complete_frames`), which the join
 writes last. A part added without a plan (or holding more rows than its frames) rewrites the
 index whole.
+
+A generalized-Born part (mdjac.born_jacobian; :data:`mdjac.io.h5md_layout.BORN_DATASETS`) has a
+flat store of its own, its pairs' ``pairs``, ``vectors`` and ``scalars``, and a per-frame
+``extent`` (first pair, pairs) pointing into it: ``extent`` is stored in the index like
+``offset`` (each part's first pairs shifted by the pairs of the parts before), and the pair arrays
+concatenate the joined parts' (mapped with an end; a planned part's pairs are not known before it
+joins). A join of such parts rewrites the index whole: GB systems are proteins of a few thousand
+atoms, whose runs have few parts.
 """
 import contextlib
 import dataclasses
@@ -50,8 +58,8 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
-from .h5md_layout import (GROUP, JACOBIAN, complete_frames, extents, is_index, mappings, missing_parts, open_h5,
-                          part_files, store_files)
+from .h5md_layout import (BORN_DATASETS, GROUP, JACOBIAN, LONG_RANGE, complete_frames, extents, is_index, mappings,
+                          missing_parts, open_h5, part_files, store_files)
 from .output_lock import OutputLock
 
 #: The frame dataset stored in the index itself (it points into the concatenated flat store).
@@ -59,6 +67,10 @@ OFFSET = f"{JACOBIAN}/offset"
 BLOCKS = f"{JACOBIAN}/blocks"
 #: The Jacobian's flat store: datasets whose rows are blocks, not frames.
 STORE = (f"{JACOBIAN}/indices", BLOCKS)
+#: A generalized-Born part's per-frame (first pair, pairs) in its pair arrays, stored in the index (shifted).
+BORN_EXTENT = f"{JACOBIAN}/{LONG_RANGE}/extent"
+#: A generalized-Born part's pair arrays: rows are pairs, not frames.
+BORN_PAIRS = tuple(f"{JACOBIAN}/{LONG_RANGE}/{name}" for name in BORN_DATASETS if name not in ("extent", "m_diagonal"))
 #: Parts per segment file of an index's Jacobian store (a join rewrites the open segment).
 SEGMENT_PARTS = 16
 UNLIMITED = h5py.h5s.UNLIMITED
@@ -336,17 +348,23 @@ def write_index(path, parts, planned=(), records=None, segment_parts=None):
             return False
         total = int(starts[name][-1])
         full = f"particles/{GROUP}/{name}"
-        if name == OFFSET:
-            data = np.concatenate([p.offsets + shifts[k] for k, p in enumerate(parts)]).astype(src.dtype)
+        if name in (OFFSET, BORN_EXTENT):
+            if name == OFFSET:
+                data = np.concatenate([p.offsets + shifts[k] for k, p in enumerate(parts)])
+            else:
+                pairs = starts[BORN_PAIRS[0]]
+                data = np.concatenate([_born_extent(p) + [pairs[k], 0] for k, p in enumerate(parts)])
             ds = _same_creation(src, f, full, data.shape, (None,) + data.shape[1:])
-            ds[...] = data
+            ds[...] = data.astype(src.dtype)
             return True
         if name in STORE:
             mappings = store.mappings(folder)
         else:
             mappings = [(int(starts[name][k]), part.lengths[name][0], names[k], part.lengths[name][1])
                         for k, part in enumerate(parts) if part.lengths[name][0]]
-            mappings += [(int(planned_starts[k]), None, _relative(p, folder), None) for k, (p, _) in enumerate(planned)]
+            if name not in BORN_PAIRS:          # rows of a planned part's pair arrays are not known yet
+                mappings += [(int(planned_starts[k]), None, _relative(p, folder), None)
+                             for k, (p, _) in enumerate(planned)]
         ds = _virtual_dataset(f, full, (total,) + src.shape[1:], src.dtype, mappings)
         for key, value in src.attrs.items():
             ds.attrs[key] = value
@@ -356,6 +374,12 @@ def write_index(path, parts, planned=(), records=None, segment_parts=None):
         _copy_tree(template, f, frame_dataset, list(starts))
         _set_records(f, records)
     return store
+
+
+def _born_extent(part):
+    """(frames, 2) int64: the (first pair, pairs) of ``part``'s frames in its generalized-Born pair arrays."""
+    with open_h5(part.path) as f:
+        return f[f"particles/{GROUP}/{BORN_EXTENT}"][:part.frames].astype(np.int64)
 
 
 def update_index(path, offsets=None, store=None, records=None):
@@ -500,7 +524,8 @@ class H5MDIndex:
 
     def _place(self, part):
         """``part`` moved to the path of the next planned part, if any; and True if it was planned
-        and may join without a mapping of its own (its datasets hold exactly its frames)."""
+        and may join without a mapping of its own (its datasets hold exactly its frames, and it has
+        no generalized-Born pair arrays)."""
         if not self.planned:
             return part, False
         target, frames = self.planned[0]
@@ -511,7 +536,8 @@ class H5MDIndex:
         if part.path != target:
             os.replace(part.path, target)
             part = dataclasses.replace(part, path=target)
-        return part, all(used == shape[0] for used, shape in part.lengths.values())
+        exact = all(used == shape[0] for used, shape in part.lengths.values()) and BORN_EXTENT not in part.lengths
+        return part, exact
 
     def _join(self, parts):
         """Join planned parts already mapped: their offsets, and the store's open segment."""

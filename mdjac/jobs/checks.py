@@ -56,14 +56,6 @@ def check_storable(potential):
             raise InputError(term.not_storable)
 
 
-def check_distributable(potential):
-    """Refuse, before any output is opened, a distributed run of a potential whose Jacobian part the index of
-    part files cannot join (a long-range term's ``not_distributable``)."""
-    for term in potential.long_range_terms:
-        if term.not_distributable:
-            raise InputError(term.not_distributable)
-
-
 def check_frames(frames, system):
     """Read every selected frame once and refuse the run if any has NaN/inf positions, a bad box
     or a box too small for the potential's cutoffs: nothing is written for a trajectory that

@@ -14,8 +14,8 @@ import numpy as np
 from ..catalogue import resolve_system
 from ..errors import InputError
 from ..io import describe, open_index, open_trajectory, open_writer
-from .checks import (check_distributable, check_frames, check_output, check_storable, check_resumable,
-                     check_stored_frames, frame_box, same_file)
+from .checks import (check_frames, check_output, check_storable, check_resumable, check_stored_frames, frame_box,
+                     same_file)
 from .interrupts import DeferredInterrupt
 from .records import ComputeOptions, ComputePlan
 
@@ -70,7 +70,6 @@ def compute_trajectory(trajectory, system, output, start=None, stop=None, step=N
         interrupt.check()
         with plan.trajectory:
             if client is not None:
-                check_distributable(plan.system.potential)
                 from ..cluster import compute_on_cluster
                 return compute_on_cluster(client, plan, options,
                                           lambda **kw: open_output(plan, options, opener=open_index, **kw),

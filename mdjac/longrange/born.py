@@ -59,7 +59,6 @@ from mindspore import ops
 
 from .. import assembly, kernel
 from ..chunks import padded_chunks
-from ..born_jacobian import NOT_DISTRIBUTABLE
 from ..errors import InputError, finite_numbers
 from ..space import box_vectors, minimum_image
 from ..terms.base import LongRangeTerm
@@ -166,7 +165,6 @@ class GeneralizedBorn(LongRangeTerm):
     Its Jacobian part is a :class:`mdjac.born_jacobian.BornJacobian` holding the whole GB Hessian, factored.
     """
     needs_box = False
-    not_distributable = NOT_DISTRIBUTABLE
 
     def __init__(self, charges, radii, scales, solute_dielectric=1.0, solvent_dielectric=78.3,
                  surface_area_energy=SURFACE_AREA_ENERGY, model="OBC", obc=OBC2, inside=True, kappa=0.0, cutoff=None,

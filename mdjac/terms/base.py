@@ -204,8 +204,6 @@ class LongRangeTerm(metaclass=abc.ABCMeta):
     needs_box = True
     #: None if a file can store the Jacobian part (mdjac.io), else why not: one line, checked before any output is opened
     not_storable = None
-    #: None if a distributed run (part files joined by an index) can store the Jacobian part, else why not: one line
-    not_distributable = None
     #: whether the term works with virtual sites: its part has ``pair_blocks`` (mdjac.site_jacobian) and its
     #: ``hessian_diagonal`` and forces cover every particle (sites included)
     maps_through_sites = False
