@@ -27,7 +27,9 @@ interleave the programs (so that all see the same load), and each process times 
 (compilation included) and then ``CALLS`` warm calls. Reported: min and median of the warm calls
 over all rounds, compile time apart (cold call minus the fastest warm call), the process's peak
 resident memory, and agreement with mdjac's float64 result: max |dJ| / max |J| over the matrix,
-and the worst block's |dJ_b| / |J_b| (Frobenius norms, over blocks with |J_b| > 1e-6 max |J|).
+the worst block's |dJ_b| / |J_b| (Frobenius norms, over the blocks both hold with |J_b| > 1e-6 max |J|),
+and how many blocks only one of the two holds (pairs at the cutoff that float32 positions put on the
+other side: the liquid is truncated without a shift, so such a pair's block is not small).
 
 With ``--baseline DIR`` (a checkout of an earlier mdjac, e.g. ``git worktree add DIR COMMIT``), the
 rows "base ..." run that mdjac in the same rounds, so a change is measured before and after in
@@ -223,35 +225,31 @@ def _bsr(result, n):
 
 
 def agreement(result, reference, n):
-    """(max |d| / max |ref|, worst block |d_b| / |ref_b|) of a result against the reference result."""
+    """(max |d| / max |ref|, worst block |d_b| / |ref_b| on the blocks both hold, blocks only one holds) of a
+    result against the reference result."""
     if "forces" in result:
         d = result["forces"].astype(np.float64) - reference["forces"]
         ref = reference["forces"]
         norms = np.linalg.norm(ref, axis=1)
         keep = norms > 1e-6 * norms.max()
-        return np.abs(d).max() / np.abs(ref).max(), (np.linalg.norm(d, axis=1)[keep] / norms[keep]).max()
-    A, B = _bsr(result, n), _bsr(reference, n)
+        return np.abs(d).max() / np.abs(ref).max(), (np.linalg.norm(d, axis=1)[keep] / norms[keep]).max(), 0
+    A, B = (_bsr(r, n).tobsr(blocksize=(3, 3)) for r in (result, reference))
+    for M in (A, B):
+        M.sort_indices()
+
+    def keyed(M):
+        """row * n + column of each stored block of M (BSR, 3x3 blocks), in M's order."""
+        rows = np.repeat(np.arange(n), np.diff(M.indptr))
+        return rows * n + M.indices
+
+    keys_a, keys_b = keyed(A), keyed(B)
+    common, at_a, at_b = np.intersect1d(keys_a, keys_b, assume_unique=True, return_indices=True)
+    d = A.data[at_a].astype(np.float64) - B.data[at_b]
+    ref_norm = np.sqrt((B.data[at_b] ** 2).sum(axis=(1, 2)))
+    big = ref_norm > 1e-6 * np.sqrt((B.data ** 2).sum(axis=(1, 2))).max()
+    worst = np.max(np.sqrt((d[big] ** 2).sum(axis=(1, 2))) / ref_norm[big]) if big.any() else 0.0
     D = (A - B).tobsr(blocksize=(3, 3))
-    Bb = B.tobsr(blocksize=(3, 3))
-    Bb.sort_indices()
-    D.sort_indices()
-    # block norms on the reference's pattern (the union: blocks of D outside it count as infinitely wrong)
-    ref_norm = {}
-    rows = np.repeat(np.arange(n), np.diff(Bb.indptr))
-    bn = np.sqrt((Bb.data ** 2).sum(axis=(1, 2)))
-    keys_b = rows * n + Bb.indices
-    rows_d = np.repeat(np.arange(n), np.diff(D.indptr))
-    keys_d = rows_d * n + D.indices
-    dn = np.sqrt((D.data ** 2).sum(axis=(1, 2)))
-    at = np.searchsorted(keys_b, keys_d)
-    at = np.minimum(at, len(keys_b) - 1)
-    inside = keys_b[at] == keys_d
-    ref_norm = np.where(inside, bn[at], 0.0)
-    big = ref_norm > 1e-6 * bn.max()
-    worst = np.max(dn[big] / ref_norm[big]) if big.any() else 0.0
-    if np.any(~inside & (dn > 0)):
-        worst = np.inf
-    return abs(D.data).max() / abs(Bb.data).max() if D.nnz else 0.0, worst
+    return abs(D.data).max() / abs(B.data).max() if D.nnz else 0.0, worst, len(keys_a) + len(keys_b) - 2 * len(common)
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -338,7 +336,7 @@ def main(argv):
                 ref = references.get("forces" if what == "forces" else "jacobian")
                 path = os.path.join(tmp, f"{task.replace(' ', '_')}_{n}.npz")
                 if ref is not None and os.path.exists(path):
-                    row["max_rel"], row["worst_block"] = agreement(dict(np.load(path)), ref, n)
+                    row["max_rel"], row["worst_block"], row["unshared"] = agreement(dict(np.load(path)), ref, n)
                 rows.append(row)
             print_table(rows, rounds, calls)  # after each N, so that a partial run still shows its table
     return rows
@@ -348,14 +346,15 @@ def print_table(rows, rounds, calls):
     print(f"\nLJ liquid, {DENSITY:.0f} atoms/nm^3, sigma {SIGMA} nm, eps {EPSILON} kJ/mol, truncated at {CUTOFF} nm, "
           f"periodic; {rounds} rounds x {calls} warm calls, each program in a fresh process per round")
     head = f"{'N':>6} {'program':>16} {'min (s)':>9} {'median (s)':>11} {'compile (s)':>12} {'peak RSS (GB)':>14} " \
-           f"{'max|dJ|/max|J|':>15} {'worst block':>12}"
+           f"{'max|dJ|/max|J|':>15} {'worst block':>12} {'unshared':>9}"
     print(head)
     print("-" * len(head))
     for r in rows:
         if "error" in r:
             print(f"{r['n']:>6} {r['task']:>16}  failed: {r['error']}")
             continue
-        acc = f"{r['max_rel']:>15.1e} {r['worst_block']:>12.1e}" if "max_rel" in r else f"{'-':>15} {'-':>12}"
+        acc = (f"{r['max_rel']:>15.1e} {r['worst_block']:>12.1e} {r['unshared']:>9d}" if "max_rel" in r
+               else f"{'-':>15} {'-':>12} {'-':>9}")
         print(f"{r['n']:>6} {r['task']:>16} {r['min']:>9.4f} {r['median']:>11.4f} {r['compile']:>12.2f} {r['rss']:>14.2f} {acc}")
     print("agreement against mdjac f64 (Jacobians) or mdjac force f64 (forces); compile = median cold call - fastest "
           "warm call; jax force: pairs given, not timed; everything else includes its pair search")
