@@ -23,7 +23,7 @@ mdjac.neighbours returns them. Row r of the pattern holds, in order, the blocks 
 import numba
 import numpy as np
 
-from .neighbours import axis_image, is_tilted, minimum_image_components
+from .neighbours import is_tilted, pair_image
 
 
 @numba.njit(cache=True, nogil=True)
@@ -38,12 +38,7 @@ def pair_displacements(x, pairs, vectors, d, r):
     """
     tilted = is_tilted(vectors)
     for p in range(pairs.shape[0]):
-        i, j = pairs[p, 0], pairs[p, 1]
-        if tilted:
-            d[p, 0], d[p, 1], d[p, 2] = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
-        else:
-            for c in range(3):
-                d[p, c] = axis_image(x[j, c] - x[i, c], vectors[c, c])
+        d[p, 0], d[p, 1], d[p, 2] = pair_image(x, pairs[p, 0], pairs[p, 1], vectors, tilted)
         r[p] = np.sqrt(d[p, 0] * d[p, 0] + d[p, 1] * d[p, 1] + d[p, 2] * d[p, 2])
 
 

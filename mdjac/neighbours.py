@@ -306,13 +306,23 @@ def is_tilted(vectors):
 @numba.njit(cache=True, nogil=True)
 def axis_image(e, edge):
     """The minimum image of one component e (nm) along an axis of an untilted box: e - L rint(e / L)
-    for an edge L > 0 (0: open, e as it is). Called component by component in a loop over the three,
-    which the compiler turns into vector instructions: the general order c, b, a of
-    :func:`minimum_image_components` chains the three roundings, and took an orthorhombic box's
-    pair loops 1.4 times as long."""
+    for an edge L > 0 (0: open, e as it is). The three components are independent, so the compiler
+    vectorises them; the general order c, b, a of :func:`minimum_image_components` chains the three
+    roundings and made an orthorhombic box's pair loops slower (benchmarks/probe_pair_geometry_forms.py)."""
     if edge > 0:
         e -= edge * np.rint(e / edge)
     return e
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def pair_image(x, i, j, vectors, tilted):
+    """The minimum image (e0, e1, e2) nm of x_j - x_i, positions x (N, 3) nm: OpenMM's order c, b, a
+    (:func:`minimum_image_components`) in a ``tilted`` box (:func:`is_tilted` of ``vectors``), else
+    axis by axis (:func:`axis_image`; an open box's zero vectors leave it as it is)."""
+    if tilted:
+        return minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
+    return (axis_image(x[j, 0] - x[i, 0], vectors[0, 0]), axis_image(x[j, 1] - x[i, 1], vectors[1, 1]),
+            axis_image(x[j, 2] - x[i, 2], vectors[2, 2]))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -322,16 +332,9 @@ def _within(x, pairs, vectors, cutoff2, out):
     k = 0
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
-        if tilted:
-            e0, e1, e2 = minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
-            r2 = e0 * e0 + e1 * e1 + e2 * e2
-        else:
-            r2 = 0.0
-            for c in range(3):
-                e = axis_image(x[j, c] - x[i, c], vectors[c, c])
-                r2 += e * e
+        e0, e1, e2 = pair_image(x, i, j, vectors, tilted)
         out[k, 0], out[k, 1] = i, j             # kept only if it counts (no branch)
-        k += r2 < cutoff2
+        k += e0 * e0 + e1 * e1 + e2 * e2 < cutoff2
     return k
 
 
