@@ -121,10 +121,10 @@ def _build_energy_and_gradient(energy):
     return ms.jit(energy_and_gradient)
 
 
-def _build_elementwise(energy, order, values=True):
-    """jit: (s, *params) -> phi (if ``values``) and dphi/ds, ..., up to the ``order``-th derivative (1 or
-    2), each of s's shape, of entry-wise energies phi(s). The lower orders ride along as aux outputs of
-    the grad that takes the highest: one forward pass for all."""
+def _build_elementwise(energy, order):
+    """jit: (s, *params) -> phi and dphi/ds, ..., up to the ``order``-th derivative (1 or 2), each of
+    s's shape, of entry-wise energies phi(s). The lower orders ride along as aux outputs of the grad
+    that takes the highest: one forward pass for all."""
     def first(s, *params):
         def energy_sum(s):
             phi = energy(s, *params)
@@ -139,27 +139,27 @@ def _build_elementwise(energy, order, values=True):
         (_, d1, phi), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
         return phi, d1, d2
 
+    return ms.jit({1: first, 2: second}[order])
+
+
+def _build_elementwise_derivatives(energy):
+    """jit: (s, *params) -> (dphi/ds, d2phi/ds2) of entry-wise energies phi(s), without phi: the first
+    derivative under a plain grad (:func:`instance_gradient_of`), which compiles to a faster graph than
+    one carrying phi as an aux output (bit for bit the same derivatives)."""
     gradient = instance_gradient_of(energy)
 
     def derivatives(s, *params):
-        """(dphi/ds, d2phi/ds2) without phi: under a plain grad, which compiles to a graph 7-9% faster than
-        one carrying phi as an aux output (bit for bit the same derivatives)."""
         def first_sum(s):
             d1 = gradient(s, *params)
             return d1.sum(), d1
         (_, d1), d2 = ms.value_and_grad(first_sum, has_aux=True)(s)
         return d1, d2
-
-    if not values:
-        if order != 2:
-            raise ValueError("the element-wise derivatives without values are of order 2")
-        return ms.jit(derivatives)
-    return ms.jit({1: first, 2: second}[order])
+    return ms.jit(derivatives)
 
 
 _BUILDERS = {
     "masked_grad": _build_masked_grad,
-    "elementwise_derivatives": functools.partial(_build_elementwise, order=2, values=False),
+    "elementwise_derivatives": _build_elementwise_derivatives,
     "elementwise_first": functools.partial(_build_elementwise, order=1),
     "elementwise_second": functools.partial(_build_elementwise, order=2),
     "energy_and_gradient": _build_energy_and_gradient,
