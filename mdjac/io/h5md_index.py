@@ -58,8 +58,8 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
-from .h5md_layout import (BORN_DATASETS, GROUP, JACOBIAN, LONG_RANGE, complete_frames, extents, is_index, mappings,
-                          missing_parts, open_h5, part_files, store_files)
+from .h5md_layout import (BORN_PAIR_DATASETS, GROUP, JACOBIAN, LONG_RANGE, complete_frames, extents, is_index,
+                          mappings, missing_parts, open_h5, part_files, store_files)
 from .output_lock import OutputLock
 
 #: The frame dataset stored in the index itself (it points into the concatenated flat store).
@@ -70,7 +70,7 @@ STORE = (f"{JACOBIAN}/indices", BLOCKS)
 #: A generalized-Born part's per-frame (first pair, pairs) in its pair arrays, stored in the index (shifted).
 BORN_EXTENT = f"{JACOBIAN}/{LONG_RANGE}/extent"
 #: A generalized-Born part's pair arrays: rows are pairs, not frames.
-BORN_PAIRS = tuple(f"{JACOBIAN}/{LONG_RANGE}/{name}" for name in BORN_DATASETS if name not in ("extent", "m_diagonal"))
+BORN_PAIRS = tuple(f"{JACOBIAN}/{LONG_RANGE}/{name}" for name in BORN_PAIR_DATASETS)
 #: Parts per segment file of an index's Jacobian store (a join rewrites the open segment).
 SEGMENT_PARTS = 16
 UNLIMITED = h5py.h5s.UNLIMITED
@@ -86,11 +86,14 @@ class Part:
     frames : int, its frames that the index uses (its first ``frames``).
     lengths : dict {dataset name under /particles/trajectory: (used length, full shape)}.
     offsets : (frames,) int64, its frames' ``force_jacobian/offset`` (empty without a Jacobian).
+    pair_extents : (frames, 2) int64, its frames' generalized-Born ``extent`` (first pair, pairs;
+        empty without a generalized-Born part).
     """
     path: str
     frames: int
     lengths: dict
     offsets: np.ndarray
+    pair_extents: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
     @property
     def blocks(self):
@@ -113,9 +116,10 @@ def read_part(path, frames=None):
             lengths = {name: (int(size), tuple(g[name].shape)) for name, size in extents(g, wanted).items()}
             g["position/value"][wanted - 1] if wanted else None     # its last frame's data reads back
             offsets = g[OFFSET][:wanted].astype(np.int64) if JACOBIAN in g else np.zeros(0, np.int64)
+            pair_extents = g[BORN_EXTENT][:wanted].astype(np.int64) if BORN_EXTENT in g else np.zeros((0, 2), np.int64)
         except (KeyError, OSError) as err:
             raise InputError(f"{path}: not a complete mdjac H5MD file ({err})") from None
-    return Part(os.path.abspath(path), wanted, lengths, offsets)
+    return Part(os.path.abspath(path), wanted, lengths, offsets, pair_extents)
 
 
 def parts_of(path):
@@ -353,7 +357,7 @@ def write_index(path, parts, planned=(), records=None, segment_parts=None):
                 data = np.concatenate([p.offsets + shifts[k] for k, p in enumerate(parts)])
             else:
                 pairs = starts[BORN_PAIRS[0]]
-                data = np.concatenate([_born_extent(p) + [pairs[k], 0] for k, p in enumerate(parts)])
+                data = np.concatenate([p.pair_extents + [pairs[k], 0] for k, p in enumerate(parts)])
             ds = _same_creation(src, f, full, data.shape, (None,) + data.shape[1:])
             ds[...] = data.astype(src.dtype)
             return True
@@ -374,12 +378,6 @@ def write_index(path, parts, planned=(), records=None, segment_parts=None):
         _copy_tree(template, f, frame_dataset, list(starts))
         _set_records(f, records)
     return store
-
-
-def _born_extent(part):
-    """(frames, 2) int64: the (first pair, pairs) of ``part``'s frames in its generalized-Born pair arrays."""
-    with open_h5(part.path) as f:
-        return f[f"particles/{GROUP}/{BORN_EXTENT}"][:part.frames].astype(np.int64)
 
 
 def update_index(path, offsets=None, store=None, records=None):

@@ -48,8 +48,11 @@ LONG_RANGE = "long_range"
 #: the attribute holding each kind's sizes (the one table of kinds, mdjac.longrange.kinds)
 LONG_RANGE_SIZES = KIND_SIZES
 #: a generalized-Born part's datasets in ``long_range``: the pairs' flat store (pairs (P, 2) int32, vectors (P, 3),
-#: scalars (P, 7)), each frame's extent in it (offset (F, 2): first pair, pairs) and M's diagonal (F, N_GB)
-BORN_DATASETS = ("pairs", "vectors", "scalars", "extent", "m_diagonal")
+#: scalars (P, 7)), whose rows are pairs, ...
+BORN_PAIR_DATASETS = ("pairs", "vectors", "scalars")
+#: ... and those whose rows are frames: each frame's extent in the store (F, 2: first pair, pairs) and M's diagonal (F, N_GB)
+BORN_FRAME_DATASETS = ("extent", "m_diagonal")
+BORN_DATASETS = BORN_PAIR_DATASETS + BORN_FRAME_DATASETS
 #: subgroup of ``long_range`` holding the site map S = dX/dx of a part seen through virtual sites: ``particle``,
 #: ``atom`` (L,) int64 once (site particle[l] hangs on real atom atom[l]), and :data:`SITE_FRAME_DATASETS` per frame
 SITE_MAP = "site_map"
@@ -340,7 +343,7 @@ def extents(g, n):
         born = jac.get(LONG_RANGE)
         if born is not None and "extent" in born:
             end = int(born["extent"][n - 1].sum()) if n else 0
-            out.update({f"{JACOBIAN}/{LONG_RANGE}/{name}": n if name in ("extent", "m_diagonal") else end
+            out.update({f"{JACOBIAN}/{LONG_RANGE}/{name}": n if name in BORN_FRAME_DATASETS else end
                         for name in BORN_DATASETS})
         if born is not None and SITE_MAP in born:
             out.update({f"{JACOBIAN}/{LONG_RANGE}/{SITE_MAP}/{name}": n for name in SITE_FRAME_DATASETS})
