@@ -5,9 +5,9 @@ of MB for 25,000 atoms) and frees them before the next frame. By default glibc h
 array back to the kernel (mmap and munmap), so the next frame touches fresh pages again, a page
 fault each; and numpy advises the kernel to back them with transparent huge pages, which on a
 kernel that defragments on that advice (/sys/kernel/mm/transparent_hugepage/defrag "madvise", a
-common default) can stall each fault in memory compaction. On the 2-core machine of
-benchmarks/probe_huge_pages.py this made the same new frame's force take anywhere from 0.15 to
-0.6 s on the LJ liquid and 0.5 to 2.5 s on DHFR (README, "Memory of a new frame").
+common default) can stall each fault in memory compaction. On the 2-core machine this made the
+same new frame's force take several times as long from one frame to the next (measured by
+benchmarks/probe_process_memory.py; README, "Memory of a new frame").
 
 :func:`keep_freed_memory` turns both off for this process: glibc serves large arrays from its heap
 and keeps what is freed for the next ones (mallopt M_MMAP_MAX 0, M_TRIM_THRESHOLD very large), and
