@@ -104,11 +104,19 @@ def test_spline_weights_and_derivatives_equal_openmms_recursion():
 
 def test_spread_equals_spread_columns_and_gather_is_its_adjoint():
     """spread gives what spread_columns gives a single column, on stencils that wrap around the
-    grid; gather is its adjoint, <spread c, psi> = <c, gather psi>."""
+    grid; gather is its adjoint, <spread c, psi> = <c, gather psi>, and gather_columns gives what
+    gather gives; stencil factors of chosen atoms are those atoms' rows."""
     rng = np.random.default_rng(3)
     grid = np.array([9, 10, 12])
     origins = np.stack([rng.integers(0, k, 200) for k in grid], axis=1)
-    factors = pme_grid.stencil_factors([rng.normal(size=(200, 3, 5)) for _ in range(3)], pme_grid.GRADIENT_ORDERS)
+    derivatives = [rng.normal(size=(200, 3, 5)) for _ in range(3)]
+    factors = pme_grid.stencil_factors(derivatives, pme_grid.GRADIENT_ORDERS)
+    for p, orders in enumerate(pme_grid.GRADIENT_ORDERS):
+        for a in range(3):
+            np.testing.assert_array_equal(factors[:, p, a], derivatives[orders[a]][:, a])
+    atoms = rng.permutation(200)[:50]
+    np.testing.assert_array_equal(pme_grid.stencil_factors(derivatives, pme_grid.CURVATURE_ORDERS, atoms),
+                                  pme_grid.stencil_factors([d[atoms] for d in derivatives], pme_grid.CURVATURE_ORDERS))
     c, psi = rng.normal(size=(200, factors.shape[1])), rng.normal(size=tuple(grid))
     rho, out = np.zeros(tuple(grid)), np.empty_like(c)
     pme_grid.spread(origins, factors, c, rho)
@@ -116,6 +124,9 @@ def test_spread_equals_spread_columns_and_gather_is_its_adjoint():
     columns = np.zeros(tuple(grid) + (1,))
     pme_grid.spread_columns(origins, factors, np.ascontiguousarray(c[:, None, :]), columns)
     np.testing.assert_allclose(rho, columns[..., 0], rtol=0, atol=1e-12)
+    gathered = np.empty((200, 1, factors.shape[1]))
+    pme_grid.gather_columns(origins, factors, np.ascontiguousarray(psi[..., None]), gathered)
+    np.testing.assert_allclose(gathered[:, 0], out, rtol=0, atol=1e-12)
     assert math.isclose(np.vdot(rho, psi), np.vdot(c, out), rel_tol=1e-12)
 
 

@@ -142,8 +142,7 @@ class PMEReciprocal(ChargedLongRangeTerm):
         mesh = self.mesh(config)
         atoms = np.asarray(atoms, dtype=np.int64)
         entries = np.empty((len(atoms), len(pme_grid.CURVATURE_ORDERS)))
-        factors = pme_grid.stencil_factors((mesh.weights[atoms], mesh.first[atoms], mesh.second[atoms]),
-                                           pme_grid.CURVATURE_ORDERS)
+        factors = pme_grid.stencil_factors((mesh.weights, mesh.first, mesh.second), pme_grid.CURVATURE_ORDERS, atoms)
         pme_grid.gather(mesh.origins[atoms], factors, mesh.potential, entries)
         G = mesh.scale
         return self.charges[atoms][:, None, None] * (G @ pme_grid.curvature_blocks(entries) @ G.T)

@@ -303,16 +303,32 @@ CURVATURE_ORDERS = ((2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1
 CURVATURE_ENTRIES = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 
 
-def stencil_factors(derivatives, orders):
-    """(N, P, 3, 5): the per-axis factors of P stencils, stencil p on axis a = derivatives[orders[p][a]][:, a].
+def stencil_factors(derivatives, orders, atoms=None):
+    """(n, P, 3, 5): the per-axis factors of P stencils, stencil p on axis a = derivatives[orders[p][a]][:, a].
 
     derivatives: sequence of (N, 3, 5) arrays, the weights w and their derivatives in u (w, dw, d2w);
-    orders: P triples of derivative orders (:data:`GRADIENT_ORDERS`, :data:`CURVATURE_ORDERS`).
+    orders: P triples of derivative orders (:data:`GRADIENT_ORDERS`, :data:`CURVATURE_ORDERS`);
+    atoms: (n,) the atoms to take, in this order (all N as they are by default).
     Stencil p of atom i at grid point o_i + k is prod_a factors[i, p, a, k_a].
     """
-    orders = np.asarray(orders, dtype=np.int64)
-    stacked = np.stack([np.asarray(d, dtype=np.float64) for d in derivatives], axis=2)     # (N, 3, K, 5)
-    return np.ascontiguousarray(stacked[:, np.arange(3)[None, :], orders, :])              # (N, P, 3, 5)
+    orders = np.asarray(orders, dtype=np.int64).reshape(-1, 3)
+    derivatives = tuple(np.ascontiguousarray(d, dtype=np.float64) for d in derivatives)
+    atoms = np.arange(len(derivatives[0])) if atoms is None else np.asarray(atoms, dtype=np.int64)
+    out = np.empty((len(atoms), len(orders), 3, ORDER))
+    _fill_stencil_factors(derivatives, orders, atoms, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_stencil_factors(derivatives, orders, atoms, out):
+    """out[r, p, a] = derivatives[orders[p, a]][atoms[r], a] (the loop of :func:`stencil_factors`)."""
+    for r in range(atoms.shape[0]):
+        i = atoms[r]
+        for p in range(orders.shape[0]):
+            for a in range(3):
+                source = derivatives[orders[p, a]]
+                for k in range(ORDER):
+                    out[r, p, a, k] = source[i, a, k]
 
 
 def curvature_blocks(entries):
@@ -324,20 +340,27 @@ def curvature_blocks(entries):
 
 
 # ----------------------------------------------------------------------------- spread and gather (numba)
+@numba.njit(cache=True, nogil=True, inline="always")
+def _stencil_points(origins, i, shape, points):
+    """points (3, 5): the grid indices (o_d + k) mod n_d of atom i's stencil along each axis d."""
+    for d in range(3):
+        for k in range(ORDER):
+            points[d, k] = (origins[i, d] + k) % shape[d]
+
+
 @numba.njit(cache=True, nogil=True)
 def spread(origins, factors, coefficients, grid):
     """Add sum_i sum_p c_ip (stencil p of atom i) to ``grid`` (nx, ny, nz).
 
     origins (N, 3) int; factors (N, P, 3, 5) (:func:`stencil_factors`); coefficients (N, P).
     """
-    nx, ny, nz = grid.shape
     n_stencils = factors.shape[1]
     column = np.empty(ORDER)
+    points = np.empty((3, ORDER), dtype=np.int64)
     for i in range(origins.shape[0]):
+        _stencil_points(origins, i, grid.shape, points)
         for a in range(ORDER):
-            gx = (origins[i, 0] + a) % nx
             for b in range(ORDER):
-                gy = (origins[i, 1] + b) % ny
                 for c in range(ORDER):
                     column[c] = 0.0
                 for p in range(n_stencils):
@@ -345,24 +368,23 @@ def spread(origins, factors, coefficients, grid):
                     for c in range(ORDER):
                         column[c] += s * factors[i, p, 2, c]
                 for c in range(ORDER):
-                    grid[gx, gy, (origins[i, 2] + c) % nz] += column[c]
+                    grid[points[0, a], points[1, b], points[2, c]] += column[c]
 
 
 @numba.njit(cache=True, nogil=True)
 def gather(origins, factors, potential, out):
     """out (N, P) = sum_g (stencil p of atom i)(g) psi(g) for a grid potential psi (nx, ny, nz)."""
-    nx, ny, nz = potential.shape
     n_stencils = factors.shape[1]
     column = np.empty(ORDER)
+    points = np.empty((3, ORDER), dtype=np.int64)
     for i in range(origins.shape[0]):
+        _stencil_points(origins, i, potential.shape, points)
         for p in range(n_stencils):
             out[i, p] = 0.0
         for a in range(ORDER):
-            gx = (origins[i, 0] + a) % nx
             for b in range(ORDER):
-                gy = (origins[i, 1] + b) % ny
                 for c in range(ORDER):
-                    column[c] = potential[gx, gy, (origins[i, 2] + c) % nz]
+                    column[c] = potential[points[0, a], points[1, b], points[2, c]]
                 for p in range(n_stencils):
                     s = 0.0
                     for c in range(ORDER):
@@ -386,42 +408,40 @@ def spread_columns(origins, factors, coefficients, grids):
     origins (N, 3) int; factors (N, P, 3, 5) (:func:`stencil_factors`); coefficients (N, m, P).
     The columns are the last, contiguous axis, so each stencil's weights are formed once for all m.
     """
-    nx, ny, nz, m = grids.shape
+    m = grids.shape[3]
     n_stencils = factors.shape[1]
     weights = np.empty((n_stencils, ORDER))
+    points = np.empty((3, ORDER), dtype=np.int64)
     for i in range(origins.shape[0]):
+        _stencil_points(origins, i, grids.shape, points)
         for a in range(ORDER):
-            gx = (origins[i, 0] + a) % nx
             for b in range(ORDER):
-                gy = (origins[i, 1] + b) % ny
                 _stencil_row(factors, i, a, b, weights)
                 for c in range(ORDER):
-                    gz = (origins[i, 2] + c) % nz
                     for k in range(m):
                         total = 0.0
                         for p in range(n_stencils):
                             total += coefficients[i, k, p] * weights[p, c]
-                        grids[gx, gy, gz, k] += total
+                        grids[points[0, a], points[1, b], points[2, c], k] += total
 
 
 @numba.njit(cache=True, nogil=True)
 def gather_columns(origins, factors, potentials, out):
     """out (N, m, P) = sum_g (stencil p of atom i)(g) psi_k(g) for grid potentials psi (nx, ny, nz, m), all k at once."""
-    nx, ny, nz, m = potentials.shape
+    m = potentials.shape[3]
     n_stencils = factors.shape[1]
     weights = np.empty((n_stencils, ORDER))
     total = np.empty((m, n_stencils))
+    points = np.empty((3, ORDER), dtype=np.int64)
     for i in range(origins.shape[0]):
+        _stencil_points(origins, i, potentials.shape, points)
         total[:] = 0.0
         for a in range(ORDER):
-            gx = (origins[i, 0] + a) % nx
             for b in range(ORDER):
-                gy = (origins[i, 1] + b) % ny
                 _stencil_row(factors, i, a, b, weights)
                 for c in range(ORDER):
-                    gz = (origins[i, 2] + c) % nz
                     for k in range(m):
-                        value = potentials[gx, gy, gz, k]
+                        value = potentials[points[0, a], points[1, b], points[2, c], k]
                         for p in range(n_stencils):
                             total[k, p] += weights[p, c] * value
         out[i] = total
