@@ -12,7 +12,9 @@ Routes, each system in a process of its own (so that peak memory is its own):
 * ``pme``: ``mdjac.openmm.adapt`` of the System (NonbondedForce.PME -> mdjac's PME);
 * ``ewald``: the same System with its NonbondedForce switched to Ewald (the route PME systems took
   before), up to ``--ewald-max-atoms`` atoms (its cost grows as N^2);
-* ``openmm``: OpenMM's CPU platform, forces and energy (``getState``), for scale.
+* ``openmm``: OpenMM's CPU platform, forces and energy (``getState``), for scale: best of 5 at the
+  first positions, and the least over the new frames mdjac is timed on (``setPositions``, then
+  ``getState``; OpenMM keeps its neighbour list while no atom moves past half its padding).
 
 What is timed, as a trajectory is computed (``mdjac compute``): a first frame compiles (force and
 Jacobian, not timed); then ``--repeat`` new frames (the first positions plus Gaussian noise of
@@ -85,7 +87,7 @@ def build_system(name, method):
     return system, x, masses
 
 
-def measure_openmm(name):
+def measure_openmm(name, repeat):
     import openmm
     from openmm import unit
 
@@ -96,6 +98,13 @@ def measure_openmm(name):
     context.setPositions(x * unit.nanometer)
     context.getState(getForces=True, getEnergy=True)
     row["force_s"], _ = best(lambda: context.getState(getForces=True, getEnergy=True), 5)
+    new_frames = []
+    for y in frames(x, repeat):           # the new frames mdjac's force is timed on (the same seed)
+        t = time.perf_counter()
+        context.setPositions(y * unit.nanometer)
+        context.getState(getForces=True, getEnergy=True)
+        new_frames.append(time.perf_counter() - t)
+    row["force_new_frames_s"] = min(new_frames)
     row["threads"] = openmm.Platform.getPlatformByName("CPU").getPropertyValue(context, "Threads")
     row["peak_gb"] = peak_gb()
     return row
@@ -105,7 +114,7 @@ def measure(spec, repeat, modes):
     """One row (dict) of a spec SYSTEM:ROUTE:DTYPE in this process; modes: compute the 10 lowest modes."""
     name, route, dtype = spec.split(":")
     if route == "openmm":
-        return measure_openmm(name)
+        return measure_openmm(name, repeat)
     import gc
 
     import mdjac
@@ -159,7 +168,7 @@ def print_table(rows):
         print(f"{r['system']:>10} {r['route']:>6} {r['dtype']:>7} {r['atoms']:>6} {cells[0]} {cells[1]:>9} {cells[2]} "
               f"{cells[3]} {cells[4]:>9} {cells[5]} {cells[6]} {modes:>17} {r['peak_gb']:>7.2f}GB")
     print("force: energy_and_forces, Jacobian: force_jacobian (short-range blocks + PME diagonal, ready for matvec), each "
-          "the least over new frames (openmm: CPU platform getState(forces, energy), best of 5); 1st mv: the Jacobian's "
+          "the least over new frames (openmm: CPU platform getState(forces, energy), best of 5 at the first positions; on the same new frames, setPositions and getState, in the targets); 1st mv: the Jacobian's "
           "first matvec; cold J: the Jacobian alone on other new frames; diagonal: J.diagonal() first call; matvec: one J v (best of 5); mv/16: J of 16 columns, per "
           "column (best of 3); 10 modes: normal_modes(k=10, project='periodic', method='sparse'), mv = matvecs.")
     for r in rows:
@@ -199,6 +208,8 @@ def print_targets(rows):
             line(f"  {dtype} {system} cold Jacobian (alone on a new frame) / force",
                  ratio(get(system, "pme", dtype, "cold_jacobian_s"), force), 6)
             line(f"  {dtype} {system} mdjac force / OpenMM CPU force", ratio(force, get(system, "openmm", "mixed", "force_s")), 3)
+            line(f"  {dtype} {system} mdjac force / OpenMM CPU force on the same new frames",
+                 ratio(force, get(system, "openmm", "mixed", "force_new_frames_s")), 3)
         line(f"  {dtype} dhfr 10 modes", get("dhfr", "pme", dtype, "modes_s"), 180, " s")
     line("  float32 water-100k peak RSS", get("water-100k", "pme", "float32", "peak_gb"), 8, " GB")
 
