@@ -121,7 +121,7 @@ def main(argv):
     qq, alpha = params[2], params[3]
 
     def ewald_only(r, qq, alpha):
-        return nonbonded.ewald_direct(r, qq, alpha)
+        return nonbonded.ewald_direct(r, 1.0 / r, qq, alpha)
 
     def floor(r, qq):
         return qq * r

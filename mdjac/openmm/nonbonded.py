@@ -48,21 +48,25 @@ from ..terms import switching_function
 ONE_4PI_EPS0 = 138.93545764438198
 
 
-def lennard_jones(r, sigma, epsilon):
-    """4 eps ((sigma/r)^12 - (sigma/r)^6) of distances r (..., M) nm, in MindSpore ops."""
-    s2 = sigma * sigma / (r * r)
+def lennard_jones(inverse, sigma, epsilon):
+    """4 eps ((sigma/r)^12 - (sigma/r)^6) of inverse distances 1/r (..., M) nm^-1, in MindSpore ops.
+
+    The forms below take 1/r once per pair and share it with the Coulomb part: one division per
+    pair (benchmarks/probe_pair_energy_forms.py)."""
+    s2 = sigma * inverse
+    s2 = s2 * s2
     s6 = s2 * s2 * s2
     return 4.0 * epsilon * (s6 * s6 - s6)
 
 
-def reaction_field(r, qq, k_rf, c_rf):
-    """qq (1/r + k_rf r^2 - c_rf): Coulomb with OpenMM's reaction field."""
-    return qq * (1.0 / r + k_rf * r * r - c_rf)
+def reaction_field(r, inverse, qq, k_rf, c_rf):
+    """qq (1/r + k_rf r^2 - c_rf): Coulomb with OpenMM's reaction field (r and 1/r given)."""
+    return qq * (inverse + k_rf * r * r - c_rf)
 
 
-def ewald_direct(r, qq, alpha):
-    """qq erfc(alpha r) / r: Ewald's direct space."""
-    return qq * ops.erfc(alpha * r) / r
+def ewald_direct(r, inverse, qq, alpha):
+    """qq erfc(alpha r) / r: Ewald's direct space (r and 1/r given)."""
+    return qq * ops.erfc(alpha * r) * inverse
 
 
 # The forms below are function(variables, params) of mdjac.terms.custom.PairFunction. Per pair
@@ -73,14 +77,16 @@ def lennard_jones_coulomb(variables, params):
     """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq / r; params (sigma, epsilon, qq) (exceptions, NoCutoff)."""
     (r,) = variables
     sigma, epsilon, qq = params
-    return lennard_jones(r, sigma, epsilon) + qq / r
+    inverse = 1.0 / r
+    return lennard_jones(inverse, sigma, epsilon) + qq * inverse
 
 
 def lennard_jones_reaction_field(variables, params):
     """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq (1/r + k_rf r^2 - c_rf); params (sigma, epsilon, qq, k_rf, c_rf)."""
     (r,) = variables
     sigma, epsilon, qq, k_rf, c_rf = params
-    return lennard_jones(r, sigma, epsilon) + reaction_field(r, qq, k_rf, c_rf)
+    inverse = 1.0 / r
+    return lennard_jones(inverse, sigma, epsilon) + reaction_field(r, inverse, qq, k_rf, c_rf)
 
 
 def switched_lennard_jones_reaction_field(variables, params):
@@ -88,15 +94,17 @@ def switched_lennard_jones_reaction_field(variables, params):
     qq, k_rf, c_rf, switch, switch_end): S switches from ``switch`` to ``switch_end`` (mdjac.terms.switching_function)."""
     (r,) = variables
     sigma, epsilon, qq, k_rf, c_rf, switch, switch_end = params
-    return (lennard_jones(r, sigma, epsilon) * switching_function(r, switch, switch_end)
-            + reaction_field(r, qq, k_rf, c_rf))
+    inverse = 1.0 / r
+    return (lennard_jones(inverse, sigma, epsilon) * switching_function(r, switch, switch_end)
+            + reaction_field(r, inverse, qq, k_rf, c_rf))
 
 
 def lennard_jones_ewald(variables, params):
     """E = 4 eps ((sigma/r)^12 - (sigma/r)^6) + qq erfc(alpha r) / r (Ewald's direct space); params (sigma, epsilon, qq, alpha)."""
     (r,) = variables
     sigma, epsilon, qq, alpha = params
-    return lennard_jones(r, sigma, epsilon) + ewald_direct(r, qq, alpha)
+    inverse = 1.0 / r
+    return lennard_jones(inverse, sigma, epsilon) + ewald_direct(r, inverse, qq, alpha)
 
 
 def switched_lennard_jones_ewald(variables, params):
@@ -104,7 +112,9 @@ def switched_lennard_jones_ewald(variables, params):
     alpha, switch, switch_end), S as in :func:`switched_lennard_jones_reaction_field`."""
     (r,) = variables
     sigma, epsilon, qq, alpha, switch, switch_end = params
-    return lennard_jones(r, sigma, epsilon) * switching_function(r, switch, switch_end) + ewald_direct(r, qq, alpha)
+    inverse = 1.0 / r
+    return (lennard_jones(inverse, sigma, epsilon) * switching_function(r, switch, switch_end)
+            + ewald_direct(r, inverse, qq, alpha))
 
 
 def dispersion_mesh_share(r, c6c6, alpha):
@@ -122,8 +132,9 @@ def lennard_jones_ljpme(variables, params):
     zero at the cutoff; params (sigma, epsilon, qq, c6c6, alpha, dispersion_alpha, cutoff)."""
     (r,) = variables
     sigma, epsilon, qq, c6c6, alpha, dispersion_alpha, cutoff = params
-    shift = lennard_jones(cutoff, sigma, epsilon) + dispersion_mesh_share(cutoff, c6c6, dispersion_alpha)
-    return (lennard_jones(r, sigma, epsilon) + ewald_direct(r, qq, alpha)
+    shift = lennard_jones(1.0 / cutoff, sigma, epsilon) + dispersion_mesh_share(cutoff, c6c6, dispersion_alpha)
+    inverse = 1.0 / r
+    return (lennard_jones(inverse, sigma, epsilon) + ewald_direct(r, inverse, qq, alpha)
             + dispersion_mesh_share(r, c6c6, dispersion_alpha) - shift)
 
 
