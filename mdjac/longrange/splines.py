@@ -13,7 +13,7 @@ from . import pme_grid
 from .pme_grid import bspline_piece
 
 #: largest number of stencil rows (atom, axis) per compiled call of the spline derivatives.
-SPLINE_CHUNK = 1 << 14
+SPLINE_CHUNK = 1 << 16
 
 
 def spline_derivatives(fractions, dtype):
