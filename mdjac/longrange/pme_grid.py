@@ -360,7 +360,9 @@ def spread(origins, factors, coefficients, grid):
     for i in range(origins.shape[0]):
         _stencil_points(origins, i, grid.shape, points)
         for a in range(ORDER):
+            gx = points[0, a]
             for b in range(ORDER):
+                gy = points[1, b]
                 for c in range(ORDER):
                     column[c] = 0.0
                 for p in range(n_stencils):
@@ -368,7 +370,7 @@ def spread(origins, factors, coefficients, grid):
                     for c in range(ORDER):
                         column[c] += s * factors[i, p, 2, c]
                 for c in range(ORDER):
-                    grid[points[0, a], points[1, b], points[2, c]] += column[c]
+                    grid[gx, gy, points[2, c]] += column[c]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -382,9 +384,11 @@ def gather(origins, factors, potential, out):
         for p in range(n_stencils):
             out[i, p] = 0.0
         for a in range(ORDER):
+            gx = points[0, a]
             for b in range(ORDER):
+                gy = points[1, b]
                 for c in range(ORDER):
-                    column[c] = potential[points[0, a], points[1, b], points[2, c]]
+                    column[c] = potential[gx, gy, points[2, c]]
                 for p in range(n_stencils):
                     s = 0.0
                     for c in range(ORDER):
@@ -415,14 +419,17 @@ def spread_columns(origins, factors, coefficients, grids):
     for i in range(origins.shape[0]):
         _stencil_points(origins, i, grids.shape, points)
         for a in range(ORDER):
+            gx = points[0, a]
             for b in range(ORDER):
+                gy = points[1, b]
                 _stencil_row(factors, i, a, b, weights)
                 for c in range(ORDER):
+                    gz = points[2, c]
                     for k in range(m):
                         total = 0.0
                         for p in range(n_stencils):
                             total += coefficients[i, k, p] * weights[p, c]
-                        grids[points[0, a], points[1, b], points[2, c], k] += total
+                        grids[gx, gy, gz, k] += total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -437,11 +444,14 @@ def gather_columns(origins, factors, potentials, out):
         _stencil_points(origins, i, potentials.shape, points)
         total[:] = 0.0
         for a in range(ORDER):
+            gx = points[0, a]
             for b in range(ORDER):
+                gy = points[1, b]
                 _stencil_row(factors, i, a, b, weights)
                 for c in range(ORDER):
+                    gz = points[2, c]
                     for k in range(m):
-                        value = potentials[points[0, a], points[1, b], points[2, c], k]
+                        value = potentials[gx, gy, gz, k]
                         for p in range(n_stencils):
                             total[k, p] += weights[p, c] * value
         out[i] = total
