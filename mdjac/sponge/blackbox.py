@@ -9,7 +9,7 @@ of the two paths is the adapter's strongest test.
 Defect worked around: ``mindspore.numpy.cross``, which MindSPONGE's torsion (``AtomTorsions``)
 uses, has no second derivative. While the black-box path compiles, the ``msnp`` name inside
 ``mindsponge.colvar.atoms`` is pointed at a copy of ``mindspore.numpy`` whose ``cross`` is the
-same product written by slicing (:func:`differentiable_cross`, with mdjac.terms.cross); the
+same product written on components (:func:`differentiable_cross`, with mdjac.terms.cross); the
 torsion's maths are MindSPONGE's own, only the primitive differs. Second derivatives run only
 compiled.
 """
