@@ -23,7 +23,7 @@ mdjac.neighbours returns them. Row r of the pattern holds, in order, the blocks 
 import numba
 import numpy as np
 
-from .neighbours import is_tilted, pair_image
+from .neighbours import inverse_edges, is_tilted, pair_image
 
 
 @numba.njit(cache=True, nogil=True)
@@ -36,9 +36,9 @@ def pair_displacements(x, pairs, vectors, d, r):
     in the compute dtype) is computed in float64 and rounded once; r is the norm of d as stored,
     in d's dtype, so that d / r is a unit vector in that dtype.
     """
-    tilted = is_tilted(vectors)
+    tilted, inverse = is_tilted(vectors), inverse_edges(vectors)
     for p in range(pairs.shape[0]):
-        d[p, 0], d[p, 1], d[p, 2] = pair_image(x, pairs[p, 0], pairs[p, 1], vectors, tilted)
+        d[p, 0], d[p, 1], d[p, 2] = pair_image(x, pairs[p, 0], pairs[p, 1], vectors, inverse, tilted)
         r[p] = np.sqrt(d[p, 0] * d[p, 0] + d[p, 1] * d[p, 1] + d[p, 2] * d[p, 2])
 
 

@@ -304,35 +304,47 @@ def is_tilted(vectors):
 
 
 @numba.njit(cache=True, nogil=True)
-def axis_image(e, edge):
+def axis_image(e, edge, inverse):
     """The minimum image of one component e (nm) along an axis of an untilted box: e - L rint(e / L)
-    for an edge L > 0 (0: open, e as it is). The three components are independent, so the compiler
-    vectorises them; the general order c, b, a of :func:`minimum_image_components` chains the three
-    roundings and made an orthorhombic box's pair loops slower (benchmarks/probe_pair_geometry_forms.py)."""
+    for an edge L > 0 (0: open, e as it is), with e / L taken as e times ``inverse`` = 1 / L (the
+    loops compute it once: a product, not a division, per pair and axis; the same image for any pair
+    closer than L / 2). The three components are independent, so the compiler vectorises them; the
+    general order c, b, a of :func:`minimum_image_components` chains the three roundings and made an
+    orthorhombic box's pair loops slower (benchmarks/probe_pair_geometry_forms.py)."""
     if edge > 0:
-        e -= edge * np.rint(e / edge)
+        e -= edge * np.rint(e * inverse)
     return e
 
 
+@numba.njit(cache=True, nogil=True)
+def inverse_edges(vectors):
+    """(1 / L_a, 1 / L_b, 1 / L_c) of box vectors (3, 3) nm, 0 for an open axis (a zero edge): what
+    :func:`pair_image` takes, computed once per loop."""
+    return (1.0 / vectors[0, 0] if vectors[0, 0] > 0 else 0.0, 1.0 / vectors[1, 1] if vectors[1, 1] > 0 else 0.0,
+            1.0 / vectors[2, 2] if vectors[2, 2] > 0 else 0.0)
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
-def pair_image(x, i, j, vectors, tilted):
+def pair_image(x, i, j, vectors, inverse, tilted):
     """The minimum image (e0, e1, e2) nm of x_j - x_i, positions x (N, 3) nm: OpenMM's order c, b, a
     (:func:`minimum_image_components`) in a ``tilted`` box (:func:`is_tilted` of ``vectors``), else
-    axis by axis (:func:`axis_image`; an open box's zero vectors leave it as it is)."""
+    axis by axis (:func:`axis_image`, ``inverse`` from :func:`inverse_edges`; an open box's zero
+    vectors leave it as it is)."""
     if tilted:
         return minimum_image_components(x[j, 0] - x[i, 0], x[j, 1] - x[i, 1], x[j, 2] - x[i, 2], vectors)
-    return (axis_image(x[j, 0] - x[i, 0], vectors[0, 0]), axis_image(x[j, 1] - x[i, 1], vectors[1, 1]),
-            axis_image(x[j, 2] - x[i, 2], vectors[2, 2]))
+    return (axis_image(x[j, 0] - x[i, 0], vectors[0, 0], inverse[0]),
+            axis_image(x[j, 1] - x[i, 1], vectors[1, 1], inverse[1]),
+            axis_image(x[j, 2] - x[i, 2], vectors[2, 2], inverse[2]))
 
 
 @numba.njit(cache=True, nogil=True)
 def _within(x, pairs, vectors, cutoff2, out):
     """Copy the pairs closer than sqrt(cutoff2) into out (P, 2) in their order; return how many."""
-    tilted = is_tilted(vectors)
+    tilted, inverse = is_tilted(vectors), inverse_edges(vectors)
     k = 0
     for p in range(pairs.shape[0]):
         i, j = pairs[p, 0], pairs[p, 1]
-        e0, e1, e2 = pair_image(x, i, j, vectors, tilted)
+        e0, e1, e2 = pair_image(x, i, j, vectors, inverse, tilted)
         out[k, 0], out[k, 1] = i, j             # kept only if it counts (no branch)
         k += e0 * e0 + e1 * e1 + e2 * e2 < cutoff2
     return k
