@@ -347,17 +347,22 @@ def write_index(path, parts, planned=(), records=None, segment_parts=None):
     names = [_relative(p.path, folder) for p in parts]
     planned_starts = np.cumsum([starts["position/value"][-1]] + [frames for _, frames in planned])
 
+    def stored_rows(name):
+        """The rows the index holds itself, pointers into a concatenated store shifted by the parts before
+        (the Jacobian's ``offset``, a generalized-Born part's ``extent``), or None for a mapped dataset."""
+        if name == OFFSET:
+            return np.concatenate([p.offsets + shifts[k] for k, p in enumerate(parts)])
+        if name == BORN_EXTENT:
+            return np.concatenate([p.pair_extents + [starts[BORN_PAIRS[0]][k], 0] for k, p in enumerate(parts)])
+        return None
+
     def frame_dataset(f, name, src):
         if name not in starts:
             return False
         total = int(starts[name][-1])
         full = f"particles/{GROUP}/{name}"
-        if name in (OFFSET, BORN_EXTENT):
-            if name == OFFSET:
-                data = np.concatenate([p.offsets + shifts[k] for k, p in enumerate(parts)])
-            else:
-                pairs = starts[BORN_PAIRS[0]]
-                data = np.concatenate([p.pair_extents + [pairs[k], 0] for k, p in enumerate(parts)])
+        data = stored_rows(name)
+        if data is not None:
             ds = _same_creation(src, f, full, data.shape, (None,) + data.shape[1:])
             ds[...] = data.astype(src.dtype)
             return True
